@@ -1,0 +1,3 @@
+"""Calibration of the cost models to measurements (optax), and the fitted parameter files."""
+
+from ._fitted import fitted_software as fitted_software

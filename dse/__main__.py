@@ -1,0 +1,8 @@
+"""``python -m dse`` — the same as the ``inferbench`` command."""
+
+import sys
+
+from dse._cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,409 @@
+"""The ``inferbench`` command line.
+
+Every user error ends in one line on stderr — ``inferbench: error: <file or argument>: <key>:
+<what was expected>`` — and exit code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+from dse._specs import SIMT_KEYS, SpecError, hardware_ids, load_hardware, load_model, model_ids
+from dse._table import render
+
+RESULTS = Path("results")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
+        raise SpecError(f"{self.prog}: {message}")
+
+
+def _floats(text: str, what: str, integer: bool = False) -> list[float]:
+    out = []
+    for part in str(text).split(","):
+        try:
+            v = float(part)
+        except ValueError:
+            raise SpecError(f"--{what}: '{part}' is not a number: expected {'integers' if integer else 'numbers'} > 0, comma-separated") from None
+        if not np.isfinite(v) or v <= 0 or (integer and v != int(v)):
+            raise SpecError(f"--{what}: '{part}': expected {'integers' if integer else 'numbers'} > 0")
+        out.append(v)
+    return out
+
+
+def _scalar_or_list(values: list[float]) -> Any:
+    return values[0] if len(values) == 1 else values
+
+
+# Spec-file keys usable with --set, in their file units → (SI knob, factor).
+def _set_knobs(items: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SpecError(f"--set: '{item}': expected KEY=VALUE[,VALUE...] with a spec key such as hbm_bandwidth_tb_s=2,3")
+        key, val = item.split("=", 1)
+        spec = SIMT_KEYS.get(key)
+        if spec is None or spec.field is None:
+            import difflib
+
+            known = [k for k, s in SIMT_KEYS.items() if s.field]
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise SpecError(f"--set: unknown key '{key}'{hint} (known: {', '.join(known)})")
+        out[spec.field] = _scalar_or_list([v * spec.factor for v in _floats(val, f"set {key}")])
+    return out
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from models.workloads import active_params, kv_bytes_per_token, total_params
+
+    rows = []
+    for mid in model_ids():
+        m = load_model(mid)
+        rows.append([mid, m.name, float(total_params(m.spec)) / 1e9, float(active_params(m.spec)) / 1e9,
+                     float(kv_bytes_per_token(m.spec)) / 1e3, int(m.spec.n_layers), int(m.spec.d_model)])
+    print("Models")
+    print(render(["id", "name", "params (B)", "active (B)", "KV/token (kB, bf16)", "layers", "d_model"], rows))
+    rows = []
+    for hid in hardware_ids():
+        h = load_hardware(hid)
+        s = h.spec
+        rows.append([hid, h.name, getattr(s, "family", "simt"), float(s.peak_bf16_flops_per_s) / 1e12,
+                     float(s.peak_fp8_flops_per_s) / 1e12, float(s.hbm_bandwidth_bytes_per_s) / 1e12,
+                     float(s.capacity_bytes) / 1e9, float(s.tdp_w), float(s.price_usd)])
+    print("\nHardware")
+    print(render(["id", "name", "family", "BF16 TFLOP/s", "FP8 TFLOP/s", "mem TB/s", "capacity GB", "TDP W",
+                  "price $"], rows))
+    return 0
+
+
+def _scenario(args: argparse.Namespace) -> dict[str, Any]:
+    """Phase → prompt/output token knobs. decode: one step at the given context."""
+    batch = _floats(args.batch, "batch", integer=True)
+    if args.phase == "decode":
+        ctx = _floats(args.context or args.prompt_tokens or "2048", "context", integer=True)
+        return dict(batch=batch, prompt_tokens=ctx, output_tokens=[1.0])
+    prompt = _floats(args.prompt_tokens or args.context or "2048", "prompt-tokens", integer=True)
+    out = [1.0] if args.phase == "prefill" else _floats(args.output_tokens, "output-tokens", integer=True)
+    return dict(batch=batch, prompt_tokens=prompt, output_tokens=out)
+
+
+def _economics(args: argparse.Namespace):
+    import jax.numpy as jnp
+
+    from models import default_economics
+
+    e = default_economics()
+    vals = {k: getattr(args, k) for k in ("lifetime_years", "usd_per_kwh", "pue") if getattr(args, k) is not None}
+    for k, v in vals.items():
+        if v <= 0:
+            raise SpecError(f"--{k.replace('_', '-')}: {v}: expected a number > 0")
+    import dataclasses
+
+    return dataclasses.replace(e, **{k: jnp.asarray(float(v)) for k, v in vals.items()})
+
+
+# Headline columns per phase: (metric, header, scale).
+_COLUMNS = {
+    "prefill": [("ttft_s", "TTFT ms", 1e3), ("prefill_tokens_per_s", "prompt tok/s", 1), ("prefill_j_per_token", "J/prompt tok", 1),
+                ("prefill_mfu", "MFU", 1), ("prefill_bound", "bound", None)],
+    "decode": [("tpot_s", "step ms", 1e3), ("decode_tokens_per_s_per_chip", "tok/s/chip", 1),
+               ("decode_j_per_token", "J/token", 1), ("decode_mbu", "MBU", 1), ("decode_bound", "bound", None)],
+    "request": [("ttft_s", "TTFT ms", 1e3), ("tpot_s", "TPOT ms", 1e3), ("throughput_tokens_per_s_per_chip", "tok/s/chip", 1),
+                ("j_per_token", "J/token", 1), ("usd_per_mtok", "$/1M tok", 1), ("bound", "bound", None)],
+}
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from dse._evaluate import evaluate
+    from models import BOUND_NAMES
+
+    models = [m for m in args.model.split(",") if m]
+    hws = [h for h in args.hardware.split(",") if h]
+    knobs: dict[str, Any] = dict(tp=_floats(args.tp, "tp", integer=True), pp=_floats(args.pp, "pp", integer=True))
+    knobs |= _scenario(args)
+    knobs |= {k: v if isinstance(v, list) else [v] for k, v in _set_knobs(args.set).items()}
+    ds = evaluate(models, hws, dtype=args.dtype, economics=_economics(args),
+                  **{k: _scalar_or_list(v) if k not in ("batch", "tp") else v for k, v in knobs.items()})
+    grid_dims = [d for d in ds.tpot_s.dims if d not in ("model", "hardware", "level")]
+    flat = ds.stack(row=("model", "hardware", *grid_dims)).transpose("row", "level")
+    cols = _COLUMNS[args.phase]
+    headers = ["model", "hardware", *grid_dims]
+    main_metric = cols[0]
+    headers += [f"{main_metric[1]} ideal", f"{main_metric[1]} achv", f"{main_metric[1]} calib"]
+    headers += [c[1] for c in cols[1:]] + ["mem/chip GB", "fits"]
+    rows, records = [], []
+    for i in range(flat.sizes["row"]):
+        r = flat.isel(row=i)
+        key = [str(r.model.item()), str(r.hardware.item())] + [_num(r[d].item()) for d in grid_dims]
+        cal = r.sel(level="calibrated")
+        vals = [float(r[main_metric[0]].sel(level=lv)) * main_metric[2] for lv in ("ideal", "achievable", "calibrated")]
+        for name, _, scale in cols[1:]:
+            v = cal[name].item()
+            vals.append(BOUND_NAMES[int(v)] if scale is None else float(v) * scale)
+        feasible = bool(cal.feasible.item())
+        reason = int(cal.infeasible_reason.item())
+        vals += [float(cal.memory_per_chip_bytes) / 1e9, feasible]
+        rows.append(key + vals)
+        rec = dict(zip(["model", "hardware", *grid_dims], key, strict=True))
+        rec["levels"] = {str(lv): {k: _jsonable(r[k].sel(level=lv).item()) for k in ds.data_vars}
+                         for lv in ds.level.values}
+        from models import INFEASIBLE_REASONS
+
+        rec["infeasible_reason_text"] = INFEASIBLE_REASONS[reason]
+        records.append(rec)
+    if args.json:
+        print(json.dumps(records, indent=1))
+    else:
+        print(render(headers, rows))
+        print(f"\nphase: {args.phase}; levels: ideal = roofline, achv = hardware-achievable, calib = software-"
+              f"calibrated; other columns at the calibrated level; dtype {args.dtype}")
+    if args.output:
+        _write_dataset(ds, Path(args.output))
+    return 0
+
+
+def _num(x: Any) -> int | float:
+    x = float(x)
+    return int(x) if x.is_integer() else x
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _write_dataset(ds, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Strings as variable-length UTF-8 (the fixed-width numpy kind has no zarr v3 spec).
+    ds = ds.assign_coords({k: ds[k].astype(object) for k in ds.coords if ds[k].dtype.kind == "U"})
+    if path.suffix == ".nc":
+        ds.to_netcdf(path)
+    else:
+        ds.to_zarr(path, mode="w", zarr_format=3, consolidated=False)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            cols = reader.fieldnames or []
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read file ({e.strerror or e})") from None
+    for c in required:
+        if c not in cols:
+            raise SpecError(f"{path}: missing column '{c}': expected columns {', '.join(required)}")
+    if not rows:
+        raise SpecError(f"{path}: no rows: expected at least one scenario")
+    return rows
+
+
+def _cell(path: Path, i: int, row: dict[str, str], col: str, kind: str = "int", default: str | None = None) -> Any:
+    raw = (row.get(col) or "").strip() or default
+    where = f"{path}: row {i + 2}: column '{col}'"
+    if raw is None:
+        raise SpecError(f"{where} is empty: expected a value")
+    if kind == "str":
+        return raw
+    try:
+        v = float(raw)
+    except ValueError:
+        raise SpecError(f"{where} = '{raw}': expected an integer > 0") from None
+    if not np.isfinite(v) or v <= 0 or v != int(v):
+        raise SpecError(f"{where} = '{raw}': expected an integer > 0")
+    return v
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    if args.ops:
+        return _predict_ops(Path(args.ops), args.output)
+    if not args.scenarios:
+        raise SpecError("predict: expected SCENARIOS.csv or --ops OPS.csv")
+    path = Path(args.scenarios)
+    rows = _read_csv(path, ["model", "hardware", "phase", "batch", "prompt_tokens", "context_tokens", "tp"])
+    from dse._evaluate import make_config, run_designs, software_levels
+    from models.workloads import DTYPE_BYTES
+
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    parsed = []
+    for i, r in enumerate(rows):
+        phase = _cell(path, i, r, "phase", "str")
+        if phase not in ("prefill", "decode"):
+            raise SpecError(f"{path}: row {i + 2}: column 'phase' = '{phase}': expected prefill or decode")
+        dtype = _cell(path, i, r, "dtype", "str", "bf16")
+        if dtype not in DTYPE_BYTES:
+            raise SpecError(f"{path}: row {i + 2}: column 'dtype' = '{dtype}': expected one of {', '.join(DTYPE_BYTES)}")
+        p = dict(phase=phase, batch=_cell(path, i, r, "batch"), tp=_cell(path, i, r, "tp"),
+                 pp=_cell(path, i, r, "pp", default="1"),
+                 tokens=_cell(path, i, r, "prompt_tokens" if phase == "prefill" else "context_tokens"))
+        parsed.append(p)
+        groups.setdefault((_cell(path, i, r, "model", "str"), _cell(path, i, r, "hardware", "str"), dtype), []).append(i)
+    out: list[dict[str, Any]] = [{} for _ in rows]
+    for (mid, hid, dtype), idx in groups.items():
+        m, h = _entry(load_model, mid, path), _entry(load_hardware, hid, path)
+        cfg = make_config(m, h, weight_dtype=dtype, act_dtype=dtype, kv_dtype=dtype)
+        knobs = {k: np.array([parsed[i][src] for i in idx]) for k, src in
+                 (("batch", "batch"), ("tp", "tp"), ("pp", "pp"), ("prompt_tokens", "tokens"))}
+        knobs["output_tokens"] = np.ones(len(idx))
+        res = run_designs(cfg, knobs, software_levels(h.id, ["calibrated"]))
+        for j, i in enumerate(idx):
+            pre = parsed[i]["phase"] == "prefill"
+            out[i] = {
+                "latency_s": res["prefill_latency_s" if pre else "decode_latency_s"][0, j],
+                "energy_j": res["prefill_energy_j" if pre else "decode_energy_j"][0, j],
+                "memory_per_chip_bytes": res["memory_per_chip_bytes"][0, j],
+                "feasible": bool(res["feasible"][0, j]),
+                "bound": _bound_name(res["prefill_bound" if pre else "decode_bound"][0, j]),
+            }
+    _write_rows(rows, out, args.output)
+    return 0
+
+
+def _bound_name(code: float) -> str:
+    from models import BOUND_NAMES
+
+    return BOUND_NAMES[int(round(float(code)))]
+
+
+def _entry(loader, ref: str, path: Path):
+    try:
+        return loader(ref)
+    except SpecError as e:
+        raise SpecError(f"{path}: {e}") from None
+
+
+def _write_rows(rows: list[dict[str, str]], extra: list[dict[str, Any]], output: str | None) -> None:
+    fields = list(rows[0].keys()) + [k for k in extra[0] if k not in rows[0]]
+    f = open(output, "w", newline="") if output else sys.stdout  # noqa: SIM115
+    try:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        for r, e in zip(rows, extra, strict=True):
+            w.writerow({**r, **{k: (f"{v:.6g}" if isinstance(v, float | np.floating) else v) for k, v in e.items()}})
+    finally:
+        if output:
+            f.close()
+    if output:
+        print(f"wrote {output} ({len(rows)} rows)", file=sys.stderr)
+
+
+def _predict_ops(path: Path, output: str | None) -> int:
+    from dse._evaluate import gemm_designs
+    from models.workloads import DTYPE_BYTES
+
+    rows = _read_csv(path, ["hardware", "op", "m", "n", "k", "dtype"])
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, r in enumerate(rows):
+        op = _cell(path, i, r, "op", "str")
+        if op != "gemm":
+            raise SpecError(f"{path}: row {i + 2}: column 'op' = '{op}': expected gemm")
+        dt = _cell(path, i, r, "dtype", "str")
+        if dt not in DTYPE_BYTES:
+            raise SpecError(f"{path}: row {i + 2}: column 'dtype' = '{dt}': expected one of {', '.join(DTYPE_BYTES)}")
+        for c in ("m", "n", "k"):
+            _cell(path, i, r, c)
+        groups.setdefault((_cell(path, i, r, "hardware", "str"), dt), []).append(i)
+    out: list[dict[str, Any]] = [{} for _ in rows]
+    for (hid, dt), idx in groups.items():
+        h = _entry(load_hardware, hid, path)
+        t, e = gemm_designs(h, *(np.array([float(rows[i][c]) for i in idx]) for c in "mnk"), dt)
+        for j, i in enumerate(idx):
+            out[i] = {"latency_s": float(t[j]), "energy_j": float(e[j])}
+    _write_rows(rows, out, output)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from dse._demo import run_demo
+
+    return run_demo(Path(args.output), quiet=args.quiet)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from dse._bench import run_bench
+
+    return run_bench(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="inferbench", description="Design-space exploration and benchmark for AI inference hardware.")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    s = sub.add_parser("demo", help="the main job on the embedded default study")
+    s.add_argument("-o", "--output", default=str(RESULTS / "demo.zarr"), help="dataset path (zarr)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("catalog", help="list catalog hardware and models with key numbers")
+    s.set_defaults(func=cmd_catalog)
+
+    s = sub.add_parser("evaluate", help="evaluate models on hardware over a grid; prints a table")
+    s.add_argument("--model", required=True, help="catalog id(s) or config.json path, comma-separated")
+    s.add_argument("--hardware", required=True, help="catalog id(s) or YAML path, comma-separated")
+    s.add_argument("--phase", choices=("prefill", "decode", "request"), default="request")
+    s.add_argument("--tp", default="1", help="tensor-parallel degree(s), e.g. 1,2,4,8")
+    s.add_argument("--pp", default="1", help="pipeline-parallel degree(s)")
+    s.add_argument("--batch", default="1", help="batch size(s)")
+    s.add_argument("--prompt-tokens", help="prompt tokens (prefill, request)")
+    s.add_argument("--context", help="context tokens of the decode step (decode)")
+    s.add_argument("--output-tokens", default="256", help="output tokens (request)")
+    s.add_argument("--dtype", default="bf16", help="weights, activations and KV dtype: bf16, fp16, fp8, int8, int4, fp4")
+    s.add_argument("--set", action="append", metavar="KEY=V[,V]", help="override a hardware spec key, e.g. hbm_bandwidth_tb_s=2,4")
+    s.add_argument("--lifetime-years", type=float)
+    s.add_argument("--usd-per-kwh", type=float)
+    s.add_argument("--pue", type=float)
+    s.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    s.add_argument("-o", "--output", help="also write the dataset (.zarr or .nc)")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("predict", help="latency and energy for each row of a scenario (or --ops) CSV")
+    s.add_argument("scenarios", nargs="?", help="CSV: model,hardware,phase,batch,prompt_tokens,context_tokens,tp[,pp,dtype]")
+    s.add_argument("--ops", help="CSV of operator micro-benchmarks: hardware,op,m,n,k,dtype")
+    s.add_argument("-o", "--output", help="output CSV (default: stdout)")
+    s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("bench", help="configurations per second of the engine")
+    s.add_argument("--configs", type=int, default=1 << 21, help="configurations to evaluate (default 2,097,152)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.version:
+            from dse import __version__
+
+            print(f"inferbench {__version__}")
+            return 0
+        if not getattr(args, "func", None):
+            build_parser().print_help()
+            return 0
+        return int(args.func(args))
+    except SpecError as e:
+        print(f"inferbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("inferbench: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def main_exit() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""Serving metrics of one configuration: a request batch on a platform of chips.
+
+Prefill of S prompt tokens, then D decode steps with the context growing from S to
+S + D − 1, summed in closed form (DESIGN rule 5): the operator table is affine in the
+context, so each operator's compute and memory times are affine in the step index, and
+the sum over steps of their maximum is the sum of a piecewise-linear function with one
+kink (:func:`sum_max_affine`).
+
+References:
+  InferBench research note (seeds/000): roofline, power model, decode table.
+  GenZ (seeds/003) §III (prefill/decode stages, TP/PP, collectives), Eq. 2 (energy).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from models._economics import EconomicsSpec, usd_per_million_tokens
+from models.hardware import SoftwareParams, operator_cost, operator_energy_j
+from models.platform import PlatformSpec, pipeline_fill_factor, ring_allreduce_s, send_recv_s
+from models.workloads._transformer import (
+    DTYPE_BYTES,
+    Scenario,
+    TransformerSpec,
+    memory_per_chip,
+    operator_table,
+)
+
+Array = jax.Array
+
+BOUND_NAMES = ("compute", "memory", "network", "overhead")
+INFEASIBLE_REASONS = (
+    "ok",
+    "memory: model and KV cache exceed the chip capacity",
+    "tp exceeds the attention heads",
+    "pp exceeds the layers",
+)
+
+
+def sum_max_affine(p: Array, q: Array, r: Array, s: Array, n: Array) -> Array:
+    """Σ_{i=0}^{n−1} max(p + q·i, r + s·i), in closed form.
+
+    max(f, g) = g + max(f − g, 0), and f − g = d0 + ds·i is linear, so it is positive on one
+    contiguous run of indices [lo, hi] that we find from its root; the sum of a linear
+    function over a run is count·(first + last)/2. Exact for integer n ≥ 1.
+    """
+    d0, ds = p - r, q - s
+    sum_g = n * r + s * n * (n - 1.0) / 2.0
+    safe = jnp.where(ds == 0, 1.0, ds)
+    root = -d0 / safe  # d(i) = 0
+    lo = jnp.where(ds > 0, jnp.clip(jnp.floor(root) + 1.0, 0.0, n), 0.0)
+    hi = jnp.where(ds < 0, jnp.clip(jnp.ceil(root) - 1.0, -1.0, n - 1.0), n - 1.0)
+    hi = jnp.where((ds == 0) & (d0 <= 0), -1.0, hi)
+    count = jnp.maximum(hi - lo + 1.0, 0.0)
+    pos = count * (2.0 * d0 + ds * (lo + jnp.maximum(hi, lo))) / 2.0
+    return sum_g + pos
+
+
+class PhaseCost(NamedTuple):
+    """Totals of a phase (summed over its passes) for one model replica."""
+
+    busy_s: Array  # Σ operator time on one chip (all layers), = time at pp = 1
+    compute_s: Array  # of which compute-bound operator time
+    memory_s: Array  # of which memory-bound operator time
+    overhead_s: Array  # kernel + framework overhead
+    network_s: Array  # TP all-reduces and PP transfers
+    wall_s: Array  # the passes back to back: operators + network + framework overhead
+    chip_energy_j: Array  # Σ operator energy on one chip (all layers)
+    flops: Array  # per chip, all layers
+    bytes: Array  # per chip, all layers
+
+
+def _phase(model, chip, software, scenario, platform, new_tokens, past_first, n_passes,
+           single: bool = False) -> PhaseCost:
+    """Cost of ``n_passes`` passes of ``new_tokens`` tokens with the context growing by
+    ``new_tokens`` each pass from ``past_first``, summed in closed form. ``single`` (static)
+    says that there is one pass, which skips the second table."""
+    tp, pp = platform.tp, platform.pp
+    dt = (scenario.weight_dtype, scenario.act_dtype, scenario.kv_dtype)
+    first = operator_table(model, scenario, tp, new_tokens, past_first)
+    c0 = operator_cost(chip, software, first, *dt)
+    if single:
+        last, c1 = first, c0
+        op_roof = jnp.maximum(c0.compute_s, c0.memory_s) * n_passes
+    else:
+        last = operator_table(model, scenario, tp, new_tokens, past_first + new_tokens * (n_passes - 1.0))
+        c1 = operator_cost(chip, software, last, *dt)
+        steps = jnp.maximum(n_passes - 1.0, 1.0)
+        # Per-operator sums over passes: max(compute, memory) summed exactly; linear terms
+        # by the arithmetic-series mean (first + last)/2.
+        op_roof = sum_max_affine(c0.compute_s, (c1.compute_s - c0.compute_s) / steps,
+                                 c0.memory_s, (c1.memory_s - c0.memory_s) / steps, n_passes)
+    mean = lambda x0, x1: n_passes * (x0 + x1) / 2.0  # noqa: E731
+    op_compute, op_memory = mean(c0.compute_s, c1.compute_s), mean(c0.memory_s, c1.memory_s)
+    op_over = n_passes * c0.overhead_s
+    op_flops, op_bytes = mean(first.flops, last.flops), mean(first.bytes, last.bytes)
+    rep = first.repeat
+    op_time = (op_roof + op_over) * rep
+    # Energy per operator row over all its executions; the TDP cap is applied to the row's
+    # totals (exact when the row is always or never at the cap).
+    energy = operator_energy_j(chip, op_time, op_flops * rep, op_bytes * rep)
+    compute_bound = op_compute >= op_memory
+    # Communication per pass: 2 all-reduces per layer of the pass's activations (GenZ
+    # §III-C, Megatron TP), and pp − 1 stage-to-stage transfers.
+    act_bytes = scenario.batch * new_tokens * model.d_model * DTYPE_BYTES[scenario.act_dtype]
+    link = chip.link_bandwidth_bytes_per_s * software.link_efficiency
+    hop = chip.link_latency_s + software.collective_latency_s
+    allreduce = ring_allreduce_s(act_bytes, tp, link, hop)
+    net = 2.0 * model.n_layers * allreduce + (pp - 1.0) * send_recv_s(act_bytes, link, hop)
+    return PhaseCost(
+        busy_s=op_time.sum(),
+        compute_s=jnp.where(compute_bound, op_roof * rep, 0.0).sum(),
+        memory_s=jnp.where(compute_bound, 0.0, op_roof * rep).sum(),
+        overhead_s=(op_over * rep).sum() + n_passes * software.step_overhead_s,
+        network_s=n_passes * net,
+        wall_s=op_time.sum() + n_passes * (net + software.step_overhead_s),
+        chip_energy_j=energy.sum(),
+        flops=(op_flops * rep).sum(),
+        bytes=(op_bytes * rep).sum(),
+    )
+
+
+def _bound(ph: PhaseCost) -> Array:
+    """Index into BOUND_NAMES of the largest time component."""
+    return jnp.argmax(jnp.stack([ph.compute_s, ph.memory_s, ph.network_s, ph.overhead_s]))
+
+
+class Metrics(NamedTuple):
+    """Outputs of one configuration (whole request unless the name says a phase).
+
+    Units are in the names; counts of tokens are output tokens unless stated.
+    """
+
+    ttft_s: Array
+    tpot_s: Array
+    latency_s: Array
+    prefill_latency_s: Array
+    decode_latency_s: Array
+    throughput_tokens_per_s: Array
+    throughput_tokens_per_s_per_chip: Array
+    prefill_tokens_per_s: Array
+    decode_tokens_per_s_per_chip: Array
+    energy_j: Array
+    prefill_energy_j: Array
+    decode_energy_j: Array
+    j_per_token: Array
+    prefill_j_per_token: Array
+    decode_j_per_token: Array
+    tokens_per_kwh: Array
+    average_power_w: Array
+    usd_per_mtok: Array
+    memory_per_chip_bytes: Array
+    weight_bytes_per_chip: Array
+    kv_bytes_per_chip: Array
+    feasible: Array
+    infeasible_reason: Array
+    mfu: Array
+    mbu: Array
+    prefill_mfu: Array
+    decode_mbu: Array
+    arithmetic_intensity_flop_per_byte: Array
+    prefill_arithmetic_intensity_flop_per_byte: Array
+    decode_arithmetic_intensity_flop_per_byte: Array
+    flops: Array
+    prefill_flops: Array
+    decode_flops: Array
+    bound: Array
+    prefill_bound: Array
+    decode_bound: Array
+    network_s: Array
+    n_chips: Array
+
+
+def serve(
+    model: TransformerSpec,
+    chip,
+    platform: PlatformSpec,
+    scenario: Scenario,
+    economics: EconomicsSpec,
+    software: SoftwareParams,
+) -> Metrics:
+    """Metrics of serving one request batch on one model replica (single configuration).
+
+    Args:
+        model: transformer dims (scalar leaves).
+        chip: a hardware spec of any family (scalar leaves; ``family`` static).
+        platform: TP and PP degrees (chips = tp·pp).
+        scenario: batch B, prompt S, output tokens D, dtypes.
+        economics: TCO parameters.
+        software: efficiency level (ideal, achievable or calibrated).
+
+    Returns:
+        :class:`Metrics`, every field a scalar.
+    """
+    tp, pp = platform.tp, platform.pp
+    n_chips = platform.n_chips
+    b, s, d = scenario.batch, scenario.prompt_tokens, scenario.output_tokens
+    zero = jnp.zeros_like(b)
+    pre = _phase(model, chip, software, scenario, platform, s, zero, jnp.ones_like(b), single=True)
+    dec = _phase(model, chip, software, scenario, platform, jnp.ones_like(b), s, d)
+
+    # Wall time. Prefill: B sequences as micro-batches fill the pipeline (GPipe). Decode:
+    # each token traverses every stage in turn, so a step takes the whole pass.
+    ttft = pre.wall_s * pipeline_fill_factor(b, pp)
+    dec_total = dec.wall_s
+    latency = ttft + dec_total
+
+    # Energy of the whole platform: tp chips do every operator row of all layers (each
+    # stage its share); the rest of the chip-time is idle (GenZ Eq. 2 with U = 0).
+    def platform_energy(ph: PhaseCost, wall: Array) -> Array:
+        idle_chip_s = jnp.maximum(n_chips * wall - tp * ph.busy_s, 0.0)
+        return tp * ph.chip_energy_j + chip.idle_w * idle_chip_s
+
+    e_pre, e_dec = platform_energy(pre, ttft), platform_energy(dec, dec_total)
+    energy = e_pre + e_dec
+    out_tokens = b * d
+    # Memory and feasibility (infeasible is a value: outputs stay finite).
+    fp = memory_per_chip(model, scenario, tp, pp)
+    reason = jnp.where(fp.total_bytes > chip.capacity_bytes, 1, 0)
+    reason = jnp.where(tp > model.n_heads, 2, reason)
+    reason = jnp.where(pp > model.n_layers, 3, reason)
+    gemm_dtype = max((scenario.weight_dtype, scenario.act_dtype), key=DTYPE_BYTES.__getitem__)
+    peak = chip.peak_flops_per_s(gemm_dtype)
+    bw = chip.hbm_bandwidth_bytes_per_s
+    flops_all = tp * (pre.flops + dec.flops)  # layers are split over pp: tp copies in all
+    bytes_all = tp * (pre.bytes + dec.bytes)
+    avg_power = energy / latency
+    return Metrics(
+        ttft_s=ttft,
+        tpot_s=dec_total / d,
+        latency_s=latency,
+        prefill_latency_s=ttft,
+        decode_latency_s=dec_total,
+        throughput_tokens_per_s=out_tokens / latency,
+        throughput_tokens_per_s_per_chip=out_tokens / latency / n_chips,
+        prefill_tokens_per_s=b * s / ttft,
+        decode_tokens_per_s_per_chip=out_tokens / dec_total / n_chips,
+        energy_j=energy,
+        prefill_energy_j=e_pre,
+        decode_energy_j=e_dec,
+        j_per_token=energy / out_tokens,
+        prefill_j_per_token=e_pre / (b * s),
+        decode_j_per_token=e_dec / out_tokens,
+        tokens_per_kwh=out_tokens / energy * 3.6e6,
+        average_power_w=avg_power,
+        usd_per_mtok=usd_per_million_tokens(economics, chip.price_usd * n_chips, avg_power, latency, out_tokens),
+        memory_per_chip_bytes=fp.total_bytes,
+        weight_bytes_per_chip=fp.weight_bytes,
+        kv_bytes_per_chip=fp.kv_bytes,
+        feasible=reason == 0,
+        infeasible_reason=reason,
+        mfu=flops_all / (latency * n_chips * peak),
+        mbu=bytes_all / (latency * n_chips * bw),
+        prefill_mfu=tp * pre.flops / (ttft * n_chips * peak),
+        decode_mbu=tp * dec.bytes / (dec_total * n_chips * bw),
+        arithmetic_intensity_flop_per_byte=(pre.flops + dec.flops) / (pre.bytes + dec.bytes),
+        prefill_arithmetic_intensity_flop_per_byte=pre.flops / pre.bytes,
+        decode_arithmetic_intensity_flop_per_byte=dec.flops / dec.bytes,
+        flops=flops_all,
+        prefill_flops=tp * pre.flops,
+        decode_flops=tp * dec.flops,
+        bound=_bound(PhaseCost(*(a + c for a, c in zip(pre, dec, strict=True)))),
+        prefill_bound=_bound(pre),
+        decode_bound=_bound(dec),
+        network_s=pre.network_s + dec.network_s,
+        n_chips=n_chips,
+    )

@@ -1,0 +1,14 @@
+"""Hardware families. Each answers the same question: time and energy of operators on a chip."""
+
+from ._simt import SEED_UTIL as SEED_UTIL
+from ._simt import UTIL_KNOTS_M as UTIL_KNOTS_M
+from ._simt import OpCost as OpCost
+from ._simt import SimtSpec as SimtSpec
+from ._simt import SoftwareParams as SoftwareParams
+from ._simt import achievable_software as achievable_software
+from ._simt import gemm_utilization as gemm_utilization
+from ._simt import ideal_software as ideal_software
+from ._family import operator_cost as operator_cost
+from ._family import operator_energy_j as operator_energy_j
+from ._family import FAMILIES as FAMILIES
+from ._family import gemm_cost as gemm_cost

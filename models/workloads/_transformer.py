@@ -1,0 +1,304 @@
+"""Transformer decoder workload: operator tables for prefill and decode, memory footprint.
+
+One configuration at a time: every numeric field is a scalar leaf (sweepable,
+differentiable); the FFN form, MoE-ness and dtypes are static structure.
+
+Operator table conventions (all per chip, after the tensor-parallel split):
+  * one row per operator of one layer (``repeat = n_layers``) or of the whole model
+    (embedding, final norm, LM head: ``repeat = 1``);
+  * ``flops`` and bytes are per execution of the row; multiply by ``repeat`` for the pass;
+  * bytes are split by class: weights, activations, KV cache (reads + writes);
+  * ``m, n, k`` are the GEMM dims of one instance (elementwise rows: m rows of width n, k=1);
+  * attention is modelled as a fused (FlashAttention-style) kernel by default: scores and
+    probabilities stay on chip, so softmax moves no HBM bytes (Dao et al. 2022).
+
+References:
+  InferBench research note (seeds/000), "Workload Characterization".
+  GenZ, Bambhaniya et al. 2024 (seeds/003), §III-A (model profiler), Table IV (models).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from models._pytree import pytree_dataclass, static_field
+
+Array = jax.Array
+
+# Bytes per element of each supported storage dtype.
+DTYPE_BYTES: dict[str, float] = {
+    "fp32": 4.0,
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "int4": 0.5,
+    "fp4": 0.5,
+}
+
+# Operator kinds: what decides the compute rate and utilization of a row.
+GEMM, ATTENTION, ELEMENTWISE, GATHER = "gemm", "attention", "elementwise", "gather"
+
+# Elementwise cost in FLOPs per element (estimates: RMSNorm ≈ square, sum, rsqrt, scale,
+# weight ≈ 5; softmax ≈ max, sub, exp, sum, div ≈ 5; SiLU·up ≈ 5; residual add = 1).
+_NORM_FLOPS, _SOFTMAX_FLOPS, _ACT_FLOPS = 5.0, 5.0, 5.0
+
+
+@pytree_dataclass
+class TransformerSpec:
+    """A decoder-only transformer (dense, GQA/MQA, MoE).
+
+    Attributes:
+        n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff, vocab_size: dimensions
+            (``d_ff`` is the per-expert hidden size for MoE models).
+        n_experts, top_k: experts per MoE layer and experts chosen per token (1, 1 = dense).
+        gated_ffn: three-matrix gated FFN (SwiGLU/GeGLU) if True, two-matrix otherwise.
+        tied_embeddings: the LM head shares the embedding matrix.
+    """
+
+    n_layers: Array
+    d_model: Array
+    n_heads: Array
+    n_kv_heads: Array
+    head_dim: Array
+    d_ff: Array
+    vocab_size: Array
+    n_experts: Array
+    top_k: Array
+    gated_ffn: bool = static_field(default=True)
+    moe: bool = static_field(default=False)
+    tied_embeddings: bool = static_field(default=False)
+
+
+@pytree_dataclass
+class Scenario:
+    """A request batch: ``batch`` sequences of ``prompt_tokens`` in, ``output_tokens`` out."""
+
+    batch: Array
+    prompt_tokens: Array
+    output_tokens: Array
+    weight_dtype: str = static_field(default="bf16")
+    act_dtype: str = static_field(default="bf16")
+    kv_dtype: str = static_field(default="bf16")
+    fused_attention: bool = static_field(default=True)
+    causal: bool = static_field(default=True)  # False: encoder (ViT) attention over all tokens
+
+
+class OperatorTable(NamedTuple):
+    """Per-chip operators of one forward pass; each array has shape ``[n_ops]``."""
+
+    flops: Array
+    weight_bytes: Array
+    act_bytes: Array
+    kv_bytes: Array
+    m: Array
+    n: Array
+    k: Array
+    repeat: Array
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+
+    @property
+    def bytes(self) -> Array:
+        return self.weight_bytes + self.act_bytes + self.kv_bytes
+
+
+def weight_params(model: TransformerSpec) -> dict[str, Array]:
+    """Parameter counts by part: attention, FFN (all experts), router, embeddings, norms."""
+    d, hd = model.d_model, model.head_dim
+    attn = d * hd * (2.0 * model.n_heads + 2.0 * model.n_kv_heads)  # Wq, Wo, Wk, Wv
+    n_mats = 3.0 if model.gated_ffn else 2.0
+    ffn = n_mats * d * model.d_ff * model.n_experts
+    router = d * model.n_experts if model.moe else jnp.zeros_like(d)
+    emb = model.vocab_size * d * (1.0 if model.tied_embeddings else 2.0)
+    norms = 2.0 * d
+    layer = attn + ffn + router + norms
+    return {"layers": model.n_layers * layer, "embeddings": emb + d, "per_layer": layer, "attn": attn}
+
+
+def total_params(model: TransformerSpec) -> Array:
+    """Total parameter count (all experts)."""
+    p = weight_params(model)
+    return p["layers"] + p["embeddings"]
+
+
+def active_params(model: TransformerSpec) -> Array:
+    """Parameters touched per token: top-k experts instead of all."""
+    n_mats = 3.0 if model.gated_ffn else 2.0
+    idle_experts = model.n_experts - model.top_k
+    return total_params(model) - model.n_layers * n_mats * model.d_model * model.d_ff * idle_experts
+
+
+def kv_bytes_per_token(model: TransformerSpec, kv_dtype: str = "bf16") -> Array:
+    """KV-cache bytes per token of context: 2 (K and V) · n_kv_heads · head_dim · layers · bytes."""
+    return 2.0 * model.n_kv_heads * model.head_dim * model.n_layers * DTYPE_BYTES[kv_dtype]
+
+
+def distinct_experts(n_experts: Array, top_k: Array, tokens: Array) -> Array:
+    """Expected number of distinct experts hit by ``tokens`` tokens under uniform routing.
+
+    Each expert is missed by one token with probability 1 − k/E, so by all tokens with
+    (1 − k/E)^T: E_hit = E·(1 − (1 − k/E)^T). At T = 1 this is k; for T ≫ E it is E.
+    """
+    miss = jnp.clip(1.0 - top_k / n_experts, 0.0, 1.0)
+    return n_experts * (1.0 - miss**tokens)
+
+
+def kv_heads_per_chip(model: TransformerSpec, tp: Array) -> Array:
+    """KV heads held by one chip: n_kv/tp, replicated (at least one) when tp > n_kv."""
+    return jnp.maximum(model.n_kv_heads / tp, 1.0)
+
+
+def operator_table(
+    model: TransformerSpec,
+    scenario: Scenario,
+    tp: Array,
+    new_tokens: Array,
+    past_tokens: Array,
+) -> OperatorTable:
+    """Per-chip operator table of one forward pass.
+
+    Args:
+        model: the transformer.
+        scenario: batch and dtypes (its token counts are not used here).
+        tp: tensor-parallel degree (heads and FFN columns split Megatron-style).
+        new_tokens: tokens per sequence processed in this pass (prompt S for prefill, 1 for
+            a decode step).
+        past_tokens: tokens already in each sequence's KV cache (0 for prefill, C for decode).
+
+    Returns:
+        The operator table; it is affine in ``past_tokens`` (what the closed-form decode sum
+        in :mod:`models.system` relies on).
+    """
+    b = scenario.batch
+    w = DTYPE_BYTES[scenario.weight_dtype]
+    a = DTYPE_BYTES[scenario.act_dtype]
+    kvb = DTYPE_BYTES[scenario.kv_dtype]
+    d, hd, L = model.d_model, model.head_dim, model.n_layers
+    h = model.n_heads / tp  # query heads per chip
+    kv = kv_heads_per_chip(model, tp)
+    group = model.n_heads / model.n_kv_heads  # queries sharing one KV head (GQA/MQA)
+    tokens = b * new_tokens  # GEMM rows of this pass
+    one = jnp.ones_like(tokens)
+    # Causal attention: query i of the pass sees past + i + 1 keys, on average
+    # past + (T + 1)/2 — about half of the S² work in prefill (seed 000, prefill).
+    ctx_mean = past_tokens + ((new_tokens + 1.0) / 2.0 if scenario.causal else new_tokens)
+    ctx_all = past_tokens + new_tokens  # keys in the cache after this pass
+
+    rows: list[tuple[str, str, Array, Array, Array, Array, Array, Array, Array, Array]] = []
+
+    def row(name, kind, flops, wbytes, abytes, kbytes, m, n, k, rep):
+        rows.append((name, kind, flops, wbytes, abytes, kbytes, m, n, k, rep))
+
+    # --- per layer -------------------------------------------------------------------
+    # Pre-attention and pre-FFN norms (RMSNorm/LayerNorm), replicated across TP ranks.
+    row("norms", ELEMENTWISE, 2 * _NORM_FLOPS * tokens * d, 2 * d * w, 2 * 2 * tokens * d * a,
+        0 * one, tokens, d, one, L)
+    # Fused QKV projection: N = (h + 2 kv)·head_dim per chip, K = d_model.
+    n_qkv = (h + 2.0 * kv) * hd
+    row("qkv_proj", GEMM, 2 * tokens * n_qkv * d, d * n_qkv * w,
+        tokens * d * a + tokens * h * hd * a,
+        tokens * 2.0 * kv * hd * kvb,  # K and V written to the cache
+        tokens, n_qkv, d, L)
+    # Attention scores Q·Kᵀ: per (sequence, KV head) a GEMM of M = group·T queries,
+    # N = keys, K = head_dim; 2·T·ctx·hd FLOPs per query head.
+    attn_flops = 2.0 * b * h * new_tokens * ctx_mean * hd
+    q_bytes = tokens * h * hd * a
+    cache_read = b * ctx_all * kv * hd * kvb  # one of K or V, all heads on this chip
+    score_bytes = b * h * new_tokens * ctx_mean * a  # materialised only when not fused
+    fused = scenario.fused_attention
+    row("attn_scores", ATTENTION, attn_flops, 0 * one, q_bytes + (0 if fused else score_bytes),
+        cache_read, group * new_tokens, ctx_mean, hd, L)
+    row("softmax", ELEMENTWISE, _SOFTMAX_FLOPS * b * h * new_tokens * ctx_mean, 0 * one,
+        (0 if fused else 2.0) * score_bytes, 0 * one, b * h * new_tokens, ctx_mean, one, L)
+    # Attention-times-values P·V: M = group·T, N = head_dim, K = keys.
+    row("attn_values", ATTENTION, attn_flops, 0 * one, q_bytes + (0 if fused else score_bytes),
+        cache_read, group * new_tokens, hd, ctx_mean, L)
+    # Output projection (row-parallel): N = d_model, K = heads per chip · head_dim.
+    row("out_proj", GEMM, 2 * tokens * d * h * hd, h * hd * d * w,
+        tokens * h * hd * a + tokens * d * a, 0 * one, tokens, d, h * hd, L)
+    # Two residual adds: read two tensors, write one.
+    row("residual", ELEMENTWISE, 2 * tokens * d, 0 * one, 2 * 3 * tokens * d * a, 0 * one,
+        tokens, d, one, L)
+    # FFN. Gated: up and gate fused (N = 2·d_ff), SiLU·mul, down. MoE: per-expert GEMMs on
+    # the tokens routed to the experts that are hit; weights read once per distinct expert.
+    f = model.d_ff / tp
+    up_n = (2.0 if model.gated_ffn else 1.0) * f
+    if model.moe:
+        routed = tokens * model.top_k  # token-expert pairs
+        hit = distinct_experts(model.n_experts, model.top_k, tokens)
+        m_expert = routed / hit
+        row("router", GEMM, 2 * tokens * d * model.n_experts, d * model.n_experts * w,
+            tokens * d * a + tokens * model.n_experts * a, 0 * one, tokens, model.n_experts, d, L)
+    else:
+        routed, hit, m_expert = tokens, one, tokens
+    row("ffn_up", GEMM, 2 * routed * up_n * d, hit * d * up_n * w,
+        routed * d * a + routed * up_n * a, 0 * one, m_expert, up_n, d, L)
+    row("ffn_act", ELEMENTWISE, _ACT_FLOPS * routed * f, 0 * one, (up_n + f) * routed * a,
+        0 * one, routed, f, one, L)
+    row("ffn_down", GEMM, 2 * routed * d * f, hit * f * d * w,
+        routed * f * a + routed * d * a, 0 * one, m_expert, d, f, L)
+    # --- once per pass ---------------------------------------------------------------
+    # Embedding lookup: one row of d_model weights per token.
+    row("embedding", GATHER, 0 * one, tokens * d * w, tokens * d * a, 0 * one, tokens, d, one, one)
+    # Final norm and LM head, only on the last position of each sequence (prefill and
+    # decode alike); the vocabulary is split across TP ranks.
+    vocab = model.vocab_size / tp
+    row("lm_head", GEMM, 2 * b * vocab * d + _NORM_FLOPS * b * d, vocab * d * w,
+        b * d * a + b * vocab * a, 0 * one, b, vocab, d, one)
+
+    cols = list(zip(*rows, strict=True))
+    stack = [jnp.stack([jnp.asarray(x, dtype=jnp.result_type(float)) for x in c]) for c in cols[2:]]
+    return OperatorTable(*stack, names=tuple(cols[0]), kinds=tuple(cols[1]))
+
+
+class Footprint(NamedTuple):
+    """Memory held by one chip, bytes."""
+
+    weight_bytes: Array
+    kv_bytes: Array
+    act_bytes: Array
+
+    @property
+    def total_bytes(self) -> Array:
+        return self.weight_bytes + self.kv_bytes + self.act_bytes
+
+
+def memory_per_chip(model: TransformerSpec, scenario: Scenario, tp: Array, pp: Array) -> Footprint:
+    """Memory footprint per chip for a whole request (context S + D at the end).
+
+    Weights split over tp·pp chips; KV cache 2·B·C·n_kv·head_dim·layers·bytes split over KV
+    heads (TP, replicated beyond n_kv) and layers (PP); activations: the largest live
+    tensors of a prefill layer (input, QKV output and FFN hidden), not multiplied by layers.
+    """
+    w = DTYPE_BYTES[scenario.weight_dtype]
+    a = DTYPE_BYTES[scenario.act_dtype]
+    weights = total_params(model) * w / (tp * pp)
+    context = scenario.prompt_tokens + scenario.output_tokens
+    kv = (2.0 * scenario.batch * context * kv_heads_per_chip(model, tp) * model.head_dim
+          * model.n_layers / pp * DTYPE_BYTES[scenario.kv_dtype])
+    tokens = scenario.batch * scenario.prompt_tokens
+    hidden = (2.0 if model.gated_ffn else 1.0) * model.d_ff / tp * jnp.minimum(model.top_k, model.n_experts)
+    act = tokens * (2.0 * model.d_model + (model.n_heads + 2.0 * model.n_kv_heads) * model.head_dim / tp
+                    + hidden) * a
+    return Footprint(weights, kv, act)
+
+
+def gemm_operator(m: Array, n: Array, k: Array, dtype: str) -> OperatorTable:
+    """A single GEMM C[m,n] = A[m,k]·B[k,n] as a one-row operator table (micro-benchmarks).
+
+    FLOPs 2·m·n·k; bytes: B is the weight (k·n), A is read (m·k) and C written (m·n), all in
+    ``dtype`` except that an 8-bit or narrower GEMM writes a 16-bit output.
+    """
+    e = DTYPE_BYTES[dtype]
+    out = max(e, 2.0)
+    one = jnp.ones_like(m)
+    as_row = lambda x: jnp.reshape(jnp.asarray(x, dtype=jnp.result_type(float)), (1,))  # noqa: E731
+    return OperatorTable(
+        flops=as_row(2.0 * m * n * k), weight_bytes=as_row(k * n * e), act_bytes=as_row(m * k * e + m * n * out),
+        kv_bytes=as_row(0.0 * one), m=as_row(m), n=as_row(n), k=as_row(k), repeat=as_row(one),
+        names=("gemm",), kinds=(GEMM,),
+    )

@@ -1,0 +1,154 @@
+"""Whole-request metrics: closed-form decode sums, platform split, feasibility, economics."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from helpers import config, f
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import dse
+from models import default_economics, serve, sum_max_affine
+from models._serve import _phase
+from models.hardware import achievable_software
+from models.platform import PlatformSpec, pipeline_fill_factor, ring_allreduce_s
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(-5, 5), st.floats(-1, 1), st.floats(-5, 5), st.floats(-1, 1), st.integers(1, 60))
+def test_sum_max_affine_matches_brute_force(p, q, r, s, n):
+    i = np.arange(n)
+    brute = np.maximum(p + q * i, r + s * i).sum()
+    assert float(sum_max_affine(f(p), f(q), f(r), f(s), f(n))) == pytest.approx(brute, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("batch,prompt,out", [(1, 2048, 256), (64, 512, 300), (256, 128, 2048)])
+def test_decode_closed_form_equals_step_loop(batch, prompt, out):
+    # Σ over D steps in closed form == the explicit loop of D single steps (eager).
+    c = config("llama-3-70b", "h100-sxm5-80gb", tp=8, batch=batch, prompt_tokens=prompt, output_tokens=out)
+    sw = achievable_software()
+    args = (c.model, c.chip, sw, c.scenario, c.platform)
+    closed = _phase(*args, f(1), f(prompt), f(out))
+    steps = [_phase(*args, f(1), f(prompt + i), f(1)) for i in range(out)]
+    for field in ("busy_s", "compute_s", "memory_s", "network_s", "flops", "bytes", "wall_s"):
+        loop = sum(float(getattr(s, field)) for s in steps)
+        assert float(getattr(closed, field)) == pytest.approx(loop, rel=1e-9), field
+    # Energy: the TDP cap is applied on each operator's totals; exact unless a row crosses it.
+    loop_e = sum(float(s.chip_energy_j) for s in steps)
+    assert float(closed.chip_energy_j) == pytest.approx(loop_e, rel=1e-3)
+
+
+def run(model, hw, **kw):
+    c = config(model, hw, **kw)
+    return serve(c.model, c.chip, c.platform, c.scenario, c.economics, achievable_software())
+
+
+@pytest.mark.parametrize("tp,feasible", [(1, False), (2, True), (4, True), (8, True)])
+def test_llama3_70b_on_a100s(tp, feasible):
+    # 70.55e9 params · 2 B = 141 GB of weights: above one 80 GB A100, fits on 2, 4, 8.
+    m = run("llama-3-70b", "a100-sxm4-80gb", tp=tp, batch=1, prompt_tokens=2048, output_tokens=256)
+    assert bool(m.feasible) is feasible
+    assert int(m.infeasible_reason) == (0 if feasible else 1)
+    assert np.isfinite(float(m.tpot_s)) and np.isfinite(float(m.usd_per_mtok))  # infeasible stays finite
+
+
+def test_llama3_70b_on_8_h100s_and_tp_speedup():
+    m8 = run("llama-3-70b", "h100-sxm5-80gb", tp=8, batch=8, prompt_tokens=2048, output_tokens=256)
+    m4 = run("llama-3-70b", "h100-sxm5-80gb", tp=4, batch=8, prompt_tokens=2048, output_tokens=256)
+    assert bool(m8.feasible) and int(m8.n_chips) == 8
+    assert float(m8.tpot_s) < float(m4.tpot_s)
+    assert float(m8.memory_per_chip_bytes) < float(m4.memory_per_chip_bytes)
+
+
+def test_ring_allreduce_hand_derivation():
+    # 8 chips, 1 MB, 300 GB/s, 5 µs per step: 2·7/8·1e6/300e9 + 14·5e-6 = 5.833 µs + 70 µs.
+    t = ring_allreduce_s(f(1e6), f(8), f(300e9), f(5e-6))
+    assert float(t) == pytest.approx(2 * 7 / 8 * 1e6 / 300e9 + 14 * 5e-6)
+    assert float(ring_allreduce_s(f(1e6), f(1), f(300e9), f(5e-6))) == 0.0
+
+
+def test_pipeline_fill_factor():
+    # GPipe: m micro-batches over p stages take (m + p − 1) stage-times of 1/(m·p) each.
+    assert float(pipeline_fill_factor(f(1), f(4))) == 1.0
+    assert float(pipeline_fill_factor(f(4), f(1))) == 1.0
+    assert float(pipeline_fill_factor(f(8), f(4))) == pytest.approx(11 / 32)
+
+
+def test_pipeline_parallel_prefill_and_memory():
+    a = run("llama-3-70b", "a100-sxm4-80gb", tp=2, pp=1, batch=8, prompt_tokens=1024, output_tokens=16)
+    b = run("llama-3-70b", "a100-sxm4-80gb", tp=2, pp=2, batch=8, prompt_tokens=1024, output_tokens=16)
+    assert float(b.weight_bytes_per_chip) == pytest.approx(float(a.weight_bytes_per_chip) / 2)
+    assert float(b.ttft_s) < float(a.ttft_s)  # micro-batches fill the pipeline
+    assert float(b.tpot_s) >= float(a.tpot_s) * 0.99  # a token still crosses every stage
+
+
+def test_tco_hand_derivation():
+    # $ per 1M tokens = (capex / lifetime + P·PUE·price) · t / tokens · 1e6.
+    m = run("llama-3-8b", "h100-sxm5-80gb", tp=1, batch=16, prompt_tokens=512, output_tokens=512)
+    e = default_economics()
+    capex_rate = 30000 / (4 * 365.25 * 86400)
+    energy_rate = float(m.average_power_w) * 1.3 * 0.10 / 3.6e6
+    expected = (capex_rate + energy_rate) * float(m.latency_s) / (16 * 512) * 1e6
+    assert float(m.usd_per_mtok) == pytest.approx(expected, rel=1e-9)
+    assert float(m.tokens_per_kwh) == pytest.approx(3.6e6 / float(m.j_per_token))
+    assert float(e.pue) == 1.3
+
+
+def test_levels_are_ordered_ideal_fastest():
+    ds = dse.evaluate("llama-3-8b", "a100-sxm4-80gb", batch=[1, 64], prompt_tokens=1024, output_tokens=64)
+    t = ds.latency_s
+    assert bool((t.sel(level="ideal") <= t.sel(level="achievable")).all())
+    assert set(ds.level.values) == {"ideal", "achievable", "calibrated"}
+
+
+def test_tp_beyond_heads_is_infeasible_not_an_error():
+    m = run("llama-3-8b", "h100-sxm5-80gb", tp=64, batch=1, prompt_tokens=128, output_tokens=8)
+    assert not bool(m.feasible) and int(m.infeasible_reason) == 2
+
+
+def test_decode_bound_switches_with_batch_on_a100():
+    # Seed decode table: memory-bound up to B = 128 on an A100, balanced at 256.
+    lo = run("llama-3-70b", "a100-sxm4-80gb", tp=8, batch=1, prompt_tokens=1, output_tokens=2)
+    assert int(lo.decode_bound) in (1, 2)  # memory (or network at TP 8), never compute
+    assert float(lo.decode_arithmetic_intensity_flop_per_byte) == pytest.approx(1.0, abs=0.1)
+    hi = run("llama-3-70b", "a100-sxm4-80gb", tp=1, batch=512, prompt_tokens=1, output_tokens=2)
+    assert float(hi.decode_arithmetic_intensity_flop_per_byte) > 150  # past the A100 ridge (153)
+
+
+def test_evaluate_dataset_units_and_dims():
+    ds = dse.evaluate("llama-3-70b", "h100-sxm5-80gb", tp=8, batch=[1, 8, 32, 128], prompt_tokens=2048,
+                      output_tokens=256)
+    assert ds.tpot_s.dims == ("level", "batch")
+    assert ds.tpot_s.attrs["units"] == "s"
+    assert ds.usd_per_mtok.attrs["units"] == "USD/1M token"
+    assert "flag_meanings" in ds.bound.attrs
+    assert ds.feasible.dtype == bool
+    b = ds.sel(level="calibrated")
+    assert np.all(np.diff(b.tpot_s.values) >= 0)
+
+
+def test_evaluate_hardware_knob_grid():
+    ds = dse.evaluate("llama-3-8b", "a100-sxm4-80gb", batch=1, prompt_tokens=512, output_tokens=128,
+                      hbm_bandwidth_bytes_per_s=[1e12, 2e12, 4e12])
+    t = ds.tpot_s.sel(level="ideal").values
+    assert t[0] > t[1] > t[2]
+    assert ds.hbm_bandwidth_bytes_per_s.attrs["units"] == "B/s"
+
+
+def test_evaluate_rejects_unknown_knob():
+    with pytest.raises(dse.SpecError, match="did you mean 'hbm_bandwidth_bytes_per_s'"):
+        dse.evaluate("llama-3-8b", "a100-sxm4-80gb", hbm_bandwith_bytes_per_s=[1e12, 2e12])
+
+
+def test_moe_decode_reads_fewer_experts_at_small_batch():
+    one = run("mixtral-8x7b", "h100-sxm5-80gb", tp=2, batch=1, prompt_tokens=128, output_tokens=32)
+    big = run("mixtral-8x7b", "h100-sxm5-80gb", tp=2, batch=64, prompt_tokens=128, output_tokens=32)
+    assert float(one.tpot_s) < float(big.tpot_s)
+    # Same model with every expert read at batch 1 (top_k = E) is slower to decode.
+    c = config("mixtral-8x7b", "h100-sxm5-80gb", tp=2, batch=1, prompt_tokens=128, output_tokens=32)
+    all_experts = dataclasses.replace(c.model, top_k=f(8))
+    m = serve(all_experts, c.chip, c.platform, c.scenario, c.economics, achievable_software())
+    assert float(m.tpot_s) > float(one.tpot_s)
