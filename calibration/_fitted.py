@@ -21,3 +21,11 @@ def fitted_software(hardware_id: str | None) -> SoftwareParams:
             p = yaml.safe_load(path.read_text())["software"]
             return SoftwareParams(**{k: jnp.asarray(v, dtype=float) for k, v in p.items()})
     return achievable_software()
+
+
+def fitted_chip(hardware_id: str | None) -> dict[str, float]:
+    """Chip parameters fitted for ``hardware_id`` (SI field → value), or {} if none."""
+    path = FITTED_DIR / f"{hardware_id}.yaml"
+    if not hardware_id or not path.exists():
+        return {}
+    return {k: float(v) for k, v in (yaml.safe_load(path.read_text()).get("chip") or {}).items()}

@@ -35,6 +35,14 @@ def run_bench(args: argparse.Namespace) -> int:
     from dse._evaluate import make_config, run_designs, software_levels
     from dse._specs import load_hardware, load_model
 
+    if getattr(args, "sweep", False):
+        from dse._sweep_bench import run_sweep_bench
+
+        return run_sweep_bench(args)
+    if getattr(args, "calibration", False):
+        from calibration._bench import run_calibration_bench
+
+        return run_calibration_bench(args)
     n = int(args.configs)
     if n <= 0:
         raise SpecError(f"--configs: {n}: expected an integer > 0")

@@ -377,9 +377,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("bench", help="configurations per second of the engine")
     s.add_argument("--configs", type=int, default=1 << 21, help="configurations to evaluate (default 2,097,152)")
+    s.add_argument("--family", help="hardware family to benchmark (default simt)")
+    s.add_argument("--sweep", action="store_true", help="end-to-end sweep to a zarr store instead")
+    s.add_argument("--designs", type=int, default=10_000_000, help="designs of the --sweep benchmark")
+    s.add_argument("--calibration", action="store_true", help="time the calibration fit from scratch instead")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)
+    for hook in _SUBCOMMAND_HOOKS:
+        try:
+            module = __import__(hook, fromlist=["add_subcommands"])
+        except ModuleNotFoundError as e:
+            if e.name != hook:
+                raise
+            continue
+        module.add_subcommands(sub)
     return p
+
+
+# Modules that register further subcommands with ``add_subcommands(subparsers)``.
+_SUBCOMMAND_HOOKS = ("dse._sweep_cli", "calibration._cli")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -76,6 +76,9 @@ SIMT_KEYS: dict[str, Key] = {
     "release_year": Key(None, required=False, kind="int", expected="a year"),
 }
 
+# Spec-key tables by family (the other families register theirs below their loaders).
+HARDWARE_SCHEMAS: dict[str, dict[str, Key]] = {"simt": SIMT_KEYS}
+
 # Reference for deriving power coefficients of chips whose datasheet gives none: the seed's
 # A100 model (seeds/000, SIMT power: 60 W idle, 0.2 mW per GFLOP/s, 50 mW per GB/s) at the
 # A100 SXM4's 312 TFLOP/s, 2.039 TB/s and 400 W TDP. Estimate: a chip's full-load dynamic
@@ -200,8 +203,12 @@ def model_ids() -> list[str]:
     return ids(MODEL_DIR)
 
 
-def load_hardware(ref: str | Path) -> HardwareEntry:
-    """Load a hardware spec by catalog id or YAML path."""
+def load_hardware(ref: str | Path, calibrated: bool = True) -> HardwareEntry:
+    """Load a hardware spec by catalog id or YAML path.
+
+    With ``calibrated`` (the default) chip parameters fitted to measurements (power model)
+    in ``calibration/fitted/<id>.yaml`` replace the datasheet-derived ones.
+    """
     path = _resolve(ref, HARDWARE_DIR, "hardware", (".yaml", ".yml"))
     data = _read_yaml(path)
     family = data.get("family", "simt")
@@ -209,7 +216,31 @@ def load_hardware(ref: str | Path) -> HardwareEntry:
     if family not in loaders:
         raise SpecError(f"{path}: key 'family' = {family!r}: expected one of {', '.join(loaders)}")
     spec = loaders[family](path, data)
+    if calibrated:
+        from calibration import fitted_chip
+
+        overrides = fitted_chip(path.stem)
+        if overrides:
+            spec = dataclasses.replace(spec, **{k: _as_leaf(v) for k, v in overrides.items()})
     return HardwareEntry(path.stem, str(data["name"]), path, spec, data)
+
+
+def spec_key_to_knob(family: str, key: str) -> tuple[str, float]:
+    """A hardware spec key in file units (``hbm_bandwidth_tb_s``) → (SI knob name, factor).
+
+    Scenario and platform knobs (``batch``, ``prompt_tokens``, ``output_tokens``, ``tp``,
+    ``pp``) map to themselves with factor 1.
+    """
+    if key in ("batch", "prompt_tokens", "output_tokens", "tp", "pp"):
+        return key, 1.0
+    table = HARDWARE_SCHEMAS.get(family)
+    if table is None:
+        raise SpecError(f"family: unknown family '{family}': expected one of {', '.join(HARDWARE_SCHEMAS)}")
+    spec = table.get(key)
+    if spec is None or spec.field is None:
+        known = [k for k, v in table.items() if v.field]
+        raise SpecError(f"axes: unknown key '{key}' for family {family}{_suggest(key, known)}")
+    return spec.field, spec.factor
 
 
 def _simt_from(path: Path, data: dict[str, Any]) -> SimtSpec:
