@@ -1,0 +1,232 @@
+"""The command line: tables, JSON, predict CSVs, and every user-error path (one line, exit 2)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from dse._cli import main
+
+A100 = Path("models/catalog/hardware/a100-sxm4-80gb.yaml")
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_user_error(capsys, argv, *fragments: str) -> str:
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err  # one line, no traceback
+    assert lines[0].startswith("inferbench: error: ")
+    assert "Traceback" not in err
+    for frag in fragments:
+        assert frag in lines[0], (frag, lines[0])
+    return lines[0]
+
+
+def test_evaluate_table(capsys):
+    code, out, _ = run(capsys, "evaluate", "--model", "llama-3-70b", "--hardware", "h100-sxm5-80gb", "--tp", "8",
+                       "--phase", "decode", "--batch", "1,8,32,128", "--context", "2048")
+    assert code == 0
+    assert "step ms ideal" in out and "step ms calib" in out
+    assert len([ln for ln in out.splitlines() if ln.startswith("llama-3-70b")]) == 4
+
+
+def test_evaluate_json(capsys):
+    code, out, _ = run(capsys, "evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--batch", "1,4",
+                       "--json")
+    assert code == 0
+    recs = json.loads(out)
+    assert len(recs) == 2 and recs[1]["batch"] == 4
+    assert set(recs[0]["levels"]) == {"ideal", "achievable", "calibrated"}
+    assert recs[0]["levels"]["calibrated"]["feasible"] is True
+
+
+def test_evaluate_infeasible_is_marked(capsys):
+    code, out, _ = run(capsys, "evaluate", "--model", "llama-3-70b", "--hardware", "a100-sxm4-80gb", "--tp", "1,2")
+    assert code == 0
+    rows = [ln for ln in out.splitlines() if ln.startswith("llama-3-70b")]
+    assert rows[0].rstrip().endswith("NO") and rows[1].rstrip().endswith("yes")
+
+
+def test_evaluate_set_override_and_dataset(capsys, tmp_path):
+    import xarray as xr
+
+    out_path = tmp_path / "e.zarr"
+    code, out, _ = run(capsys, "evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb",
+                       "--set", "hbm_bandwidth_tb_s=1,4", "-o", str(out_path))
+    assert code == 0
+    ds = xr.open_zarr(out_path, consolidated=False)
+    assert list(ds.hbm_bandwidth_bytes_per_s.values) == [1e12, 4e12]
+    assert ds.tpot_s.attrs["units"] == "s"
+
+
+def test_predict_scenarios(capsys, tmp_path):
+    src = tmp_path / "s.csv"
+    src.write_text("model,hardware,phase,batch,prompt_tokens,context_tokens,tp,pp,dtype\n"
+                   "llama-3-70b,h100-sxm5-80gb,prefill,1,2048,0,8,1,bf16\n"
+                   "llama-3-8b,a100-sxm4-80gb,decode,8,0,1024,1,,\n"
+                   "llama-3-70b,h100-sxm5-80gb,decode,32,0,4096,8,1,fp8\n"
+                   "llama-3-70b,a100-sxm4-80gb,decode,1,0,1024,1,1,bf16\n")
+    dst = tmp_path / "o.csv"
+    assert run(capsys, "predict", str(src), "-o", str(dst))[0] == 0
+    rows = list(csv.DictReader(dst.read_text().splitlines()))
+    assert [r["model"] for r in rows] == ["llama-3-70b", "llama-3-8b", "llama-3-70b", "llama-3-70b"]
+    assert rows[0]["bound"] == "compute" and rows[1]["bound"] == "memory"
+    assert rows[3]["feasible"] == "False" and rows[1]["feasible"] == "True"
+    # One Llama-3-8B decode step at batch 8 on an A100: ≥ weights / bandwidth = 16.06 GB / 2.039 TB/s.
+    assert float(rows[1]["latency_s"]) > 16.06e9 / 2.039e12
+    assert all(float(r["energy_j"]) > 0 for r in rows)
+
+
+def test_predict_ops(capsys, tmp_path):
+    src = tmp_path / "ops.csv"
+    src.write_text("hardware,op,m,n,k,dtype\na100-sxm4-80gb,gemm,4096,4096,4096,bf16\nh100-sxm5-80gb,gemm,1,8192,8192,fp8\n")
+    code, out, _ = run(capsys, "predict", "--ops", str(src))
+    assert code == 0
+    rows = list(csv.DictReader(out.splitlines()))
+    assert float(rows[0]["latency_s"]) > 2 * 4096**3 / 312e12  # never faster than the peak
+
+
+def test_catalog(capsys):
+    code, out, _ = run(capsys, "catalog")
+    assert code == 0
+    for name in ("llama-3-405b", "mixtral-8x22b", "gpt-4-1.8t", "moe-10t", "b200", "mi300x", "tpu-v5e"):
+        assert name in out
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def hw_text(**replace: str) -> str:
+    lines = []
+    for line in A100.read_text().splitlines():
+        key = line.split(":", 1)[0].strip()
+        if key in replace:
+            if replace[key] is None:
+                continue
+            line = f"{key}: {replace[key]}"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def test_error_unknown_key_typo(capsys, tmp_path):
+    p = write(tmp_path, "hw.yaml", hw_text().replace("hbm_bandwidth_tb_s", "hbm_bandwith_tb_s"))
+    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", str(p)],
+                      str(p), "unknown key 'hbm_bandwith_tb_s'", "did you mean 'hbm_bandwidth_tb_s'")
+
+
+def test_error_missing_key(capsys, tmp_path):
+    p = write(tmp_path, "hw.yaml", hw_text(tdp_w=None))
+    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", str(p)],
+                      str(p), "missing key 'tdp_w'", "watts")
+
+
+@pytest.mark.parametrize("value", ["'fast'", "true", "[1, 2]"])
+def test_error_wrong_type(capsys, tmp_path, value):
+    p = write(tmp_path, "hw.yaml", hw_text(hbm_capacity_gb=value))
+    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", str(p)],
+                      str(p), "'hbm_capacity_gb'", "expected GB")
+
+
+@pytest.mark.parametrize("value", ["0", "-2.0"])
+def test_error_zero_or_negative(capsys, tmp_path, value):
+    p = write(tmp_path, "hw.yaml", hw_text(peak_bf16_tflops=value))
+    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", str(p)],
+                      str(p), "'peak_bf16_tflops'", "> 0")
+
+
+def test_error_unknown_ids(capsys):
+    assert_user_error(capsys, ["evaluate", "--model", "llama-3-7b", "--hardware", "a100-sxm4-80gb"],
+                      "models/catalog/models", "unknown model 'llama-3-7b'")
+    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", "h100"],
+                      "models/catalog/hardware", "unknown hardware 'h100'")
+
+
+def test_error_unreadable_and_invalid_files(capsys, tmp_path):
+    missing = tmp_path / "nope.yaml"
+    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", str(missing)], str(missing), "cannot read")
+    bad = write(tmp_path, "bad.yaml", "name: [unclosed\n")
+    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", str(bad)], str(bad), "not valid YAML")
+    lst = write(tmp_path, "list.yaml", "- 1\n- 2\n")
+    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", str(lst)], str(lst), "mapping")
+
+
+def test_error_model_spec_paths(capsys, tmp_path):
+    good = Path("models/catalog/models/llama-3-8b.yaml").read_text()
+    p = write(tmp_path, "m.yaml", good.replace("n_kv_heads: 8", "n_kv_heads: 7"))
+    assert_user_error(capsys, ["evaluate", "--model", str(p), "--hardware", "a100-sxm4-80gb"], str(p),
+                      "'n_kv_heads'", "divisor of n_heads")
+    p = write(tmp_path, "m2.yaml", good.replace("ffn: gated", "ffn: swiglu"))
+    assert_user_error(capsys, ["evaluate", "--model", str(p), "--hardware", "a100-sxm4-80gb"], str(p),
+                      "'ffn'", "gated, plain")
+    p = write(tmp_path, "m3.yaml", good.replace("n_layers: 32", "n_layers: 32.5"))
+    assert_user_error(capsys, ["evaluate", "--model", str(p), "--hardware", "a100-sxm4-80gb"], str(p),
+                      "'n_layers'", "integer")
+
+
+def test_hf_config_json_is_a_model(capsys, tmp_path):
+    cfg = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+           "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256,
+           "tie_word_embeddings": False, "_name_or_path": "meta-llama/Meta-Llama-3-8B"}
+    p = write(tmp_path, "config.json", json.dumps(cfg))
+    import dse
+    from models.workloads import total_params
+
+    m = dse.load_model(str(p))
+    assert float(total_params(m.spec)) == float(total_params(dse.load_model("llama-3-8b").spec))
+    del cfg["hidden_size"]
+    p2 = write(tmp_path, "c2.json", json.dumps(cfg))
+    assert_user_error(capsys, ["evaluate", "--model", str(p2), "--hardware", "a100-sxm4-80gb"], str(p2),
+                      "'hidden_size'")
+    p3 = write(tmp_path, "c3.json", "{not json")
+    assert_user_error(capsys, ["evaluate", "--model", str(p3), "--hardware", "a100-sxm4-80gb"], str(p3),
+                      "not valid JSON")
+
+
+def test_error_bad_arguments(capsys):
+    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--batch", "0"],
+                      "--batch", "> 0")
+    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--tp", "two"],
+                      "--tp", "not a number")
+    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--dtype", "fp7"],
+                      "unknown dtype 'fp7'")
+    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--set",
+                               "hbm_bandwith_tb_s=2"], "--set", "did you mean 'hbm_bandwidth_tb_s'")
+    assert_user_error(capsys, ["evaluate", "--hardware", "a100-sxm4-80gb"], "--model")
+    assert_user_error(capsys, ["frobnicate"], "invalid choice")
+
+
+def test_error_predict_csv(capsys, tmp_path):
+    p = write(tmp_path, "s.csv", "model,hardware,phase,batch,prompt_tokens,tp\nllama-3-8b,a100-sxm4-80gb,prefill,1,8,1\n")
+    assert_user_error(capsys, ["predict", str(p)], str(p), "missing column 'context_tokens'")
+    p = write(tmp_path, "s2.csv", "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\n"
+                                  "llama-3-8b,a100-sxm4-80gb,prefill,x,8,0,1\n")
+    assert_user_error(capsys, ["predict", str(p)], str(p), "row 2", "'batch'", "integer > 0")
+    p = write(tmp_path, "s3.csv", "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\n"
+                                  "llama-3-8b,a100-sxm4-80gb,training,1,8,0,1\n")
+    assert_user_error(capsys, ["predict", str(p)], str(p), "'phase'", "prefill or decode")
+    p = write(tmp_path, "s4.csv", "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\n"
+                                  "llama-9b,a100-sxm4-80gb,prefill,1,8,0,1\n")
+    assert_user_error(capsys, ["predict", str(p)], str(p), "unknown model 'llama-9b'")
+    p = write(tmp_path, "o.csv", "hardware,op,m,n,k,dtype\na100-sxm4-80gb,conv,1,1,1,bf16\n")
+    assert_user_error(capsys, ["predict", "--ops", str(p)], str(p), "'op'", "gemm")
+    assert_user_error(capsys, ["predict", str(tmp_path / "none.csv")], "cannot read")
+
+
+def test_module_entry_point():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "dse", "--version"], capture_output=True, text=True, check=False)
+    assert r.returncode == 0 and r.stdout.startswith("inferbench ")
