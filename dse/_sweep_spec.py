@@ -1,0 +1,428 @@
+"""Sweep specifications: YAML → a validated :class:`SweepSpec`. Every error is one line.
+
+A sweep file names the fixed parts (model, hardware base, scenario, platform), the axes
+(grid axes become dimensions; sampled axes share one ``design`` dimension), the discrete
+axes (lists of models, hardware bases or scenarios: an outer product of static groups), the
+constraints and the objectives. Axis keys are spec-file keys in their file units
+(``hbm_bandwidth_tb_s``) or SI knob names (``usd_per_kwh``, ``batch``); they are resolved
+per hardware family when the sweep is planned (:mod:`dse._sweep`).
+
+Example::
+
+    name: example
+    model: llama-3-70b
+    hardware: h100-sxm5-80gb
+    scenario: {prompt_tokens: 3000, output_tokens: 1000, batch: 16}
+    platform: {tp: 8}
+    grid:
+      hbm_bandwidth_tb_s: {start: 1, stop: 8, num: 8, scale: log}
+    sample:
+      method: sobol
+      n: 65536
+      seed: 0
+      axes:
+        peak_bf16_tflops: {low: 200, high: 2500, scale: log}
+    constraints: [ttft_s <= 0.5, tpot_s <= 0.02]
+    objectives: [maximize throughput_tokens_per_s_per_chip, minimize j_per_token]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from dse._specs import SpecError
+from models import Metrics
+
+METRICS: tuple[str, ...] = Metrics._fields
+SAMPLE_METHODS = ("random", "sobol", "latin_hypercube")
+SCENARIO_KEYS = ("name", "phase", "prompt_tokens", "output_tokens", "batch")
+PHASES = ("request", "prefill", "decode")
+TOP_KEYS = ("name", "description", "model", "hardware", "scenario", "platform", "dtype", "level", "set",
+            "grid", "sample", "constraints", "objectives", "outputs", "chunk")
+_OPS = {"<=": np.less_equal, "<": np.less, ">=": np.greater_equal, ">": np.greater, "==": np.equal}
+
+
+def _suggest(word: str, options: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+@dataclasses.dataclass(frozen=True)
+class GridAxis:
+    """A grid axis: a dimension of the dataset. ``relative``: values multiply the base value."""
+
+    key: str
+    values: tuple[float, ...]
+    relative: bool = False
+
+    @property
+    def dim(self) -> str:
+        return f"{self.key}_scale" if self.relative else self.key
+
+
+@dataclasses.dataclass(frozen=True)
+class SampledAxis:
+    """A sampled knob: one coordinate of the ``design`` dimension."""
+
+    key: str
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ScenarioSpec:
+    name: str
+    phase: str
+    prompt_tokens: float
+    output_tokens: float
+    batch: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Constraint:
+    metric: str
+    op: str
+    value: float
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+    def holds(self, values: np.ndarray) -> np.ndarray:
+        return _OPS[self.op](values, self.value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    metric: str
+    maximize: bool
+
+    def __str__(self) -> str:
+        return f"{'maximize' if self.maximize else 'minimize'} {self.metric}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep. ``raw`` is the normalized spec (JSON-able), stored in the zarr attrs."""
+
+    source: str
+    name: str
+    description: str
+    models: tuple[str, ...]
+    models_is_dim: bool
+    hardware: tuple[str, ...]
+    hardware_is_dim: bool
+    scenarios: tuple[ScenarioSpec, ...]
+    scenario_is_dim: bool
+    tp: float
+    pp: float
+    dtype: str
+    level: str
+    fixed: tuple[tuple[str, float], ...]
+    grid: tuple[GridAxis, ...]
+    sample_method: str | None
+    sample_n: int
+    sample_seed: int
+    sampled: tuple[SampledAxis, ...]
+    constraints: tuple[Constraint, ...]
+    objectives: tuple[Objective, ...]
+    outputs: tuple[str, ...]
+    chunk: int | None
+    raw: dict[str, Any]
+
+    @property
+    def n_designs(self) -> int:
+        n = int(np.prod([len(a.values) for a in self.grid], dtype=np.int64)) if self.grid else 1
+        n *= self.sample_n if self.sampled else 1
+        return n * len(self.models) * len(self.hardware) * len(self.scenarios)
+
+    def to_json(self) -> str:
+        return json.dumps(self.raw, sort_keys=True)
+
+
+def _num(src: str, where: str, v: Any, *, positive: bool = True, integer: bool = False) -> float:
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    ok = ok and (not positive or v > 0) and (not integer or float(v) == int(v))
+    if not ok:
+        what = "an integer" if integer else "a number"
+        raise SpecError(f"{src}: {where} = {v!r}: expected {what}{' > 0' if positive else ''}")
+    return float(v)
+
+
+def _mapping(src: str, where: str, v: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise SpecError(f"{src}: {where}: expected a mapping with keys {', '.join(allowed)}")
+    for k in v:
+        if k not in allowed:
+            raise SpecError(f"{src}: {where}: unknown key '{k}'{_suggest(k, allowed)} (expected one of {', '.join(allowed)})")
+    return v
+
+
+def _names(src: str, key: str, v: Any) -> tuple[tuple[str, ...], bool]:
+    if isinstance(v, str) and v:
+        return (v,), False
+    if isinstance(v, list) and v and all(isinstance(x, str) and x for x in v):
+        if len(set(v)) != len(v):
+            raise SpecError(f"{src}: {key}: duplicate entries: expected distinct ids")
+        return tuple(v), True
+    raise SpecError(f"{src}: {key} = {v!r}: expected a catalog id, a file path, or a list of them")
+
+
+def _grid_axis(src: str, key: str, v: Any) -> GridAxis:
+    where = f"grid.{key}"
+    if isinstance(v, list):
+        v = {"values": v}
+    v = _mapping(src, where, v, ("values", "start", "stop", "num", "scale", "factors"))
+    forms = [f for f in ("values", "factors", "start") if f in v]
+    if len(forms) != 1:
+        raise SpecError(f"{src}: {where}: expected exactly one of 'values', 'factors' or 'start'/'stop'/'num'")
+    if forms[0] in ("values", "factors"):
+        vals = v[forms[0]]
+        if not isinstance(vals, list) or not vals:
+            raise SpecError(f"{src}: {where}.{forms[0]}: expected a non-empty list of numbers > 0")
+        out = tuple(_num(src, f"{where}.{forms[0]}[{i}]", x) for i, x in enumerate(vals))
+        extra = set(v) - {forms[0]}
+        if extra:
+            raise SpecError(f"{src}: {where}: key '{sorted(extra)[0]}' not allowed with '{forms[0]}'")
+    else:
+        for k in ("stop", "num"):
+            if k not in v:
+                raise SpecError(f"{src}: {where}: missing key '{k}': expected start, stop and num")
+        start, stop = _num(src, f"{where}.start", v["start"]), _num(src, f"{where}.stop", v["stop"])
+        num = int(_num(src, f"{where}.num", v["num"], integer=True))
+        scale = v.get("scale", "linear")
+        if scale not in ("linear", "log"):
+            raise SpecError(f"{src}: {where}.scale = {scale!r}: expected linear or log")
+        arr = np.geomspace(start, stop, num) if scale == "log" else np.linspace(start, stop, num)
+        out = tuple(float(x) for x in arr)
+    if len(set(out)) != len(out):
+        raise SpecError(f"{src}: {where}: repeated values: expected distinct values")
+    return GridAxis(key, out, relative=forms[0] == "factors")
+
+
+def _sampled_axis(src: str, key: str, v: Any) -> SampledAxis:
+    where = f"sample.axes.{key}"
+    if isinstance(v, list) and len(v) == 2:
+        v = {"low": v[0], "high": v[1]}
+    v = _mapping(src, where, v, ("low", "high", "scale", "integer"))
+    for k in ("low", "high"):
+        if k not in v:
+            raise SpecError(f"{src}: {where}: missing key '{k}': expected low and high (numbers > 0)")
+    low, high = _num(src, f"{where}.low", v["low"]), _num(src, f"{where}.high", v["high"])
+    if not high > low:
+        raise SpecError(f"{src}: {where}: high = {high:g}: expected greater than low = {low:g}")
+    scale = v.get("scale", "linear")
+    if scale not in ("linear", "log"):
+        raise SpecError(f"{src}: {where}.scale = {scale!r}: expected linear or log")
+    integer = v.get("integer", False)
+    if not isinstance(integer, bool):
+        raise SpecError(f"{src}: {where}.integer = {integer!r}: expected true or false")
+    return SampledAxis(key, low, high, scale == "log", integer)
+
+
+_CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|<|>)\s*(\S+)\s*$")
+
+
+def parse_constraint(src: str, where: str, text: Any) -> Constraint | None:
+    """``'ttft_s <= 0.5'`` → Constraint; ``'feasible'`` (memory feasible) → None (always applied)."""
+    if isinstance(text, str) and text.strip() in ("feasible", "memory feasible", "memory_feasible"):
+        return None
+    m = _CONSTRAINT_RE.match(text) if isinstance(text, str) else None
+    if not m:
+        raise SpecError(f"{src}: {where} = {text!r}: expected 'METRIC OP VALUE' such as 'ttft_s <= 0.5' (OP one of <=, <, >=, >, ==)")
+    metric, op, value = m.groups()
+    if metric not in METRICS:
+        raise SpecError(f"{src}: {where}: unknown metric '{metric}'{_suggest(metric, METRICS)} (known: {', '.join(METRICS)})")
+    try:
+        val = float(value)
+    except ValueError:
+        raise SpecError(f"{src}: {where}: '{value}' is not a number: expected 'METRIC OP NUMBER'") from None
+    if not math.isfinite(val):
+        raise SpecError(f"{src}: {where}: '{value}': expected a finite number")
+    return Constraint(metric, op, val)
+
+
+_OBJ_RE = re.compile(r"^\s*(maximize|minimize|max|min)\s*[: ]\s*([A-Za-z_][A-Za-z0-9_]*)\s*$")
+
+
+def parse_objective(src: str, where: str, text: Any) -> Objective:
+    """``'maximize throughput_tokens_per_s_per_chip'`` / ``'min:j_per_token'`` → Objective."""
+    m = _OBJ_RE.match(text) if isinstance(text, str) else None
+    if not m:
+        raise SpecError(f"{src}: {where} = {text!r}: expected 'maximize METRIC' or 'minimize METRIC' (or max:METRIC, min:METRIC)")
+    sense, metric = m.groups()
+    if metric not in METRICS:
+        raise SpecError(f"{src}: {where}: unknown metric '{metric}'{_suggest(metric, METRICS)} (known: {', '.join(METRICS)})")
+    return Objective(metric, sense.startswith("max"))
+
+
+def _scenario(src: str, where: str, v: Any, index: int | None) -> ScenarioSpec:
+    v = _mapping(src, where, v, SCENARIO_KEYS)
+    phase = v.get("phase", "request")
+    if phase not in PHASES:
+        raise SpecError(f"{src}: {where}.phase = {phase!r}: expected one of {', '.join(PHASES)}")
+    for k in ("prompt_tokens", "batch"):
+        if k not in v:
+            raise SpecError(f"{src}: {where}: missing key '{k}': expected a number > 0")
+    if "output_tokens" not in v and phase != "prefill":
+        raise SpecError(f"{src}: {where}: missing key 'output_tokens': expected a number > 0")
+    name = v.get("name", phase if index is None else None)
+    if not isinstance(name, str) or not name:
+        raise SpecError(f"{src}: {where}: missing key 'name': expected a name for each scenario of a list")
+    return ScenarioSpec(
+        name, phase,
+        _num(src, f"{where}.prompt_tokens", v["prompt_tokens"], integer=True),
+        _num(src, f"{where}.output_tokens", v.get("output_tokens", 1), integer=True),
+        _num(src, f"{where}.batch", v["batch"], integer=True),
+    )
+
+
+def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None) -> SweepSpec:
+    """Validate a sweep mapping (as read from YAML). ``source`` names it in errors."""
+    src = source
+    if not isinstance(data, dict):
+        raise SpecError(f"{src}: expected a mapping of keys to values at the top level")
+    for k in data:
+        if k not in TOP_KEYS:
+            raise SpecError(f"{src}: unknown key '{k}'{_suggest(str(k), TOP_KEYS)} (expected one of {', '.join(TOP_KEYS)})")
+    for k in ("model", "hardware", "scenario"):
+        if k not in data:
+            raise SpecError(f"{src}: missing key '{k}'")
+    name = data.get("name", Path(source).stem)
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise SpecError(f"{src}: name = {name!r}: expected letters, digits, '_', '-' or '.'")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise SpecError(f"{src}: description: expected text")
+
+    def ref(x: str) -> str:  # paths are taken relative to the spec file
+        if base_dir is not None and ("/" in x or x.endswith((".yaml", ".yml", ".json"))):
+            p = Path(x)
+            return str(p if p.is_absolute() or p.exists() else (base_dir / p))
+        return x
+
+    models, models_dim = _names(src, "model", data["model"])
+    hardware, hw_dim = _names(src, "hardware", data["hardware"])
+    models, hardware = tuple(ref(m) for m in models), tuple(ref(h) for h in hardware)
+    sc = data["scenario"]
+    if isinstance(sc, list):
+        if not sc:
+            raise SpecError(f"{src}: scenario: expected a mapping or a non-empty list of mappings")
+        scenarios = tuple(_scenario(src, f"scenario[{i}]", s, i) for i, s in enumerate(sc))
+        if len({s.name for s in scenarios}) != len(scenarios):
+            raise SpecError(f"{src}: scenario: duplicate names: expected distinct scenario names")
+    else:
+        scenarios = (_scenario(src, "scenario", sc, None),)
+    plat = _mapping(src, "platform", data.get("platform", {}), ("tp", "pp"))
+    tp = _num(src, "platform.tp", plat.get("tp", 1), integer=True)
+    pp = _num(src, "platform.pp", plat.get("pp", 1), integer=True)
+    from models.workloads import DTYPE_BYTES
+
+    dtype = data.get("dtype", "bf16")
+    if dtype not in DTYPE_BYTES:
+        raise SpecError(f"{src}: dtype = {dtype!r}: expected one of {', '.join(DTYPE_BYTES)}")
+    from dse._evaluate import LEVELS
+
+    level = data.get("level", "calibrated")
+    if level not in LEVELS:
+        raise SpecError(f"{src}: level = {level!r}: expected one of {', '.join(LEVELS)}")
+    fixed_raw = data.get("set", {}) or {}
+    if not isinstance(fixed_raw, dict):
+        raise SpecError(f"{src}: set: expected a mapping of spec keys to numbers")
+    fixed = tuple((str(k), _num(src, f"set.{k}", v)) for k, v in fixed_raw.items())
+
+    grid_raw = data.get("grid", {}) or {}
+    if not isinstance(grid_raw, dict):
+        raise SpecError(f"{src}: grid: expected a mapping of knob keys to axes")
+    grid = tuple(_grid_axis(src, str(k), v) for k, v in grid_raw.items())
+    sample = data.get("sample")
+    method, n, seed, sampled = None, 0, 0, ()
+    if sample is not None:
+        sample = _mapping(src, "sample", sample, ("method", "n", "seed", "axes"))
+        method = sample.get("method", "random")
+        if method not in SAMPLE_METHODS:
+            raise SpecError(f"{src}: sample.method = {method!r}: expected one of {', '.join(SAMPLE_METHODS)}")
+        if "n" not in sample:
+            raise SpecError(f"{src}: sample: missing key 'n': expected the number of designs (integer > 0)")
+        n = int(_num(src, "sample.n", sample["n"], integer=True))
+        seed = int(_num(src, "sample.seed", sample.get("seed", 0), positive=False, integer=True))
+        axes = sample.get("axes")
+        if not isinstance(axes, dict) or not axes:
+            raise SpecError(f"{src}: sample.axes: expected a mapping of knob keys to {{low, high, scale, integer}}")
+        sampled = tuple(_sampled_axis(src, str(k), v) for k, v in axes.items())
+    keys = [a.key for a in grid] + [a.key for a in sampled]
+    dup = {k for k in keys if keys.count(k) > 1} | ({k for k, _ in fixed} & set(keys))
+    if dup:
+        raise SpecError(f"{src}: key '{sorted(dup)[0]}' appears in more than one of grid, sample.axes and set")
+    reserved = {"model", "hardware", "scenario", "design", "level"}
+    bad = reserved & set(keys)
+    if bad:
+        raise SpecError(f"{src}: axis '{sorted(bad)[0]}': expected a knob; list models, hardware or scenarios under their own keys")
+
+    cons_raw = data.get("constraints", []) or []
+    if isinstance(cons_raw, str):
+        cons_raw = [cons_raw]
+    if not isinstance(cons_raw, list):
+        raise SpecError(f"{src}: constraints: expected a list such as ['ttft_s <= 0.5', 'tpot_s <= 0.02']")
+    constraints = tuple(c for i, t in enumerate(cons_raw) if (c := parse_constraint(src, f"constraints[{i}]", t)))
+    obj_raw = data.get("objectives", []) or []
+    if not isinstance(obj_raw, list):
+        raise SpecError(f"{src}: objectives: expected a list such as ['maximize throughput_tokens_per_s_per_chip']")
+    objectives = tuple(parse_objective(src, f"objectives[{i}]", t) for i, t in enumerate(obj_raw))
+    if len({o.metric for o in objectives}) != len(objectives):
+        raise SpecError(f"{src}: objectives: a metric appears twice: expected distinct metrics")
+    outputs_raw = data.get("outputs")
+    if outputs_raw is None:
+        outputs = METRICS
+    else:
+        if not isinstance(outputs_raw, list) or not outputs_raw:
+            raise SpecError(f"{src}: outputs: expected a non-empty list of metric names")
+        for i, m in enumerate(outputs_raw):
+            if m not in METRICS:
+                raise SpecError(f"{src}: outputs[{i}]: unknown metric {m!r}{_suggest(str(m), METRICS)}")
+        needed = {"feasible"} | {c.metric for c in constraints} | {o.metric for o in objectives}
+        outputs = tuple(m for m in METRICS if m in set(outputs_raw) | needed)
+    chunk = data.get("chunk")
+    if chunk is not None:
+        chunk = int(_num(src, "chunk", chunk, integer=True))
+    raw = {
+        "name": name, "description": description, "model": list(models) if models_dim else models[0],
+        "hardware": list(hardware) if hw_dim else hardware[0],
+        "scenario": [dataclasses.asdict(s) for s in scenarios] if isinstance(sc, list) else dataclasses.asdict(scenarios[0]),
+        "platform": {"tp": tp, "pp": pp}, "dtype": dtype, "level": level, "set": dict(fixed),
+        "grid": {a.key: ({"factors" if a.relative else "values": list(a.values)}) for a in grid},
+        "sample": None if not sampled else {"method": method, "n": n, "seed": seed, "axes": {
+            a.key: {"low": a.low, "high": a.high, "scale": "log" if a.log else "linear", "integer": a.integer}
+            for a in sampled}},
+        "constraints": [str(c) for c in constraints], "objectives": [str(o) for o in objectives],
+        "outputs": list(outputs), "chunk": chunk,
+    }
+    return SweepSpec(src, name, description, models, models_dim, hardware, hw_dim, scenarios, isinstance(sc, list),
+                     tp, pp, dtype, level, fixed, grid, method, n, seed, sampled, constraints, objectives, outputs,
+                     chunk, raw)
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    """Read and validate a sweep YAML file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise SpecError(f"{p}: cannot read file ({e.strerror or e})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise SpecError(f"{p}: not valid YAML{where}") from None
+    return parse_sweep(data, str(p), p.parent)
