@@ -1,0 +1,108 @@
+"""Subcommands ``sweep``, ``pareto`` and ``plot`` (registered by :func:`add_subcommands`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from dse._specs import SpecError
+
+RESULTS = Path("results")
+
+
+def enable_compilation_cache() -> None:
+    """Keep compiled programs on disk between runs (compiling a group costs seconds).
+
+    Off with ``INFERBENCH_JAX_CACHE=0``; a cache directory already configured is kept.
+    """
+    import jax
+
+    if os.environ.get("INFERBENCH_JAX_CACHE", "1") == "0" or jax.config.jax_compilation_cache_dir:
+        return
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    jax.config.update("jax_compilation_cache_dir", str(base / "inferbench" / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from dse._sweep import describe, run_sweep
+    from dse._sweep_spec import load_sweep
+
+    spec = load_sweep(args.spec)
+    store = Path(args.output) if args.output else RESULTS / f"{spec.name}.zarr"
+    if args.workers is not None and args.workers <= 0:
+        raise SpecError(f"--workers: {args.workers}: expected an integer > 0")
+    if args.chunk is not None and args.chunk <= 0:
+        raise SpecError(f"--chunk: {args.chunk}: expected an integer > 0")
+    enable_compilation_cache()
+    store.parent.mkdir(parents=True, exist_ok=True)
+    result = run_sweep(spec, store, overwrite=args.overwrite, quiet=args.quiet, chunk=args.chunk,
+                       dask=args.dask or args.workers is not None, workers=args.workers, scheduler=args.scheduler)
+    print(describe(result))
+    if result.status != "already complete" and not args.quiet:
+        print(f"open it with: xarray.open_zarr('{store}')", file=sys.stderr)
+    return 0
+
+
+def _split(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def cmd_pareto(args: argparse.Namespace) -> int:
+    from dse._pareto import pareto_table, store_pareto, write_front
+
+    front, objectives, constraints, stats = store_pareto(
+        Path(args.store), _split(args.objectives) or None, _split(args.constraints) if args.constraints is not None else None)
+    print(pareto_table(front, objectives, constraints, stats, limit=args.limit))
+    out = Path(args.output) if args.output else RESULTS / f"{Path(args.store).stem}_pareto"
+    paths = write_front(front, out)
+    if not args.quiet:
+        print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from dse._plots import plot_store
+
+    out = Path(args.output) if args.output else RESULTS / Path(args.store).stem
+    paths = plot_store(Path(args.store), out, objectives=_split(args.objectives) or None,
+                       constraints=_split(args.constraints) if args.constraints is not None else None,
+                       n_designs=args.designs)
+    if not args.quiet:
+        print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    return 0
+
+
+def add_subcommands(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("sweep", help="explore a design space from a sweep YAML; streams a zarr store")
+    s.add_argument("spec", help="sweep specification (YAML), e.g. sweeps/asic_pareto.yaml")
+    s.add_argument("-o", "--output", help="zarr store (default results/NAME.zarr)")
+    s.add_argument("--overwrite", action="store_true", help="start again even if the store is finished or differs")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--chunk", type=int, help="designs per chunk (default: from available memory)")
+    s.add_argument("--dask", action="store_true", help="evaluate on a local dask.distributed cluster")
+    s.add_argument("--workers", type=int, help="worker processes of the local cluster (implies --dask)")
+    s.add_argument("--scheduler", help="address of an existing dask scheduler, e.g. tcp://10.0.0.1:8786")
+    s.set_defaults(func=cmd_sweep)
+
+    s = sub.add_parser("pareto", help="non-dominated feasible designs of a sweep store")
+    s.add_argument("store", help="zarr store written by `inferbench sweep`")
+    s.add_argument("--objectives", help="comma-separated, e.g. max:throughput_tokens_per_s_per_chip,min:j_per_token "
+                   "(default: the sweep's)")
+    s.add_argument("--constraints", help="comma-separated, e.g. 'ttft_s<=0.2,tpot_s<=0.01' (default: the sweep's; "
+                   "'' for none)")
+    s.add_argument("--limit", type=int, default=20, help="rows of the printed table (default 20)")
+    s.add_argument("-o", "--output", help="output prefix (default results/STORE_pareto): writes .zarr and .csv")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_pareto)
+
+    s = sub.add_parser("plot", help="Pareto front, roofline and sensitivity charts of a sweep store (PNG and SVG)")
+    s.add_argument("store", help="zarr store written by `inferbench sweep`")
+    s.add_argument("--objectives", help="as for pareto (default: the sweep's)")
+    s.add_argument("--constraints", help="as for pareto (default: the sweep's)")
+    s.add_argument("--designs", type=int, default=3, help="front designs for the sensitivity chart (default 3)")
+    s.add_argument("-o", "--output", help="output folder (default results/STORE)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_plot)
