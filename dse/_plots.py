@@ -1,0 +1,285 @@
+"""Charts of a sweep store, PNG and SVG: Pareto front, roofline, sensitivity, axis curves.
+
+- Pareto: the feasible designs as a density (hexagonal bins, grey: dominated) and the front
+  on top, coloured by the third objective when there is one.
+- Roofline: the operators of the scenario (prefill pass and one decode step) of a chosen
+  design on its chip's roofline, min(peak, AI · bandwidth) (seed 000, SIMT roofline), with the
+  memory-bound region (left of the ridge point) shaded.
+- Sensitivity: the elasticity ∂ log objective / ∂ log knob of each swept knob at chosen front
+  designs, from ``jax.grad`` through the same cost model (integer knobs are relaxed to reals).
+- Axis curves: each grid axis one at a time, the other axes at their middle value (or at
+  scale 1 for relative axes), e.g. GenZ Fig. 16 from ``sweeps/hw_scaling.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dse._specs import SpecError
+
+PHASE_METRIC = {"prefill": "prefill_latency_s", "decode": "tpot_s", "request": "latency_s"}
+
+
+def _save(fig: Any, out: Path, name: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.svg"]
+    fig.savefig(paths[0], dpi=120, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return paths
+
+
+def _label(ds: Any, name: str) -> str:
+    units = ds[name].attrs.get("units", "") if name in ds.variables else ""
+    return f"{name} [{units}]" if units and units != "1" else name
+
+
+def _plan(ds: Any) -> Any:
+    from dse._sweep import make_plan
+    from dse._sweep_spec import parse_sweep
+
+    return make_plan(parse_sweep(json.loads(ds.attrs["sweep_spec"]), source="sweep_spec"), int(ds.attrs["sweep_chunk"]))
+
+
+def plot_pareto(ds: Any, front: Any, objs: list[Any], out: Path, max_points: int = 2_000_000) -> list[Path]:
+    import matplotlib.pyplot as plt
+    import zarr
+
+    del zarr
+    x, y = objs[0].metric, objs[1].metric
+    ok = np.asarray(ds.meets_constraints.values if "meets_constraints" in ds else ds.feasible.values).reshape(-1)
+    xs, ys = (np.asarray(ds[v].values).reshape(-1)[ok] for v in (x, y))
+    if len(xs) > max_points:
+        pick = np.random.default_rng(0).choice(len(xs), max_points, replace=False)
+        xs, ys = xs[pick], ys[pick]
+    fig, ax = plt.subplots(figsize=(7, 5))
+    if len(xs):
+        ax.hexbin(xs, ys, gridsize=80, bins="log", cmap="Greys", mincnt=1, xscale="log", yscale="log", linewidths=0)
+    fx, fy = front[x].values, front[y].values
+    c = front[objs[2].metric].values if len(objs) > 2 else None
+    style = {"c": c, "cmap": "viridis"} if c is not None else {"color": "tab:red"}
+    sc = ax.scatter(fx, fy, s=14, edgecolors="k", linewidths=0.3, zorder=3, label=f"Pareto front ({len(fx):,})",
+                    **style)
+    if c is not None:
+        fig.colorbar(sc, ax=ax, label=_label(ds, objs[2].metric))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"{'↑' if objs[0].maximize else '↓'} {_label(ds, x)}")
+    ax.set_ylabel(f"{'↑' if objs[1].maximize else '↓'} {_label(ds, y)}")
+    ax.set_title(f"{ds.attrs.get('sweep_name', '')}: {len(xs):,} designs meeting the constraints (grey: dominated)",
+                 fontsize=9)
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, out, "pareto")
+
+
+def _design_knobs(plan: Any, ds: Any, point: dict[str, Any]) -> tuple[int, dict[str, float]]:
+    """Group index and SI knob values of one design given its coordinates (file units)."""
+    idx = tuple(list(ds[d].values).index(point[d]) for d in plan.group_dims)
+    g = next(i for i, grp in enumerate(plan.groups) if grp.index == idx)
+    grp = plan.groups[g]
+    knobs = {}
+    for a in plan.spec.grid:
+        name, factor, base = grp.knobs[a.key]
+        knobs[name] = float(point[a.dim]) * factor * (base if a.relative else 1.0)
+    for a in plan.spec.sampled:
+        name, factor, _ = grp.knobs[a.key]
+        knobs[name] = float(point[a.key]) * factor
+    return g, knobs
+
+
+def _points(ds: Any, front: Any, n: int) -> list[dict[str, Any]]:
+    """Up to n designs spread along the front (or the first design of the store)."""
+    if front is not None and front.sizes.get("front", 0):
+        k = front.sizes["front"]
+        picks = sorted({int(round(i)) for i in np.linspace(0, k - 1, min(n, k))})
+        return [{c: front[c].values[i].item() if hasattr(front[c].values[i], "item") else front[c].values[i]
+                 for c in front.coords} for i in picks]
+    first = ds.isel({d: 0 for d in ds.dims if d in ds.tpot_s.dims})
+    return [{c: first[c].values.item() for c in first.coords}]
+
+
+def plot_roofline(ds: Any, plan: Any, point: dict[str, Any], out: Path) -> list[Path]:
+    import jax.numpy as jnp
+    import matplotlib.pyplot as plt
+
+    from dse._evaluate import _with_knobs
+    from models.hardware import operator_cost
+    from models.workloads import operator_table
+
+    g, knobs = _design_knobs(plan, ds, point)
+    cfg = _with_knobs(plan.groups[g].config, {k: jnp.asarray(v) for k, v in knobs.items()})
+    sw = __import__("jax").tree.map(lambda x: x[0], plan.software[g])
+    chip, sc, model, tp = cfg.chip, cfg.scenario, cfg.model, cfg.platform.tp
+    dtypes = (sc.weight_dtype, sc.act_dtype, sc.kv_dtype)
+    gemm_dtype = max((sc.weight_dtype, sc.act_dtype), key=lambda d: __import__("models").workloads.DTYPE_BYTES[d])
+    peak = float(chip.peak_flops_per_s(gemm_dtype))
+    bw = float(getattr(chip, "hbm_bandwidth_bytes_per_s", getattr(chip, "memory_bandwidth_bytes_per_s", np.nan)))
+    fig, ax = plt.subplots(figsize=(7, 5))
+    all_ai = []
+    for label, new, past, marker in (("prefill", sc.prompt_tokens, jnp.zeros_like(sc.prompt_tokens), "o"),
+                                     ("decode step", jnp.ones_like(sc.batch), sc.prompt_tokens, "s")):
+        ops = operator_table(model, sc, tp, new, past)
+        cost = operator_cost(chip, sw, ops, *dtypes)
+        t = np.maximum(np.asarray(cost.compute_s), np.asarray(cost.memory_s))
+        flops, byts = np.asarray(ops.flops), np.asarray(ops.bytes)
+        good = (flops > 0) & (byts > 0) & (t > 0)
+        ai, perf = flops[good] / byts[good], flops[good] / t[good]
+        all_ai += list(ai)
+        ax.scatter(ai, perf, marker=marker, s=30, label=label, zorder=3)
+        for name, a, p in zip(np.asarray(ops.names)[good], ai, perf, strict=True):
+            ax.annotate(name, (a, p), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ridge = peak / bw
+    lo, hi = min([ridge / 100, *all_ai]) / 2, max([ridge * 100, *all_ai]) * 2
+    xs = np.geomspace(lo, hi, 200)
+    ax.plot(xs, np.minimum(peak, xs * bw), "k-", lw=1.5, label=f"roofline: {peak / 1e12:,.0f} TFLOP/s, {bw / 1e12:.2f} TB/s")
+    ax.axvspan(lo, ridge, color="tab:blue", alpha=0.08, label="memory-bound")
+    ax.axvspan(ridge, hi, color="tab:red", alpha=0.05, label="compute-bound")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity [FLOP/B]")
+    ax.set_ylabel("attained [FLOP/s]")
+    import textwrap
+
+    where = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.items()
+                      if (k in plan.dims or k in {a.key for a in plan.spec.sampled}) and k != "design")
+    ax.set_title(textwrap.fill(f"roofline of the chosen design ({where})", 90), fontsize=7)
+    ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, out, "roofline")
+
+
+def _log_metrics(config: Any, log_knobs: Any, names: tuple[str, ...], metrics: tuple[str, ...], software: Any) -> Any:
+    import jax.numpy as jnp
+
+    from dse._evaluate import _serve_one
+
+    res = _serve_one(config, {k: jnp.exp(log_knobs[i]) for i, k in enumerate(names)}, software)
+    return jnp.stack([jnp.log(getattr(res, m)) for m in metrics])
+
+
+_JACOBIAN: Any = None
+
+
+def sensitivities(plan: Any, ds: Any, points: list[dict[str, Any]], metrics: list[str]) -> dict[str, np.ndarray]:
+    """Elasticities ∂ log metric / ∂ log knob at each point: {metric: [n_points, n_knobs]}.
+
+    One reverse-mode Jacobian of the log metrics in the log knobs per point, compiled once per
+    static group (a gradient, not a sweep: no vmap).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    global _JACOBIAN
+    if _JACOBIAN is None:
+        _JACOBIAN = jax.jit(jax.jacrev(_log_metrics, argnums=1), static_argnums=(2, 3))
+    rows = []
+    for point in points:
+        g, knobs = _design_knobs(plan, ds, point)
+        sw = jax.tree.map(lambda x: x[0], plan.software[g])
+        names = tuple(knobs)
+        logs = jnp.log(jnp.asarray([knobs[k] for k in names]))
+        rows.append(np.asarray(_JACOBIAN(plan.groups[g].config, logs, names, tuple(metrics), sw)))
+    return {m: np.stack([r[j] for r in rows]) for j, m in enumerate(metrics)}
+
+
+def plot_sensitivity(ds: Any, plan: Any, points: list[dict[str, Any]], objs: list[Any], out: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    metrics = [o.metric for o in objs] or ["tpot_s"]
+    sens = sensitivities(plan, ds, points, metrics)
+    keys = [a.key for a in plan.spec.grid] + [a.key for a in plan.spec.sampled]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 0.35 * len(keys) + 2), squeeze=False)
+    for ax, m in zip(axes[0], metrics, strict=True):
+        e = sens[m]
+        h = 0.8 / len(points)
+        for i in range(len(points)):
+            ax.barh(np.arange(len(keys)) + i * h, e[i], height=h, label=f"front design {i + 1}")
+        ax.set_yticks(np.arange(len(keys)) + 0.4 - h / 2, keys, fontsize=7)
+        ax.axvline(0, color="k", lw=0.5)
+        ax.set_xlabel(f"∂ log {m} / ∂ log knob")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("sensitivity (elasticity, jax.grad) at chosen designs", fontsize=9)
+    return _save(fig, out, "sensitivity")
+
+
+def plot_axes(ds: Any, plan: Any, out: Path) -> list[Path]:
+    """Each grid axis one at a time (others at scale 1 or their middle value)."""
+    import matplotlib.pyplot as plt
+
+    grid = plan.spec.grid
+    if not grid:
+        return []
+    base_sel = {}
+    for a in grid:
+        vals = list(a.values)
+        base_sel[a.dim] = 1.0 if a.relative and 1.0 in vals else vals[len(vals) // 2]
+    if plan.spec.sampled:
+        base_sel["design"] = 0
+    panels = [("metric", m) for m in _axis_metrics(ds, plan)]
+    fig, axes = plt.subplots(len(panels), len(grid), figsize=(4 * len(grid), 3 * len(panels)), squeeze=False)
+    for j, a in enumerate(grid):
+        sel = {k: v for k, v in base_sel.items() if k != a.dim}
+        isel = {"design": sel.pop("design")} if "design" in sel else {}
+        sub = ds.sel(sel).isel(isel)
+        for i, (_, m) in enumerate(panels):
+            ax = axes[i][j]
+            da = sub[m]
+            others = [d for d in da.dims if d != a.dim]
+            if others:
+                st = da.stack(line=others)
+                for k in range(st.sizes["line"]):
+                    lab = ", ".join(str(v) for v in np.atleast_1d(st.line.values[k]))
+                    ax.plot(st[a.dim].values, st.isel(line=k).values, "o-", ms=3, label=lab)
+                ax.legend(fontsize=6)
+            else:
+                ax.plot(da[a.dim].values, da.values, "o-", ms=3)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel(_label(ds, a.dim))
+            ax.set_ylabel(_label(ds, m), fontsize=7)
+    fig.suptitle(f"{ds.attrs.get('sweep_name', '')}: one axis at a time", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out, "axes")
+
+
+def _axis_metrics(ds: Any, plan: Any) -> list[str]:
+    phases = {s.phase for s in plan.spec.scenarios}
+    if phases == {"decode"}:
+        wanted = ["decode_flops", "decode_arithmetic_intensity_flop_per_byte", "tpot_s", "decode_mbu"]
+    elif len(phases) > 1 or phases == {"prefill"}:
+        wanted = ["prefill_latency_s", "tpot_s"]
+    else:
+        wanted = ["latency_s", "throughput_tokens_per_s_per_chip", "j_per_token", "usd_per_mtok"]
+    return [m for m in wanted if m in ds.data_vars]
+
+
+def plot_store(store: Path, out: Path, objectives: list[str] | None = None, constraints: list[str] | None = None,
+               n_designs: int = 3) -> list[Path]:
+    """Every chart that applies to the store; returns the files written under ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from dse._pareto import store_pareto
+    from dse._sweep import open_sweep
+
+    if n_designs <= 0:
+        raise SpecError(f"--designs: {n_designs}: expected an integer > 0")
+    ds = open_sweep(store)
+    plan = _plan(ds)
+    paths: list[Path] = []
+    front, objs = None, []
+    if len(objectives or ds.attrs.get("objectives", [])) >= 2:
+        front, objs, _, _ = store_pareto(store, objectives, constraints)
+        paths += plot_pareto(ds, front, objs, out)
+    points = _points(ds, front, n_designs)
+    paths += plot_roofline(ds, plan, points[0], out)
+    if plan.spec.grid or plan.spec.sampled:
+        paths += plot_sensitivity(ds, plan, points, objs, out)
+    if plan.spec.grid and (not plan.spec.sampled or front is None):
+        paths += plot_axes(ds, plan, out)
+    return paths

@@ -1,0 +1,77 @@
+"""Charts of sweep stores: every file is written, PNG and SVG, and the sensitivity is a gradient."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from dse._cli import main
+from dse._sweep import run_sweep
+
+SPEC = {
+    "name": "p",
+    "model": "llama-3-8b",
+    "hardware": "a100-sxm4-80gb",
+    "scenario": {"prompt_tokens": 512, "output_tokens": 64, "batch": 4},
+    "grid": {"batch": [1, 8, 64]},
+    "sample": {"method": "sobol", "n": 256, "seed": 0,
+               "axes": {"hbm_bandwidth_tb_s": {"low": 1, "high": 8, "scale": "log"},
+                        "price_usd": {"low": 5000, "high": 40000}}},
+    "objectives": ["maximize throughput_tokens_per_s_per_chip", "minimize j_per_token", "minimize usd_per_mtok"],
+    "constraints": ["tpot_s <= 0.05"],
+    "chunk": 256,
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("plots")
+    p = d / "p.yaml"
+    p.write_text(yaml.safe_dump(SPEC))
+    run_sweep(p, d / "p.zarr", quiet=True)
+    return d / "p.zarr"
+
+
+def test_plot_writes_png_and_svg(store, tmp_path):
+    assert main(["plot", str(store), "-o", str(tmp_path), "--quiet", "--designs", "2"]) == 0
+    for name in ("pareto", "roofline", "sensitivity"):
+        for ext in ("png", "svg"):
+            f = tmp_path / f"{name}.{ext}"
+            assert f.exists() and f.stat().st_size > 1000
+
+
+def test_axis_chart_for_grid_only_store(tmp_path):
+    spec = {**SPEC, "sample": None, "objectives": [], "constraints": []}
+    p = tmp_path / "g.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    run_sweep(p, tmp_path / "g.zarr", quiet=True)
+    assert main(["plot", str(tmp_path / "g.zarr"), "-o", str(tmp_path / "out"), "--quiet"]) == 0
+    assert (tmp_path / "out" / "axes.svg").exists() and (tmp_path / "out" / "roofline.png").exists()
+
+
+def test_sensitivity_matches_finite_differences(store):
+    import xarray as xr
+
+    from dse._plots import _design_knobs, _plan, _points, sensitivities
+    from dse._evaluate import run_designs
+
+    ds = xr.open_zarr(store)
+    plan = _plan(ds)
+    point = _points(ds, None, 1)[0]
+    e = sensitivities(plan, ds, [point], ["tpot_s"])["tpot_s"][0]
+    g, knobs = _design_knobs(plan, ds, point)
+    names = list(knobs)
+    for i, k in enumerate(names):
+        h = 1e-4
+        vals = {n: np.array([knobs[n], knobs[n]]) for n in names}
+        vals[k] = np.array([knobs[k] * np.exp(-h), knobs[k] * np.exp(h)])
+        r = run_designs(plan.groups[g].config, vals, plan.software[g])["tpot_s"][0]
+        np.testing.assert_allclose(e[i], (np.log(r[1]) - np.log(r[0])) / (2 * h), rtol=1e-3, atol=1e-6)
+
+
+def test_plot_errors(tmp_path, capsys):
+    assert main(["plot", str(tmp_path / "none.zarr")]) == 2
+    assert "not an InferBench sweep store" in capsys.readouterr().err
