@@ -1,31 +1,116 @@
-"""Fitted software parameters shipped with the catalog (``calibration/fitted/<hardware>.yaml``)."""
+"""Fitted parameter files shipped with the catalog (``calibration/fitted/<hardware>.yaml``).
+
+Sections: ``software`` (every ``SoftwareParams`` field: what the default calibrated level
+uses), ``frameworks`` (framework overheads per framework), ``chip`` (``SimtSpec`` SI fields
+that replace the datasheet-derived values), ``uncertainty`` (Laplace standard deviations),
+``intervals`` (held-out log-error quantiles per data set, for prediction intervals),
+``split``, ``data`` (file hashes), ``mape`` (the validation table) and ``software_version``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
 import yaml
 
 from models.hardware import SoftwareParams, achievable_software
 
 FITTED_DIR = Path(__file__).resolve().parent / "fitted"
 
+# GPUs without a fit of their own use the A100 software fit (software parameters transfer
+# across GPUs of the same software stack; the chip's own numbers come from its datasheet).
+FALLBACK = ("a100-sxm4-40gb", "a100-sxm4-80gb")
 
-def fitted_software(hardware_id: str | None) -> SoftwareParams:
+
+def fitted_path(hardware_id: str, folder: Path | None = None) -> Path:
+    return (folder or FITTED_DIR) / f"{hardware_id}.yaml"
+
+
+def read_fitted(hardware_id: str | None, folder: Path | None = None) -> dict[str, Any] | None:
+    """The fitted file of ``hardware_id`` as a mapping, or None if there is none."""
+    if not hardware_id:
+        return None
+    path = fitted_path(hardware_id, folder)
+    return yaml.safe_load(path.read_text()) if path.exists() else None
+
+
+def software_from_mapping(p: Mapping[str, Any]) -> SoftwareParams:
+    names = {f.name for f in dataclasses.fields(SoftwareParams)}
+    unknown = sorted(set(p) - names)
+    if unknown:
+        raise ValueError(f"software: unknown key(s) {', '.join(unknown)}: expected SoftwareParams fields")
+    return SoftwareParams(**{k: jnp.asarray(v, dtype=float) for k, v in p.items()})
+
+
+def software_to_mapping(sw: SoftwareParams) -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(sw):
+        v = np.asarray(getattr(sw, f.name), dtype=float)
+        out[f.name] = [float(x) for x in v] if v.ndim else float(v)
+    return out
+
+
+def fitted_source(hardware_id: str | None) -> str | None:
+    """Which fitted file the calibrated level of ``hardware_id`` uses (None: seed derating)."""
+    for name in (hardware_id, *FALLBACK):
+        if name and fitted_path(name).exists():
+            return name
+    return None
+
+
+def fitted_software(hardware_id: str | None, framework: str | None = None) -> SoftwareParams:
     """The calibrated level for a chip: its own fit, else the A100 fit (software parameters
-    transfer across GPUs; chip parameters come from the datasheet), else the seed derating."""
-    for name in (hardware_id, "a100-sxm4-40gb", "a100-sxm4-80gb"):
-        path = FITTED_DIR / f"{name}.yaml"
-        if name and path.exists():
-            p = yaml.safe_load(path.read_text())["software"]
-            return SoftwareParams(**{k: jnp.asarray(v, dtype=float) for k, v in p.items()})
-    return achievable_software()
+    transfer across GPUs; chip parameters come from the datasheet), else the seed derating.
+
+    ``framework`` selects another fitted framework's overheads (e.g. ``vllm-server``).
+    """
+    source = fitted_source(hardware_id)
+    if source is None:
+        return achievable_software()
+    data = read_fitted(source) or {}
+    p = dict(data["software"])
+    if framework is not None:
+        frameworks = data.get("frameworks") or {}
+        if framework not in frameworks:
+            raise ValueError(f"{fitted_path(source)}: no framework '{framework}': expected one of "
+                             f"{', '.join(frameworks)}")
+        p |= frameworks[framework]
+    return software_from_mapping(p)
 
 
 def fitted_chip(hardware_id: str | None) -> dict[str, float]:
     """Chip parameters fitted for ``hardware_id`` (SI field → value), or {} if none."""
-    path = FITTED_DIR / f"{hardware_id}.yaml"
-    if not hardware_id or not path.exists():
+    data = read_fitted(hardware_id)
+    if not data:
         return {}
-    return {k: float(v) for k, v in (yaml.safe_load(path.read_text()).get("chip") or {}).items()}
+    return {k: float(v) for k, v in (data.get("chip") or {}).items()}
+
+
+def write_fitted(hardware_id: str, content: Mapping[str, Any], folder: Path | None = None) -> Path:
+    path = fitted_path(hardware_id, folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (f"# Calibrated parameters of {hardware_id}, written by `inferbench calibrate --hardware {hardware_id}`.\n"
+              "# Do not edit by hand: rerun the calibration. See calibration/_fit.py for the model and the split.\n")
+    path.write_text(header + yaml.safe_dump(_plain(dict(content)), sort_keys=False, width=110))
+    return path
+
+
+def _plain(x: Any) -> Any:
+    """numpy/jax values → plain Python for YAML."""
+    if isinstance(x, Mapping):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    if isinstance(x, str | bool) or x is None:
+        return x
+    if isinstance(x, int | np.integer):
+        return int(x)
+    arr = np.asarray(x)
+    if arr.dtype.kind in "fiu":
+        return [float(v) for v in arr.ravel()] if arr.ndim else float(arr)
+    return str(x)

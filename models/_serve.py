@@ -110,13 +110,14 @@ def _phase(model, chip, software, scenario, platform, new_tokens, past_first, n_
     hop = chip.link_latency_s + software.collective_latency_s
     allreduce = ring_allreduce_s(act_bytes, tp, link, hop)
     net = 2.0 * model.n_layers * allreduce + (pp - 1.0) * send_recv_s(act_bytes, link, hop)
+    framework_s = software.pass_overhead_s(scenario.batch)
     return PhaseCost(
         busy_s=op_time.sum(),
         compute_s=jnp.where(compute_bound, op_roof * rep, 0.0).sum(),
         memory_s=jnp.where(compute_bound, 0.0, op_roof * rep).sum(),
-        overhead_s=(op_over * rep).sum() + n_passes * software.step_overhead_s,
+        overhead_s=(op_over * rep).sum() + n_passes * framework_s,
         network_s=n_passes * net,
-        wall_s=op_time.sum() + n_passes * (net + software.step_overhead_s),
+        wall_s=op_time.sum() + n_passes * (net + framework_s),
         chip_energy_j=energy.sum(),
         flops=(op_flops * rep).sum(),
         bytes=(op_bytes * rep).sum(),

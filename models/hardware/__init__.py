@@ -12,3 +12,6 @@ from ._family import operator_cost as operator_cost
 from ._family import operator_energy_j as operator_energy_j
 from ._family import FAMILIES as FAMILIES
 from ._family import gemm_cost as gemm_cost
+from ._simt import GEMM_TILES_MN as GEMM_TILES_MN
+from ._simt import operator_utilization as operator_utilization
+from ._simt import tile_wave_utilization as tile_wave_utilization

@@ -7,12 +7,16 @@ References:
   InferBench research note (seeds/000), "Architecture Models — SIMT (GPU-like)": roofline,
     cuBLAS utilization table (M<32: 15 %, M=128–512: 70 %, M>4096: 85 %), A100 power model
     60 W + 0.2 mW per GFLOP/s + 50 mW per GB/s.
+  Tile and wave quantization of tiled GEMMs: NVIDIA, "Matrix Multiplication Background User's
+    Guide" (Deep Learning Performance docs), sections "Tile Quantization" and "Wave
+    Quantization"; CUTLASS threadblock tile shapes for SM80 (128x256, 128x128, 128x64, 64x64).
   Williams, Waterman, Patterson, "Roofline", CACM 2009.
   GenZ (seeds/003) §III-B: efficiency factors Eff_C on top of the peak.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import jax
@@ -76,9 +80,24 @@ UTIL_KNOTS_M = (32.0, 128.0, 512.0, 4096.0)
 SEED_UTIL = (0.15, 0.70, 0.70, 0.85)
 
 
+# Candidate thread-block (CTA) tiles (rows M x columns N of C) of the tile/wave form: the
+# SM80 tensor-core tiles of CUTLASS's default kernels, largest first. cuBLAS picks, per
+# shape, the kernel that runs fastest; the model takes the best candidate (a max).
+GEMM_TILES_MN = ((128.0, 256.0), (128.0, 128.0), (128.0, 64.0), (64.0, 64.0))
+
+
+def _zeros4() -> Array:
+    return jnp.zeros(4)
+
+
 @pytree_dataclass
 class SoftwareParams:
     """What a software stack reaches of a chip: the 'software maturity' knobs.
+
+    Two forms of the GEMM utilization curve are mixed by the leaf ``util_wave`` (0 selects
+    the seed's table in M, 1 the tile/wave-quantization form over the chip's SM count; the
+    levels 'ideal' and 'achievable' use the table). Both are leaves so that levels that use
+    different forms stack into one PyTree (one compiled program).
 
     Attributes:
         util_knots: utilization of the tensor peak at ``UTIL_KNOTS_M`` GEMM rows, shape [4].
@@ -87,6 +106,15 @@ class SoftwareParams:
         link_efficiency: fraction of the link bandwidth collectives reach.
         collective_latency_s: fixed time per collective call on top of the link latency.
         step_overhead_s: framework time per forward pass (scheduling, sampling, Python).
+        util_wave: weight of the tile/wave form in the utilization (0 table, 1 tile/wave).
+        tile_efficiency: fraction of the tensor peak a full wave of each ``GEMM_TILES_MN``
+            tile reaches, shape [4].
+        k_half: reduction depth K at which the main loop reaches half its steady rate
+            (prologue/epilogue of the K loop amortized over K / (K + k_half)).
+        elementwise_bw_factor: bandwidth efficiency of elementwise and gather kernels
+            relative to ``bw_efficiency`` (framework kernels versus library GEMMs).
+        seq_overhead_s: framework time per sequence per forward pass (scheduling,
+            detokenization, streaming of each sequence's token).
     """
 
     util_knots: Array
@@ -95,12 +123,23 @@ class SoftwareParams:
     link_efficiency: Array
     collective_latency_s: Array
     step_overhead_s: Array
+    util_wave: Array = dataclasses.field(default_factory=lambda: jnp.asarray(0.0))
+    tile_efficiency: Array = dataclasses.field(default_factory=_zeros4)
+    k_half: Array = dataclasses.field(default_factory=lambda: jnp.asarray(0.0))
+    elementwise_bw_factor: Array = dataclasses.field(default_factory=lambda: jnp.asarray(1.0))
+    seq_overhead_s: Array = dataclasses.field(default_factory=lambda: jnp.asarray(0.0))
+
+    def pass_overhead_s(self, batch: Array) -> Array:
+        """Framework time of one forward pass of ``batch`` sequences (software maturity):
+        a fixed part and a part per sequence (scheduling, sampling, detokenization)."""
+        return self.step_overhead_s + batch * self.seq_overhead_s
 
 
 def ideal_software() -> SoftwareParams:
     """Level 'ideal': the pure roofline — peak rates, no overheads."""
     return SoftwareParams(jnp.ones(4), jnp.asarray(1.0), jnp.asarray(0.0), jnp.asarray(1.0),
-                          jnp.asarray(0.0), jnp.asarray(0.0))
+                          jnp.asarray(0.0), jnp.asarray(0.0), jnp.asarray(0.0), jnp.ones(4),
+                          jnp.asarray(0.0))
 
 
 def achievable_software() -> SoftwareParams:
@@ -111,7 +150,8 @@ def achievable_software() -> SoftwareParams:
     75 % average NVLink efficiency). Overheads zero: they belong to a software stack.
     """
     return SoftwareParams(jnp.asarray(SEED_UTIL), jnp.asarray(0.85), jnp.asarray(0.0),
-                          jnp.asarray(0.75), jnp.asarray(0.0), jnp.asarray(0.0))
+                          jnp.asarray(0.75), jnp.asarray(0.0), jnp.asarray(0.0),
+                          jnp.asarray(0.0), jnp.full(4, SEED_UTIL[-1]), jnp.asarray(0.0))
 
 
 def gemm_utilization(util_knots: Array, m: Array) -> Array:
@@ -123,6 +163,47 @@ def gemm_utilization(util_knots: Array, m: Array) -> Array:
     x = jnp.log2(jnp.maximum(m, 1.0))
     xk = jnp.log2(jnp.asarray(UTIL_KNOTS_M))
     return jnp.interp(x, xk, util_knots)
+
+
+def tile_wave_utilization(tile_efficiency: Array, k_half: Array, m: Array, n: Array, k: Array,
+                          sm_count: Array, waves: bool = True) -> Array:
+    """Fraction of peak of a tiled GEMM C[m,n] = A[m,k]·B[k,n]: tile and wave quantization.
+
+    For each candidate CTA tile (tm, tn) of ``GEMM_TILES_MN`` (NVIDIA Matrix Multiplication
+    Background guide, "Tile Quantization", "Wave Quantization"):
+      tiles = ⌈m/tm⌉·⌈n/tn⌉ CTAs, run in ⌈tiles/SMs⌉ waves of SMs CTAs (one CTA per SM);
+      tile efficiency  = m·n / (⌈m/tm⌉·tm·⌈n/tn⌉·tn)   (padding work in partial tiles),
+      wave efficiency  = tiles / (⌈tiles/SMs⌉·SMs)     (idle SMs in the last wave),
+      util_tile        = tile_efficiency[t] · tile eff · wave eff,
+    and the library picks the fastest tile: util = max_t util_tile · K/(K + k_half) (the K
+    loop's prologue and epilogue amortized over the reduction depth). ``waves=False`` (or a
+    chip without an SM count) drops the wave term: batched kernels (attention over batch ×
+    heads) fill the SMs with independent instances. The ⌈·⌉ are the discrete physics
+    (DESIGN rule 6); the result is differentiable in the calibration parameters.
+    """
+    sms = jnp.maximum(sm_count, 1.0)
+    best = jnp.zeros_like(m * n)
+    for i, (tm, tn) in enumerate(GEMM_TILES_MN):
+        rows, cols = jnp.ceil(jnp.maximum(m, 1.0) / tm), jnp.ceil(jnp.maximum(n, 1.0) / tn)
+        pad = m * n / (rows * tm * cols * tn)
+        tiles = rows * cols
+        wave = tiles / (jnp.ceil(tiles / sms) * sms)
+        if waves:
+            wave = jnp.where(sm_count > 0, wave, 1.0)
+        else:
+            wave = jnp.ones_like(wave)
+        best = jnp.maximum(best, tile_efficiency[i] * pad * wave)
+    return best * k / (k + k_half)
+
+
+def operator_utilization(software: SoftwareParams, m: Array, n: Array, k: Array, sm_count: Array,
+                         waves: bool = True) -> Array:
+    """Utilization of the tensor peak: the seed table in M mixed with the tile/wave form."""
+    table = gemm_utilization(software.util_knots, m)
+    wave = tile_wave_utilization(software.tile_efficiency, software.k_half, m, n, k, sm_count, waves)
+    w = software.util_wave
+    # Floor: keeps the rate positive (finite time) whatever the parameters.
+    return jnp.maximum((1.0 - w) * table + w * wave, 1e-6)
 
 
 class OpCost(NamedTuple):
@@ -150,7 +231,9 @@ def simt_operator_cost(
     """
     gemm_dtype = max((weight_dtype, act_dtype), key=_WIDTH.__getitem__)
     attn_dtype = max((act_dtype, kv_dtype), key=_WIDTH.__getitem__)
-    util = gemm_utilization(software.util_knots, ops.m)
+    util_gemm = operator_utilization(software, ops.m, ops.n, ops.k, chip.sm_count, waves=True)
+    util_attn = operator_utilization(software, ops.m, ops.n, ops.k, chip.sm_count, waves=False)
+    util = [ug if kind == GEMM else ua for kind, ug, ua in zip(ops.kinds, util_gemm, util_attn, strict=True)]
     rate = []
     for kind, u in zip(ops.kinds, util, strict=True):
         if kind == GEMM:
@@ -162,7 +245,9 @@ def simt_operator_cost(
         else:  # pragma: no cover - kinds are a closed set
             raise ValueError(kind)
     compute_s = ops.flops / jnp.stack(rate)
-    memory_s = ops.bytes / (chip.hbm_bandwidth_bytes_per_s * software.bw_efficiency)
+    streaming = jnp.asarray([kind in (ELEMENTWISE, GATHER) for kind in ops.kinds])
+    bw_eff = software.bw_efficiency * jnp.where(streaming, software.elementwise_bw_factor, 1.0)
+    memory_s = ops.bytes / (chip.hbm_bandwidth_bytes_per_s * bw_eff)
     overhead_s = software.kernel_overhead_s * jnp.ones_like(compute_s)
     return OpCost(compute_s, memory_s, overhead_s)
 

@@ -1,0 +1,94 @@
+"""``inferbench calibrate`` and ``inferbench validate`` (registered by ``dse._cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_subcommands(subparsers) -> None:
+    s = subparsers.add_parser("calibrate", help="fit the cost model to the A100 measurements; write calibration/fitted/<hw>.yaml")
+    s.add_argument("--hardware", default="a100-sxm4-40gb",
+                   help="a100-sxm4-80gb (kernel-level data) or a100-sxm4-40gb (end-to-end data); both run both stages")
+    s.add_argument("--util-form", choices=("table", "wave"),
+                   help="GEMM utilization form (default: the one with the lower leave-one-model-out GEMM error)")
+    s.add_argument("--steps", type=int, default=100, help="L-BFGS iterations per stage (default 100)")
+    s.add_argument("--no-compare", action="store_true", help="skip the leave-one-model-out comparison of the forms")
+    s.add_argument("--data", help="measurement folder with the layout of calibration/data (default: shipped data)")
+    s.add_argument("-o", "--output-dir", help="folder for the fitted file (default calibration/fitted)")
+    s.set_defaults(func=cmd_calibrate)
+
+    s = subparsers.add_parser("validate", help="MAPE of the shipped fit on every data set; parity plots under results/")
+    s.add_argument("--hardware", default="a100-sxm4-40gb", help="fitted file to validate")
+    s.add_argument("-o", "--output-dir", default=str(Path("results") / "calibration"), help="folder for the parity plots")
+    s.add_argument("--by", choices=("dataset", "op", "phase"), default="dataset", help="grouping of the MAPE table")
+    s.add_argument("--data", help="measurement folder with the layout of calibration/data (default: shipped data)")
+    s.add_argument("--json", action="store_true", help="print the table as JSON records")
+    s.set_defaults(func=cmd_validate)
+
+
+def _hardware(ref: str) -> str:
+    from calibration._run import CALIBRATABLE
+    from dse._specs import SpecError, hardware_ids
+
+    if ref not in hardware_ids():
+        raise SpecError(f"--hardware: unknown hardware '{ref}': expected one of {', '.join(CALIBRATABLE)}")
+    if ref not in CALIBRATABLE:
+        raise SpecError(f"--hardware: no measurements for '{ref}' in calibration/data: expected one of "
+                        f"{', '.join(CALIBRATABLE)} (see the README, 'Calibrating a new chip')")
+    return ref
+
+
+def _data_dir(ref: str | None) -> Path | None:
+    from dse._specs import SpecError
+
+    if ref is None:
+        return None
+    p = Path(ref)
+    if not p.is_dir():
+        raise SpecError(f"--data: '{ref}' is not a folder: expected the layout of calibration/data")
+    return p
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from calibration._run import calibrate, format_table
+    from dse._specs import SpecError
+
+    hw = _hardware(args.hardware)
+    if args.steps <= 0:
+        raise SpecError(f"--steps: {args.steps}: expected an integer > 0")
+    log = lambda s: print(s, file=sys.stderr)  # noqa: E731
+    try:
+        out = calibrate(hw, args.util_form, args.steps, Path(args.output_dir) if args.output_dir else None,
+                        _data_dir(args.data), compare=not args.no_compare, log=log)
+    except (FileNotFoundError, ValueError) as e:
+        if isinstance(e, SpecError):
+            raise
+        raise SpecError(str(e).splitlines()[0]) from None
+    print(format_table(out["tables"]["dataset"]))
+    print(f"wrote {out['path']} (fit {out['fit_s']:.1f} s, utilization form {out['result'].util_form})",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from calibration._run import format_table, validate
+    from dse._specs import SpecError, hardware_ids
+
+    if args.hardware not in hardware_ids():
+        raise SpecError(f"--hardware: unknown hardware '{args.hardware}': expected a catalog id with a fitted file")
+    try:
+        out = validate(Path(args.output_dir), args.hardware, _data_dir(args.data))
+    except (FileNotFoundError, ValueError) as e:
+        if isinstance(e, SpecError):
+            raise
+        raise SpecError(str(e).splitlines()[0]) from None
+    tab = out["tables"][args.by]
+    if args.json:
+        print(json.dumps(tab.to_dict("records"), indent=1))
+    else:
+        print(format_table(tab))
+    print(f"wrote {len(out['plots'])} parity plots under {args.output_dir}", file=sys.stderr)
+    return 0

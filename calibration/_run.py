@@ -1,0 +1,198 @@
+"""The calibration workflow behind ``inferbench calibrate``, ``validate`` and ``bench --calibration``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from calibration import _fit
+from calibration._fitted import read_fitted, software_from_mapping, write_fitted
+from calibration._params import chip_from
+
+CALIBRATABLE = (_fit.KERNEL_HARDWARE, _fit.SYSTEM_HARDWARE)
+TARGETS_PCT = {  # held-out MAPE bounds stated by the issue (and checked by the tests)
+    "kernel_gemm": 10.0, "allreduce": 15.0, "static_latency": 15.0, "serving_energy": 20.0,
+}
+
+
+def _chips():
+    from dse._specs import load_hardware
+
+    return (load_hardware(_fit.KERNEL_HARDWARE, calibrated=False).spec,
+            load_hardware(_fit.SYSTEM_HARDWARE, calibrated=False).spec)
+
+
+def evaluate(prep: _fit.Prepared, software: Mapping[str, Any], chip_values: Mapping[str, float]) -> pd.DataFrame:
+    """Every row with ``before`` (datasheet + seed derating) and ``after`` predictions."""
+    from models.hardware import achievable_software
+
+    k80, k40 = _chips()
+    df = prep.meta
+    df["before"] = _fit.predict_all(prep, {_fit.DEFAULT_FRAMEWORK: achievable_software()}, k80, k40)
+    df["after"] = _fit.predict_all(prep, dict(software), chip_from(k80, chip_values), chip_from(k40, chip_values))
+    return df
+
+
+def shipped(prep: _fit.Prepared, hardware_id: str = _fit.SYSTEM_HARDWARE) -> pd.DataFrame:
+    """Predictions of the shipped fitted file (no fitting)."""
+    data = read_fitted(hardware_id)
+    if data is None:
+        from dse._specs import SpecError
+
+        raise SpecError(f"calibration/fitted/{hardware_id}.yaml: no fitted file: run `inferbench calibrate "
+                        f"--hardware {hardware_id}` first")
+    base = dict(data["software"])
+    software = {fw: software_from_mapping(base | dict(v)) for fw, v in (data.get("frameworks") or {}).items()}
+    software.setdefault(_fit.DEFAULT_FRAMEWORK, software_from_mapping(base))
+    return evaluate(prep, software, {k: float(v) for k, v in (data.get("chip") or {}).items()})
+
+
+def tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """MAPE tables: per data set, per operator kind/op, per phase (train and held-out)."""
+    return {
+        "dataset": _fit.mape_table(df, ("dataset", "split")),
+        "op": _fit.mape_table(df[df["dataset"].str.startswith("kernel") | df["dataset"].isin(["allreduce", "send_recv"])],
+                              ("dataset", "op", "split")),
+        "phase": _fit.mape_table(df, ("dataset", "phase", "split")),
+    }
+
+
+def interval_stats(df: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Held-out log errors log(measured / predicted) per data set (train rows if none held out)."""
+    out = {}
+    df = df[~df["excluded"]]
+    for name, g in df.groupby("dataset"):
+        h = g[g["split"] == "held-out"]
+        h = h if len(h) else g
+        r = np.log(h["measured"].to_numpy() / h["after"].to_numpy())
+        out[str(name)] = {"mean_log": float(r.mean()), "sd_log": float(r.std(ddof=1)) if len(r) > 1 else 0.0,
+                          "q05_log": float(np.quantile(r, 0.05)), "q95_log": float(np.quantile(r, 0.95)),
+                          "rows": "held-out" if (g["split"] == "held-out").any() else "train", "n": len(h)}
+    return out
+
+
+def compare_forms(prep: _fit.Prepared, steps: int) -> pd.DataFrame:
+    """Leave-one-model-out GEMM and elementwise MAPE of the two utilization forms."""
+    rows = []
+    for form in _fit.UTIL_FORMS:
+        lomo = _fit.leave_one_model_out(prep, form, steps)
+        lomo = lomo[lomo["dataset"].str.startswith("kernel")]
+        for ds, g in lomo.groupby("dataset"):
+            e = _fit.ape(g)
+            rows.append({"util_form": form, "dataset": ds, "n": len(g), "lomo_mape_pct": 100 * e.mean(),
+                         "lomo_median_ape_pct": 100 * float(np.median(e))})
+    return pd.DataFrame(rows)
+
+
+def calibrate(hardware_id: str, util_form: str | None = None, steps: int = 100, output_dir: Path | None = None,
+              data_dir: Path | None = None, compare: bool = True, log=print) -> dict[str, Any]:
+    """Fit from scratch, validate, and write ``calibration/fitted/<hardware_id>.yaml``."""
+    import dse
+
+    t0 = time.perf_counter()
+    prep = _fit.prepare(data_dir)
+    forms = None
+    if compare:
+        forms = compare_forms(prep, steps)
+        log(forms.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+        if util_form is None:
+            gemm = forms[forms["dataset"] == "kernel_gemm"].set_index("util_form")["lomo_mape_pct"]
+            util_form = str(gemm.idxmin())
+    util_form = util_form or "wave"
+    result = _fit.fit(prep, util_form, steps)
+    fit_s = time.perf_counter() - t0
+    software = {fw: result.software(fw) for fw in ("vllm-offline", "vllm-server")}
+    df = evaluate(prep, software, result.chip_values())
+    tab = tables(df)
+    from calibration._fitted import software_to_mapping
+
+    frameworks = {fw: {k.split("@")[0]: float(v) for k, v in result.system_values.items() if k.endswith(f"@{fw}")}
+                  for fw in ("vllm-offline", "vllm-server")}
+    sd = {**result.kernel_sd, **result.system_sd}
+    content = {
+        "hardware": hardware_id,
+        "software_version": dse.__version__,
+        "util_form": util_form,
+        "default_framework": _fit.DEFAULT_FRAMEWORK,
+        "notes": _notes(hardware_id),
+        "software": software_to_mapping(software[_fit.DEFAULT_FRAMEWORK]),
+        "frameworks": frameworks,
+        "chip": result.chip_values(),
+        "uncertainty": {"method": "Laplace (jax.hessian of the NLL at the optimum; rows of one model are "
+                                  "correlated, so these are lower bounds)", "sd": sd},
+        "intervals": interval_stats(df),
+        "split": {"held_out_models": list(_fit.HELD_OUT_MODELS),
+                  "held_out_collective_gpus": _fit.HELD_OUT_COLLECTIVE_GPUS,
+                  "ml_energy_prompt_tokens": dict(_fit.ML_ENERGY_PROMPT_TOKENS),
+                  "excluded_static_rows_kv_overflow": int(df["excluded"].sum())},
+        "data": {"digest": _fit.data_digest(prep.file_hashes), "files": prep.file_hashes},
+        "fit": {"steps": steps, "optimizer": "optax.lbfgs (zoom line search), one jitted lax.scan per stage",
+                "kernel_loss": result.kernel_loss, "system_loss": result.system_loss, "fit_s": round(fit_s, 1)},
+        "util_form_comparison": forms.to_dict("records") if forms is not None else None,
+        "mape": tab["dataset"].round(3).to_dict("records"),
+    }
+    path = write_fitted(hardware_id, content, output_dir)
+    return {"path": path, "tables": tab, "df": df, "result": result, "fit_s": fit_s, "forms": forms}
+
+
+def _notes(hardware_id: str) -> str:
+    common = ("Software (utilization curve, bandwidth efficiency, kernel and collective overheads) fitted on Vidur "
+              "kernels and NCCL collectives of an A100 80 GB; framework overheads and the power model fitted on "
+              "LLM-Inference-Bench and ML.ENERGY runs of the A100-SXM4-40GB, with the kernel-level software fixed.")
+    if hardware_id == _fit.KERNEL_HARDWARE:
+        return common + " The chip section (power model) is shared from the 40 GB data: same GA100 die, same TDP."
+    return common
+
+
+def validate(output_dir: Path, hardware_id: str = _fit.SYSTEM_HARDWARE, data_dir: Path | None = None,
+             plots: bool = True) -> dict[str, Any]:
+    """MAPE tables of the shipped fit and parity plots (held-out points marked)."""
+    prep = _fit.prepare(data_dir)
+    df = shipped(prep, hardware_id)
+    tab = tables(df)
+    written = parity_plots(df, output_dir) if plots else []
+    return {"tables": tab, "df": df, "plots": written}
+
+
+def parity_plots(df: pd.DataFrame, output_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, g in df[~df["excluded"]].groupby("dataset"):
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        for split, marker, color in (("train", "o", "tab:blue"), ("held-out", "^", "tab:red")):
+            h = g[g["split"] == split]
+            if len(h) > 4000:  # thin dense scatter for the figure only
+                h = h.iloc[:: len(h) // 4000 + 1]
+            ax.scatter(h["measured"], h["after"], s=6, marker=marker, color=color, alpha=0.6, label=split)
+        lo = float(min(g["measured"].min(), g["after"].min()))
+        hi = float(max(g["measured"].max(), g["after"].max()))
+        ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+        for f in (0.85, 1.15):
+            ax.plot([lo, hi], [lo * f, hi * f], "k:", lw=0.6)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        source, quantity, unit, _ = _fit.DATASETS[str(name)]
+        ax.set_xlabel(f"measured {quantity} ({unit})")
+        ax.set_ylabel(f"predicted ({unit})")
+        ax.set_title(f"{name} ({source})", fontsize=9)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = output_dir / f"parity_{name}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        out.append(path)
+    return out
+
+
+def format_table(tab: pd.DataFrame) -> str:
+    return tab.to_string(index=False, float_format=lambda x: f"{x:.1f}")
