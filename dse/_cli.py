@@ -73,16 +73,18 @@ def cmd_catalog(args: argparse.Namespace) -> int:
                      float(kv_bytes_per_token(m.spec)) / 1e3, int(m.spec.n_layers), int(m.spec.d_model)])
     print("Models")
     print(render(["id", "name", "params (B)", "active (B)", "KV/token (kB, bf16)", "layers", "d_model"], rows))
+    from models.hardware._family import memory_bandwidth_bytes_per_s
+
     rows = []
     for hid in hardware_ids():
         h = load_hardware(hid)
         s = h.spec
-        rows.append([hid, h.name, getattr(s, "family", "simt"), float(s.peak_bf16_flops_per_s) / 1e12,
-                     float(s.peak_fp8_flops_per_s) / 1e12, float(s.hbm_bandwidth_bytes_per_s) / 1e12,
+        peaks = [float(s.peak_flops_per_s(d)) / 1e12 for d in ("bf16", "fp8", "int4")]
+        rows.append([hid, h.name, s.family, *peaks, float(memory_bandwidth_bytes_per_s(s)) / 1e12,
                      float(s.capacity_bytes) / 1e9, float(s.tdp_w), float(s.price_usd)])
     print("\nHardware")
-    print(render(["id", "name", "family", "BF16 TFLOP/s", "FP8 TFLOP/s", "mem TB/s", "capacity GB", "TDP W",
-                  "price $"], rows))
+    print(render(["id", "name", "family", "BF16 TFLOP/s", "FP8 TFLOP/s", "INT4 TOP/s", "mem TB/s", "capacity GB",
+                  "TDP W", "price $"], rows))
     return 0
 
 
@@ -257,7 +259,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         knobs = {k: np.array([parsed[i][src] for i in idx]) for k, src in
                  (("batch", "batch"), ("tp", "tp"), ("pp", "pp"), ("prompt_tokens", "tokens"))}
         knobs["output_tokens"] = np.ones(len(idx))
-        res = run_designs(cfg, knobs, software_levels(h.id, ["calibrated"]))
+        res = run_designs(cfg, knobs, software_levels(h.id, ["calibrated"], h.spec.family))
         for j, i in enumerate(idx):
             pre = parsed[i]["phase"] == "prefill"
             out[i] = {

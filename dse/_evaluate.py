@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from calibration._fitted import FITTED_DIR
 from dse._specs import HardwareEntry, ModelEntry, SpecError, load_hardware, load_model
 from models import BOUND_NAMES, INFEASIBLE_REASONS, EconomicsSpec, Metrics, default_economics, serve
 from models.hardware import SoftwareParams, achievable_software, ideal_software
@@ -124,12 +125,20 @@ _serve_levels = jax.vmap(_serve_designs, in_axes=(None, None, 0))
 serve_batch: Callable[..., Metrics] = jax.jit(_serve_levels)
 
 
-def software_levels(hardware_id: str | None, levels: Sequence[str] = LEVELS) -> SoftwareParams:
-    """Stack the efficiency levels along a leading axis."""
+def software_levels(hardware_id: str | None, levels: Sequence[str] = LEVELS, family: str = "simt") -> SoftwareParams:
+    """Stack the efficiency levels along a leading axis.
+
+    'calibrated' is the chip's own fit, else (GPU-class chips only) the A100 software fit
+    with this chip's datasheet; families without measurements stay at 'achievable'.
+    """
     from calibration import fitted_software  # deferred: calibration imports the engine
 
-    table = {"ideal": ideal_software, "achievable": achievable_software,
-             "calibrated": lambda: fitted_software(hardware_id)}
+    def calibrated() -> SoftwareParams:
+        if family == "simt" or (FITTED_DIR / f"{hardware_id}.yaml").exists():
+            return fitted_software(hardware_id)
+        return achievable_software()
+
+    table = {"ideal": ideal_software, "achievable": achievable_software, "calibrated": calibrated}
     for lv in levels:
         if lv not in table:
             raise SpecError(f"levels: unknown level '{lv}': expected one of {', '.join(LEVELS)}")
@@ -260,7 +269,7 @@ def evaluate(
         cfg = make_config(m, h, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
                           economics=economics, **base)
         cfg = _with_knobs(cfg, {k: jnp.asarray(float(v)) for k, v in _checked(cfg, rest).items()})
-        sw = software_levels(h.id, levels)
+        sw = software_levels(h.id, levels, h.spec.family)
         res = run_designs(cfg, _checked(cfg, flat) or {"batch": np.asarray([float(cfg.scenario.batch)])},
                           sw, chunk=chunk)
         results.append(res)
@@ -332,6 +341,6 @@ def gemm_designs(hardware: HardwareEntry, m: np.ndarray, n: np.ndarray, k: np.nd
     """Latency and energy of many single GEMMs on one chip (vectorized)."""
     if dtype not in DTYPE_BYTES:
         raise SpecError(f"dtype: unknown dtype '{dtype}': expected one of {', '.join(DTYPE_BYTES)}")
-    sw = jax.tree.map(lambda x: x[0], software_levels(hardware.id, [level]))
+    sw = jax.tree.map(lambda x: x[0], software_levels(hardware.id, [level], hardware.spec.family))
     t, e = _gemm_batch(hardware.spec, sw, *(jnp.asarray(np.asarray(x, dtype=float)) for x in (m, n, k)), dtype)
     return np.asarray(t), np.asarray(e)

@@ -76,8 +76,78 @@ SIMT_KEYS: dict[str, Key] = {
     "release_year": Key(None, required=False, kind="int", expected="a year"),
 }
 
-# Spec-key tables by family (the other families register theirs below their loaders).
-HARDWARE_SCHEMAS: dict[str, dict[str, Key]] = {"simt": SIMT_KEYS}
+# Keys every non-GPU family shares.
+_COMMON_KEYS: dict[str, Key] = {
+    k: SIMT_KEYS[k] for k in ("name", "tdp_w", "idle_w", "price_usd", "link_bandwidth_gb_s", "link_latency_us",
+                              "power_w_per_tflops", "power_w_per_tb_s", "die_area_mm2", "interconnect",
+                              "scale_up_domain", "vendor", "release_year")
+}
+
+
+def _family_keys(family: str, keys: dict[str, Key]) -> dict[str, Key]:
+    fam = {"family": Key(None, kind="choice", choices=(family,), expected="the hardware family")}
+    return {**_COMMON_KEYS, **fam, **keys}
+
+
+_INT = dict(kind="int", expected="an integer > 0")
+SYSTOLIC_KEYS = _family_keys("systolic", {
+    "array_size": Key("array_size", **_INT),
+    "n_arrays": Key("n_arrays", **_INT),
+    "clock_ghz": Key("clock_hz", units.GIGA, expected="GHz > 0"),
+    "int8_speedup": Key("int8_speedup", required=False, expected="8-bit rate / 16-bit rate > 0"),
+    "sram_mb": Key("sram_capacity_bytes", units.MEGA, expected="MB (decimal) > 0"),
+    "hbm_bandwidth_tb_s": SIMT_KEYS["hbm_bandwidth_tb_s"],
+    "hbm_capacity_gb": SIMT_KEYS["hbm_capacity_gb"],
+    "peak_vector_tflops": SIMT_KEYS["peak_vector_tflops"],
+})
+IMC_KEYS = _family_keys("imc", {
+    "n_tiles": Key("n_tiles", **_INT),
+    "adcs_per_tile": Key("adcs_per_tile", **_INT),
+    "adc_freq_ghz": Key("adc_freq_hz", units.GIGA, expected="GHz > 0"),
+    "array_rows": Key("array_rows", **_INT),
+    "adc_bits": Key("adc_bits", **_INT),
+    "dac_bits": Key("dac_bits", **_INT),
+    "weight_bits": Key("weight_bits", **_INT),
+    "input_bits": Key("input_bits", **_INT),
+    "imc_capacity_mb": Key("imc_capacity_bytes", units.MEGA, expected="MB (decimal) > 0"),
+    "digital_tflops": Key("digital_flops_per_s", units.TERA, expected="TFLOP/s > 0"),
+    "memory_bandwidth_tb_s": Key("memory_bandwidth_bytes_per_s", units.TERA, expected="TB/s > 0"),
+    "memory_capacity_gb": Key("memory_capacity_bytes", units.GIGA, expected="GB > 0"),
+    "sram_bandwidth_tb_s": Key("sram_bandwidth_bytes_per_s", units.TERA, False, expected="TB/s > 0"),
+    "walden_fom_fj": Key("walden_fom_j", 1e-15, False, expected="fJ per conversion-step > 0"),
+    "analog_energy_fj_per_op": Key("analog_energy_per_op_j", 1e-15, False, expected="fJ > 0"),
+    "digital_energy_fj_per_op": Key("digital_energy_per_op_j", 1e-15, False, expected="fJ > 0"),
+})
+DATAFLOW_KEYS = _family_keys("dataflow", {
+    "peak_bf16_tflops": SIMT_KEYS["peak_bf16_tflops"],
+    "sram_capacity_gb": Key("sram_capacity_bytes", units.GIGA, expected="GB > 0"),
+    "sram_bandwidth_pb_s": Key("sram_bandwidth_bytes_per_s", units.PETA, expected="PB/s > 0"),
+    "external_bandwidth_tb_s": Key("external_bandwidth_bytes_per_s", units.TERA, expected="TB/s > 0"),
+    "external_capacity_tb": Key("external_capacity_bytes", units.TERA, expected="TB > 0"),
+})
+SRAM_CHIPLET_KEYS = _family_keys("sram_chiplet", {
+    "peak_bf16_tflops": SIMT_KEYS["peak_bf16_tflops"],
+    "peak_int8_tops": SIMT_KEYS["peak_int8_tops"],
+    "sram_mb": Key("sram_capacity_bytes", units.MEGA, expected="MB (decimal) > 0"),
+    "sram_bandwidth_tb_s": Key("sram_bandwidth_bytes_per_s", units.TERA, expected="TB/s > 0"),
+})
+CGRA_KEYS = _family_keys("cgra", {
+    "peak_bf16_tflops": SIMT_KEYS["peak_bf16_tflops"],
+    "sram_mb": Key("sram_capacity_bytes", units.MEGA, expected="MB (decimal) > 0"),
+    "hbm_bandwidth_tb_s": SIMT_KEYS["hbm_bandwidth_tb_s"],
+    "hbm_capacity_gb": SIMT_KEYS["hbm_capacity_gb"],
+    "ddr_bandwidth_tb_s": Key("ddr_bandwidth_bytes_per_s", units.TERA, expected="TB/s > 0"),
+    "ddr_capacity_gb": Key("ddr_capacity_bytes", units.GIGA, expected="GB > 0"),
+    "reconfig_time_us": Key("reconfig_time_s", units.MICRO, expected="microseconds > 0"),
+    "config_groups_per_layer": Key("config_groups_per_layer", expected="configurations per layer > 0"),
+    "fusion_fraction": Key("fusion_fraction", kind="nonnegative", expected="a fraction in [0, 1)"),
+})
+
+# Spec-key tables by family.
+HARDWARE_SCHEMAS: dict[str, dict[str, Key]] = {
+    "simt": SIMT_KEYS, "systolic": SYSTOLIC_KEYS, "imc": IMC_KEYS, "dataflow": DATAFLOW_KEYS,
+    "sram_chiplet": SRAM_CHIPLET_KEYS, "cgra": CGRA_KEYS,
+}
 
 # Reference for deriving power coefficients of chips whose datasheet gives none: the seed's
 # A100 model (seeds/000, SIMT power: 60 W idle, 0.2 mW per GFLOP/s, 50 mW per GB/s) at the
@@ -148,7 +218,7 @@ def _check(path: Path, data: dict[str, Any], schema: dict[str, Key]) -> dict[str
                 raise SpecError(bad)
             if spec.kind == "int" and v != int(v):
                 raise SpecError(bad)
-            if v <= 0:
+            if v < 0 or (v == 0 and spec.kind != "nonnegative") or (spec.kind == "nonnegative" and v >= 1):
                 raise SpecError(bad)
         out[key] = v
     return out
@@ -212,7 +282,7 @@ def load_hardware(ref: str | Path, calibrated: bool = True) -> HardwareEntry:
     path = _resolve(ref, HARDWARE_DIR, "hardware", (".yaml", ".yml"))
     data = _read_yaml(path)
     family = data.get("family", "simt")
-    loaders: dict[str, Callable[[Path, dict[str, Any]], Any]] = {"simt": _simt_from}
+    loaders: dict[str, Callable[[Path, dict[str, Any]], Any]] = {"simt": _simt_from, **_ASIC_LOADERS}
     if family not in loaders:
         raise SpecError(f"{path}: key 'family' = {family!r}: expected one of {', '.join(loaders)}")
     spec = loaders[family](path, data)
@@ -329,3 +399,63 @@ def _from_hf_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
         out["n_experts"] = experts
         out["top_k"] = cfg.get("num_experts_per_tok", 2)
     return out
+
+
+def _power_coefficients(si: dict[str, float], peak: float, bandwidth: float) -> None:
+    """Fill α and β where the spec gives none: the A100's full-load split scaled by this
+    chip's TDP − idle budget (estimate; see ``_A100_REF``)."""
+    scale = (si["tdp_w"] - si["idle_w"]) / _A100_REF["budget"]
+    si.setdefault("energy_per_flop_j", _A100_REF["alpha"] * _A100_REF["peak"] * scale / peak)
+    si.setdefault("energy_per_byte_j", _A100_REF["beta"] * _A100_REF["bw"] * scale / bandwidth)
+
+
+def _asic_from(family: str, cls: type, defaults: dict[str, float],
+               peak_of: Callable[[dict[str, float]], float], bw_of: Callable[[dict[str, float]], float]):
+    def load(path: Path, data: dict[str, Any]) -> Any:
+        schema = HARDWARE_SCHEMAS[family]
+        v = _check(path, data, schema)
+        si = {schema[k].field: x * schema[k].factor for k, x in v.items() if schema[k].field}
+        if si["idle_w"] >= si["tdp_w"]:
+            raise SpecError(f"{path}: key 'idle_w' = {v['idle_w']}: expected less than tdp_w = {v['tdp_w']}")
+        for k, x in defaults.items():
+            si.setdefault(k, x(si) if callable(x) else x)
+        _power_coefficients(si, peak_of(si), bw_of(si))
+        return cls(**{k: _as_leaf(x) for k, x in si.items()})
+    return load
+
+
+def _systolic_peak(si: dict[str, float]) -> float:
+    return si["n_arrays"] * si["array_size"] ** 2 * 2.0 * si["clock_hz"]
+
+
+def _imc_peak(si: dict[str, float]) -> float:
+    return si["n_tiles"] * si["adcs_per_tile"] * si["adc_freq_hz"] * 2.0 * si["array_rows"]
+
+
+from models.hardware import CgraSpec, DataflowSpec, ImcSpec, SramChipletSpec, SystolicSpec  # noqa: E402
+
+_ASIC_LOADERS: dict[str, Callable[[Path, dict[str, Any]], Any]] = {
+    "systolic": _asic_from("systolic", SystolicSpec, {
+        "int8_speedup": 1.0, "die_area_mm2": 0.0,
+        # Vector units at 1/8 of the array rate where no figure is given (estimate, as GPUs).
+        "peak_vector_flops_per_s": lambda si: _systolic_peak(si) / 8.0,
+    }, _systolic_peak, lambda si: si["hbm_bandwidth_bytes_per_s"]),
+    "imc": _asic_from("imc", ImcSpec, {
+        "die_area_mm2": 0.0,
+        # Murmann, ADC Performance Survey: high-speed SAR ADCs reach ≈ 5–50 fJ/conv-step
+        # (Walden FoM); 20 fJ is a mid value (estimate).
+        "walden_fom_j": 20e-15,
+        # Analog MAC energy in SRAM compute arrays ≈ 1–10 fJ/op (Verma et al., IEEE SSC-M
+        # 2019 survey of IMC macros); 2 fJ (estimate). Digital shift-add and accumulate per
+        # pass ≈ 3 fJ/op (estimate, 7–5 nm adders).
+        "analog_energy_per_op_j": 2e-15, "digital_energy_per_op_j": 3e-15,
+        "sram_bandwidth_bytes_per_s": lambda si: 100.0 * si["memory_bandwidth_bytes_per_s"],
+    }, _imc_peak, lambda si: si["memory_bandwidth_bytes_per_s"]),
+    "dataflow": _asic_from("dataflow", DataflowSpec, {"die_area_mm2": 0.0},
+                           lambda si: si["peak_bf16_flops_per_s"], lambda si: si["sram_bandwidth_bytes_per_s"]),
+    "sram_chiplet": _asic_from("sram_chiplet", SramChipletSpec, {
+        "die_area_mm2": 0.0, "peak_int8_ops_per_s": lambda si: si["peak_bf16_flops_per_s"],
+    }, lambda si: si["peak_bf16_flops_per_s"], lambda si: si["sram_bandwidth_bytes_per_s"]),
+    "cgra": _asic_from("cgra", CgraSpec, {"die_area_mm2": 0.0},
+                       lambda si: si["peak_bf16_flops_per_s"], lambda si: si["hbm_bandwidth_bytes_per_s"]),
+}

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from models._economics import EconomicsSpec, usd_per_million_tokens
 from models.hardware import SoftwareParams, operator_cost, operator_energy_j
+from models.hardware._family import chips_from_capacity, memory_bandwidth_bytes_per_s
 from models.platform import PlatformSpec, pipeline_fill_factor, ring_allreduce_s, send_recv_s
 from models.workloads._transformer import (
     DTYPE_BYTES,
@@ -101,7 +102,8 @@ def _phase(model, chip, software, scenario, platform, new_tokens, past_first, n_
     op_time = (op_roof + op_over) * rep
     # Energy per operator row over all its executions; the TDP cap is applied to the row's
     # totals (exact when the row is always or never at the cap).
-    energy = operator_energy_j(chip, op_time, op_flops * rep, op_bytes * rep)
+    energy = operator_energy_j(chip, op_time, op_flops * rep, op_bytes * rep, first, scenario.weight_dtype,
+                               scenario.act_dtype)
     compute_bound = op_compute >= op_memory
     # Communication per pass: 2 all-reduces per layer of the pass's activations (GenZ
     # §III-C, Megatron TP), and pp − 1 stage-to-stage transfers.
@@ -196,6 +198,16 @@ def serve(
     Returns:
         :class:`Metrics`, every field a scalar.
     """
+    if chips_from_capacity(chip):
+        # SRAM-only chips: as many pipeline stages as the weights and KV cache need
+        # (GenZ Table VII, "Multiple SRAM chips"); the chip count is an output.
+        # Activations are those of one micro-batch (one sequence) once the model is pipelined.
+        fp1 = memory_per_chip(model, scenario, platform.tp, jnp.ones_like(platform.pp))
+        room = chip.capacity_bytes - fp1.act_bytes / scenario.batch
+        stages = jnp.where(room > 0, jnp.ceil((fp1.weight_bytes + fp1.kv_bytes) / jnp.maximum(room, 1.0)),
+                           model.n_layers + 1.0)  # not even one sequence fits: infeasible (pp > layers)
+        stages = jnp.minimum(stages, model.n_layers + 1.0)
+        platform = PlatformSpec(platform.tp, jnp.maximum(platform.pp, stages))
     tp, pp = platform.tp, platform.pp
     n_chips = platform.n_chips
     b, s, d = scenario.batch, scenario.prompt_tokens, scenario.output_tokens
@@ -225,7 +237,7 @@ def serve(
     reason = jnp.where(pp > model.n_layers, 3, reason)
     gemm_dtype = max((scenario.weight_dtype, scenario.act_dtype), key=DTYPE_BYTES.__getitem__)
     peak = chip.peak_flops_per_s(gemm_dtype)
-    bw = chip.hbm_bandwidth_bytes_per_s
+    bw = memory_bandwidth_bytes_per_s(chip)
     flops_all = tp * (pre.flops + dec.flops)  # layers are split over pp: tp copies in all
     bytes_all = tp * (pre.bytes + dec.bytes)
     avg_power = energy / latency

@@ -15,3 +15,10 @@ from ._family import gemm_cost as gemm_cost
 from ._simt import GEMM_TILES_MN as GEMM_TILES_MN
 from ._simt import operator_utilization as operator_utilization
 from ._simt import tile_wave_utilization as tile_wave_utilization
+from ._asic import CgraSpec as CgraSpec
+from ._asic import DataflowSpec as DataflowSpec
+from ._asic import ImcSpec as ImcSpec
+from ._asic import SramChipletSpec as SramChipletSpec
+from ._asic import SystolicSpec as SystolicSpec
+from ._asic import reconfiguration_s_per_pass as reconfiguration_s_per_pass
+from ._asic import systolic_utilization as systolic_utilization

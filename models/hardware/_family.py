@@ -5,16 +5,42 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from models.workloads._transformer import OperatorTable
 
+from ._asic import (
+    CgraSpec,
+    DataflowSpec,
+    ImcSpec,
+    SramChipletSpec,
+    SystolicSpec,
+    cgra_operator_cost,
+    dataflow_operator_cost,
+    generic_energy_j,
+    imc_energy_j,
+    imc_operator_cost,
+    sram_chiplet_operator_cost,
+    systolic_operator_cost,
+)
 from ._simt import OpCost, SimtSpec, SoftwareParams, simt_energy_j, simt_operator_cost
 
 Array = jax.Array
 
+
+def _simt_energy(chip, time_s, flops, bytes_, ops, weight_dtype, act_dtype):
+    del ops, weight_dtype, act_dtype
+    return simt_energy_j(chip, time_s, flops, bytes_)
+
+
 # family id → (spec class, operator cost, energy of work)
 FAMILIES: dict[str, tuple[type, Any, Any]] = {
-    "simt": (SimtSpec, simt_operator_cost, simt_energy_j),
+    "simt": (SimtSpec, simt_operator_cost, _simt_energy),
+    "systolic": (SystolicSpec, systolic_operator_cost, generic_energy_j),
+    "imc": (ImcSpec, imc_operator_cost, imc_energy_j),
+    "dataflow": (DataflowSpec, dataflow_operator_cost, generic_energy_j),
+    "sram_chiplet": (SramChipletSpec, sram_chiplet_operator_cost, generic_energy_j),
+    "cgra": (CgraSpec, cgra_operator_cost, generic_energy_j),
 }
 
 
@@ -24,9 +50,21 @@ def operator_cost(chip: Any, software: SoftwareParams, ops: OperatorTable,
     return FAMILIES[chip.family][1](chip, software, ops, weight_dtype, act_dtype, kv_dtype)
 
 
-def operator_energy_j(chip: Any, time_s: Array, flops: Array, bytes_: Array) -> Array:
-    """Energy of one chip doing ``flops`` and moving ``bytes_`` in ``time_s``."""
-    return FAMILIES[chip.family][2](chip, time_s, flops, bytes_)
+def operator_energy_j(chip: Any, time_s: Array, flops: Array, bytes_: Array, ops: OperatorTable,
+                      weight_dtype: str = "bf16", act_dtype: str = "bf16") -> Array:
+    """Energy of one chip doing ``flops`` and moving ``bytes_`` in ``time_s``, per row of ``ops``."""
+    return FAMILIES[chip.family][2](chip, time_s, flops, bytes_, ops, weight_dtype, act_dtype)
+
+
+def memory_bandwidth_bytes_per_s(chip: Any) -> Array:
+    """The bandwidth MBU is measured against: HBM for GPUs, the family's main memory otherwise."""
+    bw = getattr(chip, "memory_bandwidth_bytes_per_s", None)
+    return chip.hbm_bandwidth_bytes_per_s if bw is None else bw
+
+
+def chips_from_capacity(chip: Any) -> bool:
+    """Whether the platform's pipeline depth follows from capacity (SRAM-only chips)."""
+    return bool(getattr(type(chip), "chips_from_capacity", False))
 
 
 def gemm_cost(chip: Any, software: SoftwareParams, m: Array, n: Array, k: Array, dtype: str) -> tuple[Array, Array]:
@@ -35,5 +73,5 @@ def gemm_cost(chip: Any, software: SoftwareParams, m: Array, n: Array, k: Array,
 
     ops = gemm_operator(m, n, k, dtype)
     c = operator_cost(chip, software, ops, dtype, dtype, dtype)
-    t = jax.numpy.maximum(c.compute_s, c.memory_s) + c.overhead_s
-    return t[0], operator_energy_j(chip, t, ops.flops, ops.bytes)[0]
+    t = jnp.maximum(c.compute_s, c.memory_s) + c.overhead_s
+    return t[0], operator_energy_j(chip, t, ops.flops, ops.bytes, ops, dtype, dtype)[0]

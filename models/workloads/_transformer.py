@@ -98,6 +98,7 @@ class OperatorTable(NamedTuple):
     n: Array
     k: Array
     repeat: Array
+    stored_weight_bytes: Array  # weights the row keeps in memory (all experts, whole tables)
     names: tuple[str, ...]
     kinds: tuple[str, ...]
 
@@ -188,10 +189,10 @@ def operator_table(
     ctx_mean = past_tokens + ((new_tokens + 1.0) / 2.0 if scenario.causal else new_tokens)
     ctx_all = past_tokens + new_tokens  # keys in the cache after this pass
 
-    rows: list[tuple[str, str, Array, Array, Array, Array, Array, Array, Array, Array]] = []
+    rows: list[tuple] = []
 
-    def row(name, kind, flops, wbytes, abytes, kbytes, m, n, k, rep):
-        rows.append((name, kind, flops, wbytes, abytes, kbytes, m, n, k, rep))
+    def row(name, kind, flops, wbytes, abytes, kbytes, m, n, k, rep, stored=None):
+        rows.append((name, kind, flops, wbytes, abytes, kbytes, m, n, k, rep, wbytes if stored is None else stored))
 
     # --- per layer -------------------------------------------------------------------
     # Pre-attention and pre-FFN norms (RMSNorm/LayerNorm), replicated across TP ranks.
@@ -235,15 +236,17 @@ def operator_table(
             tokens * d * a + tokens * model.n_experts * a, 0 * one, tokens, model.n_experts, d, L)
     else:
         routed, hit, m_expert = tokens, one, tokens
+    n_exp = model.n_experts if model.moe else one
     row("ffn_up", GEMM, 2 * routed * up_n * d, hit * d * up_n * w,
-        routed * d * a + routed * up_n * a, 0 * one, m_expert, up_n, d, L)
+        routed * d * a + routed * up_n * a, 0 * one, m_expert, up_n, d, L, n_exp * d * up_n * w)
     row("ffn_act", ELEMENTWISE, _ACT_FLOPS * routed * f, 0 * one, (up_n + f) * routed * a,
         0 * one, routed, f, one, L)
     row("ffn_down", GEMM, 2 * routed * d * f, hit * f * d * w,
-        routed * f * a + routed * d * a, 0 * one, m_expert, d, f, L)
+        routed * f * a + routed * d * a, 0 * one, m_expert, d, f, L, n_exp * f * d * w)
     # --- once per pass ---------------------------------------------------------------
     # Embedding lookup: one row of d_model weights per token.
-    row("embedding", GATHER, 0 * one, tokens * d * w, tokens * d * a, 0 * one, tokens, d, one, one)
+    row("embedding", GATHER, 0 * one, tokens * d * w, tokens * d * a, 0 * one, tokens, d, one, one,
+        model.vocab_size * d * w / tp)
     # Final norm and LM head, only on the last position of each sequence (prefill and
     # decode alike); the vocabulary is split across TP ranks.
     vocab = model.vocab_size / tp
@@ -251,7 +254,7 @@ def operator_table(
         b * d * a + b * vocab * a, 0 * one, b, vocab, d, one)
 
     cols = list(zip(*rows, strict=True))
-    stack = [jnp.stack([jnp.asarray(x, dtype=jnp.result_type(float)) for x in c]) for c in cols[2:]]
+    stack = [jnp.stack([jnp.asarray(x, dtype=jnp.result_type(float)) * one for x in c]) for c in cols[2:]]
     return OperatorTable(*stack, names=tuple(cols[0]), kinds=tuple(cols[1]))
 
 
@@ -284,6 +287,8 @@ def memory_per_chip(model: TransformerSpec, scenario: Scenario, tp: Array, pp: A
     hidden = (2.0 if model.gated_ffn else 1.0) * model.d_ff / tp * jnp.minimum(model.top_k, model.n_experts)
     act = tokens * (2.0 * model.d_model + (model.n_heads + 2.0 * model.n_kv_heads) * model.head_dim / tp
                     + hidden) * a
+    # Pipelined (pp > 1): each sequence is a micro-batch, so a stage holds one at a time.
+    act = jnp.where(pp > 1, act / scenario.batch, act)
     return Footprint(weights, kv, act)
 
 
@@ -300,5 +305,5 @@ def gemm_operator(m: Array, n: Array, k: Array, dtype: str) -> OperatorTable:
     return OperatorTable(
         flops=as_row(2.0 * m * n * k), weight_bytes=as_row(k * n * e), act_bytes=as_row(m * k * e + m * n * out),
         kv_bytes=as_row(0.0 * one), m=as_row(m), n=as_row(n), k=as_row(k), repeat=as_row(one),
-        names=("gemm",), kinds=(GEMM,),
+        stored_weight_bytes=as_row(k * n * e), names=("gemm",), kinds=(GEMM,),
     )

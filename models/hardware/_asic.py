@@ -1,0 +1,409 @@
+"""The five non-GPU architecture families of the InferBench note (seeds/000, "Architecture
+Models") and GenZ Table VII (seeds/003): systolic arrays, in-memory compute, wafer-scale
+dataflow, SRAM chiplets and CGRAs.
+
+Each family answers the same question as the GPU model — compute, memory and overhead time
+of every operator row on one chip, and the energy of that work — so workloads, platforms
+and metrics never branch on the family. Structural utilization (array fill, ADC passes) is
+hardware capability: it applies at the 'achievable' and 'calibrated' levels; the 'ideal'
+level (unit utilization knots) is the datasheet roofline.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from models._pytree import pytree_dataclass, static_field
+from models.workloads._transformer import GEMM, OperatorTable
+
+from ._common import (
+    dtype_bits,
+    kind_mask,
+    kv_cache_bytes,
+    layer_rows,
+    linear_power_energy_j,
+    matmul_rows,
+    stored_weight_bytes,
+    widest,
+)
+from ._simt import OpCost, SoftwareParams
+
+Array = jax.Array
+
+
+def _is_ideal(software: SoftwareParams) -> Array:
+    """True at the 'ideal' level (all utilization knots at 1: no derating)."""
+    return jnp.all(software.util_knots >= 1.0)
+
+
+def _derated(software: SoftwareParams, util: Array) -> Array:
+    return jnp.where(_is_ideal(software), 1.0, util)
+
+
+def _row_dtypes(ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str) -> list[str]:
+    """Compute dtype per row: GEMMs at their widest operand, attention at max(act, KV)."""
+    g, a = widest(weight_dtype, act_dtype), widest(act_dtype, kv_dtype)
+    return [g if k == GEMM else a for k in ops.kinds]
+
+
+# ----------------------------------------------------------------------------------------
+# 1. Systolic array (TPU-like)
+# ----------------------------------------------------------------------------------------
+
+
+@pytree_dataclass
+class SystolicSpec:
+    """Weight-stationary N×N systolic arrays with HBM (TPU-like)."""
+
+    array_size: Array  # N
+    n_arrays: Array
+    clock_hz: Array
+    int8_speedup: Array  # 8-bit (and narrower) rate ÷ 16-bit rate
+    sram_capacity_bytes: Array
+    hbm_bandwidth_bytes_per_s: Array
+    hbm_capacity_bytes: Array
+    peak_vector_flops_per_s: Array
+    tdp_w: Array
+    idle_w: Array
+    energy_per_flop_j: Array
+    energy_per_byte_j: Array
+    price_usd: Array
+    link_bandwidth_bytes_per_s: Array
+    link_latency_s: Array
+    die_area_mm2: Array
+    family: str = static_field(default="systolic")
+
+    @property
+    def peak_bf16_flops_per_s(self) -> Array:
+        """peak = n_arrays · N² · 2 · f_clk (seeds/000, Systolic Array)."""
+        return self.n_arrays * self.array_size**2 * 2.0 * self.clock_hz
+
+    def peak_flops_per_s(self, dtype: str) -> Array:
+        return self.peak_bf16_flops_per_s * (self.int8_speedup if dtype_bits(dtype) <= 8 else 1.0)
+
+    @property
+    def capacity_bytes(self) -> Array:
+        return self.hbm_capacity_bytes
+
+    @property
+    def memory_bandwidth_bytes_per_s(self) -> Array:
+        return self.hbm_bandwidth_bytes_per_s
+
+
+def systolic_utilization(m: Array, n: Array, k: Array, array_size: Array) -> Array:
+    """Fraction of the array's peak a GEMM (M×K)·(K×N) reaches, weight-stationary.
+
+    Streaming: M activation rows pass through each N×N weight tile, so min(1, M/N) of the
+    array works (seeds/000: M = 1 on 128×128 is 0.78 %). Tiling: K×N_out weights occupy
+    ⌈K/N⌉·⌈N_out/N⌉ tiles of N² cells, the edge tiles partly empty (Jouppi et al., ISCA
+    2017, §4, on MXU fill).
+    """
+    stream = jnp.minimum(1.0, m / array_size)
+    tiles = jnp.ceil(k / array_size) * jnp.ceil(n / array_size)
+    edge = k * n / (tiles * array_size**2)
+    return stream * edge
+
+
+def systolic_operator_cost(chip: SystolicSpec, software: SoftwareParams, ops: OperatorTable,
+                           weight_dtype: str, act_dtype: str, kv_dtype: str) -> OpCost:
+    """Roofline per operator with systolic utilization; weights re-loaded when a GEMM's tile
+    set does not fit the on-chip SRAM (activations then re-stream once per SRAM-full of
+    weights)."""
+    mm = matmul_rows(ops)
+    dts = _row_dtypes(ops, weight_dtype, act_dtype, kv_dtype)
+    peak = jnp.stack([chip.peak_flops_per_s(d) for d in dts])
+    util = _derated(software, systolic_utilization(ops.m, ops.n, ops.k, chip.array_size))
+    rate = jnp.where(mm > 0, peak * util, chip.peak_vector_flops_per_s)
+    # Weight-load passes: ⌈weights / SRAM⌉ refills, each re-streaming the activations.
+    refills = jnp.maximum(1.0, jnp.ceil(ops.weight_bytes / jnp.maximum(chip.sram_capacity_bytes, 1.0)))
+    moved = ops.weight_bytes + ops.kv_bytes + ops.act_bytes * jnp.where(mm > 0, refills, 1.0)
+    memory_s = moved / (chip.hbm_bandwidth_bytes_per_s * software.bw_efficiency)
+    return OpCost(ops.flops / rate, memory_s, software.kernel_overhead_s * jnp.ones_like(memory_s))
+
+
+# ----------------------------------------------------------------------------------------
+# 2. In-memory compute (d-Matrix-like, the seed's ADC abstraction)
+# ----------------------------------------------------------------------------------------
+
+
+@pytree_dataclass
+class ImcSpec:
+    """Weights stationary in memory arrays; analog dot products read out by ADCs."""
+
+    n_tiles: Array
+    adcs_per_tile: Array
+    adc_freq_hz: Array
+    array_rows: Array  # rows summed per conversion (dot-product length)
+    adc_bits: Array
+    dac_bits: Array
+    weight_bits: Array  # native array weight precision (the model's dtype may raise it)
+    input_bits: Array
+    imc_capacity_bytes: Array  # weights the arrays hold
+    digital_flops_per_s: Array  # vector units: attention, softmax, norms
+    memory_bandwidth_bytes_per_s: Array  # off-chip capacity memory
+    memory_capacity_bytes: Array
+    sram_bandwidth_bytes_per_s: Array
+    walden_fom_j: Array  # J per conversion-step
+    analog_energy_per_op_j: Array
+    digital_energy_per_op_j: Array
+    tdp_w: Array
+    idle_w: Array
+    energy_per_flop_j: Array
+    energy_per_byte_j: Array
+    price_usd: Array
+    link_bandwidth_bytes_per_s: Array
+    link_latency_s: Array
+    die_area_mm2: Array
+    family: str = static_field(default="imc")
+
+    def passes(self, weight_dtype: str = "int4", act_dtype: str = "int4") -> Array:
+        """n_passes = ⌈input_bits/dac_bits⌉ · ⌈effective_bits/adc_bits⌉ (seeds/000, IMC).
+
+        Effective weight bits and input bits are the wider of the array's native precision
+        and the model's dtype.
+        """
+        wb = jnp.maximum(self.weight_bits, dtype_bits(weight_dtype))
+        ib = jnp.maximum(self.input_bits, dtype_bits(act_dtype))
+        return jnp.ceil(ib / self.dac_bits) * jnp.ceil(wb / self.adc_bits)
+
+    @property
+    def tile_ops_per_s(self) -> Array:
+        """One conversion digitizes a dot product of ``array_rows`` MACs = 2·rows ops:
+        256 ADCs × 1 GHz × 2 × 256 rows = 131 TOPS per tile (seeds/000)."""
+        return self.adcs_per_tile * self.adc_freq_hz * 2.0 * self.array_rows
+
+    @property
+    def peak_bf16_flops_per_s(self) -> Array:
+        return self.n_tiles * self.tile_ops_per_s  # single-pass rate
+
+    def peak_flops_per_s(self, dtype: str) -> Array:
+        return self.n_tiles * self.tile_ops_per_s / self.passes(dtype, dtype)
+
+    @property
+    def capacity_bytes(self) -> Array:
+        return self.memory_capacity_bytes
+
+    def conversion_energy_j(self) -> Array:
+        """ADC energy per conversion from the Walden figure of merit: E = FoM · 2^ENOB
+        (Walden, IEEE JSAC 1999; values: Murmann, ADC Performance Survey 1997–2024)."""
+        return self.walden_fom_j * 2.0**self.adc_bits
+
+    def energy_per_matmul_op_j(self, weight_dtype: str, act_dtype: str) -> Array:
+        """Dynamic energy per GEMM op: each pass pays the ADC conversion (shared by 2·rows
+        ops), the analog MAC and the digital shift-and-add."""
+        per_pass = self.conversion_energy_j() / (2.0 * self.array_rows) + self.analog_energy_per_op_j \
+            + self.digital_energy_per_op_j
+        return self.passes(weight_dtype, act_dtype) * per_pass
+
+    def weight_resident_fraction(self, stored_bytes: Array) -> Array:
+        """Share of the weights held in the arrays; the rest spills to off-chip memory."""
+        return jnp.minimum(1.0, self.imc_capacity_bytes / jnp.maximum(stored_bytes, 1.0))
+
+
+def imc_operator_cost(chip: ImcSpec, software: SoftwareParams, ops: OperatorTable,
+                      weight_dtype: str, act_dtype: str, kv_dtype: str) -> OpCost:
+    """GEMMs on the arrays at n_tiles·tile rate / passes (K tiled over array rows); other
+    rows on the digital units. Weights beyond the arrays' capacity stream from off-chip
+    memory and are written into the arrays each pass; KV cache in off-chip memory;
+    activations in on-chip SRAM."""
+    gemm = kind_mask(ops, GEMM)
+    passes = chip.passes(weight_dtype, act_dtype)
+    k_fill = _derated(software, ops.k / (jnp.ceil(ops.k / chip.array_rows) * chip.array_rows))
+    array_rate = chip.n_tiles * chip.tile_ops_per_s / _derated(software, passes) * k_fill
+    rate = jnp.where(gemm > 0, array_rate, chip.digital_flops_per_s)
+    resident = chip.weight_resident_fraction(stored_weight_bytes(ops))
+    bw = software.bw_efficiency
+    memory_s = (ops.weight_bytes * (1.0 - resident) + ops.kv_bytes) / (chip.memory_bandwidth_bytes_per_s * bw) \
+        + ops.act_bytes / (chip.sram_bandwidth_bytes_per_s * bw)
+    return OpCost(ops.flops / rate, memory_s, software.kernel_overhead_s * jnp.ones_like(memory_s))
+
+
+# ----------------------------------------------------------------------------------------
+# 3. Wafer-scale dataflow (Cerebras-like)
+# ----------------------------------------------------------------------------------------
+
+
+@pytree_dataclass
+class DataflowSpec:
+    """On-wafer SRAM holding weights and KV when they fit; external memory streams them when
+    they do not (MemoryX-like weight streaming)."""
+
+    peak_bf16_flops_per_s: Array
+    sram_capacity_bytes: Array
+    sram_bandwidth_bytes_per_s: Array
+    external_bandwidth_bytes_per_s: Array
+    external_capacity_bytes: Array
+    tdp_w: Array
+    idle_w: Array
+    energy_per_flop_j: Array
+    energy_per_byte_j: Array
+    price_usd: Array
+    link_bandwidth_bytes_per_s: Array
+    link_latency_s: Array
+    die_area_mm2: Array
+    family: str = static_field(default="dataflow")
+
+    def peak_flops_per_s(self, dtype: str) -> Array:
+        del dtype  # one rate (FP16/BF16); narrower types only save bytes
+        return self.peak_bf16_flops_per_s
+
+    @property
+    def capacity_bytes(self) -> Array:
+        return self.sram_capacity_bytes + self.external_capacity_bytes
+
+    @property
+    def memory_bandwidth_bytes_per_s(self) -> Array:
+        return self.sram_bandwidth_bytes_per_s
+
+    def weights_resident(self, weight_bytes: Array, kv_bytes: Array) -> Array:
+        """1.0 when weights and KV cache fit in the on-wafer SRAM (seeds/000: Llama 3 8B at
+        FP16, 16 GB, fits WSE-3's 44 GB; Llama 3 70B, 140 GB, does not)."""
+        return jnp.where(weight_bytes + kv_bytes <= self.sram_capacity_bytes, 1.0, 0.0)
+
+
+def dataflow_operator_cost(chip: DataflowSpec, software: SoftwareParams, ops: OperatorTable,
+                           weight_dtype: str, act_dtype: str, kv_dtype: str) -> OpCost:
+    """Resident: every byte from SRAM, decode becomes compute- or SRAM-bound. Not resident:
+    weights stream from external memory; the KV cache stays on the wafer while it fits."""
+    del weight_dtype, act_dtype, kv_dtype
+    kv_total = kv_cache_bytes(ops)
+    resident = chip.weights_resident(stored_weight_bytes(ops), kv_total)
+    kv_on_wafer = jnp.where(kv_total <= chip.sram_capacity_bytes, 1.0, 0.0)
+    bw = software.bw_efficiency
+    sram, ext = chip.sram_bandwidth_bytes_per_s * bw, chip.external_bandwidth_bytes_per_s * bw
+    w_s = ops.weight_bytes * (resident / sram + (1.0 - resident) / ext)
+    kv_s = ops.kv_bytes * (kv_on_wafer / sram + (1.0 - kv_on_wafer) / ext)
+    memory_s = w_s + kv_s + ops.act_bytes / sram
+    compute_s = ops.flops / chip.peak_bf16_flops_per_s
+    return OpCost(compute_s, memory_s, software.kernel_overhead_s * jnp.ones_like(memory_s))
+
+
+# ----------------------------------------------------------------------------------------
+# 4. SRAM chiplets (Groq-like)
+# ----------------------------------------------------------------------------------------
+
+
+@pytree_dataclass
+class SramChipletSpec:
+    """Chips with SRAM only: the model and KV cache are split over as many chips as capacity
+    demands (the platform's pipeline depth, hence the chip count, is an output)."""
+
+    peak_bf16_flops_per_s: Array
+    peak_int8_ops_per_s: Array
+    sram_capacity_bytes: Array
+    sram_bandwidth_bytes_per_s: Array
+    tdp_w: Array
+    idle_w: Array
+    energy_per_flop_j: Array
+    energy_per_byte_j: Array
+    price_usd: Array
+    link_bandwidth_bytes_per_s: Array
+    link_latency_s: Array
+    die_area_mm2: Array
+    family: str = static_field(default="sram_chiplet")
+    chips_from_capacity = True  # class attribute: the platform sizes pp from capacity
+
+    def peak_flops_per_s(self, dtype: str) -> Array:
+        return self.peak_int8_ops_per_s if dtype_bits(dtype) <= 8 else self.peak_bf16_flops_per_s
+
+    @property
+    def capacity_bytes(self) -> Array:
+        return self.sram_capacity_bytes
+
+    @property
+    def memory_bandwidth_bytes_per_s(self) -> Array:
+        return self.sram_bandwidth_bytes_per_s
+
+
+def sram_chiplet_operator_cost(chip: SramChipletSpec, software: SoftwareParams, ops: OperatorTable,
+                               weight_dtype: str, act_dtype: str, kv_dtype: str) -> OpCost:
+    """Every byte from on-chip SRAM; deterministic compute at the datasheet rate."""
+    dts = _row_dtypes(ops, weight_dtype, act_dtype, kv_dtype)
+    peak = jnp.stack([chip.peak_flops_per_s(d) for d in dts])
+    memory_s = ops.bytes / (chip.sram_bandwidth_bytes_per_s * software.bw_efficiency)
+    return OpCost(ops.flops / peak, memory_s, software.kernel_overhead_s * jnp.ones_like(memory_s))
+
+
+# ----------------------------------------------------------------------------------------
+# 5. Reconfigurable dataflow (CGRA, SambaNova-like)
+# ----------------------------------------------------------------------------------------
+
+
+@pytree_dataclass
+class CgraSpec:
+    """Reconfigurable dataflow chip with a three-tier memory (SRAM, HBM, DDR)."""
+
+    peak_bf16_flops_per_s: Array
+    sram_capacity_bytes: Array
+    hbm_bandwidth_bytes_per_s: Array
+    hbm_capacity_bytes: Array
+    ddr_bandwidth_bytes_per_s: Array
+    ddr_capacity_bytes: Array
+    reconfig_time_s: Array
+    config_groups_per_layer: Array
+    fusion_fraction: Array  # share of intermediate activation traffic kept on chip
+    tdp_w: Array
+    idle_w: Array
+    energy_per_flop_j: Array
+    energy_per_byte_j: Array
+    price_usd: Array
+    link_bandwidth_bytes_per_s: Array
+    link_latency_s: Array
+    die_area_mm2: Array
+    family: str = static_field(default="cgra")
+
+    def peak_flops_per_s(self, dtype: str) -> Array:
+        del dtype
+        return self.peak_bf16_flops_per_s
+
+    @property
+    def capacity_bytes(self) -> Array:
+        return self.hbm_capacity_bytes + self.ddr_capacity_bytes
+
+    @property
+    def memory_bandwidth_bytes_per_s(self) -> Array:
+        return self.hbm_bandwidth_bytes_per_s
+
+
+def reconfiguration_s_per_pass(chip: CgraSpec, n_layers: Array) -> Array:
+    """t_reconf × configuration groups per layer × layers (seeds/000: 10 µs × 3 × 80 =
+    2.4 ms), paid once per forward pass, so amortized over the batch's tokens."""
+    return chip.reconfig_time_s * chip.config_groups_per_layer * n_layers
+
+
+def cgra_operator_cost(chip: CgraSpec, software: SoftwareParams, ops: OperatorTable,
+                       weight_dtype: str, act_dtype: str, kv_dtype: str) -> OpCost:
+    """Fusion (GEMM + bias + activation + norm) keeps ``fusion_fraction`` of intermediate
+    activation bytes on chip; weights from HBM up to its capacity, the rest from DDR;
+    reconfiguration spread over the layer's rows."""
+    del weight_dtype, act_dtype, kv_dtype
+    bw = software.bw_efficiency
+    hbm_share = jnp.minimum(1.0, chip.hbm_capacity_bytes / jnp.maximum(stored_weight_bytes(ops), 1.0))
+    w_s = ops.weight_bytes * (hbm_share / (chip.hbm_bandwidth_bytes_per_s * bw)
+                              + (1.0 - hbm_share) / (chip.ddr_bandwidth_bytes_per_s * bw))
+    memory_s = w_s + (ops.kv_bytes + ops.act_bytes * (1.0 - chip.fusion_fraction)) / (chip.hbm_bandwidth_bytes_per_s * bw)
+    layer = layer_rows(ops)
+    per_row = chip.reconfig_time_s * chip.config_groups_per_layer / layer.sum()
+    overhead = software.kernel_overhead_s + per_row * layer
+    return OpCost(ops.flops / chip.peak_bf16_flops_per_s, memory_s, overhead)
+
+
+# ----------------------------------------------------------------------------------------
+# Energy
+# ----------------------------------------------------------------------------------------
+
+
+def imc_energy_j(chip: ImcSpec, time_s: Array, flops: Array, bytes_: Array, ops: OperatorTable,
+                 weight_dtype: str, act_dtype: str) -> Array:
+    """GEMM rows: per-op ADC/analog/digital energy × passes; other rows: digital energy per op;
+    plus β per byte and idle power, capped at TDP."""
+    gemm = kind_mask(ops, GEMM)
+    per_op = jnp.where(gemm > 0, chip.energy_per_matmul_op_j(weight_dtype, act_dtype), chip.digital_energy_per_op_j)
+    uncapped = chip.idle_w * time_s + per_op * flops + chip.energy_per_byte_j * bytes_
+    return jnp.minimum(chip.tdp_w * time_s, uncapped)
+
+
+def generic_energy_j(chip, time_s, flops, bytes_, ops, weight_dtype, act_dtype) -> Array:
+    del ops, weight_dtype, act_dtype
+    return linear_power_energy_j(chip, time_s, flops, bytes_)
