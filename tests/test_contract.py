@@ -54,6 +54,11 @@ def _allreduce_case():
 CASES = {
     "serve_dense": lambda: _serve_case(),
     "serve_moe": lambda: _serve_case("mixtral-8x22b"),
+    "serve_systolic": lambda: _serve_case("llama-3-8b", "tpu-v5e"),
+    "serve_imc": lambda: _serve_case("llama-3-8b", "dmatrix-corsair"),
+    "serve_dataflow": lambda: _serve_case("llama-3-8b", "wse-3"),
+    "serve_sram_chiplet": lambda: _serve_case("llama-3-8b", "groq-lpu"),
+    "serve_cgra": lambda: _serve_case("llama-3-8b", "sn40l"),
     "operator_cost": _op_cost_case,
     "gemm_cost": _gemm_case,
     "ring_allreduce": _allreduce_case,
