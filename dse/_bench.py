@@ -29,6 +29,26 @@ def random_hardware_knobs(n: int, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
+# Base chip of each family for ``bench --family``.
+FAMILY_BASE = {"simt": "h100-sxm5-80gb", "systolic": "tpu-v5e", "imc": "dmatrix-corsair", "dataflow": "wse-3",
+               "sram_chiplet": "groq-lpu", "cgra": "sn40l"}
+
+
+def random_family_knobs(chip, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Every continuous leaf of the chip scaled by an independent factor in [0.5, 2]."""
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for f in dataclasses.fields(chip):
+        if f.metadata.get("static") or f.name in ("die_area_mm2", "sm_count"):
+            continue
+        base = float(getattr(chip, f.name))
+        if base > 0:
+            out[f.name] = base * rng.uniform(0.5, 2.0, n)
+    return out
+
+
 def run_bench(args: argparse.Namespace) -> int:
     import jax
 
@@ -46,15 +66,24 @@ def run_bench(args: argparse.Namespace) -> int:
     n = int(args.configs)
     if n <= 0:
         raise SpecError(f"--configs: {n}: expected an integer > 0")
-    model, hw = load_model("llama-3-70b"), load_hardware("h100-sxm5-80gb")
+    family = args.family or "simt"
+    if family not in FAMILY_BASE:
+        raise SpecError(f"--family: unknown family '{family}': expected one of {', '.join(FAMILY_BASE)}")
+    model, hw = load_model("llama-3-70b"), load_hardware(FAMILY_BASE[family])
     cfg = make_config(model, hw, tp=8, batch=16, prompt_tokens=2048, output_tokens=256)
-    sw = software_levels(hw.id, ["calibrated"])
+    sw = software_levels(hw.id, ["calibrated"], family)
     chunk = 1 << 17
+
+    def knobs_of(size: int, seed: int) -> dict[str, np.ndarray]:
+        if args.family is None:
+            return random_hardware_knobs(size, seed)
+        return random_family_knobs(hw.spec, size, seed)
+
     # Compile (and the first, warm-up chunk) measured on its own.
     t0 = time.perf_counter()
-    run_designs(cfg, random_hardware_knobs(chunk, seed=1), sw, chunk=chunk)
+    run_designs(cfg, knobs_of(chunk, 1), sw, chunk=chunk)
     compile_s = time.perf_counter() - t0
-    knobs = random_hardware_knobs(n)
+    knobs = knobs_of(n, 0)
     t0 = time.perf_counter()
     res = run_designs(cfg, knobs, sw, chunk=chunk)
     run_s = time.perf_counter() - t0
@@ -66,13 +95,15 @@ def run_bench(args: argparse.Namespace) -> int:
         "run_s": run_s,
         "compile_s": compile_s,
         "chunk": chunk,
-        "scenario": "llama-3-70b, 8 chips TP 8, prefill 2048 + 256 decode steps, batch 16, bf16",
+        "family": family,
+        "hardware": hw.id,
+        "scenario": "llama-3-70b, TP 8, prefill 2048 + 256 decode steps, batch 16, bf16",
         "device": str(jax.devices()[0]),
         "n_devices": jax.device_count(),
     }
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"{n:,} configurations in {run_s:.2f} s: {n / run_s:,.0f} configurations/s "
+        print(f"{family} ({hw.id}): {n:,} configurations in {run_s:.2f} s: {n / run_s:,.0f} configurations/s "
               f"(compile + first chunk {compile_s:.2f} s; {out['scenario']}; {out['device']})")
     return 0
