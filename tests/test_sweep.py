@@ -262,7 +262,10 @@ def test_cli_sweep_then_pareto(tmp_path, capsys):
     assert (tmp_path / "front.csv").exists()
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
+STUDIES = ("asic_pareto", "asic_pareto_imc", "decode_batch", "hw_scaling")
+
+
+@pytest.mark.parametrize("path", [ROOT / "sweeps" / f"{s}.yaml" for s in STUDIES], ids=lambda p: p.stem)
 def test_named_studies_validate(path):
     plan = make_plan(load_sweep(path))
     assert plan.n_designs >= 1
