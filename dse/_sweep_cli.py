@@ -30,6 +30,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from dse._sweep import describe, run_sweep
     from dse._sweep_spec import load_sweep
 
+    if _is_platform_study(Path(args.spec)):
+        from dse._platforms import run_platform_study
+
+        outdir = Path(args.output) if args.output else RESULTS
+        run_platform_study(Path(args.spec), outdir, quiet=getattr(args, "quiet", False))
+        return 0
     spec = load_sweep(args.spec)
     store = Path(args.output) if args.output else RESULTS / f"{spec.name}.zarr"
     if args.workers is not None and args.workers <= 0:
@@ -73,6 +79,17 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if not args.quiet:
         print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
     return 0
+
+
+def _is_platform_study(path: Path) -> bool:
+    """A comparison study (``study: platforms``) rather than a design-space sweep."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return False  # load_sweep reports the error
+    return isinstance(data, dict) and data.get("study") == "platforms"
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
