@@ -122,7 +122,8 @@ def calibrate(hardware_id: str, util_form: str | None = None, steps: int = 100, 
         "notes": _notes(hardware_id),
         "software": software_to_mapping(software[_fit.DEFAULT_FRAMEWORK]),
         "frameworks": frameworks,
-        "chip": result.chip_values(),
+        # The power model was measured on the 40 GB part only; other chips keep their datasheet.
+        "chip": result.chip_values() if hardware_id == _fit.SYSTEM_HARDWARE else {},
         "uncertainty": {"method": "Laplace (jax.hessian of the NLL at the optimum; rows of one model are "
                                   "correlated, so these are lower bounds)", "sd": sd},
         "intervals": interval_stats(df),
@@ -145,7 +146,8 @@ def _notes(hardware_id: str) -> str:
               "kernels and NCCL collectives of an A100 80 GB; framework overheads and the power model fitted on "
               "LLM-Inference-Bench and ML.ENERGY runs of the A100-SXM4-40GB, with the kernel-level software fixed.")
     if hardware_id == _fit.KERNEL_HARDWARE:
-        return common + " The chip section (power model) is shared from the 40 GB data: same GA100 die, same TDP."
+        return common + (" No power measurements of the 80 GB part: its power model stays the datasheet/seed one "
+                         "(the 40 GB fit of the same GA100 die is in a100-sxm4-40gb.yaml).")
     return common
 
 
