@@ -134,7 +134,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     knobs: dict[str, Any] = dict(tp=_floats(args.tp, "tp", integer=True), pp=_floats(args.pp, "pp", integer=True))
     knobs |= _scenario(args)
     knobs |= {k: v if isinstance(v, list) else [v] for k, v in _set_knobs(args.set).items()}
-    ds = evaluate(models, hws, dtype=args.dtype, economics=_economics(args),
+    levels = ("ideal", "achievable") if args.uncalibrated else ("ideal", "achievable", "calibrated")
+    if args.uncalibrated:
+        hws = [load_hardware(h, calibrated=False) for h in hws]
+    ds = evaluate(models, hws, dtype=args.dtype, economics=_economics(args), levels=levels,
                   **{k: _scalar_or_list(v) if k not in ("batch", "tp") else v for k, v in knobs.items()})
     grid_dims = [d for d in ds.tpot_s.dims if d not in ("model", "hardware", "level")]
     flat = ds.stack(row=("model", "hardware", *grid_dims)).transpose("row", "level")
@@ -147,8 +150,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for i in range(flat.sizes["row"]):
         r = flat.isel(row=i)
         key = [str(r.model.item()), str(r.hardware.item())] + [_num(r[d].item()) for d in grid_dims]
-        cal = r.sel(level="calibrated")
-        vals = [float(r[main_metric[0]].sel(level=lv)) * main_metric[2] for lv in ("ideal", "achievable", "calibrated")]
+        last = str(ds.level.values[-1])
+        cal = r.sel(level=last)
+        vals = [float(r[main_metric[0]].sel(level=lv)) * main_metric[2] if lv in ds.level.values else float("nan")
+                for lv in ("ideal", "achievable", "calibrated")]
         for name, _, scale in cols[1:]:
             v = cal[name].item()
             vals.append(BOUND_NAMES[int(v)] if scale is None else float(v) * scale)
@@ -167,8 +172,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(records, indent=1))
     else:
         print(render(headers, rows))
+        shown = "achievable (--uncalibrated)" if args.uncalibrated else "calibrated"
         print(f"\nphase: {args.phase}; levels: ideal = roofline, achv = hardware-achievable, calib = software-"
-              f"calibrated; other columns at the calibrated level; dtype {args.dtype}")
+              f"calibrated; other columns at the {shown} level; dtype {args.dtype}")
     if args.output:
         _write_dataset(ds, Path(args.output))
     return 0
@@ -230,7 +236,7 @@ def _cell(path: Path, i: int, row: dict[str, str], col: str, kind: str = "int", 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     if args.ops:
-        return _predict_ops(Path(args.ops), args.output)
+        return _predict_ops(Path(args.ops), args.output, args)
     if not args.scenarios:
         raise SpecError("predict: expected SCENARIOS.csv or --ops OPS.csv")
     path = Path(args.scenarios)
@@ -253,24 +259,49 @@ def cmd_predict(args: argparse.Namespace) -> int:
         parsed.append(p)
         groups.setdefault((_cell(path, i, r, "model", "str"), _cell(path, i, r, "hardware", "str"), dtype), []).append(i)
     out: list[dict[str, Any]] = [{} for _ in rows]
+    calibrated = not args.uncalibrated
+    level = "calibrated" if calibrated else "achievable"
     for (mid, hid, dtype), idx in groups.items():
-        m, h = _entry(load_model, mid, path), _entry(load_hardware, hid, path)
+        m = _entry(load_model, mid, path)
+        h = _entry(lambda r: load_hardware(r, calibrated=calibrated), hid, path)
         cfg = make_config(m, h, weight_dtype=dtype, act_dtype=dtype, kv_dtype=dtype)
         knobs = {k: np.array([parsed[i][src] for i in idx]) for k, src in
                  (("batch", "batch"), ("tp", "tp"), ("pp", "pp"), ("prompt_tokens", "tokens"))}
         knobs["output_tokens"] = np.ones(len(idx))
-        res = run_designs(cfg, knobs, software_levels(h.id, ["calibrated"], h.spec.family))
+        res = run_designs(cfg, knobs, software_levels(h.id, [level], h.spec.family))
         for j, i in enumerate(idx):
             pre = parsed[i]["phase"] == "prefill"
+            lat = res["prefill_latency_s" if pre else "decode_latency_s"][0, j]
+            energy = res["prefill_energy_j" if pre else "decode_energy_j"][0, j]
             out[i] = {
-                "latency_s": res["prefill_latency_s" if pre else "decode_latency_s"][0, j],
-                "energy_j": res["prefill_energy_j" if pre else "decode_energy_j"][0, j],
+                "latency_s": lat,
+                "energy_j": energy,
                 "memory_per_chip_bytes": res["memory_per_chip_bytes"][0, j],
                 "feasible": bool(res["feasible"][0, j]),
                 "bound": _bound_name(res["prefill_bound" if pre else "decode_bound"][0, j]),
             }
+            if args.intervals is not None:
+                out[i] |= _intervals(h, calibrated, args.intervals,
+                                     (("latency", lat, "prefill" if pre else "decode"), ("energy", energy, "energy")))
     _write_rows(rows, out, args.output)
     return 0
+
+
+def _intervals(hw, calibrated: bool, level: float, items) -> dict[str, Any]:
+    """Prediction-interval columns from the held-out error of the chip's fit ('' when no fit
+    applies: --uncalibrated, or a non-GPU chip without measurements of its own)."""
+    from calibration import prediction_interval
+    from calibration._fitted import FITTED_DIR
+
+    applies = calibrated and (hw.spec.family == "simt" or (FITTED_DIR / f"{hw.id}.yaml").exists())
+    out: dict[str, Any] = {}
+    for name, value, quantity in items:
+        unit = "s" if name == "latency" else "j"
+        lo, hi = prediction_interval(hw.id, value, quantity, level) if applies else (np.nan, np.nan)
+        lo, hi = float(lo), float(hi)
+        out[f"{name}_lo_{unit}"] = lo if np.isfinite(lo) else ""
+        out[f"{name}_hi_{unit}"] = hi if np.isfinite(hi) else ""
+    return out
 
 
 def _bound_name(code: float) -> str:
@@ -301,7 +332,7 @@ def _write_rows(rows: list[dict[str, str]], extra: list[dict[str, Any]], output:
         print(f"wrote {output} ({len(rows)} rows)", file=sys.stderr)
 
 
-def _predict_ops(path: Path, output: str | None) -> int:
+def _predict_ops(path: Path, output: str | None, args: argparse.Namespace) -> int:
     from dse._evaluate import gemm_designs
     from models.workloads import DTYPE_BYTES
 
@@ -319,10 +350,14 @@ def _predict_ops(path: Path, output: str | None) -> int:
         groups.setdefault((_cell(path, i, r, "hardware", "str"), dt), []).append(i)
     out: list[dict[str, Any]] = [{} for _ in rows]
     for (hid, dt), idx in groups.items():
-        h = _entry(load_hardware, hid, path)
-        t, e = gemm_designs(h, *(np.array([float(rows[i][c]) for i in idx]) for c in "mnk"), dt)
+        calibrated = not args.uncalibrated
+        h = _entry(lambda r: load_hardware(r, calibrated=calibrated), hid, path)
+        t, e = gemm_designs(h, *(np.array([float(rows[i][c]) for i in idx]) for c in "mnk"), dt,
+                            level="calibrated" if calibrated else "achievable")
         for j, i in enumerate(idx):
             out[i] = {"latency_s": float(t[j]), "energy_j": float(e[j])}
+            if args.intervals is not None:
+                out[i] |= _intervals(h, calibrated, args.intervals, (("latency", t[j], "gemm"),))
     _write_rows(rows, out, output)
     return 0
 
@@ -367,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lifetime-years", type=float)
     s.add_argument("--usd-per-kwh", type=float)
     s.add_argument("--pue", type=float)
+    s.add_argument("--uncalibrated", action="store_true", help="pure datasheet model: levels ideal and achievable only")
     s.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     s.add_argument("-o", "--output", help="also write the dataset (.zarr or .nc)")
     s.set_defaults(func=cmd_evaluate)
@@ -374,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("predict", help="latency and energy for each row of a scenario (or --ops) CSV")
     s.add_argument("scenarios", nargs="?", help="CSV: model,hardware,phase,batch,prompt_tokens,context_tokens,tp[,pp,dtype]")
     s.add_argument("--ops", help="CSV of operator micro-benchmarks: hardware,op,m,n,k,dtype")
+    s.add_argument("--intervals", type=float, nargs="?", const=0.9, metavar="LEVEL",
+                   help="add prediction intervals (default coverage 0.9) from the fit's held-out error")
+    s.add_argument("--uncalibrated", action="store_true", help="pure datasheet model (no fitted parameters)")
     s.add_argument("-o", "--output", help="output CSV (default: stdout)")
     s.set_defaults(func=cmd_predict)
 

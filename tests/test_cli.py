@@ -230,3 +230,24 @@ def test_module_entry_point():
 
     r = subprocess.run([sys.executable, "-m", "dse", "--version"], capture_output=True, text=True, check=False)
     assert r.returncode == 0 and r.stdout.startswith("inferbench ")
+
+
+def test_predict_intervals_and_uncalibrated(capsys, tmp_path):
+    src = write(tmp_path, "s.csv", "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\n"
+                                   "llama-3-8b,a100-sxm4-40gb,prefill,4,1024,0,1\n"
+                                   "llama-3-8b,tpu-v5e,decode,1,0,512,1\n")
+    code, out, _ = run(capsys, "predict", str(src), "--intervals")
+    assert code == 0
+    rows = list(csv.DictReader(out.splitlines()))
+    lo, mid, hi = (float(rows[0][k]) for k in ("latency_lo_s", "latency_s", "latency_hi_s"))
+    assert lo < mid < hi
+    assert rows[1]["latency_lo_s"] == ""  # no measurements behind a TPU prediction: no interval
+    code, out, _ = run(capsys, "predict", str(src), "--uncalibrated")
+    raw = list(csv.DictReader(out.splitlines()))
+    assert "latency_lo_s" not in raw[0] and float(raw[0]["latency_s"]) != mid
+    assert_user_error(capsys, ["predict", str(src), "--intervals", "1.5"], "--interval", "between 0 and 1")
+
+
+def test_evaluate_uncalibrated(capsys):
+    code, out, _ = run(capsys, "evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-40gb", "--uncalibrated")
+    assert code == 0 and "achievable (--uncalibrated)" in out
