@@ -72,7 +72,7 @@ def run_bench(args: argparse.Namespace) -> int:
     model, hw = load_model("llama-3-70b"), load_hardware(FAMILY_BASE[family])
     cfg = make_config(model, hw, tp=8, batch=16, prompt_tokens=2048, output_tokens=256)
     sw = software_levels(hw.id, ["calibrated"], family)
-    chunk = 1 << 17
+    chunk = 1 << 14
 
     def knobs_of(size: int, seed: int) -> dict[str, np.ndarray]:
         if args.family is None:

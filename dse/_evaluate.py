@@ -152,7 +152,7 @@ def _pad_len(n: int, chunk: int) -> int:
 
 
 def run_designs(config: Config, knobs: Mapping[str, np.ndarray], software: SoftwareParams,
-                chunk: int = 1 << 17, progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+                chunk: int = 1 << 14, progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
     """Evaluate N designs (flat knob arrays of equal length) in fixed-size chunks.
 
     Returns numpy arrays of shape [n_levels, N] per metric.
@@ -232,7 +232,7 @@ def evaluate(
     act_dtype: str = "bf16",
     kv_dtype: str = "bf16",
     economics: EconomicsSpec | None = None,
-    chunk: int = 1 << 17,
+    chunk: int = 1 << 14,
     **knobs: Any,
 ) -> xr.Dataset:
     """Evaluate a grid of configurations and return a labelled dataset.
