@@ -18,6 +18,7 @@ from models._pytree import pytree_dataclass, static_field
 from models.workloads._transformer import GEMM, OperatorTable
 
 from ._common import (
+    ChipCommon,
     dtype_bits,
     kind_mask,
     kv_cache_bytes,
@@ -53,7 +54,7 @@ def _row_dtypes(ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype:
 
 
 @pytree_dataclass
-class SystolicSpec:
+class SystolicSpec(ChipCommon):
     """Weight-stationary N×N systolic arrays with HBM (TPU-like)."""
 
     array_size: Array  # N
@@ -64,14 +65,6 @@ class SystolicSpec:
     hbm_bandwidth_bytes_per_s: Array
     hbm_capacity_bytes: Array
     peak_vector_flops_per_s: Array
-    tdp_w: Array
-    idle_w: Array
-    energy_per_flop_j: Array
-    energy_per_byte_j: Array
-    price_usd: Array
-    link_bandwidth_bytes_per_s: Array
-    link_latency_s: Array
-    die_area_mm2: Array
     family: str = static_field(default="systolic")
 
     @property
@@ -128,7 +121,7 @@ def systolic_operator_cost(chip: SystolicSpec, software: SoftwareParams, ops: Op
 
 
 @pytree_dataclass
-class ImcSpec:
+class ImcSpec(ChipCommon):
     """Weights stationary in memory arrays; analog dot products read out by ADCs."""
 
     n_tiles: Array
@@ -147,14 +140,6 @@ class ImcSpec:
     walden_fom_j: Array  # J per conversion-step
     analog_energy_per_op_j: Array
     digital_energy_per_op_j: Array
-    tdp_w: Array
-    idle_w: Array
-    energy_per_flop_j: Array
-    energy_per_byte_j: Array
-    price_usd: Array
-    link_bandwidth_bytes_per_s: Array
-    link_latency_s: Array
-    die_area_mm2: Array
     family: str = static_field(default="imc")
 
     def passes(self, weight_dtype: str = "int4", act_dtype: str = "int4") -> Array:
@@ -225,7 +210,7 @@ def imc_operator_cost(chip: ImcSpec, software: SoftwareParams, ops: OperatorTabl
 
 
 @pytree_dataclass
-class DataflowSpec:
+class DataflowSpec(ChipCommon):
     """On-wafer SRAM holding weights and KV when they fit; external memory streams them when
     they do not (MemoryX-like weight streaming)."""
 
@@ -234,14 +219,6 @@ class DataflowSpec:
     sram_bandwidth_bytes_per_s: Array
     external_bandwidth_bytes_per_s: Array
     external_capacity_bytes: Array
-    tdp_w: Array
-    idle_w: Array
-    energy_per_flop_j: Array
-    energy_per_byte_j: Array
-    price_usd: Array
-    link_bandwidth_bytes_per_s: Array
-    link_latency_s: Array
-    die_area_mm2: Array
     family: str = static_field(default="dataflow")
 
     def peak_flops_per_s(self, dtype: str) -> Array:
@@ -285,7 +262,7 @@ def dataflow_operator_cost(chip: DataflowSpec, software: SoftwareParams, ops: Op
 
 
 @pytree_dataclass
-class SramChipletSpec:
+class SramChipletSpec(ChipCommon):
     """Chips with SRAM only: the model and KV cache are split over as many chips as capacity
     demands (the platform's pipeline depth, hence the chip count, is an output)."""
 
@@ -293,14 +270,6 @@ class SramChipletSpec:
     peak_int8_ops_per_s: Array
     sram_capacity_bytes: Array
     sram_bandwidth_bytes_per_s: Array
-    tdp_w: Array
-    idle_w: Array
-    energy_per_flop_j: Array
-    energy_per_byte_j: Array
-    price_usd: Array
-    link_bandwidth_bytes_per_s: Array
-    link_latency_s: Array
-    die_area_mm2: Array
     family: str = static_field(default="sram_chiplet")
     chips_from_capacity = True  # class attribute: the platform sizes pp from capacity
 
@@ -331,7 +300,7 @@ def sram_chiplet_operator_cost(chip: SramChipletSpec, software: SoftwareParams, 
 
 
 @pytree_dataclass
-class CgraSpec:
+class CgraSpec(ChipCommon):
     """Reconfigurable dataflow chip with a three-tier memory (SRAM, HBM, DDR)."""
 
     peak_bf16_flops_per_s: Array
@@ -343,14 +312,6 @@ class CgraSpec:
     reconfig_time_s: Array
     config_groups_per_layer: Array
     fusion_fraction: Array  # share of intermediate activation traffic kept on chip
-    tdp_w: Array
-    idle_w: Array
-    energy_per_flop_j: Array
-    energy_per_byte_j: Array
-    price_usd: Array
-    link_bandwidth_bytes_per_s: Array
-    link_latency_s: Array
-    die_area_mm2: Array
     family: str = static_field(default="cgra")
 
     def peak_flops_per_s(self, dtype: str) -> Array:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from models._pytree import pytree_dataclass
 from models.workloads._transformer import ATTENTION, ELEMENTWISE, GATHER, GEMM, OperatorTable
 
 Array = jax.Array
@@ -24,8 +25,9 @@ def widest(*dtypes: str) -> str:
     return max(dtypes, key=_BITS.__getitem__)
 
 
-class ChipBase:
-    """Fields every family spec declares (dataclass fields are declared in each subclass)."""
+@pytree_dataclass
+class ChipCommon:
+    """Fields every non-GPU family shares (power model, price, scale-up link, area)."""
 
     tdp_w: Array
     idle_w: Array
