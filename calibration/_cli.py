@@ -81,6 +81,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise SpecError(f"--hardware: unknown hardware '{args.hardware}': expected a catalog id with a fitted file")
     try:
         out = validate(Path(args.output_dir), args.hardware, _data_dir(args.data))
+    except KeyError as e:  # a data set or column the shipped fit does not know
+        raise SpecError(f"--data {args.data}: unknown data set or column {e}: expected the layout of "
+                        "calibration/data") from None
     except (FileNotFoundError, ValueError) as e:
         if isinstance(e, SpecError):
             raise
