@@ -49,7 +49,6 @@ from calibration._params import (
     FRAMEWORK_PARAMS,
     KERNEL_PARAMS,
     UTIL_FORMS,
-    chip_from,
     param_info,
     raws,
     software_from,

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from dse._specs import SIMT_KEYS, SpecError, hardware_ids, load_hardware, load_model, model_ids
+from dse._specs import SIMT_KEYS, SpecError, _suggest, hardware_ids, load_hardware, load_model, model_ids
 from dse._table import render
 
 RESULTS = Path("results")
@@ -53,12 +53,8 @@ def _set_knobs(items: Sequence[str]) -> dict[str, Any]:
         key, val = item.split("=", 1)
         spec = SIMT_KEYS.get(key)
         if spec is None or spec.field is None:
-            import difflib
-
             known = [k for k, s in SIMT_KEYS.items() if s.field]
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise SpecError(f"--set: unknown key '{key}'{hint} (known: {', '.join(known)})")
+            raise SpecError(f"--set: unknown key '{key}'{_suggest(key, known)} (known: {', '.join(known)})")
         out[spec.field] = _scalar_or_list([v * spec.factor for v in _floats(val, f"set {key}")])
     return out
 

@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 
 from calibration._fitted import FITTED_DIR
-from dse._specs import HardwareEntry, ModelEntry, SpecError, load_hardware, load_model
+from dse._specs import HardwareEntry, ModelEntry, SpecError, _suggest, load_hardware, load_model
 from models import BOUND_NAMES, INFEASIBLE_REASONS, EconomicsSpec, Metrics, default_economics, serve
 from models.hardware import SoftwareParams, achievable_software, ideal_software
 from models.platform import PlatformSpec
@@ -192,10 +192,7 @@ def run_designs(config: Config, knobs: Mapping[str, np.ndarray], software: Softw
 
 
 def _suggest_knob(name: str, owner: Mapping[str, str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(owner), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    return _suggest(name, list(owner))
 
 
 def make_config(model: ModelEntry, hardware: HardwareEntry, *, tp: float = 1, pp: float = 1,

@@ -329,9 +329,7 @@ def _simt_from(path: Path, data: dict[str, Any]) -> SimtSpec:
     si.setdefault("sram_capacity_bytes", 0.0)
     si.setdefault("sm_count", 0.0)
     si.setdefault("die_area_mm2", 0.0)
-    scale = (si["tdp_w"] - si["idle_w"]) / _A100_REF["budget"]
-    si.setdefault("energy_per_flop_j", _A100_REF["alpha"] * _A100_REF["peak"] * scale / bf16)
-    si.setdefault("energy_per_byte_j", _A100_REF["beta"] * _A100_REF["bw"] * scale / si["hbm_bandwidth_bytes_per_s"])
+    _power_coefficients(si, bf16, si["hbm_bandwidth_bytes_per_s"])
     return SimtSpec(**{k: _as_leaf(x) for k, x in si.items()})
 
 

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from models._economics import EconomicsSpec, usd_per_million_tokens
 from models.hardware import SoftwareParams, operator_cost, operator_energy_j
+from models.hardware._common import widest
 from models.hardware._family import chips_from_capacity, memory_bandwidth_bytes_per_s
 from models.platform import PlatformSpec, pipeline_fill_factor, ring_allreduce_s, send_recv_s
 from models.workloads._transformer import (
@@ -235,7 +236,7 @@ def serve(
     reason = jnp.where(fp.total_bytes > chip.capacity_bytes, 1, 0)
     reason = jnp.where(tp > model.n_heads, 2, reason)
     reason = jnp.where(pp > model.n_layers, 3, reason)
-    gemm_dtype = max((scenario.weight_dtype, scenario.act_dtype), key=DTYPE_BYTES.__getitem__)
+    gemm_dtype = widest(scenario.weight_dtype, scenario.act_dtype)
     peak = chip.peak_flops_per_s(gemm_dtype)
     bw = memory_bandwidth_bytes_per_s(chip)
     flops_all = tp * (pre.flops + dec.flops)  # layers are split over pp: tp copies in all

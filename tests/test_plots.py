@@ -55,8 +55,8 @@ def test_axis_chart_for_grid_only_store(tmp_path):
 def test_sensitivity_matches_finite_differences(store):
     import xarray as xr
 
-    from dse._plots import _design_knobs, _plan, _points, sensitivities
     from dse._evaluate import run_designs
+    from dse._plots import _design_knobs, _plan, _points, sensitivities
 
     ds = xr.open_zarr(store)
     plan = _plan(ds)

@@ -16,7 +16,7 @@ import dse
 from models import default_economics, serve, sum_max_affine
 from models._serve import _phase
 from models.hardware import achievable_software
-from models.platform import PlatformSpec, pipeline_fill_factor, ring_allreduce_s
+from models.platform import pipeline_fill_factor, ring_allreduce_s
 
 
 @settings(max_examples=200, deadline=None)

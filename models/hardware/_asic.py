@@ -6,7 +6,7 @@ Each family answers the same question as the GPU model — compute, memory and o
 of every operator row on one chip, and the energy of that work — so workloads, platforms
 and metrics never branch on the family. Structural utilization (array fill, ADC passes) is
 hardware capability: it applies at the 'achievable' and 'calibrated' levels; the 'ideal'
-level (unit utilization knots) is the datasheet roofline.
+level (``structural_derating`` 0) is the datasheet roofline.
 """
 
 from __future__ import annotations
@@ -33,13 +33,9 @@ from ._simt import OpCost, SoftwareParams
 Array = jax.Array
 
 
-def _is_ideal(software: SoftwareParams) -> Array:
-    """True at the 'ideal' level (all utilization knots at 1: no derating)."""
-    return jnp.all(software.util_knots >= 1.0)
-
-
 def _derated(software: SoftwareParams, util: Array) -> Array:
-    return jnp.where(_is_ideal(software), 1.0, util)
+    """Structural utilization where the level applies it (not at 'ideal')."""
+    return jnp.where(software.structural_derating > 0, util, 1.0)
 
 
 def _row_dtypes(ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str) -> list[str]:

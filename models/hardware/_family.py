@@ -23,19 +23,14 @@ from ._asic import (
     sram_chiplet_operator_cost,
     systolic_operator_cost,
 )
-from ._simt import OpCost, SimtSpec, SoftwareParams, simt_energy_j, simt_operator_cost
+from ._simt import OpCost, SimtSpec, SoftwareParams, simt_operator_cost
 
 Array = jax.Array
 
 
-def _simt_energy(chip, time_s, flops, bytes_, ops, weight_dtype, act_dtype):
-    del ops, weight_dtype, act_dtype
-    return simt_energy_j(chip, time_s, flops, bytes_)
-
-
 # family id → (spec class, operator cost, energy of work)
 FAMILIES: dict[str, tuple[type, Any, Any]] = {
-    "simt": (SimtSpec, simt_operator_cost, _simt_energy),
+    "simt": (SimtSpec, simt_operator_cost, generic_energy_j),
     "systolic": (SystolicSpec, systolic_operator_cost, generic_energy_j),
     "imc": (ImcSpec, imc_operator_cost, imc_energy_j),
     "dataflow": (DataflowSpec, dataflow_operator_cost, generic_energy_j),

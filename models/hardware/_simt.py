@@ -25,12 +25,13 @@ import jax.numpy as jnp
 from models._pytree import pytree_dataclass, static_field
 from models.workloads._transformer import ATTENTION, ELEMENTWISE, GATHER, GEMM, OperatorTable
 
+from ._common import linear_power_energy_j, widest
+
 Array = jax.Array
 
 # Storage dtype → tensor-core rate used for a GEMM whose widest operand has that dtype.
 _RATE_OF_DTYPE = {"fp32": "bf16", "bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "int8": "int8",
                   "int4": "fp4", "fp4": "fp4"}
-_WIDTH = {"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4, "fp4": 4}
 
 
 @pytree_dataclass
@@ -128,6 +129,9 @@ class SoftwareParams:
     k_half: Array = dataclasses.field(default_factory=lambda: jnp.asarray(0.0))
     elementwise_bw_factor: Array = dataclasses.field(default_factory=lambda: jnp.asarray(1.0))
     seq_overhead_s: Array = dataclasses.field(default_factory=lambda: jnp.asarray(0.0))
+    # 1: the chip's structural utilization (array fill, ADC passes, K tiling) applies; 0: the
+    # datasheet roofline (level 'ideal'). Used by the non-GPU families.
+    structural_derating: Array = dataclasses.field(default_factory=lambda: jnp.asarray(1.0))
 
     def pass_overhead_s(self, batch: Array) -> Array:
         """Framework time of one forward pass of ``batch`` sequences (software maturity):
@@ -139,7 +143,7 @@ def ideal_software() -> SoftwareParams:
     """Level 'ideal': the pure roofline — peak rates, no overheads."""
     return SoftwareParams(jnp.ones(4), jnp.asarray(1.0), jnp.asarray(0.0), jnp.asarray(1.0),
                           jnp.asarray(0.0), jnp.asarray(0.0), jnp.asarray(0.0), jnp.ones(4),
-                          jnp.asarray(0.0))
+                          jnp.asarray(0.0), structural_derating=jnp.asarray(0.0))
 
 
 def achievable_software() -> SoftwareParams:
@@ -229,8 +233,7 @@ def simt_operator_cost(
     elementwise and gather rows at the vector rate. Utilization applies to GEMM and
     attention rows only (the seed's table is for cuBLAS GEMMs).
     """
-    gemm_dtype = max((weight_dtype, act_dtype), key=_WIDTH.__getitem__)
-    attn_dtype = max((act_dtype, kv_dtype), key=_WIDTH.__getitem__)
+    gemm_dtype, attn_dtype = widest(weight_dtype, act_dtype), widest(act_dtype, kv_dtype)
     util_gemm = operator_utilization(software, ops.m, ops.n, ops.k, chip.sm_count, waves=True)
     util_attn = operator_utilization(software, ops.m, ops.n, ops.k, chip.sm_count, waves=False)
     util = [ug if kind == GEMM else ua for kind, ug, ua in zip(ops.kinds, util_gemm, util_attn, strict=True)]
@@ -252,11 +255,5 @@ def simt_operator_cost(
     return OpCost(compute_s, memory_s, overhead_s)
 
 
-def simt_energy_j(chip: SimtSpec, time_s: Array, flops: Array, bytes_: Array) -> Array:
-    """Energy of work (FLOPs, bytes) done in ``time_s`` on one chip.
-
-    P = P_idle + α·FLOP/s + β·bytes/s (seed 000, SIMT power) capped at TDP, so
-    E = min(TDP·t, P_idle·t + α·FLOPs + β·bytes).
-    """
-    uncapped = chip.idle_w * time_s + chip.energy_per_flop_j * flops + chip.energy_per_byte_j * bytes_
-    return jnp.minimum(chip.tdp_w * time_s, uncapped)
+# Energy of work on a GPU: the shared linear power model capped at TDP (seed 000, SIMT power).
+simt_energy_j = linear_power_energy_j

@@ -12,7 +12,6 @@ References:
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from models._pytree import pytree_dataclass
 
