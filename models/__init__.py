@@ -1,12 +1,29 @@
 """Pure, single-configuration cost models: workloads, hardware families, platforms, economics.
 
-Nothing here calls ``jax.jit`` or ``jax.vmap``: :mod:`dse` applies them in one place.
+Nothing here calls ``jax.jit`` or ``jax.vmap``: :mod:`dse` applies them in one place. The
+interfaces between the parts (``Workload``, ``Chip``, ``SoftwareParams``, ``OpCost``) are in
+:mod:`models._interface`.
 """
 
 from ._economics import EconomicsSpec as EconomicsSpec
 from ._economics import default_economics as default_economics
+from ._interface import DTYPE_BITS as DTYPE_BITS
+from ._interface import DTYPES as DTYPES
+from ._interface import Chip as Chip
+from ._interface import Footprint as Footprint
+from ._interface import LayerComm as LayerComm
+from ._interface import OpCost as OpCost
+from ._interface import OperatorTable as OperatorTable
+from ._interface import Scenario as Scenario
+from ._interface import SoftwareParams as SoftwareParams
+from ._interface import Workload as Workload
+from ._interface import achievable_software as achievable_software
+from ._interface import dtype_bytes as dtype_bytes
+from ._interface import ideal_software as ideal_software
+from ._interface import widest as widest
 from ._serve import BOUND_NAMES as BOUND_NAMES
 from ._serve import INFEASIBLE_REASONS as INFEASIBLE_REASONS
 from ._serve import Metrics as Metrics
+from ._serve import gemm_cost as gemm_cost
 from ._serve import serve as serve
 from ._serve import sum_max_affine as sum_max_affine

@@ -10,9 +10,9 @@ margin). Defaults are documented estimates, overridable per evaluation.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 
-from models._pytree import pytree_dataclass
+from models._pytree import pytree_dataclass, spec_field
 
 Array = jax.Array
 
@@ -35,14 +35,14 @@ class EconomicsSpec:
             (default 0.0: chips only; set e.g. 0.5 for a full server).
     """
 
-    lifetime_years: Array
-    usd_per_kwh: Array
-    pue: Array
-    capex_overhead: Array
+    lifetime_years: Array = spec_field(unit="year", doc="amortization period")
+    usd_per_kwh: Array = spec_field(unit="USD/kWh", doc="electricity price")
+    pue: Array = spec_field(doc="power usage effectiveness, at least 1")
+    capex_overhead: Array = spec_field(kind="nonnegative", doc="host, network and rack cost / chips' price")
 
 
 def default_economics() -> EconomicsSpec:
-    return EconomicsSpec(jnp.asarray(4.0), jnp.asarray(0.10), jnp.asarray(1.3), jnp.asarray(0.0))
+    return EconomicsSpec(np.asarray(4.0), np.asarray(0.10), np.asarray(1.3), np.asarray(0.0))
 
 
 def usd_per_million_tokens(econ: EconomicsSpec, capex_usd: Array, power_w: Array,

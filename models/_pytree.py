@@ -33,3 +33,28 @@ def pytree_dataclass(cls: type[T]) -> type[T]:
 def leaf_names(obj: Any) -> list[str]:
     """Names of the array (non-static) fields of a pytree dataclass instance."""
     return [f.name for f in dataclasses.fields(obj) if not f.metadata.get("static", False)]
+
+
+def spec_field(key: str | None = None, unit: str = "1", *, required: bool = True, kind: str = "positive",
+               doc: str = "", **kwargs: Any) -> Any:
+    """A leaf with its spec-file key: the one table of keys and units (DESIGN rule 4).
+
+    Args:
+        key: the key in spec files (``hbm_bandwidth_tb_s``); defaults to the field name.
+        unit: the unit of the spec-file value (``TB/s``); :mod:`dse.specs` converts it to SI once.
+        required: whether a spec file must give it (else the loader derives a default).
+        kind: ``positive``, ``int`` (integer > 0) or ``fraction`` (in [0, 1)).
+        doc: what the value is, for error messages.
+    """
+    meta = {"key": key, "unit": unit, "required": required, "kind": kind, "doc": doc}
+    return dataclasses.field(metadata={"spec": meta}, **kwargs)
+
+
+def spec_keys(cls: Any) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Spec-file key → (field name, metadata) of every leaf of ``cls`` declared with :func:`spec_field`."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        meta = f.metadata.get("spec")
+        if meta is not None:
+            out[meta["key"] or f.name] = (f.name, meta)
+    return out

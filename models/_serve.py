@@ -19,17 +19,9 @@ import jax
 import jax.numpy as jnp
 
 from models._economics import EconomicsSpec, usd_per_million_tokens
-from models.hardware import SoftwareParams, operator_cost, operator_energy_j
-from models.hardware._common import widest
-from models.hardware._family import chips_from_capacity, memory_bandwidth_bytes_per_s
-from models.platform import PlatformSpec, pipeline_fill_factor, ring_allreduce_s, send_recv_s
-from models.workloads._transformer import (
-    DTYPE_BYTES,
-    Scenario,
-    TransformerSpec,
-    memory_per_chip,
-    operator_table,
-)
+from models._interface import Chip, Scenario, SoftwareParams, Workload, widest
+from models.platform import PlatformSpec, collective_s, pipeline_fill_factor
+from models.workloads import gemm_operator
 
 Array = jax.Array
 
@@ -75,21 +67,21 @@ class PhaseCost(NamedTuple):
     bytes: Array  # per chip, all layers
 
 
-def _phase(model, chip, software, scenario, platform, new_tokens, past_first, n_passes,
-           single: bool = False) -> PhaseCost:
+def _phase(model: Workload, chip: Chip, software: SoftwareParams, scenario: Scenario, platform: PlatformSpec,
+           new_tokens: Array, past_first: Array, n_passes: Array, single: bool = False) -> PhaseCost:
     """Cost of ``n_passes`` passes of ``new_tokens`` tokens with the context growing by
     ``new_tokens`` each pass from ``past_first``, summed in closed form. ``single`` (static)
     says that there is one pass, which skips the second table."""
     tp, pp = platform.tp, platform.pp
     dt = (scenario.weight_dtype, scenario.act_dtype, scenario.kv_dtype)
-    first = operator_table(model, scenario, tp, new_tokens, past_first)
-    c0 = operator_cost(chip, software, first, *dt)
+    first = model.operator_table(scenario, tp, new_tokens, past_first)
+    c0 = chip.operator_cost(software, first, *dt)
     if single:
         last, c1 = first, c0
         op_roof = jnp.maximum(c0.compute_s, c0.memory_s) * n_passes
     else:
-        last = operator_table(model, scenario, tp, new_tokens, past_first + new_tokens * (n_passes - 1.0))
-        c1 = operator_cost(chip, software, last, *dt)
+        last = model.operator_table(scenario, tp, new_tokens, past_first + new_tokens * (n_passes - 1.0))
+        c1 = chip.operator_cost(software, last, *dt)
         steps = jnp.maximum(n_passes - 1.0, 1.0)
         # Per-operator sums over passes: max(compute, memory) summed exactly; linear terms
         # by the arithmetic-series mean (first + last)/2.
@@ -103,16 +95,15 @@ def _phase(model, chip, software, scenario, platform, new_tokens, past_first, n_
     op_time = (op_roof + op_over) * rep
     # Energy per operator row over all its executions; the TDP cap is applied to the row's
     # totals (exact when the row is always or never at the cap).
-    energy = operator_energy_j(chip, op_time, op_flops * rep, op_bytes * rep, first, scenario.weight_dtype,
-                               scenario.act_dtype)
+    energy = chip.work_energy_j(op_time, op_flops * rep, op_bytes * rep, first, scenario.weight_dtype,
+                                scenario.act_dtype)
     compute_bound = op_compute >= op_memory
-    # Communication per pass: 2 all-reduces per layer of the pass's activations (GenZ
-    # §III-C, Megatron TP), and pp − 1 stage-to-stage transfers.
-    act_bytes = scenario.batch * new_tokens * model.d_model * DTYPE_BYTES[scenario.act_dtype]
-    link = chip.link_bandwidth_bytes_per_s * software.link_efficiency
-    hop = chip.link_latency_s + software.collective_latency_s
-    allreduce = ring_allreduce_s(act_bytes, tp, link, hop)
-    net = 2.0 * model.n_layers * allreduce + (pp - 1.0) * send_recv_s(act_bytes, link, hop)
+    # Communication per pass: the workload's all-reduces of every layer (GenZ §III-C,
+    # Megatron TP), and pp − 1 stage-to-stage transfers.
+    comm = model.layer_comm(scenario, tp, new_tokens)
+    allreduce = collective_s(chip, software, "all_reduce", comm.allreduce_bytes, tp)
+    net = comm.allreduces * model.n_layers * allreduce + (pp - 1.0) * collective_s(
+        chip, software, "send_recv", comm.stage_bytes, tp)
     framework_s = software.pass_overhead_s(scenario.batch)
     return PhaseCost(
         busy_s=op_time.sum(),
@@ -179,8 +170,8 @@ class Metrics(NamedTuple):
 
 
 def serve(
-    model: TransformerSpec,
-    chip,
+    model: Workload,
+    chip: Chip,
     platform: PlatformSpec,
     scenario: Scenario,
     economics: EconomicsSpec,
@@ -189,8 +180,8 @@ def serve(
     """Metrics of serving one request batch on one model replica (single configuration).
 
     Args:
-        model: transformer dims (scalar leaves).
-        chip: a hardware spec of any family (scalar leaves; ``family`` static).
+        model: a workload (scalar leaves).
+        chip: a chip of any family (scalar leaves; the class is the static family).
         platform: TP and PP degrees (chips = tp·pp).
         scenario: batch B, prompt S, output tokens D, dtypes.
         economics: TCO parameters.
@@ -199,11 +190,11 @@ def serve(
     Returns:
         :class:`Metrics`, every field a scalar.
     """
-    if chips_from_capacity(chip):
+    if chip.chips_from_capacity:
         # SRAM-only chips: as many pipeline stages as the weights and KV cache need
         # (GenZ Table VII, "Multiple SRAM chips"); the chip count is an output.
         # Activations are those of one micro-batch (one sequence) once the model is pipelined.
-        fp1 = memory_per_chip(model, scenario, platform.tp, jnp.ones_like(platform.pp))
+        fp1 = model.footprint(scenario, platform.tp, jnp.ones_like(platform.pp))
         room = chip.capacity_bytes - fp1.act_bytes / scenario.batch
         stages = jnp.where(room > 0, jnp.ceil((fp1.weight_bytes + fp1.kv_bytes) / jnp.maximum(room, 1.0)),
                            model.n_layers + 1.0)  # not even one sequence fits: infeasible (pp > layers)
@@ -232,13 +223,13 @@ def serve(
     energy = e_pre + e_dec
     out_tokens = b * d
     # Memory and feasibility (infeasible is a value: outputs stay finite).
-    fp = memory_per_chip(model, scenario, tp, pp)
+    fp = model.footprint(scenario, tp, pp)
     reason = jnp.where(fp.total_bytes > chip.capacity_bytes, 1, 0)
-    reason = jnp.where(tp > model.n_heads, 2, reason)
+    reason = jnp.where(tp > model.max_tp, 2, reason)
     reason = jnp.where(pp > model.n_layers, 3, reason)
     gemm_dtype = widest(scenario.weight_dtype, scenario.act_dtype)
     peak = chip.peak_flops_per_s(gemm_dtype)
-    bw = memory_bandwidth_bytes_per_s(chip)
+    bw = chip.memory_bandwidth_bytes_per_s
     flops_all = tp * (pre.flops + dec.flops)  # layers are split over pp: tp copies in all
     bytes_all = tp * (pre.bytes + dec.bytes)
     avg_power = energy / latency
@@ -282,3 +273,11 @@ def serve(
         network_s=pre.network_s + dec.network_s,
         n_chips=n_chips,
     )
+
+
+def gemm_cost(chip: Chip, software: SoftwareParams, m: Array, n: Array, k: Array, dtype: str) -> tuple[Array, Array]:
+    """Latency (s) and energy (J) of one GEMM on one chip: roofline time plus launch overhead."""
+    ops = gemm_operator(m, n, k, dtype)
+    c = chip.operator_cost(software, ops, dtype, dtype, dtype)
+    t = jnp.maximum(c.compute_s, c.memory_s) + c.overhead_s
+    return t[0], chip.work_energy_j(t, ops.flops, ops.bytes, ops, dtype, dtype)[0]

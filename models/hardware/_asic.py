@@ -11,24 +11,22 @@ level (``structural_derating`` 0) is the datasheet roofline.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 
-from models._pytree import pytree_dataclass, static_field
-from models.workloads._transformer import GEMM, OperatorTable
-
-from ._common import (
-    ChipCommon,
-    dtype_bits,
-    kind_mask,
-    kv_cache_bytes,
-    layer_rows,
-    linear_power_energy_j,
-    matmul_rows,
-    stored_weight_bytes,
+from models._interface import (
+    ATTENTION,
+    GEMM,
+    DTYPE_BITS,
+    Chip,
+    OpCost,
+    OperatorTable,
+    SoftwareParams,
     widest,
 )
-from ._simt import OpCost, SoftwareParams
+from models._pytree import pytree_dataclass, spec_field
 
 Array = jax.Array
 
@@ -36,6 +34,10 @@ Array = jax.Array
 def _derated(software: SoftwareParams, util: Array) -> Array:
     """Structural utilization where the level applies it (not at 'ideal')."""
     return jnp.where(software.structural_derating > 0, util, 1.0)
+
+
+def _rows(ops: OperatorTable, *kinds: str) -> Array:
+    return ops.mask(*kinds)
 
 
 def _row_dtypes(ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str) -> list[str]:
@@ -50,18 +52,19 @@ def _row_dtypes(ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype:
 
 
 @pytree_dataclass
-class SystolicSpec(ChipCommon):
+class SystolicSpec(Chip):
     """Weight-stationary N×N systolic arrays with HBM (TPU-like)."""
 
-    array_size: Array  # N
-    n_arrays: Array
-    clock_hz: Array
-    int8_speedup: Array  # 8-bit (and narrower) rate ÷ 16-bit rate
-    sram_capacity_bytes: Array
-    hbm_bandwidth_bytes_per_s: Array
-    hbm_capacity_bytes: Array
-    peak_vector_flops_per_s: Array
-    family: str = static_field(default="systolic")
+    array_size: Array = spec_field(kind="int", doc="N of the N×N array")
+    n_arrays: Array = spec_field(kind="int", doc="arrays per chip")
+    clock_hz: Array = spec_field("clock_ghz", "GHz", doc="array clock")
+    int8_speedup: Array = spec_field(required=False, doc="8-bit (and narrower) rate / 16-bit rate")
+    sram_capacity_bytes: Array = spec_field("sram_mb", "MB", doc="on-chip SRAM")
+    hbm_bandwidth_bytes_per_s: Array = spec_field("hbm_bandwidth_tb_s", "TB/s", doc="HBM bandwidth")
+    hbm_capacity_bytes: Array = spec_field("hbm_capacity_gb", "GB", doc="HBM capacity")
+    peak_vector_flops_per_s: Array = spec_field("peak_vector_tflops", "TFLOP/s", required=False, doc="vector rate")
+
+    family: ClassVar[str] = "systolic"
 
     @property
     def peak_bf16_flops_per_s(self) -> Array:
@@ -69,7 +72,7 @@ class SystolicSpec(ChipCommon):
         return self.n_arrays * self.array_size**2 * 2.0 * self.clock_hz
 
     def peak_flops_per_s(self, dtype: str) -> Array:
-        return self.peak_bf16_flops_per_s * (self.int8_speedup if dtype_bits(dtype) <= 8 else 1.0)
+        return self.peak_bf16_flops_per_s * (self.int8_speedup if DTYPE_BITS[dtype] <= 8 else 1.0)
 
     @property
     def capacity_bytes(self) -> Array:
@@ -78,6 +81,9 @@ class SystolicSpec(ChipCommon):
     @property
     def memory_bandwidth_bytes_per_s(self) -> Array:
         return self.hbm_bandwidth_bytes_per_s
+
+    def operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype) -> OpCost:
+        return systolic_operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype)
 
 
 def systolic_utilization(m: Array, n: Array, k: Array, array_size: Array) -> Array:
@@ -99,7 +105,7 @@ def systolic_operator_cost(chip: SystolicSpec, software: SoftwareParams, ops: Op
     """Roofline per operator with systolic utilization; weights re-loaded when a GEMM's tile
     set does not fit the on-chip SRAM (activations then re-stream once per SRAM-full of
     weights)."""
-    mm = matmul_rows(ops)
+    mm = _rows(ops, GEMM, ATTENTION)
     dts = _row_dtypes(ops, weight_dtype, act_dtype, kv_dtype)
     peak = jnp.stack([chip.peak_flops_per_s(d) for d in dts])
     util = _derated(software, systolic_utilization(ops.m, ops.n, ops.k, chip.array_size))
@@ -117,26 +123,30 @@ def systolic_operator_cost(chip: SystolicSpec, software: SoftwareParams, ops: Op
 
 
 @pytree_dataclass
-class ImcSpec(ChipCommon):
+class ImcSpec(Chip):
     """Weights stationary in memory arrays; analog dot products read out by ADCs."""
 
-    n_tiles: Array
-    adcs_per_tile: Array
-    adc_freq_hz: Array
-    array_rows: Array  # rows summed per conversion (dot-product length)
-    adc_bits: Array
-    dac_bits: Array
-    weight_bits: Array  # native array weight precision (the model's dtype may raise it)
-    input_bits: Array
-    imc_capacity_bytes: Array  # weights the arrays hold
-    digital_flops_per_s: Array  # vector units: attention, softmax, norms
-    memory_bandwidth_bytes_per_s: Array  # off-chip capacity memory
-    memory_capacity_bytes: Array
-    sram_bandwidth_bytes_per_s: Array
-    walden_fom_j: Array  # J per conversion-step
-    analog_energy_per_op_j: Array
-    digital_energy_per_op_j: Array
-    family: str = static_field(default="imc")
+    n_tiles: Array = spec_field(kind="int", doc="compute tiles")
+    adcs_per_tile: Array = spec_field(kind="int", doc="ADCs per tile")
+    adc_freq_hz: Array = spec_field("adc_freq_ghz", "GHz", doc="ADC conversion rate")
+    array_rows: Array = spec_field(kind="int", doc="rows summed per conversion (dot-product length)")
+    adc_bits: Array = spec_field(kind="int", doc="ADC resolution")
+    dac_bits: Array = spec_field(kind="int", doc="DAC (input slice) resolution")
+    weight_bits: Array = spec_field(kind="int", doc="native array weight precision")
+    input_bits: Array = spec_field(kind="int", doc="native input precision")
+    imc_capacity_bytes: Array = spec_field("imc_capacity_mb", "MB", doc="weights the arrays hold")
+    digital_flops_per_s: Array = spec_field("digital_tflops", "TFLOP/s", doc="vector units: attention, softmax, norms")
+    memory_bandwidth_bytes_per_s: Array = spec_field("memory_bandwidth_tb_s", "TB/s", doc="off-chip memory bandwidth")
+    memory_capacity_bytes: Array = spec_field("memory_capacity_gb", "GB", doc="off-chip memory capacity")
+    sram_bandwidth_bytes_per_s: Array = spec_field("sram_bandwidth_tb_s", "TB/s", required=False,
+                                                   doc="on-chip activation SRAM bandwidth")
+    walden_fom_j: Array = spec_field("walden_fom_fj", "fJ", required=False, doc="ADC energy per conversion-step")
+    analog_energy_per_op_j: Array = spec_field("analog_energy_fj_per_op", "fJ", required=False,
+                                               doc="analog MAC energy per op")
+    digital_energy_per_op_j: Array = spec_field("digital_energy_fj_per_op", "fJ", required=False,
+                                                doc="digital energy per op")
+
+    family: ClassVar[str] = "imc"
 
     def passes(self, weight_dtype: str = "int4", act_dtype: str = "int4") -> Array:
         """n_passes = ⌈input_bits/dac_bits⌉ · ⌈effective_bits/adc_bits⌉ (seeds/000, IMC).
@@ -144,8 +154,8 @@ class ImcSpec(ChipCommon):
         Effective weight bits and input bits are the wider of the array's native precision
         and the model's dtype.
         """
-        wb = jnp.maximum(self.weight_bits, dtype_bits(weight_dtype))
-        ib = jnp.maximum(self.input_bits, dtype_bits(act_dtype))
+        wb = jnp.maximum(self.weight_bits, DTYPE_BITS[weight_dtype])
+        ib = jnp.maximum(self.input_bits, DTYPE_BITS[act_dtype])
         return jnp.ceil(ib / self.dac_bits) * jnp.ceil(wb / self.adc_bits)
 
     @property
@@ -164,6 +174,12 @@ class ImcSpec(ChipCommon):
     @property
     def capacity_bytes(self) -> Array:
         return self.memory_capacity_bytes
+
+    def operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype) -> OpCost:
+        return imc_operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype)
+
+    def work_energy_j(self, time_s, flops, bytes_, ops, weight_dtype, act_dtype) -> Array:
+        return imc_energy_j(self, time_s, flops, bytes_, ops, weight_dtype, act_dtype)
 
     def conversion_energy_j(self) -> Array:
         """ADC energy per conversion from the Walden figure of merit: E = FoM · 2^ENOB
@@ -188,12 +204,12 @@ def imc_operator_cost(chip: ImcSpec, software: SoftwareParams, ops: OperatorTabl
     rows on the digital units. Weights beyond the arrays' capacity stream from off-chip
     memory and are written into the arrays each pass; KV cache in off-chip memory;
     activations in on-chip SRAM."""
-    gemm = kind_mask(ops, GEMM)
+    gemm = _rows(ops, GEMM)
     passes = chip.passes(weight_dtype, act_dtype)
     k_fill = _derated(software, ops.k / (jnp.ceil(ops.k / chip.array_rows) * chip.array_rows))
     array_rate = chip.n_tiles * chip.tile_ops_per_s / _derated(software, passes) * k_fill
     rate = jnp.where(gemm > 0, array_rate, chip.digital_flops_per_s)
-    resident = chip.weight_resident_fraction(stored_weight_bytes(ops))
+    resident = chip.weight_resident_fraction(ops.stored_weight_total_bytes)
     bw = software.bw_efficiency
     memory_s = (ops.weight_bytes * (1.0 - resident) + ops.kv_bytes) / (chip.memory_bandwidth_bytes_per_s * bw) \
         + ops.act_bytes / (chip.sram_bandwidth_bytes_per_s * bw)
@@ -206,16 +222,18 @@ def imc_operator_cost(chip: ImcSpec, software: SoftwareParams, ops: OperatorTabl
 
 
 @pytree_dataclass
-class DataflowSpec(ChipCommon):
+class DataflowSpec(Chip):
     """On-wafer SRAM holding weights and KV when they fit; external memory streams them when
     they do not (MemoryX-like weight streaming)."""
 
-    peak_bf16_flops_per_s: Array
-    sram_capacity_bytes: Array
-    sram_bandwidth_bytes_per_s: Array
-    external_bandwidth_bytes_per_s: Array
-    external_capacity_bytes: Array
-    family: str = static_field(default="dataflow")
+    peak_bf16_flops_per_s: Array = spec_field("peak_bf16_tflops", "TFLOP/s", doc="dense BF16 rate")
+    sram_capacity_bytes: Array = spec_field("sram_capacity_gb", "GB", doc="on-wafer SRAM")
+    sram_bandwidth_bytes_per_s: Array = spec_field("sram_bandwidth_pb_s", "PB/s", doc="on-wafer SRAM bandwidth")
+    external_bandwidth_bytes_per_s: Array = spec_field("external_bandwidth_tb_s", "TB/s",
+                                                       doc="external (weight-streaming) memory bandwidth")
+    external_capacity_bytes: Array = spec_field("external_capacity_tb", "TB", doc="external memory capacity")
+
+    family: ClassVar[str] = "dataflow"
 
     def peak_flops_per_s(self, dtype: str) -> Array:
         del dtype  # one rate (FP16/BF16); narrower types only save bytes
@@ -229,6 +247,9 @@ class DataflowSpec(ChipCommon):
     def memory_bandwidth_bytes_per_s(self) -> Array:
         return self.sram_bandwidth_bytes_per_s
 
+    def operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype) -> OpCost:
+        return dataflow_operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype)
+
     def weights_resident(self, weight_bytes: Array, kv_bytes: Array) -> Array:
         """1.0 when weights and KV cache fit in the on-wafer SRAM (seeds/000: Llama 3 8B at
         FP16, 16 GB, fits WSE-3's 44 GB; Llama 3 70B, 140 GB, does not)."""
@@ -240,8 +261,8 @@ def dataflow_operator_cost(chip: DataflowSpec, software: SoftwareParams, ops: Op
     """Resident: every byte from SRAM, decode becomes compute- or SRAM-bound. Not resident:
     weights stream from external memory; the KV cache stays on the wafer while it fits."""
     del weight_dtype, act_dtype, kv_dtype
-    kv_total = kv_cache_bytes(ops)
-    resident = chip.weights_resident(stored_weight_bytes(ops), kv_total)
+    kv_total = ops.kv_total_bytes
+    resident = chip.weights_resident(ops.stored_weight_total_bytes, kv_total)
     kv_on_wafer = jnp.where(kv_total <= chip.sram_capacity_bytes, 1.0, 0.0)
     bw = software.bw_efficiency
     sram, ext = chip.sram_bandwidth_bytes_per_s * bw, chip.external_bandwidth_bytes_per_s * bw
@@ -258,19 +279,20 @@ def dataflow_operator_cost(chip: DataflowSpec, software: SoftwareParams, ops: Op
 
 
 @pytree_dataclass
-class SramChipletSpec(ChipCommon):
+class SramChipletSpec(Chip):
     """Chips with SRAM only: the model and KV cache are split over as many chips as capacity
     demands (the platform's pipeline depth, hence the chip count, is an output)."""
 
-    peak_bf16_flops_per_s: Array
-    peak_int8_ops_per_s: Array
-    sram_capacity_bytes: Array
-    sram_bandwidth_bytes_per_s: Array
-    family: str = static_field(default="sram_chiplet")
-    chips_from_capacity = True  # class attribute: the platform sizes pp from capacity
+    peak_bf16_flops_per_s: Array = spec_field("peak_bf16_tflops", "TFLOP/s", doc="dense BF16 rate")
+    peak_int8_ops_per_s: Array = spec_field("peak_int8_tops", "TOP/s", required=False, doc="dense INT8 rate")
+    sram_capacity_bytes: Array = spec_field("sram_mb", "MB", doc="on-chip SRAM")
+    sram_bandwidth_bytes_per_s: Array = spec_field("sram_bandwidth_tb_s", "TB/s", doc="on-chip SRAM bandwidth")
+
+    family: ClassVar[str] = "sram_chiplet"
+    chips_from_capacity: ClassVar[bool] = True
 
     def peak_flops_per_s(self, dtype: str) -> Array:
-        return self.peak_int8_ops_per_s if dtype_bits(dtype) <= 8 else self.peak_bf16_flops_per_s
+        return self.peak_int8_ops_per_s if DTYPE_BITS[dtype] <= 8 else self.peak_bf16_flops_per_s
 
     @property
     def capacity_bytes(self) -> Array:
@@ -279,6 +301,9 @@ class SramChipletSpec(ChipCommon):
     @property
     def memory_bandwidth_bytes_per_s(self) -> Array:
         return self.sram_bandwidth_bytes_per_s
+
+    def operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype) -> OpCost:
+        return sram_chiplet_operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype)
 
 
 def sram_chiplet_operator_cost(chip: SramChipletSpec, software: SoftwareParams, ops: OperatorTable,
@@ -296,19 +321,20 @@ def sram_chiplet_operator_cost(chip: SramChipletSpec, software: SoftwareParams, 
 
 
 @pytree_dataclass
-class CgraSpec(ChipCommon):
+class CgraSpec(Chip):
     """Reconfigurable dataflow chip with a three-tier memory (SRAM, HBM, DDR)."""
 
-    peak_bf16_flops_per_s: Array
-    sram_capacity_bytes: Array
-    hbm_bandwidth_bytes_per_s: Array
-    hbm_capacity_bytes: Array
-    ddr_bandwidth_bytes_per_s: Array
-    ddr_capacity_bytes: Array
-    reconfig_time_s: Array
-    config_groups_per_layer: Array
-    fusion_fraction: Array  # share of intermediate activation traffic kept on chip
-    family: str = static_field(default="cgra")
+    peak_bf16_flops_per_s: Array = spec_field("peak_bf16_tflops", "TFLOP/s", doc="dense BF16 rate")
+    sram_capacity_bytes: Array = spec_field("sram_mb", "MB", doc="on-chip SRAM")
+    hbm_bandwidth_bytes_per_s: Array = spec_field("hbm_bandwidth_tb_s", "TB/s", doc="HBM bandwidth")
+    hbm_capacity_bytes: Array = spec_field("hbm_capacity_gb", "GB", doc="HBM capacity")
+    ddr_bandwidth_bytes_per_s: Array = spec_field("ddr_bandwidth_tb_s", "TB/s", doc="DDR bandwidth")
+    ddr_capacity_bytes: Array = spec_field("ddr_capacity_gb", "GB", doc="DDR capacity")
+    reconfig_time_s: Array = spec_field("reconfig_time_us", "us", doc="time of one reconfiguration")
+    config_groups_per_layer: Array = spec_field(doc="configurations per layer")
+    fusion_fraction: Array = spec_field(kind="fraction", doc="share of intermediate activation traffic kept on chip")
+
+    family: ClassVar[str] = "cgra"
 
     def peak_flops_per_s(self, dtype: str) -> Array:
         del dtype
@@ -321,6 +347,9 @@ class CgraSpec(ChipCommon):
     @property
     def memory_bandwidth_bytes_per_s(self) -> Array:
         return self.hbm_bandwidth_bytes_per_s
+
+    def operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype) -> OpCost:
+        return cgra_operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype)
 
 
 def reconfiguration_s_per_pass(chip: CgraSpec, n_layers: Array) -> Array:
@@ -336,11 +365,11 @@ def cgra_operator_cost(chip: CgraSpec, software: SoftwareParams, ops: OperatorTa
     reconfiguration spread over the layer's rows."""
     del weight_dtype, act_dtype, kv_dtype
     bw = software.bw_efficiency
-    hbm_share = jnp.minimum(1.0, chip.hbm_capacity_bytes / jnp.maximum(stored_weight_bytes(ops), 1.0))
+    hbm_share = jnp.minimum(1.0, chip.hbm_capacity_bytes / jnp.maximum(ops.stored_weight_total_bytes, 1.0))
     w_s = ops.weight_bytes * (hbm_share / (chip.hbm_bandwidth_bytes_per_s * bw)
                               + (1.0 - hbm_share) / (chip.ddr_bandwidth_bytes_per_s * bw))
     memory_s = w_s + (ops.kv_bytes + ops.act_bytes * (1.0 - chip.fusion_fraction)) / (chip.hbm_bandwidth_bytes_per_s * bw)
-    layer = layer_rows(ops)
+    layer = ops.layer_mask
     per_row = chip.reconfig_time_s * chip.config_groups_per_layer / layer.sum()
     overhead = software.kernel_overhead_s + per_row * layer
     return OpCost(ops.flops / chip.peak_bf16_flops_per_s, memory_s, overhead)
@@ -355,12 +384,7 @@ def imc_energy_j(chip: ImcSpec, time_s: Array, flops: Array, bytes_: Array, ops:
                  weight_dtype: str, act_dtype: str) -> Array:
     """GEMM rows: per-op ADC/analog/digital energy × passes; other rows: digital energy per op;
     plus β per byte and idle power, capped at TDP."""
-    gemm = kind_mask(ops, GEMM)
+    gemm = _rows(ops, GEMM)
     per_op = jnp.where(gemm > 0, chip.energy_per_matmul_op_j(weight_dtype, act_dtype), chip.digital_energy_per_op_j)
     uncapped = chip.idle_w * time_s + per_op * flops + chip.energy_per_byte_j * bytes_
     return jnp.minimum(chip.tdp_w * time_s, uncapped)
-
-
-def generic_energy_j(chip, time_s, flops, bytes_, ops, weight_dtype, act_dtype) -> Array:
-    del ops, weight_dtype, act_dtype
-    return linear_power_energy_j(chip, time_s, flops, bytes_)

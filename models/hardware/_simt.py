@@ -16,54 +16,70 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
-from typing import NamedTuple
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
-from models._pytree import pytree_dataclass, static_field
-from models.workloads._transformer import ATTENTION, ELEMENTWISE, GATHER, GEMM, OperatorTable
-
-from ._common import linear_power_energy_j, widest
+from models._interface import (
+    ATTENTION,
+    ELEMENTWISE,
+    GATHER,
+    GEMM,
+    UTIL_KNOTS_M,
+    Chip,
+    OpCost,
+    OperatorTable,
+    SoftwareParams,
+    is_integer_dtype,
+    widest,
+)
+from models._interface import DTYPE_BITS
+from models._pytree import pytree_dataclass, spec_field
 
 Array = jax.Array
 
-# Storage dtype → tensor-core rate used for a GEMM whose widest operand has that dtype.
-_RATE_OF_DTYPE = {"fp32": "bf16", "bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "int8": "int8",
-                  "int4": "fp4", "fp4": "fp4"}
+
+def simt_rate_class(dtype: str) -> str:
+    """Which tensor-core rate a GEMM whose widest operand has storage ``dtype`` runs at:
+    16 bits and wider at the BF16 rate, 8-bit floats at FP8, 8-bit integers at INT8,
+    4-bit formats at FP4 (missing rates are filled at load with the next wider one)."""
+    bits = DTYPE_BITS[dtype]
+    if bits >= 16:
+        return "bf16"
+    if bits >= 8:
+        return "int8" if is_integer_dtype(dtype) else "fp8"
+    return "fp4"
 
 
 @pytree_dataclass
-class SimtSpec:
+class SimtSpec(Chip):
     """A GPU-class chip, SI units. Rates are dense (no structured sparsity).
 
     Missing low-precision rates are filled at load with the next wider supported one
     (e.g. an A100 runs FP8 weights at its BF16 rate).
     """
 
-    peak_bf16_flops_per_s: Array
-    peak_fp8_flops_per_s: Array
-    peak_int8_ops_per_s: Array
-    peak_fp4_flops_per_s: Array
-    peak_vector_flops_per_s: Array
-    hbm_bandwidth_bytes_per_s: Array
-    hbm_capacity_bytes: Array
-    sram_capacity_bytes: Array
-    tdp_w: Array
-    idle_w: Array
-    energy_per_flop_j: Array  # α: dynamic compute power per FLOP/s
-    energy_per_byte_j: Array  # β: dynamic memory power per byte/s
-    price_usd: Array
-    link_bandwidth_bytes_per_s: Array  # scale-up, one direction, per chip
-    link_latency_s: Array
-    sm_count: Array
-    die_area_mm2: Array
-    family: str = static_field(default="simt")
+    peak_bf16_flops_per_s: Array = spec_field("peak_bf16_tflops", "TFLOP/s", doc="dense BF16 tensor rate")
+    peak_fp8_flops_per_s: Array = spec_field("peak_fp8_tflops", "TFLOP/s", required=False, doc="dense FP8 tensor rate")
+    peak_int8_ops_per_s: Array = spec_field("peak_int8_tops", "TOP/s", required=False, doc="dense INT8 tensor rate")
+    peak_fp4_flops_per_s: Array = spec_field("peak_fp4_tflops", "TFLOP/s", required=False, doc="dense FP4 tensor rate")
+    peak_vector_flops_per_s: Array = spec_field("peak_vector_tflops", "TFLOP/s", required=False,
+                                                doc="non-tensor (vector) rate")
+    hbm_bandwidth_bytes_per_s: Array = spec_field("hbm_bandwidth_tb_s", "TB/s", doc="HBM bandwidth")
+    hbm_capacity_bytes: Array = spec_field("hbm_capacity_gb", "GB", doc="HBM capacity")
+    sram_capacity_bytes: Array = spec_field("sram_mb", "MB", required=False, doc="on-chip SRAM (L2 + shared)")
+    sm_count: Array = spec_field(kind="int", required=False, doc="streaming multiprocessors")
+
+    family: ClassVar[str] = "simt"
 
     @property
     def capacity_bytes(self) -> Array:
         return self.hbm_capacity_bytes
+
+    @property
+    def memory_bandwidth_bytes_per_s(self) -> Array:
+        return self.hbm_bandwidth_bytes_per_s
 
     def peak_flops_per_s(self, dtype: str) -> Array:
         """Tensor rate for GEMMs whose widest operand has storage dtype ``dtype``."""
@@ -72,90 +88,17 @@ class SimtSpec:
             "fp8": self.peak_fp8_flops_per_s,
             "int8": self.peak_int8_ops_per_s,
             "fp4": self.peak_fp4_flops_per_s,
-        }[_RATE_OF_DTYPE[dtype]]
+        }[simt_rate_class(dtype)]
 
-
-# Knots of the utilization curve, in GEMM rows M (the seed's cuBLAS table: flat 15 % below
-# M = 32, 70 % over 128–512, 85 % above 4096; linear in log2 M between knots).
-UTIL_KNOTS_M = (32.0, 128.0, 512.0, 4096.0)
-SEED_UTIL = (0.15, 0.70, 0.70, 0.85)
+    def operator_cost(self, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str,
+                      kv_dtype: str) -> OpCost:
+        return simt_operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype)
 
 
 # Candidate thread-block (CTA) tiles (rows M x columns N of C) of the tile/wave form: the
 # SM80 tensor-core tiles of CUTLASS's default kernels, largest first. cuBLAS picks, per
 # shape, the kernel that runs fastest; the model takes the best candidate (a max).
 GEMM_TILES_MN = ((128.0, 256.0), (128.0, 128.0), (128.0, 64.0), (64.0, 64.0))
-
-
-def _zeros4() -> Array:
-    return jnp.zeros(4)
-
-
-@pytree_dataclass
-class SoftwareParams:
-    """What a software stack reaches of a chip: the 'software maturity' knobs.
-
-    Two forms of the GEMM utilization curve are mixed by the leaf ``util_wave`` (0 selects
-    the seed's table in M, 1 the tile/wave-quantization form over the chip's SM count; the
-    levels 'ideal' and 'achievable' use the table). Both are leaves so that levels that use
-    different forms stack into one PyTree (one compiled program).
-
-    Attributes:
-        util_knots: utilization of the tensor peak at ``UTIL_KNOTS_M`` GEMM rows, shape [4].
-        bw_efficiency: fraction of the HBM bandwidth streaming kernels reach.
-        kernel_overhead_s: fixed time per kernel launch (per operator row execution).
-        link_efficiency: fraction of the link bandwidth collectives reach.
-        collective_latency_s: fixed time per collective call on top of the link latency.
-        step_overhead_s: framework time per forward pass (scheduling, sampling, Python).
-        util_wave: weight of the tile/wave form in the utilization (0 table, 1 tile/wave).
-        tile_efficiency: fraction of the tensor peak a full wave of each ``GEMM_TILES_MN``
-            tile reaches, shape [4].
-        k_half: reduction depth K at which the main loop reaches half its steady rate
-            (prologue/epilogue of the K loop amortized over K / (K + k_half)).
-        elementwise_bw_factor: bandwidth efficiency of elementwise and gather kernels
-            relative to ``bw_efficiency`` (framework kernels versus library GEMMs).
-        seq_overhead_s: framework time per sequence per forward pass (scheduling,
-            detokenization, streaming of each sequence's token).
-    """
-
-    util_knots: Array
-    bw_efficiency: Array
-    kernel_overhead_s: Array
-    link_efficiency: Array
-    collective_latency_s: Array
-    step_overhead_s: Array
-    util_wave: Array = dataclasses.field(default_factory=lambda: jnp.asarray(0.0))
-    tile_efficiency: Array = dataclasses.field(default_factory=_zeros4)
-    k_half: Array = dataclasses.field(default_factory=lambda: jnp.asarray(0.0))
-    elementwise_bw_factor: Array = dataclasses.field(default_factory=lambda: jnp.asarray(1.0))
-    seq_overhead_s: Array = dataclasses.field(default_factory=lambda: jnp.asarray(0.0))
-    # 1: the chip's structural utilization (array fill, ADC passes, K tiling) applies; 0: the
-    # datasheet roofline (level 'ideal'). Used by the non-GPU families.
-    structural_derating: Array = dataclasses.field(default_factory=lambda: jnp.asarray(1.0))
-
-    def pass_overhead_s(self, batch: Array) -> Array:
-        """Framework time of one forward pass of ``batch`` sequences (software maturity):
-        a fixed part and a part per sequence (scheduling, sampling, detokenization)."""
-        return self.step_overhead_s + batch * self.seq_overhead_s
-
-
-def ideal_software() -> SoftwareParams:
-    """Level 'ideal': the pure roofline — peak rates, no overheads."""
-    return SoftwareParams(jnp.ones(4), jnp.asarray(1.0), jnp.asarray(0.0), jnp.asarray(1.0),
-                          jnp.asarray(0.0), jnp.asarray(0.0), jnp.asarray(0.0), jnp.ones(4),
-                          jnp.asarray(0.0), structural_derating=jnp.asarray(0.0))
-
-
-def achievable_software() -> SoftwareParams:
-    """Level 'achievable': seed derating of the hardware, before any calibration.
-
-    util: the seed's cuBLAS table. bw_efficiency 0.85: estimate, typical of streaming
-    kernels on HBM2e/HBM3 parts. link_efficiency 0.75: GenZ §V (nccl-tests on HGX A100,
-    75 % average NVLink efficiency). Overheads zero: they belong to a software stack.
-    """
-    return SoftwareParams(jnp.asarray(SEED_UTIL), jnp.asarray(0.85), jnp.asarray(0.0),
-                          jnp.asarray(0.75), jnp.asarray(0.0), jnp.asarray(0.0),
-                          jnp.asarray(0.0), jnp.full(4, SEED_UTIL[-1]), jnp.asarray(0.0))
 
 
 def gemm_utilization(util_knots: Array, m: Array) -> Array:
@@ -210,14 +153,6 @@ def operator_utilization(software: SoftwareParams, m: Array, n: Array, k: Array,
     return jnp.maximum((1.0 - w) * table + w * wave, 1e-6)
 
 
-class OpCost(NamedTuple):
-    """Per-operator cost terms on one chip, shape [n_ops], for one execution of each row."""
-
-    compute_s: Array
-    memory_s: Array
-    overhead_s: Array
-
-
 def simt_operator_cost(
     chip: SimtSpec,
     software: SoftwareParams,
@@ -254,6 +189,3 @@ def simt_operator_cost(
     overhead_s = software.kernel_overhead_s * jnp.ones_like(compute_s)
     return OpCost(compute_s, memory_s, overhead_s)
 
-
-# Energy of work on a GPU: the shared linear power model capped at TDP (seed 000, SIMT power).
-simt_energy_j = linear_power_energy_j

@@ -12,8 +12,10 @@ References:
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 
-from models._pytree import pytree_dataclass
+from models._interface import Chip, SoftwareParams
+from models._pytree import pytree_dataclass, spec_field
 
 Array = jax.Array
 
@@ -22,8 +24,8 @@ Array = jax.Array
 class PlatformSpec:
     """How many chips serve one model replica and how the model is split across them."""
 
-    tp: Array  # tensor-parallel degree (chips sharing every layer)
-    pp: Array  # pipeline-parallel degree (stages of consecutive layers)
+    tp: Array = spec_field(kind="int", doc="tensor-parallel degree (chips sharing every layer)")
+    pp: Array = spec_field(kind="int", doc="pipeline-parallel degree (stages of consecutive layers)")
 
     @property
     def n_chips(self) -> Array:
@@ -51,3 +53,18 @@ def pipeline_fill_factor(micro_batches: Array, pp: Array) -> Array:
     each (GPipe), i.e. (m + p − 1)/(m·p); 1 when p = 1 or m = 1.
     """
     return (micro_batches + pp - 1.0) / (micro_batches * pp)
+
+
+def collective_s(chip: Chip, software: SoftwareParams, collective: str, message_bytes: Array, n: Array) -> Array:
+    """Time of one collective over the chip's scale-up links as a software stack runs it:
+    link bandwidth × link efficiency, per-step latency = link latency + collective latency.
+
+    ``collective`` (static) is ``all_reduce`` (ring, over ``n`` chips) or ``send_recv``.
+    """
+    link = chip.link_bandwidth_bytes_per_s * software.link_efficiency
+    hop = chip.link_latency_s + software.collective_latency_s
+    if collective == "all_reduce":
+        return ring_allreduce_s(message_bytes, n, link, hop)
+    if collective == "send_recv":
+        return send_recv_s(message_bytes, link, hop) * jnp.ones_like(n)
+    raise ValueError(f"collective: {collective!r}: expected all_reduce or send_recv")

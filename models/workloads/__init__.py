@@ -1,13 +1,12 @@
-"""Workload models: operator tables (FLOPs, bytes by class, GEMM dims) and memory footprints."""
+"""Workload models: operator tables (FLOPs, bytes by class, GEMM dims) and memory footprints.
 
-from ._transformer import DTYPE_BYTES as DTYPE_BYTES
-from ._transformer import Footprint as Footprint
-from ._transformer import OperatorTable as OperatorTable
-from ._transformer import Scenario as Scenario
+Each workload implements :class:`models.Workload`.
+"""
+
+from ._gemm import gemm_operator as gemm_operator
 from ._transformer import TransformerSpec as TransformerSpec
 from ._transformer import active_params as active_params
 from ._transformer import distinct_experts as distinct_experts
-from ._transformer import gemm_operator as gemm_operator
 from ._transformer import kv_bytes_per_token as kv_bytes_per_token
 from ._transformer import memory_per_chip as memory_per_chip
 from ._transformer import operator_table as operator_table

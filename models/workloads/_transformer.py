@@ -19,28 +19,23 @@ References:
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 
-from models._pytree import pytree_dataclass, static_field
+from models._interface import (
+    ATTENTION,
+    ELEMENTWISE,
+    GATHER,
+    GEMM,
+    Footprint,
+    LayerComm,
+    OperatorTable,
+    Scenario,
+    dtype_bytes,
+)
+from models._pytree import pytree_dataclass, spec_field, static_field
 
 Array = jax.Array
-
-# Bytes per element of each supported storage dtype.
-DTYPE_BYTES: dict[str, float] = {
-    "fp32": 4.0,
-    "bf16": 2.0,
-    "fp16": 2.0,
-    "fp8": 1.0,
-    "int8": 1.0,
-    "int4": 0.5,
-    "fp4": 0.5,
-}
-
-# Operator kinds: what decides the compute rate and utilization of a row.
-GEMM, ATTENTION, ELEMENTWISE, GATHER = "gemm", "attention", "elementwise", "gather"
 
 # Elementwise cost in FLOPs per element (estimates: RMSNorm ≈ square, sum, rsqrt, scale,
 # weight ≈ 5; softmax ≈ max, sub, exp, sum, div ≈ 5; SiLU·up ≈ 5; residual add = 1).
@@ -59,52 +54,37 @@ class TransformerSpec:
         tied_embeddings: the LM head shares the embedding matrix.
     """
 
-    n_layers: Array
-    d_model: Array
-    n_heads: Array
-    n_kv_heads: Array
-    head_dim: Array
-    d_ff: Array
-    vocab_size: Array
-    n_experts: Array
-    top_k: Array
+    n_layers: Array = spec_field(kind="int", doc="decoder layers")
+    d_model: Array = spec_field(kind="int", doc="model width")
+    n_heads: Array = spec_field(kind="int", doc="attention (query) heads")
+    n_kv_heads: Array = spec_field(kind="int", doc="KV heads, dividing n_heads")
+    head_dim: Array = spec_field(kind="int", required=False, doc="width of one head (default d_model / n_heads)")
+    d_ff: Array = spec_field(kind="int", doc="FFN hidden width (per expert for MoE)")
+    vocab_size: Array = spec_field(kind="int", doc="vocabulary size")
+    n_experts: Array = spec_field(kind="int", required=False, doc="experts per MoE layer (1: dense)")
+    top_k: Array = spec_field(kind="int", required=False, doc="experts per token, at most n_experts")
     gated_ffn: bool = static_field(default=True)
     moe: bool = static_field(default=False)
     tied_embeddings: bool = static_field(default=False)
 
+    # --- the Workload interface (models._interface.Workload) ----------------------------
 
-@pytree_dataclass
-class Scenario:
-    """A request batch: ``batch`` sequences of ``prompt_tokens`` in, ``output_tokens`` out."""
+    def operator_table(self, scenario: Scenario, tp: Array, new_tokens: Array, past_tokens: Array) -> OperatorTable:
+        return operator_table(self, scenario, tp, new_tokens, past_tokens)
 
-    batch: Array
-    prompt_tokens: Array
-    output_tokens: Array
-    weight_dtype: str = static_field(default="bf16")
-    act_dtype: str = static_field(default="bf16")
-    kv_dtype: str = static_field(default="bf16")
-    fused_attention: bool = static_field(default=True)
-    causal: bool = static_field(default=True)  # False: encoder (ViT) attention over all tokens
+    def footprint(self, scenario: Scenario, tp: Array, pp: Array) -> Footprint:
+        return memory_per_chip(self, scenario, tp, pp)
 
-
-class OperatorTable(NamedTuple):
-    """Per-chip operators of one forward pass; each array has shape ``[n_ops]``."""
-
-    flops: Array
-    weight_bytes: Array
-    act_bytes: Array
-    kv_bytes: Array
-    m: Array
-    n: Array
-    k: Array
-    repeat: Array
-    stored_weight_bytes: Array  # weights the row keeps in memory (all experts, whole tables)
-    names: tuple[str, ...]
-    kinds: tuple[str, ...]
+    def layer_comm(self, scenario: Scenario, tp: Array, new_tokens: Array) -> LayerComm:
+        """Megatron TP: an all-reduce of the activations after attention and after the FFN of
+        every layer (GenZ §III-C); the same activations cross a pipeline-stage boundary."""
+        del tp
+        act = scenario.batch * new_tokens * self.d_model * dtype_bytes(scenario.act_dtype)
+        return LayerComm(act, 2.0 * jnp.ones_like(act), act)
 
     @property
-    def bytes(self) -> Array:
-        return self.weight_bytes + self.act_bytes + self.kv_bytes
+    def max_tp(self) -> Array:
+        return self.n_heads
 
 
 def weight_params(model: TransformerSpec) -> dict[str, Array]:
@@ -133,9 +113,10 @@ def active_params(model: TransformerSpec) -> Array:
     return total_params(model) - model.n_layers * n_mats * model.d_model * model.d_ff * idle_experts
 
 
-def kv_bytes_per_token(model: TransformerSpec, kv_dtype: str = "bf16") -> Array:
-    """KV-cache bytes per token of context: 2 (K and V) · n_kv_heads · head_dim · layers · bytes."""
-    return 2.0 * model.n_kv_heads * model.head_dim * model.n_layers * DTYPE_BYTES[kv_dtype]
+def kv_bytes_per_token(model: TransformerSpec, kv_dtype: str = "bf16", tp: Array | float = 1.0) -> Array:
+    """KV-cache bytes per token of context held by one chip at tensor-parallel degree ``tp``:
+    2 (K and V) · KV heads per chip · head_dim · layers · bytes (the one KV formula)."""
+    return 2.0 * kv_heads_per_chip(model, tp) * model.head_dim * model.n_layers * dtype_bytes(kv_dtype)
 
 
 def distinct_experts(n_experts: Array, top_k: Array, tokens: Array) -> Array:
@@ -175,12 +156,12 @@ def operator_table(
         in :mod:`models.system` relies on).
     """
     b = scenario.batch
-    w = DTYPE_BYTES[scenario.weight_dtype]
-    a = DTYPE_BYTES[scenario.act_dtype]
-    kvb = DTYPE_BYTES[scenario.kv_dtype]
+    w = dtype_bytes(scenario.weight_dtype)
+    a = dtype_bytes(scenario.act_dtype)
     d, hd, L = model.d_model, model.head_dim, model.n_layers
     h = model.n_heads / tp  # query heads per chip
     kv = kv_heads_per_chip(model, tp)
+    kv_per_token_layer = kv_bytes_per_token(model, scenario.kv_dtype, tp) / L  # K and V, one layer
     group = model.n_heads / model.n_kv_heads  # queries sharing one KV head (GQA/MQA)
     tokens = b * new_tokens  # GEMM rows of this pass
     one = jnp.ones_like(tokens)
@@ -202,13 +183,13 @@ def operator_table(
     n_qkv = (h + 2.0 * kv) * hd
     row("qkv_proj", GEMM, 2 * tokens * n_qkv * d, d * n_qkv * w,
         tokens * d * a + tokens * h * hd * a,
-        tokens * 2.0 * kv * hd * kvb,  # K and V written to the cache
+        tokens * kv_per_token_layer,  # K and V written to the cache
         tokens, n_qkv, d, L)
     # Attention scores Q·Kᵀ: per (sequence, KV head) a GEMM of M = group·T queries,
     # N = keys, K = head_dim; 2·T·ctx·hd FLOPs per query head.
     attn_flops = 2.0 * b * h * new_tokens * ctx_mean * hd
     q_bytes = tokens * h * hd * a
-    cache_read = b * ctx_all * kv * hd * kvb  # one of K or V, all heads on this chip
+    cache_read = b * ctx_all * kv_per_token_layer / 2.0  # one of K or V, all heads on this chip
     score_bytes = b * h * new_tokens * ctx_mean * a  # materialised only when not fused
     fused = scenario.fused_attention
     row("attn_scores", ATTENTION, attn_flops, 0 * one, q_bytes + (0 if fused else score_bytes),
@@ -255,19 +236,8 @@ def operator_table(
 
     cols = list(zip(*rows, strict=True))
     stack = [jnp.stack([jnp.asarray(x, dtype=jnp.result_type(float)) * one for x in c]) for c in cols[2:]]
-    return OperatorTable(*stack, names=tuple(cols[0]), kinds=tuple(cols[1]))
-
-
-class Footprint(NamedTuple):
-    """Memory held by one chip, bytes."""
-
-    weight_bytes: Array
-    kv_bytes: Array
-    act_bytes: Array
-
-    @property
-    def total_bytes(self) -> Array:
-        return self.weight_bytes + self.kv_bytes + self.act_bytes
+    per_layer = tuple(name not in ("embedding", "lm_head") for name in cols[0])
+    return OperatorTable(*stack, names=tuple(cols[0]), kinds=tuple(cols[1]), per_layer=per_layer)
 
 
 def memory_per_chip(model: TransformerSpec, scenario: Scenario, tp: Array, pp: Array) -> Footprint:
@@ -277,12 +247,11 @@ def memory_per_chip(model: TransformerSpec, scenario: Scenario, tp: Array, pp: A
     heads (TP, replicated beyond n_kv) and layers (PP); activations: the largest live
     tensors of a prefill layer (input, QKV output and FFN hidden), not multiplied by layers.
     """
-    w = DTYPE_BYTES[scenario.weight_dtype]
-    a = DTYPE_BYTES[scenario.act_dtype]
+    w = dtype_bytes(scenario.weight_dtype)
+    a = dtype_bytes(scenario.act_dtype)
     weights = total_params(model) * w / (tp * pp)
     context = scenario.prompt_tokens + scenario.output_tokens
-    kv = (2.0 * scenario.batch * context * kv_heads_per_chip(model, tp) * model.head_dim
-          * model.n_layers / pp * DTYPE_BYTES[scenario.kv_dtype])
+    kv = scenario.batch * context * kv_bytes_per_token(model, scenario.kv_dtype, tp) / pp
     tokens = scenario.batch * scenario.prompt_tokens
     hidden = (2.0 if model.gated_ffn else 1.0) * model.d_ff / tp * jnp.minimum(model.top_k, model.n_experts)
     act = tokens * (2.0 * model.d_model + (model.n_heads + 2.0 * model.n_kv_heads) * model.head_dim / tp
@@ -290,20 +259,3 @@ def memory_per_chip(model: TransformerSpec, scenario: Scenario, tp: Array, pp: A
     # Pipelined (pp > 1): each sequence is a micro-batch, so a stage holds one at a time.
     act = jnp.where(pp > 1, act / scenario.batch, act)
     return Footprint(weights, kv, act)
-
-
-def gemm_operator(m: Array, n: Array, k: Array, dtype: str) -> OperatorTable:
-    """A single GEMM C[m,n] = A[m,k]·B[k,n] as a one-row operator table (micro-benchmarks).
-
-    FLOPs 2·m·n·k; bytes: B is the weight (k·n), A is read (m·k) and C written (m·n), all in
-    ``dtype`` except that an 8-bit or narrower GEMM writes a 16-bit output.
-    """
-    e = DTYPE_BYTES[dtype]
-    out = max(e, 2.0)
-    one = jnp.ones_like(m)
-    as_row = lambda x: jnp.reshape(jnp.asarray(x, dtype=jnp.result_type(float)), (1,))  # noqa: E731
-    return OperatorTable(
-        flops=as_row(2.0 * m * n * k), weight_bytes=as_row(k * n * e), act_bytes=as_row(m * k * e + m * n * out),
-        kv_bytes=as_row(0.0 * one), m=as_row(m), n=as_row(n), k=as_row(k), repeat=as_row(one),
-        stored_weight_bytes=as_row(k * n * e), names=("gemm",), kinds=(GEMM,),
-    )

@@ -14,13 +14,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import jax.numpy as jnp
 import numpy as np
 import yaml
 
-from models.hardware import SoftwareParams, achievable_software
+from models import SoftwareParams, achievable_software
 
-FITTED_DIR = Path(__file__).resolve().parent / "fitted"
+from ._errors import SpecError
+
+# The fitted files live with the calibration that writes them (a data folder, not an import).
+FITTED_DIR = Path(__file__).resolve().parents[2] / "calibration" / "fitted"
 
 # GPUs without a fit of their own use the A100 software fit (software parameters transfer
 # across GPUs of the same software stack; the chip's own numbers come from its datasheet).
@@ -36,15 +38,24 @@ def read_fitted(hardware_id: str | None, folder: Path | None = None) -> dict[str
     if not hardware_id:
         return None
     path = fitted_path(hardware_id, folder)
-    return yaml.safe_load(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raise SpecError(f"{path}: not a readable fitted-parameter file: expected YAML written by "
+                        "`inferbench calibrate`") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a mapping at the top level")
+    return data
 
 
 def software_from_mapping(p: Mapping[str, Any]) -> SoftwareParams:
     names = {f.name for f in dataclasses.fields(SoftwareParams)}
     unknown = sorted(set(p) - names)
     if unknown:
-        raise ValueError(f"software: unknown key(s) {', '.join(unknown)}: expected SoftwareParams fields")
-    return SoftwareParams(**{k: jnp.asarray(v, dtype=float) for k, v in p.items()})
+        raise SpecError(f"software: unknown key(s) {', '.join(unknown)}: expected SoftwareParams fields")
+    return SoftwareParams(**{k: np.asarray(v, dtype=np.float64) for k, v in p.items()})
 
 
 def software_to_mapping(sw: SoftwareParams) -> dict[str, Any]:
@@ -77,10 +88,15 @@ def fitted_software(hardware_id: str | None, framework: str | None = None) -> So
     if framework is not None:
         frameworks = data.get("frameworks") or {}
         if framework not in frameworks:
-            raise ValueError(f"{fitted_path(source)}: no framework '{framework}': expected one of "
+            raise SpecError(f"{fitted_path(source)}: no framework '{framework}': expected one of "
                              f"{', '.join(frameworks)}")
         p |= frameworks[framework]
     return software_from_mapping(p)
+
+
+def has_own_fit(hardware_id: str | None) -> bool:
+    """Whether ``hardware_id`` has a fitted file of its own."""
+    return bool(hardware_id) and fitted_path(hardware_id).exists()
 
 
 def fitted_chip(hardware_id: str | None) -> dict[str, float]:

@@ -1,0 +1,33 @@
+"""The engine: configurations, the one jit/vmap boundary, the efficiency levels, metrics, evaluate."""
+
+from ._boundary import EVAL_BLOCK as EVAL_BLOCK
+from ._boundary import Pending as Pending
+from ._boundary import block_size as block_size
+from ._boundary import check_knobs as check_knobs
+from ._boundary import compiled_programs as compiled_programs
+from ._boundary import dispatch as dispatch
+from ._boundary import float64 as float64
+from ._boundary import gemm_designs as gemm_designs
+from ._boundary import kernel_rows as kernel_rows
+from ._boundary import log_jacobian as log_jacobian
+from ._boundary import run_designs as run_designs
+from ._boundary import serve_rows as serve_rows
+from ._config import COMPONENTS as COMPONENTS
+from ._config import Config as Config
+from ._config import Knob as Knob
+from ._config import check_dtype as check_dtype
+from ._config import knob_keys as knob_keys
+from ._config import knob_owner as knob_owner
+from ._config import make_config as make_config
+from ._config import resolve_knob as resolve_knob
+from ._config import with_knobs as with_knobs
+from ._evaluate import evaluate as evaluate
+from ._levels import LEVEL_DESCRIPTIONS as LEVEL_DESCRIPTIONS
+from ._levels import LEVELS as LEVELS
+from ._levels import calibrated_software as calibrated_software
+from ._levels import calibration_source as calibration_source
+from ._levels import software_levels as software_levels
+from ._metrics import BOOL_METRICS as BOOL_METRICS
+from ._metrics import CODE_METRICS as CODE_METRICS
+from ._metrics import METRIC_INFO as METRIC_INFO
+from ._metrics import metric_attrs as metric_attrs

@@ -1,0 +1,214 @@
+"""The one jit / vmap / grad boundary of the engine (DESIGN rule 1, STYLE rule 9).
+
+Every compiled evaluation of the cost model goes through this module: whole configurations
+(:func:`run_designs`, and :func:`dispatch` / :func:`collect` for the sweep's pipeline), single
+GEMMs (:func:`gemm_designs`), sensitivities (:func:`log_jacobian`) and, for calibration, the
+same functions vmapped over measurement rows (:func:`serve_rows`, :func:`kernel_rows`) so
+that the fit differentiates exactly what the engine evaluates.
+
+A configuration is a base PyTree (:class:`Config`) plus *knobs*: named SI leaves that vary,
+flat arrays of one length N (designs). The cost model is vmapped over them and over the
+efficiency levels, jit-compiled once per static structure (family, dtypes, FFN form, MoE,
+knob names), and run in fixed-size blocks, padded with the last design, so that neither the
+compile count nor memory grows with N; with several local devices a block is sharded over
+them.
+
+Precision: the engine evaluates in float64 (``jax.enable_x64`` around every call, not a
+global flag): token counts, FLOPs (1e18+) and the closed-form decode sums stay exact to 1e-9,
+what the tests' hand-derived references check. Stores keep float32 (7 digits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dse.specs import SpecError, suggest
+from models import Chip, Metrics, SoftwareParams, gemm_cost, serve
+from models.workloads import gemm_operator
+
+from ._config import Config, knob_owner, with_knobs
+
+# One evaluation call covers at most this many designs: on CPU the cost model's working set
+# stays in cache up to ~2^14 designs (measured: 2^14 ≈ 1.7 M designs/s per core, 2^16 ≈
+# 1.0 M), so larger requests are split into blocks of one compiled shape, dispatched at once.
+EVAL_BLOCK = 1 << 14
+
+
+def float64() -> Any:
+    """The precision of every engine evaluation (a context manager; see the module doc)."""
+    return jax.enable_x64(True)
+
+
+def _serve_one(config: Config, knobs: Mapping[str, jax.Array], software: SoftwareParams) -> Metrics:
+    c = with_knobs(config, knobs)
+    return serve(c.model, c.chip, c.platform, c.scenario, c.economics, software)
+
+
+# Knobs vary along axis 0 (designs), software along the level axis; the base is broadcast.
+serve_rows: Callable[..., Metrics] = jax.vmap(_serve_one, in_axes=(None, 0, None))
+"""Metrics of N designs (knobs [N]) at one software level: pure, for use inside a fit's jit."""
+_serve_batch = jax.jit(jax.vmap(serve_rows, in_axes=(None, None, 0)))
+
+
+def _shard(block: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Shard the design axis over every local device when there are several."""
+    devices = jax.local_devices()
+    if len(devices) == 1 or len(next(iter(block.values()))) % len(devices):
+        return block
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    sharding = NamedSharding(Mesh(np.array(devices), ("d",)), PartitionSpec("d"))
+    return {k: jax.device_put(v, sharding) for k, v in block.items()}
+
+
+def block_size(n: int, block: int = EVAL_BLOCK) -> int:
+    """Designs per compiled call for n designs: the next power of two, at most ``block``."""
+    return min(block, 1 << max(0, (n - 1).bit_length()))
+
+
+class Pending:
+    """Evaluations in flight (asynchronous dispatch): the blocks of one request of n designs."""
+
+    def __init__(self, results: list[Metrics], n: int):
+        self.results, self.n = results, n
+
+    def collect(self, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Metrics as numpy arrays of shape [n_levels, n] (waits for the devices)."""
+        names = Metrics._fields if names is None else names
+        out = {}
+        for k in names:
+            parts = [np.asarray(getattr(r, k)) for r in self.results]
+            out[k] = (parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))[:, : self.n]
+        return out
+
+
+def dispatch(config: Config, knobs: Mapping[str, np.ndarray], software: SoftwareParams,
+             block: int = EVAL_BLOCK) -> Pending:
+    """Start evaluating n designs (SI knob arrays of one length n) at every level of ``software``.
+
+    The designs are cut into blocks of :func:`block_size` (the last padded with its last
+    design: one compiled shape, no recompilation) and dispatched without waiting.
+    """
+    flat = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in knobs.items()}
+    if not flat:  # a single point: vary a knob at its own value
+        flat = {"batch": np.asarray([float(config.scenario.batch)])}
+    n = len(next(iter(flat.values())))
+    size = block_size(n, block)
+    results = []
+    with float64():
+        for start in range(0, n, size):
+            part = {}
+            for k, v in flat.items():
+                p = v[start:start + size]
+                if len(p) < size:
+                    p = np.concatenate([p, np.full(size - len(p), p[-1])])
+                part[k] = p
+            results.append(_serve_batch(config, _shard(part), software))
+    return Pending(results, n)
+
+
+def check_knobs(config: Config, knobs: Mapping[str, Any]) -> int:
+    """Validate SI knob names and values (finite, > 0, one length); returns the length."""
+    owner = knob_owner(config)
+    lengths = set()
+    for name, v in knobs.items():
+        if name not in owner:
+            raise SpecError(f"knobs: unknown knob '{name}'{suggest(name, owner)}")
+        arr = np.atleast_1d(np.asarray(v, dtype=float))
+        if arr.ndim != 1:
+            raise SpecError(f"knobs: '{name}': expected a scalar or a 1-D array of values")
+        if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+            raise SpecError(f"knobs: '{name}' has values <= 0 or not finite: expected numbers > 0")
+        lengths.add(len(arr))
+    if len(lengths) > 1:
+        raise SpecError(f"knobs: arrays of different lengths {sorted(lengths)}: expected one length")
+    return lengths.pop() if lengths else 1
+
+
+def run_designs(config: Config, knobs: Mapping[str, Any], software: SoftwareParams, chunk: int = 4 * EVAL_BLOCK,
+                progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    """Evaluate N designs (flat SI knob arrays of equal length, or scalars) at every level.
+
+    Chunks of ``chunk`` designs are dispatched one ahead of the copy-out, so the devices stay
+    busy. Returns numpy arrays of shape [n_levels, N] per metric.
+    """
+    n = check_knobs(config, knobs)
+    flat = {k: np.asarray(np.broadcast_to(np.atleast_1d(np.asarray(v, dtype=float)), (n,))) for k, v in knobs.items()}
+    n_levels = len(jax.tree.leaves(software)[0])
+    out = {k: np.empty((n_levels, n)) for k in Metrics._fields}
+
+    def chunks() -> Iterator[tuple[int, int, Pending]]:
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            part = {k: v[start:stop] for k, v in flat.items()} or {"batch": np.full(stop - start,
+                                                                                  float(config.scenario.batch))}
+            yield start, stop, dispatch(config, part, software, min(chunk, EVAL_BLOCK))
+
+    it = chunks()
+    current = next(it, None)
+    while current is not None:
+        start, stop, pending = current
+        current = next(it, None)  # dispatch the next chunk before copying this one out
+        for k, v in pending.collect().items():
+            out[k][:, start:stop] = v
+        if progress:
+            progress(stop - start)
+    return out
+
+
+# --- single GEMMs -------------------------------------------------------------------------
+
+_gemm_batch = jax.jit(jax.vmap(gemm_cost, in_axes=(None, None, 0, 0, 0, None)), static_argnums=5)
+
+
+def gemm_designs(chip: Chip, software: SoftwareParams, m: np.ndarray, n: np.ndarray, k: np.ndarray,
+                 dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """Latency (s) and energy (J) of many single GEMMs on one chip at one software level."""
+    with float64():
+        t, e = _gemm_batch(chip, software, *(np.asarray(x, dtype=np.float64) for x in (m, n, k)), dtype)
+        return np.asarray(t), np.asarray(e)
+
+
+def _kernel_time_s(chip: Chip, software: SoftwareParams, flops: jax.Array, bytes_: jax.Array, m: jax.Array,
+                   n: jax.Array, k: jax.Array, kind: str, dtype: str) -> jax.Array:
+    """Time of one kernel (a one-row operator table of ``kind``) on the chip's own roofline."""
+    ops = gemm_operator(m, n, k, dtype)
+    ops = ops._replace(flops=jnp.reshape(flops, (1,)), weight_bytes=jnp.zeros(1), act_bytes=jnp.reshape(bytes_, (1,)),
+                       kinds=(kind,))
+    c = chip.operator_cost(software, ops, dtype, dtype, dtype)
+    return (jnp.maximum(c.compute_s, c.memory_s) + c.overhead_s)[0]
+
+
+kernel_rows: Callable[..., jax.Array] = jax.vmap(_kernel_time_s, in_axes=(None, None, 0, 0, 0, 0, 0, None, None))
+"""Kernel times of N measured kernels of one kind (arrays [N]): pure, for use inside a fit's jit."""
+
+
+# --- sensitivities ------------------------------------------------------------------------
+
+
+def _log_metrics(config: Config, log_knobs: jax.Array, names: tuple[str, ...], metrics: tuple[str, ...],
+                 software: SoftwareParams) -> jax.Array:
+    res = _serve_one(config, {k: jnp.exp(log_knobs[i]) for i, k in enumerate(names)}, software)
+    return jnp.stack([jnp.log(getattr(res, m)) for m in metrics])
+
+
+_jacobian = jax.jit(jax.jacrev(_log_metrics, argnums=1), static_argnums=(2, 3))
+
+
+def log_jacobian(config: Config, knobs: Mapping[str, float], software: SoftwareParams,
+                 metrics: Sequence[str]) -> np.ndarray:
+    """Elasticities ∂ log metric / ∂ log knob at one design: [n_metrics, n_knobs] (reverse mode)."""
+    names = tuple(knobs)
+    with float64():
+        logs = jnp.log(jnp.asarray([float(knobs[k]) for k in names]))
+        return np.asarray(_jacobian(config, logs, names, tuple(metrics), software))
+
+
+def compiled_programs() -> int:
+    """How many programs the design evaluation has compiled (for the no-recompilation test)."""
+    return _serve_batch._cache_size()

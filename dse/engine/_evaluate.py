@@ -1,0 +1,106 @@
+"""``evaluate``: a labelled grid of configurations (an xarray.Dataset) through the one boundary."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from dse.specs import HardwareEntry, ModelEntry, SpecError, load_hardware, load_model
+from models import EconomicsSpec, Metrics
+
+from ._boundary import check_knobs, run_designs
+from ._config import knob_keys, make_config, with_knobs
+from ._levels import LEVEL_DESCRIPTIONS, LEVELS, calibration_source, software_levels
+from ._metrics import BOOL_METRICS, CODE_METRICS, metric_attrs
+
+
+def _entries(ref: Any, loader: Callable[[Any], Any]) -> list[Any]:
+    if isinstance(ref, str | bytes) or not isinstance(ref, Sequence):
+        return [ref if isinstance(ref, ModelEntry | HardwareEntry) else loader(ref)]
+    return [r if isinstance(r, ModelEntry | HardwareEntry) else loader(r) for r in ref]
+
+
+def evaluate(
+    model: str | ModelEntry | Sequence[str | ModelEntry],
+    hardware: str | HardwareEntry | Sequence[str | HardwareEntry],
+    *,
+    levels: Sequence[str] = LEVELS,
+    dtype: str | None = None,
+    weight_dtype: str = "bf16",
+    act_dtype: str = "bf16",
+    kv_dtype: str = "bf16",
+    economics: EconomicsSpec | None = None,
+    **knobs: Any,
+) -> xr.Dataset:
+    """Evaluate a grid of configurations and return a labelled dataset.
+
+    Every keyword knob (``tp``, ``pp``, ``batch``, ``prompt_tokens``, ``output_tokens``, any
+    SI leaf of the chip such as ``hbm_bandwidth_bytes_per_s``, of the model or of the
+    economics) may be a scalar or a 1-D sequence; each sequence becomes a dimension of the
+    result (outer product). ``model`` and ``hardware`` may be lists: they become the
+    ``model`` and ``hardware`` dimensions, one compiled program per static structure.
+
+    Examples:
+        >>> ds = evaluate("llama-3-70b", "h100-sxm5-80gb", tp=8, batch=[1, 8, 32],
+        ...               prompt_tokens=2048, output_tokens=256)
+        >>> ds.tpot_s.sel(level="calibrated").dims
+        ('batch',)
+    """
+    if dtype is not None:
+        weight_dtype = act_dtype = kv_dtype = dtype
+    models = _entries(model, load_model)
+    hws = _entries(hardware, load_hardware)
+    base_defaults = dict(tp=1, pp=1, batch=1, prompt_tokens=2048, output_tokens=256)
+    scalars = {k: v for k, v in knobs.items() if np.ndim(v) == 0}
+    axes = {k: np.asarray(v, dtype=float) for k, v in knobs.items() if np.ndim(v) > 0}
+    for k, v in axes.items():
+        if v.ndim != 1:
+            raise SpecError(f"{k}: expected a scalar or a 1-D list of values")
+    grid = np.meshgrid(*axes.values(), indexing="ij") if axes else []
+    flat = {k: g.ravel() for k, g in zip(axes, grid, strict=True)}
+    shape = tuple(len(v) for v in axes.values())
+    base = {k: scalars.get(k, v) for k, v in base_defaults.items()}
+    rest = {k: v for k, v in scalars.items() if k not in base_defaults}
+    results, sources, configs = [], [], []
+    for m, h in itertools.product(models, hws):
+        cfg = make_config(m, h, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
+                          economics=economics, **base)
+        check_knobs(cfg, rest)
+        cfg = with_knobs(cfg, {k: np.asarray(float(v)) for k, v in rest.items()})
+        results.append(run_designs(cfg, flat, software_levels(h, levels)))
+        sources.append(calibration_source(h))
+        configs.append(cfg)
+    dims = ("level", *axes)
+    data_vars = {}
+    for name in Metrics._fields:
+        arr = np.stack([r[name].reshape((len(levels), *shape)) for r in results])
+        arr = arr.reshape((len(models), len(hws), len(levels), *shape))
+        if name in BOOL_METRICS:
+            arr = arr.astype(bool)
+        elif name in (*CODE_METRICS, "n_chips"):
+            arr = np.rint(arr).astype(np.int32)
+        data_vars[name] = (("model", "hardware", *dims), arr, metric_attrs(name))
+    coords = {"model": [m.id for m in models], "hardware": [h.id for h in hws], "level": list(levels)}
+    coords |= {k: v for k, v in axes.items()}
+    ds = xr.Dataset(data_vars, coords=coords)
+    ds["calibration"] = (("hardware",), np.asarray(sources[: len(hws)], dtype=object),
+                         {"description": "where the calibrated level comes from: fitted (this chip's own fit), "
+                                         "transferred (the A100 software fit on this chip's datasheet) or "
+                                         "datasheet (no fit: calibrated = achievable)"})
+    ds["level"].attrs["description"] = "; ".join(f"{k}: {LEVEL_DESCRIPTIONS[k]}" for k in levels)
+    table = knob_keys(configs[0])
+    for k in axes:
+        ds[k].attrs["units"] = table[k].key.si_unit
+    for k, v in base_defaults.items():
+        if k not in axes:
+            ds.attrs[k] = float(knobs.get(k, v))
+    ds.attrs |= {"weight_dtype": weight_dtype, "act_dtype": act_dtype, "kv_dtype": kv_dtype}
+    if isinstance(model, str | ModelEntry):
+        ds = ds.squeeze("model", drop=False)
+    if isinstance(hardware, str | HardwareEntry):
+        ds = ds.squeeze("hardware", drop=False)
+    return ds

@@ -1,0 +1,39 @@
+"""Spec files, keys and units, user errors, and the fitted-parameter files.
+
+Everything a user writes enters here and leaves as SI-unit PyTrees; every mistake becomes a
+one-line :class:`SpecError` naming the file, the key and what was expected.
+"""
+
+from ._errors import SpecError as SpecError
+from ._errors import suggest as suggest
+from ._files import CATALOG as CATALOG
+from ._files import MODEL_DIR as MODEL_DIR
+from ._files import read_mapping as read_mapping
+from ._files import resolve as resolve
+from ._fitted import FITTED_DIR as FITTED_DIR
+from ._fitted import fitted_chip as fitted_chip
+from ._fitted import fitted_software as fitted_software
+from ._fitted import fitted_source as fitted_source
+from ._fitted import has_own_fit as has_own_fit
+from ._fitted import read_fitted as read_fitted
+from ._fitted import software_from_mapping as software_from_mapping
+from ._fitted import software_to_mapping as software_to_mapping
+from ._fitted import write_fitted as write_fitted
+from ._hardware import HardwareEntry as HardwareEntry
+from ._hardware import chip_from as chip_from
+from ._hardware import hardware_ids as hardware_ids
+from ._hardware import hardware_keys as hardware_keys
+from ._hardware import knob_of_hardware_key as knob_of_hardware_key
+from ._hardware import load_hardware as load_hardware
+from ._keys import KeyInfo as KeyInfo
+from ._keys import check as check
+from ._keys import described as described
+from ._keys import keys_of as keys_of
+from ._model import MODEL_KEYS as MODEL_KEYS
+from ._model import ModelEntry as ModelEntry
+from ._model import load_model as load_model
+from ._model import model_ids as model_ids
+from ._platforms import PlatformEntry as PlatformEntry
+from ._platforms import load_platform as load_platform
+from ._platforms import platform_ids as platform_ids
+from ._units import UNITS as UNITS

@@ -1,0 +1,57 @@
+"""Catalog folders, and reading spec files (YAML or JSON) with one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._errors import SpecError, suggest
+
+CATALOG = Path(__file__).resolve().parents[2] / "models" / "catalog"
+HARDWARE_DIR = CATALOG / "hardware"
+MODEL_DIR = CATALOG / "models"
+PLATFORM_DIR = CATALOG / "platforms"
+
+
+def read_mapping(path: Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML (or ``.json``) file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a text file (not valid UTF-8): expected a YAML or JSON spec") from None
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read file ({e.strerror or e})") from None
+    is_json = path.suffix == ".json"
+    try:
+        data = json.loads(text) if is_json else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", getattr(e, "lineno", None))
+        where = f" (line {line + 1 if not is_json else line})" if isinstance(line, int) else ""
+        raise SpecError(f"{path}: not valid {'JSON' if is_json else 'YAML'}{where}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a mapping of keys to values at the top level")
+    return data
+
+
+def ids(folder: Path) -> list[str]:
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def resolve(ref: str | Path, folder: Path, what: str, exts: tuple[str, ...]) -> Path:
+    """A catalog id or a file path → the spec file."""
+    p = Path(ref)
+    if p.suffix in exts or p.exists() or "/" in str(ref):
+        if not p.exists():
+            raise SpecError(f"{p}: cannot read file (no such file)")
+        if p.is_dir():
+            raise SpecError(f"{p}: is a folder: expected a {what} spec file")
+        return p
+    cand = folder / f"{ref}.yaml"
+    if not cand.exists():
+        known = ids(folder)
+        raise SpecError(f"models/catalog/{folder.name}: unknown {what} '{ref}'{suggest(str(ref), known)} "
+                        f"(known: {', '.join(known)})")
+    return cand

@@ -1,0 +1,161 @@
+"""Hardware spec files → validated chips in SI units (one class per family, ``models.hardware``).
+
+The keys of a family are those its chip class declares (``spec_field``) plus the descriptive
+keys below; values are converted to SI once, here. With ``calibrated`` the chip parameters
+fitted to measurements (``calibration/fitted/<id>.yaml``, section ``chip``) replace the
+datasheet-derived ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models import Chip
+from models.hardware import FAMILIES
+
+from ._errors import SpecError, suggest
+from ._fitted import fitted_chip
+from ._files import HARDWARE_DIR, ids, read_mapping, resolve
+from ._keys import KeyInfo, check, described, keys_of, to_si_values
+
+# Keys every hardware file may carry that fill no leaf.
+DESCRIPTIVE_KEYS: dict[str, KeyInfo] = {
+    "name": described("name", "str", "a display name", required=True),
+    "interconnect": described("interconnect", "str", "a name"),
+    "scale_up_domain": described("scale_up_domain", "int", "chips per scale-up domain, integer > 0"),
+    "vendor": described("vendor", "str", "a name"),
+    "release_year": described("release_year", "int", "a year"),
+}
+
+
+def hardware_keys(family: str) -> dict[str, KeyInfo]:
+    """Every key a hardware file of ``family`` accepts."""
+    if family not in FAMILIES:
+        raise SpecError(f"family: unknown family '{family}': expected one of {', '.join(FAMILIES)}")
+    fam = described("family", "choice", "the hardware family", required=True, choices=(family,))
+    return {**DESCRIPTIVE_KEYS, "family": fam, **keys_of(FAMILIES[family])}
+
+
+# Defaults of optional leaves, per family (functions of the SI values given). Estimates, stated.
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "simt": {
+        # Missing low-precision rates run at the next wider supported rate.
+        "peak_fp8_flops_per_s": lambda si: si["peak_bf16_flops_per_s"],
+        "peak_int8_ops_per_s": lambda si: si["peak_fp8_flops_per_s"],
+        "peak_fp4_flops_per_s": lambda si: si["peak_fp8_flops_per_s"],
+        # Non-tensor rate: A100 BF16 vector 39 TFLOP/s = 1/8 of its tensor rate (A100 datasheet);
+        # the same ratio is assumed where a datasheet gives none (estimate).
+        "peak_vector_flops_per_s": lambda si: si["peak_bf16_flops_per_s"] / 8.0,
+        "sram_capacity_bytes": 0.0,
+        "sm_count": 0.0,
+    },
+    "systolic": {
+        "int8_speedup": 1.0,
+        # Vector units at 1/8 of the array rate where no figure is given (estimate, as GPUs).
+        "peak_vector_flops_per_s": lambda si: si["n_arrays"] * si["array_size"] ** 2 * 2.0 * si["clock_hz"] / 8.0,
+    },
+    "imc": {
+        # Murmann, ADC Performance Survey: high-speed SAR ADCs reach ≈ 5–50 fJ/conv-step
+        # (Walden FoM); 20 fJ is a mid value (estimate).
+        "walden_fom_j": 20e-15,
+        # Analog MAC energy in SRAM compute arrays ≈ 1–10 fJ/op (Verma et al., IEEE SSC-M
+        # 2019 survey of IMC macros); 2 fJ (estimate). Digital shift-add and accumulate per
+        # pass ≈ 3 fJ/op (estimate, 7–5 nm adders).
+        "analog_energy_per_op_j": 2e-15,
+        "digital_energy_per_op_j": 3e-15,
+        "sram_bandwidth_bytes_per_s": lambda si: 100.0 * si["memory_bandwidth_bytes_per_s"],
+    },
+    "dataflow": {},
+    "sram_chiplet": {"peak_int8_ops_per_s": lambda si: si["peak_bf16_flops_per_s"]},
+    "cgra": {},
+}
+
+# Reference for deriving power coefficients of chips whose datasheet gives none: the seed's
+# A100 model (seeds/000, SIMT power: 60 W idle, 0.2 mW per GFLOP/s, 50 mW per GB/s) at the
+# A100 SXM4's 312 TFLOP/s, 2.039 TB/s and 400 W TDP. Estimate: a chip's full-load dynamic
+# power is assumed to split between compute and memory in the A100's ratio and to scale with
+# its TDP − idle budget.
+_A100_REF = {"alpha": 0.2e-12, "beta": 50e-12, "peak": 312e12, "bw": 2.039e12, "budget": 400.0 - 60.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class HardwareEntry:
+    """A loaded hardware spec: id, display name, source file, SI chip and the raw values."""
+
+    id: str
+    name: str
+    path: Path
+    spec: Chip
+    raw: dict[str, Any]
+    calibrated: bool = True  # fitted chip parameters applied (when the chip has a fit)
+
+    @property
+    def family(self) -> str:
+        return self.spec.family
+
+
+def hardware_ids() -> list[str]:
+    return ids(HARDWARE_DIR)
+
+
+def _leaf(x: float) -> np.ndarray:
+    return np.asarray(float(x), dtype=np.float64)
+
+
+def chip_from(path: Path | str, data: dict[str, Any]) -> Chip:
+    """Validate a hardware mapping and build its chip (datasheet values, SI units)."""
+    family = data.get("family", "simt")
+    if family not in FAMILIES:
+        raise SpecError(f"{path}: key 'family' = {family!r}: expected one of {', '.join(FAMILIES)}")
+    schema = hardware_keys(family)
+    values = check(path, {"family": family, **data}, schema)
+    si = to_si_values(values, schema)
+    if si["idle_w"] >= si["tdp_w"]:
+        raise SpecError(f"{path}: key 'idle_w' = {values['idle_w']}: expected less than tdp_w = {values['tdp_w']}")
+    for k, default in _DEFAULTS[family].items():
+        si.setdefault(k, default(si) if callable(default) else default)
+    si.setdefault("die_area_mm2", 0.0)
+    given = {k: si.pop(k) for k in ("energy_per_flop_j", "energy_per_byte_j") if k in si}
+    chip = FAMILIES[family](**{k: _leaf(v) for k, v in si.items()}, energy_per_flop_j=_leaf(np.nan),
+                            energy_per_byte_j=_leaf(np.nan))
+    return dataclasses.replace(chip, **{k: _leaf(v) for k, v in _power_coefficients(chip, given).items()})
+
+
+def _power_coefficients(chip: Chip, given: dict[str, float]) -> dict[str, float]:
+    """α and β where the spec gives none: the A100's full-load split scaled by this chip's
+    TDP − idle budget (estimate; see ``_A100_REF``)."""
+    scale = (float(chip.tdp_w) - float(chip.idle_w)) / _A100_REF["budget"]
+    peak, bw = float(chip.peak_bf16_flops_per_s), float(chip.memory_bandwidth_bytes_per_s)
+    return {"energy_per_flop_j": given.get("energy_per_flop_j", _A100_REF["alpha"] * _A100_REF["peak"] * scale / peak),
+            "energy_per_byte_j": given.get("energy_per_byte_j", _A100_REF["beta"] * _A100_REF["bw"] * scale / bw)}
+
+
+def load_hardware(ref: str | Path, calibrated: bool = True) -> HardwareEntry:
+    """Load a hardware spec by catalog id or YAML path.
+
+    With ``calibrated`` (the default) chip parameters fitted to measurements (power model)
+    in ``calibration/fitted/<id>.yaml`` replace the datasheet-derived ones.
+    """
+    path = resolve(ref, HARDWARE_DIR, "hardware", (".yaml", ".yml"))
+    data = read_mapping(path)
+    spec = chip_from(path, data)
+    if calibrated:
+        overrides = fitted_chip(path.stem)
+        if overrides:
+            spec = dataclasses.replace(spec, **{k: _leaf(v) for k, v in overrides.items()})
+    return HardwareEntry(path.stem, str(data["name"]), path, spec, data, calibrated)
+
+
+def knob_of_hardware_key(family: str, key: str) -> KeyInfo:
+    """The KeyInfo of a leaf key of ``family`` (one-line error naming the family otherwise)."""
+    schema = hardware_keys(family)
+    info = schema.get(key)
+    if info is None or info.field is None:
+        known = [k for k, v in schema.items() if v.field]
+        raise SpecError(f"unknown key '{key}' for hardware family {family}"
+                        f"{suggest(key, known)} (known: {', '.join(known)})")
+    return info

@@ -1,0 +1,314 @@
+"""The interfaces between the layers of the cost model.
+
+A **workload** (:class:`Workload`) says what a forward pass does — an :class:`OperatorTable`
+of FLOPs, bytes by class and GEMM shapes per chip — what it holds in memory
+(:class:`Footprint`) and what it sends between chips (:class:`LayerComm`). A **chip**
+(:class:`Chip`, the base of every hardware family) says how long each operator row takes
+(:class:`OpCost`) and what the work costs in energy. :class:`SoftwareParams` is what a
+software stack reaches of a chip (the three levels ideal, achievable and calibrated differ
+only in it). ``serve`` (:mod:`models._serve`) joins them and never names a workload or a
+family.
+
+One dtype table (:data:`DTYPE_BITS`) serves every layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from models._pytree import pytree_dataclass, spec_field, static_field
+
+Array = jax.Array
+
+# ---------------------------------------------------------------------------------------
+# Data types: storage width in bits and whether the format is floating point.
+# ---------------------------------------------------------------------------------------
+
+DTYPE_BITS: dict[str, float] = {"fp32": 32.0, "bf16": 16.0, "fp16": 16.0, "fp8": 8.0, "int8": 8.0, "int4": 4.0, "fp4": 4.0}
+DTYPES: tuple[str, ...] = tuple(DTYPE_BITS)
+
+
+def dtype_bytes(dtype: str) -> float:
+    """Bytes per element of a storage dtype (``int4`` is half a byte)."""
+    return DTYPE_BITS[dtype] / 8.0
+
+
+def is_integer_dtype(dtype: str) -> bool:
+    return dtype.startswith("int")
+
+
+def widest(*dtypes: str) -> str:
+    """The widest of the given dtypes (the one a mixed-precision operation computes in)."""
+    return max(dtypes, key=DTYPE_BITS.__getitem__)
+
+
+# ---------------------------------------------------------------------------------------
+# What a workload gives the hardware.
+# ---------------------------------------------------------------------------------------
+
+# Operator kinds: what decides the compute rate and utilization of a row.
+GEMM, ATTENTION, ELEMENTWISE, GATHER = "gemm", "attention", "elementwise", "gather"
+KINDS = (GEMM, ATTENTION, ELEMENTWISE, GATHER)
+
+
+class OperatorTable(NamedTuple):
+    """Per-chip operators of one forward pass; each array has shape ``[n_ops]``.
+
+    ``flops`` and bytes are per execution of a row (multiply by ``repeat`` for the pass);
+    bytes are split by class (weights, activations, KV cache or state); ``m, n, k`` are the
+    GEMM dims of one instance (elementwise rows: m rows of width n, k = 1). ``names``,
+    ``kinds`` and ``per_layer`` (the row runs once per layer rather than once per pass) are
+    static structure.
+    """
+
+    flops: Array
+    weight_bytes: Array
+    act_bytes: Array
+    kv_bytes: Array
+    m: Array
+    n: Array
+    k: Array
+    repeat: Array
+    stored_weight_bytes: Array  # weights the row keeps in memory (all experts, whole tables)
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+    per_layer: tuple[bool, ...]
+
+    @property
+    def bytes(self) -> Array:
+        return self.weight_bytes + self.act_bytes + self.kv_bytes
+
+    def mask(self, *kinds: str) -> Array:
+        """1.0 for rows of the given kinds, else 0.0 (kinds are static)."""
+        return jnp.asarray([1.0 if k in kinds else 0.0 for k in self.kinds])
+
+    @property
+    def layer_mask(self) -> Array:
+        """1.0 for rows executed once per layer."""
+        return jnp.asarray([1.0 if p else 0.0 for p in self.per_layer])
+
+    @property
+    def stored_weight_total_bytes(self) -> Array:
+        """Weights this chip holds for the pass: Σ stored weight bytes · repeat (all experts)."""
+        return (self.stored_weight_bytes * self.repeat).sum()
+
+    @property
+    def kv_total_bytes(self) -> Array:
+        """KV cache (or state) this chip holds: what the attention rows read, all layers."""
+        return (self.kv_bytes * self.repeat * self.mask(ATTENTION)).sum()
+
+
+class Footprint(NamedTuple):
+    """Memory held by one chip, bytes."""
+
+    weight_bytes: Array
+    kv_bytes: Array
+    act_bytes: Array
+
+    @property
+    def total_bytes(self) -> Array:
+        return self.weight_bytes + self.kv_bytes + self.act_bytes
+
+
+class LayerComm(NamedTuple):
+    """What one layer of a pass sends between chips (per chip).
+
+    ``allreduce_bytes``: the message of each tensor-parallel all-reduce, ``allreduces``: how
+    many per layer, ``stage_bytes``: what crosses a pipeline-stage boundary.
+    """
+
+    allreduce_bytes: Array
+    allreduces: Array
+    stage_bytes: Array
+
+
+@pytree_dataclass
+class Scenario:
+    """A request batch: ``batch`` sequences of ``prompt_tokens`` in, ``output_tokens`` out."""
+
+    batch: Array = spec_field(kind="int", doc="sequences served together")
+    prompt_tokens: Array = spec_field(kind="int", doc="prompt tokens per sequence")
+    output_tokens: Array = spec_field(kind="int", doc="output tokens per sequence")
+    weight_dtype: str = static_field(default="bf16")
+    act_dtype: str = static_field(default="bf16")
+    kv_dtype: str = static_field(default="bf16")
+    fused_attention: bool = static_field(default=True)
+    causal: bool = static_field(default=True)  # False: encoder (ViT) attention over all tokens
+
+
+class Workload(Protocol):
+    """What ``serve`` and the hardware families need from a model (single configuration)."""
+
+    def operator_table(self, scenario: Scenario, tp: Array, new_tokens: Array, past_tokens: Array) -> OperatorTable:
+        """Per-chip operators of one pass of ``new_tokens`` per sequence after ``past_tokens``.
+
+        Must be affine in ``past_tokens`` (the closed-form decode sum relies on it)."""
+        ...
+
+    def footprint(self, scenario: Scenario, tp: Array, pp: Array) -> Footprint:
+        """Memory per chip at the end of the request."""
+        ...
+
+    def layer_comm(self, scenario: Scenario, tp: Array, new_tokens: Array) -> LayerComm:
+        """Per-layer communication of one pass."""
+        ...
+
+    @property
+    def n_layers(self) -> Array: ...
+
+    @property
+    def max_tp(self) -> Array:
+        """The largest tensor-parallel degree the model can be split over."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------
+# What a software stack reaches of a chip.
+# ---------------------------------------------------------------------------------------
+
+# Knots of the utilization curve, in GEMM rows M (the seed's cuBLAS table: flat 15 % below
+# M = 32, 70 % over 128–512, 85 % above 4096; linear in log2 M between knots).
+UTIL_KNOTS_M = (32.0, 128.0, 512.0, 4096.0)
+SEED_UTIL = (0.15, 0.70, 0.70, 0.85)
+
+
+def _scalar(v: float):
+    return dataclasses.field(default_factory=lambda: np.asarray(v))
+
+
+@pytree_dataclass
+class SoftwareParams:
+    """What a software stack reaches of a chip: the 'software maturity' knobs.
+
+    Two forms of the GEMM utilization curve are mixed by the leaf ``util_wave`` (0 selects
+    the seed's table in M, 1 the tile/wave-quantization form over the chip's SM count; the
+    levels 'ideal' and 'achievable' use the table). Both are leaves so that levels that use
+    different forms stack into one PyTree (one compiled program).
+
+    Attributes:
+        util_knots: utilization of the tensor peak at ``UTIL_KNOTS_M`` GEMM rows, shape [4].
+        bw_efficiency: fraction of the memory bandwidth streaming kernels reach.
+        kernel_overhead_s: fixed time per kernel launch (per operator row execution).
+        link_efficiency: fraction of the link bandwidth collectives reach.
+        collective_latency_s: fixed time per collective step on top of the link latency.
+        step_overhead_s: framework time per forward pass (scheduling, sampling, Python).
+        util_wave: weight of the tile/wave form in the utilization (0 table, 1 tile/wave).
+        tile_efficiency: fraction of the tensor peak a full wave of each GPU CTA tile
+            reaches, shape [4] (``models.hardware.GEMM_TILES_MN``).
+        k_half: reduction depth K at which the main loop reaches half its steady rate.
+        elementwise_bw_factor: bandwidth efficiency of elementwise and gather kernels
+            relative to ``bw_efficiency`` (framework kernels versus library GEMMs).
+        seq_overhead_s: framework time per sequence per forward pass.
+        structural_derating: 1 applies the chip's structural utilization (array fill, ADC
+            passes, K tiling); 0 is the datasheet roofline (level 'ideal').
+    """
+
+    util_knots: Array
+    bw_efficiency: Array
+    kernel_overhead_s: Array
+    link_efficiency: Array
+    collective_latency_s: Array
+    step_overhead_s: Array
+    util_wave: Array = _scalar(0.0)
+    tile_efficiency: Array = dataclasses.field(default_factory=lambda: np.zeros(4))
+    k_half: Array = _scalar(0.0)
+    elementwise_bw_factor: Array = _scalar(1.0)
+    seq_overhead_s: Array = _scalar(0.0)
+    structural_derating: Array = _scalar(1.0)
+
+    def pass_overhead_s(self, batch: Array) -> Array:
+        """Framework time of one forward pass of ``batch`` sequences: a fixed part and a part
+        per sequence (scheduling, sampling, detokenization)."""
+        return self.step_overhead_s + batch * self.seq_overhead_s
+
+
+def ideal_software() -> SoftwareParams:
+    """Level 'ideal': the pure roofline — peak rates, no overheads, no structural derating."""
+    a = np.asarray
+    return SoftwareParams(np.ones(4), a(1.0), a(0.0), a(1.0), a(0.0), a(0.0), a(0.0), np.ones(4), a(0.0),
+                          structural_derating=a(0.0))
+
+
+def achievable_software() -> SoftwareParams:
+    """Level 'achievable': seed derating of the hardware, before any calibration.
+
+    util: the seed's cuBLAS table. bw_efficiency 0.85: estimate, typical of streaming
+    kernels on HBM2e/HBM3 parts. link_efficiency 0.75: GenZ §V (nccl-tests on HGX A100,
+    75 % average NVLink efficiency). Overheads zero: they belong to a software stack.
+    """
+    a = np.asarray
+    return SoftwareParams(a(SEED_UTIL), a(0.85), a(0.0), a(0.75), a(0.0), a(0.0), a(0.0),
+                          np.full(4, SEED_UTIL[-1]), a(0.0))
+
+
+class OpCost(NamedTuple):
+    """Per-operator cost terms on one chip, shape [n_ops], for one execution of each row."""
+
+    compute_s: Array
+    memory_s: Array
+    overhead_s: Array
+
+
+# ---------------------------------------------------------------------------------------
+# What every chip is.
+# ---------------------------------------------------------------------------------------
+
+
+@pytree_dataclass
+class Chip:
+    """The base of every hardware family: power model, price, scale-up link, area.
+
+    Power (seeds/000, SIMT power; GenZ Eq. 2): P = P_idle + α·FLOP/s + β·bytes/s, capped at
+    TDP, so E = min(TDP·t, P_idle·t + α·FLOPs + β·bytes). A family overrides
+    :meth:`operator_cost` (and :meth:`work_energy_j` where its energy is not linear).
+    """
+
+    tdp_w: Array = spec_field(unit="W", doc="thermal design power")
+    idle_w: Array = spec_field(unit="W", doc="idle power, below tdp_w")
+    energy_per_flop_j: Array = spec_field("power_w_per_tflops", "W/(TFLOP/s)", required=False,
+                                          doc="dynamic power per unit of compute (α)")
+    energy_per_byte_j: Array = spec_field("power_w_per_tb_s", "W/(TB/s)", required=False,
+                                          doc="dynamic power per unit of memory traffic (β)")
+    price_usd: Array = spec_field(unit="USD", doc="price of one chip")
+    link_bandwidth_bytes_per_s: Array = spec_field("link_bandwidth_gb_s", "GB/s", doc="scale-up bandwidth per direction")
+    link_latency_s: Array = spec_field("link_latency_us", "us", doc="scale-up per-hop latency")
+    die_area_mm2: Array = spec_field(unit="mm2", required=False, doc="die area")
+
+    family: ClassVar[str] = ""
+    chips_from_capacity: ClassVar[bool] = False  # the platform sizes pp from capacity (SRAM-only chips)
+
+    def peak_flops_per_s(self, dtype: str) -> Array:
+        """Datasheet peak rate of matrix operations whose widest operand has ``dtype``."""
+        raise NotImplementedError
+
+    @property
+    def capacity_bytes(self) -> Array:
+        """Memory that holds weights and KV cache."""
+        raise NotImplementedError
+
+    @property
+    def memory_bandwidth_bytes_per_s(self) -> Array:
+        """The bandwidth MBU is measured against (the family's main memory)."""
+        raise NotImplementedError
+
+    def operator_cost(self, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str,
+                      kv_dtype: str) -> OpCost:
+        """Compute, memory and overhead time of every operator row on one chip."""
+        raise NotImplementedError
+
+    def work_energy_j(self, time_s: Array, flops: Array, bytes_: Array, ops: OperatorTable, weight_dtype: str,
+                      act_dtype: str) -> Array:
+        """Energy of one chip doing ``flops`` and moving ``bytes_`` in ``time_s``, per row."""
+        del ops, weight_dtype, act_dtype
+        return linear_power_energy_j(self, time_s, flops, bytes_)
+
+
+def linear_power_energy_j(chip: Chip, time_s: Array, flops: Array, bytes_: Array) -> Array:
+    """E = min(TDP·t, P_idle·t + α·FLOPs + β·bytes) (seeds/000 power model, TDP cap)."""
+    uncapped = chip.idle_w * time_s + chip.energy_per_flop_j * flops + chip.energy_per_byte_j * bytes_
+    return jnp.minimum(chip.tdp_w * time_s, uncapped)
