@@ -1,6 +1,7 @@
-"""Calibration of the cost models to measurements (optax), and the fitted parameter files."""
+"""Calibration of the cost models to measurements (optax): fitting, validation, intervals.
 
-from ._fitted import fitted_chip as fitted_chip
-from ._fitted import fitted_software as fitted_software
-from ._fitted import fitted_source as fitted_source
+Calibration sits above the engine: it evaluates through the engine's boundary (the same
+``serve`` and the same chip roofline) and writes the fitted files that :mod:`dse.specs` reads.
+"""
+
 from ._intervals import prediction_interval as prediction_interval

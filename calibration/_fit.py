@@ -43,6 +43,8 @@ import optax
 import pandas as pd
 import yaml
 
+from jax.flatten_util import ravel_pytree
+
 from calibration import _data
 from calibration._params import (
     CHIP_PARAMS,
@@ -54,10 +56,10 @@ from calibration._params import (
     software_from,
     values,
 )
-from models import default_economics, serve
-from models.hardware import SoftwareParams, achievable_software, operator_utilization
-from models.platform import PlatformSpec, ring_allreduce_s, send_recv_s
-from models.workloads import Scenario
+from dse.engine import Config, float64, kernel_rows, serve_rows
+from dse.specs import MODEL_DIR, load_hardware, load_model
+from models import ELEMENTWISE, GEMM, Metrics, Scenario, SoftwareParams, achievable_software, default_economics
+from models.platform import PlatformSpec, collective_s
 
 Array = jax.Array
 
@@ -119,6 +121,8 @@ INITIAL: dict[str, Any] = {
     "energy_per_byte_j": 50e-12,
 }
 
+SYSTEM_NAMES = tuple(f"{p}@{fw}" for fw in ("vllm-offline", "vllm-server") for p in FRAMEWORK_PARAMS) + CHIP_PARAMS
+
 DATASETS = {
     # name: (source, quantity, unit, stage)
     "kernel_gemm": ("vidur", "kernel time", "s", 1),
@@ -161,8 +165,6 @@ class Prepared:
 
 
 def _catalog_ids() -> dict[str, str]:
-    from dse._specs import MODEL_DIR
-
     out = {}
     for path in sorted(MODEL_DIR.glob("*.yaml")):
         hf = yaml.safe_load(path.read_text()).get("hf_id")
@@ -189,8 +191,6 @@ def _split(model_ids: pd.Series) -> np.ndarray:
 
 def prepare(data_dir: str | Path | None = None) -> Prepared:
     """Load every data set and turn it into the arrays the predictors take."""
-    from dse._specs import load_hardware, load_model
-
     root = _data.DATA_DIR if data_dir is None else Path(data_dir)
     # Kernels (Vidur, per layer, fp16).
     k = _data.load_kernels(root)
@@ -287,45 +287,63 @@ def prepare(data_dir: str | Path | None = None) -> Prepared:
 
 
 def fast_jit(fn, *args):
-    """Compile ``fn`` for ``args`` with cheap XLA CPU settings (these programs are small
-    vectors of scalar formulas: compile time dominates, run time is milliseconds)."""
+    """Compile ``fn`` for ``args`` in float64 with cheap XLA CPU settings (these programs are
+    small vectors of scalar formulas: compile time dominates, run time is milliseconds).
+    Returns a callable that runs the compiled program in float64."""
     options = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-    try:
-        return jax.jit(fn).lower(*args).compile(compiler_options=options)
-    except Exception:  # pragma: no cover - another backend without these options
-        return jax.jit(fn).lower(*args).compile()
+    with float64():
+        try:
+            compiled = jax.jit(fn).lower(*args).compile(compiler_options=options)
+        except Exception:  # pragma: no cover - another backend without these options
+            compiled = jax.jit(fn).lower(*args).compile()
+
+    def run(*a):
+        with float64():
+            return compiled(*a)
+
+    return run
 
 
 def kernel_time_s(chip: Any, sw: SoftwareParams, d: Mapping[str, Array]) -> Array:
-    """Kernel time of each row: the SIMT roofline of ``simt_operator_cost`` (vectorized over
-    rows): max(FLOPs / (peak · util), bytes / (HBM bw · bw_eff)) + kernel overhead."""
-    util = operator_utilization(sw, d["m"], d["n"], d["k"], chip.sm_count, waves=True)
-    rate = jnp.where(d["is_gemm"], chip.peak_flops_per_s(DTYPE) * util, chip.peak_vector_flops_per_s)
-    bw_eff = sw.bw_efficiency * jnp.where(d["is_gemm"], 1.0, sw.elementwise_bw_factor)
-    memory_s = d["bytes"] / (chip.hbm_bandwidth_bytes_per_s * bw_eff)
-    return jnp.maximum(d["flops"] / rate, memory_s) + sw.kernel_overhead_s
+    """Kernel time of each measured kernel: the chip's own operator cost (``Chip.operator_cost``,
+    through the engine's boundary), a GEMM row or an elementwise row."""
+    args = (d["flops"], d["bytes"], d["m"], d["n"], d["k"])
+    gemm = kernel_rows(chip, sw, *args, GEMM, DTYPE)
+    elementwise = kernel_rows(chip, sw, *args, ELEMENTWISE, DTYPE)
+    return jnp.where(d["is_gemm"], gemm, elementwise)
 
 
 def collective_time_s(chip: Any, sw: SoftwareParams, d: Mapping[str, Array]) -> Array:
-    """Ring all-reduce or point-to-point time (``models.platform``; GenZ §III-C), with the
-    link and hop latency of ``models._serve._phase``."""
-    link = chip.link_bandwidth_bytes_per_s * sw.link_efficiency
-    hop = chip.link_latency_s + sw.collective_latency_s
-    return jnp.where(d["is_ar"], ring_allreduce_s(d["size"], d["n"], link, hop), send_recv_s(d["size"], link, hop))
+    """All-reduce or point-to-point time: ``models.platform.collective_s``, the function
+    ``serve`` charges for TP and PP communication."""
+    return jnp.where(d["is_ar"], collective_s(chip, sw, "all_reduce", d["size"], d["n"]),
+                     collective_s(chip, sw, "send_recv", d["size"], d["n"]))
+
+
+def _serve_system(chip: Any, sw: SoftwareParams, groups: list[dict[str, Any]], index: np.ndarray) -> Metrics:
+    """``serve()`` of every system-level row (``Prepared.system_meta`` order), through the
+    engine's boundary: one vmapped evaluation per static model structure, the model's
+    dimensions and the scenario as knobs."""
+    econ = default_economics()
+    parts = []
+    for g in groups:
+        model = g["model"]
+        one = jnp.ones(())
+        cfg = Config(model, chip, PlatformSpec(one, one), Scenario(one, one, one, DTYPE, DTYPE, DTYPE), econ)
+        knobs = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)
+                 if not f.metadata.get("static", False)}
+        knobs |= {"batch": g["batch"], "prompt_tokens": g["prompt"], "output_tokens": g["output"], "tp": g["tp"],
+                  "pp": g["pp"]}
+        parts.append(serve_rows(cfg, knobs, sw))
+    return Metrics(*[jnp.concatenate([getattr(p, f) for p in parts])[index] for f in Metrics._fields])
 
 
 def _features_fn(chip: Any, sw: SoftwareParams, groups: list[dict[str, Any]], index: np.ndarray) -> dict[str, Array]:
-    econ = default_economics()
-
-    def one(model, b, s, d, tp, pp):
-        m = serve(model, chip, PlatformSpec(tp, pp), Scenario(b, s, d, DTYPE, DTYPE, DTYPE), econ, sw)
-        bytes_all = m.mbu * m.latency_s * m.n_chips * chip.hbm_bandwidth_bytes_per_s
-        return (m.ttft_s, m.decode_latency_s, m.flops, bytes_all, m.energy_j, m.n_chips,
-                m.weight_bytes_per_chip, m.kv_bytes_per_chip)
-
-    names = ("ttft_s", "decode_s", "flops", "bytes", "energy_j", "n_chips", "weight_bytes", "kv_bytes")
-    parts = [jax.vmap(one)(g["model"], g["batch"], g["prompt"], g["output"], g["tp"], g["pp"]) for g in groups]
-    return {n: jnp.concatenate([p[i] for p in parts])[index] for i, n in enumerate(names)}
+    m = _serve_system(chip, sw, groups, index)
+    bytes_all = m.mbu * m.latency_s * m.n_chips * chip.hbm_bandwidth_bytes_per_s
+    return {"ttft_s": m.ttft_s, "decode_s": m.decode_latency_s, "latency_s": m.latency_s, "flops": m.flops,
+            "bytes": bytes_all, "energy_j": m.energy_j, "n_chips": m.n_chips, "weight_bytes": m.weight_bytes_per_chip,
+            "kv_bytes": m.kv_bytes_per_chip}
 
 
 def system_features(chip: Any, sw: SoftwareParams, prep: Prepared) -> dict[str, Array]:
@@ -335,6 +353,39 @@ def system_features(chip: Any, sw: SoftwareParams, prep: Prepared) -> dict[str, 
     if key not in _CACHE:
         _CACHE[key] = fast_jit(lambda c, s, g: _features_fn(c, s, g, prep.system_index), chip, sw, groups)
     return _CACHE[key](chip, sw, groups)
+
+
+LINEAR_SOFTWARE = FRAMEWORK_PARAMS  # per-framework software parameters of stage 2
+
+
+def system_linearization(chip: Any, sw: SoftwareParams, prep: Prepared) -> dict[str, Array]:
+    """``serve()``'s request latency and energy of every system row, and their derivatives in
+    the stage-2 parameters (framework overheads, the chip's power coefficients), at ``sw`` and
+    ``chip``: forward-mode ``jax.jacfwd`` through ``serve`` itself.
+
+    ``serve`` is affine in these parameters below the TDP cap (overheads add to every pass;
+    energy is P_idle·chips·wall + α·FLOPs + β·bytes), so value + Jacobian·Δ reproduces it
+    exactly there; the reported errors evaluate ``serve`` itself at the fitted values.
+    """
+    groups = [g for _, g in prep.system_groups]
+    names = LINEAR_SOFTWARE + CHIP_PARAMS
+    theta0 = {n: jnp.asarray(getattr(sw if n in LINEAR_SOFTWARE else chip, n), dtype=float) for n in names}
+
+    def outputs(theta, c, s, g):
+        c = dataclasses.replace(c, **{n: theta[n] for n in CHIP_PARAMS})
+        s = dataclasses.replace(s, **{n: theta[n] for n in LINEAR_SOFTWARE})
+        m = _serve_system(c, s, g, prep.system_index)
+        return jnp.stack([m.latency_s, m.energy_j])
+
+    def lin(theta, c, s, g):
+        value = outputs(theta, c, s, g)
+        jac = jax.jacfwd(outputs)(theta, c, s, g)
+        return {"value": value, "jac": jac, "theta0": theta}
+
+    key = ("linearization", id(prep))
+    if key not in _CACHE:
+        _CACHE[key] = fast_jit(lin, theta0, chip, sw, groups)
+    return _CACHE[key](theta0, chip, sw, groups)
 
 
 def derive(latency_s: Array, energy_j: Array, idle_w: Array, d: Mapping[str, Array]) -> Array:
@@ -355,21 +406,18 @@ def derive(latency_s: Array, energy_j: Array, idle_w: Array, d: Mapping[str, Arr
         [latency_s, power, per_request, tpot], throughput)  # fmt: skip
 
 
-def system_closed_form(v: Mapping[str, Array], f: Mapping[str, Array], d: Mapping[str, Array]) -> Array:
-    """``serve()`` as an affine function of the framework and power parameters ``v`` (keys
-    ``<param>@<framework>`` and the chip's power coefficients), given features ``f`` from
-    ``serve()`` with zero framework overhead: every pass gains the framework time
-    step + B·seq (prefill once, with the pipeline fill factor; decode D times);
-    energy P_idle·chips·wall + α·FLOPs + β·bytes (seed 000 power model, below the TDP cap)."""
-
-    def over(fw):
-        return v[f"step_overhead_s@{fw}"] + d["batch"] * v[f"seq_overhead_s@{fw}"]
-
-    o = jnp.where(d["server"], over("vllm-server"), over("vllm-offline"))
-    fill = (d["batch"] + d["pp"] - 1.0) / (d["batch"] * d["pp"])
-    lat = f["ttft_s"] + o * fill + f["decode_s"] + d["output"] * o
-    energy = v["idle_w"] * f["n_chips"] * lat + v["energy_per_flop_j"] * f["flops"] + v["energy_per_byte_j"] * f["bytes"]
-    return derive(lat, energy, v["idle_w"], d)
+def system_linear(v: Mapping[str, Array], lin: Mapping[str, Any], d: Mapping[str, Array]) -> Array:
+    """The measured quantity of each row from ``serve()``'s linearization ``lin`` at parameter
+    values ``v`` (keys ``<param>@<framework>`` and the chip's power coefficients): each row
+    takes the overheads of its framework (vLLM offline engine or OpenAI server)."""
+    delta = {}
+    for n in LINEAR_SOFTWARE:
+        row = jnp.where(d["server"], v[f"{n}@vllm-server"], v[f"{n}@vllm-offline"])
+        delta[n] = row - lin["theta0"][n]
+    for n in CHIP_PARAMS:
+        delta[n] = v[n] - lin["theta0"][n]
+    out = lin["value"] + sum(lin["jac"][n] * delta[n] for n in delta)
+    return derive(out[0], out[1], v["idle_w"], d)
 
 
 # ---------------------------------------------------------------------------------------
@@ -411,8 +459,6 @@ def _onehot(labels: pd.Series) -> tuple[Array, list[str]]:
 
 def kernel_problem(prep: Prepared, util_form: str, chip: Any | None = None) -> Problem:
     """Stage 1: kernels and collectives on the 80 GB part, software parameters only."""
-    from dse._specs import load_hardware
-
     chip = chip if chip is not None else load_hardware(KERNEL_HARDWARE, calibrated=False).spec
     names = KERNEL_PARAMS[util_form]
 
@@ -427,18 +473,19 @@ def kernel_problem(prep: Prepared, util_form: str, chip: Any | None = None) -> P
                    onehot, jnp.asarray((meta["split"] == "train").to_numpy(float)))
 
 
-def system_problem(prep: Prepared, features: Mapping[str, Array]) -> Problem:
-    """Stage 2: framework overheads (per framework) and the chip's power model."""
+def system_problem(prep: Prepared, lin: Mapping[str, Any]) -> Problem:
+    """Stage 2: framework overheads (per framework) and the chip's power model, on ``serve()``'s
+    linearization (:func:`system_linearization`)."""
     meta = prep.system_meta
-    names = tuple(f"{p}@{fw}" for fw in ("vllm-offline", "vllm-server") for p in FRAMEWORK_PARAMS) + CHIP_PARAMS
+    names = SYSTEM_NAMES
 
     def predict(raw, data):
         f, d = data
-        return system_closed_form(values(raw), f, d)
+        return system_linear(values(raw), f, d)
 
     fitted = meta["dataset"].map(lambda n: DATASETS[n][3] == 2).to_numpy() & ~meta["excluded"].to_numpy()
     onehot, _ = _onehot(meta["dataset"])
-    return Problem(names, predict, (dict(features), prep.system), jnp.asarray(meta["measured"].to_numpy(float)),
+    return Problem(names, predict, (dict(lin), prep.system), jnp.asarray(meta["measured"].to_numpy(float)),
                    onehot, jnp.asarray(((meta["split"] == "train").to_numpy() & fitted).astype(float)))
 
 
@@ -469,7 +516,8 @@ def minimize(problem: Problem, raw0: Mapping[str, Array], steps: int = 100,
             return raw, trace
 
         _CACHE[key] = jax.jit(run)
-    return _CACHE[key](raw0, problem.data, w)
+    with float64():
+        return _CACHE[key](raw0, problem.data, w)
 
 
 def laplace(problem: Problem, raw: Mapping[str, Array]) -> dict[str, np.ndarray]:
@@ -478,8 +526,11 @@ def laplace(problem: Problem, raw: Mapping[str, Array]) -> dict[str, np.ndarray]
     NLL(x) = Σ_d Σ_i r_i² / (2 σ_d²) with σ_d² the mean training residual² of data set d;
     Cov(x) ≈ H⁻¹ (pseudo-inverse), and std(value) = |dvalue/dx| · std(x) (delta method).
     """
-    from jax.flatten_util import ravel_pytree
+    with float64():
+        return _laplace(problem, raw)
 
+
+def _laplace(problem: Problem, raw: Mapping[str, Array]) -> dict[str, np.ndarray]:
     flat, unravel = ravel_pytree({k: jnp.asarray(v, dtype=float) for k, v in raw.items()})
     err2 = _sq_log(problem.predict(dict(raw), problem.data), problem.measured)
     var = jnp.maximum(_dataset_means(err2, problem.onehot, problem.train), 1e-12)
@@ -531,17 +582,19 @@ def initial_raw(names: Sequence[str]) -> dict[str, Array]:
 
 def fit(prep: Prepared, util_form: str = "wave", steps: int = 100, uncertainty: bool = True) -> FitResult:
     """Both stages on the training split; deterministic."""
-    from dse._specs import load_hardware
-
     if util_form not in UTIL_FORMS:
         raise ValueError(f"util_form: '{util_form}': expected one of {', '.join(UTIL_FORMS)}")
     kp = kernel_problem(prep, util_form)
     raw_k, trace_k = minimize(kp, initial_raw(kp.names), steps)
     kv = values(raw_k)
     chip40 = load_hardware(SYSTEM_HARDWARE, calibrated=False).spec
-    feats = system_features(chip40, software_from(kv, util_form), prep)
-    sp = system_problem(prep, feats)
-    raw_s, trace_s = minimize(sp, initial_raw(sp.names), steps)
+    raw0 = initial_raw(SYSTEM_NAMES)
+    v0 = values(raw0)
+    chip0 = dataclasses.replace(chip40, **{n: v0[n] for n in CHIP_PARAMS})
+    sw0 = dataclasses.replace(software_from(kv, util_form),
+                              **{n: v0[f"{n}@{DEFAULT_FRAMEWORK}"] for n in LINEAR_SOFTWARE})
+    sp = system_problem(prep, system_linearization(chip0, sw0, prep))
+    raw_s, trace_s = minimize(sp, raw0, steps)
     ksd = laplace(kp, raw_k) if uncertainty else {}
     ssd = laplace(sp, raw_s) if uncertainty else {}
     return FitResult(util_form, _np(kv), _np(values(raw_s)), ksd, ssd, float(trace_k[-1]), float(trace_s[-1]))

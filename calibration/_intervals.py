@@ -15,7 +15,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from calibration._fitted import fitted_source, read_fitted
+from dse.specs import SpecError, fitted_source, read_fitted
 
 # quantity asked for -> data set whose held-out errors describe it
 QUANTITIES = {
@@ -46,8 +46,6 @@ def prediction_interval(hardware_id: str | None, value, quantity: str = "latency
     Returns:
         (lower, upper), arrays of the shape of ``value``; NaN when there is no fitted file.
     """
-    from dse._specs import SpecError
-
     if quantity not in QUANTITIES:
         raise SpecError(f"--intervals: unknown quantity '{quantity}': expected one of {', '.join(QUANTITIES)}")
     if not 0.0 < level < 1.0:

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models.hardware import SoftwareParams, achievable_software
+from models import SoftwareParams, achievable_software
 
 Array = jax.Array
 

@@ -10,9 +10,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import matplotlib
+
 from calibration import _fit
-from calibration._fitted import read_fitted, software_from_mapping, write_fitted
 from calibration._params import chip_from
+from dse._version import __version__
+from dse.specs import SpecError, load_hardware, read_fitted, software_from_mapping, software_to_mapping, write_fitted
+from models import achievable_software
+
+matplotlib.use("Agg")  # files only
+import matplotlib.pyplot as plt  # noqa: E402
 
 CALIBRATABLE = (_fit.KERNEL_HARDWARE, _fit.SYSTEM_HARDWARE)
 TARGETS_PCT = {  # held-out MAPE bounds stated by the issue (and checked by the tests)
@@ -21,16 +28,12 @@ TARGETS_PCT = {  # held-out MAPE bounds stated by the issue (and checked by the 
 
 
 def _chips():
-    from dse._specs import load_hardware
-
     return (load_hardware(_fit.KERNEL_HARDWARE, calibrated=False).spec,
             load_hardware(_fit.SYSTEM_HARDWARE, calibrated=False).spec)
 
 
 def evaluate(prep: _fit.Prepared, software: Mapping[str, Any], chip_values: Mapping[str, float]) -> pd.DataFrame:
     """Every row with ``before`` (datasheet + seed derating) and ``after`` predictions."""
-    from models.hardware import achievable_software
-
     k80, k40 = _chips()
     df = prep.meta
     df["before"] = _fit.predict_all(prep, {_fit.DEFAULT_FRAMEWORK: achievable_software()}, k80, k40)
@@ -42,8 +45,6 @@ def shipped(prep: _fit.Prepared, hardware_id: str = _fit.SYSTEM_HARDWARE) -> pd.
     """Predictions of the shipped fitted file (no fitting)."""
     data = read_fitted(hardware_id)
     if data is None:
-        from dse._specs import SpecError
-
         raise SpecError(f"calibration/fitted/{hardware_id}.yaml: no fitted file: run `inferbench calibrate "
                         f"--hardware {hardware_id}` first")
     base = dict(data["software"])
@@ -92,8 +93,6 @@ def compare_forms(prep: _fit.Prepared, steps: int) -> pd.DataFrame:
 def calibrate(hardware_id: str, util_form: str | None = None, steps: int = 100, output_dir: Path | None = None,
               data_dir: Path | None = None, compare: bool = True, log=print) -> dict[str, Any]:
     """Fit from scratch, validate, and write ``calibration/fitted/<hardware_id>.yaml``."""
-    import dse
-
     t0 = time.perf_counter()
     prep = _fit.prepare(data_dir)
     forms = None
@@ -109,14 +108,12 @@ def calibrate(hardware_id: str, util_form: str | None = None, steps: int = 100, 
     software = {fw: result.software(fw) for fw in ("vllm-offline", "vllm-server")}
     df = evaluate(prep, software, result.chip_values())
     tab = tables(df)
-    from calibration._fitted import software_to_mapping
-
     frameworks = {fw: {k.split("@")[0]: float(v) for k, v in result.system_values.items() if k.endswith(f"@{fw}")}
                   for fw in ("vllm-offline", "vllm-server")}
     sd = {**result.kernel_sd, **result.system_sd}
     content = {
         "hardware": hardware_id,
-        "software_version": dse.__version__,
+        "software_version": __version__,
         "util_form": util_form,
         "default_framework": _fit.DEFAULT_FRAMEWORK,
         "notes": _notes(hardware_id),
@@ -162,11 +159,6 @@ def validate(output_dir: Path, hardware_id: str = _fit.SYSTEM_HARDWARE, data_dir
 
 
 def parity_plots(df: pd.DataFrame, output_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     output_dir.mkdir(parents=True, exist_ok=True)
     out = []
     for name, g in df[~df["excluded"]].groupby("dataset"):

@@ -17,4 +17,4 @@ from .specs import load_hardware as load_hardware
 from .specs import load_model as load_model
 from .specs import model_ids as model_ids
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__

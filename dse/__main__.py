@@ -2,7 +2,7 @@
 
 import sys
 
-from dse._cli import main
+from dse.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

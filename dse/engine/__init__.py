@@ -6,6 +6,7 @@ from ._boundary import block_size as block_size
 from ._boundary import check_knobs as check_knobs
 from ._boundary import compiled_programs as compiled_programs
 from ._boundary import dispatch as dispatch
+from ._boundary import enable_compilation_cache as enable_compilation_cache
 from ._boundary import float64 as float64
 from ._boundary import gemm_designs as gemm_designs
 from ._boundary import kernel_rows as kernel_rows

@@ -20,12 +20,15 @@ what the tests' hand-derived references check. Stores keep float32 (7 digits).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from dse.specs import SpecError, suggest
 from models import Chip, Metrics, SoftwareParams, gemm_cost, serve
@@ -60,8 +63,6 @@ def _shard(block: dict[str, np.ndarray]) -> dict[str, Any]:
     devices = jax.local_devices()
     if len(devices) == 1 or len(next(iter(block.values()))) % len(devices):
         return block
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
     sharding = NamedSharding(Mesh(np.array(devices), ("d",)), PartitionSpec("d"))
     return {k: jax.device_put(v, sharding) for k, v in block.items()}
 
@@ -88,17 +89,18 @@ class Pending:
 
 
 def dispatch(config: Config, knobs: Mapping[str, np.ndarray], software: SoftwareParams,
-             block: int = EVAL_BLOCK) -> Pending:
+             block: int = EVAL_BLOCK, fixed: bool = False) -> Pending:
     """Start evaluating n designs (SI knob arrays of one length n) at every level of ``software``.
 
-    The designs are cut into blocks of :func:`block_size` (the last padded with its last
-    design: one compiled shape, no recompilation) and dispatched without waiting.
+    The designs are cut into blocks of :func:`block_size` — exactly ``block`` with ``fixed``,
+    so that every call of a sweep has one shape — the last padded with its last design (no
+    recompilation), and dispatched without waiting.
     """
     flat = {k: np.asarray(v, dtype=np.float64).reshape(-1) for k, v in knobs.items()}
     if not flat:  # a single point: vary a knob at its own value
         flat = {"batch": np.asarray([float(config.scenario.batch)])}
     n = len(next(iter(flat.values())))
-    size = block_size(n, block)
+    size = block if fixed else block_size(n, block)
     results = []
     with float64():
         for start in range(0, n, size):
@@ -212,3 +214,15 @@ def log_jacobian(config: Config, knobs: Mapping[str, float], software: SoftwareP
 def compiled_programs() -> int:
     """How many programs the design evaluation has compiled (for the no-recompilation test)."""
     return _serve_batch._cache_size()
+
+
+def enable_compilation_cache() -> None:
+    """Keep compiled programs on disk between runs (compiling a group costs seconds).
+
+    Off with ``INFERBENCH_JAX_CACHE=0``; a cache directory already configured is kept.
+    """
+    if os.environ.get("INFERBENCH_JAX_CACHE", "1") == "0" or jax.config.jax_compilation_cache_dir:
+        return
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    jax.config.update("jax_compilation_cache_dir", str(base / "inferbench" / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

@@ -14,12 +14,23 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
+import jax
+import matplotlib
 import numpy as np
 
-from dse._specs import SpecError
+from dse.engine import float64, log_jacobian, with_knobs
+from dse.specs import SpecError
+from dse.sweep import chunk_knobs, make_plan, open_sweep, parse_sweep
+from models import widest
+
+from ._pareto import store_pareto
+
+matplotlib.use("Agg")  # files only: no display is needed or assumed
+import matplotlib.pyplot as plt  # noqa: E402
 
 PHASE_METRIC = {"prefill": "prefill_latency_s", "decode": "tpot_s", "request": "latency_s"}
 
@@ -29,8 +40,6 @@ def _save(fig: Any, out: Path, name: str) -> list[Path]:
     paths = [out / f"{name}.png", out / f"{name}.svg"]
     fig.savefig(paths[0], dpi=120, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
     plt.close(fig)
     return paths
 
@@ -41,17 +50,10 @@ def _label(ds: Any, name: str) -> str:
 
 
 def _plan(ds: Any) -> Any:
-    from dse._sweep import make_plan
-    from dse._sweep_spec import parse_sweep
-
     return make_plan(parse_sweep(json.loads(ds.attrs["sweep_spec"]), source="sweep_spec"), int(ds.attrs["sweep_chunk"]))
 
 
 def plot_pareto(ds: Any, front: Any, objs: list[Any], out: Path, max_points: int = 2_000_000) -> list[Path]:
-    import matplotlib.pyplot as plt
-    import zarr
-
-    del zarr
     x, y = objs[0].metric, objs[1].metric
     ok = np.asarray(ds.meets_constraints.values if "meets_constraints" in ds else ds.feasible.values).reshape(-1)
     xs, ys = (np.asarray(ds[v].values).reshape(-1)[ok] for v in (x, y))
@@ -82,15 +84,9 @@ def _design_knobs(plan: Any, ds: Any, point: dict[str, Any]) -> tuple[int, dict[
     """Group index and SI knob values of one design given its coordinates (file units)."""
     idx = tuple(list(ds[d].values).index(point[d]) for d in plan.group_dims)
     g = next(i for i, grp in enumerate(plan.groups) if grp.index == idx)
-    grp = plan.groups[g]
-    knobs = {}
-    for a in plan.spec.grid:
-        name, factor, base = grp.knobs[a.key]
-        knobs[name] = float(point[a.dim]) * factor * (base if a.relative else 1.0)
-    for a in plan.spec.sampled:
-        name, factor, _ = grp.knobs[a.key]
-        knobs[name] = float(point[a.key]) * factor
-    return g, knobs
+    values = {a.key: np.asarray([float(point[a.dim])]) for a in plan.spec.grid}
+    values |= {a.key: np.asarray([float(point[a.key])]) for a in plan.spec.sampled}
+    return g, {k: float(v[0]) for k, v in chunk_knobs(plan, g, values).items()}
 
 
 def _points(ds: Any, front: Any, n: int) -> list[dict[str, Any]]:
@@ -105,27 +101,21 @@ def _points(ds: Any, front: Any, n: int) -> list[dict[str, Any]]:
 
 
 def plot_roofline(ds: Any, plan: Any, point: dict[str, Any], out: Path) -> list[Path]:
-    import jax.numpy as jnp
-    import matplotlib.pyplot as plt
-
-    from dse._evaluate import _with_knobs
-    from models.hardware import operator_cost
-    from models.workloads import operator_table
-
     g, knobs = _design_knobs(plan, ds, point)
-    cfg = _with_knobs(plan.groups[g].config, {k: jnp.asarray(v) for k, v in knobs.items()})
-    sw = __import__("jax").tree.map(lambda x: x[0], plan.software[g])
+    cfg = with_knobs(plan.groups[g].config, {k: np.asarray(v) for k, v in knobs.items()})
+    sw = jax.tree.map(lambda x: x[0], plan.groups[g].software)
     chip, sc, model, tp = cfg.chip, cfg.scenario, cfg.model, cfg.platform.tp
     dtypes = (sc.weight_dtype, sc.act_dtype, sc.kv_dtype)
-    gemm_dtype = max((sc.weight_dtype, sc.act_dtype), key=lambda d: __import__("models").workloads.DTYPE_BYTES[d])
-    peak = float(chip.peak_flops_per_s(gemm_dtype))
-    bw = float(getattr(chip, "hbm_bandwidth_bytes_per_s", getattr(chip, "memory_bandwidth_bytes_per_s", np.nan)))
+    peak = float(chip.peak_flops_per_s(widest(sc.weight_dtype, sc.act_dtype)))
+    bw = float(chip.memory_bandwidth_bytes_per_s)
     fig, ax = plt.subplots(figsize=(7, 5))
     all_ai = []
-    for label, new, past, marker in (("prefill", sc.prompt_tokens, jnp.zeros_like(sc.prompt_tokens), "o"),
-                                     ("decode step", jnp.ones_like(sc.batch), sc.prompt_tokens, "s")):
-        ops = operator_table(model, sc, tp, new, past)
-        cost = operator_cost(chip, sw, ops, *dtypes)
+    for label, new, past, marker in (("prefill", sc.prompt_tokens, np.zeros_like(sc.prompt_tokens), "o"),
+                                     ("decode step", np.ones_like(sc.batch), sc.prompt_tokens, "s")):
+        # One configuration's operator table, eager (a chart, not a sweep: nothing to compile).
+        with float64():
+            ops = model.operator_table(sc, tp, new, past)
+            cost = chip.operator_cost(sw, ops, *dtypes)
         t = np.maximum(np.asarray(cost.compute_s), np.asarray(cost.memory_s))
         flops, byts = np.asarray(ops.flops), np.asarray(ops.bytes)
         good = (flops > 0) & (byts > 0) & (t > 0)
@@ -144,8 +134,6 @@ def plot_roofline(ds: Any, plan: Any, point: dict[str, Any], out: Path) -> list[
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity [FLOP/B]")
     ax.set_ylabel("attained [FLOP/s]")
-    import textwrap
-
     where = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.items()
                       if (k in plan.dims or k in {a.key for a in plan.spec.sampled}) and k != "design")
     ax.set_title(textwrap.fill(f"roofline of the chosen design ({where})", 90), fontsize=7)
@@ -153,43 +141,21 @@ def plot_roofline(ds: Any, plan: Any, point: dict[str, Any], out: Path) -> list[
     return _save(fig, out, "roofline")
 
 
-def _log_metrics(config: Any, log_knobs: Any, names: tuple[str, ...], metrics: tuple[str, ...], software: Any) -> Any:
-    import jax.numpy as jnp
-
-    from dse._evaluate import _serve_one
-
-    res = _serve_one(config, {k: jnp.exp(log_knobs[i]) for i, k in enumerate(names)}, software)
-    return jnp.stack([jnp.log(getattr(res, m)) for m in metrics])
-
-
-_JACOBIAN: Any = None
-
-
 def sensitivities(plan: Any, ds: Any, points: list[dict[str, Any]], metrics: list[str]) -> dict[str, np.ndarray]:
     """Elasticities ∂ log metric / ∂ log knob at each point: {metric: [n_points, n_knobs]}.
 
-    One reverse-mode Jacobian of the log metrics in the log knobs per point, compiled once per
-    static group (a gradient, not a sweep: no vmap).
+    One reverse-mode Jacobian of the log metrics in the log knobs per point, through the
+    engine's boundary (a gradient, not a sweep: no vmap).
     """
-    import jax
-    import jax.numpy as jnp
-
-    global _JACOBIAN
-    if _JACOBIAN is None:
-        _JACOBIAN = jax.jit(jax.jacrev(_log_metrics, argnums=1), static_argnums=(2, 3))
     rows = []
     for point in points:
         g, knobs = _design_knobs(plan, ds, point)
-        sw = jax.tree.map(lambda x: x[0], plan.software[g])
-        names = tuple(knobs)
-        logs = jnp.log(jnp.asarray([knobs[k] for k in names]))
-        rows.append(np.asarray(_JACOBIAN(plan.groups[g].config, logs, names, tuple(metrics), sw)))
+        sw = jax.tree.map(lambda x: x[0], plan.groups[g].software)
+        rows.append(log_jacobian(plan.groups[g].config, knobs, sw, metrics))
     return {m: np.stack([r[j] for r in rows]) for j, m in enumerate(metrics)}
 
 
 def plot_sensitivity(ds: Any, plan: Any, points: list[dict[str, Any]], objs: list[Any], out: Path) -> list[Path]:
-    import matplotlib.pyplot as plt
-
     metrics = [o.metric for o in objs] or ["tpot_s"]
     sens = sensitivities(plan, ds, points, metrics)
     keys = [a.key for a in plan.spec.grid] + [a.key for a in plan.spec.sampled]
@@ -209,8 +175,6 @@ def plot_sensitivity(ds: Any, plan: Any, points: list[dict[str, Any]], objs: lis
 
 def plot_axes(ds: Any, plan: Any, out: Path) -> list[Path]:
     """Each grid axis one at a time (others at scale 1 or their middle value)."""
-    import matplotlib.pyplot as plt
-
     grid = plan.spec.grid
     if not grid:
         return []
@@ -261,12 +225,6 @@ def _axis_metrics(ds: Any, plan: Any) -> list[str]:
 def plot_store(store: Path, out: Path, objectives: list[str] | None = None, constraints: list[str] | None = None,
                n_designs: int = 3) -> list[Path]:
     """Every chart that applies to the store; returns the files written under ``out``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from dse._pareto import store_pareto
-    from dse._sweep import open_sweep
-
     if n_designs <= 0:
         raise SpecError(f"--designs: {n_designs}: expected an integer > 0")
     ds = open_sweep(store)

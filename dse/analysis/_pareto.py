@@ -18,14 +18,20 @@ far and against their own block (block × front × k comparisons, vectorized). E
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import xarray as xr
+import zarr
 
-from dse._specs import SpecError
-from dse._sweep_spec import Constraint, Objective, parse_constraint, parse_objective
+from dse.specs import SpecError
+from dse.sweep import consolidate, open_sweep, parse_constraint, parse_objective
+from dse.sweep._spec import Constraint, Objective
+
+from ._table import render
 
 
 def _front_2d(p: np.ndarray) -> np.ndarray:
@@ -138,11 +144,6 @@ def store_pareto(store: Path, objectives: list[str] | None = None, constraints: 
     design, best first by the first objective), the parsed objectives and constraints, and
     timings.
     """
-    import xarray as xr
-    import zarr
-
-    from dse._sweep import open_sweep
-
     ds = open_sweep(store)
     src = f"{store}"
     objs = _objectives(ds.attrs, objectives, "--objectives" if objectives is not None else src)
@@ -187,8 +188,6 @@ def store_pareto(store: Path, objectives: list[str] | None = None, constraints: 
 
 def pareto_table(front: Any, objs: list[Objective], cons: list[Constraint], stats: dict[str, float],
                  limit: int = 20) -> str:
-    from dse._table import render
-
     dims = [d for d in front.coords if front[d].dims == ("front",) and d not in [o.metric for o in objs]]
     rows = []
     for i in range(min(limit, front.sizes["front"])):
@@ -209,14 +208,10 @@ def pareto_table(front: Any, objs: list[Objective], cons: list[Constraint], stat
 
 def write_front(front: Any, prefix: Path) -> list[Path]:
     """Write the front as ``PREFIX.zarr`` (xarray) and ``PREFIX.csv``; returns the paths."""
-    import shutil
-
     prefix.parent.mkdir(parents=True, exist_ok=True)
     zpath, cpath = prefix.with_name(prefix.name + ".zarr"), prefix.with_name(prefix.name + ".csv")
     if zpath.exists():
         shutil.rmtree(zpath)
-    from dse._sweep import consolidate
-
     front.to_zarr(zpath, mode="w", zarr_format=3, consolidated=False)
     consolidate(zpath)
     front.to_dataframe().to_csv(cpath)

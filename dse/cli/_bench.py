@@ -8,12 +8,18 @@ capacity, link bandwidth and latency, TDP, price). Compile time is measured sepa
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
+import jax
 import numpy as np
 
-from dse._specs import SpecError
+from dse.engine import EVAL_BLOCK, make_config, run_designs, software_levels
+from dse.specs import SpecError, load_hardware, load_model
+
+from ._calibration_bench import run_calibration_bench
+from ._sweep_bench import run_sweep_bench
 
 
 def random_hardware_knobs(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -36,7 +42,6 @@ FAMILY_BASE = {"simt": "h100-sxm5-80gb", "systolic": "tpu-v5e", "imc": "dmatrix-
 
 def random_family_knobs(chip, n: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Every continuous leaf of the chip scaled by an independent factor in [0.5, 2]."""
-    import dataclasses
 
     rng = np.random.default_rng(seed)
     out = {}
@@ -50,17 +55,12 @@ def random_family_knobs(chip, n: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    import jax
 
-    from dse._evaluate import make_config, run_designs, software_levels
-    from dse._specs import load_hardware, load_model
 
     if getattr(args, "sweep", False):
-        from dse._sweep_bench import run_sweep_bench
 
         return run_sweep_bench(args)
     if getattr(args, "calibration", False):
-        from calibration._bench import run_calibration_bench
 
         return run_calibration_bench(args)
     n = int(args.configs)
@@ -71,8 +71,8 @@ def run_bench(args: argparse.Namespace) -> int:
         raise SpecError(f"--family: unknown family '{family}': expected one of {', '.join(FAMILY_BASE)}")
     model, hw = load_model("llama-3-70b"), load_hardware(FAMILY_BASE[family])
     cfg = make_config(model, hw, tp=8, batch=16, prompt_tokens=2048, output_tokens=256)
-    sw = software_levels(hw.id, ["calibrated"], family)
-    chunk = 1 << 14
+    sw = software_levels(hw, ["calibrated"])
+    chunk = 1 << 16
 
     def knobs_of(size: int, seed: int) -> dict[str, np.ndarray]:
         if args.family is None:
@@ -81,7 +81,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
     # Compile (and the first, warm-up chunk) measured on its own.
     t0 = time.perf_counter()
-    run_designs(cfg, knobs_of(chunk, 1), sw, chunk=chunk)
+    run_designs(cfg, knobs_of(1 << 14, 1), sw, chunk=chunk)
     compile_s = time.perf_counter() - t0
     knobs = knobs_of(n, 0)
     t0 = time.perf_counter()
@@ -95,6 +95,7 @@ def run_bench(args: argparse.Namespace) -> int:
         "run_s": run_s,
         "compile_s": compile_s,
         "chunk": chunk,
+        "block": EVAL_BLOCK,
         "family": family,
         "hardware": hw.id,
         "scenario": "llama-3-70b, TP 8, prefill 2048 + 256 decode steps, batch 16, bf16",
@@ -107,3 +108,14 @@ def run_bench(args: argparse.Namespace) -> int:
         print(f"{family} ({hw.id}): {n:,} configurations in {run_s:.2f} s: {n / run_s:,.0f} configurations/s "
               f"(compile + first chunk {compile_s:.2f} s; {out['scenario']}; {out['device']})")
     return 0
+
+
+def add_subcommands(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("bench", help="configurations per second of the engine")
+    s.add_argument("--configs", type=int, default=1 << 21, help="configurations to evaluate (default 2,097,152)")
+    s.add_argument("--family", help="hardware family to benchmark (default simt)")
+    s.add_argument("--sweep", action="store_true", help="end-to-end sweep to a zarr store instead")
+    s.add_argument("--designs", type=int, default=10_000_000, help="designs of the --sweep benchmark")
+    s.add_argument("--calibration", action="store_true", help="time the calibration fit from scratch instead")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=run_bench)

@@ -8,66 +8,36 @@ each normalized to the best platform of its row, with out-of-memory marked.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
 import xarray as xr
 
-from dse._specs import CATALOG, Key, SpecError, _check, _read_yaml, _resolve, _suggest, load_hardware
-from dse._table import render
-from models import INFEASIBLE_REASONS
+from dse.engine import evaluate
+from dse.specs import KeyInfo, SpecError, check, described, load_hardware, load_platform, read_mapping, suggest
+from dse.specs import PlatformEntry
+from models import DTYPES, INFEASIBLE_REASONS
 
-PLATFORM_DIR = CATALOG / "platforms"
+from ._table import render
 
-PLATFORM_KEYS: dict[str, Key] = {
-    "name": Key(None, kind="str", expected="a display name"),
-    "hardware": Key(None, kind="str", expected="a catalog hardware id"),
-    "tp": Key(None, kind="int", expected="tensor-parallel degree, integer > 0"),
-    "pp": Key(None, required=False, kind="int", expected="pipeline stages, integer > 0 (omit: from capacity)"),
-    "chips": Key(None, required=False, kind="int", expected="chips of the platform, integer > 0"),
-    "memory_per_node": Key(None, required=False, kind="str", expected="a description"),
-    "scale_up": Key(None, required=False, kind="str", expected="a description"),
-    "scale_out": Key(None, required=False, kind="str", expected="a description"),
-    "platform_power_kw": Key(None, required=False, expected="kW > 0"),
-}
+matplotlib.use("Agg")  # files only
+import matplotlib.pyplot as plt  # noqa: E402
 
 
-@dataclasses.dataclass(frozen=True)
-class PlatformEntry:
-    id: str
-    name: str
-    hardware: str
-    tp: int
-    pp: int  # 1 when capacity decides (SRAM-only chips size their own pipeline)
-    chips: int | None
-    platform_power_kw: float | None
-
-
-def platform_ids() -> list[str]:
-    return sorted(p.stem for p in PLATFORM_DIR.glob("*.yaml"))
-
-
-def load_platform(ref: str | Path) -> PlatformEntry:
-    path = _resolve(ref, PLATFORM_DIR, "platform", (".yaml", ".yml"))
-    v = _check(path, _read_yaml(path), PLATFORM_KEYS)
-    load_hardware(v["hardware"])  # the chip must exist
-    return PlatformEntry(path.stem, v["name"], v["hardware"], int(v["tp"]), int(v.get("pp", 1)),
-                         v.get("chips"), v.get("platform_power_kw"))
-
-
-STUDY_KEYS: dict[str, Key] = {
-    "study": Key(None, kind="choice", choices=("platforms",), expected="the study kind"),
-    "description": Key(None, required=False, kind="str", expected="text"),
-    "models": Key(None, kind="list", expected="a list of catalog model ids"),
-    "platforms": Key(None, kind="list", expected="a list of platform ids or {hardware, tp, pp} mappings"),
-    "batch": Key(None, kind="int", expected="an integer > 0"),
-    "prompt_tokens": Key(None, kind="int", expected="an integer > 0"),
-    "output_tokens": Key(None, kind="int", expected="an integer > 0"),
-    "dtype": Key(None, required=False, kind="str", expected="bf16, fp16, fp8, int8, int4 or fp4"),
+STUDY_KEYS: dict[str, KeyInfo] = {
+    "study": described("study", "choice", "the study kind", required=True, choices=("platforms",)),
+    "description": described("description", "str", "text"),
+    "models": described("models", "list", "a list of catalog model ids", required=True),
+    "platforms": described("platforms", "list", "a list of platform ids or {hardware, tp, pp} mappings",
+                           required=True),
+    "batch": described("batch", "int", "an integer > 0", required=True),
+    "prompt_tokens": described("prompt_tokens", "int", "an integer > 0", required=True),
+    "output_tokens": described("output_tokens", "int", "an integer > 0", required=True),
+    "dtype": described("dtype", "str", "bf16, fp16, fp8, int8, int4 or fp4"),
 }
 
 
@@ -83,7 +53,7 @@ def _study_platforms(path: Path, items: list[Any]) -> list[PlatformEntry]:
             unknown = set(item) - {"hardware", "tp", "pp", "name"}
             if unknown:
                 k = sorted(unknown)[0]
-                raise SpecError(f"{path}: platforms[{i}]: unknown key '{k}'{_suggest(k, ['hardware', 'tp', 'pp'])}")
+                raise SpecError(f"{path}: platforms[{i}]: unknown key '{k}'{suggest(k, ['hardware', 'tp', 'pp'])}")
             for k in ("tp", "pp"):
                 if not isinstance(item.get(k, 1), int) or item.get(k, 1) <= 0:
                     raise SpecError(f"{path}: platforms[{i}]: key '{k}': expected an integer > 0")
@@ -101,19 +71,16 @@ def _study_platforms(path: Path, items: list[Any]) -> list[PlatformEntry]:
 
 def run_platform_study(spec_path: Path, outdir: Path, quiet: bool = False) -> xr.Dataset:
     """Evaluate the study, print the normalized table, write the dataset, table and figure."""
-    from dse._evaluate import evaluate
-    from models.workloads import DTYPE_BYTES
-
-    data = _read_yaml(spec_path)
+    data = read_mapping(spec_path)
     raw_lists = {k: data.get(k) for k in ("models", "platforms")}
     for k, v in raw_lists.items():
         if not isinstance(v, list) or not v:
             raise SpecError(f"{spec_path}: key '{k}': expected a non-empty list")
-    checked = _check(spec_path, {k: v for k, v in data.items() if k not in raw_lists},
+    checked = check(spec_path, {k: v for k, v in data.items() if k not in raw_lists},
                      {k: v for k, v in STUDY_KEYS.items() if k not in raw_lists})
     dtype = checked.get("dtype", "bf16")
-    if dtype not in DTYPE_BYTES:
-        raise SpecError(f"{spec_path}: key 'dtype' = {dtype!r}: expected one of {', '.join(DTYPE_BYTES)}")
+    if dtype not in DTYPES:
+        raise SpecError(f"{spec_path}: key 'dtype' = {dtype!r}: expected one of {', '.join(DTYPES)}")
     platforms = _study_platforms(spec_path, raw_lists["platforms"])
     models = [str(m) for m in raw_lists["models"]]
     b, s, d = checked["batch"], checked["prompt_tokens"], checked["output_tokens"]
@@ -184,11 +151,6 @@ def _table(ds: xr.Dataset) -> str:
 
 
 def _figure(ds: xr.Dataset, outdir: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(2, 2, figsize=(12, 7), sharey=True)
     plats = [str(p) for p in ds.platform.values]
     x = np.arange(ds.sizes["model"])

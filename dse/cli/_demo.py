@@ -8,11 +8,20 @@ tokens/s per chip, J/token and $/1M tokens; charts (front, roofline, sensitivity
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
 
-from dse._table import render
+import numpy as np
+import xarray as xr
+
+from dse.analysis import pareto_table, plot_store, render, store_pareto, write_front
+from dse.engine import enable_compilation_cache, make_config, run_designs, software_levels
+from dse.specs import load_hardware, load_model
+from dse.sweep import describe, parse_sweep, run_sweep
+
+RESULTS = Path("results")
 
 DEMO_SPEC = {
     "name": "demo",
@@ -32,10 +41,7 @@ DEMO_SPEC = {
 
 def _tpot_at_levels(hardware: str, design) -> list[float]:
     """TPOT (ms) of one stored design at the ideal, achievable and calibrated levels."""
-    import numpy as np
 
-    from dse._evaluate import make_config, run_designs, software_levels
-    from dse._specs import load_hardware, load_model
 
     h = load_hardware(hardware)
     sc = DEMO_SPEC["scenario"]
@@ -45,17 +51,12 @@ def _tpot_at_levels(hardware: str, design) -> list[float]:
              "hbm_bandwidth_bytes_per_s": float(design.hbm_bandwidth_tb_s) * 1e12,
              "price_usd": float(design.price_usd)}
     res = run_designs(cfg, {k: np.array([v]) for k, v in knobs.items()},
-                      software_levels(h.id, ("ideal", "achievable", "calibrated"), h.spec.family), chunk=1)
+                      software_levels(h, ("ideal", "achievable", "calibrated")))
     return [float(t) * 1e3 for t in res["tpot_s"][:, 0]]
 
 
 def run_demo(output: Path, quiet: bool = False) -> int:
     """Run the demo sweep into ``output`` (a zarr store), then its front, table and charts."""
-    from dse._pareto import pareto_table, store_pareto, write_front
-    from dse._plots import plot_store
-    from dse._sweep import describe, run_sweep
-    from dse._sweep_cli import enable_compilation_cache
-    from dse._sweep_spec import parse_sweep
 
     t0 = time.perf_counter()
     enable_compilation_cache()
@@ -68,8 +69,6 @@ def run_demo(output: Path, quiet: bool = False) -> int:
     print(describe(result))
     print(pareto_table(front, objs, cons, stats, limit=12))
     # The best design per chip by $/1M tokens, among those meeting the constraints.
-    import numpy as np
-    import xarray as xr
 
     ds = xr.open_zarr(output)
     rows = []
@@ -97,3 +96,14 @@ def run_demo(output: Path, quiet: bool = False) -> int:
         print(f"open it with: xarray.open_zarr('{output}'); wrote {', '.join(str(p) for p in written)}",
               file=sys.stderr)
     return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return run_demo(Path(args.output), quiet=args.quiet)
+
+
+def add_subcommands(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("demo", help="the main job on the embedded default study")
+    s.add_argument("-o", "--output", default=str(RESULTS / "demo.zarr"), help="dataset path (zarr)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_demo)

@@ -19,7 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dse._specs import SpecError
+import jax
+
+from dse.analysis import store_pareto
+from dse.engine import enable_compilation_cache
+from dse.specs import SpecError
+from dse.sweep import parse_sweep, run_sweep
 
 BENCH_AXES = {
     "peak_bf16_tflops": {"low": 100, "high": 2500, "scale": "log"},
@@ -57,12 +62,7 @@ def _store_bytes(path: Path) -> int:
 
 
 def run_sweep_bench(args: argparse.Namespace) -> int:
-    import jax
 
-    from dse._pareto import store_pareto
-    from dse._sweep import run_sweep
-    from dse._sweep_cli import enable_compilation_cache
-    from dse._sweep_spec import parse_sweep
 
     n = int(getattr(args, "designs", 10_000_000))
     if n <= 0:

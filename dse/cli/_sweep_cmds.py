@@ -3,36 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from dse._specs import SpecError
+import yaml
+
+from dse.analysis import pareto_table, plot_store, run_platform_study, store_pareto, write_front
+from dse.specs import SpecError
+from dse.engine import enable_compilation_cache
+from dse.sweep import describe, load_sweep, run_sweep
 
 RESULTS = Path("results")
 
 
-def enable_compilation_cache() -> None:
-    """Keep compiled programs on disk between runs (compiling a group costs seconds).
-
-    Off with ``INFERBENCH_JAX_CACHE=0``; a cache directory already configured is kept.
-    """
-    import jax
-
-    if os.environ.get("INFERBENCH_JAX_CACHE", "1") == "0" or jax.config.jax_compilation_cache_dir:
-        return
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    jax.config.update("jax_compilation_cache_dir", str(base / "inferbench" / "jax"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from dse._sweep import describe, run_sweep
-    from dse._sweep_spec import load_sweep
-
     if _is_platform_study(Path(args.spec)):
-        from dse._platforms import run_platform_study
-
         outdir = Path(args.output) if args.output else RESULTS
         run_platform_study(Path(args.spec), outdir, quiet=getattr(args, "quiet", False))
         return 0
@@ -57,8 +42,6 @@ def _split(text: str | None) -> list[str]:
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:
-    from dse._pareto import pareto_table, store_pareto, write_front
-
     front, objectives, constraints, stats = store_pareto(
         Path(args.store), _split(args.objectives) or None, _split(args.constraints) if args.constraints is not None else None)
     print(pareto_table(front, objectives, constraints, stats, limit=args.limit))
@@ -70,8 +53,6 @@ def cmd_pareto(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from dse._plots import plot_store
-
     out = Path(args.output) if args.output else RESULTS / Path(args.store).stem
     paths = plot_store(Path(args.store), out, objectives=_split(args.objectives) or None,
                        constraints=_split(args.constraints) if args.constraints is not None else None,
@@ -83,11 +64,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def _is_platform_study(path: Path) -> bool:
     """A comparison study (``study: platforms``) rather than a design-space sweep."""
-    import yaml
-
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False  # load_sweep reports the error
     return isinstance(data, dict) and data.get("study") == "platforms"
 

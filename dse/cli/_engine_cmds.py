@@ -1,31 +1,34 @@
-"""The ``inferbench`` command line.
-
-Every user error ends in one line on stderr — ``inferbench: error: <file or argument>: <key>:
-<what was expected>`` — and exit code 2; never a traceback.
-"""
+"""``inferbench catalog``, ``evaluate`` and ``predict``: the engine from the command line."""
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+import jax
 import numpy as np
 
-from dse._specs import SIMT_KEYS, SpecError, _suggest, hardware_ids, load_hardware, load_model, model_ids
-from dse._table import render
-
-RESULTS = Path("results")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, exit 2
-        raise SpecError(f"{self.prog}: {message}")
-
+from calibration import prediction_interval
+from dse.analysis import render
+from dse.engine import (
+    calibration_source,
+    check_dtype,
+    evaluate,
+    gemm_designs,
+    knob_keys,
+    make_config,
+    run_designs,
+    software_levels,
+)
+from dse.specs import SpecError, hardware_ids, hardware_keys, load_hardware, load_model, model_ids, suggest
+from models import BOUND_NAMES, DTYPES, INFEASIBLE_REASONS, default_economics
+from models.workloads import active_params, kv_bytes_per_token, total_params
 
 def _floats(text: str, what: str, integer: bool = False) -> list[float]:
     out = []
@@ -44,24 +47,31 @@ def _scalar_or_list(values: list[float]) -> Any:
     return values[0] if len(values) == 1 else values
 
 
-# Spec-file keys usable with --set, in their file units → (SI knob, factor).
-def _set_knobs(items: Sequence[str]) -> dict[str, Any]:
+def _set_knobs(items: Sequence[str], families: Sequence[str]) -> dict[str, Any]:
+    """``--set KEY=V[,V]`` with spec-file keys (file units) of every chosen chip's family → SI knobs."""
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
             raise SpecError(f"--set: '{item}': expected KEY=VALUE[,VALUE...] with a spec key such as hbm_bandwidth_tb_s=2,3")
         key, val = item.split("=", 1)
-        spec = SIMT_KEYS.get(key)
-        if spec is None or spec.field is None:
-            known = [k for k, s in SIMT_KEYS.items() if s.field]
-            raise SpecError(f"--set: unknown key '{key}'{_suggest(key, known)} (known: {', '.join(known)})")
-        out[spec.field] = _scalar_or_list([v * spec.factor for v in _floats(val, f"set {key}")])
+        infos = []
+        for family in families:
+            info = hardware_keys(family).get(key)
+            if info is None or info.field is None:
+                known = sorted({k for f in families for k, v in hardware_keys(f).items() if v.field})
+                raise SpecError(f"--set: unknown key '{key}' for hardware family {family}{suggest(key, known)} "
+                                f"(known: {', '.join(known)})")
+            infos.append(info)
+        if len({(i.field, i.factor) for i in infos}) > 1:
+            raise SpecError(f"--set: key '{key}' means different knobs in families {', '.join(families)}: "
+                            "expected one family per --set")
+        info = infos[0]
+        out[info.field] = _scalar_or_list([v * info.factor for v in _floats(val, f"set {key}")])
     return out
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
-    from models.workloads import active_params, kv_bytes_per_token, total_params
-
+    del args
     rows = []
     for mid in model_ids():
         m = load_model(mid)
@@ -69,14 +79,12 @@ def cmd_catalog(args: argparse.Namespace) -> int:
                      float(kv_bytes_per_token(m.spec)) / 1e3, int(m.spec.n_layers), int(m.spec.d_model)])
     print("Models")
     print(render(["id", "name", "params (B)", "active (B)", "KV/token (kB, bf16)", "layers", "d_model"], rows))
-    from models.hardware._family import memory_bandwidth_bytes_per_s
-
     rows = []
     for hid in hardware_ids():
         h = load_hardware(hid)
         s = h.spec
         peaks = [float(s.peak_flops_per_s(d)) / 1e12 for d in ("bf16", "fp8", "int4")]
-        rows.append([hid, h.name, s.family, *peaks, float(memory_bandwidth_bytes_per_s(s)) / 1e12,
+        rows.append([hid, h.name, s.family, *peaks, float(s.memory_bandwidth_bytes_per_s) / 1e12,
                      float(s.capacity_bytes) / 1e9, float(s.tdp_w), float(s.price_usd)])
     print("\nHardware")
     print(render(["id", "name", "family", "BF16 TFLOP/s", "FP8 TFLOP/s", "INT4 TOP/s", "mem TB/s", "capacity GB",
@@ -96,18 +104,12 @@ def _scenario(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _economics(args: argparse.Namespace):
-    import jax.numpy as jnp
-
-    from models import default_economics
-
     e = default_economics()
     vals = {k: getattr(args, k) for k in ("lifetime_years", "usd_per_kwh", "pue") if getattr(args, k) is not None}
     for k, v in vals.items():
         if v <= 0:
             raise SpecError(f"--{k.replace('_', '-')}: {v}: expected a number > 0")
-    import dataclasses
-
-    return dataclasses.replace(e, **{k: jnp.asarray(float(v)) for k, v in vals.items()})
+    return dataclasses.replace(e, **{k: np.asarray(float(v)) for k, v in vals.items()})
 
 
 # Headline columns per phase: (metric, header, scale).
@@ -122,17 +124,13 @@ _COLUMNS = {
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from dse._evaluate import evaluate
-    from models import BOUND_NAMES
-
     models = [m for m in args.model.split(",") if m]
-    hws = [h for h in args.hardware.split(",") if h]
+    hws = [load_hardware(h, calibrated=not args.uncalibrated) for h in args.hardware.split(",") if h]
     knobs: dict[str, Any] = dict(tp=_floats(args.tp, "tp", integer=True), pp=_floats(args.pp, "pp", integer=True))
     knobs |= _scenario(args)
-    knobs |= {k: v if isinstance(v, list) else [v] for k, v in _set_knobs(args.set).items()}
+    families = list(dict.fromkeys(h.family for h in hws))
+    knobs |= {k: v if isinstance(v, list) else [v] for k, v in _set_knobs(args.set, families).items()}
     levels = ("ideal", "achievable") if args.uncalibrated else ("ideal", "achievable", "calibrated")
-    if args.uncalibrated:
-        hws = [load_hardware(h, calibrated=False) for h in hws]
     ds = evaluate(models, hws, dtype=args.dtype, economics=_economics(args), levels=levels,
                   **{k: _scalar_or_list(v) if k not in ("batch", "tp") else v for k, v in knobs.items()})
     grid_dims = [d for d in ds.tpot_s.dims if d not in ("model", "hardware", "level")]
@@ -158,10 +156,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         vals += [float(cal.memory_per_chip_bytes) / 1e9, feasible]
         rows.append(key + vals)
         rec = dict(zip(["model", "hardware", *grid_dims], key, strict=True))
-        rec["levels"] = {str(lv): {k: _jsonable(r[k].sel(level=lv).item()) for k in ds.data_vars}
-                         for lv in ds.level.values}
-        from models import INFEASIBLE_REASONS
-
+        rec["levels"] = {str(lv): {k: _jsonable(r[k].sel(level=lv).item()) for k in ds.data_vars
+                                   if "level" in ds[k].dims} for lv in ds.level.values}
+        rec["calibration"] = str(ds.calibration.sel(hardware=r.hardware.item()).item())
         rec["infeasible_reason_text"] = INFEASIBLE_REASONS[reason]
         records.append(rec)
     if args.json:
@@ -237,9 +234,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise SpecError("predict: expected SCENARIOS.csv or --ops OPS.csv")
     path = Path(args.scenarios)
     rows = _read_csv(path, ["model", "hardware", "phase", "batch", "prompt_tokens", "context_tokens", "tp"])
-    from dse._evaluate import make_config, run_designs, software_levels
-    from models.workloads import DTYPE_BYTES
-
     groups: dict[tuple[str, str, str], list[int]] = {}
     parsed = []
     for i, r in enumerate(rows):
@@ -247,8 +241,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if phase not in ("prefill", "decode"):
             raise SpecError(f"{path}: row {i + 2}: column 'phase' = '{phase}': expected prefill or decode")
         dtype = _cell(path, i, r, "dtype", "str", "bf16")
-        if dtype not in DTYPE_BYTES:
-            raise SpecError(f"{path}: row {i + 2}: column 'dtype' = '{dtype}': expected one of {', '.join(DTYPE_BYTES)}")
+        if dtype not in DTYPES:
+            raise SpecError(f"{path}: row {i + 2}: column 'dtype' = '{dtype}': expected one of {', '.join(DTYPES)}")
         p = dict(phase=phase, batch=_cell(path, i, r, "batch"), tp=_cell(path, i, r, "tp"),
                  pp=_cell(path, i, r, "pp", default="1"),
                  tokens=_cell(path, i, r, "prompt_tokens" if phase == "prefill" else "context_tokens"))
@@ -264,7 +258,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         knobs = {k: np.array([parsed[i][src] for i in idx]) for k, src in
                  (("batch", "batch"), ("tp", "tp"), ("pp", "pp"), ("prompt_tokens", "tokens"))}
         knobs["output_tokens"] = np.ones(len(idx))
-        res = run_designs(cfg, knobs, software_levels(h.id, [level], h.spec.family))
+        res = run_designs(cfg, knobs, software_levels(h, [level]))
         for j, i in enumerate(idx):
             pre = parsed[i]["phase"] == "prefill"
             lat = res["prefill_latency_s" if pre else "decode_latency_s"][0, j]
@@ -275,6 +269,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 "memory_per_chip_bytes": res["memory_per_chip_bytes"][0, j],
                 "feasible": bool(res["feasible"][0, j]),
                 "bound": _bound_name(res["prefill_bound" if pre else "decode_bound"][0, j]),
+                "calibration": calibration_source(h) if calibrated else "datasheet",
             }
             if args.intervals is not None:
                 out[i] |= _intervals(h, calibrated, args.intervals,
@@ -286,10 +281,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def _intervals(hw, calibrated: bool, level: float, items) -> dict[str, Any]:
     """Prediction-interval columns from the held-out error of the chip's fit ('' when no fit
     applies: --uncalibrated, or a non-GPU chip without measurements of its own)."""
-    from calibration import prediction_interval
-    from calibration._fitted import FITTED_DIR
-
-    applies = calibrated and (hw.spec.family == "simt" or (FITTED_DIR / f"{hw.id}.yaml").exists())
+    applies = calibrated and calibration_source(hw) != "datasheet"
     out: dict[str, Any] = {}
     for name, value, quantity in items:
         unit = "s" if name == "latency" else "j"
@@ -301,8 +293,6 @@ def _intervals(hw, calibrated: bool, level: float, items) -> dict[str, Any]:
 
 
 def _bound_name(code: float) -> str:
-    from models import BOUND_NAMES
-
     return BOUND_NAMES[int(round(float(code)))]
 
 
@@ -329,9 +319,6 @@ def _write_rows(rows: list[dict[str, str]], extra: list[dict[str, Any]], output:
 
 
 def _predict_ops(path: Path, output: str | None, args: argparse.Namespace) -> int:
-    from dse._evaluate import gemm_designs
-    from models.workloads import DTYPE_BYTES
-
     rows = _read_csv(path, ["hardware", "op", "m", "n", "k", "dtype"])
     groups: dict[tuple[str, str], list[int]] = {}
     for i, r in enumerate(rows):
@@ -339,8 +326,8 @@ def _predict_ops(path: Path, output: str | None, args: argparse.Namespace) -> in
         if op != "gemm":
             raise SpecError(f"{path}: row {i + 2}: column 'op' = '{op}': expected gemm")
         dt = _cell(path, i, r, "dtype", "str")
-        if dt not in DTYPE_BYTES:
-            raise SpecError(f"{path}: row {i + 2}: column 'dtype' = '{dt}': expected one of {', '.join(DTYPE_BYTES)}")
+        if dt not in DTYPES:
+            raise SpecError(f"{path}: row {i + 2}: column 'dtype' = '{dt}': expected one of {', '.join(DTYPES)}")
         for c in ("m", "n", "k"):
             _cell(path, i, r, c)
         groups.setdefault((_cell(path, i, r, "hardware", "str"), dt), []).append(i)
@@ -348,8 +335,8 @@ def _predict_ops(path: Path, output: str | None, args: argparse.Namespace) -> in
     for (hid, dt), idx in groups.items():
         calibrated = not args.uncalibrated
         h = _entry(lambda r: load_hardware(r, calibrated=calibrated), hid, path)
-        t, e = gemm_designs(h, *(np.array([float(rows[i][c]) for i in idx]) for c in "mnk"), dt,
-                            level="calibrated" if calibrated else "achievable")
+        sw = software_levels(h, ["calibrated" if calibrated else "achievable"])
+        t, e = gemm_designs(h.spec, jax.tree.map(lambda x: x[0], sw), *(np.array([float(rows[i][c]) for i in idx]) for c in "mnk"), dt)
         for j, i in enumerate(idx):
             out[i] = {"latency_s": float(t[j]), "energy_j": float(e[j])}
             if args.intervals is not None:
@@ -358,28 +345,9 @@ def _predict_ops(path: Path, output: str | None, args: argparse.Namespace) -> in
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from dse._demo import run_demo
-
-    return run_demo(Path(args.output), quiet=args.quiet)
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from dse._bench import run_bench
-
-    return run_bench(args)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="inferbench", description="Design-space exploration and benchmark for AI inference hardware.")
-    p.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = p.add_subparsers(dest="command", parser_class=_Parser)
-
-    s = sub.add_parser("demo", help="the main job on the embedded default study")
-    s.add_argument("-o", "--output", default=str(RESULTS / "demo.zarr"), help="dataset path (zarr)")
-    s.add_argument("--quiet", action="store_true")
-    s.set_defaults(func=cmd_demo)
-
+def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("catalog", help="list catalog hardware and models with key numbers")
     s.set_defaults(func=cmd_catalog)
 
@@ -393,8 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prompt-tokens", help="prompt tokens (prefill, request)")
     s.add_argument("--context", help="context tokens of the decode step (decode)")
     s.add_argument("--output-tokens", default="256", help="output tokens (request)")
-    s.add_argument("--dtype", default="bf16", help="weights, activations and KV dtype: bf16, fp16, fp8, int8, int4, fp4")
-    s.add_argument("--set", action="append", metavar="KEY=V[,V]", help="override a hardware spec key, e.g. hbm_bandwidth_tb_s=2,4")
+    s.add_argument("--dtype", default="bf16", help="weights, activations and KV dtype: " + ", ".join(DTYPES))
+    s.add_argument("--set", action="append", metavar="KEY=V[,V]",
+                   help="override a hardware spec key of the chips' family, e.g. hbm_bandwidth_tb_s=2,4 or array_size=256")
     s.add_argument("--lifetime-years", type=float)
     s.add_argument("--usd-per-kwh", type=float)
     s.add_argument("--pue", type=float)
@@ -411,52 +380,3 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--uncalibrated", action="store_true", help="pure datasheet model (no fitted parameters)")
     s.add_argument("-o", "--output", help="output CSV (default: stdout)")
     s.set_defaults(func=cmd_predict)
-
-    s = sub.add_parser("bench", help="configurations per second of the engine")
-    s.add_argument("--configs", type=int, default=1 << 21, help="configurations to evaluate (default 2,097,152)")
-    s.add_argument("--family", help="hardware family to benchmark (default simt)")
-    s.add_argument("--sweep", action="store_true", help="end-to-end sweep to a zarr store instead")
-    s.add_argument("--designs", type=int, default=10_000_000, help="designs of the --sweep benchmark")
-    s.add_argument("--calibration", action="store_true", help="time the calibration fit from scratch instead")
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_bench)
-    for hook in _SUBCOMMAND_HOOKS:
-        try:
-            module = __import__(hook, fromlist=["add_subcommands"])
-        except ModuleNotFoundError as e:
-            if e.name != hook:
-                raise
-            continue
-        module.add_subcommands(sub)
-    return p
-
-
-# Modules that register further subcommands with ``add_subcommands(subparsers)``.
-_SUBCOMMAND_HOOKS = ("dse._sweep_cli", "calibration._cli")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        if args.version:
-            from dse import __version__
-
-            print(f"inferbench {__version__}")
-            return 0
-        if not getattr(args, "func", None):
-            build_parser().print_help()
-            return 0
-        return int(args.func(args))
-    except SpecError as e:
-        print(f"inferbench: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("inferbench: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
-
-
-def main_exit() -> None:
-    """Console-script entry point."""
-    sys.exit(main())

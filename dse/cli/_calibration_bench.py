@@ -7,10 +7,11 @@ import json
 import os
 import time
 
+from calibration import _fit
+
 
 def run_calibration_bench(args: argparse.Namespace) -> int:
     """Load the data, fit both stages from the initial values (compile included), report."""
-    from calibration import _fit
 
     t0 = time.perf_counter()
     prep = _fit.prepare()

@@ -5,7 +5,7 @@ A sweep file names the fixed parts (model, hardware base, scenario, platform), t
 axes (lists of models, hardware bases or scenarios: an outer product of static groups), the
 constraints and the objectives. Axis keys are spec-file keys in their file units
 (``hbm_bandwidth_tb_s``) or SI knob names (``usd_per_kwh``, ``batch``); they are resolved
-per hardware family when the sweep is planned (:mod:`dse._sweep`).
+per hardware family when the sweep is planned (:mod:`dse.sweep`).
 
 Example::
 
@@ -29,7 +29,6 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import math
 import re
@@ -39,8 +38,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from dse._specs import SpecError
-from models import Metrics
+from dse.engine import LEVELS
+from dse.specs import SpecError, suggest
+from models import DTYPES, Metrics
 
 METRICS: tuple[str, ...] = Metrics._fields
 SAMPLE_METHODS = ("random", "sobol", "latin_hypercube")
@@ -49,11 +49,6 @@ PHASES = ("request", "prefill", "decode")
 TOP_KEYS = ("name", "description", "model", "hardware", "scenario", "platform", "dtype", "level", "set",
             "grid", "sample", "constraints", "objectives", "outputs", "chunk")
 _OPS = {"<=": np.less_equal, "<": np.less, ">=": np.greater_equal, ">": np.greater, "==": np.equal}
-
-
-def _suggest(word: str, options: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +159,7 @@ def _mapping(src: str, where: str, v: Any, allowed: tuple[str, ...]) -> dict[str
         raise SpecError(f"{src}: {where}: expected a mapping with keys {', '.join(allowed)}")
     for k in v:
         if k not in allowed:
-            raise SpecError(f"{src}: {where}: unknown key '{k}'{_suggest(k, allowed)} (expected one of {', '.join(allowed)})")
+            raise SpecError(f"{src}: {where}: unknown key '{k}'{suggest(k, allowed)} (expected one of {', '.join(allowed)})")
     return v
 
 
@@ -242,7 +237,7 @@ def parse_constraint(src: str, where: str, text: Any) -> Constraint | None:
         raise SpecError(f"{src}: {where} = {text!r}: expected 'METRIC OP VALUE' such as 'ttft_s <= 0.5' (OP one of <=, <, >=, >, ==)")
     metric, op, value = m.groups()
     if metric not in METRICS:
-        raise SpecError(f"{src}: {where}: unknown metric '{metric}'{_suggest(metric, METRICS)} (known: {', '.join(METRICS)})")
+        raise SpecError(f"{src}: {where}: unknown metric '{metric}'{suggest(metric, METRICS)} (known: {', '.join(METRICS)})")
     try:
         val = float(value)
     except ValueError:
@@ -262,7 +257,7 @@ def parse_objective(src: str, where: str, text: Any) -> Objective:
         raise SpecError(f"{src}: {where} = {text!r}: expected 'maximize METRIC' or 'minimize METRIC' (or max:METRIC, min:METRIC)")
     sense, metric = m.groups()
     if metric not in METRICS:
-        raise SpecError(f"{src}: {where}: unknown metric '{metric}'{_suggest(metric, METRICS)} (known: {', '.join(METRICS)})")
+        raise SpecError(f"{src}: {where}: unknown metric '{metric}'{suggest(metric, METRICS)} (known: {', '.join(METRICS)})")
     return Objective(metric, sense.startswith("max"))
 
 
@@ -294,7 +289,7 @@ def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None
         raise SpecError(f"{src}: expected a mapping of keys to values at the top level")
     for k in data:
         if k not in TOP_KEYS:
-            raise SpecError(f"{src}: unknown key '{k}'{_suggest(str(k), TOP_KEYS)} (expected one of {', '.join(TOP_KEYS)})")
+            raise SpecError(f"{src}: unknown key '{k}'{suggest(str(k), TOP_KEYS)} (expected one of {', '.join(TOP_KEYS)})")
     for k in ("model", "hardware", "scenario"):
         if k not in data:
             raise SpecError(f"{src}: missing key '{k}'")
@@ -326,13 +321,9 @@ def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None
     plat = _mapping(src, "platform", data.get("platform", {}), ("tp", "pp"))
     tp = _num(src, "platform.tp", plat.get("tp", 1), integer=True)
     pp = _num(src, "platform.pp", plat.get("pp", 1), integer=True)
-    from models.workloads import DTYPE_BYTES
-
     dtype = data.get("dtype", "bf16")
-    if dtype not in DTYPE_BYTES:
-        raise SpecError(f"{src}: dtype = {dtype!r}: expected one of {', '.join(DTYPE_BYTES)}")
-    from dse._evaluate import LEVELS
-
+    if dtype not in DTYPES:
+        raise SpecError(f"{src}: dtype = {dtype!r}: expected one of {', '.join(DTYPES)}")
     level = data.get("level", "calibrated")
     if level not in LEVELS:
         raise SpecError(f"{src}: level = {level!r}: expected one of {', '.join(LEVELS)}")
@@ -389,7 +380,7 @@ def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None
             raise SpecError(f"{src}: outputs: expected a non-empty list of metric names")
         for i, m in enumerate(outputs_raw):
             if m not in METRICS:
-                raise SpecError(f"{src}: outputs[{i}]: unknown metric {m!r}{_suggest(str(m), METRICS)}")
+                raise SpecError(f"{src}: outputs[{i}]: unknown metric {m!r}{suggest(str(m), METRICS)}")
         needed = {"feasible"} | {c.metric for c in constraints} | {o.metric for o in objectives}
         outputs = tuple(m for m in METRICS if m in set(outputs_raw) | needed)
     chunk = data.get("chunk")

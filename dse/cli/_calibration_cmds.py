@@ -1,4 +1,4 @@
-"""``inferbench calibrate`` and ``inferbench validate`` (registered by ``dse._cli``)."""
+"""``inferbench calibrate`` and ``inferbench validate``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import json
 import sys
 from pathlib import Path
 
+from calibration._run import CALIBRATABLE, calibrate, format_table, validate
+from dse.specs import SpecError, hardware_ids
 
-def add_subcommands(subparsers) -> None:
+
+def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     s = subparsers.add_parser("calibrate", help="fit the cost model to the A100 measurements; write calibration/fitted/<hw>.yaml")
     s.add_argument("--hardware", default="a100-sxm4-40gb",
                    help="a100-sxm4-80gb (kernel-level data) or a100-sxm4-40gb (end-to-end data); both run both stages")
@@ -30,8 +33,6 @@ def add_subcommands(subparsers) -> None:
 
 
 def _hardware(ref: str) -> str:
-    from calibration._run import CALIBRATABLE
-    from dse._specs import SpecError, hardware_ids
 
     if ref not in hardware_ids():
         raise SpecError(f"--hardware: unknown hardware '{ref}': expected one of {', '.join(CALIBRATABLE)}")
@@ -42,7 +43,6 @@ def _hardware(ref: str) -> str:
 
 
 def _data_dir(ref: str | None) -> Path | None:
-    from dse._specs import SpecError
 
     if ref is None:
         return None
@@ -53,8 +53,6 @@ def _data_dir(ref: str | None) -> Path | None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from calibration._run import calibrate, format_table
-    from dse._specs import SpecError
 
     hw = _hardware(args.hardware)
     if args.steps <= 0:
@@ -74,8 +72,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from calibration._run import format_table, validate
-    from dse._specs import SpecError, hardware_ids
 
     if args.hardware not in hardware_ids():
         raise SpecError(f"--hardware: unknown hardware '{args.hardware}': expected a catalog id with a fitted file")

@@ -1,0 +1,60 @@
+"""The ``inferbench`` command line: the parser, explicit registration of every subcommand.
+
+Every user error ends in one line on stderr — ``inferbench: error: <file or argument>: <key>:
+<what was expected>`` — and exit code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from dse._version import __version__
+from dse.specs import SpecError
+
+from . import _bench, _calibration_cmds, _demo, _engine_cmds, _sweep_cmds
+
+# Each module adds its subcommands with ``add_subcommands(subparsers)``, in this order.
+SUBCOMMAND_MODULES = (_demo, _engine_cmds, _bench, _sweep_cmds, _calibration_cmds)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
+        raise SpecError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="inferbench", description="Design-space exploration and benchmark for AI inference hardware.")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    for module in SUBCOMMAND_MODULES:
+        module.add_subcommands(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.version:
+            print(f"inferbench {__version__}")
+            return 0
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0
+        return int(args.func(args))
+    except SpecError as e:
+        print(f"inferbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("inferbench: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def main_exit() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

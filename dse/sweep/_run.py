@@ -1,0 +1,234 @@
+"""Running a sweep: the local pipeline, Dask workers, progress, resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import zarr
+
+from dse.specs import SpecError
+
+from ._plan import Plan, dispatch_chunk, finish_chunk, make_plan
+from ._spec import SweepSpec, load_sweep, parse_sweep
+from ._store import StoreWriter, create_store, finalize_store, read_done, store_state
+
+
+
+class Progress:
+    """A one-line progress bar on stderr: designs/s and ETA; silent when not a terminal."""
+
+    def __init__(self, total: int, done: int = 0, quiet: bool = False, stream: Any = None):
+        self.stream = stream or sys.stderr
+        self.enabled = not quiet and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.total, self.done, self.start_done = total, done, done
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if self.enabled and (now - self.last > 0.1 or self.done >= self.total):
+            self.last = now
+            rate = (self.done - self.start_done) / max(now - self.t0, 1e-9)
+            eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+            frac = self.done / max(self.total, 1)
+            bar = "#" * int(30 * frac)
+            self.stream.write(f"\r[{bar:<30}] {frac:6.1%} {self.done:,}/{self.total:,} designs "
+                              f"{rate:,.0f} designs/s ETA {eta:5.1f} s ")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclasses.dataclass
+class SweepResult:
+    store: Path
+    status: str  # 'completed' | 'resumed' | 'already complete'
+    n_designs: int
+    n_chunks_run: int
+    seconds: float
+
+    @property
+    def designs_per_s(self) -> float:
+        return self.n_designs / self.seconds if self.seconds > 0 else float("inf")
+
+
+def _prepare(spec: SweepSpec, store: Path, overwrite: bool, chunk: int | None) -> tuple[Plan | None, str]:
+    state, attrs = store_state(store)
+    if state == "foreign" and not overwrite:
+        raise SpecError(f"{store}: exists and is not an InferBench sweep store: expected a new path, or --overwrite")
+    if state in ("partial", "complete") and not overwrite:
+        if attrs["sweep_spec"] != spec.to_json():
+            raise SpecError(f"{store}: was written by a different sweep spec: expected the same spec to resume, "
+                            f"or --overwrite to start again")
+        if state == "complete":
+            return None, "already complete"
+        return make_plan(spec, int(attrs["sweep_chunk"])), "resumed"
+    if store.exists():
+        shutil.rmtree(store) if store.is_dir() else store.unlink()
+    plan = make_plan(spec, chunk)
+    create_store(plan, store)
+    return plan, "completed"
+
+
+def _todo(plan: Plan, store: Path) -> list[tuple[int, int]]:
+    done = read_done(store, plan)
+    return [(g, ci) for g in range(len(plan.groups)) for ci in range(plan.chunks_per_group) if not done[g, ci]]
+
+
+def _designs_in(plan: Plan, todo: list[tuple[int, int]]) -> int:
+    return sum(plan.chunk_region(ci)[2] - plan.chunk_region(ci)[1] for _, ci in todo)
+
+
+def run_sweep(spec: SweepSpec | str | Path, store: str | Path, *, overwrite: bool = False, quiet: bool = False,
+              chunk: int | None = None, dask: bool = False, workers: int | None = None,
+              scheduler: str | None = None, _stop_after: int | None = None) -> SweepResult:
+    """Run (or resume) a sweep into ``store``.
+
+    Args:
+        spec: a :class:`SweepSpec` or the path of a sweep YAML file.
+        store: the zarr store (a directory) to create or resume.
+        overwrite: start again even if the store holds a finished or different sweep.
+        quiet: no progress bar (it is also off when stderr is not a terminal).
+        chunk: designs per chunk (default: chosen from the available memory).
+        dask: evaluate on a local dask.distributed cluster of ``workers`` processes.
+        scheduler: address of an existing dask.distributed scheduler.
+
+    Returns:
+        A :class:`SweepResult`.
+    """
+    spec = spec if isinstance(spec, SweepSpec) else load_sweep(spec)
+    store = Path(store)
+    t0 = time.perf_counter()
+    plan, status = _prepare(spec, store, overwrite, chunk)
+    if plan is None:
+        return SweepResult(store, status, 0, 0, 0.0)
+    todo = _todo(plan, store)
+    if _stop_after is not None:  # tests: simulate a crash after this many chunks
+        todo = todo[:_stop_after]
+    n = _designs_in(plan, todo)
+    progress = Progress(plan.n_designs, plan.n_designs - _designs_in(plan, _todo(plan, store)), quiet)
+    try:
+        if dask or scheduler:
+            _run_dask(plan, store, todo, progress, workers, scheduler)
+        else:
+            _run_local(plan, store, todo, progress)
+    finally:
+        progress.close()
+    if _stop_after is not None:
+        return SweepResult(store, "stopped", n, len(todo), time.perf_counter() - t0)
+    if not _todo(plan, store):
+        finalize_store(store)
+    return SweepResult(store, status, n, len(todo), time.perf_counter() - t0)
+
+
+def _run_local(plan: Plan, store: Path, todo: list[tuple[int, int]], progress: Progress) -> None:
+    """Pipeline: chunk i+1 evaluates (XLA, asynchronous) while chunk i is converted and
+    chunk i−1 is compressed and written (threads; blosc releases the GIL). At most three
+    chunks are alive, so memory does not grow with the sweep."""
+    writer = StoreWriter(plan, store)
+    io = ThreadPoolExecutor(1)
+    pending_write = None
+    try:
+        it: Iterator[tuple[int, int]] = iter(todo)
+        nxt = next(it, None)
+        current = (nxt, *dispatch_chunk(plan, *nxt)) if nxt else None
+        while current is not None:
+            (g, ci), res, coords, n = current
+            nxt = next(it, None)
+            current = (nxt, *dispatch_chunk(plan, *nxt)) if nxt else None
+            data = finish_chunk(plan, res, n)
+            del res
+            if pending_write is not None:
+                pending_write.result()
+            pending_write = io.submit(_write_and_count, writer, g, ci, data, coords, progress, n)
+        if pending_write is not None:
+            pending_write.result()
+    finally:
+        io.shutdown()
+        writer.close()
+
+
+def _write_and_count(writer: StoreWriter, g: int, ci: int, data, coords, progress: Progress, n: int) -> None:
+    writer.write(g, ci, data, coords)
+    progress.update(n)
+
+
+# --------------------------------------------------------------------------- Dask
+
+
+_WORKER_CACHE: dict[tuple[str, str], tuple[Plan, StoreWriter]] = {}
+_WORKER_LOCK = threading.Lock()
+
+
+def dask_chunk_task(store: str, spec_json: str, g: int, ci: int) -> int:
+    """A Dask task: evaluate chunk ``ci`` of group ``g`` and write it into its own region.
+
+    Each worker process plans the sweep once from the spec stored with the task (cached) and
+    compiles once per static group. Returns the number of designs written.
+    """
+    key = (store, spec_json)
+    with _WORKER_LOCK:
+        if key not in _WORKER_CACHE:
+            chunk = int(zarr.open_group(store, mode="r").attrs["sweep_chunk"])
+            spec = parse_sweep(json.loads(spec_json), source=f"{store} (sweep_spec)")
+            plan = make_plan(spec, chunk)
+            _WORKER_CACHE.clear()
+            _WORKER_CACHE[key] = (plan, StoreWriter(plan, Path(store)))
+        plan, writer = _WORKER_CACHE[key]
+    res, coords, n = dispatch_chunk(plan, g, ci)
+    writer.write(g, ci, finish_chunk(plan, res, n), coords)
+    return n
+
+
+def _run_dask(plan: Plan, store: Path, todo: list[tuple[int, int]], progress: Progress,
+              workers: int | None, scheduler: str | None) -> None:
+    try:
+        from distributed import Client, LocalCluster, as_completed  # optional: only --dask pays its import
+    except ImportError:
+        raise SpecError("--dask: dask.distributed is not installed: expected `pip install 'dask[distributed]'`") from None
+    cluster = None
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except OSError as e:
+            raise SpecError(f"--scheduler: cannot connect to '{scheduler}' ({e}): expected the address of a running "
+                            "dask scheduler, e.g. tcp://127.0.0.1:8786") from None
+    else:
+        n = workers or max(1, (os.cpu_count() or 2) // 2)
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        spec_json = plan.spec.to_json()
+        futures = [client.submit(dask_chunk_task, str(store.resolve()), spec_json, g, ci, pure=False,
+                                 key=f"inferbench-{plan.spec.name}-{g}-{ci}-{time.time_ns()}") for g, ci in todo]
+        for fut in as_completed(futures):
+            progress.update(fut.result())
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def describe(result: SweepResult) -> str:
+    if result.status == "already complete":
+        return f"{result.store}: sweep already complete (use --overwrite to run it again)"
+    return (f"{result.store}: {result.status}: {result.n_designs:,} designs in {result.seconds:.2f} s "
+            f"({result.designs_per_s:,.0f} designs/s)")
+
