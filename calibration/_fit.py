@@ -56,7 +56,7 @@ from calibration._params import (
     software_from,
     values,
 )
-from dse.engine import Config, float64, kernel_rows, serve_rows
+from dse.engine import Config, float64, in_float64, kernel_rows, serve_rows
 from dse.specs import MODEL_DIR, load_hardware, load_model
 from models import ELEMENTWISE, GEMM, Metrics, Scenario, SoftwareParams, achievable_software, default_economics
 from models.platform import PlatformSpec, collective_s
@@ -121,6 +121,7 @@ INITIAL: dict[str, Any] = {
     "energy_per_byte_j": 50e-12,
 }
 
+SYSTEM_ROUNDS = 1  # linearization rounds of stage 2 (see fit())
 SYSTEM_NAMES = tuple(f"{p}@{fw}" for fw in ("vllm-offline", "vllm-server") for p in FRAMEWORK_PARAMS) + CHIP_PARAMS
 
 DATASETS = {
@@ -189,6 +190,7 @@ def _split(model_ids: pd.Series) -> np.ndarray:
     return np.where(model_ids.isin(HELD_OUT_MODELS), "held-out", "train")
 
 
+@in_float64
 def prepare(data_dir: str | Path | None = None) -> Prepared:
     """Load every data set and turn it into the arrays the predictors take."""
     root = _data.DATA_DIR if data_dir is None else Path(data_dir)
@@ -346,6 +348,7 @@ def _features_fn(chip: Any, sw: SoftwareParams, groups: list[dict[str, Any]], in
             "kv_bytes": m.kv_bytes_per_chip}
 
 
+@in_float64
 def system_features(chip: Any, sw: SoftwareParams, prep: Prepared) -> dict[str, Array]:
     """Per-row outputs of ``serve()`` (one jitted evaluation of every system-level row)."""
     groups = [g for _, g in prep.system_groups]
@@ -358,14 +361,16 @@ def system_features(chip: Any, sw: SoftwareParams, prep: Prepared) -> dict[str, 
 LINEAR_SOFTWARE = FRAMEWORK_PARAMS  # per-framework software parameters of stage 2
 
 
+@in_float64
 def system_linearization(chip: Any, sw: SoftwareParams, prep: Prepared) -> dict[str, Array]:
-    """``serve()``'s request latency and energy of every system row, and their derivatives in
-    the stage-2 parameters (framework overheads, the chip's power coefficients), at ``sw`` and
-    ``chip``: forward-mode ``jax.jacfwd`` through ``serve`` itself.
+    """``serve()``'s request latency and energy of every system row, and their first and
+    second derivatives in the stage-2 parameters (framework overheads, the chip's power
+    coefficients), at ``sw`` and ``chip``: forward-mode ``jax.jacfwd`` through ``serve`` itself.
 
-    ``serve`` is affine in these parameters below the TDP cap (overheads add to every pass;
-    energy is P_idle·chips·wall + α·FLOPs + β·bytes), so value + Jacobian·Δ reproduces it
-    exactly there; the reported errors evaluate ``serve`` itself at the fitted values.
+    Below the TDP cap ``serve`` is bilinear in these parameters (overheads add to the wall
+    time of every pass; energy is P_idle·chips·wall + α·FLOPs + β·bytes, so P_idle multiplies
+    the overheads), hence its second-order Taylor expansion reproduces it exactly there; the
+    reported errors evaluate ``serve`` itself at the fitted values.
     """
     groups = [g for _, g in prep.system_groups]
     names = LINEAR_SOFTWARE + CHIP_PARAMS
@@ -380,7 +385,8 @@ def system_linearization(chip: Any, sw: SoftwareParams, prep: Prepared) -> dict[
     def lin(theta, c, s, g):
         value = outputs(theta, c, s, g)
         jac = jax.jacfwd(outputs)(theta, c, s, g)
-        return {"value": value, "jac": jac, "theta0": theta}
+        hess = jax.jacfwd(jax.jacfwd(outputs))(theta, c, s, g)
+        return {"value": value, "jac": jac, "hess": hess, "theta0": theta}
 
     key = ("linearization", id(prep))
     if key not in _CACHE:
@@ -407,8 +413,8 @@ def derive(latency_s: Array, energy_j: Array, idle_w: Array, d: Mapping[str, Arr
 
 
 def system_linear(v: Mapping[str, Array], lin: Mapping[str, Any], d: Mapping[str, Array]) -> Array:
-    """The measured quantity of each row from ``serve()``'s linearization ``lin`` at parameter
-    values ``v`` (keys ``<param>@<framework>`` and the chip's power coefficients): each row
+    """The measured quantity of each row from ``serve()``'s second-order expansion ``lin`` at
+    parameter values ``v`` (keys ``<param>@<framework>`` and the chip's power coefficients): each row
     takes the overheads of its framework (vLLM offline engine or OpenAI server)."""
     delta = {}
     for n in LINEAR_SOFTWARE:
@@ -417,6 +423,7 @@ def system_linear(v: Mapping[str, Array], lin: Mapping[str, Any], d: Mapping[str
     for n in CHIP_PARAMS:
         delta[n] = v[n] - lin["theta0"][n]
     out = lin["value"] + sum(lin["jac"][n] * delta[n] for n in delta)
+    out = out + 0.5 * sum(lin["hess"][p][q] * delta[p] * delta[q] for p in delta for q in delta)
     return derive(out[0], out[1], v["idle_w"], d)
 
 
@@ -457,6 +464,7 @@ def _onehot(labels: pd.Series) -> tuple[Array, list[str]]:
     return jnp.asarray(np.stack([(labels == n).to_numpy(float) for n in names])), names
 
 
+@in_float64
 def kernel_problem(prep: Prepared, util_form: str, chip: Any | None = None) -> Problem:
     """Stage 1: kernels and collectives on the 80 GB part, software parameters only."""
     chip = chip if chip is not None else load_hardware(KERNEL_HARDWARE, calibrated=False).spec
@@ -473,15 +481,18 @@ def kernel_problem(prep: Prepared, util_form: str, chip: Any | None = None) -> P
                    onehot, jnp.asarray((meta["split"] == "train").to_numpy(float)))
 
 
+@in_float64
+def _system_predict(raw: Mapping[str, Array], data: Any) -> Array:
+    lin, d = data
+    return system_linear(values(raw), lin, d)
+
+
 def system_problem(prep: Prepared, lin: Mapping[str, Any]) -> Problem:
     """Stage 2: framework overheads (per framework) and the chip's power model, on ``serve()``'s
     linearization (:func:`system_linearization`)."""
     meta = prep.system_meta
     names = SYSTEM_NAMES
-
-    def predict(raw, data):
-        f, d = data
-        return system_linear(values(raw), f, d)
+    predict = _system_predict
 
     fitted = meta["dataset"].map(lambda n: DATASETS[n][3] == 2).to_numpy() & ~meta["excluded"].to_numpy()
     onehot, _ = _onehot(meta["dataset"])
@@ -492,6 +503,7 @@ def system_problem(prep: Prepared, lin: Mapping[str, Any]) -> Problem:
 _CACHE: dict[Any, Any] = {}
 
 
+@in_float64
 def minimize(problem: Problem, raw0: Mapping[str, Array], steps: int = 100,
              weight: Array | None = None) -> tuple[dict[str, Array], Array]:
     """L-BFGS (optax, zoom line search) for ``steps`` iterations in one jitted ``lax.scan``
@@ -520,6 +532,7 @@ def minimize(problem: Problem, raw0: Mapping[str, Array], steps: int = 100,
         return _CACHE[key](raw0, problem.data, w)
 
 
+@in_float64
 def laplace(problem: Problem, raw: Mapping[str, Array]) -> dict[str, np.ndarray]:
     """Standard deviation of each constrained parameter from the curvature at the optimum.
 
@@ -576,10 +589,12 @@ def _np(tree: Mapping[str, Array]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in tree.items()}
 
 
+@in_float64
 def initial_raw(names: Sequence[str]) -> dict[str, Array]:
     return raws({n: INITIAL[n.split("@")[0]] for n in names})
 
 
+@in_float64
 def fit(prep: Prepared, util_form: str = "wave", steps: int = 100, uncertainty: bool = True) -> FitResult:
     """Both stages on the training split; deterministic."""
     if util_form not in UTIL_FORMS:
@@ -588,18 +603,21 @@ def fit(prep: Prepared, util_form: str = "wave", steps: int = 100, uncertainty: 
     raw_k, trace_k = minimize(kp, initial_raw(kp.names), steps)
     kv = values(raw_k)
     chip40 = load_hardware(SYSTEM_HARDWARE, calibrated=False).spec
-    raw0 = initial_raw(SYSTEM_NAMES)
-    v0 = values(raw0)
-    chip0 = dataclasses.replace(chip40, **{n: v0[n] for n in CHIP_PARAMS})
-    sw0 = dataclasses.replace(software_from(kv, util_form),
-                              **{n: v0[f"{n}@{DEFAULT_FRAMEWORK}"] for n in LINEAR_SOFTWARE})
-    sp = system_problem(prep, system_linearization(chip0, sw0, prep))
-    raw_s, trace_s = minimize(sp, raw0, steps)
+    # Fit on serve()'s second-order expansion at the initial values (exact below the TDP cap).
+    raw_s = initial_raw(SYSTEM_NAMES)
+    for _ in range(SYSTEM_ROUNDS):
+        v0 = values(raw_s)
+        chip0 = dataclasses.replace(chip40, **{n: v0[n] for n in CHIP_PARAMS})
+        sw0 = dataclasses.replace(software_from(kv, util_form),
+                                  **{n: v0[f"{n}@{DEFAULT_FRAMEWORK}"] for n in LINEAR_SOFTWARE})
+        sp = system_problem(prep, system_linearization(chip0, sw0, prep))
+        raw_s, trace_s = minimize(sp, raw_s, steps)
     ksd = laplace(kp, raw_k) if uncertainty else {}
     ssd = laplace(sp, raw_s) if uncertainty else {}
     return FitResult(util_form, _np(kv), _np(values(raw_s)), ksd, ssd, float(trace_k[-1]), float(trace_s[-1]))
 
 
+@in_float64
 def leave_one_model_out(prep: Prepared, util_form: str, steps: int = 100) -> pd.DataFrame:
     """Kernel predictions of each Vidur model by a stage-1 fit on the other five models."""
     kp = kernel_problem(prep, util_form)
@@ -617,6 +635,7 @@ def leave_one_model_out(prep: Prepared, util_form: str, steps: int = 100) -> pd.
     return pd.concat(out, ignore_index=True)
 
 
+@in_float64
 def predict_all(prep: Prepared, software: Mapping[str, SoftwareParams], kernel_chip: Any, system_chip: Any
                 ) -> np.ndarray:
     """Predictions of every row (``Prepared.meta`` order) with the real cost functions:

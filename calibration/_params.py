@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dse.engine import in_float64
 from models import SoftwareParams, achievable_software
 
 Array = jax.Array
@@ -75,6 +76,7 @@ def base_name(name: str) -> str:
     return name.split("@")[0]
 
 
+@in_float64
 def to_value(name: str, x: Array) -> Array:
     """Unconstrained ``x`` → constrained value."""
     p = _PARAMS[base_name(name)]
@@ -83,6 +85,7 @@ def to_value(name: str, x: Array) -> Array:
     return p.scale * jax.nn.softplus(x)
 
 
+@in_float64
 def to_raw(name: str, value: float | np.ndarray) -> Array:
     """Constrained value → unconstrained ``x`` (inverse of :func:`to_value`)."""
     p = _PARAMS[base_name(name)]
@@ -94,14 +97,17 @@ def to_raw(name: str, value: float | np.ndarray) -> Array:
     return v + jnp.log(-jnp.expm1(-v))  # inverse softplus
 
 
+@in_float64
 def values(raw: Mapping[str, Array]) -> dict[str, Array]:
     return {k: to_value(k, v) for k, v in raw.items()}
 
 
+@in_float64
 def raws(vals: Mapping[str, float | np.ndarray]) -> dict[str, Array]:
     return {k: to_raw(k, v) for k, v in vals.items()}
 
 
+@in_float64
 def software_from(vals: Mapping[str, Array], util_form: str, base: SoftwareParams | None = None) -> SoftwareParams:
     """SoftwareParams with the fitted software values in ``vals`` (others from ``base``)."""
     base = base or achievable_software()
@@ -110,6 +116,7 @@ def software_from(vals: Mapping[str, Array], util_form: str, base: SoftwareParam
     return dataclasses.replace(base, **sw)
 
 
+@in_float64
 def chip_from(chip, vals: Mapping[str, Array]):
     """The chip spec with the fitted chip values in ``vals``."""
     ch = {k: jnp.asarray(v, dtype=float) for k, v in vals.items() if _PARAMS[k].owner == "chip"}

@@ -15,6 +15,7 @@ import matplotlib
 from calibration import _fit
 from calibration._params import chip_from
 from dse._version import __version__
+from dse.engine import in_float64
 from dse.specs import SpecError, load_hardware, read_fitted, software_from_mapping, software_to_mapping, write_fitted
 from models import achievable_software
 
@@ -32,6 +33,7 @@ def _chips():
             load_hardware(_fit.SYSTEM_HARDWARE, calibrated=False).spec)
 
 
+@in_float64
 def evaluate(prep: _fit.Prepared, software: Mapping[str, Any], chip_values: Mapping[str, float]) -> pd.DataFrame:
     """Every row with ``before`` (datasheet + seed derating) and ``after`` predictions."""
     k80, k40 = _chips()
@@ -41,6 +43,7 @@ def evaluate(prep: _fit.Prepared, software: Mapping[str, Any], chip_values: Mapp
     return df
 
 
+@in_float64
 def shipped(prep: _fit.Prepared, hardware_id: str = _fit.SYSTEM_HARDWARE) -> pd.DataFrame:
     """Predictions of the shipped fitted file (no fitting)."""
     data = read_fitted(hardware_id)
@@ -77,6 +80,7 @@ def interval_stats(df: pd.DataFrame) -> dict[str, dict[str, float]]:
     return out
 
 
+@in_float64
 def compare_forms(prep: _fit.Prepared, steps: int) -> pd.DataFrame:
     """Leave-one-model-out GEMM and elementwise MAPE of the two utilization forms."""
     rows = []
@@ -90,6 +94,7 @@ def compare_forms(prep: _fit.Prepared, steps: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@in_float64
 def calibrate(hardware_id: str, util_form: str | None = None, steps: int = 100, output_dir: Path | None = None,
               data_dir: Path | None = None, compare: bool = True, log=print) -> dict[str, Any]:
     """Fit from scratch, validate, and write ``calibration/fitted/<hardware_id>.yaml``."""
@@ -148,6 +153,7 @@ def _notes(hardware_id: str) -> str:
     return common
 
 
+@in_float64
 def validate(output_dir: Path, hardware_id: str = _fit.SYSTEM_HARDWARE, data_dir: Path | None = None,
              plots: bool = True) -> dict[str, Any]:
     """MAPE tables of the shipped fit and parity plots (held-out points marked)."""

@@ -9,6 +9,7 @@ from ._boundary import dispatch as dispatch
 from ._boundary import enable_compilation_cache as enable_compilation_cache
 from ._boundary import float64 as float64
 from ._boundary import gemm_designs as gemm_designs
+from ._boundary import in_float64 as in_float64
 from ._boundary import kernel_rows as kernel_rows
 from ._boundary import log_jacobian as log_jacobian
 from ._boundary import run_designs as run_designs

@@ -20,6 +20,7 @@ what the tests' hand-derived references check. Stores keep float32 (7 digits).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -45,6 +46,17 @@ EVAL_BLOCK = 1 << 14
 def float64() -> Any:
     """The precision of every engine evaluation (a context manager; see the module doc)."""
     return jax.enable_x64(True)
+
+
+def in_float64(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` run in the engine's precision (for entry points above the engine, e.g. calibration)."""
+
+    @functools.wraps(fn)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with float64():
+            return fn(*args, **kwargs)
+
+    return wrapped
 
 
 def _serve_one(config: Config, knobs: Mapping[str, jax.Array], software: SoftwareParams) -> Metrics:
