@@ -265,7 +265,9 @@ class Chip:
 
     Power (seeds/000, SIMT power; GenZ Eq. 2): P = P_idle + α·FLOP/s + β·bytes/s, capped at
     TDP, so E = min(TDP·t, P_idle·t + α·FLOPs + β·bytes). A family overrides
-    :meth:`operator_cost` (and :meth:`work_energy_j` where its energy is not linear).
+    :meth:`operator_cost` (and :meth:`work_energy_j` where its energy is not linear) and
+    provides ``memory_bandwidth_bytes_per_s`` (a field or a property: the bandwidth of its
+    main memory, which MBU is measured against).
     """
 
     tdp_w: Array = spec_field(unit="W", doc="thermal design power")
@@ -289,11 +291,6 @@ class Chip:
     @property
     def capacity_bytes(self) -> Array:
         """Memory that holds weights and KV cache."""
-        raise NotImplementedError
-
-    @property
-    def memory_bandwidth_bytes_per_s(self) -> Array:
-        """The bandwidth MBU is measured against (the family's main memory)."""
         raise NotImplementedError
 
     def operator_cost(self, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str,

@@ -1,4 +1,9 @@
-"""Shared test settings: float64, strict promotion, one tolerance helper."""
+"""Shared test settings: float64 (the engine's precision, see dse.engine), one tolerance helper.
+
+The models are dtype-agnostic; the engine evaluates in float64 inside its boundary. Tests
+that call model functions directly run them in float64 too, so that hand-derived references
+hold to 1e-9.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,6 @@ import jax
 import numpy as np
 
 jax.config.update("jax_enable_x64", True)
-
-import dse  # noqa: E402,F401  (sets the same flags the engine runs with)
 
 RTOL = {np.dtype("float64"): 1e-9, np.dtype("float32"): 1e-5}
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
+import numpy as np
 
 import dse
-from dse._evaluate import make_config
-from models.hardware import achievable_software
+from dse.engine import make_config
+from models import achievable_software
 
 
 def f(x: float):
-    return jnp.asarray(float(x))
+    """A scalar leaf as the spec loaders make them (float64, not weakly typed)."""
+    return np.asarray(float(x), dtype=np.float64)
 
 
 def config(model: str = "llama-3-70b", hardware: str = "a100-sxm4-80gb", **kw):

@@ -11,10 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dse
-from dse._evaluate import run_designs, software_levels
+from dse.engine import run_designs, software_levels
 from models import serve
-from models.hardware import achievable_software, gemm_cost, reconfiguration_s_per_pass, systolic_utilization
-from models.workloads import Scenario, memory_per_chip
+from models import achievable_software, gemm_cost
+from models.hardware import reconfiguration_s_per_pass, systolic_utilization
+from models import Scenario
+from dse.specs import load_hardware
+from models.workloads import memory_per_chip
 
 SW = achievable_software()
 
@@ -179,7 +182,7 @@ def test_groq_platform_power_scales_with_chips():
 
 def test_more_sram_never_less_feasible():
     c = config("llama-3-70b", "groq-lpu", tp=8, batch=4, prompt_tokens=1024, output_tokens=128)
-    sw = software_levels("groq-lpu", ["achievable"], "sram_chiplet")
+    sw = software_levels(load_hardware("groq-lpu"), ["achievable"])
     r = run_designs(c, {"sram_capacity_bytes": np.geomspace(50e6, 2e9, 16)}, sw, chunk=16)
     assert np.all(np.diff(r["feasible"][0]) >= 0)
     assert r["feasible"][0][0] == 0 and r["feasible"][0][-1] == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dse._cli import main
+from dse.cli import main
 
 A100 = Path("models/catalog/hardware/a100-sxm4-80gb.yaml")
 
@@ -129,14 +129,14 @@ def test_error_unknown_key_typo(capsys, tmp_path):
 def test_error_missing_key(capsys, tmp_path):
     p = write(tmp_path, "hw.yaml", hw_text(tdp_w=None))
     assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", str(p)],
-                      str(p), "missing key 'tdp_w'", "watts")
+                      str(p), "missing key 'tdp_w'", "in W")
 
 
 @pytest.mark.parametrize("value", ["'fast'", "true", "[1, 2]"])
 def test_error_wrong_type(capsys, tmp_path, value):
     p = write(tmp_path, "hw.yaml", hw_text(hbm_capacity_gb=value))
     assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", str(p)],
-                      str(p), "'hbm_capacity_gb'", "expected GB")
+                      str(p), "'hbm_capacity_gb'", "in GB, a number > 0")
 
 
 @pytest.mark.parametrize("value", ["0", "-2.0"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import dse
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,7 +14,7 @@ from conftest import assert_trees_all_close
 from helpers import config, f
 
 from models import serve
-from models.hardware import achievable_software, gemm_cost, operator_cost
+from models import achievable_software, gemm_cost
 from models.platform import ring_allreduce_s
 from models.workloads import operator_table
 
@@ -34,7 +35,7 @@ def _op_cost_case():
 
     def fn(model, chip, scenario, sw, tp, past):
         ops = operator_table(model, scenario, tp, jnp.ones_like(tp), past)
-        cost = operator_cost(chip, sw, ops, "bf16", "bf16", "bf16")
+        cost = chip.operator_cost(sw, ops, "bf16", "bf16", "bf16")
         return (jnp.maximum(cost.compute_s, cost.memory_s) * ops.repeat).sum()
     return fn, (c.model, c.chip, c.scenario, sw, f(2), f(500))
 
@@ -133,12 +134,12 @@ def test_no_recompilation_on_second_call(case):
 
 
 def test_engine_boundary_does_not_recompile():
-    from dse._evaluate import run_designs, serve_batch, software_levels
+    from dse.engine import compiled_programs, run_designs, software_levels
 
     c = config("llama-3-8b", "a100-sxm4-80gb")
-    sw = software_levels("a100-sxm4-80gb", ["achievable"])
+    sw = software_levels(dse.load_hardware("a100-sxm4-80gb"), ["achievable"])
     run_designs(c, {"batch": np.arange(1.0, 9.0)}, sw, chunk=8)
-    before = serve_batch._cache_size()
+    before = compiled_programs()
     c2 = dataclasses.replace(c, chip=dataclasses.replace(c.chip, tdp_w=f(500)))
     run_designs(c2, {"batch": np.arange(2.0, 10.0)}, sw, chunk=8)
-    assert serve_batch._cache_size() == before
+    assert compiled_programs() == before

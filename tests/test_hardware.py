@@ -7,8 +7,9 @@ import pytest
 from helpers import f
 
 import dse
-from models.hardware import achievable_software, gemm_cost, gemm_utilization, ideal_software
-from models.hardware._simt import simt_energy_j
+from models import achievable_software, gemm_cost, ideal_software
+from models.hardware import gemm_utilization
+from models._interface import linear_power_energy_j as simt_energy_j
 
 A100 = dse.load_hardware("a100-sxm4-80gb").spec
 

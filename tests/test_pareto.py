@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from dse._pareto import pareto_mask
-from dse._specs import SpecError
+from dse.analysis import pareto_mask
+from dse.specs import SpecError
 
 
 def brute_force(p: np.ndarray) -> np.ndarray:

@@ -9,7 +9,8 @@ import pytest
 import xarray as xr
 
 import dse
-from dse._platforms import load_platform, platform_ids, run_platform_study
+from dse.analysis import run_platform_study
+from dse.specs import load_platform, platform_ids
 
 
 def test_genz_table_vii_platforms_load():

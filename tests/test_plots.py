@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from dse._cli import main
-from dse._sweep import run_sweep
+from dse.cli import main
+from dse.sweep import run_sweep
 
 SPEC = {
     "name": "p",
@@ -55,8 +55,8 @@ def test_axis_chart_for_grid_only_store(tmp_path):
 def test_sensitivity_matches_finite_differences(store):
     import xarray as xr
 
-    from dse._evaluate import run_designs
-    from dse._plots import _design_knobs, _plan, _points, sensitivities
+    from dse.engine import run_designs
+    from dse.analysis._plots import _design_knobs, _plan, _points, sensitivities
 
     ds = xr.open_zarr(store)
     plan = _plan(ds)
@@ -68,7 +68,7 @@ def test_sensitivity_matches_finite_differences(store):
         h = 1e-4
         vals = {n: np.array([knobs[n], knobs[n]]) for n in names}
         vals[k] = np.array([knobs[k] * np.exp(-h), knobs[k] * np.exp(h)])
-        r = run_designs(plan.groups[g].config, vals, plan.software[g])["tpot_s"][0]
+        r = run_designs(plan.groups[g].config, vals, plan.groups[g].software)["tpot_s"][0]
         np.testing.assert_allclose(e[i], (np.log(r[1]) - np.log(r[0])) / (2 * h), rtol=1e-3, atol=1e-6)
 
 

@@ -7,9 +7,10 @@ from helpers import config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dse._evaluate import run_designs, software_levels
+import dse
+from dse.engine import run_designs, software_levels
 
-SW = software_levels("h100-sxm5-80gb", ["ideal", "achievable"])
+SW = software_levels(dse.load_hardware("h100-sxm5-80gb"), ["ideal", "achievable"])
 MODELS = ["llama-3-8b", "mixtral-8x7b"]
 CFG = {m: config(m, "h100-sxm5-80gb", tp=2) for m in MODELS}
 N = 16  # designs per example (one compiled chunk size)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import dse
 from models import default_economics, serve, sum_max_affine
 from models._serve import _phase
-from models.hardware import achievable_software
+from models import achievable_software
 from models.platform import pipeline_fill_factor, ring_allreduce_s
 
 

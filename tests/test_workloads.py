@@ -9,8 +9,8 @@ import pytest
 from helpers import f
 
 import dse
+from models import Scenario
 from models.workloads import (
-    Scenario,
     active_params,
     distinct_experts,
     gemm_operator,

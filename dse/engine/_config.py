@@ -66,8 +66,8 @@ def resolve_knob(config: Config, name: str, where: str) -> Knob:
     table = knob_keys(config)
     if name not in table:
         keys = sorted({k.key.key for k in table.values()})
-        raise SpecError(f"{where}: unknown key '{name}' for {type(config.chip).__name__} "
-                        f"(family {config.chip.family}){suggest(name, list(table))} (known: {', '.join(keys)})")
+        raise SpecError(f"{where}: unknown key '{name}' for hardware family '{config.chip.family}'"
+                        f"{suggest(name, list(table))} (known: {', '.join(keys)})")
     return table[name]
 
 

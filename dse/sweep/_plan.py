@@ -176,13 +176,13 @@ def make_plan(spec: SweepSpec, chunk: int | None = None) -> Plan:
                           kv_dtype=spec.dtype)
         fixed = {}
         for key, value in spec.fixed:
-            knob = resolve_knob(cfg, key, f"{spec.source}: set.{key} ({h.id})")
+            knob = resolve_knob(cfg, key, f"{spec.source}: set.{key}")
             fixed[knob.field] = np.asarray(value * knob.key.factor)
         if fixed:
             cfg = with_knobs(cfg, fixed)
         knobs = {}
         for key, where in [(a.key, f"grid.{a.key}") for a in spec.grid] + [(a.key, f"sample.axes.{a.key}") for a in spec.sampled]:
-            knobs[key] = resolve_knob(cfg, key, f"{spec.source}: {where} ({h.id})")
+            knobs[key] = resolve_knob(cfg, key, f"{spec.source}: {where}")
         sel = tuple(i for i, isdim in zip(idx, (spec.models_is_dim, spec.hardware_is_dim, spec.scenario_is_dim),
                                           strict=True) if isdim)
         groups.append(Group(sel, cfg, h.id, knobs, software_levels(h, [spec.level])))

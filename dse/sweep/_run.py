@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -168,6 +169,20 @@ def _run_local(plan: Plan, store: Path, todo: list[tuple[int, int]], progress: P
 def _write_and_count(writer: StoreWriter, g: int, ci: int, data, coords, progress: Progress, n: int) -> None:
     writer.write(g, ci, data, coords)
     progress.update(n)
+    _crash_point()
+
+
+# Fault injection for the crash-safety test: a real SIGKILL of this process right after the
+# given number of chunks is on disk (deterministic, so the test waits on nothing).
+_SIGKILL_AFTER = int(os.environ.get("INFERBENCH_TEST_SIGKILL_AFTER_CHUNKS", "0") or 0)
+_WRITTEN = [0]
+
+
+def _crash_point() -> None:
+    if _SIGKILL_AFTER:
+        _WRITTEN[0] += 1
+        if _WRITTEN[0] >= _SIGKILL_AFTER:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 # --------------------------------------------------------------------------- Dask
@@ -212,7 +227,7 @@ def _run_dask(plan: Plan, store: Path, todo: list[tuple[int, int]], progress: Pr
                             "dask scheduler, e.g. tcp://127.0.0.1:8786") from None
     else:
         n = workers or max(1, (os.cpu_count() or 2) // 2)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
         client = Client(cluster)
     try:
         spec_json = plan.spec.to_json()
