@@ -111,15 +111,12 @@ def _numeric(df: pd.DataFrame, column: str, path: Path) -> pd.Series:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise ValueError(
-            f"{path}: column {column!r} has a non-numeric value {df[column].iloc[row]!r} "
-            f"at data row {row}"
+            f"{path}: column {column!r} has a non-numeric value {df[column].iloc[row]!r} at data row {row}"
         )
     return values.astype(float)
 
 
-def _check_values(
-    df: pd.DataFrame, columns: Iterable[str], path: Path, *, allow_zero: bool = False
-) -> None:
+def _check_values(df: pd.DataFrame, columns: Iterable[str], path: Path, *, allow_zero: bool = False) -> None:
     """Raise unless every value of `columns` is a finite number > 0 (>= 0 if allow_zero)."""
     for column in columns:
         values = _numeric(df, column, path).to_numpy()
@@ -136,9 +133,7 @@ def _check_values(
 def _model_ids(models: pd.Series, path: Path, column: str) -> pd.Series:
     unknown = sorted(set(models) - set(MODEL_IDS))
     if unknown:
-        raise ValueError(
-            f"{path}: column {column!r} has model(s) not in MODEL_IDS: {', '.join(unknown)}"
-        )
+        raise ValueError(f"{path}: column {column!r} has model(s) not in MODEL_IDS: {', '.join(unknown)}")
     return models.map(MODEL_IDS)
 
 
@@ -203,11 +198,7 @@ _FLOPS_PER_ELEMENT = {
 def _vidur_rows(path: Path, model: str) -> list[pd.DataFrame]:
     """Tidy rows (one per file row x operator) for one Vidur `mlp.csv`."""
     header = pd.read_csv(path, nrows=0).columns
-    ops = [
-        op
-        for op in _VIDUR_OPS
-        if op not in _VIDUR_OPTIONAL_OPS or f"time_stats.{op}.median" in header
-    ]
+    ops = [op for op in _VIDUR_OPS if op not in _VIDUR_OPTIONAL_OPS or f"time_stats.{op}.median" in header]
     time_columns = [f"time_stats.{op}.{stat}" for op in ops for stat in ("median", "std")]
     df = _read_csv(path, _VIDUR_SHAPE_COLUMNS + time_columns)
     _check_values(df, [c for c in _VIDUR_SHAPE_COLUMNS if c != "use_gated_mlp"], path)
@@ -233,9 +224,7 @@ def _vidur_rows(path: Path, model: str) -> list[pd.DataFrame]:
     # Heads, MLP width and vocabulary are sharded over TP; upstream asserts divisibility.
     for name, value in (("n_head", h), ("n_kv_head", kv), ("n_expanded_embd", f)):
         if (value % tp).any():
-            raise ValueError(
-                f"{path}: column {name!r} is not a multiple of 'num_tensor_parallel_workers'"
-            )
+            raise ValueError(f"{path}: column {name!r} is not a multiple of 'num_tensor_parallel_workers'")
 
     one = np.ones_like(t)
     # GEMM C[m, n] = A[m, k] @ B[k, n] per rank (shapes of `ColumnParallelLinear` and
@@ -396,9 +385,7 @@ def load_collectives(data_dir: PathLike | None = None) -> pd.DataFrame:
         n_gpus = df["num_workers"].to_numpy(np.int64)
         per_node = df["devices_per_node"].to_numpy(np.int64)
         if (n_gpus % per_node).any():
-            raise ValueError(
-                f"{path}: column 'num_workers' is not a multiple of 'devices_per_node'"
-            )
+            raise ValueError(f"{path}: column 'num_workers' is not a multiple of 'devices_per_node'")
         frames.append(
             pd.DataFrame(
                 {
@@ -590,17 +577,12 @@ def load_serving_energy(data_dir: PathLike | None = None) -> pd.DataFrame:
             max_num_seqs, tp, pp = (int(g) for g in match.groups())
             for key, from_name in (("TP", tp), ("PP", pp)):
                 if raw[key].iloc[0] != from_name:
-                    raise ValueError(
-                        f"{path}: column {key!r} is {raw[key].iloc[0]} "
-                        f"but the file name says {from_name}"
-                    )
+                    raise ValueError(f"{path}: column {key!r} is {raw[key].iloc[0]} but the file name says {from_name}")
             model = str(record["model"])
             model_id = _model_ids(pd.Series([model]), path, "Model").iloc[0]
             params = models.get(model, {}).get("params")
             if not isinstance(params, int | float) or not params > 0:
-                raise ValueError(
-                    f"{models_path}: no positive 'params' for {model!r} (column 'Model' of {path})"
-                )
+                raise ValueError(f"{models_path}: no positive 'params' for {model!r} (column 'Model' of {path})")
             record.update(
                 source="ml-energy",
                 task=task,
@@ -617,9 +599,7 @@ def load_serving_energy(data_dir: PathLike | None = None) -> pd.DataFrame:
     df["n_gpus"] = df["tp"] * df["pp"]
     df["energy_per_output_token_j"] = df["energy_per_request_j"] / df["avg_output_tokens"]
     # Requests per second = output tokens per second / output tokens per request.
-    df["avg_power_w"] = (
-        df["energy_per_request_j"] * df["throughput_tokens_per_s"] / df["avg_output_tokens"]
-    )
+    df["avg_power_w"] = df["energy_per_request_j"] * df["throughput_tokens_per_s"] / df["avg_output_tokens"]
     integers = ("tp", "pp", "n_gpus", "max_num_seqs", "max_batch", "max_output_tokens")
     df = df.astype(dict.fromkeys(integers, np.int64))
     columns = [

@@ -42,7 +42,6 @@ import numpy as np
 import optax
 import pandas as pd
 import yaml
-
 from jax.flatten_util import ravel_pytree
 
 from calibration import _data
@@ -100,9 +99,13 @@ DTYPE = "fp16"  # every data set ran in float16
 # Frameworks of the end-to-end data sets: vLLM's offline ``LLM.generate`` (LLM-Inference-Bench)
 # and vLLM's OpenAI-compatible server streaming every token (ML.ENERGY). Each gets its own
 # framework overheads; the shipped default software is the offline engine (no API server).
-FRAMEWORKS = {"static_latency": "vllm-offline", "static_power": "vllm-offline",
-              "serving_energy": "vllm-server", "serving_tpot": "vllm-server",
-              "serving_throughput": "vllm-server"}
+FRAMEWORKS = {
+    "static_latency": "vllm-offline",
+    "static_power": "vllm-offline",
+    "serving_energy": "vllm-server",
+    "serving_tpot": "vllm-server",
+    "serving_throughput": "vllm-server",
+}
 DEFAULT_FRAMEWORK = "vllm-offline"
 
 INITIAL: dict[str, Any] = {
@@ -218,28 +221,59 @@ def prepare(data_dir: str | Path | None = None) -> Prepared:
         "measured": c["time_s"],
         "split": np.where(is_ar & (c["n_gpus"] == HELD_OUT_COLLECTIVE_GPUS), "held-out", "train"),
     })  # fmt: skip
-    collectives = {"size": jnp.asarray(c["size_bytes"].to_numpy(float)),
-                   "n": jnp.asarray(c["n_gpus"].to_numpy(float)), "is_ar": jnp.asarray(is_ar)}
+    collectives = {
+        "size": jnp.asarray(c["size_bytes"].to_numpy(float)),
+        "n": jnp.asarray(c["n_gpus"].to_numpy(float)),
+        "is_ar": jnp.asarray(is_ar),
+    }
 
     # System level: one serve() per row.
     cat = _catalog_ids()
     rows = []
     sb = _data.load_static_batch(root)
     for r in sb.itertuples():
-        rows.append(dict(dataset="static_latency", model=r.model, model_id=r.model_id, batch=r.batch,
-                         prompt=r.prompt_tokens, output=r.output_tokens, tp=r.tp, pp=1, measured=r.latency_s,
-                         phase="request"))
+        rows.append(
+            dict(
+                dataset="static_latency",
+                model=r.model,
+                model_id=r.model_id,
+                batch=r.batch,
+                prompt=r.prompt_tokens,
+                output=r.output_tokens,
+                tp=r.tp,
+                pp=1,
+                measured=r.latency_s,
+                phase="request",
+            )
+        )
     for r in _data.load_static_batch_power(root).itertuples():
-        rows.append(dict(dataset="static_power", model=r.model, model_id=r.model_id, batch=r.batch,
-                         prompt=r.prompt_tokens, output=r.output_tokens, tp=r.tp, pp=1, measured=r.avg_power_w,
-                         phase="request"))
+        rows.append(
+            dict(
+                dataset="static_power",
+                model=r.model,
+                model_id=r.model_id,
+                batch=r.batch,
+                prompt=r.prompt_tokens,
+                output=r.output_tokens,
+                tp=r.tp,
+                pp=1,
+                measured=r.avg_power_w,
+                phase="request",
+            )
+        )
     for r in _data.load_serving_energy(root).itertuples():
-        common = dict(model=r.model, model_id=r.model_id, batch=r.avg_batch / r.pp,
-                      prompt=ML_ENERGY_PROMPT_TOKENS[r.task], output=r.avg_output_tokens, tp=r.tp, pp=r.pp)
+        common = dict(
+            model=r.model,
+            model_id=r.model_id,
+            batch=r.avg_batch / r.pp,
+            prompt=ML_ENERGY_PROMPT_TOKENS[r.task],
+            output=r.avg_output_tokens,
+            tp=r.tp,
+            pp=r.pp,
+        )
         rows.append(dict(dataset="serving_energy", measured=r.energy_per_request_j, phase="request", **common))
         rows.append(dict(dataset="serving_tpot", measured=r.tpot_s, phase="decode", **common))
-        rows.append(dict(dataset="serving_throughput", measured=r.throughput_tokens_per_s, phase="request",
-                         **common))
+        rows.append(dict(dataset="serving_throughput", measured=r.throughput_tokens_per_s, phase="request", **common))
     smeta = pd.DataFrame(rows)
     smeta["catalog_id"] = smeta["model"].map(cat)
     missing = sorted(set(smeta.loc[smeta["catalog_id"].isna(), "model"]))
@@ -265,13 +299,14 @@ def prepare(data_dir: str | Path | None = None) -> Prepared:
         groups.setdefault((s.gated_ffn, s.moe, s.tied_embeddings), []).append(i)
     system_groups = []
     for key, idx in groups.items():
-        model = jax.tree.map(lambda *x: jnp.stack([jnp.asarray(v, dtype=float) for v in x]),
-                             *[specs[smeta["catalog_id"].iloc[i]] for i in idx])
+        model = jax.tree.map(
+            lambda *x: jnp.stack([jnp.asarray(v, dtype=float) for v in x]),
+            *[specs[smeta["catalog_id"].iloc[i]] for i in idx],
+        )
         arrays = {c: jnp.asarray(smeta[c].to_numpy(float)[idx]) for c in ("batch", "prompt", "output", "tp", "pp")}
         system_groups.append((key, {"model": model, **arrays}))
     order = np.concatenate([np.asarray(idx) for idx in groups.values()])
-    prep = Prepared(kernels, kmeta, collectives, cmeta, system_groups, np.argsort(order), system, smeta,
-                    _hashes(root))
+    prep = Prepared(kernels, kmeta, collectives, cmeta, system_groups, np.argsort(order), system, smeta, _hashes(root))
     # Exclude static batches that overflow the KV cache (not one batch; see PROVENANCE.md).
     chip = load_hardware(SYSTEM_HARDWARE, calibrated=False).spec
     out = system_features(chip, achievable_software(), prep)
@@ -318,8 +353,11 @@ def kernel_time_s(chip: Any, sw: SoftwareParams, d: Mapping[str, Array]) -> Arra
 def collective_time_s(chip: Any, sw: SoftwareParams, d: Mapping[str, Array]) -> Array:
     """All-reduce or point-to-point time: ``models.platform.collective_s``, the function
     ``serve`` charges for TP and PP communication."""
-    return jnp.where(d["is_ar"], collective_s(chip, sw, "all_reduce", d["size"], d["n"]),
-                     collective_s(chip, sw, "send_recv", d["size"], d["n"]))
+    return jnp.where(
+        d["is_ar"],
+        collective_s(chip, sw, "all_reduce", d["size"], d["n"]),
+        collective_s(chip, sw, "send_recv", d["size"], d["n"]),
+    )
 
 
 def _serve_system(chip: Any, sw: SoftwareParams, groups: list[dict[str, Any]], index: np.ndarray) -> Metrics:
@@ -332,10 +370,16 @@ def _serve_system(chip: Any, sw: SoftwareParams, groups: list[dict[str, Any]], i
         model = g["model"]
         one = jnp.ones(())
         cfg = Config(model, chip, PlatformSpec(one, one), Scenario(one, one, one, DTYPE, DTYPE, DTYPE), econ)
-        knobs = {f.name: getattr(model, f.name) for f in dataclasses.fields(model)
-                 if not f.metadata.get("static", False)}
-        knobs |= {"batch": g["batch"], "prompt_tokens": g["prompt"], "output_tokens": g["output"], "tp": g["tp"],
-                  "pp": g["pp"]}
+        knobs = {
+            f.name: getattr(model, f.name) for f in dataclasses.fields(model) if not f.metadata.get("static", False)
+        }
+        knobs |= {
+            "batch": g["batch"],
+            "prompt_tokens": g["prompt"],
+            "output_tokens": g["output"],
+            "tp": g["tp"],
+            "pp": g["pp"],
+        }
         parts.append(serve_rows(cfg, knobs, sw))
     return Metrics(*[jnp.concatenate([getattr(p, f) for p in parts])[index] for f in Metrics._fields])
 
@@ -343,9 +387,17 @@ def _serve_system(chip: Any, sw: SoftwareParams, groups: list[dict[str, Any]], i
 def _features_fn(chip: Any, sw: SoftwareParams, groups: list[dict[str, Any]], index: np.ndarray) -> dict[str, Array]:
     m = _serve_system(chip, sw, groups, index)
     bytes_all = m.mbu * m.latency_s * m.n_chips * chip.hbm_bandwidth_bytes_per_s
-    return {"ttft_s": m.ttft_s, "decode_s": m.decode_latency_s, "latency_s": m.latency_s, "flops": m.flops,
-            "bytes": bytes_all, "energy_j": m.energy_j, "n_chips": m.n_chips, "weight_bytes": m.weight_bytes_per_chip,
-            "kv_bytes": m.kv_bytes_per_chip}
+    return {
+        "ttft_s": m.ttft_s,
+        "decode_s": m.decode_latency_s,
+        "latency_s": m.latency_s,
+        "flops": m.flops,
+        "bytes": bytes_all,
+        "energy_j": m.energy_j,
+        "n_chips": m.n_chips,
+        "weight_bytes": m.weight_bytes_per_chip,
+        "kv_bytes": m.kv_bytes_per_chip,
+    }
 
 
 @in_float64
@@ -477,8 +529,14 @@ def kernel_problem(prep: Prepared, util_form: str, chip: Any | None = None) -> P
 
     meta = pd.concat([prep.kernel_meta, prep.collective_meta], ignore_index=True)
     onehot, _ = _onehot(meta["dataset"])
-    return Problem(names, predict, (chip, prep.kernels, prep.collectives), jnp.asarray(meta["measured"].to_numpy(float)),
-                   onehot, jnp.asarray((meta["split"] == "train").to_numpy(float)))
+    return Problem(
+        names,
+        predict,
+        (chip, prep.kernels, prep.collectives),
+        jnp.asarray(meta["measured"].to_numpy(float)),
+        onehot,
+        jnp.asarray((meta["split"] == "train").to_numpy(float)),
+    )
 
 
 @in_float64
@@ -496,16 +554,23 @@ def system_problem(prep: Prepared, lin: Mapping[str, Any]) -> Problem:
 
     fitted = meta["dataset"].map(lambda n: DATASETS[n][3] == 2).to_numpy() & ~meta["excluded"].to_numpy()
     onehot, _ = _onehot(meta["dataset"])
-    return Problem(names, predict, (dict(lin), prep.system), jnp.asarray(meta["measured"].to_numpy(float)),
-                   onehot, jnp.asarray(((meta["split"] == "train").to_numpy() & fitted).astype(float)))
+    return Problem(
+        names,
+        predict,
+        (dict(lin), prep.system),
+        jnp.asarray(meta["measured"].to_numpy(float)),
+        onehot,
+        jnp.asarray(((meta["split"] == "train").to_numpy() & fitted).astype(float)),
+    )
 
 
 _CACHE: dict[Any, Any] = {}
 
 
 @in_float64
-def minimize(problem: Problem, raw0: Mapping[str, Array], steps: int = 100,
-             weight: Array | None = None) -> tuple[dict[str, Array], Array]:
+def minimize(
+    problem: Problem, raw0: Mapping[str, Array], steps: int = 100, weight: Array | None = None
+) -> tuple[dict[str, Array], Array]:
     """L-BFGS (optax, zoom line search) for ``steps`` iterations in one jitted ``lax.scan``
     over the whole data set. Deterministic: fixed start, fixed steps, no randomness."""
     w = problem.train if weight is None else weight
@@ -608,8 +673,9 @@ def fit(prep: Prepared, util_form: str = "wave", steps: int = 100, uncertainty: 
     for _ in range(SYSTEM_ROUNDS):
         v0 = values(raw_s)
         chip0 = dataclasses.replace(chip40, **{n: v0[n] for n in CHIP_PARAMS})
-        sw0 = dataclasses.replace(software_from(kv, util_form),
-                                  **{n: v0[f"{n}@{DEFAULT_FRAMEWORK}"] for n in LINEAR_SOFTWARE})
+        sw0 = dataclasses.replace(
+            software_from(kv, util_form), **{n: v0[f"{n}@{DEFAULT_FRAMEWORK}"] for n in LINEAR_SOFTWARE}
+        )
         sp = system_problem(prep, system_linearization(chip0, sw0, prep))
         raw_s, trace_s = minimize(sp, raw_s, steps)
     ksd = laplace(kp, raw_k) if uncertainty else {}
@@ -636,15 +702,21 @@ def leave_one_model_out(prep: Prepared, util_form: str, steps: int = 100) -> pd.
 
 
 @in_float64
-def predict_all(prep: Prepared, software: Mapping[str, SoftwareParams], kernel_chip: Any, system_chip: Any
-                ) -> np.ndarray:
+def predict_all(
+    prep: Prepared, software: Mapping[str, SoftwareParams], kernel_chip: Any, system_chip: Any
+) -> np.ndarray:
     """Predictions of every row (``Prepared.meta`` order) with the real cost functions:
     ``software`` maps a framework name to its SoftwareParams (kernel rows use the default)."""
     sw0 = software[DEFAULT_FRAMEWORK]
     key = ("kc", id(prep))
     if key not in _CACHE:
-        _CACHE[key] = fast_jit(lambda c, s, k, d: (kernel_time_s(c, s, k), collective_time_s(c, s, d)),
-                               kernel_chip, sw0, prep.kernels, prep.collectives)
+        _CACHE[key] = fast_jit(
+            lambda c, s, k, d: (kernel_time_s(c, s, k), collective_time_s(c, s, d)),
+            kernel_chip,
+            sw0,
+            prep.kernels,
+            prep.collectives,
+        )
     k, c = _CACHE[key](kernel_chip, sw0, prep.kernels, prep.collectives)
     sys_pred = []
     for fw in ("vllm-offline", "vllm-server"):
@@ -658,8 +730,11 @@ def ape(df: pd.DataFrame, pred: str = "predicted") -> np.ndarray:
     return np.abs(df[pred].to_numpy() / df["measured"].to_numpy() - 1.0)
 
 
-def mape_table(df: pd.DataFrame, by: Sequence[str] = ("dataset", "split"), preds: Sequence[str] = ("before", "after"),
-               ) -> pd.DataFrame:
+def mape_table(
+    df: pd.DataFrame,
+    by: Sequence[str] = ("dataset", "split"),
+    preds: Sequence[str] = ("before", "after"),
+) -> pd.DataFrame:
     """MAPE and median APE (percent) of each prediction column, grouped; excluded rows dropped."""
     df = df[~df["excluded"]]
     rows = []

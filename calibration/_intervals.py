@@ -32,8 +32,9 @@ QUANTITIES = {
 TRANSFER_WIDENING = 2.0
 
 
-def prediction_interval(hardware_id: str | None, value, quantity: str = "latency", level: float = 0.9
-                        ) -> tuple[np.ndarray, np.ndarray]:
+def prediction_interval(
+    hardware_id: str | None, value, quantity: str = "latency", level: float = 0.9
+) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper bounds of a prediction ``value`` (scalar or array) at coverage ``level``.
 
     Args:

@@ -5,6 +5,7 @@ Layers, lowest first: :mod:`models` ← :mod:`dse.specs` ← :mod:`dse.engine` �
 ``dse`` imports the specs and the engine only, and changes no global JAX setting.
 """
 
+from ._version import __version__ as __version__
 from .engine import LEVELS as LEVELS
 from .engine import Config as Config
 from .engine import evaluate as evaluate
@@ -16,5 +17,3 @@ from .specs import hardware_ids as hardware_ids
 from .specs import load_hardware as load_hardware
 from .specs import load_model as load_model
 from .specs import model_ids as model_ids
-
-from ._version import __version__ as __version__

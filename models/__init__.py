@@ -9,10 +9,10 @@ from ._economics import EconomicsSpec as EconomicsSpec
 from ._economics import default_economics as default_economics
 from ._interface import ATTENTION as ATTENTION
 from ._interface import DTYPE_BITS as DTYPE_BITS
+from ._interface import DTYPES as DTYPES
 from ._interface import ELEMENTWISE as ELEMENTWISE
 from ._interface import GATHER as GATHER
 from ._interface import GEMM as GEMM
-from ._interface import DTYPES as DTYPES
 from ._interface import Chip as Chip
 from ._interface import Footprint as Footprint
 from ._interface import LayerComm as LayerComm

@@ -45,8 +45,9 @@ def default_economics() -> EconomicsSpec:
     return EconomicsSpec(np.asarray(4.0), np.asarray(0.10), np.asarray(1.3), np.asarray(0.0))
 
 
-def usd_per_million_tokens(econ: EconomicsSpec, capex_usd: Array, power_w: Array,
-                           wall_s: Array, tokens: Array) -> Array:
+def usd_per_million_tokens(
+    econ: EconomicsSpec, capex_usd: Array, power_w: Array, wall_s: Array, tokens: Array
+) -> Array:
     """$ per 1M tokens for a platform that cost ``capex_usd`` drawing ``power_w`` for ``wall_s``."""
     capex_rate = capex_usd * (1.0 + econ.capex_overhead) / (econ.lifetime_years * SECONDS_PER_YEAR)
     energy_rate = power_w * econ.pue * econ.usd_per_kwh / J_PER_KWH

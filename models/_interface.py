@@ -29,7 +29,15 @@ Array = jax.Array
 # Data types: storage width in bits and whether the format is floating point.
 # ---------------------------------------------------------------------------------------
 
-DTYPE_BITS: dict[str, float] = {"fp32": 32.0, "bf16": 16.0, "fp16": 16.0, "fp8": 8.0, "int8": 8.0, "int4": 4.0, "fp4": 4.0}
+DTYPE_BITS: dict[str, float] = {
+    "fp32": 32.0,
+    "bf16": 16.0,
+    "fp16": 16.0,
+    "fp8": 8.0,
+    "int8": 8.0,
+    "int4": 4.0,
+    "fp4": 4.0,
+}
 DTYPES: tuple[str, ...] = tuple(DTYPE_BITS)
 
 
@@ -230,8 +238,9 @@ class SoftwareParams:
 def ideal_software() -> SoftwareParams:
     """Level 'ideal': the pure roofline — peak rates, no overheads, no structural derating."""
     a = np.asarray
-    return SoftwareParams(np.ones(4), a(1.0), a(0.0), a(1.0), a(0.0), a(0.0), a(0.0), np.ones(4), a(0.0),
-                          structural_derating=a(0.0))
+    return SoftwareParams(
+        np.ones(4), a(1.0), a(0.0), a(1.0), a(0.0), a(0.0), a(0.0), np.ones(4), a(0.0), structural_derating=a(0.0)
+    )
 
 
 def achievable_software() -> SoftwareParams:
@@ -242,8 +251,9 @@ def achievable_software() -> SoftwareParams:
     75 % average NVLink efficiency). Overheads zero: they belong to a software stack.
     """
     a = np.asarray
-    return SoftwareParams(a(SEED_UTIL), a(0.85), a(0.0), a(0.75), a(0.0), a(0.0), a(0.0),
-                          np.full(4, SEED_UTIL[-1]), a(0.0))
+    return SoftwareParams(
+        a(SEED_UTIL), a(0.85), a(0.0), a(0.75), a(0.0), a(0.0), a(0.0), np.full(4, SEED_UTIL[-1]), a(0.0)
+    )
 
 
 class OpCost(NamedTuple):
@@ -272,12 +282,16 @@ class Chip:
 
     tdp_w: Array = spec_field(unit="W", doc="thermal design power")
     idle_w: Array = spec_field(unit="W", doc="idle power, below tdp_w")
-    energy_per_flop_j: Array = spec_field("power_w_per_tflops", "W/(TFLOP/s)", required=False,
-                                          doc="dynamic power per unit of compute (α)")
-    energy_per_byte_j: Array = spec_field("power_w_per_tb_s", "W/(TB/s)", required=False,
-                                          doc="dynamic power per unit of memory traffic (β)")
+    energy_per_flop_j: Array = spec_field(
+        "power_w_per_tflops", "W/(TFLOP/s)", required=False, doc="dynamic power per unit of compute (α)"
+    )
+    energy_per_byte_j: Array = spec_field(
+        "power_w_per_tb_s", "W/(TB/s)", required=False, doc="dynamic power per unit of memory traffic (β)"
+    )
     price_usd: Array = spec_field(unit="USD", doc="price of one chip")
-    link_bandwidth_bytes_per_s: Array = spec_field("link_bandwidth_gb_s", "GB/s", doc="scale-up bandwidth per direction")
+    link_bandwidth_bytes_per_s: Array = spec_field(
+        "link_bandwidth_gb_s", "GB/s", doc="scale-up bandwidth per direction"
+    )
     link_latency_s: Array = spec_field("link_latency_us", "us", doc="scale-up per-hop latency")
     die_area_mm2: Array = spec_field(unit="mm2", required=False, doc="die area")
 
@@ -293,13 +307,15 @@ class Chip:
         """Memory that holds weights and KV cache."""
         raise NotImplementedError
 
-    def operator_cost(self, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str,
-                      kv_dtype: str) -> OpCost:
+    def operator_cost(
+        self, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str
+    ) -> OpCost:
         """Compute, memory and overhead time of every operator row on one chip."""
         raise NotImplementedError
 
-    def work_energy_j(self, time_s: Array, flops: Array, bytes_: Array, ops: OperatorTable, weight_dtype: str,
-                      act_dtype: str) -> Array:
+    def work_energy_j(
+        self, time_s: Array, flops: Array, bytes_: Array, ops: OperatorTable, weight_dtype: str, act_dtype: str
+    ) -> Array:
         """Energy of one chip doing ``flops`` and moving ``bytes_`` in ``time_s``, per row."""
         del ops, weight_dtype, act_dtype
         return linear_power_energy_j(self, time_s, flops, bytes_)

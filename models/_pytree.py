@@ -35,8 +35,15 @@ def leaf_names(obj: Any) -> list[str]:
     return [f.name for f in dataclasses.fields(obj) if not f.metadata.get("static", False)]
 
 
-def spec_field(key: str | None = None, unit: str = "1", *, required: bool = True, kind: str = "positive",
-               doc: str = "", **kwargs: Any) -> Any:
+def spec_field(
+    key: str | None = None,
+    unit: str = "1",
+    *,
+    required: bool = True,
+    kind: str = "positive",
+    doc: str = "",
+    **kwargs: Any,
+) -> Any:
     """A leaf with its spec-file key: the one table of keys and units (DESIGN rule 4).
 
     Args:

@@ -67,8 +67,17 @@ class PhaseCost(NamedTuple):
     bytes: Array  # per chip, all layers
 
 
-def _phase(model: Workload, chip: Chip, software: SoftwareParams, scenario: Scenario, platform: PlatformSpec,
-           new_tokens: Array, past_first: Array, n_passes: Array, single: bool = False) -> PhaseCost:
+def _phase(
+    model: Workload,
+    chip: Chip,
+    software: SoftwareParams,
+    scenario: Scenario,
+    platform: PlatformSpec,
+    new_tokens: Array,
+    past_first: Array,
+    n_passes: Array,
+    single: bool = False,
+) -> PhaseCost:
     """Cost of ``n_passes`` passes of ``new_tokens`` tokens with the context growing by
     ``new_tokens`` each pass from ``past_first``, summed in closed form. ``single`` (static)
     says that there is one pass, which skips the second table."""
@@ -85,8 +94,13 @@ def _phase(model: Workload, chip: Chip, software: SoftwareParams, scenario: Scen
         steps = jnp.maximum(n_passes - 1.0, 1.0)
         # Per-operator sums over passes: max(compute, memory) summed exactly; linear terms
         # by the arithmetic-series mean (first + last)/2.
-        op_roof = sum_max_affine(c0.compute_s, (c1.compute_s - c0.compute_s) / steps,
-                                 c0.memory_s, (c1.memory_s - c0.memory_s) / steps, n_passes)
+        op_roof = sum_max_affine(
+            c0.compute_s,
+            (c1.compute_s - c0.compute_s) / steps,
+            c0.memory_s,
+            (c1.memory_s - c0.memory_s) / steps,
+            n_passes,
+        )
     mean = lambda x0, x1: n_passes * (x0 + x1) / 2.0  # noqa: E731
     op_compute, op_memory = mean(c0.compute_s, c1.compute_s), mean(c0.memory_s, c1.memory_s)
     op_over = n_passes * c0.overhead_s
@@ -95,15 +109,17 @@ def _phase(model: Workload, chip: Chip, software: SoftwareParams, scenario: Scen
     op_time = (op_roof + op_over) * rep
     # Energy per operator row over all its executions; the TDP cap is applied to the row's
     # totals (exact when the row is always or never at the cap).
-    energy = chip.work_energy_j(op_time, op_flops * rep, op_bytes * rep, first, scenario.weight_dtype,
-                                scenario.act_dtype)
+    energy = chip.work_energy_j(
+        op_time, op_flops * rep, op_bytes * rep, first, scenario.weight_dtype, scenario.act_dtype
+    )
     compute_bound = op_compute >= op_memory
     # Communication per pass: the workload's all-reduces of every layer (GenZ §III-C,
     # Megatron TP), and pp − 1 stage-to-stage transfers.
     comm = model.layer_comm(scenario, tp, new_tokens)
     allreduce = collective_s(chip, software, "all_reduce", comm.allreduce_bytes, tp)
     net = comm.allreduces * model.n_layers * allreduce + (pp - 1.0) * collective_s(
-        chip, software, "send_recv", comm.stage_bytes, tp)
+        chip, software, "send_recv", comm.stage_bytes, tp
+    )
     framework_s = software.pass_overhead_s(scenario.batch)
     return PhaseCost(
         busy_s=op_time.sum(),
@@ -196,8 +212,9 @@ def serve(
         # Activations are those of one micro-batch (one sequence) once the model is pipelined.
         fp1 = model.footprint(scenario, platform.tp, jnp.ones_like(platform.pp))
         room = chip.capacity_bytes - fp1.act_bytes / scenario.batch
-        stages = jnp.where(room > 0, jnp.ceil((fp1.weight_bytes + fp1.kv_bytes) / jnp.maximum(room, 1.0)),
-                           model.n_layers + 1.0)  # not even one sequence fits: infeasible (pp > layers)
+        stages = jnp.where(
+            room > 0, jnp.ceil((fp1.weight_bytes + fp1.kv_bytes) / jnp.maximum(room, 1.0)), model.n_layers + 1.0
+        )  # not even one sequence fits: infeasible (pp > layers)
         stages = jnp.minimum(stages, model.n_layers + 1.0)
         platform = PlatformSpec(platform.tp, jnp.maximum(platform.pp, stages))
     tp, pp = platform.tp, platform.pp

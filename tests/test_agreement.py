@@ -16,15 +16,28 @@ from dse.engine import LEVELS, software_levels
 from dse.sweep import load_sweep, make_plan, run_sweep
 
 # One catalog chip per family (the bench's base chips).
-FAMILY_CHIPS = {"simt": "h100-sxm5-80gb", "systolic": "tpu-v5e", "imc": "dmatrix-corsair", "dataflow": "wse-3",
-                "sram_chiplet": "groq-lpu", "cgra": "sn40l"}
+FAMILY_CHIPS = {
+    "simt": "h100-sxm5-80gb",
+    "systolic": "tpu-v5e",
+    "imc": "dmatrix-corsair",
+    "dataflow": "wse-3",
+    "sram_chiplet": "groq-lpu",
+    "cgra": "sn40l",
+}
 SCENARIO = {"prompt_tokens": 512, "output_tokens": 64, "batch": 8}
 TP = 4
 
 
 def _sweep_file(tmp_path, level: str):
-    spec = {"name": f"agree-{level}", "model": "llama-3-8b", "hardware": list(FAMILY_CHIPS.values()),
-            "scenario": SCENARIO, "platform": {"tp": TP}, "level": level, "grid": {"batch": [SCENARIO["batch"]]}}
+    spec = {
+        "name": f"agree-{level}",
+        "model": "llama-3-8b",
+        "hardware": list(FAMILY_CHIPS.values()),
+        "scenario": SCENARIO,
+        "platform": {"tp": TP},
+        "level": level,
+        "grid": {"batch": [SCENARIO["batch"]]},
+    }
     path = tmp_path / f"agree-{level}.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -42,21 +55,45 @@ def test_sweep_plans_the_chips_own_software_at_every_level(tmp_path, level):
 
 def test_sweep_evaluate_and_predict_agree_for_every_family(tmp_path, capsys):
     level = "calibrated"
-    ds = dse.evaluate("llama-3-8b", list(FAMILY_CHIPS.values()), levels=[level], tp=TP,
-                      batch=[SCENARIO["batch"]], prompt_tokens=SCENARIO["prompt_tokens"],
-                      output_tokens=SCENARIO["output_tokens"]).sel(level=level).isel(batch=0)
+    ds = (
+        dse.evaluate(
+            "llama-3-8b",
+            list(FAMILY_CHIPS.values()),
+            levels=[level],
+            tp=TP,
+            batch=[SCENARIO["batch"]],
+            prompt_tokens=SCENARIO["prompt_tokens"],
+            output_tokens=SCENARIO["output_tokens"],
+        )
+        .sel(level=level)
+        .isel(batch=0)
+    )
     run_sweep(_sweep_file(tmp_path, level), tmp_path / "s.zarr", quiet=True)
     import xarray as xr
 
-    sw = xr.open_zarr(tmp_path / "s.zarr").isel(batch=0, design=0) if "design" in xr.open_zarr(
-        tmp_path / "s.zarr").dims else xr.open_zarr(tmp_path / "s.zarr").isel(batch=0)
+    sw = (
+        xr.open_zarr(tmp_path / "s.zarr").isel(batch=0, design=0)
+        if "design" in xr.open_zarr(tmp_path / "s.zarr").dims
+        else xr.open_zarr(tmp_path / "s.zarr").isel(batch=0)
+    )
     for metric in ("ttft_s", "tpot_s", "energy_j", "usd_per_mtok"):
         e = ds[metric].values
         s = sw[metric].sel(hardware=list(FAMILY_CHIPS.values())).values
         np.testing.assert_allclose(s, e, rtol=1e-6, err_msg=metric)  # the store keeps float32
     # predict: one prefill pass and one decode step per chip (the CLI's own grouping).
-    rows = [{"model": "llama-3-8b", "hardware": hw, "phase": phase, "batch": 8, "prompt_tokens": 512,
-             "context_tokens": 512, "tp": TP} for hw in FAMILY_CHIPS.values() for phase in ("prefill", "decode")]
+    rows = [
+        {
+            "model": "llama-3-8b",
+            "hardware": hw,
+            "phase": phase,
+            "batch": 8,
+            "prompt_tokens": 512,
+            "context_tokens": 512,
+            "tp": TP,
+        }
+        for hw in FAMILY_CHIPS.values()
+        for phase in ("prefill", "decode")
+    ]
     path = tmp_path / "scen.csv"
     with path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))

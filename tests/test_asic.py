@@ -12,11 +12,9 @@ from hypothesis import strategies as st
 
 import dse
 from dse.engine import run_designs, software_levels
-from models import serve
-from models import achievable_software, gemm_cost
-from models.hardware import reconfiguration_s_per_pass, systolic_utilization
-from models import Scenario
 from dse.specs import load_hardware
+from models import Scenario, achievable_software, gemm_cost, serve
+from models.hardware import reconfiguration_s_per_pass, systolic_utilization
 from models.workloads import memory_per_chip
 
 SW = achievable_software()
@@ -28,6 +26,7 @@ def metrics(model, hw, **kw):
 
 
 # --- systolic ---------------------------------------------------------------------------
+
 
 def test_seed_systolic_utilization():
     # Seed 000: utilization(M) = min(1, M/N); M = 1 on a 128×128 array is 1/128 = 0.78 %.
@@ -69,6 +68,7 @@ def test_systolic_decode_gemv_is_memory_bound_and_slow_compute():
 
 
 # --- in-memory compute ------------------------------------------------------------------
+
 
 def test_seed_imc_tile_rate_and_passes():
     imc = dse.load_hardware("dmatrix-corsair").spec
@@ -131,6 +131,7 @@ def test_imc_weights_beyond_the_arrays_spill_off_chip():
 
 # --- wafer-scale dataflow ---------------------------------------------------------------
 
+
 def test_seed_wafer_residency():
     wse = dse.load_hardware("wse-3").spec
     for model, fits in (("llama-3-8b", True), ("llama-3-70b", False)):
@@ -155,6 +156,7 @@ def test_wafer_system_power_in_seed_range():
 
 
 # --- SRAM chiplets ------------------------------------------------------------------------
+
 
 def test_chip_count_is_an_output():
     a = metrics("llama-3-8b", "groq-lpu", tp=8, batch=1, prompt_tokens=512, output_tokens=64)
@@ -191,14 +193,16 @@ def test_more_sram_never_less_feasible():
 
 # --- CGRA -----------------------------------------------------------------------------------
 
+
 def test_seed_reconfiguration_overhead():
     sn = dse.load_hardware("sn40l").spec
     # 10 µs × 3 groups × 80 layers = 2.4 ms per forward pass.
     assert float(reconfiguration_s_per_pass(sn, f(80))) == pytest.approx(2.4e-3)
     c = config("llama-3-70b", "sn40l", tp=8, batch=1, prompt_tokens=128, output_tokens=64)
     base = serve(c.model, c.chip, c.platform, c.scenario, c.economics, SW)
-    none = serve(c.model, dataclasses.replace(c.chip, reconfig_time_s=f(1e-12)), c.platform, c.scenario,
-                 c.economics, SW)
+    none = serve(
+        c.model, dataclasses.replace(c.chip, reconfig_time_s=f(1e-12)), c.platform, c.scenario, c.economics, SW
+    )
     assert float(base.tpot_s - none.tpot_s) == pytest.approx(2.4e-3, rel=1e-6)
     # Amortized: the same 2.4 ms per step is shared by a batch of 64.
     big = metrics("llama-3-70b", "sn40l", tp=8, batch=64, prompt_tokens=128, output_tokens=64)
@@ -208,8 +212,9 @@ def test_seed_reconfiguration_overhead():
 def test_fusion_keeps_intermediates_on_chip():
     c = config("llama-3-8b", "sn40l", tp=1, batch=32, prompt_tokens=2048, output_tokens=1)
     fused = serve(c.model, c.chip, c.platform, c.scenario, c.economics, SW)
-    unfused = serve(c.model, dataclasses.replace(c.chip, fusion_fraction=f(0.0)), c.platform, c.scenario,
-                    c.economics, SW)
+    unfused = serve(
+        c.model, dataclasses.replace(c.chip, fusion_fraction=f(0.0)), c.platform, c.scenario, c.economics, SW
+    )
     assert float(fused.ttft_s) <= float(unfused.ttft_s)
 
 

@@ -45,9 +45,7 @@ def test_tables_are_non_empty_without_nan_or_duplicates(tables, name):
     assert (df["source"] != "").all()
 
 
-@pytest.mark.parametrize(
-    "name", [loader.__name__ for loader in LOADERS if loader.__name__ != "load_collectives"]
-)
+@pytest.mark.parametrize("name", [loader.__name__ for loader in LOADERS if loader.__name__ != "load_collectives"])
 def test_every_model_has_its_catalog_id(tables, name):
     df = tables[name]
     assert (df["model"].map(MODEL_IDS) == df["model_id"]).all()
@@ -74,12 +72,7 @@ def test_row_counts(tables):
 
 def test_kernel_gate_up_llama2_70b_reaches_241_tflops(tables):
     k = tables["load_kernels"]
-    rows = k[
-        (k["model_id"] == "llama-2-70b")
-        & (k["op"] == "ffn_up")
-        & (k["tp"] == 1)
-        & (k["n_tokens"] == 4096)
-    ]
+    rows = k[(k["model_id"] == "llama-2-70b") & (k["op"] == "ffn_up") & (k["tp"] == 1) & (k["n_tokens"] == 4096)]
     assert len(rows) >= 1
     # Gate and up fused: N = 2 x 28672; FLOPs = 2 M N K = 2 x 4096 x 57344 x 8192.
     assert (rows["m"] == 4096).all() and (rows["n"] == 57344).all() and (rows["k"] == 8192).all()
@@ -164,9 +157,7 @@ def test_serving_energy_units_and_derived_columns(tables):
     assert e["tpot_s"].between(0.01, 1.0).all()
     # Average power per GPU stays under the 400 W limit the runs used.
     assert (e["avg_power_w"] / e["n_gpus"]).between(50, 400).all()
-    assert np.allclose(
-        e["energy_per_output_token_j"] * e["avg_output_tokens"], e["energy_per_request_j"]
-    )
+    assert np.allclose(e["energy_per_output_token_j"] * e["avg_output_tokens"], e["energy_per_request_j"])
     gemma = e[(e["model_id"] == "gemma-2-27b") & (e["max_num_seqs"] == 32)]
     assert gemma["energy_per_request_j"].iloc[0] == pytest.approx(370.6291062254569)
     assert gemma["n_params_nominal"].iloc[0] == 27e9
@@ -200,9 +191,7 @@ def _static_rows(n: int = 2) -> pd.DataFrame:
 
 
 def test_missing_column_names_file_and_column(tmp_path):
-    path = _write_static_batch(
-        tmp_path, "All_results_A100_vLLM.csv", _static_rows().drop(columns="Latency")
-    )
+    path = _write_static_batch(tmp_path, "All_results_A100_vLLM.csv", _static_rows().drop(columns="Latency"))
     with pytest.raises(ValueError) as info:
         load_static_batch(tmp_path)
     message = str(info.value)
@@ -259,9 +248,7 @@ def test_kernel_file_missing_column(tmp_path):
 
 def test_serving_energy_json_missing_key(tmp_path):
     for task in ("chat", "code"):
-        shutil.copytree(
-            DATA_DIR / "ml-energy-v2-a100" / task, tmp_path / "ml-energy-v2-a100" / task
-        )
+        shutil.copytree(DATA_DIR / "ml-energy-v2-a100" / task, tmp_path / "ml-energy-v2-a100" / task)
     model_dir = tmp_path / "ml-energy-v2-a100/chat/A100-SXM4-40GB/google/gemma-2-27b-it"
     path = model_dir / "bs32+tp2+pp1.json"
     record = json.loads(path.read_text())

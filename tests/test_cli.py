@@ -32,16 +32,31 @@ def assert_user_error(capsys, argv, *fragments: str) -> str:
 
 
 def test_evaluate_table(capsys):
-    code, out, _ = run(capsys, "evaluate", "--model", "llama-3-70b", "--hardware", "h100-sxm5-80gb", "--tp", "8",
-                       "--phase", "decode", "--batch", "1,8,32,128", "--context", "2048")
+    code, out, _ = run(
+        capsys,
+        "evaluate",
+        "--model",
+        "llama-3-70b",
+        "--hardware",
+        "h100-sxm5-80gb",
+        "--tp",
+        "8",
+        "--phase",
+        "decode",
+        "--batch",
+        "1,8,32,128",
+        "--context",
+        "2048",
+    )
     assert code == 0
     assert "step ms ideal" in out and "step ms calib" in out
     assert len([ln for ln in out.splitlines() if ln.startswith("llama-3-70b")]) == 4
 
 
 def test_evaluate_json(capsys):
-    code, out, _ = run(capsys, "evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--batch", "1,4",
-                       "--json")
+    code, out, _ = run(
+        capsys, "evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--batch", "1,4", "--json"
+    )
     assert code == 0
     recs = json.loads(out)
     assert len(recs) == 2 and recs[1]["batch"] == 4
@@ -60,8 +75,18 @@ def test_evaluate_set_override_and_dataset(capsys, tmp_path):
     import xarray as xr
 
     out_path = tmp_path / "e.zarr"
-    code, out, _ = run(capsys, "evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb",
-                       "--set", "hbm_bandwidth_tb_s=1,4", "-o", str(out_path))
+    code, out, _ = run(
+        capsys,
+        "evaluate",
+        "--model",
+        "llama-3-8b",
+        "--hardware",
+        "a100-sxm4-80gb",
+        "--set",
+        "hbm_bandwidth_tb_s=1,4",
+        "-o",
+        str(out_path),
+    )
     assert code == 0
     ds = xr.open_zarr(out_path, consolidated=False)
     assert list(ds.hbm_bandwidth_bytes_per_s.values) == [1e12, 4e12]
@@ -70,11 +95,13 @@ def test_evaluate_set_override_and_dataset(capsys, tmp_path):
 
 def test_predict_scenarios(capsys, tmp_path):
     src = tmp_path / "s.csv"
-    src.write_text("model,hardware,phase,batch,prompt_tokens,context_tokens,tp,pp,dtype\n"
-                   "llama-3-70b,h100-sxm5-80gb,prefill,1,2048,0,8,1,bf16\n"
-                   "llama-3-8b,a100-sxm4-80gb,decode,8,0,1024,1,,\n"
-                   "llama-3-70b,h100-sxm5-80gb,decode,32,0,4096,8,1,fp8\n"
-                   "llama-3-70b,a100-sxm4-80gb,decode,1,0,1024,1,1,bf16\n")
+    src.write_text(
+        "model,hardware,phase,batch,prompt_tokens,context_tokens,tp,pp,dtype\n"
+        "llama-3-70b,h100-sxm5-80gb,prefill,1,2048,0,8,1,bf16\n"
+        "llama-3-8b,a100-sxm4-80gb,decode,8,0,1024,1,,\n"
+        "llama-3-70b,h100-sxm5-80gb,decode,32,0,4096,8,1,fp8\n"
+        "llama-3-70b,a100-sxm4-80gb,decode,1,0,1024,1,1,bf16\n"
+    )
     dst = tmp_path / "o.csv"
     assert run(capsys, "predict", str(src), "-o", str(dst))[0] == 0
     rows = list(csv.DictReader(dst.read_text().splitlines()))
@@ -88,7 +115,9 @@ def test_predict_scenarios(capsys, tmp_path):
 
 def test_predict_ops(capsys, tmp_path):
     src = tmp_path / "ops.csv"
-    src.write_text("hardware,op,m,n,k,dtype\na100-sxm4-80gb,gemm,4096,4096,4096,bf16\nh100-sxm5-80gb,gemm,1,8192,8192,fp8\n")
+    src.write_text(
+        "hardware,op,m,n,k,dtype\na100-sxm4-80gb,gemm,4096,4096,4096,bf16\nh100-sxm5-80gb,gemm,1,8192,8192,fp8\n"
+    )
     code, out, _ = run(capsys, "predict", "--ops", str(src))
     assert code == 0
     rows = list(csv.DictReader(out.splitlines()))
@@ -122,40 +151,62 @@ def hw_text(**replace: str) -> str:
 
 def test_error_unknown_key_typo(capsys, tmp_path):
     p = write(tmp_path, "hw.yaml", hw_text().replace("hbm_bandwidth_tb_s", "hbm_bandwith_tb_s"))
-    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", str(p)],
-                      str(p), "unknown key 'hbm_bandwith_tb_s'", "did you mean 'hbm_bandwidth_tb_s'")
+    assert_user_error(
+        capsys,
+        ["evaluate", "--model", "llama-3-8b", "--hardware", str(p)],
+        str(p),
+        "unknown key 'hbm_bandwith_tb_s'",
+        "did you mean 'hbm_bandwidth_tb_s'",
+    )
 
 
 def test_error_missing_key(capsys, tmp_path):
     p = write(tmp_path, "hw.yaml", hw_text(tdp_w=None))
-    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", str(p)],
-                      str(p), "missing key 'tdp_w'", "in W")
+    assert_user_error(
+        capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", str(p)], str(p), "missing key 'tdp_w'", "in W"
+    )
 
 
 @pytest.mark.parametrize("value", ["'fast'", "true", "[1, 2]"])
 def test_error_wrong_type(capsys, tmp_path, value):
     p = write(tmp_path, "hw.yaml", hw_text(hbm_capacity_gb=value))
-    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", str(p)],
-                      str(p), "'hbm_capacity_gb'", "in GB, a number > 0")
+    assert_user_error(
+        capsys,
+        ["evaluate", "--model", "llama-3-8b", "--hardware", str(p)],
+        str(p),
+        "'hbm_capacity_gb'",
+        "in GB, a number > 0",
+    )
 
 
 @pytest.mark.parametrize("value", ["0", "-2.0"])
 def test_error_zero_or_negative(capsys, tmp_path, value):
     p = write(tmp_path, "hw.yaml", hw_text(peak_bf16_tflops=value))
-    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", str(p)],
-                      str(p), "'peak_bf16_tflops'", "> 0")
+    assert_user_error(
+        capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", str(p)], str(p), "'peak_bf16_tflops'", "> 0"
+    )
 
 
 def test_error_unknown_ids(capsys):
-    assert_user_error(capsys, ["evaluate", "--model", "llama-3-7b", "--hardware", "a100-sxm4-80gb"],
-                      "models/catalog/models", "unknown model 'llama-3-7b'")
-    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", "h100"],
-                      "models/catalog/hardware", "unknown hardware 'h100'")
+    assert_user_error(
+        capsys,
+        ["evaluate", "--model", "llama-3-7b", "--hardware", "a100-sxm4-80gb"],
+        "models/catalog/models",
+        "unknown model 'llama-3-7b'",
+    )
+    assert_user_error(
+        capsys,
+        ["evaluate", "--model", "llama-3-8b", "--hardware", "h100"],
+        "models/catalog/hardware",
+        "unknown hardware 'h100'",
+    )
 
 
 def test_error_unreadable_and_invalid_files(capsys, tmp_path):
     missing = tmp_path / "nope.yaml"
-    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", str(missing)], str(missing), "cannot read")
+    assert_user_error(
+        capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", str(missing)], str(missing), "cannot read"
+    )
     bad = write(tmp_path, "bad.yaml", "name: [unclosed\n")
     assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", str(bad)], str(bad), "not valid YAML")
     lst = write(tmp_path, "list.yaml", "- 1\n- 2\n")
@@ -165,20 +216,35 @@ def test_error_unreadable_and_invalid_files(capsys, tmp_path):
 def test_error_model_spec_paths(capsys, tmp_path):
     good = Path("models/catalog/models/llama-3-8b.yaml").read_text()
     p = write(tmp_path, "m.yaml", good.replace("n_kv_heads: 8", "n_kv_heads: 7"))
-    assert_user_error(capsys, ["evaluate", "--model", str(p), "--hardware", "a100-sxm4-80gb"], str(p),
-                      "'n_kv_heads'", "divisor of n_heads")
+    assert_user_error(
+        capsys,
+        ["evaluate", "--model", str(p), "--hardware", "a100-sxm4-80gb"],
+        str(p),
+        "'n_kv_heads'",
+        "divisor of n_heads",
+    )
     p = write(tmp_path, "m2.yaml", good.replace("ffn: gated", "ffn: swiglu"))
-    assert_user_error(capsys, ["evaluate", "--model", str(p), "--hardware", "a100-sxm4-80gb"], str(p),
-                      "'ffn'", "gated, plain")
+    assert_user_error(
+        capsys, ["evaluate", "--model", str(p), "--hardware", "a100-sxm4-80gb"], str(p), "'ffn'", "gated, plain"
+    )
     p = write(tmp_path, "m3.yaml", good.replace("n_layers: 32", "n_layers: 32.5"))
-    assert_user_error(capsys, ["evaluate", "--model", str(p), "--hardware", "a100-sxm4-80gb"], str(p),
-                      "'n_layers'", "integer")
+    assert_user_error(
+        capsys, ["evaluate", "--model", str(p), "--hardware", "a100-sxm4-80gb"], str(p), "'n_layers'", "integer"
+    )
 
 
 def test_hf_config_json_is_a_model(capsys, tmp_path):
-    cfg = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
-           "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256,
-           "tie_word_embeddings": False, "_name_or_path": "meta-llama/Meta-Llama-3-8B"}
+    cfg = {
+        "model_type": "llama",
+        "hidden_size": 4096,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "intermediate_size": 14336,
+        "vocab_size": 128256,
+        "tie_word_embeddings": False,
+        "_name_or_path": "meta-llama/Meta-Llama-3-8B",
+    }
     p = write(tmp_path, "config.json", json.dumps(cfg))
     import dse
     from models.workloads import total_params
@@ -187,37 +253,62 @@ def test_hf_config_json_is_a_model(capsys, tmp_path):
     assert float(total_params(m.spec)) == float(total_params(dse.load_model("llama-3-8b").spec))
     del cfg["hidden_size"]
     p2 = write(tmp_path, "c2.json", json.dumps(cfg))
-    assert_user_error(capsys, ["evaluate", "--model", str(p2), "--hardware", "a100-sxm4-80gb"], str(p2),
-                      "'hidden_size'")
+    assert_user_error(
+        capsys, ["evaluate", "--model", str(p2), "--hardware", "a100-sxm4-80gb"], str(p2), "'hidden_size'"
+    )
     p3 = write(tmp_path, "c3.json", "{not json")
-    assert_user_error(capsys, ["evaluate", "--model", str(p3), "--hardware", "a100-sxm4-80gb"], str(p3),
-                      "not valid JSON")
+    assert_user_error(
+        capsys, ["evaluate", "--model", str(p3), "--hardware", "a100-sxm4-80gb"], str(p3), "not valid JSON"
+    )
 
 
 def test_error_bad_arguments(capsys):
-    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--batch", "0"],
-                      "--batch", "> 0")
-    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--tp", "two"],
-                      "--tp", "not a number")
-    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--dtype", "fp7"],
-                      "unknown dtype 'fp7'")
-    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--set",
-                               "hbm_bandwith_tb_s=2"], "--set", "did you mean 'hbm_bandwidth_tb_s'")
+    assert_user_error(
+        capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--batch", "0"], "--batch", "> 0"
+    )
+    assert_user_error(
+        capsys,
+        ["evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--tp", "two"],
+        "--tp",
+        "not a number",
+    )
+    assert_user_error(
+        capsys,
+        ["evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--dtype", "fp7"],
+        "unknown dtype 'fp7'",
+    )
+    assert_user_error(
+        capsys,
+        ["evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--set", "hbm_bandwith_tb_s=2"],
+        "--set",
+        "did you mean 'hbm_bandwidth_tb_s'",
+    )
     assert_user_error(capsys, ["evaluate", "--hardware", "a100-sxm4-80gb"], "--model")
     assert_user_error(capsys, ["frobnicate"], "invalid choice")
 
 
 def test_error_predict_csv(capsys, tmp_path):
-    p = write(tmp_path, "s.csv", "model,hardware,phase,batch,prompt_tokens,tp\nllama-3-8b,a100-sxm4-80gb,prefill,1,8,1\n")
+    p = write(
+        tmp_path, "s.csv", "model,hardware,phase,batch,prompt_tokens,tp\nllama-3-8b,a100-sxm4-80gb,prefill,1,8,1\n"
+    )
     assert_user_error(capsys, ["predict", str(p)], str(p), "missing column 'context_tokens'")
-    p = write(tmp_path, "s2.csv", "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\n"
-                                  "llama-3-8b,a100-sxm4-80gb,prefill,x,8,0,1\n")
+    p = write(
+        tmp_path,
+        "s2.csv",
+        "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\nllama-3-8b,a100-sxm4-80gb,prefill,x,8,0,1\n",
+    )
     assert_user_error(capsys, ["predict", str(p)], str(p), "row 2", "'batch'", "integer > 0")
-    p = write(tmp_path, "s3.csv", "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\n"
-                                  "llama-3-8b,a100-sxm4-80gb,training,1,8,0,1\n")
+    p = write(
+        tmp_path,
+        "s3.csv",
+        "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\nllama-3-8b,a100-sxm4-80gb,training,1,8,0,1\n",
+    )
     assert_user_error(capsys, ["predict", str(p)], str(p), "'phase'", "prefill or decode")
-    p = write(tmp_path, "s4.csv", "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\n"
-                                  "llama-9b,a100-sxm4-80gb,prefill,1,8,0,1\n")
+    p = write(
+        tmp_path,
+        "s4.csv",
+        "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\nllama-9b,a100-sxm4-80gb,prefill,1,8,0,1\n",
+    )
     assert_user_error(capsys, ["predict", str(p)], str(p), "unknown model 'llama-9b'")
     p = write(tmp_path, "o.csv", "hardware,op,m,n,k,dtype\na100-sxm4-80gb,conv,1,1,1,bf16\n")
     assert_user_error(capsys, ["predict", "--ops", str(p)], str(p), "'op'", "gemm")
@@ -233,9 +324,13 @@ def test_module_entry_point():
 
 
 def test_predict_intervals_and_uncalibrated(capsys, tmp_path):
-    src = write(tmp_path, "s.csv", "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\n"
-                                   "llama-3-8b,a100-sxm4-40gb,prefill,4,1024,0,1\n"
-                                   "llama-3-8b,tpu-v5e,decode,1,0,512,1\n")
+    src = write(
+        tmp_path,
+        "s.csv",
+        "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\n"
+        "llama-3-8b,a100-sxm4-40gb,prefill,4,1024,0,1\n"
+        "llama-3-8b,tpu-v5e,decode,1,0,512,1\n",
+    )
     code, out, _ = run(capsys, "predict", str(src), "--intervals")
     assert code == 0
     rows = list(csv.DictReader(out.splitlines()))

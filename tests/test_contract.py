@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import dse
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,8 +12,8 @@ import pytest
 from conftest import assert_trees_all_close
 from helpers import config, f
 
-from models import serve
-from models import achievable_software, gemm_cost
+import dse
+from models import achievable_software, gemm_cost, serve
 from models.platform import ring_allreduce_s
 from models.workloads import operator_table
 
@@ -26,6 +25,7 @@ def _serve_case(model="llama-3-70b", hw="h100-sxm5-80gb"):
     def fn(*a):
         m = serve(*a)
         return m.latency_s, m.energy_j, m.usd_per_mtok, m.ttft_s, m.tpot_s
+
     return fn, args
 
 
@@ -37,6 +37,7 @@ def _op_cost_case():
         ops = operator_table(model, scenario, tp, jnp.ones_like(tp), past)
         cost = chip.operator_cost(sw, ops, "bf16", "bf16", "bf16")
         return (jnp.maximum(cost.compute_s, cost.memory_s) * ops.repeat).sum()
+
     return fn, (c.model, c.chip, c.scenario, sw, f(2), f(500))
 
 
@@ -45,6 +46,7 @@ def _gemm_case():
 
     def fn(chip, sw, m, n, k):
         return gemm_cost(chip, sw, m, n, k, "fp8")
+
     return fn, (c.chip, achievable_software(), f(64), f(4096), f(8192))
 
 

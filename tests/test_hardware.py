@@ -8,8 +8,8 @@ from helpers import f
 
 import dse
 from models import achievable_software, gemm_cost, ideal_software
-from models.hardware import gemm_utilization
 from models._interface import linear_power_energy_j as simt_energy_j
+from models.hardware import gemm_utilization
 
 A100 = dse.load_hardware("a100-sxm4-80gb").spec
 

@@ -30,8 +30,9 @@ values = st.sampled_from([0.0, 1.0, 2.0, 2.5, 3.0, -1.0, np.inf, np.nan, 1e-300]
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(2, 5).flatmap(lambda k: arrays(np.float64, st.tuples(st.integers(0, 60), st.just(k)),
-                                                   elements=values)))
+@given(
+    st.integers(2, 5).flatmap(lambda k: arrays(np.float64, st.tuples(st.integers(0, 60), st.just(k)), elements=values))
+)
 def test_matches_brute_force_with_ties(p):
     np.testing.assert_array_equal(pareto_mask(p), brute_force(p))
 

@@ -22,9 +22,11 @@ def test_genz_table_vii_platforms_load():
 
 def test_platform_study_small(tmp_path, capsys):
     spec = tmp_path / "s.yaml"
-    spec.write_text("study: platforms\nmodels: [llama-3-8b, llama-3-70b]\n"
-                    "platforms: [genz-sram-wafer, {hardware: tpu-v5e, tp: 1}]\n"
-                    "batch: 4\nprompt_tokens: 512\noutput_tokens: 128\ndtype: fp8\n")
+    spec.write_text(
+        "study: platforms\nmodels: [llama-3-8b, llama-3-70b]\n"
+        "platforms: [genz-sram-wafer, {hardware: tpu-v5e, tp: 1}]\n"
+        "batch: 4\nprompt_tokens: 512\noutput_tokens: 128\ndtype: fp8\n"
+    )
     ds = run_platform_study(spec, tmp_path / "out", quiet=True)
     out = capsys.readouterr().out
     assert "X (OOM)" in out  # Llama 3 70B on one 16 GB TPU v5e
@@ -40,12 +42,15 @@ def test_platform_study_small(tmp_path, capsys):
 
 def test_platform_study_errors(tmp_path):
     bad = tmp_path / "b.yaml"
-    bad.write_text("study: platforms\nmodels: [llama-3-8b]\nplatforms: [genz-nope]\nbatch: 4\n"
-                   "prompt_tokens: 8\noutput_tokens: 8\n")
+    bad.write_text(
+        "study: platforms\nmodels: [llama-3-8b]\nplatforms: [genz-nope]\nbatch: 4\nprompt_tokens: 8\noutput_tokens: 8\n"
+    )
     with pytest.raises(dse.SpecError, match=r"platforms\[0\].*unknown platform 'genz-nope'"):
         run_platform_study(bad, tmp_path, quiet=True)
-    bad.write_text("study: platforms\nmodels: [llama-3-8b]\nplatforms: [genz-sram-wafer]\nbatch: 4\n"
-                   "prompt_tokens: 8\noutput_tokens: 8\ndtpye: fp8\n")
+    bad.write_text(
+        "study: platforms\nmodels: [llama-3-8b]\nplatforms: [genz-sram-wafer]\nbatch: 4\n"
+        "prompt_tokens: 8\noutput_tokens: 8\ndtpye: fp8\n"
+    )
     with pytest.raises(dse.SpecError, match="unknown key 'dtpye'; did you mean 'dtype'"):
         run_platform_study(bad, tmp_path, quiet=True)
     assert Path("sweeps/platforms.yaml").exists()

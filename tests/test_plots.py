@@ -17,9 +17,15 @@ SPEC = {
     "hardware": "a100-sxm4-80gb",
     "scenario": {"prompt_tokens": 512, "output_tokens": 64, "batch": 4},
     "grid": {"batch": [1, 8, 64]},
-    "sample": {"method": "sobol", "n": 256, "seed": 0,
-               "axes": {"hbm_bandwidth_tb_s": {"low": 1, "high": 8, "scale": "log"},
-                        "price_usd": {"low": 5000, "high": 40000}}},
+    "sample": {
+        "method": "sobol",
+        "n": 256,
+        "seed": 0,
+        "axes": {
+            "hbm_bandwidth_tb_s": {"low": 1, "high": 8, "scale": "log"},
+            "price_usd": {"low": 5000, "high": 40000},
+        },
+    },
     "objectives": ["maximize throughput_tokens_per_s_per_chip", "minimize j_per_token", "minimize usd_per_mtok"],
     "constraints": ["tpot_s <= 0.05"],
     "chunk": 256,
@@ -55,8 +61,8 @@ def test_axis_chart_for_grid_only_store(tmp_path):
 def test_sensitivity_matches_finite_differences(store):
     import xarray as xr
 
-    from dse.engine import run_designs
     from dse.analysis._plots import _design_knobs, _plan, _points, sensitivities
+    from dse.engine import run_designs
 
     ds = xr.open_zarr(store)
     plan = _plan(ds)

@@ -17,8 +17,12 @@ N = 16  # designs per example (one compiled chunk size)
 
 
 # Every call passes the same knob names (defaults from the H100 spec), so each model compiles once.
-DEFAULT_KNOBS = {"hbm_bandwidth_bytes_per_s": 3.35e12, "peak_bf16_flops_per_s": 989.4e12,
-                 "link_bandwidth_bytes_per_s": 450e9, "hbm_capacity_bytes": 80e9}
+DEFAULT_KNOBS = {
+    "hbm_bandwidth_bytes_per_s": 3.35e12,
+    "peak_bf16_flops_per_s": 989.4e12,
+    "link_bandwidth_bytes_per_s": 450e9,
+    "hbm_capacity_bytes": 80e9,
+}
 
 
 def _eval(model, **knobs):
@@ -27,13 +31,15 @@ def _eval(model, **knobs):
     return run_designs(CFG[model], knobs, SW, chunk=N)
 
 
-scenario = st.fixed_dictionaries({
-    "model": st.sampled_from(MODELS),
-    "batch": st.integers(1, 512),
-    "prompt": st.integers(1, 16384),
-    "out": st.integers(1, 4096),
-    "tp": st.sampled_from([1, 2, 4, 8]),
-})
+scenario = st.fixed_dictionaries(
+    {
+        "model": st.sampled_from(MODELS),
+        "batch": st.integers(1, 512),
+        "prompt": st.integers(1, 16384),
+        "out": st.integers(1, 4096),
+        "tp": st.sampled_from([1, 2, 4, 8]),
+    }
+)
 
 
 def _base(s):
@@ -41,11 +47,14 @@ def _base(s):
 
 
 @settings(max_examples=25, deadline=None)
-@given(scenario, st.sampled_from(["hbm_bandwidth_bytes_per_s", "peak_bf16_flops_per_s",
-                                  "link_bandwidth_bytes_per_s"]))
+@given(scenario, st.sampled_from(["hbm_bandwidth_bytes_per_s", "peak_bf16_flops_per_s", "link_bandwidth_bytes_per_s"]))
 def test_more_bandwidth_or_flops_never_slower(s, knob):
-    values = np.geomspace(0.1, 10, N) * {"hbm_bandwidth_bytes_per_s": 3.35e12, "peak_bf16_flops_per_s": 989e12,
-                                          "link_bandwidth_bytes_per_s": 450e9}[knob]
+    values = (
+        np.geomspace(0.1, 10, N)
+        * {"hbm_bandwidth_bytes_per_s": 3.35e12, "peak_bf16_flops_per_s": 989e12, "link_bandwidth_bytes_per_s": 450e9}[
+            knob
+        ]
+    )
     r = _eval(s["model"], **_base(s), **{knob: values})
     for name in ("ttft_s", "tpot_s", "latency_s"):
         assert np.all(np.diff(r[name], axis=1) <= 1e-12 * r[name][:, 1:]), name

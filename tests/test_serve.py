@@ -13,9 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dse
-from models import default_economics, serve, sum_max_affine
+from models import achievable_software, default_economics, serve, sum_max_affine
 from models._serve import _phase
-from models import achievable_software
 from models.platform import pipeline_fill_factor, ring_allreduce_s
 
 
@@ -123,8 +122,9 @@ def test_decode_bound_switches_with_batch_on_a100():
 
 
 def test_evaluate_dataset_units_and_dims():
-    ds = dse.evaluate("llama-3-70b", "h100-sxm5-80gb", tp=8, batch=[1, 8, 32, 128], prompt_tokens=2048,
-                      output_tokens=256)
+    ds = dse.evaluate(
+        "llama-3-70b", "h100-sxm5-80gb", tp=8, batch=[1, 8, 32, 128], prompt_tokens=2048, output_tokens=256
+    )
     assert ds.tpot_s.dims == ("level", "batch")
     assert ds.tpot_s.attrs["units"] == "s"
     assert ds.usd_per_mtok.attrs["units"] == "USD/1M token"
@@ -135,8 +135,14 @@ def test_evaluate_dataset_units_and_dims():
 
 
 def test_evaluate_hardware_knob_grid():
-    ds = dse.evaluate("llama-3-8b", "a100-sxm4-80gb", batch=1, prompt_tokens=512, output_tokens=128,
-                      hbm_bandwidth_bytes_per_s=[1e12, 2e12, 4e12])
+    ds = dse.evaluate(
+        "llama-3-8b",
+        "a100-sxm4-80gb",
+        batch=1,
+        prompt_tokens=512,
+        output_tokens=128,
+        hbm_bandwidth_bytes_per_s=[1e12, 2e12, 4e12],
+    )
     t = ds.tpot_s.sel(level="ideal").values
     assert t[0] > t[1] > t[2]
     assert ds.hbm_bandwidth_bytes_per_s.attrs["units"] == "B/s"

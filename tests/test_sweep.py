@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,7 @@ import yaml
 
 from dse.cli import main
 from dse.specs import SpecError
-from dse.sweep import chunk_inputs, make_plan, run_sweep, sample_unit, store_state
-from dse.sweep import load_sweep, parse_sweep
+from dse.sweep import chunk_inputs, load_sweep, make_plan, parse_sweep, run_sweep, sample_unit, store_state
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,9 +28,15 @@ BASE = {
     "scenario": {"prompt_tokens": 512, "output_tokens": 64, "batch": 4},
     "platform": {"tp": 1},
     "grid": {"hbm_bandwidth_tb_s": {"start": 1, "stop": 4, "num": 3, "scale": "log"}},
-    "sample": {"method": "random", "n": 300, "seed": 1,
-               "axes": {"peak_bf16_tflops": {"low": 100, "high": 1000, "scale": "log"},
-                        "batch": {"low": 1, "high": 64, "integer": True}}},
+    "sample": {
+        "method": "random",
+        "n": 300,
+        "seed": 1,
+        "axes": {
+            "peak_bf16_tflops": {"low": 100, "high": 1000, "scale": "log"},
+            "batch": {"low": 1, "high": 64, "integer": True},
+        },
+    },
     "constraints": ["tpot_s <= 0.05"],
     "objectives": ["maximize throughput_tokens_per_s_per_chip", "minimize j_per_token"],
     "chunk": 128,
@@ -81,9 +85,11 @@ def test_store_matches_the_evaluation_boundary(tmp_path):
     m, h = load_model("llama-3-8b"), load_hardware("a100-sxm4-80gb")
     cfg = make_config(m, h, tp=1, batch=4, prompt_tokens=512, output_tokens=64)
     for i, bw in enumerate(ds.hbm_bandwidth_tb_s.values):
-        knobs = {"hbm_bandwidth_bytes_per_s": np.full(300, bw * 1e12),
-                 "peak_bf16_flops_per_s": ds.peak_bf16_tflops.values.astype(float) * 1e12,
-                 "batch": ds.batch.values.astype(float)}
+        knobs = {
+            "hbm_bandwidth_bytes_per_s": np.full(300, bw * 1e12),
+            "peak_bf16_flops_per_s": ds.peak_bf16_tflops.values.astype(float) * 1e12,
+            "batch": ds.batch.values.astype(float),
+        }
         ref = run_designs(cfg, knobs, software_levels(h, ["calibrated"]))
         for k in ("tpot_s", "j_per_token", "usd_per_mtok", "ttft_s"):
             np.testing.assert_array_equal(ds[k].values[i], ref[k][0].astype(np.float32))
@@ -122,8 +128,9 @@ def test_resume_after_sigkill(tmp_path):
     cmd = [sys.executable, "-m", "dse", "sweep", str(spec), "-o", str(store), "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     # The process kills itself with SIGKILL once 4 chunks are on disk (no wall-clock wait).
-    killed = subprocess.run(cmd, cwd=tmp_path, env={**env, "INFERBENCH_TEST_SIGKILL_AFTER_CHUNKS": "4"},
-                            capture_output=True)
+    killed = subprocess.run(
+        cmd, cwd=tmp_path, env={**env, "INFERBENCH_TEST_SIGKILL_AFTER_CHUNKS": "4"}, capture_output=True
+    )
     assert killed.returncode == -signal.SIGKILL
     assert store_state(store)[0] == "partial"
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
@@ -143,10 +150,17 @@ def test_different_spec_on_existing_store_is_refused(tmp_path):
 
 
 def test_discrete_axes_scenarios_and_relative_grid(tmp_path):
-    spec = _spec(tmp_path, hardware=["a100-sxm4-80gb", "h100-sxm5-80gb"],
-                 scenario=[{"name": "prefill", "phase": "prefill", "prompt_tokens": 512, "batch": 1},
-                           {"name": "decode", "phase": "decode", "prompt_tokens": 512, "output_tokens": 64, "batch": 8}],
-                 grid={"hbm_bandwidth_tb_s": {"factors": [0.5, 1, 2]}}, sample=None, chunk=None)
+    spec = _spec(
+        tmp_path,
+        hardware=["a100-sxm4-80gb", "h100-sxm5-80gb"],
+        scenario=[
+            {"name": "prefill", "phase": "prefill", "prompt_tokens": 512, "batch": 1},
+            {"name": "decode", "phase": "decode", "prompt_tokens": 512, "output_tokens": 64, "batch": 8},
+        ],
+        grid={"hbm_bandwidth_tb_s": {"factors": [0.5, 1, 2]}},
+        sample=None,
+        chunk=None,
+    )
     store = tmp_path / "d.zarr"
     run_sweep(spec, store, quiet=True)
     ds = _load(store)
@@ -191,7 +205,7 @@ def test_several_devices_shard_the_design_dimension(tmp_path):
         import jax, dse
         assert jax.local_device_count() == 2
         from dse.sweep import run_sweep
-        run_sweep({str(spec)!r}, {str(tmp_path / 'b.zarr')!r}, quiet=True)
+        run_sweep({str(spec)!r}, {str(tmp_path / "b.zarr")!r}, quiet=True)
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
@@ -201,11 +215,17 @@ def test_several_devices_shard_the_design_dimension(tmp_path):
 
 BAD = [
     ({"modle": "x"}, "unknown key 'modle'; did you mean 'model'"),
-    ({"grid": {"hbm_bandwith_tb_s": [1, 2]}}, "grid.hbm_bandwith_tb_s: unknown key 'hbm_bandwith_tb_s'.*did you mean 'hbm_bandwidth_tb_s'"),
+    (
+        {"grid": {"hbm_bandwith_tb_s": [1, 2]}},
+        "grid.hbm_bandwith_tb_s: unknown key 'hbm_bandwith_tb_s'.*did you mean 'hbm_bandwidth_tb_s'",
+    ),
     ({"grid": {"hbm_bandwidth_tb_s": {"start": 1, "num": 3}}}, "missing key 'stop'"),
     ({"grid": {"hbm_bandwidth_tb_s": {"start": 1, "stop": 2, "num": 3, "scale": "cubic"}}}, "expected linear or log"),
     ({"grid": {"hbm_bandwidth_tb_s": [1, -2]}}, r"values\[1\] = -2: expected a number > 0"),
-    ({"sample": {"method": "halton", "n": 10, "axes": {"tdp_w": [1, 2]}}}, "expected one of random, sobol, latin_hypercube"),
+    (
+        {"sample": {"method": "halton", "n": 10, "axes": {"tdp_w": [1, 2]}}},
+        "expected one of random, sobol, latin_hypercube",
+    ),
     ({"sample": {"method": "sobol", "axes": {"tdp_w": [1, 2]}}}, "missing key 'n'"),
     ({"sample": {"n": 10, "axes": {"tdp_w": {"low": 5, "high": 1}}}}, "high = 1: expected greater than low = 5"),
     ({"constraints": ["power_w <= 700"]}, "unknown metric 'power_w'"),

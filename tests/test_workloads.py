@@ -98,8 +98,16 @@ def test_seed_vit_large_flops():
     # Seed 000: ViT-L (307M) 122.7 GFLOP per image of 197 tokens. ViT-L/16: 24 layers, d 1024,
     # 16 heads, plain FFN 4096, bidirectional attention. Linear: 24·197·2·(4·1024² + 2·1024·4096)
     # = 118.99 GFLOP; attention 24·4·197²·1024 = 3.81 GFLOP; total 122.8 GFLOP.
-    vit = dataclasses.replace(L3_70B, n_layers=f(24), d_model=f(1024), n_heads=f(16), n_kv_heads=f(16),
-                              head_dim=f(64), d_ff=f(4096), gated_ffn=False)
+    vit = dataclasses.replace(
+        L3_70B,
+        n_layers=f(24),
+        d_model=f(1024),
+        n_heads=f(16),
+        n_kv_heads=f(16),
+        head_dim=f(64),
+        d_ff=f(4096),
+        gated_ffn=False,
+    )
     sc = Scenario(f(1), f(197), f(1), causal=False)
     got = pass_flops(vit, sc, 1, 197, 0, {"qkv_proj", "attn_scores", "attn_values", "out_proj", "ffn_up", "ffn_down"})
     assert got / 1e9 == pytest.approx(122.7, rel=2e-3)

@@ -65,7 +65,9 @@ def _front_nd(p: np.ndarray, block: int = 512) -> np.ndarray:
     scale = np.where(hi > lo, hi - lo, 1.0)
     q = (p - lo) / scale
     rng = np.random.default_rng(0)
-    weights = np.vstack([np.full(k, 1.0 / k), np.eye(k) * 0.9 + 0.1 / k, rng.dirichlet(np.ones(k), 8) * 0.98 + 0.02 / k])
+    weights = np.vstack(
+        [np.full(k, 1.0 / k), np.eye(k) * 0.9 + 0.1 / k, rng.dirichlet(np.ones(k), 8) * 0.98 + 0.02 / k]
+    )
     for w in weights:
         if len(idx) <= 4 * block:
             break
@@ -78,7 +80,7 @@ def _front_nd(p: np.ndarray, block: int = 512) -> np.ndarray:
     front_pts = np.empty((0, k))
     keep = []
     for s in range(0, len(cand), block):
-        c = cand[s:s + block]
+        c = cand[s : s + block]
         ok = np.ones(len(c), dtype=bool)
         if len(front_pts):
             le = np.all(front_pts[None, :, :] <= c[:, None, :], axis=2)
@@ -128,15 +130,18 @@ def _objectives(store_attrs: dict[str, Any], given: list[str] | None, src: str) 
     texts = given if given is not None else list(store_attrs.get("objectives", []))
     objs = [parse_objective(src, f"objectives[{i}]", t) for i, t in enumerate(texts)]
     if not 2 <= len(objs) <= 5:
-        raise SpecError(f"{src}: objectives: {len(objs)} given: expected 2 to 5, e.g. "
-                        "--objectives max:throughput_tokens_per_s_per_chip,min:j_per_token")
+        raise SpecError(
+            f"{src}: objectives: {len(objs)} given: expected 2 to 5, e.g. "
+            "--objectives max:throughput_tokens_per_s_per_chip,min:j_per_token"
+        )
     if len({o.metric for o in objs}) != len(objs):
         raise SpecError(f"{src}: objectives: a metric appears twice: expected distinct metrics")
     return objs
 
 
-def store_pareto(store: Path, objectives: list[str] | None = None, constraints: list[str] | None = None
-                 ) -> tuple[Any, list[Objective], list[Constraint], dict[str, float]]:
+def store_pareto(
+    store: Path, objectives: list[str] | None = None, constraints: list[str] | None = None
+) -> tuple[Any, list[Objective], list[Constraint], dict[str, float]]:
     """The front of a sweep store among its feasible designs that meet ``constraints``.
 
     Objectives and constraints default to those of the sweep. Returns the front as an
@@ -148,12 +153,17 @@ def store_pareto(store: Path, objectives: list[str] | None = None, constraints: 
     src = f"{store}"
     objs = _objectives(ds.attrs, objectives, "--objectives" if objectives is not None else src)
     texts = constraints if constraints is not None else list(ds.attrs.get("constraints", []))
-    cons = [c for i, t in enumerate(texts) if (c := parse_constraint(
-        "--constraints" if constraints is not None else src, f"constraints[{i}]", t))]
+    cons = [
+        c
+        for i, t in enumerate(texts)
+        if (c := parse_constraint("--constraints" if constraints is not None else src, f"constraints[{i}]", t))
+    ]
     for name in [o.metric for o in objs] + [c.metric for c in cons] + ["feasible"]:
         if name not in ds.data_vars:
-            raise SpecError(f"{store}: metric '{name}' is not in the store: expected one of its outputs "
-                            f"({', '.join(v for v in ds.data_vars if not v.startswith('_'))})")
+            raise SpecError(
+                f"{store}: metric '{name}' is not in the store: expected one of its outputs "
+                f"({', '.join(v for v in ds.data_vars if not v.startswith('_'))})"
+            )
     t0 = time.perf_counter()
     root = zarr.open_group(store, mode="r")
     read = lambda name: np.asarray(root[name][...]).reshape(-1)  # noqa: E731
@@ -179,15 +189,25 @@ def store_pareto(store: Path, objectives: list[str] | None = None, constraints: 
         if d not in front.coords:
             front = front.assign_coords({d: ("front", p.astype(np.int64))})
     front.attrs = {k: v for k, v in ds.attrs.items() if k != "sweep_complete"}
-    front.attrs |= {"pareto_objectives": [str(o) for o in objs], "pareto_constraints": [str(c) for c in cons]
-                    + ["feasible"], "pareto_source": str(store)}
-    stats = {"n_designs": float(np.prod(shape)), "n_candidates": float(len(cand)), "n_front": float(len(flat)),
-             "load_s": t1 - t0, "filter_s": t2 - t1, "front_s": time.perf_counter() - t2}
+    front.attrs |= {
+        "pareto_objectives": [str(o) for o in objs],
+        "pareto_constraints": [str(c) for c in cons] + ["feasible"],
+        "pareto_source": str(store),
+    }
+    stats = {
+        "n_designs": float(np.prod(shape)),
+        "n_candidates": float(len(cand)),
+        "n_front": float(len(flat)),
+        "load_s": t1 - t0,
+        "filter_s": t2 - t1,
+        "front_s": time.perf_counter() - t2,
+    }
     return front, objs, cons, stats
 
 
-def pareto_table(front: Any, objs: list[Objective], cons: list[Constraint], stats: dict[str, float],
-                 limit: int = 20) -> str:
+def pareto_table(
+    front: Any, objs: list[Objective], cons: list[Constraint], stats: dict[str, float], limit: int = 20
+) -> str:
     dims = [d for d in front.coords if front[d].dims == ("front",) and d not in [o.metric for o in objs]]
     rows = []
     for i in range(min(limit, front.sizes["front"])):
@@ -199,8 +219,10 @@ def pareto_table(front: Any, objs: list[Objective], cons: list[Constraint], stat
         rows.append(row)
     head = [f"{'max' if o.maximize else 'min'} {o.metric}" for o in objs]
     cons_txt = ", ".join([str(c) for c in cons] + ["feasible"])
-    title = (f"Pareto front: {int(stats['n_front']):,} of {int(stats['n_candidates']):,} designs meeting "
-             f"{cons_txt} (of {int(stats['n_designs']):,}); filter {stats['filter_s']:.2f} s, load {stats['load_s']:.2f} s")
+    title = (
+        f"Pareto front: {int(stats['n_front']):,} of {int(stats['n_candidates']):,} designs meeting "
+        f"{cons_txt} (of {int(stats['n_designs']):,}); filter {stats['filter_s']:.2f} s, load {stats['load_s']:.2f} s"
+    )
     more = front.sizes["front"] - len(rows)
     tail = f"\n… {more:,} more front designs in the dataset" if more > 0 else ""
     return f"{title}\n{render(dims + head, rows)}{tail}"

@@ -18,8 +18,17 @@ import numpy as np
 import xarray as xr
 
 from dse.engine import evaluate
-from dse.specs import KeyInfo, SpecError, check, described, load_hardware, load_platform, read_mapping, suggest
-from dse.specs import PlatformEntry
+from dse.specs import (
+    KeyInfo,
+    PlatformEntry,
+    SpecError,
+    check,
+    described,
+    load_hardware,
+    load_platform,
+    read_mapping,
+    suggest,
+)
 from models import DTYPES, INFEASIBLE_REASONS
 
 from ._table import render
@@ -27,13 +36,11 @@ from ._table import render
 matplotlib.use("Agg")  # files only
 import matplotlib.pyplot as plt  # noqa: E402
 
-
 STUDY_KEYS: dict[str, KeyInfo] = {
     "study": described("study", "choice", "the study kind", required=True, choices=("platforms",)),
     "description": described("description", "str", "text"),
     "models": described("models", "list", "a list of catalog model ids", required=True),
-    "platforms": described("platforms", "list", "a list of platform ids or {hardware, tp, pp} mappings",
-                           required=True),
+    "platforms": described("platforms", "list", "a list of platform ids or {hardware, tp, pp} mappings", required=True),
     "batch": described("batch", "int", "an integer > 0", required=True),
     "prompt_tokens": described("prompt_tokens", "int", "an integer > 0", required=True),
     "output_tokens": described("output_tokens", "int", "an integer > 0", required=True),
@@ -62,8 +69,11 @@ def _study_platforms(path: Path, items: list[Any]) -> list[PlatformEntry]:
             except SpecError as e:
                 raise SpecError(f"{path}: platforms[{i}]: {e}") from None
             hid = item["hardware"]
-            out.append(PlatformEntry(item.get("name", hid), item.get("name", hid), hid, item.get("tp", 1),
-                                     item.get("pp", 1), None, None))
+            out.append(
+                PlatformEntry(
+                    item.get("name", hid), item.get("name", hid), hid, item.get("tp", 1), item.get("pp", 1), None, None
+                )
+            )
         else:
             raise SpecError(f"{path}: platforms[{i}]: expected a platform id or a mapping with 'hardware'")
     return out
@@ -76,8 +86,11 @@ def run_platform_study(spec_path: Path, outdir: Path, quiet: bool = False) -> xr
     for k, v in raw_lists.items():
         if not isinstance(v, list) or not v:
             raise SpecError(f"{spec_path}: key '{k}': expected a non-empty list")
-    checked = check(spec_path, {k: v for k, v in data.items() if k not in raw_lists},
-                     {k: v for k, v in STUDY_KEYS.items() if k not in raw_lists})
+    checked = check(
+        spec_path,
+        {k: v for k, v in data.items() if k not in raw_lists},
+        {k: v for k, v in STUDY_KEYS.items() if k not in raw_lists},
+    )
     dtype = checked.get("dtype", "bf16")
     if dtype not in DTYPES:
         raise SpecError(f"{spec_path}: key 'dtype' = {dtype!r}: expected one of {', '.join(DTYPES)}")
@@ -85,16 +98,33 @@ def run_platform_study(spec_path: Path, outdir: Path, quiet: bool = False) -> xr
     models = [str(m) for m in raw_lists["models"]]
     b, s, d = checked["batch"], checked["prompt_tokens"], checked["output_tokens"]
     shape = (len(models), len(platforms))
-    arrays = {k: np.zeros(shape) for k in ("prefill_tokens_per_s", "decode_tokens_per_s", "prefill_tokens_per_j",
-                                           "decode_tokens_per_j", "n_chips")}
+    arrays = {
+        k: np.zeros(shape)
+        for k in (
+            "prefill_tokens_per_s",
+            "decode_tokens_per_s",
+            "prefill_tokens_per_j",
+            "decode_tokens_per_j",
+            "n_chips",
+        )
+    }
     feasible = np.zeros(shape, dtype=bool)
     reason = np.zeros(shape, dtype=np.int8)
     tty = sys.stdout.isatty() and not quiet
     t0 = time.perf_counter()
     for i, m in enumerate(models):
         for j, p in enumerate(platforms):
-            ds = evaluate(m, p.hardware, levels=["calibrated"], dtype=dtype, tp=p.tp, pp=p.pp, batch=b,
-                          prompt_tokens=s, output_tokens=d).isel(level=0)
+            ds = evaluate(
+                m,
+                p.hardware,
+                levels=["calibrated"],
+                dtype=dtype,
+                tp=p.tp,
+                pp=p.pp,
+                batch=b,
+                prompt_tokens=s,
+                output_tokens=d,
+            ).isel(level=0)
             arrays["prefill_tokens_per_s"][i, j] = float(ds.prefill_tokens_per_s)
             arrays["decode_tokens_per_s"][i, j] = b * d / float(ds.decode_latency_s)
             arrays["prefill_tokens_per_j"][i, j] = b * s / float(ds.prefill_energy_j)
@@ -105,13 +135,24 @@ def run_platform_study(spec_path: Path, outdir: Path, quiet: bool = False) -> xr
             if tty:
                 print(f"\r  evaluated {i * len(platforms) + j + 1}/{np.prod(shape)}", end="", flush=True)
     if not quiet:
-        print(f"{chr(13) if tty else ''}  evaluated {np.prod(shape)} model × platform pairs in {time.perf_counter() - t0:.1f} s")
-    units = {"prefill_tokens_per_s": "token/s", "decode_tokens_per_s": "token/s", "prefill_tokens_per_j": "token/J",
-             "decode_tokens_per_j": "token/J", "n_chips": "1"}
+        print(
+            f"{chr(13) if tty else ''}  evaluated {np.prod(shape)} model × platform pairs in {time.perf_counter() - t0:.1f} s"
+        )
+    units = {
+        "prefill_tokens_per_s": "token/s",
+        "decode_tokens_per_s": "token/s",
+        "prefill_tokens_per_j": "token/J",
+        "decode_tokens_per_j": "token/J",
+        "n_chips": "1",
+    }
     coords = {"model": np.array(models, dtype=object), "platform": np.array([p.id for p in platforms], dtype=object)}
     ds = xr.Dataset({k: (("model", "platform"), v, {"units": units[k]}) for k, v in arrays.items()}, coords=coords)
     ds["feasible"] = (("model", "platform"), feasible, {"units": "1", "description": "fits and respects constraints"})
-    ds["infeasible_reason"] = (("model", "platform"), reason, {"units": "1", "flag_meanings": " | ".join(INFEASIBLE_REASONS)})
+    ds["infeasible_reason"] = (
+        ("model", "platform"),
+        reason,
+        {"units": "1", "flag_meanings": " | ".join(INFEASIBLE_REASONS)},
+    )
     for k in ("prefill_tokens_per_s", "decode_tokens_per_s", "prefill_tokens_per_j", "decode_tokens_per_j"):
         best = ds[k].where(ds.feasible).max("platform")
         ds[f"normalized_{k}"] = (ds[k] / best).where(ds.feasible)
@@ -145,9 +186,11 @@ def _table(ds: xr.Dataset) -> str:
                     row.append(f"{tput:.2f} / {eff:.2f}")
             rows.append(row)
     head = ["model", "stage", *[str(p) for p in ds.platform.values]]
-    return ("Normalized throughput / throughput per joule (1.00 = best feasible platform of the row; "
-            f"batch {ds.attrs['batch']}, prompt {ds.attrs['prompt_tokens']}, {ds.attrs['output_tokens']} output "
-            f"tokens, {ds.attrs['dtype']})\n" + render(head, rows))
+    return (
+        "Normalized throughput / throughput per joule (1.00 = best feasible platform of the row; "
+        f"batch {ds.attrs['batch']}, prompt {ds.attrs['prompt_tokens']}, {ds.attrs['output_tokens']} output "
+        f"tokens, {ds.attrs['dtype']})\n" + render(head, rows)
+    )
 
 
 def _figure(ds: xr.Dataset, outdir: Path) -> None:
@@ -156,8 +199,9 @@ def _figure(ds: xr.Dataset, outdir: Path) -> None:
     x = np.arange(ds.sizes["model"])
     width = 0.8 / len(plats)
     for r, stage in enumerate(("prefill", "decode")):
-        for c, (metric, label) in enumerate((("tokens_per_s", "normalized throughput"),
-                                             ("tokens_per_j", "normalized throughput / energy"))):
+        for c, (metric, label) in enumerate(
+            (("tokens_per_s", "normalized throughput"), ("tokens_per_j", "normalized throughput / energy"))
+        ):
             ax = axes[r, c]
             vals = ds[f"normalized_{stage}_{metric}"]
             for k, p in enumerate(plats):
@@ -172,8 +216,11 @@ def _figure(ds: xr.Dataset, outdir: Path) -> None:
             ax.set_ylim(0, 1.1)
             ax.grid(axis="y", alpha=0.3)
     axes[0, 0].legend(fontsize=7, ncol=2)
-    fig.suptitle(f"Platforms (after GenZ Fig. 17): batch {ds.attrs['batch']}, prompt {ds.attrs['prompt_tokens']}, "
-                 f"{ds.attrs['output_tokens']} output tokens; X = out of memory", fontsize=11)
+    fig.suptitle(
+        f"Platforms (after GenZ Fig. 17): batch {ds.attrs['batch']}, prompt {ds.attrs['prompt_tokens']}, "
+        f"{ds.attrs['output_tokens']} output tokens; X = out of memory",
+        fontsize=11,
+    )
     fig.tight_layout()
     for ext in ("png", "svg"):
         fig.savefig(outdir / f"platforms.{ext}", dpi=120)

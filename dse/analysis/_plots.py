@@ -66,16 +66,18 @@ def plot_pareto(ds: Any, front: Any, objs: list[Any], out: Path, max_points: int
     fx, fy = front[x].values, front[y].values
     c = front[objs[2].metric].values if len(objs) > 2 else None
     style = {"c": c, "cmap": "viridis"} if c is not None else {"color": "tab:red"}
-    sc = ax.scatter(fx, fy, s=14, edgecolors="k", linewidths=0.3, zorder=3, label=f"Pareto front ({len(fx):,})",
-                    **style)
+    sc = ax.scatter(
+        fx, fy, s=14, edgecolors="k", linewidths=0.3, zorder=3, label=f"Pareto front ({len(fx):,})", **style
+    )
     if c is not None:
         fig.colorbar(sc, ax=ax, label=_label(ds, objs[2].metric))
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(f"{'↑' if objs[0].maximize else '↓'} {_label(ds, x)}")
     ax.set_ylabel(f"{'↑' if objs[1].maximize else '↓'} {_label(ds, y)}")
-    ax.set_title(f"{ds.attrs.get('sweep_name', '')}: {len(xs):,} designs meeting the constraints (grey: dominated)",
-                 fontsize=9)
+    ax.set_title(
+        f"{ds.attrs.get('sweep_name', '')}: {len(xs):,} designs meeting the constraints (grey: dominated)", fontsize=9
+    )
     ax.legend(loc="best", fontsize=8)
     return _save(fig, out, "pareto")
 
@@ -94,8 +96,13 @@ def _points(ds: Any, front: Any, n: int) -> list[dict[str, Any]]:
     if front is not None and front.sizes.get("front", 0):
         k = front.sizes["front"]
         picks = sorted({int(round(i)) for i in np.linspace(0, k - 1, min(n, k))})
-        return [{c: front[c].values[i].item() if hasattr(front[c].values[i], "item") else front[c].values[i]
-                 for c in front.coords} for i in picks]
+        return [
+            {
+                c: front[c].values[i].item() if hasattr(front[c].values[i], "item") else front[c].values[i]
+                for c in front.coords
+            }
+            for i in picks
+        ]
     first = ds.isel({d: 0 for d in ds.dims if d in ds.tpot_s.dims})
     return [{c: first[c].values.item() for c in first.coords}]
 
@@ -110,8 +117,10 @@ def plot_roofline(ds: Any, plan: Any, point: dict[str, Any], out: Path) -> list[
     bw = float(chip.memory_bandwidth_bytes_per_s)
     fig, ax = plt.subplots(figsize=(7, 5))
     all_ai = []
-    for label, new, past, marker in (("prefill", sc.prompt_tokens, np.zeros_like(sc.prompt_tokens), "o"),
-                                     ("decode step", np.ones_like(sc.batch), sc.prompt_tokens, "s")):
+    for label, new, past, marker in (
+        ("prefill", sc.prompt_tokens, np.zeros_like(sc.prompt_tokens), "o"),
+        ("decode step", np.ones_like(sc.batch), sc.prompt_tokens, "s"),
+    ):
         # One configuration's operator table, eager (a chart, not a sweep: nothing to compile).
         with float64():
             ops = model.operator_table(sc, tp, new, past)
@@ -127,15 +136,20 @@ def plot_roofline(ds: Any, plan: Any, point: dict[str, Any], out: Path) -> list[
     ridge = peak / bw
     lo, hi = min([ridge / 100, *all_ai]) / 2, max([ridge * 100, *all_ai]) * 2
     xs = np.geomspace(lo, hi, 200)
-    ax.plot(xs, np.minimum(peak, xs * bw), "k-", lw=1.5, label=f"roofline: {peak / 1e12:,.0f} TFLOP/s, {bw / 1e12:.2f} TB/s")
+    ax.plot(
+        xs, np.minimum(peak, xs * bw), "k-", lw=1.5, label=f"roofline: {peak / 1e12:,.0f} TFLOP/s, {bw / 1e12:.2f} TB/s"
+    )
     ax.axvspan(lo, ridge, color="tab:blue", alpha=0.08, label="memory-bound")
     ax.axvspan(ridge, hi, color="tab:red", alpha=0.05, label="compute-bound")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity [FLOP/B]")
     ax.set_ylabel("attained [FLOP/s]")
-    where = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.items()
-                      if (k in plan.dims or k in {a.key for a in plan.spec.sampled}) and k != "design")
+    where = ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in point.items()
+        if (k in plan.dims or k in {a.key for a in plan.spec.sampled}) and k != "design"
+    )
     ax.set_title(textwrap.fill(f"roofline of the chosen design ({where})", 90), fontsize=7)
     ax.legend(fontsize=7, loc="lower right")
     return _save(fig, out, "roofline")
@@ -222,8 +236,13 @@ def _axis_metrics(ds: Any, plan: Any) -> list[str]:
     return [m for m in wanted if m in ds.data_vars]
 
 
-def plot_store(store: Path, out: Path, objectives: list[str] | None = None, constraints: list[str] | None = None,
-               n_designs: int = 3) -> list[Path]:
+def plot_store(
+    store: Path,
+    out: Path,
+    objectives: list[str] | None = None,
+    constraints: list[str] | None = None,
+    n_designs: int = 3,
+) -> list[Path]:
     """Every chart that applies to the store; returns the files written under ``out``."""
     if n_designs <= 0:
         raise SpecError(f"--designs: {n_designs}: expected an integer > 0")

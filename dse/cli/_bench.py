@@ -36,8 +36,14 @@ def random_hardware_knobs(n: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 # Base chip of each family for ``bench --family``.
-FAMILY_BASE = {"simt": "h100-sxm5-80gb", "systolic": "tpu-v5e", "imc": "dmatrix-corsair", "dataflow": "wse-3",
-               "sram_chiplet": "groq-lpu", "cgra": "sn40l"}
+FAMILY_BASE = {
+    "simt": "h100-sxm5-80gb",
+    "systolic": "tpu-v5e",
+    "imc": "dmatrix-corsair",
+    "dataflow": "wse-3",
+    "sram_chiplet": "groq-lpu",
+    "cgra": "sn40l",
+}
 
 
 def random_family_knobs(chip, n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -56,12 +62,9 @@ def random_family_knobs(chip, n: int, seed: int = 0) -> dict[str, np.ndarray]:
 
 def run_bench(args: argparse.Namespace) -> int:
 
-
     if getattr(args, "sweep", False):
-
         return run_sweep_bench(args)
     if getattr(args, "calibration", False):
-
         return run_calibration_bench(args)
     n = int(args.configs)
     if n <= 0:
@@ -105,8 +108,10 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"{family} ({hw.id}): {n:,} configurations in {run_s:.2f} s: {n / run_s:,.0f} configurations/s "
-              f"(compile + first chunk {compile_s:.2f} s; {out['scenario']}; {out['device']})")
+        print(
+            f"{family} ({hw.id}): {n:,} configurations in {run_s:.2f} s: {n / run_s:,.0f} configurations/s "
+            f"(compile + first chunk {compile_s:.2f} s; {out['scenario']}; {out['device']})"
+        )
     return 0
 
 

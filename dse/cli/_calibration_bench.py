@@ -31,7 +31,9 @@ def run_calibration_bench(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         print(json.dumps(out))
     else:
-        print(f"calibration fit from scratch: {out['fit_s']:.1f} s ({out['rows']} measurements; data and "
-              f"features {out['load_and_features_s']:.1f} s, optimization and Laplace "
-              f"{out['optimize_and_laplace_s']:.1f} s)")
+        print(
+            f"calibration fit from scratch: {out['fit_s']:.1f} s ({out['rows']} measurements; data and "
+            f"features {out['load_and_features_s']:.1f} s, optimization and Laplace "
+            f"{out['optimize_and_laplace_s']:.1f} s)"
+        )
     return 0

@@ -12,11 +12,19 @@ from dse.specs import SpecError, hardware_ids
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
-    s = subparsers.add_parser("calibrate", help="fit the cost model to the A100 measurements; write calibration/fitted/<hw>.yaml")
-    s.add_argument("--hardware", default="a100-sxm4-40gb",
-                   help="a100-sxm4-80gb (kernel-level data) or a100-sxm4-40gb (end-to-end data); both run both stages")
-    s.add_argument("--util-form", choices=("table", "wave"),
-                   help="GEMM utilization form (default: the one with the lower leave-one-model-out GEMM error)")
+    s = subparsers.add_parser(
+        "calibrate", help="fit the cost model to the A100 measurements; write calibration/fitted/<hw>.yaml"
+    )
+    s.add_argument(
+        "--hardware",
+        default="a100-sxm4-40gb",
+        help="a100-sxm4-80gb (kernel-level data) or a100-sxm4-40gb (end-to-end data); both run both stages",
+    )
+    s.add_argument(
+        "--util-form",
+        choices=("table", "wave"),
+        help="GEMM utilization form (default: the one with the lower leave-one-model-out GEMM error)",
+    )
     s.add_argument("--steps", type=int, default=100, help="L-BFGS iterations per stage (default 100)")
     s.add_argument("--no-compare", action="store_true", help="skip the leave-one-model-out comparison of the forms")
     s.add_argument("--data", help="measurement folder with the layout of calibration/data (default: shipped data)")
@@ -25,7 +33,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 
     s = subparsers.add_parser("validate", help="MAPE of the shipped fit on every data set; parity plots under results/")
     s.add_argument("--hardware", default="a100-sxm4-40gb", help="fitted file to validate")
-    s.add_argument("-o", "--output-dir", default=str(Path("results") / "calibration"), help="folder for the parity plots")
+    s.add_argument(
+        "-o", "--output-dir", default=str(Path("results") / "calibration"), help="folder for the parity plots"
+    )
     s.add_argument("--by", choices=("dataset", "op", "phase"), default="dataset", help="grouping of the MAPE table")
     s.add_argument("--data", help="measurement folder with the layout of calibration/data (default: shipped data)")
     s.add_argument("--json", action="store_true", help="print the table as JSON records")
@@ -37,8 +47,10 @@ def _hardware(ref: str) -> str:
     if ref not in hardware_ids():
         raise SpecError(f"--hardware: unknown hardware '{ref}': expected one of {', '.join(CALIBRATABLE)}")
     if ref not in CALIBRATABLE:
-        raise SpecError(f"--hardware: no measurements for '{ref}' in calibration/data: expected one of "
-                        f"{', '.join(CALIBRATABLE)} (see the README, 'Calibrating a new chip')")
+        raise SpecError(
+            f"--hardware: no measurements for '{ref}' in calibration/data: expected one of "
+            f"{', '.join(CALIBRATABLE)} (see the README, 'Calibrating a new chip')"
+        )
     return ref
 
 
@@ -59,15 +71,23 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         raise SpecError(f"--steps: {args.steps}: expected an integer > 0")
     log = lambda s: print(s, file=sys.stderr)  # noqa: E731
     try:
-        out = calibrate(hw, args.util_form, args.steps, Path(args.output_dir) if args.output_dir else None,
-                        _data_dir(args.data), compare=not args.no_compare, log=log)
+        out = calibrate(
+            hw,
+            args.util_form,
+            args.steps,
+            Path(args.output_dir) if args.output_dir else None,
+            _data_dir(args.data),
+            compare=not args.no_compare,
+            log=log,
+        )
     except (FileNotFoundError, ValueError) as e:
         if isinstance(e, SpecError):
             raise
         raise SpecError(str(e).splitlines()[0]) from None
     print(format_table(out["tables"]["dataset"]))
-    print(f"wrote {out['path']} (fit {out['fit_s']:.1f} s, utilization form {out['result'].util_form})",
-          file=sys.stderr)
+    print(
+        f"wrote {out['path']} (fit {out['fit_s']:.1f} s, utilization form {out['result'].util_form})", file=sys.stderr
+    )
     return 0
 
 
@@ -78,8 +98,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     try:
         out = validate(Path(args.output_dir), args.hardware, _data_dir(args.data))
     except KeyError as e:  # a data set or column the shipped fit does not know
-        raise SpecError(f"--data {args.data}: unknown data set or column {e}: expected the layout of "
-                        "calibration/data") from None
+        raise SpecError(
+            f"--data {args.data}: unknown data set or column {e}: expected the layout of calibration/data"
+        ) from None
     except (FileNotFoundError, ValueError) as e:
         if isinstance(e, SpecError):
             raise

@@ -31,9 +31,15 @@ DEMO_SPEC = {
     "scenario": {"name": "chat", "phase": "request", "prompt_tokens": 2048, "output_tokens": 256, "batch": 1},
     "dtype": "bf16",
     "grid": {"tp": [2, 4, 8], "batch": [1, 4, 16, 64]},
-    "sample": {"method": "sobol", "n": 512, "seed": 0,
-               "axes": {"hbm_bandwidth_tb_s": {"low": 1.5, "high": 10, "scale": "log"},
-                        "price_usd": {"low": 10000, "high": 50000, "scale": "log"}}},
+    "sample": {
+        "method": "sobol",
+        "n": 512,
+        "seed": 0,
+        "axes": {
+            "hbm_bandwidth_tb_s": {"low": 1.5, "high": 10, "scale": "log"},
+            "price_usd": {"low": 10000, "high": 50000, "scale": "log"},
+        },
+    },
     "constraints": ["ttft_s <= 1", "tpot_s <= 0.05"],
     "objectives": ["maximize throughput_tokens_per_s_per_chip", "minimize j_per_token", "minimize usd_per_mtok"],
 }
@@ -42,16 +48,20 @@ DEMO_SPEC = {
 def _tpot_at_levels(hardware: str, design) -> list[float]:
     """TPOT (ms) of one stored design at the ideal, achievable and calibrated levels."""
 
-
     h = load_hardware(hardware)
     sc = DEMO_SPEC["scenario"]
-    cfg = make_config(load_model(DEMO_SPEC["model"]), h, prompt_tokens=sc["prompt_tokens"],
-                      output_tokens=sc["output_tokens"])
-    knobs = {"tp": float(design.tp), "batch": float(design.batch),
-             "hbm_bandwidth_bytes_per_s": float(design.hbm_bandwidth_tb_s) * 1e12,
-             "price_usd": float(design.price_usd)}
-    res = run_designs(cfg, {k: np.array([v]) for k, v in knobs.items()},
-                      software_levels(h, ("ideal", "achievable", "calibrated")))
+    cfg = make_config(
+        load_model(DEMO_SPEC["model"]), h, prompt_tokens=sc["prompt_tokens"], output_tokens=sc["output_tokens"]
+    )
+    knobs = {
+        "tp": float(design.tp),
+        "batch": float(design.batch),
+        "hbm_bandwidth_bytes_per_s": float(design.hbm_bandwidth_tb_s) * 1e12,
+        "price_usd": float(design.price_usd),
+    }
+    res = run_designs(
+        cfg, {k: np.array([v]) for k, v in knobs.items()}, software_levels(h, ("ideal", "achievable", "calibrated"))
+    )
     return [float(t) * 1e3 for t in res["tpot_s"][:, 0]]
 
 
@@ -81,20 +91,50 @@ def run_demo(output: Path, quiet: bool = False) -> int:
         i = np.unravel_index(np.nanargmin(cost), cost.shape)
         p = sub.isel(dict(zip(sub.usd_per_mtok.dims, i, strict=True)))
         tpot_levels = _tpot_at_levels(str(hw), p)
-        rows.append([str(hw), int(p.tp), int(p.batch), float(p.hbm_bandwidth_tb_s), float(p.ttft_s) * 1e3,
-                     *tpot_levels, float(p.throughput_tokens_per_s_per_chip), float(p.j_per_token),
-                     float(p.usd_per_mtok)])
-    print("\nCheapest design per chip meeting " + ", ".join(str(c) for c in cons)
-          + " (TPOT at the three levels: ideal roofline, hardware-achievable, software-calibrated)")
-    print(render(["hardware", "tp", "batch", "HBM TB/s", "TTFT ms", "TPOT ideal", "TPOT achv", "TPOT calib",
-                  "tok/s/chip", "J/token", "$/1M tok"], rows))
+        rows.append(
+            [
+                str(hw),
+                int(p.tp),
+                int(p.batch),
+                float(p.hbm_bandwidth_tb_s),
+                float(p.ttft_s) * 1e3,
+                *tpot_levels,
+                float(p.throughput_tokens_per_s_per_chip),
+                float(p.j_per_token),
+                float(p.usd_per_mtok),
+            ]
+        )
+    print(
+        "\nCheapest design per chip meeting "
+        + ", ".join(str(c) for c in cons)
+        + " (TPOT at the three levels: ideal roofline, hardware-achievable, software-calibrated)"
+    )
+    print(
+        render(
+            [
+                "hardware",
+                "tp",
+                "batch",
+                "HBM TB/s",
+                "TTFT ms",
+                "TPOT ideal",
+                "TPOT achv",
+                "TPOT calib",
+                "tok/s/chip",
+                "J/token",
+                "$/1M tok",
+            ],
+            rows,
+        )
+    )
     out_dir = output.parent / output.stem
     written = write_front(front, out_dir / "pareto")
     written += plot_store(output, out_dir)
     print(f"\n{spec.n_designs:,} designs, front, table and charts in {time.perf_counter() - t0:.1f} s")
     if not quiet:
-        print(f"open it with: xarray.open_zarr('{output}'); wrote {', '.join(str(p) for p in written)}",
-              file=sys.stderr)
+        print(
+            f"open it with: xarray.open_zarr('{output}'); wrote {', '.join(str(p) for p in written)}", file=sys.stderr
+        )
     return 0
 
 

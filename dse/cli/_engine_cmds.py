@@ -18,10 +18,8 @@ from calibration import prediction_interval
 from dse.analysis import render
 from dse.engine import (
     calibration_source,
-    check_dtype,
     evaluate,
     gemm_designs,
-    knob_keys,
     make_config,
     run_designs,
     software_levels,
@@ -30,13 +28,16 @@ from dse.specs import SpecError, hardware_ids, hardware_keys, load_hardware, loa
 from models import BOUND_NAMES, DTYPES, INFEASIBLE_REASONS, default_economics
 from models.workloads import active_params, kv_bytes_per_token, total_params
 
+
 def _floats(text: str, what: str, integer: bool = False) -> list[float]:
     out = []
     for part in str(text).split(","):
         try:
             v = float(part)
         except ValueError:
-            raise SpecError(f"--{what}: '{part}' is not a number: expected {'integers' if integer else 'numbers'} > 0, comma-separated") from None
+            raise SpecError(
+                f"--{what}: '{part}' is not a number: expected {'integers' if integer else 'numbers'} > 0, comma-separated"
+            ) from None
         if not np.isfinite(v) or v <= 0 or (integer and v != int(v)):
             raise SpecError(f"--{what}: '{part}': expected {'integers' if integer else 'numbers'} > 0")
         out.append(v)
@@ -52,19 +53,25 @@ def _set_knobs(items: Sequence[str], families: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
-            raise SpecError(f"--set: '{item}': expected KEY=VALUE[,VALUE...] with a spec key such as hbm_bandwidth_tb_s=2,3")
+            raise SpecError(
+                f"--set: '{item}': expected KEY=VALUE[,VALUE...] with a spec key such as hbm_bandwidth_tb_s=2,3"
+            )
         key, val = item.split("=", 1)
         infos = []
         for family in families:
             info = hardware_keys(family).get(key)
             if info is None or info.field is None:
                 known = sorted({k for f in families for k, v in hardware_keys(f).items() if v.field})
-                raise SpecError(f"--set: unknown key '{key}' for hardware family {family}{suggest(key, known)} "
-                                f"(known: {', '.join(known)})")
+                raise SpecError(
+                    f"--set: unknown key '{key}' for hardware family {family}{suggest(key, known)} "
+                    f"(known: {', '.join(known)})"
+                )
             infos.append(info)
         if len({(i.field, i.factor) for i in infos}) > 1:
-            raise SpecError(f"--set: key '{key}' means different knobs in families {', '.join(families)}: "
-                            "expected one family per --set")
+            raise SpecError(
+                f"--set: key '{key}' means different knobs in families {', '.join(families)}: "
+                "expected one family per --set"
+            )
         info = infos[0]
         out[info.field] = _scalar_or_list([v * info.factor for v in _floats(val, f"set {key}")])
     return out
@@ -75,8 +82,17 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     rows = []
     for mid in model_ids():
         m = load_model(mid)
-        rows.append([mid, m.name, float(total_params(m.spec)) / 1e9, float(active_params(m.spec)) / 1e9,
-                     float(kv_bytes_per_token(m.spec)) / 1e3, int(m.spec.n_layers), int(m.spec.d_model)])
+        rows.append(
+            [
+                mid,
+                m.name,
+                float(total_params(m.spec)) / 1e9,
+                float(active_params(m.spec)) / 1e9,
+                float(kv_bytes_per_token(m.spec)) / 1e3,
+                int(m.spec.n_layers),
+                int(m.spec.d_model),
+            ]
+        )
     print("Models")
     print(render(["id", "name", "params (B)", "active (B)", "KV/token (kB, bf16)", "layers", "d_model"], rows))
     rows = []
@@ -84,11 +100,36 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         h = load_hardware(hid)
         s = h.spec
         peaks = [float(s.peak_flops_per_s(d)) / 1e12 for d in ("bf16", "fp8", "int4")]
-        rows.append([hid, h.name, s.family, *peaks, float(s.memory_bandwidth_bytes_per_s) / 1e12,
-                     float(s.capacity_bytes) / 1e9, float(s.tdp_w), float(s.price_usd)])
+        rows.append(
+            [
+                hid,
+                h.name,
+                s.family,
+                *peaks,
+                float(s.memory_bandwidth_bytes_per_s) / 1e12,
+                float(s.capacity_bytes) / 1e9,
+                float(s.tdp_w),
+                float(s.price_usd),
+            ]
+        )
     print("\nHardware")
-    print(render(["id", "name", "family", "BF16 TFLOP/s", "FP8 TFLOP/s", "INT4 TOP/s", "mem TB/s", "capacity GB",
-                  "TDP W", "price $"], rows))
+    print(
+        render(
+            [
+                "id",
+                "name",
+                "family",
+                "BF16 TFLOP/s",
+                "FP8 TFLOP/s",
+                "INT4 TOP/s",
+                "mem TB/s",
+                "capacity GB",
+                "TDP W",
+                "price $",
+            ],
+            rows,
+        )
+    )
     return 0
 
 
@@ -114,12 +155,28 @@ def _economics(args: argparse.Namespace):
 
 # Headline columns per phase: (metric, header, scale).
 _COLUMNS = {
-    "prefill": [("ttft_s", "TTFT ms", 1e3), ("prefill_tokens_per_s", "prompt tok/s", 1), ("prefill_j_per_token", "J/prompt tok", 1),
-                ("prefill_mfu", "MFU", 1), ("prefill_bound", "bound", None)],
-    "decode": [("tpot_s", "step ms", 1e3), ("decode_tokens_per_s_per_chip", "tok/s/chip", 1),
-               ("decode_j_per_token", "J/token", 1), ("decode_mbu", "MBU", 1), ("decode_bound", "bound", None)],
-    "request": [("ttft_s", "TTFT ms", 1e3), ("tpot_s", "TPOT ms", 1e3), ("throughput_tokens_per_s_per_chip", "tok/s/chip", 1),
-                ("j_per_token", "J/token", 1), ("usd_per_mtok", "$/1M tok", 1), ("bound", "bound", None)],
+    "prefill": [
+        ("ttft_s", "TTFT ms", 1e3),
+        ("prefill_tokens_per_s", "prompt tok/s", 1),
+        ("prefill_j_per_token", "J/prompt tok", 1),
+        ("prefill_mfu", "MFU", 1),
+        ("prefill_bound", "bound", None),
+    ],
+    "decode": [
+        ("tpot_s", "step ms", 1e3),
+        ("decode_tokens_per_s_per_chip", "tok/s/chip", 1),
+        ("decode_j_per_token", "J/token", 1),
+        ("decode_mbu", "MBU", 1),
+        ("decode_bound", "bound", None),
+    ],
+    "request": [
+        ("ttft_s", "TTFT ms", 1e3),
+        ("tpot_s", "TPOT ms", 1e3),
+        ("throughput_tokens_per_s_per_chip", "tok/s/chip", 1),
+        ("j_per_token", "J/token", 1),
+        ("usd_per_mtok", "$/1M tok", 1),
+        ("bound", "bound", None),
+    ],
 }
 
 
@@ -131,8 +188,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     families = list(dict.fromkeys(h.family for h in hws))
     knobs |= {k: v if isinstance(v, list) else [v] for k, v in _set_knobs(args.set, families).items()}
     levels = ("ideal", "achievable") if args.uncalibrated else ("ideal", "achievable", "calibrated")
-    ds = evaluate(models, hws, dtype=args.dtype, economics=_economics(args), levels=levels,
-                  **{k: _scalar_or_list(v) if k not in ("batch", "tp") else v for k, v in knobs.items()})
+    ds = evaluate(
+        models,
+        hws,
+        dtype=args.dtype,
+        economics=_economics(args),
+        levels=levels,
+        **{k: _scalar_or_list(v) if k not in ("batch", "tp") else v for k, v in knobs.items()},
+    )
     grid_dims = [d for d in ds.tpot_s.dims if d not in ("model", "hardware", "level")]
     flat = ds.stack(row=("model", "hardware", *grid_dims)).transpose("row", "level")
     cols = _COLUMNS[args.phase]
@@ -146,8 +209,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         key = [str(r.model.item()), str(r.hardware.item())] + [_num(r[d].item()) for d in grid_dims]
         last = str(ds.level.values[-1])
         cal = r.sel(level=last)
-        vals = [float(r[main_metric[0]].sel(level=lv)) * main_metric[2] if lv in ds.level.values else float("nan")
-                for lv in ("ideal", "achievable", "calibrated")]
+        vals = [
+            float(r[main_metric[0]].sel(level=lv)) * main_metric[2] if lv in ds.level.values else float("nan")
+            for lv in ("ideal", "achievable", "calibrated")
+        ]
         for name, _, scale in cols[1:]:
             v = cal[name].item()
             vals.append(BOUND_NAMES[int(v)] if scale is None else float(v) * scale)
@@ -156,8 +221,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         vals += [float(cal.memory_per_chip_bytes) / 1e9, feasible]
         rows.append(key + vals)
         rec = dict(zip(["model", "hardware", *grid_dims], key, strict=True))
-        rec["levels"] = {str(lv): {k: _jsonable(r[k].sel(level=lv).item()) for k in ds.data_vars
-                                   if "level" in ds[k].dims} for lv in ds.level.values}
+        rec["levels"] = {
+            str(lv): {k: _jsonable(r[k].sel(level=lv).item()) for k in ds.data_vars if "level" in ds[k].dims}
+            for lv in ds.level.values
+        }
         rec["calibration"] = str(ds.calibration.sel(hardware=r.hardware.item()).item())
         rec["infeasible_reason_text"] = INFEASIBLE_REASONS[reason]
         records.append(rec)
@@ -166,8 +233,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(render(headers, rows))
         shown = "achievable (--uncalibrated)" if args.uncalibrated else "calibrated"
-        print(f"\nphase: {args.phase}; levels: ideal = roofline, achv = hardware-achievable, calib = software-"
-              f"calibrated; other columns at the {shown} level; dtype {args.dtype}")
+        print(
+            f"\nphase: {args.phase}; levels: ideal = roofline, achv = hardware-achievable, calib = software-"
+            f"calibrated; other columns at the {shown} level; dtype {args.dtype}"
+        )
     if args.output:
         _write_dataset(ds, Path(args.output))
     return 0
@@ -243,11 +312,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
         dtype = _cell(path, i, r, "dtype", "str", "bf16")
         if dtype not in DTYPES:
             raise SpecError(f"{path}: row {i + 2}: column 'dtype' = '{dtype}': expected one of {', '.join(DTYPES)}")
-        p = dict(phase=phase, batch=_cell(path, i, r, "batch"), tp=_cell(path, i, r, "tp"),
-                 pp=_cell(path, i, r, "pp", default="1"),
-                 tokens=_cell(path, i, r, "prompt_tokens" if phase == "prefill" else "context_tokens"))
+        p = dict(
+            phase=phase,
+            batch=_cell(path, i, r, "batch"),
+            tp=_cell(path, i, r, "tp"),
+            pp=_cell(path, i, r, "pp", default="1"),
+            tokens=_cell(path, i, r, "prompt_tokens" if phase == "prefill" else "context_tokens"),
+        )
         parsed.append(p)
-        groups.setdefault((_cell(path, i, r, "model", "str"), _cell(path, i, r, "hardware", "str"), dtype), []).append(i)
+        groups.setdefault((_cell(path, i, r, "model", "str"), _cell(path, i, r, "hardware", "str"), dtype), []).append(
+            i
+        )
     out: list[dict[str, Any]] = [{} for _ in rows]
     calibrated = not args.uncalibrated
     level = "calibrated" if calibrated else "achievable"
@@ -255,8 +330,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         m = _entry(load_model, mid, path)
         h = _entry(lambda r: load_hardware(r, calibrated=calibrated), hid, path)
         cfg = make_config(m, h, weight_dtype=dtype, act_dtype=dtype, kv_dtype=dtype)
-        knobs = {k: np.array([parsed[i][src] for i in idx]) for k, src in
-                 (("batch", "batch"), ("tp", "tp"), ("pp", "pp"), ("prompt_tokens", "tokens"))}
+        knobs = {
+            k: np.array([parsed[i][src] for i in idx])
+            for k, src in (("batch", "batch"), ("tp", "tp"), ("pp", "pp"), ("prompt_tokens", "tokens"))
+        }
         knobs["output_tokens"] = np.ones(len(idx))
         res = run_designs(cfg, knobs, software_levels(h, [level]))
         for j, i in enumerate(idx):
@@ -272,8 +349,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 "calibration": calibration_source(h) if calibrated else "datasheet",
             }
             if args.intervals is not None:
-                out[i] |= _intervals(h, calibrated, args.intervals,
-                                     (("latency", lat, "prefill" if pre else "decode"), ("energy", energy, "energy")))
+                out[i] |= _intervals(
+                    h,
+                    calibrated,
+                    args.intervals,
+                    (("latency", lat, "prefill" if pre else "decode"), ("energy", energy, "energy")),
+                )
     _write_rows(rows, out, args.output)
     return 0
 
@@ -336,15 +417,15 @@ def _predict_ops(path: Path, output: str | None, args: argparse.Namespace) -> in
         calibrated = not args.uncalibrated
         h = _entry(lambda r: load_hardware(r, calibrated=calibrated), hid, path)
         sw = software_levels(h, ["calibrated" if calibrated else "achievable"])
-        t, e = gemm_designs(h.spec, jax.tree.map(lambda x: x[0], sw), *(np.array([float(rows[i][c]) for i in idx]) for c in "mnk"), dt)
+        t, e = gemm_designs(
+            h.spec, jax.tree.map(lambda x: x[0], sw), *(np.array([float(rows[i][c]) for i in idx]) for c in "mnk"), dt
+        )
         for j, i in enumerate(idx):
             out[i] = {"latency_s": float(t[j]), "energy_j": float(e[j])}
             if args.intervals is not None:
                 out[i] |= _intervals(h, calibrated, args.intervals, (("latency", t[j], "gemm"),))
     _write_rows(rows, out, output)
     return 0
-
-
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
@@ -362,8 +443,12 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--context", help="context tokens of the decode step (decode)")
     s.add_argument("--output-tokens", default="256", help="output tokens (request)")
     s.add_argument("--dtype", default="bf16", help="weights, activations and KV dtype: " + ", ".join(DTYPES))
-    s.add_argument("--set", action="append", metavar="KEY=V[,V]",
-                   help="override a hardware spec key of the chips' family, e.g. hbm_bandwidth_tb_s=2,4 or array_size=256")
+    s.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=V[,V]",
+        help="override a hardware spec key of the chips' family, e.g. hbm_bandwidth_tb_s=2,4 or array_size=256",
+    )
     s.add_argument("--lifetime-years", type=float)
     s.add_argument("--usd-per-kwh", type=float)
     s.add_argument("--pue", type=float)
@@ -373,10 +458,18 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("predict", help="latency and energy for each row of a scenario (or --ops) CSV")
-    s.add_argument("scenarios", nargs="?", help="CSV: model,hardware,phase,batch,prompt_tokens,context_tokens,tp[,pp,dtype]")
+    s.add_argument(
+        "scenarios", nargs="?", help="CSV: model,hardware,phase,batch,prompt_tokens,context_tokens,tp[,pp,dtype]"
+    )
     s.add_argument("--ops", help="CSV of operator micro-benchmarks: hardware,op,m,n,k,dtype")
-    s.add_argument("--intervals", type=float, nargs="?", const=0.9, metavar="LEVEL",
-                   help="add prediction intervals (default coverage 0.9) from the fit's held-out error")
+    s.add_argument(
+        "--intervals",
+        type=float,
+        nargs="?",
+        const=0.9,
+        metavar="LEVEL",
+        help="add prediction intervals (default coverage 0.9) from the fit's held-out error",
+    )
     s.add_argument("--uncalibrated", action="store_true", help="pure datasheet model (no fitted parameters)")
     s.add_argument("-o", "--output", help="output CSV (default: stdout)")
     s.set_defaults(func=cmd_predict)

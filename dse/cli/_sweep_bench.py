@@ -63,7 +63,6 @@ def _store_bytes(path: Path) -> int:
 
 def run_sweep_bench(args: argparse.Namespace) -> int:
 
-
     n = int(getattr(args, "designs", 10_000_000))
     if n <= 0:
         raise SpecError(f"--designs: {n}: expected an integer > 0")
@@ -98,17 +97,19 @@ def run_sweep_bench(args: argparse.Namespace) -> int:
         "chunks": result.n_chunks_run,
         "chunk_designs": -(-n // max(result.n_chunks_run, 1)),
         "scenario": "llama-3-70b, 8 chips TP 8, prefill 2048 + 256 decode, batch 16, bf16, calibrated; "
-                    "7 random hardware knobs; every metric to zarr (float32, blosc lz4)",
+        "7 random hardware knobs; every metric to zarr (float32, blosc lz4)",
         "device": str(jax.devices()[0]),
         "n_devices": jax.device_count(),
     }
     if getattr(args, "json", False):
         print(json.dumps(out))
     else:
-        print(f"{n:,} designs spec → closed zarr store in {seconds:.2f} s: {n / seconds:,.0f} designs/s end to end; "
-              f"peak RSS {out['peak_rss_bytes'] / 2**20:,.0f} MiB; store {size / 2**20:,.0f} MiB "
-              f"({out['n_variables']} variables, {result.n_chunks_run} chunks; {out['device']})\n"
-              f"Pareto of {n:,} designs, 3 objectives: {pareto_s:.2f} s ({pstats['load_s']:.2f} s load, "
-              f"{pstats['filter_s']:.2f} s filter over {int(pstats['n_candidates']):,} feasible; "
-              f"front {int(pstats['n_front']):,})")
+        print(
+            f"{n:,} designs spec → closed zarr store in {seconds:.2f} s: {n / seconds:,.0f} designs/s end to end; "
+            f"peak RSS {out['peak_rss_bytes'] / 2**20:,.0f} MiB; store {size / 2**20:,.0f} MiB "
+            f"({out['n_variables']} variables, {result.n_chunks_run} chunks; {out['device']})\n"
+            f"Pareto of {n:,} designs, 3 objectives: {pareto_s:.2f} s ({pstats['load_s']:.2f} s load, "
+            f"{pstats['filter_s']:.2f} s filter over {int(pstats['n_candidates']):,} feasible; "
+            f"front {int(pstats['n_front']):,})"
+        )
     return 0

@@ -9,8 +9,8 @@ from pathlib import Path
 import yaml
 
 from dse.analysis import pareto_table, plot_store, run_platform_study, store_pareto, write_front
-from dse.specs import SpecError
 from dse.engine import enable_compilation_cache
+from dse.specs import SpecError
 from dse.sweep import describe, load_sweep, run_sweep
 
 RESULTS = Path("results")
@@ -29,8 +29,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise SpecError(f"--chunk: {args.chunk}: expected an integer > 0")
     enable_compilation_cache()
     store.parent.mkdir(parents=True, exist_ok=True)
-    result = run_sweep(spec, store, overwrite=args.overwrite, quiet=args.quiet, chunk=args.chunk,
-                       dask=args.dask or args.workers is not None, workers=args.workers, scheduler=args.scheduler)
+    result = run_sweep(
+        spec,
+        store,
+        overwrite=args.overwrite,
+        quiet=args.quiet,
+        chunk=args.chunk,
+        dask=args.dask or args.workers is not None,
+        workers=args.workers,
+        scheduler=args.scheduler,
+    )
     print(describe(result))
     if result.status != "already complete" and not args.quiet:
         print(f"open it with: xarray.open_zarr('{store}')", file=sys.stderr)
@@ -43,7 +51,10 @@ def _split(text: str | None) -> list[str]:
 
 def cmd_pareto(args: argparse.Namespace) -> int:
     front, objectives, constraints, stats = store_pareto(
-        Path(args.store), _split(args.objectives) or None, _split(args.constraints) if args.constraints is not None else None)
+        Path(args.store),
+        _split(args.objectives) or None,
+        _split(args.constraints) if args.constraints is not None else None,
+    )
     print(pareto_table(front, objectives, constraints, stats, limit=args.limit))
     out = Path(args.output) if args.output else RESULTS / f"{Path(args.store).stem}_pareto"
     paths = write_front(front, out)
@@ -54,9 +65,13 @@ def cmd_pareto(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else RESULTS / Path(args.store).stem
-    paths = plot_store(Path(args.store), out, objectives=_split(args.objectives) or None,
-                       constraints=_split(args.constraints) if args.constraints is not None else None,
-                       n_designs=args.designs)
+    paths = plot_store(
+        Path(args.store),
+        out,
+        objectives=_split(args.objectives) or None,
+        constraints=_split(args.constraints) if args.constraints is not None else None,
+        n_designs=args.designs,
+    )
     if not args.quiet:
         print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
     return 0
@@ -85,10 +100,13 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("pareto", help="non-dominated feasible designs of a sweep store")
     s.add_argument("store", help="zarr store written by `inferbench sweep`")
-    s.add_argument("--objectives", help="comma-separated, e.g. max:throughput_tokens_per_s_per_chip,min:j_per_token "
-                   "(default: the sweep's)")
-    s.add_argument("--constraints", help="comma-separated, e.g. 'ttft_s<=0.2,tpot_s<=0.01' (default: the sweep's; "
-                   "'' for none)")
+    s.add_argument(
+        "--objectives",
+        help="comma-separated, e.g. max:throughput_tokens_per_s_per_chip,min:j_per_token (default: the sweep's)",
+    )
+    s.add_argument(
+        "--constraints", help="comma-separated, e.g. 'ttft_s<=0.2,tpot_s<=0.01' (default: the sweep's; '' for none)"
+    )
     s.add_argument("--limit", type=int, default=20, help="rows of the printed table (default 20)")
     s.add_argument("-o", "--output", help="output prefix (default results/STORE_pareto): writes .zarr and .csv")
     s.add_argument("--quiet", action="store_true")

@@ -100,8 +100,13 @@ class Pending:
         return out
 
 
-def dispatch(config: Config, knobs: Mapping[str, np.ndarray], software: SoftwareParams,
-             block: int = EVAL_BLOCK, fixed: bool = False) -> Pending:
+def dispatch(
+    config: Config,
+    knobs: Mapping[str, np.ndarray],
+    software: SoftwareParams,
+    block: int = EVAL_BLOCK,
+    fixed: bool = False,
+) -> Pending:
     """Start evaluating n designs (SI knob arrays of one length n) at every level of ``software``.
 
     The designs are cut into blocks of :func:`block_size` — exactly ``block`` with ``fixed``,
@@ -118,7 +123,7 @@ def dispatch(config: Config, knobs: Mapping[str, np.ndarray], software: Software
         for start in range(0, n, size):
             part = {}
             for k, v in flat.items():
-                p = v[start:start + size]
+                p = v[start : start + size]
                 if len(p) < size:
                     p = np.concatenate([p, np.full(size - len(p), p[-1])])
                 part[k] = p
@@ -144,8 +149,13 @@ def check_knobs(config: Config, knobs: Mapping[str, Any]) -> int:
     return lengths.pop() if lengths else 1
 
 
-def run_designs(config: Config, knobs: Mapping[str, Any], software: SoftwareParams, chunk: int = 4 * EVAL_BLOCK,
-                progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+def run_designs(
+    config: Config,
+    knobs: Mapping[str, Any],
+    software: SoftwareParams,
+    chunk: int = 4 * EVAL_BLOCK,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, np.ndarray]:
     """Evaluate N designs (flat SI knob arrays of equal length, or scalars) at every level.
 
     Chunks of ``chunk`` designs are dispatched one ahead of the copy-out, so the devices stay
@@ -159,8 +169,9 @@ def run_designs(config: Config, knobs: Mapping[str, Any], software: SoftwarePara
     def chunks() -> Iterator[tuple[int, int, Pending]]:
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
-            part = {k: v[start:stop] for k, v in flat.items()} or {"batch": np.full(stop - start,
-                                                                                  float(config.scenario.batch))}
+            part = {k: v[start:stop] for k, v in flat.items()} or {
+                "batch": np.full(stop - start, float(config.scenario.batch))
+            }
             yield start, stop, dispatch(config, part, software, min(chunk, EVAL_BLOCK))
 
     it = chunks()
@@ -180,20 +191,31 @@ def run_designs(config: Config, knobs: Mapping[str, Any], software: SoftwarePara
 _gemm_batch = jax.jit(jax.vmap(gemm_cost, in_axes=(None, None, 0, 0, 0, None)), static_argnums=5)
 
 
-def gemm_designs(chip: Chip, software: SoftwareParams, m: np.ndarray, n: np.ndarray, k: np.ndarray,
-                 dtype: str) -> tuple[np.ndarray, np.ndarray]:
+def gemm_designs(
+    chip: Chip, software: SoftwareParams, m: np.ndarray, n: np.ndarray, k: np.ndarray, dtype: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Latency (s) and energy (J) of many single GEMMs on one chip at one software level."""
     with float64():
         t, e = _gemm_batch(chip, software, *(np.asarray(x, dtype=np.float64) for x in (m, n, k)), dtype)
         return np.asarray(t), np.asarray(e)
 
 
-def _kernel_time_s(chip: Chip, software: SoftwareParams, flops: jax.Array, bytes_: jax.Array, m: jax.Array,
-                   n: jax.Array, k: jax.Array, kind: str, dtype: str) -> jax.Array:
+def _kernel_time_s(
+    chip: Chip,
+    software: SoftwareParams,
+    flops: jax.Array,
+    bytes_: jax.Array,
+    m: jax.Array,
+    n: jax.Array,
+    k: jax.Array,
+    kind: str,
+    dtype: str,
+) -> jax.Array:
     """Time of one kernel (a one-row operator table of ``kind``) on the chip's own roofline."""
     ops = gemm_operator(m, n, k, dtype)
-    ops = ops._replace(flops=jnp.reshape(flops, (1,)), weight_bytes=jnp.zeros(1), act_bytes=jnp.reshape(bytes_, (1,)),
-                       kinds=(kind,))
+    ops = ops._replace(
+        flops=jnp.reshape(flops, (1,)), weight_bytes=jnp.zeros(1), act_bytes=jnp.reshape(bytes_, (1,)), kinds=(kind,)
+    )
     c = chip.operator_cost(software, ops, dtype, dtype, dtype)
     return (jnp.maximum(c.compute_s, c.memory_s) + c.overhead_s)[0]
 
@@ -205,8 +227,9 @@ kernel_rows: Callable[..., jax.Array] = jax.vmap(_kernel_time_s, in_axes=(None, 
 # --- sensitivities ------------------------------------------------------------------------
 
 
-def _log_metrics(config: Config, log_knobs: jax.Array, names: tuple[str, ...], metrics: tuple[str, ...],
-                 software: SoftwareParams) -> jax.Array:
+def _log_metrics(
+    config: Config, log_knobs: jax.Array, names: tuple[str, ...], metrics: tuple[str, ...], software: SoftwareParams
+) -> jax.Array:
     res = _serve_one(config, {k: jnp.exp(log_knobs[i]) for i, k in enumerate(names)}, software)
     return jnp.stack([jnp.log(getattr(res, m)) for m in metrics])
 
@@ -214,8 +237,9 @@ def _log_metrics(config: Config, log_knobs: jax.Array, names: tuple[str, ...], m
 _jacobian = jax.jit(jax.jacrev(_log_metrics, argnums=1), static_argnums=(2, 3))
 
 
-def log_jacobian(config: Config, knobs: Mapping[str, float], software: SoftwareParams,
-                 metrics: Sequence[str]) -> np.ndarray:
+def log_jacobian(
+    config: Config, knobs: Mapping[str, float], software: SoftwareParams, metrics: Sequence[str]
+) -> np.ndarray:
     """Elasticities ∂ log metric / ∂ log knob at one design: [n_metrics, n_knobs] (reverse mode)."""
     names = tuple(knobs)
     with float64():

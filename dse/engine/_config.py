@@ -66,8 +66,10 @@ def resolve_knob(config: Config, name: str, where: str) -> Knob:
     table = knob_keys(config)
     if name not in table:
         keys = sorted({k.key.key for k in table.values()})
-        raise SpecError(f"{where}: unknown key '{name}' for hardware family '{config.chip.family}'"
-                        f"{suggest(name, list(table))} (known: {', '.join(keys)})")
+        raise SpecError(
+            f"{where}: unknown key '{name}' for hardware family '{config.chip.family}'"
+            f"{suggest(name, list(table))} (known: {', '.join(keys)})"
+        )
     return table[name]
 
 
@@ -77,8 +79,12 @@ def with_knobs(config: Config, knobs: Mapping[str, Any]) -> Config:
     parts: dict[str, dict[str, Any]] = {c: {} for c in COMPONENTS}
     for name, value in knobs.items():
         parts[owner[name]][name] = value
-    return Config(**{c: dataclasses.replace(getattr(config, c), **parts[c]) if parts[c] else getattr(config, c)
-                     for c in COMPONENTS})
+    return Config(
+        **{
+            c: dataclasses.replace(getattr(config, c), **parts[c]) if parts[c] else getattr(config, c)
+            for c in COMPONENTS
+        }
+    )
 
 
 def _leaf(x: float) -> np.ndarray:
@@ -91,10 +97,20 @@ def check_dtype(where: str, dtype: str) -> str:
     return dtype
 
 
-def make_config(model: ModelEntry, hardware: HardwareEntry, *, tp: float = 1, pp: float = 1,
-                batch: float = 1, prompt_tokens: float = 2048, output_tokens: float = 256,
-                weight_dtype: str = "bf16", act_dtype: str = "bf16", kv_dtype: str = "bf16",
-                economics: EconomicsSpec | None = None) -> Config:
+def make_config(
+    model: ModelEntry,
+    hardware: HardwareEntry,
+    *,
+    tp: float = 1,
+    pp: float = 1,
+    batch: float = 1,
+    prompt_tokens: float = 2048,
+    output_tokens: float = 256,
+    weight_dtype: str = "bf16",
+    act_dtype: str = "bf16",
+    kv_dtype: str = "bf16",
+    economics: EconomicsSpec | None = None,
+) -> Config:
     """The base configuration of one model on one hardware (scalar leaves)."""
     for key, dt in (("weight_dtype", weight_dtype), ("act_dtype", act_dtype), ("kv_dtype", kv_dtype)):
         check_dtype(key, dt)
@@ -102,7 +118,6 @@ def make_config(model: ModelEntry, hardware: HardwareEntry, *, tp: float = 1, pp
         model=model.spec,
         chip=hardware.spec,
         platform=PlatformSpec(_leaf(tp), _leaf(pp)),
-        scenario=Scenario(_leaf(batch), _leaf(prompt_tokens), _leaf(output_tokens), weight_dtype, act_dtype,
-                          kv_dtype),
+        scenario=Scenario(_leaf(batch), _leaf(prompt_tokens), _leaf(output_tokens), weight_dtype, act_dtype, kv_dtype),
         economics=economics or default_economics(),
     )

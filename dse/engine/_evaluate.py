@@ -67,8 +67,9 @@ def evaluate(
     rest = {k: v for k, v in scalars.items() if k not in base_defaults}
     results, sources, configs = [], [], []
     for m, h in itertools.product(models, hws):
-        cfg = make_config(m, h, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
-                          economics=economics, **base)
+        cfg = make_config(
+            m, h, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype, economics=economics, **base
+        )
         check_knobs(cfg, rest)
         cfg = with_knobs(cfg, {k: np.asarray(float(v)) for k, v in rest.items()})
         results.append(run_designs(cfg, flat, software_levels(h, levels)))
@@ -87,10 +88,15 @@ def evaluate(
     coords = {"model": [m.id for m in models], "hardware": [h.id for h in hws], "level": list(levels)}
     coords |= {k: v for k, v in axes.items()}
     ds = xr.Dataset(data_vars, coords=coords)
-    ds["calibration"] = (("hardware",), np.asarray(sources[: len(hws)], dtype=object),
-                         {"description": "where the calibrated level comes from: fitted (this chip's own fit), "
-                                         "transferred (the A100 software fit on this chip's datasheet) or "
-                                         "datasheet (no fit: calibrated = achievable)"})
+    ds["calibration"] = (
+        ("hardware",),
+        np.asarray(sources[: len(hws)], dtype=object),
+        {
+            "description": "where the calibrated level comes from: fitted (this chip's own fit), "
+            "transferred (the A100 software fit on this chip's datasheet) or "
+            "datasheet (no fit: calibrated = achievable)"
+        },
+    )
     ds["level"].attrs["description"] = "; ".join(f"{k}: {LEVEL_DESCRIPTIONS[k]}" for k in levels)
     table = knob_keys(configs[0])
     for k in axes:

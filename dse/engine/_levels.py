@@ -37,8 +37,11 @@ def calibrated_software(hardware: HardwareEntry) -> SoftwareParams:
 
 def software_levels(hardware: HardwareEntry, levels: Sequence[str] = LEVELS) -> SoftwareParams:
     """The efficiency levels of ``hardware``'s chip stacked along a leading axis."""
-    table = {"ideal": ideal_software, "achievable": achievable_software,
-             "calibrated": lambda: calibrated_software(hardware)}
+    table = {
+        "ideal": ideal_software,
+        "achievable": achievable_software,
+        "calibrated": lambda: calibrated_software(hardware),
+    }
     for lv in levels:
         if lv not in table:
             raise SpecError(f"levels: unknown level '{lv}': expected one of {', '.join(LEVELS)}")

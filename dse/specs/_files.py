@@ -52,6 +52,8 @@ def resolve(ref: str | Path, folder: Path, what: str, exts: tuple[str, ...]) -> 
     cand = folder / f"{ref}.yaml"
     if not cand.exists():
         known = ids(folder)
-        raise SpecError(f"models/catalog/{folder.name}: unknown {what} '{ref}'{suggest(str(ref), known)} "
-                        f"(known: {', '.join(known)})")
+        raise SpecError(
+            f"models/catalog/{folder.name}: unknown {what} '{ref}'{suggest(str(ref), known)} "
+            f"(known: {', '.join(known)})"
+        )
     return cand

@@ -43,8 +43,9 @@ def read_fitted(hardware_id: str | None, folder: Path | None = None) -> dict[str
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        raise SpecError(f"{path}: not a readable fitted-parameter file: expected YAML written by "
-                        "`inferbench calibrate`") from None
+        raise SpecError(
+            f"{path}: not a readable fitted-parameter file: expected YAML written by `inferbench calibrate`"
+        ) from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping at the top level")
     return data
@@ -88,8 +89,9 @@ def fitted_software(hardware_id: str | None, framework: str | None = None) -> So
     if framework is not None:
         frameworks = data.get("frameworks") or {}
         if framework not in frameworks:
-            raise SpecError(f"{fitted_path(source)}: no framework '{framework}': expected one of "
-                             f"{', '.join(frameworks)}")
+            raise SpecError(
+                f"{fitted_path(source)}: no framework '{framework}': expected one of {', '.join(frameworks)}"
+            )
         p |= frameworks[framework]
     return software_from_mapping(p)
 
@@ -110,8 +112,10 @@ def fitted_chip(hardware_id: str | None) -> dict[str, float]:
 def write_fitted(hardware_id: str, content: Mapping[str, Any], folder: Path | None = None) -> Path:
     path = fitted_path(hardware_id, folder)
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = (f"# Calibrated parameters of {hardware_id}, written by `inferbench calibrate --hardware {hardware_id}`.\n"
-              "# Do not edit by hand: rerun the calibration. See calibration/_fit.py for the model and the split.\n")
+    header = (
+        f"# Calibrated parameters of {hardware_id}, written by `inferbench calibrate --hardware {hardware_id}`.\n"
+        "# Do not edit by hand: rerun the calibration. See calibration/_fit.py for the model and the split.\n"
+    )
     path.write_text(header + yaml.safe_dump(_plain(dict(content)), sort_keys=False, width=110))
     return path
 

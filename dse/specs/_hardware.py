@@ -18,8 +18,8 @@ from models import Chip
 from models.hardware import FAMILIES
 
 from ._errors import SpecError, suggest
-from ._fitted import fitted_chip
 from ._files import HARDWARE_DIR, ids, read_mapping, resolve
+from ._fitted import fitted_chip
 from ._keys import KeyInfo, check, described, keys_of, to_si_values
 
 # Keys every hardware file may carry that fill no leaf.
@@ -120,8 +120,9 @@ def chip_from(path: Path | str, data: dict[str, Any]) -> Chip:
         si.setdefault(k, default(si) if callable(default) else default)
     si.setdefault("die_area_mm2", 0.0)
     given = {k: si.pop(k) for k in ("energy_per_flop_j", "energy_per_byte_j") if k in si}
-    chip = FAMILIES[family](**{k: _leaf(v) for k, v in si.items()}, energy_per_flop_j=_leaf(np.nan),
-                            energy_per_byte_j=_leaf(np.nan))
+    chip = FAMILIES[family](
+        **{k: _leaf(v) for k, v in si.items()}, energy_per_flop_j=_leaf(np.nan), energy_per_byte_j=_leaf(np.nan)
+    )
     return dataclasses.replace(chip, **{k: _leaf(v) for k, v in _power_coefficients(chip, given).items()})
 
 
@@ -130,8 +131,10 @@ def _power_coefficients(chip: Chip, given: dict[str, float]) -> dict[str, float]
     TDP − idle budget (estimate; see ``_A100_REF``)."""
     scale = (float(chip.tdp_w) - float(chip.idle_w)) / _A100_REF["budget"]
     peak, bw = float(chip.peak_bf16_flops_per_s), float(chip.memory_bandwidth_bytes_per_s)
-    return {"energy_per_flop_j": given.get("energy_per_flop_j", _A100_REF["alpha"] * _A100_REF["peak"] * scale / peak),
-            "energy_per_byte_j": given.get("energy_per_byte_j", _A100_REF["beta"] * _A100_REF["bw"] * scale / bw)}
+    return {
+        "energy_per_flop_j": given.get("energy_per_flop_j", _A100_REF["alpha"] * _A100_REF["peak"] * scale / peak),
+        "energy_per_byte_j": given.get("energy_per_byte_j", _A100_REF["beta"] * _A100_REF["bw"] * scale / bw),
+    }
 
 
 def load_hardware(ref: str | Path, calibrated: bool = True) -> HardwareEntry:
@@ -156,6 +159,7 @@ def knob_of_hardware_key(family: str, key: str) -> KeyInfo:
     info = schema.get(key)
     if info is None or info.field is None:
         known = [k for k, v in schema.items() if v.field]
-        raise SpecError(f"unknown key '{key}' for hardware family {family}"
-                        f"{suggest(key, known)} (known: {', '.join(known)})")
+        raise SpecError(
+            f"unknown key '{key}' for hardware family {family}{suggest(key, known)} (known: {', '.join(known)})"
+        )
     return info

@@ -65,7 +65,11 @@ class KeyInfo:
                 raise SpecError(bad)
             if self.kind == "int" and v != int(v):
                 raise SpecError(bad)
-            if v < 0 or (v == 0 and self.kind not in ("nonnegative", "fraction")) or (self.kind == "fraction" and v >= 1):
+            if (
+                v < 0
+                or (v == 0 and self.kind not in ("nonnegative", "fraction"))
+                or (self.kind == "fraction" and v >= 1)
+            ):
                 raise SpecError(bad)
         return v
 

@@ -53,8 +53,15 @@ def load_model(ref: str | Path) -> ModelEntry:
     if top_k > n_experts:
         raise SpecError(f"{path}: key 'top_k' = {top_k}: expected at most n_experts = {n_experts}")
     leaves = dict(
-        n_layers=v["n_layers"], d_model=v["d_model"], n_heads=v["n_heads"], n_kv_heads=v["n_kv_heads"],
-        head_dim=head_dim, d_ff=v["d_ff"], vocab_size=v["vocab_size"], n_experts=n_experts, top_k=top_k,
+        n_layers=v["n_layers"],
+        d_model=v["d_model"],
+        n_heads=v["n_heads"],
+        n_kv_heads=v["n_kv_heads"],
+        head_dim=head_dim,
+        d_ff=v["d_ff"],
+        vocab_size=v["vocab_size"],
+        n_experts=n_experts,
+        top_k=top_k,
     )
     spec = TransformerSpec(
         **{k: np.asarray(float(x), dtype=np.float64) for k, x in leaves.items()},
@@ -82,16 +89,21 @@ def _from_hf_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
 
     d = first("hidden_size", "n_embd", "d_model", what="the model width (integer > 0)")
     heads = first("num_attention_heads", "n_head", "num_heads", what="the attention heads (integer > 0)")
-    kv = first("num_key_value_heads", "n_head_kv", default=1 if cfg.get("multi_query") else heads,
-               what="the KV heads")
+    kv = first("num_key_value_heads", "n_head_kv", default=1 if cfg.get("multi_query") else heads, what="the KV heads")
     out = {
         "name": str(cfg.get("_name_or_path") or path.parent.name or path.stem),
         "n_layers": first("num_hidden_layers", "n_layer", "num_layers", what="the layer count (integer > 0)"),
         "d_model": d,
         "n_heads": heads,
         "n_kv_heads": kv,
-        "d_ff": first("moe_intermediate_size", "intermediate_size", "n_inner", "ffn_dim",
-                      default=4 * d if isinstance(d, int) else None, what="the FFN width"),
+        "d_ff": first(
+            "moe_intermediate_size",
+            "intermediate_size",
+            "n_inner",
+            "ffn_dim",
+            default=4 * d if isinstance(d, int) else None,
+            what="the FFN width",
+        ),
         "vocab_size": first("vocab_size", what="the vocabulary size (integer > 0)"),
         "ffn": "plain" if cfg.get("model_type") in _PLAIN_FFN_TYPES else "gated",
         "tied_embeddings": bool(cfg.get("tie_word_embeddings", True)),

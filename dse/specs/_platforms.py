@@ -41,5 +41,12 @@ def load_platform(ref: str | Path) -> PlatformEntry:
     path = resolve(ref, PLATFORM_DIR, "platform", (".yaml", ".yml"))
     v = check(path, read_mapping(path), PLATFORM_KEYS)
     load_hardware(v["hardware"])  # the chip must exist
-    return PlatformEntry(path.stem, v["name"], v["hardware"], int(v["tp"]), int(v.get("pp", 1)),
-                         v.get("chips"), v.get("platform_power_kw"))
+    return PlatformEntry(
+        path.stem,
+        v["name"],
+        v["hardware"],
+        int(v["tp"]),
+        int(v.get("pp", 1)),
+        v.get("chips"),
+        v.get("platform_power_kw"),
+    )

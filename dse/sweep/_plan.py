@@ -16,14 +16,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from typing import Any
 
 import jax
 import numpy as np
 
 from dse.engine import (
-    CODE_METRICS,
     BOOL_METRICS,
+    CODE_METRICS,
     EVAL_BLOCK,
     Config,
     Knob,
@@ -39,7 +38,6 @@ from models import SoftwareParams
 
 from ._sampling import sample_values
 from ._spec import SweepSpec
-
 
 
 @dataclasses.dataclass
@@ -109,9 +107,12 @@ class Plan:
         lead = np.unravel_index(outer, self.inner_shape[:s]) if s else ()
         lo = piece * self.chunk_shape[s]
         hi = min(lo + self.chunk_shape[s], self.inner_shape[s])
-        slices = tuple(slice(int(i), int(i) + 1) for i in lead) + (slice(lo, hi),) + tuple(
-            slice(0, n) for n in self.inner_shape[s + 1:])
-        trail = int(np.prod(self.inner_shape[s + 1:], dtype=np.int64))
+        slices = (
+            tuple(slice(int(i), int(i) + 1) for i in lead)
+            + (slice(lo, hi),)
+            + tuple(slice(0, n) for n in self.inner_shape[s + 1 :])
+        )
+        trail = int(np.prod(self.inner_shape[s + 1 :], dtype=np.int64))
         start = (int(np.ravel_multi_index(lead, self.inner_shape[:s])) if s else 0) * self.inner_shape[s] * trail
         return slices, start + lo * trail, start + hi * trail
 
@@ -152,7 +153,7 @@ def _inner_chunking(shape: tuple[int, ...], target: int) -> tuple[tuple[int, ...
     for s in range(len(shape) - 1, -1, -1):
         if trail * shape[s] > target:
             c = max(1, target // trail)
-            return (1,) * s + (c,) + tuple(shape[s + 1:]), s
+            return (1,) * s + (c,) + tuple(shape[s + 1 :]), s
         trail *= shape[s]
     return tuple(shape), 0
 
@@ -171,9 +172,18 @@ def make_plan(spec: SweepSpec, chunk: int | None = None) -> Plan:
     groups: list[Group] = []
     for idx in itertools.product(range(len(models)), range(len(hws)), range(len(spec.scenarios))):
         m, h, sc = models[idx[0]], hws[idx[1]], spec.scenarios[idx[2]]
-        cfg = make_config(m, h, tp=spec.tp, pp=spec.pp, batch=sc.batch, prompt_tokens=sc.prompt_tokens,
-                          output_tokens=sc.output_tokens, weight_dtype=spec.dtype, act_dtype=spec.dtype,
-                          kv_dtype=spec.dtype)
+        cfg = make_config(
+            m,
+            h,
+            tp=spec.tp,
+            pp=spec.pp,
+            batch=sc.batch,
+            prompt_tokens=sc.prompt_tokens,
+            output_tokens=sc.output_tokens,
+            weight_dtype=spec.dtype,
+            act_dtype=spec.dtype,
+            kv_dtype=spec.dtype,
+        )
         fixed = {}
         for key, value in spec.fixed:
             knob = resolve_knob(cfg, key, f"{spec.source}: set.{key}")
@@ -181,15 +191,34 @@ def make_plan(spec: SweepSpec, chunk: int | None = None) -> Plan:
         if fixed:
             cfg = with_knobs(cfg, fixed)
         knobs = {}
-        for key, where in [(a.key, f"grid.{a.key}") for a in spec.grid] + [(a.key, f"sample.axes.{a.key}") for a in spec.sampled]:
+        for key, where in [(a.key, f"grid.{a.key}") for a in spec.grid] + [
+            (a.key, f"sample.axes.{a.key}") for a in spec.sampled
+        ]:
             knobs[key] = resolve_knob(cfg, key, f"{spec.source}: {where}")
-        sel = tuple(i for i, isdim in zip(idx, (spec.models_is_dim, spec.hardware_is_dim, spec.scenario_is_dim),
-                                          strict=True) if isdim)
+        sel = tuple(
+            i
+            for i, isdim in zip(idx, (spec.models_is_dim, spec.hardware_is_dim, spec.scenario_is_dim), strict=True)
+            if isdim
+        )
         groups.append(Group(sel, cfg, h.id, knobs, software_levels(h, [spec.level])))
-    group_dims = tuple(d for d, isdim in (("model", spec.models_is_dim), ("hardware", spec.hardware_is_dim),
-                                           ("scenario", spec.scenario_is_dim)) if isdim)
-    group_shape = tuple(n for n, isdim in ((len(models), spec.models_is_dim), (len(hws), spec.hardware_is_dim),
-                                            (len(spec.scenarios), spec.scenario_is_dim)) if isdim)
+    group_dims = tuple(
+        d
+        for d, isdim in (
+            ("model", spec.models_is_dim),
+            ("hardware", spec.hardware_is_dim),
+            ("scenario", spec.scenario_is_dim),
+        )
+        if isdim
+    )
+    group_shape = tuple(
+        n
+        for n, isdim in (
+            (len(models), spec.models_is_dim),
+            (len(hws), spec.hardware_is_dim),
+            (len(spec.scenarios), spec.scenario_is_dim),
+        )
+        if isdim
+    )
     inner_dims = tuple(a.dim for a in spec.grid) + (("design",) if spec.sampled else ())
     inner_shape = tuple(len(a.values) for a in spec.grid) + ((spec.sample_n,) if spec.sampled else ())
     if not inner_shape:
@@ -221,8 +250,6 @@ def chunk_inputs(plan: Plan, ci: int) -> tuple[dict[str, np.ndarray], dict[str, 
         if start < spec.sample_n:  # the first grid point's run writes the coordinates
             design_coords = sv
     return vals, design_coords, stop - start
-
-
 
 
 def chunk_knobs(plan: Plan, g: int, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

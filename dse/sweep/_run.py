@@ -24,7 +24,6 @@ from ._spec import SweepSpec, load_sweep, parse_sweep
 from ._store import StoreWriter, create_store, finalize_store, read_done, store_state
 
 
-
 class Progress:
     """A one-line progress bar on stderr: designs/s and ETA; silent when not a terminal."""
 
@@ -44,8 +43,10 @@ class Progress:
             eta = (self.total - self.done) / rate if rate > 0 else float("inf")
             frac = self.done / max(self.total, 1)
             bar = "#" * int(30 * frac)
-            self.stream.write(f"\r[{bar:<30}] {frac:6.1%} {self.done:,}/{self.total:,} designs "
-                              f"{rate:,.0f} designs/s ETA {eta:5.1f} s ")
+            self.stream.write(
+                f"\r[{bar:<30}] {frac:6.1%} {self.done:,}/{self.total:,} designs "
+                f"{rate:,.0f} designs/s ETA {eta:5.1f} s "
+            )
             self.stream.flush()
 
     def close(self) -> None:
@@ -76,8 +77,10 @@ def _prepare(spec: SweepSpec, store: Path, overwrite: bool, chunk: int | None) -
         raise SpecError(f"{store}: exists and is not an InferBench sweep store: expected a new path, or --overwrite")
     if state in ("partial", "complete") and not overwrite:
         if attrs["sweep_spec"] != spec.to_json():
-            raise SpecError(f"{store}: was written by a different sweep spec: expected the same spec to resume, "
-                            f"or --overwrite to start again")
+            raise SpecError(
+                f"{store}: was written by a different sweep spec: expected the same spec to resume, "
+                f"or --overwrite to start again"
+            )
         if state == "complete":
             return None, "already complete"
         return make_plan(spec, int(attrs["sweep_chunk"])), "resumed"
@@ -97,9 +100,18 @@ def _designs_in(plan: Plan, todo: list[tuple[int, int]]) -> int:
     return sum(plan.chunk_region(ci)[2] - plan.chunk_region(ci)[1] for _, ci in todo)
 
 
-def run_sweep(spec: SweepSpec | str | Path, store: str | Path, *, overwrite: bool = False, quiet: bool = False,
-              chunk: int | None = None, dask: bool = False, workers: int | None = None,
-              scheduler: str | None = None, _stop_after: int | None = None) -> SweepResult:
+def run_sweep(
+    spec: SweepSpec | str | Path,
+    store: str | Path,
+    *,
+    overwrite: bool = False,
+    quiet: bool = False,
+    chunk: int | None = None,
+    dask: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    _stop_after: int | None = None,
+) -> SweepResult:
     """Run (or resume) a sweep into ``store``.
 
     Args:
@@ -212,27 +224,42 @@ def dask_chunk_task(store: str, spec_json: str, g: int, ci: int) -> int:
     return n
 
 
-def _run_dask(plan: Plan, store: Path, todo: list[tuple[int, int]], progress: Progress,
-              workers: int | None, scheduler: str | None) -> None:
+def _run_dask(
+    plan: Plan, store: Path, todo: list[tuple[int, int]], progress: Progress, workers: int | None, scheduler: str | None
+) -> None:
     try:
         from distributed import Client, LocalCluster, as_completed  # optional: only --dask pays its import
     except ImportError:
-        raise SpecError("--dask: dask.distributed is not installed: expected `pip install 'dask[distributed]'`") from None
+        raise SpecError(
+            "--dask: dask.distributed is not installed: expected `pip install 'dask[distributed]'`"
+        ) from None
     cluster = None
     if scheduler:
         try:
             client = Client(scheduler, timeout="10s")
         except OSError as e:
-            raise SpecError(f"--scheduler: cannot connect to '{scheduler}' ({e}): expected the address of a running "
-                            "dask scheduler, e.g. tcp://127.0.0.1:8786") from None
+            raise SpecError(
+                f"--scheduler: cannot connect to '{scheduler}' ({e}): expected the address of a running "
+                "dask scheduler, e.g. tcp://127.0.0.1:8786"
+            ) from None
     else:
         n = workers or max(1, (os.cpu_count() or 2) // 2)
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
         client = Client(cluster)
     try:
         spec_json = plan.spec.to_json()
-        futures = [client.submit(dask_chunk_task, str(store.resolve()), spec_json, g, ci, pure=False,
-                                 key=f"inferbench-{plan.spec.name}-{g}-{ci}-{time.time_ns()}") for g, ci in todo]
+        futures = [
+            client.submit(
+                dask_chunk_task,
+                str(store.resolve()),
+                spec_json,
+                g,
+                ci,
+                pure=False,
+                key=f"inferbench-{plan.spec.name}-{g}-{ci}-{time.time_ns()}",
+            )
+            for g, ci in todo
+        ]
         for fut in as_completed(futures):
             progress.update(fut.result())
     finally:
@@ -244,6 +271,7 @@ def _run_dask(plan: Plan, store: Path, todo: list[tuple[int, int]], progress: Pr
 def describe(result: SweepResult) -> str:
     if result.status == "already complete":
         return f"{result.store}: sweep already complete (use --overwrite to run it again)"
-    return (f"{result.store}: {result.status}: {result.n_designs:,} designs in {result.seconds:.2f} s "
-            f"({result.designs_per_s:,.0f} designs/s)")
-
+    return (
+        f"{result.store}: {result.status}: {result.n_designs:,} designs in {result.seconds:.2f} s "
+        f"({result.designs_per_s:,.0f} designs/s)"
+    )

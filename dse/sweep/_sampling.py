@@ -13,8 +13,6 @@ import numpy as np
 
 from ._spec import SweepSpec
 
-
-
 _M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 

@@ -46,8 +46,23 @@ METRICS: tuple[str, ...] = Metrics._fields
 SAMPLE_METHODS = ("random", "sobol", "latin_hypercube")
 SCENARIO_KEYS = ("name", "phase", "prompt_tokens", "output_tokens", "batch")
 PHASES = ("request", "prefill", "decode")
-TOP_KEYS = ("name", "description", "model", "hardware", "scenario", "platform", "dtype", "level", "set",
-            "grid", "sample", "constraints", "objectives", "outputs", "chunk")
+TOP_KEYS = (
+    "name",
+    "description",
+    "model",
+    "hardware",
+    "scenario",
+    "platform",
+    "dtype",
+    "level",
+    "set",
+    "grid",
+    "sample",
+    "constraints",
+    "objectives",
+    "outputs",
+    "chunk",
+)
 _OPS = {"<=": np.less_equal, "<": np.less, ">=": np.greater_equal, ">": np.greater, "==": np.equal}
 
 
@@ -159,7 +174,9 @@ def _mapping(src: str, where: str, v: Any, allowed: tuple[str, ...]) -> dict[str
         raise SpecError(f"{src}: {where}: expected a mapping with keys {', '.join(allowed)}")
     for k in v:
         if k not in allowed:
-            raise SpecError(f"{src}: {where}: unknown key '{k}'{suggest(k, allowed)} (expected one of {', '.join(allowed)})")
+            raise SpecError(
+                f"{src}: {where}: unknown key '{k}'{suggest(k, allowed)} (expected one of {', '.join(allowed)})"
+            )
     return v
 
 
@@ -234,10 +251,14 @@ def parse_constraint(src: str, where: str, text: Any) -> Constraint | None:
         return None
     m = _CONSTRAINT_RE.match(text) if isinstance(text, str) else None
     if not m:
-        raise SpecError(f"{src}: {where} = {text!r}: expected 'METRIC OP VALUE' such as 'ttft_s <= 0.5' (OP one of <=, <, >=, >, ==)")
+        raise SpecError(
+            f"{src}: {where} = {text!r}: expected 'METRIC OP VALUE' such as 'ttft_s <= 0.5' (OP one of <=, <, >=, >, ==)"
+        )
     metric, op, value = m.groups()
     if metric not in METRICS:
-        raise SpecError(f"{src}: {where}: unknown metric '{metric}'{suggest(metric, METRICS)} (known: {', '.join(METRICS)})")
+        raise SpecError(
+            f"{src}: {where}: unknown metric '{metric}'{suggest(metric, METRICS)} (known: {', '.join(METRICS)})"
+        )
     try:
         val = float(value)
     except ValueError:
@@ -254,10 +275,14 @@ def parse_objective(src: str, where: str, text: Any) -> Objective:
     """``'maximize throughput_tokens_per_s_per_chip'`` / ``'min:j_per_token'`` → Objective."""
     m = _OBJ_RE.match(text) if isinstance(text, str) else None
     if not m:
-        raise SpecError(f"{src}: {where} = {text!r}: expected 'maximize METRIC' or 'minimize METRIC' (or max:METRIC, min:METRIC)")
+        raise SpecError(
+            f"{src}: {where} = {text!r}: expected 'maximize METRIC' or 'minimize METRIC' (or max:METRIC, min:METRIC)"
+        )
     sense, metric = m.groups()
     if metric not in METRICS:
-        raise SpecError(f"{src}: {where}: unknown metric '{metric}'{suggest(metric, METRICS)} (known: {', '.join(METRICS)})")
+        raise SpecError(
+            f"{src}: {where}: unknown metric '{metric}'{suggest(metric, METRICS)} (known: {', '.join(METRICS)})"
+        )
     return Objective(metric, sense.startswith("max"))
 
 
@@ -275,7 +300,8 @@ def _scenario(src: str, where: str, v: Any, index: int | None) -> ScenarioSpec:
     if not isinstance(name, str) or not name:
         raise SpecError(f"{src}: {where}: missing key 'name': expected a name for each scenario of a list")
     return ScenarioSpec(
-        name, phase,
+        name,
+        phase,
         _num(src, f"{where}.prompt_tokens", v["prompt_tokens"], integer=True),
         _num(src, f"{where}.output_tokens", v.get("output_tokens", 1), integer=True),
         _num(src, f"{where}.batch", v["batch"], integer=True),
@@ -289,7 +315,9 @@ def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None
         raise SpecError(f"{src}: expected a mapping of keys to values at the top level")
     for k in data:
         if k not in TOP_KEYS:
-            raise SpecError(f"{src}: unknown key '{k}'{suggest(str(k), TOP_KEYS)} (expected one of {', '.join(TOP_KEYS)})")
+            raise SpecError(
+                f"{src}: unknown key '{k}'{suggest(str(k), TOP_KEYS)} (expected one of {', '.join(TOP_KEYS)})"
+            )
     for k in ("model", "hardware", "scenario"):
         if k not in data:
             raise SpecError(f"{src}: missing key '{k}'")
@@ -358,7 +386,9 @@ def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None
     reserved = {"model", "hardware", "scenario", "design", "level"}
     bad = reserved & set(keys)
     if bad:
-        raise SpecError(f"{src}: axis '{sorted(bad)[0]}': expected a knob; list models, hardware or scenarios under their own keys")
+        raise SpecError(
+            f"{src}: axis '{sorted(bad)[0]}': expected a knob; list models, hardware or scenarios under their own keys"
+        )
 
     cons_raw = data.get("constraints", []) or []
     if isinstance(cons_raw, str):
@@ -387,20 +417,60 @@ def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None
     if chunk is not None:
         chunk = int(_num(src, "chunk", chunk, integer=True))
     raw = {
-        "name": name, "description": description, "model": list(models) if models_dim else models[0],
+        "name": name,
+        "description": description,
+        "model": list(models) if models_dim else models[0],
         "hardware": list(hardware) if hw_dim else hardware[0],
-        "scenario": [dataclasses.asdict(s) for s in scenarios] if isinstance(sc, list) else dataclasses.asdict(scenarios[0]),
-        "platform": {"tp": tp, "pp": pp}, "dtype": dtype, "level": level, "set": dict(fixed),
+        "scenario": [dataclasses.asdict(s) for s in scenarios]
+        if isinstance(sc, list)
+        else dataclasses.asdict(scenarios[0]),
+        "platform": {"tp": tp, "pp": pp},
+        "dtype": dtype,
+        "level": level,
+        "set": dict(fixed),
         "grid": {a.key: ({"factors" if a.relative else "values": list(a.values)}) for a in grid},
-        "sample": None if not sampled else {"method": method, "n": n, "seed": seed, "axes": {
-            a.key: {"low": a.low, "high": a.high, "scale": "log" if a.log else "linear", "integer": a.integer}
-            for a in sampled}},
-        "constraints": [str(c) for c in constraints], "objectives": [str(o) for o in objectives],
-        "outputs": list(outputs), "chunk": chunk,
+        "sample": None
+        if not sampled
+        else {
+            "method": method,
+            "n": n,
+            "seed": seed,
+            "axes": {
+                a.key: {"low": a.low, "high": a.high, "scale": "log" if a.log else "linear", "integer": a.integer}
+                for a in sampled
+            },
+        },
+        "constraints": [str(c) for c in constraints],
+        "objectives": [str(o) for o in objectives],
+        "outputs": list(outputs),
+        "chunk": chunk,
     }
-    return SweepSpec(src, name, description, models, models_dim, hardware, hw_dim, scenarios, isinstance(sc, list),
-                     tp, pp, dtype, level, fixed, grid, method, n, seed, sampled, constraints, objectives, outputs,
-                     chunk, raw)
+    return SweepSpec(
+        src,
+        name,
+        description,
+        models,
+        models_dim,
+        hardware,
+        hw_dim,
+        scenarios,
+        isinstance(sc, list),
+        tp,
+        pp,
+        dtype,
+        level,
+        fixed,
+        grid,
+        method,
+        n,
+        seed,
+        sampled,
+        constraints,
+        objectives,
+        outputs,
+        chunk,
+        raw,
+    )
 
 
 def load_sweep(path: str | Path) -> SweepSpec:

@@ -36,7 +36,6 @@ from ._plan import Plan
 DONE = "_sweep_chunk_done"
 
 
-
 def _metric_attrs(name: str) -> dict[str, Any]:
     if name == "meets_constraints":
         return {"units": "1", "description": "feasible and every constraint of the sweep holds"}
@@ -66,28 +65,47 @@ def create_store(plan: Plan, store: Path) -> None:
     data_vars = {}
     enc: dict[str, dict[str, Any]] = {}
     for name in (*spec.outputs, "meets_constraints"):
-        data_vars[name] = (plan.dims, da.empty(plan.shape, chunks=plan.chunks, dtype=_var_dtype(name)), _metric_attrs(name))
+        data_vars[name] = (
+            plan.dims,
+            da.empty(plan.shape, chunks=plan.chunks, dtype=_var_dtype(name)),
+            _metric_attrs(name),
+        )
         enc[name] = {"chunks": plan.chunks, "compressors": _compressors()}
     coords: dict[str, Any] = {}
-    labels = {"model": [g for g in spec.models], "hardware": [h for h in spec.hardware],
-              "scenario": [s.name for s in spec.scenarios]}
+    labels = {
+        "model": [g for g in spec.models],
+        "hardware": [h for h in spec.hardware],
+        "scenario": [s.name for s in spec.scenarios],
+    }
     for d in plan.group_dims:
         coords[d] = (d, np.array([Path(x).stem if d != "scenario" else x for x in labels[d]], dtype=object))
     for a in spec.grid:
-        attrs = {"units": "1", "description": f"{a.key} relative to the hardware base"} if a.relative else {
-            "units": axis_units(plan, a.key), "description": f"grid axis {a.key}"}
+        attrs = (
+            {"units": "1", "description": f"{a.key} relative to the hardware base"}
+            if a.relative
+            else {"units": axis_units(plan, a.key), "description": f"grid axis {a.key}"}
+        )
         coords[a.dim] = (a.dim, np.asarray(a.values, dtype=np.float64), attrs)
     if spec.sampled:
         n = spec.sample_n
         dchunk = plan.chunk_shape[-1]
         for a in spec.sampled:
-            coords[a.key] = ("design", da.empty(n, chunks=dchunk, dtype=np.float32),
-                             {"units": axis_units(plan, a.key), "description": f"sampled knob {a.key} ("
-                              f"{'log' if a.log else 'linear'} in [{a.low:g}, {a.high:g}]"
-                              f"{', integer' if a.integer else ''}, {spec.sample_method} seed {spec.sample_seed})"})
+            coords[a.key] = (
+                "design",
+                da.empty(n, chunks=dchunk, dtype=np.float32),
+                {
+                    "units": axis_units(plan, a.key),
+                    "description": f"sampled knob {a.key} ("
+                    f"{'log' if a.log else 'linear'} in [{a.low:g}, {a.high:g}]"
+                    f"{', integer' if a.integer else ''}, {spec.sample_method} seed {spec.sample_seed})",
+                },
+            )
             enc[a.key] = {"chunks": (dchunk,), "compressors": _compressors()}
-    done = (("sweep_group", "sweep_chunk"), da.zeros((len(plan.groups), plan.chunks_per_group), chunks=1, dtype=np.uint8),
-            {"description": "1 when the chunk is written (removed when the sweep completes)"})
+    done = (
+        ("sweep_group", "sweep_chunk"),
+        da.zeros((len(plan.groups), plan.chunks_per_group), chunks=1, dtype=np.uint8),
+        {"description": "1 when the chunk is written (removed when the sweep completes)"},
+    )
     data_vars[DONE] = done
     enc[DONE] = {"chunks": (1, 1), "compressors": None}
     ds = xr.Dataset(data_vars, coords=coords)
@@ -102,15 +120,20 @@ def create_store(plan: Plan, store: Path) -> None:
         "sweep_complete": False,
         "level": spec.level,
         "dtype": spec.dtype,
-        "tp": spec.tp, "pp": spec.pp,
+        "tp": spec.tp,
+        "pp": spec.pp,
         "constraints": [str(c) for c in spec.constraints],
         "objectives": [str(o) for o in spec.objectives],
         "n_designs": plan.n_designs,
         "storage": "metrics computed in float64, stored as float32; flags bool; codes int8",
     }
     if not spec.scenario_is_dim:
-        ds.attrs |= {"prompt_tokens": scenario.prompt_tokens, "output_tokens": scenario.output_tokens,
-                     "batch": scenario.batch, "phase": scenario.phase}
+        ds.attrs |= {
+            "prompt_tokens": scenario.prompt_tokens,
+            "output_tokens": scenario.output_tokens,
+            "batch": scenario.batch,
+            "phase": scenario.phase,
+        }
     if not spec.models_is_dim:
         ds.attrs["model"] = Path(spec.models[0]).stem
     if not spec.hardware_is_dim:
@@ -176,8 +199,13 @@ class StoreWriter:
 def _fast_codec(arr: Any) -> Any:
     """The numcodecs Blosc equivalent of ``arr``'s codecs, or None if they are anything else."""
     codecs = arr.metadata.codecs
-    if (getattr(arr.metadata, "zarr_format", 3) != 3 or len(codecs) != 2 or not isinstance(codecs[0], BytesCodec)
-            or not isinstance(codecs[1], BloscCodec) or getattr(codecs[0].endian, "value", "little") != "little"):
+    if (
+        getattr(arr.metadata, "zarr_format", 3) != 3
+        or len(codecs) != 2
+        or not isinstance(codecs[0], BytesCodec)
+        or not isinstance(codecs[1], BloscCodec)
+        or getattr(codecs[0].endian, "value", "little") != "little"
+    ):
         return None
     b = codecs[1]
     shuffle = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}[b.shuffle.value]
@@ -218,8 +246,6 @@ def store_state(store: Path) -> tuple[str, dict[str, Any]]:
     if "sweep_spec" not in attrs:
         return "foreign", attrs
     return ("complete" if attrs.get("sweep_complete") else "partial"), attrs
-
-
 
 
 def open_sweep(store: str | Path) -> Any:

@@ -18,8 +18,8 @@ import jax.numpy as jnp
 
 from models._interface import (
     ATTENTION,
-    GEMM,
     DTYPE_BITS,
+    GEMM,
     Chip,
     OpCost,
     OperatorTable,
@@ -100,8 +100,9 @@ def systolic_utilization(m: Array, n: Array, k: Array, array_size: Array) -> Arr
     return stream * edge
 
 
-def systolic_operator_cost(chip: SystolicSpec, software: SoftwareParams, ops: OperatorTable,
-                           weight_dtype: str, act_dtype: str, kv_dtype: str) -> OpCost:
+def systolic_operator_cost(
+    chip: SystolicSpec, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str
+) -> OpCost:
     """Roofline per operator with systolic utilization; weights re-loaded when a GEMM's tile
     set does not fit the on-chip SRAM (activations then re-stream once per SRAM-full of
     weights)."""
@@ -138,13 +139,16 @@ class ImcSpec(Chip):
     digital_flops_per_s: Array = spec_field("digital_tflops", "TFLOP/s", doc="vector units: attention, softmax, norms")
     memory_bandwidth_bytes_per_s: Array = spec_field("memory_bandwidth_tb_s", "TB/s", doc="off-chip memory bandwidth")
     memory_capacity_bytes: Array = spec_field("memory_capacity_gb", "GB", doc="off-chip memory capacity")
-    sram_bandwidth_bytes_per_s: Array = spec_field("sram_bandwidth_tb_s", "TB/s", required=False,
-                                                   doc="on-chip activation SRAM bandwidth")
+    sram_bandwidth_bytes_per_s: Array = spec_field(
+        "sram_bandwidth_tb_s", "TB/s", required=False, doc="on-chip activation SRAM bandwidth"
+    )
     walden_fom_j: Array = spec_field("walden_fom_fj", "fJ", required=False, doc="ADC energy per conversion-step")
-    analog_energy_per_op_j: Array = spec_field("analog_energy_fj_per_op", "fJ", required=False,
-                                               doc="analog MAC energy per op")
-    digital_energy_per_op_j: Array = spec_field("digital_energy_fj_per_op", "fJ", required=False,
-                                                doc="digital energy per op")
+    analog_energy_per_op_j: Array = spec_field(
+        "analog_energy_fj_per_op", "fJ", required=False, doc="analog MAC energy per op"
+    )
+    digital_energy_per_op_j: Array = spec_field(
+        "digital_energy_fj_per_op", "fJ", required=False, doc="digital energy per op"
+    )
 
     family: ClassVar[str] = "imc"
 
@@ -189,8 +193,11 @@ class ImcSpec(Chip):
     def energy_per_matmul_op_j(self, weight_dtype: str, act_dtype: str) -> Array:
         """Dynamic energy per GEMM op: each pass pays the ADC conversion (shared by 2·rows
         ops), the analog MAC and the digital shift-and-add."""
-        per_pass = self.conversion_energy_j() / (2.0 * self.array_rows) + self.analog_energy_per_op_j \
+        per_pass = (
+            self.conversion_energy_j() / (2.0 * self.array_rows)
+            + self.analog_energy_per_op_j
             + self.digital_energy_per_op_j
+        )
         return self.passes(weight_dtype, act_dtype) * per_pass
 
     def weight_resident_fraction(self, stored_bytes: Array) -> Array:
@@ -198,8 +205,9 @@ class ImcSpec(Chip):
         return jnp.minimum(1.0, self.imc_capacity_bytes / jnp.maximum(stored_bytes, 1.0))
 
 
-def imc_operator_cost(chip: ImcSpec, software: SoftwareParams, ops: OperatorTable,
-                      weight_dtype: str, act_dtype: str, kv_dtype: str) -> OpCost:
+def imc_operator_cost(
+    chip: ImcSpec, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str
+) -> OpCost:
     """GEMMs on the arrays at n_tiles·tile rate / passes (K tiled over array rows); other
     rows on the digital units. Weights beyond the arrays' capacity stream from off-chip
     memory and are written into the arrays each pass; KV cache in off-chip memory;
@@ -211,8 +219,9 @@ def imc_operator_cost(chip: ImcSpec, software: SoftwareParams, ops: OperatorTabl
     rate = jnp.where(gemm > 0, array_rate, chip.digital_flops_per_s)
     resident = chip.weight_resident_fraction(ops.stored_weight_total_bytes)
     bw = software.bw_efficiency
-    memory_s = (ops.weight_bytes * (1.0 - resident) + ops.kv_bytes) / (chip.memory_bandwidth_bytes_per_s * bw) \
-        + ops.act_bytes / (chip.sram_bandwidth_bytes_per_s * bw)
+    memory_s = (ops.weight_bytes * (1.0 - resident) + ops.kv_bytes) / (
+        chip.memory_bandwidth_bytes_per_s * bw
+    ) + ops.act_bytes / (chip.sram_bandwidth_bytes_per_s * bw)
     return OpCost(ops.flops / rate, memory_s, software.kernel_overhead_s * jnp.ones_like(memory_s))
 
 
@@ -229,8 +238,9 @@ class DataflowSpec(Chip):
     peak_bf16_flops_per_s: Array = spec_field("peak_bf16_tflops", "TFLOP/s", doc="dense BF16 rate")
     sram_capacity_bytes: Array = spec_field("sram_capacity_gb", "GB", doc="on-wafer SRAM")
     sram_bandwidth_bytes_per_s: Array = spec_field("sram_bandwidth_pb_s", "PB/s", doc="on-wafer SRAM bandwidth")
-    external_bandwidth_bytes_per_s: Array = spec_field("external_bandwidth_tb_s", "TB/s",
-                                                       doc="external (weight-streaming) memory bandwidth")
+    external_bandwidth_bytes_per_s: Array = spec_field(
+        "external_bandwidth_tb_s", "TB/s", doc="external (weight-streaming) memory bandwidth"
+    )
     external_capacity_bytes: Array = spec_field("external_capacity_tb", "TB", doc="external memory capacity")
 
     family: ClassVar[str] = "dataflow"
@@ -256,8 +266,9 @@ class DataflowSpec(Chip):
         return jnp.where(weight_bytes + kv_bytes <= self.sram_capacity_bytes, 1.0, 0.0)
 
 
-def dataflow_operator_cost(chip: DataflowSpec, software: SoftwareParams, ops: OperatorTable,
-                           weight_dtype: str, act_dtype: str, kv_dtype: str) -> OpCost:
+def dataflow_operator_cost(
+    chip: DataflowSpec, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str
+) -> OpCost:
     """Resident: every byte from SRAM, decode becomes compute- or SRAM-bound. Not resident:
     weights stream from external memory; the KV cache stays on the wafer while it fits."""
     del weight_dtype, act_dtype, kv_dtype
@@ -306,8 +317,14 @@ class SramChipletSpec(Chip):
         return sram_chiplet_operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype)
 
 
-def sram_chiplet_operator_cost(chip: SramChipletSpec, software: SoftwareParams, ops: OperatorTable,
-                               weight_dtype: str, act_dtype: str, kv_dtype: str) -> OpCost:
+def sram_chiplet_operator_cost(
+    chip: SramChipletSpec,
+    software: SoftwareParams,
+    ops: OperatorTable,
+    weight_dtype: str,
+    act_dtype: str,
+    kv_dtype: str,
+) -> OpCost:
     """Every byte from on-chip SRAM; deterministic compute at the datasheet rate."""
     dts = _row_dtypes(ops, weight_dtype, act_dtype, kv_dtype)
     peak = jnp.stack([chip.peak_flops_per_s(d) for d in dts])
@@ -358,17 +375,21 @@ def reconfiguration_s_per_pass(chip: CgraSpec, n_layers: Array) -> Array:
     return chip.reconfig_time_s * chip.config_groups_per_layer * n_layers
 
 
-def cgra_operator_cost(chip: CgraSpec, software: SoftwareParams, ops: OperatorTable,
-                       weight_dtype: str, act_dtype: str, kv_dtype: str) -> OpCost:
+def cgra_operator_cost(
+    chip: CgraSpec, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str
+) -> OpCost:
     """Fusion (GEMM + bias + activation + norm) keeps ``fusion_fraction`` of intermediate
     activation bytes on chip; weights from HBM up to its capacity, the rest from DDR;
     reconfiguration spread over the layer's rows."""
     del weight_dtype, act_dtype, kv_dtype
     bw = software.bw_efficiency
     hbm_share = jnp.minimum(1.0, chip.hbm_capacity_bytes / jnp.maximum(ops.stored_weight_total_bytes, 1.0))
-    w_s = ops.weight_bytes * (hbm_share / (chip.hbm_bandwidth_bytes_per_s * bw)
-                              + (1.0 - hbm_share) / (chip.ddr_bandwidth_bytes_per_s * bw))
-    memory_s = w_s + (ops.kv_bytes + ops.act_bytes * (1.0 - chip.fusion_fraction)) / (chip.hbm_bandwidth_bytes_per_s * bw)
+    w_s = ops.weight_bytes * (
+        hbm_share / (chip.hbm_bandwidth_bytes_per_s * bw) + (1.0 - hbm_share) / (chip.ddr_bandwidth_bytes_per_s * bw)
+    )
+    memory_s = w_s + (ops.kv_bytes + ops.act_bytes * (1.0 - chip.fusion_fraction)) / (
+        chip.hbm_bandwidth_bytes_per_s * bw
+    )
     layer = ops.layer_mask
     per_row = chip.reconfig_time_s * chip.config_groups_per_layer / layer.sum()
     overhead = software.kernel_overhead_s + per_row * layer
@@ -380,8 +401,9 @@ def cgra_operator_cost(chip: CgraSpec, software: SoftwareParams, ops: OperatorTa
 # ----------------------------------------------------------------------------------------
 
 
-def imc_energy_j(chip: ImcSpec, time_s: Array, flops: Array, bytes_: Array, ops: OperatorTable,
-                 weight_dtype: str, act_dtype: str) -> Array:
+def imc_energy_j(
+    chip: ImcSpec, time_s: Array, flops: Array, bytes_: Array, ops: OperatorTable, weight_dtype: str, act_dtype: str
+) -> Array:
     """GEMM rows: per-op ADC/analog/digital energy × passes; other rows: digital energy per op;
     plus β per byte and idle power, capped at TDP."""
     gemm = _rows(ops, GEMM)

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 from models._interface import (
     ATTENTION,
+    DTYPE_BITS,
     ELEMENTWISE,
     GATHER,
     GEMM,
@@ -34,7 +35,6 @@ from models._interface import (
     is_integer_dtype,
     widest,
 )
-from models._interface import DTYPE_BITS
 from models._pytree import pytree_dataclass, spec_field
 
 Array = jax.Array
@@ -64,8 +64,9 @@ class SimtSpec(Chip):
     peak_fp8_flops_per_s: Array = spec_field("peak_fp8_tflops", "TFLOP/s", required=False, doc="dense FP8 tensor rate")
     peak_int8_ops_per_s: Array = spec_field("peak_int8_tops", "TOP/s", required=False, doc="dense INT8 tensor rate")
     peak_fp4_flops_per_s: Array = spec_field("peak_fp4_tflops", "TFLOP/s", required=False, doc="dense FP4 tensor rate")
-    peak_vector_flops_per_s: Array = spec_field("peak_vector_tflops", "TFLOP/s", required=False,
-                                                doc="non-tensor (vector) rate")
+    peak_vector_flops_per_s: Array = spec_field(
+        "peak_vector_tflops", "TFLOP/s", required=False, doc="non-tensor (vector) rate"
+    )
     hbm_bandwidth_bytes_per_s: Array = spec_field("hbm_bandwidth_tb_s", "TB/s", doc="HBM bandwidth")
     hbm_capacity_bytes: Array = spec_field("hbm_capacity_gb", "GB", doc="HBM capacity")
     sram_capacity_bytes: Array = spec_field("sram_mb", "MB", required=False, doc="on-chip SRAM (L2 + shared)")
@@ -90,8 +91,9 @@ class SimtSpec(Chip):
             "fp4": self.peak_fp4_flops_per_s,
         }[simt_rate_class(dtype)]
 
-    def operator_cost(self, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str,
-                      kv_dtype: str) -> OpCost:
+    def operator_cost(
+        self, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str
+    ) -> OpCost:
         return simt_operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype)
 
 
@@ -112,8 +114,9 @@ def gemm_utilization(util_knots: Array, m: Array) -> Array:
     return jnp.interp(x, xk, util_knots)
 
 
-def tile_wave_utilization(tile_efficiency: Array, k_half: Array, m: Array, n: Array, k: Array,
-                          sm_count: Array, waves: bool = True) -> Array:
+def tile_wave_utilization(
+    tile_efficiency: Array, k_half: Array, m: Array, n: Array, k: Array, sm_count: Array, waves: bool = True
+) -> Array:
     """Fraction of peak of a tiled GEMM C[m,n] = A[m,k]·B[k,n]: tile and wave quantization.
 
     For each candidate CTA tile (tm, tn) of ``GEMM_TILES_MN`` (NVIDIA Matrix Multiplication
@@ -143,8 +146,9 @@ def tile_wave_utilization(tile_efficiency: Array, k_half: Array, m: Array, n: Ar
     return best * k / (k + k_half)
 
 
-def operator_utilization(software: SoftwareParams, m: Array, n: Array, k: Array, sm_count: Array,
-                         waves: bool = True) -> Array:
+def operator_utilization(
+    software: SoftwareParams, m: Array, n: Array, k: Array, sm_count: Array, waves: bool = True
+) -> Array:
     """Utilization of the tensor peak: the seed table in M mixed with the tile/wave form."""
     table = gemm_utilization(software.util_knots, m)
     wave = tile_wave_utilization(software.tile_efficiency, software.k_half, m, n, k, sm_count, waves)
@@ -188,4 +192,3 @@ def simt_operator_cost(
     memory_s = ops.bytes / (chip.hbm_bandwidth_bytes_per_s * bw_eff)
     overhead_s = software.kernel_overhead_s * jnp.ones_like(compute_s)
     return OpCost(compute_s, memory_s, overhead_s)
-

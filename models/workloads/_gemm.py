@@ -21,7 +21,16 @@ def gemm_operator(m: Array, n: Array, k: Array, dtype: str) -> OperatorTable:
     one = jnp.ones_like(m)
     as_row = lambda x: jnp.reshape(jnp.asarray(x, dtype=jnp.result_type(float)), (1,))  # noqa: E731
     return OperatorTable(
-        flops=as_row(2.0 * m * n * k), weight_bytes=as_row(k * n * e), act_bytes=as_row(m * k * e + m * n * out),
-        kv_bytes=as_row(0.0 * one), m=as_row(m), n=as_row(n), k=as_row(k), repeat=as_row(one),
-        stored_weight_bytes=as_row(k * n * e), names=("gemm",), kinds=(GEMM,), per_layer=(False,),
+        flops=as_row(2.0 * m * n * k),
+        weight_bytes=as_row(k * n * e),
+        act_bytes=as_row(m * k * e + m * n * out),
+        kv_bytes=as_row(0.0 * one),
+        m=as_row(m),
+        n=as_row(n),
+        k=as_row(k),
+        repeat=as_row(one),
+        stored_weight_bytes=as_row(k * n * e),
+        names=("gemm",),
+        kinds=(GEMM,),
+        per_layer=(False,),
     )

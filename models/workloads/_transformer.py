@@ -177,14 +177,32 @@ def operator_table(
 
     # --- per layer -------------------------------------------------------------------
     # Pre-attention and pre-FFN norms (RMSNorm/LayerNorm), replicated across TP ranks.
-    row("norms", ELEMENTWISE, 2 * _NORM_FLOPS * tokens * d, 2 * d * w, 2 * 2 * tokens * d * a,
-        0 * one, tokens, d, one, L)
+    row(
+        "norms",
+        ELEMENTWISE,
+        2 * _NORM_FLOPS * tokens * d,
+        2 * d * w,
+        2 * 2 * tokens * d * a,
+        0 * one,
+        tokens,
+        d,
+        one,
+        L,
+    )
     # Fused QKV projection: N = (h + 2 kv)·head_dim per chip, K = d_model.
     n_qkv = (h + 2.0 * kv) * hd
-    row("qkv_proj", GEMM, 2 * tokens * n_qkv * d, d * n_qkv * w,
+    row(
+        "qkv_proj",
+        GEMM,
+        2 * tokens * n_qkv * d,
+        d * n_qkv * w,
         tokens * d * a + tokens * h * hd * a,
         tokens * kv_per_token_layer,  # K and V written to the cache
-        tokens, n_qkv, d, L)
+        tokens,
+        n_qkv,
+        d,
+        L,
+    )
     # Attention scores Q·Kᵀ: per (sequence, KV head) a GEMM of M = group·T queries,
     # N = keys, K = head_dim; 2·T·ctx·hd FLOPs per query head.
     attn_flops = 2.0 * b * h * new_tokens * ctx_mean * hd
@@ -192,19 +210,58 @@ def operator_table(
     cache_read = b * ctx_all * kv_per_token_layer / 2.0  # one of K or V, all heads on this chip
     score_bytes = b * h * new_tokens * ctx_mean * a  # materialised only when not fused
     fused = scenario.fused_attention
-    row("attn_scores", ATTENTION, attn_flops, 0 * one, q_bytes + (0 if fused else score_bytes),
-        cache_read, group * new_tokens, ctx_mean, hd, L)
-    row("softmax", ELEMENTWISE, _SOFTMAX_FLOPS * b * h * new_tokens * ctx_mean, 0 * one,
-        (0 if fused else 2.0) * score_bytes, 0 * one, b * h * new_tokens, ctx_mean, one, L)
+    row(
+        "attn_scores",
+        ATTENTION,
+        attn_flops,
+        0 * one,
+        q_bytes + (0 if fused else score_bytes),
+        cache_read,
+        group * new_tokens,
+        ctx_mean,
+        hd,
+        L,
+    )
+    row(
+        "softmax",
+        ELEMENTWISE,
+        _SOFTMAX_FLOPS * b * h * new_tokens * ctx_mean,
+        0 * one,
+        (0 if fused else 2.0) * score_bytes,
+        0 * one,
+        b * h * new_tokens,
+        ctx_mean,
+        one,
+        L,
+    )
     # Attention-times-values P·V: M = group·T, N = head_dim, K = keys.
-    row("attn_values", ATTENTION, attn_flops, 0 * one, q_bytes + (0 if fused else score_bytes),
-        cache_read, group * new_tokens, hd, ctx_mean, L)
+    row(
+        "attn_values",
+        ATTENTION,
+        attn_flops,
+        0 * one,
+        q_bytes + (0 if fused else score_bytes),
+        cache_read,
+        group * new_tokens,
+        hd,
+        ctx_mean,
+        L,
+    )
     # Output projection (row-parallel): N = d_model, K = heads per chip · head_dim.
-    row("out_proj", GEMM, 2 * tokens * d * h * hd, h * hd * d * w,
-        tokens * h * hd * a + tokens * d * a, 0 * one, tokens, d, h * hd, L)
+    row(
+        "out_proj",
+        GEMM,
+        2 * tokens * d * h * hd,
+        h * hd * d * w,
+        tokens * h * hd * a + tokens * d * a,
+        0 * one,
+        tokens,
+        d,
+        h * hd,
+        L,
+    )
     # Two residual adds: read two tensors, write one.
-    row("residual", ELEMENTWISE, 2 * tokens * d, 0 * one, 2 * 3 * tokens * d * a, 0 * one,
-        tokens, d, one, L)
+    row("residual", ELEMENTWISE, 2 * tokens * d, 0 * one, 2 * 3 * tokens * d * a, 0 * one, tokens, d, one, L)
     # FFN. Gated: up and gate fused (N = 2·d_ff), SiLU·mul, down. MoE: per-expert GEMMs on
     # the tokens routed to the experts that are hit; weights read once per distinct expert.
     f = model.d_ff / tp
@@ -213,26 +270,78 @@ def operator_table(
         routed = tokens * model.top_k  # token-expert pairs
         hit = distinct_experts(model.n_experts, model.top_k, tokens)
         m_expert = routed / hit
-        row("router", GEMM, 2 * tokens * d * model.n_experts, d * model.n_experts * w,
-            tokens * d * a + tokens * model.n_experts * a, 0 * one, tokens, model.n_experts, d, L)
+        row(
+            "router",
+            GEMM,
+            2 * tokens * d * model.n_experts,
+            d * model.n_experts * w,
+            tokens * d * a + tokens * model.n_experts * a,
+            0 * one,
+            tokens,
+            model.n_experts,
+            d,
+            L,
+        )
     else:
         routed, hit, m_expert = tokens, one, tokens
     n_exp = model.n_experts if model.moe else one
-    row("ffn_up", GEMM, 2 * routed * up_n * d, hit * d * up_n * w,
-        routed * d * a + routed * up_n * a, 0 * one, m_expert, up_n, d, L, n_exp * d * up_n * w)
-    row("ffn_act", ELEMENTWISE, _ACT_FLOPS * routed * f, 0 * one, (up_n + f) * routed * a,
-        0 * one, routed, f, one, L)
-    row("ffn_down", GEMM, 2 * routed * d * f, hit * f * d * w,
-        routed * f * a + routed * d * a, 0 * one, m_expert, d, f, L, n_exp * f * d * w)
+    row(
+        "ffn_up",
+        GEMM,
+        2 * routed * up_n * d,
+        hit * d * up_n * w,
+        routed * d * a + routed * up_n * a,
+        0 * one,
+        m_expert,
+        up_n,
+        d,
+        L,
+        n_exp * d * up_n * w,
+    )
+    row("ffn_act", ELEMENTWISE, _ACT_FLOPS * routed * f, 0 * one, (up_n + f) * routed * a, 0 * one, routed, f, one, L)
+    row(
+        "ffn_down",
+        GEMM,
+        2 * routed * d * f,
+        hit * f * d * w,
+        routed * f * a + routed * d * a,
+        0 * one,
+        m_expert,
+        d,
+        f,
+        L,
+        n_exp * f * d * w,
+    )
     # --- once per pass ---------------------------------------------------------------
     # Embedding lookup: one row of d_model weights per token.
-    row("embedding", GATHER, 0 * one, tokens * d * w, tokens * d * a, 0 * one, tokens, d, one, one,
-        model.vocab_size * d * w / tp)
+    row(
+        "embedding",
+        GATHER,
+        0 * one,
+        tokens * d * w,
+        tokens * d * a,
+        0 * one,
+        tokens,
+        d,
+        one,
+        one,
+        model.vocab_size * d * w / tp,
+    )
     # Final norm and LM head, only on the last position of each sequence (prefill and
     # decode alike); the vocabulary is split across TP ranks.
     vocab = model.vocab_size / tp
-    row("lm_head", GEMM, 2 * b * vocab * d + _NORM_FLOPS * b * d, vocab * d * w,
-        b * d * a + b * vocab * a, 0 * one, b, vocab, d, one)
+    row(
+        "lm_head",
+        GEMM,
+        2 * b * vocab * d + _NORM_FLOPS * b * d,
+        vocab * d * w,
+        b * d * a + b * vocab * a,
+        0 * one,
+        b,
+        vocab,
+        d,
+        one,
+    )
 
     cols = list(zip(*rows, strict=True))
     stack = [jnp.stack([jnp.asarray(x, dtype=jnp.result_type(float)) * one for x in c]) for c in cols[2:]]
@@ -254,8 +363,7 @@ def memory_per_chip(model: TransformerSpec, scenario: Scenario, tp: Array, pp: A
     kv = scenario.batch * context * kv_bytes_per_token(model, scenario.kv_dtype, tp) / pp
     tokens = scenario.batch * scenario.prompt_tokens
     hidden = (2.0 if model.gated_ffn else 1.0) * model.d_ff / tp * jnp.minimum(model.top_k, model.n_experts)
-    act = tokens * (2.0 * model.d_model + (model.n_heads + 2.0 * model.n_kv_heads) * model.head_dim / tp
-                    + hidden) * a
+    act = tokens * (2.0 * model.d_model + (model.n_heads + 2.0 * model.n_kv_heads) * model.head_dim / tp + hidden) * a
     # Pipelined (pp > 1): each sequence is a micro-batch, so a stage holds one at a time.
     act = jnp.where(pp > 1, act / scenario.batch, act)
     return Footprint(weights, kv, act)
