@@ -12,18 +12,13 @@ import yaml
 
 import dse
 from dse.cli import main
+from dse.cli._bench import FAMILY_BASE
 from dse.engine import LEVELS, software_levels
 from dse.sweep import load_sweep, make_plan, run_sweep
+from models.hardware import FAMILIES
 
-# One catalog chip per family (the bench's base chips).
-FAMILY_CHIPS = {
-    "simt": "h100-sxm5-80gb",
-    "systolic": "tpu-v5e",
-    "imc": "dmatrix-corsair",
-    "dataflow": "wse-3",
-    "sram_chiplet": "groq-lpu",
-    "cgra": "sn40l",
-}
+# One catalog chip per family (the bench's base chips), every family.
+FAMILY_CHIPS = FAMILY_BASE
 SCENARIO = {"prompt_tokens": 512, "output_tokens": 64, "batch": 8}
 TP = 4
 
@@ -51,6 +46,10 @@ def test_sweep_plans_the_chips_own_software_at_every_level(tmp_path, level):
         want = software_levels(dse.load_hardware(hw), [level])
         for a, b in zip(jax.tree.leaves(group.software), jax.tree.leaves(want), strict=True):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_every_family_is_covered():
+    assert set(FAMILY_CHIPS) == set(FAMILIES)
 
 
 def test_sweep_evaluate_and_predict_agree_for_every_family(tmp_path, capsys):
