@@ -75,7 +75,7 @@ def run_bench(args: argparse.Namespace) -> int:
     model, hw = load_model("llama-3-70b"), load_hardware(FAMILY_BASE[family])
     cfg = make_config(model, hw, tp=8, batch=16, prompt_tokens=2048, output_tokens=256)
     sw = software_levels(hw, ["calibrated"])
-    chunk = 1 << 16
+    chunk = EVAL_BLOCK
 
     def knobs_of(size: int, seed: int) -> dict[str, np.ndarray]:
         if args.family is None:
