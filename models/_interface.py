@@ -14,6 +14,7 @@ One dtype table (:data:`DTYPE_BITS`) serves every layer.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import ClassVar, NamedTuple, Protocol
 
@@ -270,7 +271,7 @@ class OpCost(NamedTuple):
 
 
 @pytree_dataclass
-class Chip:
+class Chip(abc.ABC):
     """The base of every hardware family: power model, price, scale-up link, area.
 
     Power (seeds/000, SIMT power; GenZ Eq. 2): P = P_idle + α·FLOP/s + β·bytes/s, capped at
@@ -298,20 +299,20 @@ class Chip:
     family: ClassVar[str] = ""
     chips_from_capacity: ClassVar[bool] = False  # the platform sizes pp from capacity (SRAM-only chips)
 
+    @abc.abstractmethod
     def peak_flops_per_s(self, dtype: str) -> Array:
         """Datasheet peak rate of matrix operations whose widest operand has ``dtype``."""
-        raise NotImplementedError
 
     @property
+    @abc.abstractmethod
     def capacity_bytes(self) -> Array:
         """Memory that holds weights and KV cache."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def operator_cost(
         self, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str
     ) -> OpCost:
         """Compute, memory and overhead time of every operator row on one chip."""
-        raise NotImplementedError
 
     def work_energy_j(
         self, time_s: Array, flops: Array, bytes_: Array, ops: OperatorTable, weight_dtype: str, act_dtype: str
