@@ -43,6 +43,10 @@ def sum_max_affine(p: Array, q: Array, r: Array, s: Array, n: Array) -> Array:
     """
     d0, ds = p - r, q - s
     sum_g = n * r + s * n * (n - 1.0) / 2.0
+    # A slope below the smallest normal float is a zero slope: CPUs flush subnormals to zero
+    # in division, so treating them as slopes would give 0/0.
+    tiny = jnp.finfo(jnp.result_type(ds)).tiny
+    ds = jnp.where(jnp.abs(ds) < tiny, 0.0, ds)
     safe = jnp.where(ds == 0, 1.0, ds)
     root = -d0 / safe  # d(i) = 0
     lo = jnp.where(ds > 0, jnp.clip(jnp.floor(root) + 1.0, 0.0, n), 0.0)
