@@ -15,7 +15,15 @@ from calibration import _fit
 from calibration._params import chip_from
 from dse._version import __version__
 from dse.engine import in_float64
-from dse.specs import SpecError, load_hardware, read_fitted, software_from_mapping, software_to_mapping, write_fitted
+from dse.specs import (
+    SpecError,
+    load_hardware,
+    read_fitted,
+    software_from_mapping,
+    software_to_mapping,
+    write_fitted,
+    writing,
+)
 from models import achievable_software
 
 matplotlib.use("Agg")  # files only
@@ -232,8 +240,11 @@ def parity_plots(df: pd.DataFrame, output_dir: Path) -> list[Path]:
         ax.legend(fontsize=7)
         fig.tight_layout()
         path = output_dir / f"parity_{name}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        try:
+            with writing(path) as tmp:
+                fig.savefig(tmp, dpi=120)
+        finally:
+            plt.close(fig)
         out.append(path)
     return out
 

@@ -46,7 +46,7 @@ BASE = {
 def _spec(tmp_path: Path, **over) -> Path:
     data = {**BASE, **over}
     p = tmp_path / "sweep.yaml"
-    p.write_text(yaml.safe_dump(data))
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
     return p
 
 
@@ -189,12 +189,16 @@ def test_sampling_is_independent_of_chunking_and_lhs_is_stratified():
 
 def test_dask_local_cluster_matches_single_process(tmp_path):
     pytest.importorskip("distributed")
-    spec = _spec(tmp_path)
+    # Grid keys not in alphabetical order: the store's dimensions follow the spec's order,
+    # and Dask workers re-plan from the stored spec (a sorted copy once swapped the labels).
+    spec = _spec(tmp_path, grid={"tp": [1, 2], "batch": [1, 4], "hbm_bandwidth_tb_s": [1, 2]}, sample=None, chunk=2)
     a, b = tmp_path / "a.zarr", tmp_path / "b.zarr"
     run_sweep(spec, a, quiet=True)
     res = run_sweep(spec, b, quiet=True, dask=True, workers=2)
     assert res.status == "completed"
-    xr.testing.assert_identical(_load(a), _load(b))
+    local, dask = _load(a), _load(b)
+    assert local.tpot_s.dims == ("tp", "batch", "hbm_bandwidth_tb_s")
+    xr.testing.assert_identical(local, dask)  # bit for bit, labels included
 
 
 def test_several_devices_shard_the_design_dimension(tmp_path):
@@ -247,7 +251,7 @@ def test_bad_specs_get_one_line_errors(tmp_path, over, message):
     if "modle" in over:
         data.pop("model")
     p = tmp_path / "bad.yaml"
-    p.write_text(yaml.safe_dump(data))
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
     with pytest.raises(SpecError, match=message) as e:
         make_plan(load_sweep(p))
     assert "\n" not in str(e.value) and str(p) in str(e.value)

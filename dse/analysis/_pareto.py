@@ -18,7 +18,6 @@ far and against their own block (block × front × k comparisons, vectorized). E
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,8 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from dse.specs import SpecError
-from dse.sweep import consolidate, open_sweep, parse_constraint, parse_objective
+from dse.specs import SpecError, refuse_foreign, write_dataset, writing
+from dse.sweep import open_sweep, parse_constraint, parse_objective
 from dse.sweep._spec import Constraint, Objective
 
 from ._table import render
@@ -140,16 +139,16 @@ def _objectives(store_attrs: dict[str, Any], given: list[str] | None, src: str) 
 
 
 def store_pareto(
-    store: Path, objectives: list[str] | None = None, constraints: list[str] | None = None
+    store: Path, objectives: list[str] | None = None, constraints: list[str] | None = None, partial: bool = False
 ) -> tuple[Any, list[Objective], list[Constraint], dict[str, float]]:
     """The front of a sweep store among its feasible designs that meet ``constraints``.
 
     Objectives and constraints default to those of the sweep. Returns the front as an
     xarray.Dataset along ``front`` (every stored variable and every coordinate of each front
     design, best first by the first objective), the parsed objectives and constraints, and
-    timings.
+    timings. An unfinished or damaged store is refused unless ``partial``.
     """
-    ds = open_sweep(store)
+    ds = open_sweep(store, partial)
     src = f"{store}"
     objs = _objectives(ds.attrs, objectives, "--objectives" if objectives is not None else src)
     texts = constraints if constraints is not None else list(ds.attrs.get("constraints", []))
@@ -166,7 +165,16 @@ def store_pareto(
             )
     t0 = time.perf_counter()
     root = zarr.open_group(store, mode="r")
-    read = lambda name: np.asarray(root[name][...]).reshape(-1)  # noqa: E731
+
+    def read(name: str) -> np.ndarray:
+        try:
+            return np.asarray(root[name][...]).reshape(-1)
+        except Exception as e:  # noqa: BLE001 — a chunk that cannot be decoded
+            raise SpecError(
+                f"{store}: variable '{name}' cannot be read ({type(e).__name__}: {e}): expected "
+                f"`inferbench sweep SPEC -o {store} --repair` to recompute the damaged chunks"
+            ) from None
+
     ok = read("feasible").astype(bool)
     for c in cons:
         ok &= c.holds(read(c.metric))
@@ -188,7 +196,7 @@ def store_pareto(
     for d, p in zip(ds[objs[0].metric].dims, pos, strict=True):
         if d not in front.coords:
             front = front.assign_coords({d: ("front", p.astype(np.int64))})
-    front.attrs = {k: v for k, v in ds.attrs.items() if k != "sweep_complete"}
+    front.attrs = {k: v for k, v in ds.attrs.items() if k != "sweep_complete"}  # keeps source_complete
     front.attrs |= {
         "pareto_objectives": [str(o) for o in objs],
         "pareto_constraints": [str(c) for c in cons] + ["feasible"],
@@ -223,6 +231,8 @@ def pareto_table(
         f"Pareto front: {int(stats['n_front']):,} of {int(stats['n_candidates']):,} designs meeting "
         f"{cons_txt} (of {int(stats['n_designs']):,}); filter {stats['filter_s']:.2f} s, load {stats['load_s']:.2f} s"
     )
+    if not front.attrs.get("source_complete", True):
+        title = f"{title}\nfrom an UNFINISHED or DAMAGED store (--partial): designs not computed are left out"
     more = front.sizes["front"] - len(rows)
     tail = f"\n… {more:,} more front designs in the dataset" if more > 0 else ""
     return f"{title}\n{render(dims + head, rows)}{tail}"
@@ -230,11 +240,10 @@ def pareto_table(
 
 def write_front(front: Any, prefix: Path) -> list[Path]:
     """Write the front as ``PREFIX.zarr`` (xarray) and ``PREFIX.csv``; returns the paths."""
-    prefix.parent.mkdir(parents=True, exist_ok=True)
     zpath, cpath = prefix.with_name(prefix.name + ".zarr"), prefix.with_name(prefix.name + ".csv")
-    if zpath.exists():
-        shutil.rmtree(zpath)
-    front.to_zarr(zpath, mode="w", zarr_format=3, consolidated=False)
-    consolidate(zpath)
-    front.to_dataframe().to_csv(cpath)
+    refuse_foreign(zpath)
+    refuse_foreign(cpath)
+    write_dataset(front, zpath)
+    with writing(cpath) as tmp:
+        front.to_dataframe().to_csv(tmp)
     return [zpath, cpath]

@@ -27,7 +27,10 @@ from dse.specs import (
     load_hardware,
     load_platform,
     read_mapping,
+    refuse_foreign,
     suggest,
+    write_dataset,
+    writing,
 )
 from models import DTYPES, INFEASIBLE_REASONS
 
@@ -158,11 +161,14 @@ def run_platform_study(spec_path: Path, outdir: Path, quiet: bool = False) -> xr
         ds[f"normalized_{k}"] = (ds[k] / best).where(ds.feasible)
         ds[f"normalized_{k}"].attrs = {"units": "1", "description": f"{k} / best feasible platform of the model"}
     ds.attrs = {"batch": b, "prompt_tokens": s, "output_tokens": d, "dtype": dtype, "spec": str(spec_path)}
-    outdir.mkdir(parents=True, exist_ok=True)
+    outputs = [outdir / f"platforms.{ext}" for ext in ("txt", "zarr", "png", "svg")]
+    for p in outputs:
+        refuse_foreign(p)  # all checked before any is written
     table = _table(ds)
     print(table)
-    (outdir / "platforms.txt").write_text(table + "\n")
-    ds.to_zarr(outdir / "platforms.zarr", mode="w", zarr_format=3, consolidated=False)
+    with writing(outputs[0]) as tmp:
+        tmp.write_text(table + "\n", encoding="utf-8")
+    write_dataset(ds, outputs[1])
     _figure(ds, outdir)
     print(f"wrote {outdir / 'platforms.zarr'}, {outdir / 'platforms.txt'}, {outdir / 'platforms.png'} and .svg")
     return ds
@@ -222,6 +228,9 @@ def _figure(ds: xr.Dataset, outdir: Path) -> None:
         fontsize=11,
     )
     fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(outdir / f"platforms.{ext}", dpi=120)
-    plt.close(fig)
+    try:
+        for ext in ("png", "svg"):
+            with writing(outdir / f"platforms.{ext}") as tmp:
+                fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)

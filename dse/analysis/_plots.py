@@ -23,7 +23,7 @@ import matplotlib
 import numpy as np
 
 from dse.engine import float64, log_jacobian, with_knobs
-from dse.specs import SpecError
+from dse.specs import SpecError, refuse_foreign, writing
 from dse.sweep import chunk_knobs, make_plan, open_sweep, parse_sweep
 from models import widest
 
@@ -36,11 +36,15 @@ PHASE_METRIC = {"prefill": "prefill_latency_s", "decode": "tpot_s", "request": "
 
 
 def _save(fig: Any, out: Path, name: str) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.svg"]
-    fig.savefig(paths[0], dpi=120, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
+    for p in paths:
+        refuse_foreign(p)  # both checked before either is written
+    try:
+        for p in paths:
+            with writing(p) as tmp:
+                fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return paths
 
 
@@ -50,7 +54,10 @@ def _label(ds: Any, name: str) -> str:
 
 
 def _plan(ds: Any) -> Any:
-    return make_plan(parse_sweep(json.loads(ds.attrs["sweep_spec"]), source="sweep_spec"), int(ds.attrs["sweep_chunk"]))
+    plan = make_plan(parse_sweep(json.loads(ds.attrs["sweep_spec"]), source="sweep_spec"), int(ds.attrs["sweep_chunk"]))
+    if tuple(ds[plan.spec.outputs[0]].dims) != tuple(plan.dims):  # the labels must not drift
+        raise SpecError(f"sweep_spec: plans dimensions {plan.dims}, the store has {ds[plan.spec.outputs[0]].dims}")
+    return plan
 
 
 def plot_pareto(ds: Any, front: Any, objs: list[Any], out: Path, max_points: int = 2_000_000) -> list[Path]:
@@ -242,16 +249,17 @@ def plot_store(
     objectives: list[str] | None = None,
     constraints: list[str] | None = None,
     n_designs: int = 3,
+    partial: bool = False,
 ) -> list[Path]:
     """Every chart that applies to the store; returns the files written under ``out``."""
     if n_designs <= 0:
         raise SpecError(f"--designs: {n_designs}: expected an integer > 0")
-    ds = open_sweep(store)
+    ds = open_sweep(store, partial)
     plan = _plan(ds)
     paths: list[Path] = []
     front, objs = None, []
     if len(objectives or ds.attrs.get("objectives", [])) >= 2:
-        front, objs, _, _ = store_pareto(store, objectives, constraints)
+        front, objs, _, _ = store_pareto(store, objectives, constraints, partial)
         paths += plot_pareto(ds, front, objs, out)
     points = _points(ds, front, n_designs)
     paths += plot_roofline(ds, plan, points[0], out)

@@ -18,7 +18,7 @@ import xarray as xr
 
 from dse.analysis import pareto_table, plot_store, render, store_pareto, write_front
 from dse.engine import enable_compilation_cache, make_config, run_designs, software_levels
-from dse.specs import load_hardware, load_model
+from dse.specs import load_hardware, load_model, refuse_foreign
 from dse.sweep import describe, parse_sweep, run_sweep
 
 RESULTS = Path("results")
@@ -71,7 +71,10 @@ def run_demo(output: Path, quiet: bool = False) -> int:
     t0 = time.perf_counter()
     enable_compilation_cache()
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    # Figures beside the store: demo.zarr -> demo/; a store named without a suffix -> NAME-figures/.
+    out_dir = output.with_suffix("") if output.suffix else output.with_name(output.name + "-figures")
+    for p in (output, out_dir / "pareto.zarr", out_dir / "pareto.csv"):
+        refuse_foreign(p)  # before the sweep runs, not after
     spec = parse_sweep(DEMO_SPEC, "inferbench demo")
     result = run_sweep(spec, output, overwrite=True, quiet=quiet)
     front, objs, cons, stats = store_pareto(output)
@@ -127,7 +130,6 @@ def run_demo(output: Path, quiet: bool = False) -> int:
             rows,
         )
     )
-    out_dir = output.parent / output.stem
     written = write_front(front, out_dir / "pareto")
     written += plot_store(output, out_dir)
     print(f"\n{spec.n_designs:,} designs, front, table and charts in {time.perf_counter() - t0:.1f} s")

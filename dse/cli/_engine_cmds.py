@@ -24,7 +24,17 @@ from dse.engine import (
     run_designs,
     software_levels,
 )
-from dse.specs import SpecError, hardware_ids, hardware_keys, load_hardware, load_model, model_ids, suggest
+from dse.specs import (
+    SpecError,
+    hardware_ids,
+    hardware_keys,
+    load_hardware,
+    load_model,
+    model_ids,
+    suggest,
+    write_dataset,
+    writing,
+)
 from models import BOUND_NAMES, DTYPES, INFEASIBLE_REASONS, default_economics
 from models.workloads import active_params, kv_bytes_per_token, total_params
 
@@ -254,13 +264,7 @@ def _jsonable(v: Any) -> Any:
 
 
 def _write_dataset(ds, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Strings as variable-length UTF-8 (the fixed-width numpy kind has no zarr v3 spec).
-    ds = ds.assign_coords({k: ds[k].astype(object) for k in ds.coords if ds[k].dtype.kind == "U"})
-    if path.suffix == ".nc":
-        ds.to_netcdf(path)
-    else:
-        ds.to_zarr(path, mode="w", zarr_format=3, consolidated=False)
+    write_dataset(ds, path)
     print(f"wrote {path}", file=sys.stderr)
 
 
@@ -386,15 +390,18 @@ def _entry(loader, ref: str, path: Path):
 
 def _write_rows(rows: list[dict[str, str]], extra: list[dict[str, Any]], output: str | None) -> None:
     fields = list(rows[0].keys()) + [k for k in extra[0] if k not in rows[0]]
-    f = open(output, "w", newline="") if output else sys.stdout  # noqa: SIM115
-    try:
+
+    def write(f: Any) -> None:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         for r, e in zip(rows, extra, strict=True):
             w.writerow({**r, **{k: (f"{v:.6g}" if isinstance(v, float | np.floating) else v) for k, v in e.items()}})
-    finally:
-        if output:
-            f.close()
+
+    if not output:
+        write(sys.stdout)
+        return
+    with writing(output) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        write(f)
     if output:
         print(f"wrote {output} ({len(rows)} rows)", file=sys.stderr)
 

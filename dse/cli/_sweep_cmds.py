@@ -27,8 +27,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise SpecError(f"--workers: {args.workers}: expected an integer > 0")
     if args.chunk is not None and args.chunk <= 0:
         raise SpecError(f"--chunk: {args.chunk}: expected an integer > 0")
+    if args.repair and args.overwrite:
+        raise SpecError("--repair and --overwrite: expected one of them (repair keeps what is readable)")
     enable_compilation_cache()
-    store.parent.mkdir(parents=True, exist_ok=True)
     result = run_sweep(
         spec,
         store,
@@ -38,9 +39,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         dask=args.dask or args.workers is not None,
         workers=args.workers,
         scheduler=args.scheduler,
+        repair=args.repair,
     )
     print(describe(result))
-    if result.status != "already complete" and not args.quiet:
+    if not result.status.startswith("already complete") and not args.quiet:
         print(f"open it with: xarray.open_zarr('{store}')", file=sys.stderr)
     return 0
 
@@ -54,6 +56,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         Path(args.store),
         _split(args.objectives) or None,
         _split(args.constraints) if args.constraints is not None else None,
+        partial=args.partial,
     )
     print(pareto_table(front, objectives, constraints, stats, limit=args.limit))
     out = Path(args.output) if args.output else RESULTS / f"{Path(args.store).stem}_pareto"
@@ -71,6 +74,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         objectives=_split(args.objectives) or None,
         constraints=_split(args.constraints) if args.constraints is not None else None,
         n_designs=args.designs,
+        partial=args.partial,
     )
     if not args.quiet:
         print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
@@ -86,11 +90,19 @@ def _is_platform_study(path: Path) -> bool:
     return isinstance(data, dict) and data.get("study") == "platforms"
 
 
+PARTIAL_HELP = "use an unfinished or damaged store (what is missing is left out, with a warning)"
+
+
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("sweep", help="explore a design space from a sweep YAML; streams a zarr store")
     s.add_argument("spec", help="sweep specification (YAML), e.g. sweeps/asic_pareto.yaml")
     s.add_argument("-o", "--output", help="zarr store (default results/NAME.zarr)")
-    s.add_argument("--overwrite", action="store_true", help="start again even if the store is finished or differs")
+    s.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start again even if the store is finished or differs (own stores only)",
+    )
+    s.add_argument("--repair", action="store_true", help="decode every written chunk and recompute the damaged ones")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--chunk", type=int, help="designs per chunk (default: from available memory)")
     s.add_argument("--dask", action="store_true", help="evaluate on a local dask.distributed cluster")
@@ -107,6 +119,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--constraints", help="comma-separated, e.g. 'ttft_s<=0.2,tpot_s<=0.01' (default: the sweep's; '' for none)"
     )
+    s.add_argument("--partial", action="store_true", help=PARTIAL_HELP)
     s.add_argument("--limit", type=int, default=20, help="rows of the printed table (default 20)")
     s.add_argument("-o", "--output", help="output prefix (default results/STORE_pareto): writes .zarr and .csv")
     s.add_argument("--quiet", action="store_true")
@@ -115,6 +128,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("plot", help="Pareto front, roofline and sensitivity charts of a sweep store (PNG and SVG)")
     s.add_argument("store", help="zarr store written by `inferbench sweep`")
     s.add_argument("--objectives", help="as for pareto (default: the sweep's)")
+    s.add_argument("--partial", action="store_true", help=PARTIAL_HELP)
     s.add_argument("--constraints", help="as for pareto (default: the sweep's)")
     s.add_argument("--designs", type=int, default=3, help="front designs for the sensitivity chart (default 3)")
     s.add_argument("-o", "--output", help="output folder (default results/STORE)")

@@ -16,8 +16,11 @@ from ._boundary import run_designs as run_designs
 from ._boundary import serve_rows as serve_rows
 from ._config import COMPONENTS as COMPONENTS
 from ._config import Config as Config
+from ._config import ContextWarning as ContextWarning
 from ._config import Knob as Knob
+from ._config import check_context as check_context
 from ._config import check_dtype as check_dtype
+from ._config import check_physics as check_physics
 from ._config import knob_keys as knob_keys
 from ._config import knob_owner as knob_owner
 from ._config import make_config as make_config

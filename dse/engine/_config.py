@@ -9,6 +9,7 @@ from file units to SI (derived from the dataclasses' ``spec_field`` metadata).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -87,6 +88,76 @@ def with_knobs(config: Config, knobs: Mapping[str, Any]) -> Config:
     )
 
 
+# Physical ranges of bounded knobs. Converter resolutions: in-memory-compute macros use 1-8 bit
+# ADCs and 1-4 bit DACs (seeds/000, IMC); 16 bits bounds any converter fast enough to matter.
+PHYSICAL_RANGE = {"adc_bits": (1, 16), "dac_bits": (1, 16)}
+
+
+def check_physics(config: Config, values: Mapping[str, Any], where: str) -> None:
+    """Refuse knob values the physics cannot have, naming ``where`` and the knob.
+
+    ``values`` maps knob names (SI fields or spec keys) to a number or an array of them.
+    Counts (every key of kind ``int``: tp, pp, batch, tokens, chip counts, ADC bits …) are
+    integers; every value is finite; tp up to the head count splits the attention heads (and
+    divides the KV heads or replicates them); pp is at most the number of layers. The engine
+    itself takes any positive reals (a continuous relaxation, for gradients); this is the check
+    of what users give.
+    """
+    table = knob_keys(config)
+    model = config.model
+    for name, value in values.items():
+        knob = table.get(name)
+        if knob is None:
+            continue
+        arr = np.atleast_1d(np.asarray(value, dtype=float))
+        label = f"{where}: '{name}'"
+        if not np.all(np.isfinite(arr)):
+            raise SpecError(f"{label} is not finite: expected numbers")
+        if knob.key.kind == "int" and np.any(arr != np.round(arr)):
+            bad = arr[arr != np.round(arr)][0]
+            raise SpecError(f"{label} = {bad:g}: expected an integer ({knob.key.doc or 'a count'})")
+        if knob.field == "tp" and hasattr(model, "n_heads"):
+            heads, kv = float(model.n_heads), float(model.n_kv_heads)
+            # tp beyond the heads is left to the engine: it flags such designs infeasible.
+            for tp in np.unique(arr[arr <= heads]):
+                if heads % tp or (kv % tp and tp % kv):
+                    raise SpecError(
+                        f"{label} = {tp:g}: expected a divisor of the model's {heads:g} attention heads that "
+                        f"divides (or is a multiple of) its {kv:g} KV heads"
+                    )
+        lo, hi = PHYSICAL_RANGE.get(knob.field, (-np.inf, np.inf))
+        if np.any(arr < lo) or np.any(arr > hi):
+            bad = arr[(arr < lo) | (arr > hi)][0]
+            raise SpecError(f"{label} = {bad:g}: expected {lo:g} to {hi:g} ({knob.key.doc})")
+        if knob.field == "tdp_w" and hasattr(config.chip, "idle_w"):
+            idle = float(config.chip.idle_w)
+            if np.any(arr <= idle):
+                raise SpecError(f"{label} = {arr.min():g}: expected more than the chip's idle power of {idle:.4g} W")
+        if knob.field == "pp" and hasattr(model, "n_layers") and np.any(arr > float(model.n_layers)):
+            raise SpecError(
+                f"{label} = {arr.max():g}: expected at most the model's {float(model.n_layers):g} layers (one per stage)"
+            )
+
+
+def check_context(model: ModelEntry, prompt_tokens: Any, output_tokens: Any, where: str) -> None:
+    """Warn (one line) when a request is longer than the model's maximum context."""
+    limit = model.raw.get("max_context_tokens")
+    if limit is None:
+        return
+    longest = float(np.max(np.asarray(prompt_tokens, dtype=float)) + np.max(np.asarray(output_tokens, dtype=float)))
+    if longest > float(limit):
+        warnings.warn(
+            f"{where}: {longest:,.0f} tokens exceed {model.id}'s maximum context of {float(limit):,.0f}: "
+            "the results are an extrapolation of the model",
+            ContextWarning,
+            stacklevel=3,
+        )
+
+
+class ContextWarning(UserWarning):
+    """A request longer than the model's maximum context (the model is extrapolated)."""
+
+
 def _leaf(x: float) -> np.ndarray:
     return np.asarray(float(x), dtype=np.float64)
 
@@ -114,10 +185,14 @@ def make_config(
     """The base configuration of one model on one hardware (scalar leaves)."""
     for key, dt in (("weight_dtype", weight_dtype), ("act_dtype", act_dtype), ("kv_dtype", kv_dtype)):
         check_dtype(key, dt)
-    return Config(
+    config = Config(
         model=model.spec,
         chip=hardware.spec,
         platform=PlatformSpec(_leaf(tp), _leaf(pp)),
         scenario=Scenario(_leaf(batch), _leaf(prompt_tokens), _leaf(output_tokens), weight_dtype, act_dtype, kv_dtype),
         economics=economics or default_economics(),
     )
+    counts = {"tp": tp, "pp": pp, "batch": batch, "prompt_tokens": prompt_tokens, "output_tokens": output_tokens}
+    check_physics(config, counts, f"{model.id} on {hardware.id}")
+    check_context(model, prompt_tokens, output_tokens, model.id)
+    return config

@@ -13,7 +13,7 @@ from dse.specs import HardwareEntry, ModelEntry, SpecError, load_hardware, load_
 from models import EconomicsSpec, Metrics
 
 from ._boundary import check_knobs, run_designs
-from ._config import knob_keys, make_config, with_knobs
+from ._config import check_context, check_physics, knob_keys, make_config, with_knobs
 from ._levels import LEVEL_DESCRIPTIONS, LEVELS, calibration_source, software_levels
 from ._metrics import BOOL_METRICS, CODE_METRICS, metric_attrs
 
@@ -71,6 +71,10 @@ def evaluate(
             m, h, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype, economics=economics, **base
         )
         check_knobs(cfg, rest)
+        check_physics(cfg, {**rest, **axes}, f"{m.id} on {h.id}")
+        check_context(
+            m, axes.get("prompt_tokens", base["prompt_tokens"]), axes.get("output_tokens", base["output_tokens"]), m.id
+        )
         cfg = with_knobs(cfg, {k: np.asarray(float(v)) for k, v in rest.items()})
         results.append(run_designs(cfg, flat, software_levels(h, levels)))
         sources.append(calibration_source(h))

@@ -33,6 +33,14 @@ from ._model import MODEL_KEYS as MODEL_KEYS
 from ._model import ModelEntry as ModelEntry
 from ._model import load_model as load_model
 from ._model import model_ids as model_ids
+from ._outputs import MARK_ATTR as MARK_ATTR
+from ._outputs import consolidate as consolidate
+from ._outputs import make_parent as make_parent
+from ._outputs import ownership as ownership
+from ._outputs import refuse_foreign as refuse_foreign
+from ._outputs import remove_own as remove_own
+from ._outputs import write_dataset as write_dataset
+from ._outputs import writing as writing
 from ._platforms import PlatformEntry as PlatformEntry
 from ._platforms import load_platform as load_platform
 from ._platforms import platform_ids as platform_ids

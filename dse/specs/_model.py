@@ -46,7 +46,12 @@ def load_model(ref: str | Path) -> ModelEntry:
     if path.suffix == ".json":
         data = _from_hf_config(path, data)
     v = check(path, data, MODEL_KEYS)
-    head_dim = v.get("head_dim", v["d_model"] / v["n_heads"])
+    if "head_dim" not in v and v["d_model"] % v["n_heads"]:
+        raise SpecError(
+            f"{path}: key 'd_model' = {v['d_model']}: expected a multiple of n_heads = {v['n_heads']} "
+            "(or an explicit head_dim)"
+        )
+    head_dim = v.get("head_dim", v["d_model"] // v["n_heads"])
     if v["n_heads"] % v["n_kv_heads"]:
         raise SpecError(f"{path}: key 'n_kv_heads' = {v['n_kv_heads']}: expected a divisor of n_heads = {v['n_heads']}")
     n_experts, top_k = v.get("n_experts", 1), v.get("top_k", 1)
@@ -76,6 +81,20 @@ def load_model(ref: str | Path) -> ModelEntry:
 _PLAIN_FFN_TYPES = {"gpt2", "gpt_neox", "gptj", "bloom", "opt", "phi", "falcon", "gpt_bigcode", "mpt", "starcoder2"}
 
 
+_ENCODER_DECODER_TYPES = {
+    "t5",
+    "mt5",
+    "umt5",
+    "bart",
+    "mbart",
+    "pegasus",
+    "marian",
+    "led",
+    "longt5",
+    "switch_transformers",
+}
+
+
 def _from_hf_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     """Map a Hugging Face ``config.json`` onto the catalog's model keys."""
 
@@ -87,6 +106,11 @@ def _from_hf_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
             raise SpecError(f"{path}: missing key '{names[0]}': expected {what}")
         return default
 
+    if cfg.get("is_encoder_decoder") or cfg.get("model_type") in _ENCODER_DECODER_TYPES:
+        raise SpecError(
+            f"{path}: model_type '{cfg.get('model_type')}' is an encoder-decoder model: expected a decoder-only "
+            "model (encoder-decoder models are not modelled)"
+        )
     d = first("hidden_size", "n_embd", "d_model", what="the model width (integer > 0)")
     heads = first("num_attention_heads", "n_head", "num_heads", what="the attention heads (integer > 0)")
     kv = first("num_key_value_heads", "n_head_kv", default=1 if cfg.get("multi_query") else heads, what="the KV heads")
@@ -110,6 +134,9 @@ def _from_hf_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     }
     if cfg.get("head_dim"):
         out["head_dim"] = cfg["head_dim"]
+    context = cfg.get("max_position_embeddings") or cfg.get("n_positions") or cfg.get("seq_length")
+    if isinstance(context, int) and context > 0:
+        out["max_context_tokens"] = context
     experts = cfg.get("num_local_experts") or cfg.get("num_experts") or cfg.get("n_routed_experts")
     if experts:
         out["n_experts"] = experts

@@ -16,6 +16,7 @@ from ._spec import load_sweep as load_sweep
 from ._spec import parse_constraint as parse_constraint
 from ._spec import parse_objective as parse_objective
 from ._spec import parse_sweep as parse_sweep
+from ._store import IncompleteStoreWarning as IncompleteStoreWarning
 from ._store import consolidate as consolidate
 from ._store import open_sweep as open_sweep
 from ._store import store_state as store_state

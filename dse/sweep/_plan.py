@@ -27,6 +27,7 @@ from dse.engine import (
     Config,
     Knob,
     Pending,
+    check_physics,
     dispatch,
     make_config,
     resolve_knob,
@@ -158,6 +159,25 @@ def _inner_chunking(shape: tuple[int, ...], target: int) -> tuple[tuple[int, ...
     return tuple(shape), 0
 
 
+def _check_axes(spec: SweepSpec, group: Group, where: str) -> None:
+    """The physics of every axis value (integral counts, tp splitting the heads, ranges)."""
+    for a in spec.grid:
+        knob = group.knobs[a.key]
+        check_physics(
+            group.config,
+            {knob.field: group.si_values(a.key, np.asarray(a.values), a.relative)},
+            f"{where}: grid.{a.key}",
+        )
+    for a in spec.sampled:
+        knob = group.knobs[a.key]
+        label = f"{where}: sample.axes.{a.key}"
+        if knob.field in ("tp", "pp"):
+            raise SpecError(f"{label}: expected a grid axis ({a.key} must split the model evenly; list its values)")
+        if knob.key.kind == "int" and not a.integer:
+            raise SpecError(f"{label}: expected integer: true ({a.key} is a count: {knob.key.doc})")
+        check_physics(group.config, {knob.field: group.si_values(a.key, np.asarray([a.low, a.high]), False)}, label)
+
+
 def make_plan(spec: SweepSpec, chunk: int | None = None) -> Plan:
     """Load every group's base configuration and cut the inner space into chunks."""
 
@@ -172,17 +192,21 @@ def make_plan(spec: SweepSpec, chunk: int | None = None) -> Plan:
     groups: list[Group] = []
     for idx in itertools.product(range(len(models)), range(len(hws)), range(len(spec.scenarios))):
         m, h, sc = models[idx[0]], hws[idx[1]], spec.scenarios[idx[2]]
-        cfg = make_config(
-            m,
-            h,
-            tp=spec.tp,
-            pp=spec.pp,
-            batch=sc.batch,
-            prompt_tokens=sc.prompt_tokens,
-            output_tokens=sc.output_tokens,
-            weight_dtype=spec.dtype,
-            act_dtype=spec.dtype,
-            kv_dtype=spec.dtype,
+        cfg = entry(
+            lambda _: make_config(
+                m,
+                h,
+                tp=spec.tp,
+                pp=spec.pp,
+                batch=sc.batch,
+                prompt_tokens=sc.prompt_tokens,
+                output_tokens=sc.output_tokens,
+                weight_dtype=spec.dtype,
+                act_dtype=spec.dtype,
+                kv_dtype=spec.dtype,
+            ),
+            None,
+            "platform and scenario",
         )
         fixed = {}
         for key, value in spec.fixed:
@@ -195,6 +219,8 @@ def make_plan(spec: SweepSpec, chunk: int | None = None) -> Plan:
             (a.key, f"sample.axes.{a.key}") for a in spec.sampled
         ]:
             knobs[key] = resolve_knob(cfg, key, f"{spec.source}: {where}")
+        group = Group((), cfg, h.id, knobs, None)  # type: ignore[arg-type]
+        _check_axes(spec, group, f"{spec.source}: {m.id} on {h.id}")
         sel = tuple(
             i
             for i, isdim in zip(idx, (spec.models_is_dim, spec.hardware_is_dim, spec.scenario_is_dim), strict=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -17,11 +16,21 @@ from typing import Any
 
 import zarr
 
-from dse.specs import SpecError
+from dse.specs import SpecError, make_parent, remove_own
 
+from ._lock import store_lock
 from ._plan import Plan, dispatch_chunk, finish_chunk, make_plan
 from ._spec import SweepSpec, load_sweep, parse_sweep
-from ._store import StoreWriter, create_store, finalize_store, read_done, store_state
+from ._store import (
+    DONE,
+    StoreWriter,
+    create_store,
+    damaged_chunks,
+    finalize_store,
+    read_done,
+    reopen_store,
+    store_state,
+)
 
 
 class Progress:
@@ -71,24 +80,48 @@ class SweepResult:
         return self.n_designs / self.seconds if self.seconds > 0 else float("inf")
 
 
-def _prepare(spec: SweepSpec, store: Path, overwrite: bool, chunk: int | None) -> tuple[Plan | None, str]:
+def _prepare(
+    spec: SweepSpec, store: Path, overwrite: bool, chunk: int | None, repair: bool = False
+) -> tuple[Plan | None, str]:
     state, attrs = store_state(store)
-    if state == "foreign" and not overwrite:
-        raise SpecError(f"{store}: exists and is not an InferBench sweep store: expected a new path, or --overwrite")
+    if state == "foreign":  # --overwrite never touches what the tool did not write
+        raise SpecError(
+            f"{store}: exists and is not an InferBench sweep store: expected a new path "
+            "(nothing was changed; --overwrite only replaces InferBench's own stores)"
+        )
     if state in ("partial", "complete") and not overwrite:
-        if attrs["sweep_spec"] != spec.to_json():
+        if json.loads(attrs["sweep_spec"]) != json.loads(spec.to_json()):
             raise SpecError(
                 f"{store}: was written by a different sweep spec: expected the same spec to resume, "
                 f"or --overwrite to start again"
             )
-        if state == "complete":
+        plan = make_plan(spec, int(attrs["sweep_chunk"]))
+        if state == "partial" and not repair and not _has_flags(store):
+            raise SpecError(
+                f"{store}: is unfinished and its progress flags ({DONE}) are missing: "
+                "expected --repair (recomputes what cannot be read) or --overwrite"
+            )
+        # Chunks flagged as written whose files are missing (cheap check), or with --repair
+        # that cannot be decoded, are recomputed.
+        if state == "complete" and not repair:
             return None, "already complete"
-        return make_plan(spec, int(attrs["sweep_chunk"])), "resumed"
-    if store.exists():
-        shutil.rmtree(store) if store.is_dir() else store.unlink()
+        bad = damaged_chunks(plan, store, decode=repair)
+        if state == "complete" and not bad:
+            return None, "already complete (every chunk verified)"
+        if bad:
+            reopen_store(store, plan, list(bad))
+            names = sorted({v.split(" ")[0] for vs in bad.values() for v in vs})
+            return plan, f"repaired {len(bad)} damaged chunk(s) of {', '.join(names)}"
+        return plan, "resumed"
+    remove_own(store)
+    make_parent(store)
     plan = make_plan(spec, chunk)
     create_store(plan, store)
     return plan, "completed"
+
+
+def _has_flags(store: Path) -> bool:
+    return (store / DONE / "zarr.json").is_file()
 
 
 def _todo(plan: Plan, store: Path) -> list[tuple[int, int]]:
@@ -110,6 +143,7 @@ def run_sweep(
     dask: bool = False,
     workers: int | None = None,
     scheduler: str | None = None,
+    repair: bool = False,
     _stop_after: int | None = None,
 ) -> SweepResult:
     """Run (or resume) a sweep into ``store``.
@@ -122,14 +156,31 @@ def run_sweep(
         chunk: designs per chunk (default: chosen from the available memory).
         dask: evaluate on a local dask.distributed cluster of ``workers`` processes.
         scheduler: address of an existing dask.distributed scheduler.
+        repair: decode every written chunk and recompute the damaged ones (a finished store too).
 
     Returns:
         A :class:`SweepResult`.
     """
     spec = spec if isinstance(spec, SweepSpec) else load_sweep(spec)
     store = Path(store)
+    with store_lock(store):  # one writer per store; released (even by a kill) with the process
+        return _run_locked(spec, store, overwrite, quiet, chunk, dask, workers, scheduler, repair, _stop_after)
+
+
+def _run_locked(
+    spec: SweepSpec,
+    store: Path,
+    overwrite: bool,
+    quiet: bool,
+    chunk: int | None,
+    dask: bool,
+    workers: int | None,
+    scheduler: str | None,
+    repair: bool,
+    _stop_after: int | None,
+) -> SweepResult:
     t0 = time.perf_counter()
-    plan, status = _prepare(spec, store, overwrite, chunk)
+    plan, status = _prepare(spec, store, overwrite, chunk, repair)
     if plan is None:
         return SweepResult(store, status, 0, 0, 0.0)
     todo = _todo(plan, store)
@@ -269,8 +320,8 @@ def _run_dask(
 
 
 def describe(result: SweepResult) -> str:
-    if result.status == "already complete":
-        return f"{result.store}: sweep already complete (use --overwrite to run it again)"
+    if result.status.startswith("already complete"):
+        return f"{result.store}: sweep {result.status} (use --overwrite to run it again)"
     return (
         f"{result.store}: {result.status}: {result.n_designs:,} designs in {result.seconds:.2f} s "
         f"({result.designs_per_s:,.0f} designs/s)"

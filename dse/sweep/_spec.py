@@ -157,7 +157,8 @@ class SweepSpec:
         return n * len(self.models) * len(self.hardware) * len(self.scenarios)
 
     def to_json(self) -> str:
-        return json.dumps(self.raw, sort_keys=True)
+        # Key order kept: the order of the grid keys is the order of the store's dimensions.
+        return json.dumps(self.raw)
 
 
 def _num(src: str, where: str, v: Any, *, positive: bool = True, integer: bool = False) -> float:

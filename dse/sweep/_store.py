@@ -13,6 +13,7 @@ the evaluated designs.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import warnings
@@ -29,7 +30,7 @@ from zarr.codecs import BloscCodec, BytesCodec
 
 from dse._version import __version__
 from dse.engine import BOOL_METRICS, CODE_METRICS, metric_attrs
-from dse.specs import SpecError
+from dse.specs import SpecError, consolidate
 
 from ._plan import Plan
 
@@ -151,13 +152,14 @@ class StoreWriter:
     39 variables per chunk would dominate the sweep. Anything else goes through zarr.
     """
 
-    def __init__(self, plan: Plan, store: Path):
+    def __init__(self, plan: Plan, store: Path, mode: str = "r+"):
         self.plan, self.store = plan, Path(store)
-        root = zarr.open_group(store, mode="r+")
+        check_layout(plan, store)
+        root = zarr.open_group(store, mode=mode)
         names = (*plan.spec.outputs, "meets_constraints")
         self.arrays = {k: root[k] for k in names}
         self.coords = {a.key: root[a.key] for a in plan.spec.sampled}
-        self.done = root[DONE]
+        self.done = root[DONE] if DONE in root else None
         self.codecs = {k: _fast_codec(a) for k, a in {**self.arrays, **self.coords}.items()}
         self.pool = ThreadPoolExecutor(2)
 
@@ -167,33 +169,128 @@ class StoreWriter:
         if codec is None:
             arr[region] = value
             return
-        coords = tuple(r.start // c for r, c in zip(region, chunks, strict=True))
         shape = tuple(r.stop - r.start for r in region)
         if shape != tuple(chunks):  # edge chunk: zarr stores the full chunk shape
             full = np.full(chunks, arr.metadata.fill_value, dtype=value.dtype)
             full[tuple(slice(0, n) for n in shape)] = value
             value = full
-        path = self.store / arr.path / arr.metadata.encode_chunk_key(coords)
+        path = chunk_path(self.store, arr, region)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         with open(tmp, "wb") as f:
             f.write(codec.encode(np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<"))))
         os.replace(tmp, path)
 
+    def regions(self, g: int, ci: int) -> list[tuple[str, Any, tuple[slice, ...]]]:
+        """(name, array, region) of every variable chunk that chunk ``ci`` of group ``g`` writes."""
+        inner = self.plan.chunk_region(ci)[0]
+        region = tuple(slice(i, i + 1) for i in self.plan.groups[g].index) + inner
+        out = [(k, a, region) for k, a in self.arrays.items()]
+        if g == 0:  # the sampled coordinates are written once, with the first group
+            out += [(k, a, (inner[-1],)) for k, a in self.coords.items()]
+        return out
+
     def write(self, g: int, ci: int, data: dict[str, np.ndarray], coords: dict[str, np.ndarray]) -> None:
-        plan = self.plan
-        inner, start, stop = plan.chunk_region(ci)
-        region = tuple(slice(i, i + 1) for i in plan.groups[g].index) + inner
-        shape = tuple(s.stop - s.start for s in region)
-        jobs = [(k, self.arrays[k], v.reshape(shape), region) for k, v in data.items()]
-        if coords and g == 0:
-            jobs += [(k, self.coords[k], v, (inner[-1],)) for k, v in coords.items()]
+        jobs = []
+        for k, arr, region in self.regions(g, ci):
+            value = data[k] if k in data else coords.get(k) if coords else None
+            if value is None:
+                continue
+            jobs.append((k, arr, value.reshape(tuple(s.stop - s.start for s in region)), region))
         for f in [self.pool.submit(self._put, *job) for job in jobs]:
             f.result()
         self.done[g, ci] = 1  # only after every variable of the chunk is on disk
 
+    def damaged(self, g: int, ci: int, decode: bool) -> list[str]:
+        """Variables of chunk (g, ci) whose chunk file is missing (or, with ``decode``, unreadable)."""
+        bad = []
+        for k, arr, region in self.regions(g, ci):
+            path = chunk_path(self.store, arr, region)
+            if not path.is_file():
+                bad.append(f"{k} (missing {path.relative_to(self.store)})")
+                continue
+            if not decode:
+                continue
+            try:
+                codec = self.codecs[k]
+                if codec is None:
+                    np.asarray(arr[region])
+                else:
+                    n = int(np.prod(arr.metadata.chunk_grid.chunk_shape)) * arr.dtype.itemsize
+                    frame = path.read_bytes()
+                    # Blosc does not always notice a truncated frame: its header holds its size.
+                    if int.from_bytes(frame[12:16], "little") != len(frame) or len(codec.decode(frame)) != n:
+                        raise ValueError("wrong size")
+            except Exception:  # noqa: BLE001 — any decoding failure means a damaged chunk
+                bad.append(f"{k} (unreadable {path.relative_to(self.store)})")
+        return bad
+
     def close(self) -> None:
         self.pool.shutdown()
+
+
+def check_layout(plan: Plan, store: Path) -> None:
+    """Refuse a plan whose dimensions are not the store's (the design index → label map)."""
+    root = zarr.open_group(store, mode="r")
+    name = plan.spec.outputs[0]
+    dims = tuple(root[name].metadata.dimension_names or ())
+    if dims != tuple(plan.dims):
+        raise SpecError(
+            f"{store}: laid out along ({', '.join(dims)}) but the sweep plans ({', '.join(plan.dims)}): "
+            "expected the spec the store was written with"
+        )
+
+
+def chunk_path(store: Path, arr: Any, region: tuple[slice, ...]) -> Path:
+    """The file of the zarr chunk that starts ``region`` (the one place chunk keys are made)."""
+    chunks = arr.metadata.chunk_grid.chunk_shape
+    coords = tuple(r.start // c for r, c in zip(region, chunks, strict=True))
+    return Path(store) / arr.path / arr.metadata.encode_chunk_key(coords)
+
+
+def damaged_chunks(plan: Plan, store: Path, decode: bool) -> dict[tuple[int, int], list[str]]:
+    """{(group, chunk): damaged variables} among the chunks a store says are written."""
+    done = read_done(store, plan)
+    writer = StoreWriter(plan, store, mode="r")
+    try:
+        out = {}
+        for g, ci in zip(*np.nonzero(done), strict=True):
+            bad = writer.damaged(int(g), int(ci), decode)
+            if bad:
+                out[int(g), int(ci)] = bad
+        return out
+    finally:
+        writer.close()
+
+
+def reopen_store(store: Path, plan: Plan, redo: list[tuple[int, int]]) -> None:
+    """Mark chunks ``redo`` as not written (so that a resume recomputes them); a complete store
+    becomes partial again, its progress flags recreated."""
+    root = zarr.open_group(store, mode="r+", use_consolidated=False)
+    if DONE not in root:
+        flags = root.create_array(
+            DONE,
+            shape=(len(plan.groups), plan.chunks_per_group),
+            chunks=(1, 1),
+            dtype="uint8",
+            fill_value=1,
+            compressors=None,
+            dimension_names=("sweep_group", "sweep_chunk"),
+        )
+        flags[...] = 1
+    for g, ci in redo:
+        root[DONE][g, ci] = 0
+    root.attrs["sweep_complete"] = False
+    _drop_consolidated(store)
+
+
+def _drop_consolidated(store: Path) -> None:
+    meta_path = Path(store) / "zarr.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.pop("consolidated_metadata", None) is not None:
+        tmp = meta_path.with_name(f".zarr.json.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        os.replace(tmp, meta_path)
 
 
 def _fast_codec(arr: Any) -> Any:
@@ -213,8 +310,11 @@ def _fast_codec(arr: Any) -> Any:
 
 
 def read_done(store: Path, plan: Plan) -> np.ndarray:
-    del plan
-    return np.asarray(zarr.open_group(store, mode="r")[DONE][:], dtype=bool)
+    """Which chunks are written; all of them when the store has no progress flags (complete)."""
+    root = zarr.open_group(store, mode="r", use_consolidated=False)
+    if DONE not in root:
+        return np.ones((len(plan.groups), plan.chunks_per_group), bool)
+    return np.asarray(root[DONE][:], dtype=bool)
 
 
 def finalize_store(store: Path) -> None:
@@ -224,15 +324,6 @@ def finalize_store(store: Path) -> None:
         del root[DONE]
     root.attrs["sweep_complete"] = True
     consolidate(store)
-
-
-def consolidate(store: Path) -> None:
-    """Consolidate the metadata of a zarr v3 store so that ``xarray.open_zarr`` opens it in one read."""
-    # Consolidated metadata (one read to open the store) is a zarr-python extension to the v3
-    # format that xarray reads by default; zarr warns that other implementations may not.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        zarr.consolidate_metadata(store)
 
 
 def store_state(store: Path) -> tuple[str, dict[str, Any]]:
@@ -248,10 +339,72 @@ def store_state(store: Path) -> tuple[str, dict[str, Any]]:
     return ("complete" if attrs.get("sweep_complete") else "partial"), attrs
 
 
-def open_sweep(store: str | Path) -> Any:
-    """Open a sweep store as an xarray.Dataset (lazy)."""
+class IncompleteStoreWarning(UserWarning):
+    """A store read with ``partial=True`` is unfinished or damaged: what is missing is left out."""
+
+
+def _array_gaps(store: Path) -> list[str]:
+    """Variables of a store with chunk files missing: ``"name (k of n chunks missing)"``."""
+    gaps = []
+    for meta_path in sorted(Path(store).glob("*/zarr.json")):
+        name = meta_path.parent.name
+        if name == DONE:
+            continue
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            shape, chunks = meta["shape"], meta["chunk_grid"]["configuration"]["chunk_shape"]
+        except (OSError, ValueError, KeyError, TypeError):
+            gaps.append(f"{name} (unreadable metadata)")
+            continue
+        n = int(np.prod([-(-s // c) for s, c in zip(shape, chunks, strict=True)], dtype=np.int64))
+        found = sum(len(files) for _, _, files in os.walk(meta_path.parent / "c"))
+        if found < n:
+            gaps.append(f"{name} ({n - found} of {n} chunks missing)")
+    return gaps
+
+
+def check_complete(store: Path, partial: bool = False) -> bool:
+    """True for a finished, undamaged store; else refuse (or, with ``partial``, warn and False)."""
+    state, attrs = store_state(store)
+    if state == "partial":
+        try:
+            flags = np.asarray(zarr.open_group(store, mode="r", use_consolidated=False)[DONE][:])
+            written = f"{int(flags.sum()):,} of {flags.size:,} chunks written"
+        except Exception:  # noqa: BLE001 — flags missing or unreadable
+            written = "progress unknown"
+        msg = f"{store}: unfinished sweep ({written})"
+        if not partial:
+            raise SpecError(
+                f"{msg}: expected a finished store (run the same `inferbench sweep` command to resume "
+                "it), or --partial to use what is written"
+            )
+        warnings.warn(f"{msg}; designs not yet computed are left out", IncompleteStoreWarning, stacklevel=3)
+        return False
+    gaps = _array_gaps(store)
+    if gaps:
+        more = f" and {len(gaps) - 1} more variables" if len(gaps) > 1 else ""
+        msg = f"{store}: damaged: {gaps[0]}{more}"
+        if not partial:
+            raise SpecError(
+                f"{msg}: expected `inferbench sweep SPEC -o {store} --repair` to recompute them, or "
+                "--partial to use what is readable"
+            )
+        warnings.warn(f"{msg}; those designs read as missing", IncompleteStoreWarning, stacklevel=3)
+        return False
+    return True
+
+
+def open_sweep(store: str | Path, partial: bool = False) -> Any:
+    """Open a sweep store as an xarray.Dataset (lazy).
+
+    An unfinished or damaged store is refused, unless ``partial`` (then an
+    :class:`IncompleteStoreWarning` says what is missing).
+    """
     store = Path(store)
     state, _ = store_state(store)
     if state in ("missing", "foreign"):
         raise SpecError(f"{store}: not an InferBench sweep store: expected the output of `inferbench sweep`")
-    return xr.open_zarr(store, consolidated=state == "complete")
+    complete = check_complete(store, partial)
+    ds = xr.open_zarr(store, consolidated=state == "complete")
+    ds.attrs["source_complete"] = complete  # False only when read with partial=True
+    return ds

@@ -1,0 +1,185 @@
+"""Writing results without touching what the tool did not write.
+
+Every output goes through :func:`writing`: the result is written to a temporary sibling and
+renamed into place only when complete, so a crash never leaves a half-written file under the
+final name. An existing path is replaced only if it is the tool's own:
+
+- a folder (a zarr store) is its own when its ``zarr.json`` carries ``inferbench_version`` in
+  its attributes (every store the tool writes does);
+- a file is its own when the hidden manifest beside it (``.inferbench-outputs.json``) lists it
+  with the SHA-256 it had when written — a file the user has since edited is not.
+
+Anything else is refused with a one-line error and left exactly as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import zarr
+
+from dse._version import __version__
+
+from ._errors import SpecError
+
+MARK_ATTR = "inferbench_version"
+MANIFEST = ".inferbench-outputs.json"
+
+
+def _store_attrs(path: Path) -> dict | None:
+    try:
+        meta = json.loads((path / "zarr.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    attrs = meta.get("attributes") if isinstance(meta, dict) else None
+    return attrs if isinstance(attrs, dict) else None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _manifest(folder: Path) -> dict[str, str]:
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def ownership(path: Path) -> str:
+    """'missing', 'own' (written by the tool and unchanged since) or 'foreign'."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        return "missing"
+    if path.is_symlink():
+        return "foreign"
+    if path.is_dir():
+        attrs = _store_attrs(path)
+        return "own" if attrs is not None and MARK_ATTR in attrs else "foreign"
+    recorded = _manifest(path.parent).get(path.name)
+    try:
+        return "own" if recorded is not None and recorded == _sha256(path) else "foreign"
+    except OSError:
+        return "foreign"
+
+
+def refuse_foreign(path: Path) -> None:
+    """One-line error if ``path`` exists and is not the tool's own output."""
+    if ownership(path) == "foreign":
+        kind = "a folder" if Path(path).is_dir() else "a file"
+        raise SpecError(
+            f"{path}: exists and is {kind} InferBench did not write: expected a new path or one of "
+            "InferBench's own outputs (nothing was changed)"
+        )
+
+
+def _record(path: Path) -> None:
+    """Add ``path`` (a file just written) to the manifest of its folder."""
+    entries = _manifest(path.parent)
+    entries[path.name] = _sha256(path)
+    entries = {k: v for k, v in entries.items() if (path.parent / k).is_file()}
+    tmp = path.parent / f"{MANIFEST}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, path.parent / MANIFEST)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        path.unlink()
+
+
+def remove_own(path: Path) -> None:
+    """Delete an output of the tool (refusing anything else): moved aside first, then removed."""
+    path = Path(path)
+    refuse_foreign(path)
+    if not os.path.lexists(path):
+        return
+    aside = path.with_name(f".{path.name}.inferbench-{os.getpid()}.old")
+    try:
+        os.replace(path, aside)
+    except OSError as e:
+        raise SpecError(f"{path}: cannot remove ({e.strerror or e}): expected a writable path") from None
+    _remove(aside)
+
+
+def make_parent(path: Path) -> None:
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SpecError(
+            f"{path}: cannot create the folder {Path(path).parent} ({e.strerror or e}): expected a writable path"
+        ) from None
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[Path]:
+    """``with writing(path) as tmp:`` write the result to ``tmp`` (same suffix as ``path``).
+
+    On success ``tmp`` replaces ``path``; on any failure ``tmp`` is removed and ``path`` is
+    untouched. Refuses (before anything is written) a ``path`` the tool does not own.
+    """
+    path = Path(path)
+    refuse_foreign(path)
+    make_parent(path)
+    tmp = path.with_name(f".{path.stem}.inferbench-{os.getpid()}.tmp{path.suffix}")
+    _remove(tmp)
+    try:
+        yield tmp
+        if os.path.lexists(path) and not (path.is_file() and tmp.is_file()):
+            aside = path.with_name(f".{path.name}.inferbench-{os.getpid()}.old")
+            os.replace(path, aside)
+            os.replace(tmp, path)
+            _remove(aside)
+        else:
+            os.replace(tmp, path)
+        if path.is_file():
+            _record(path)
+    except OSError as e:
+        _remove(tmp)
+        raise SpecError(f"{path}: cannot write ({e.strerror or e}): expected a writable path") from None
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def consolidate(store: Path) -> None:
+    """Consolidate the metadata of a zarr v3 store so that ``xarray.open_zarr`` opens it in one read."""
+    # Consolidated metadata (one read to open the store) is a zarr-python extension to the v3
+    # format that xarray reads by default; zarr warns that other implementations may not.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(store)
+
+
+def write_dataset(ds: Any, path: str | Path) -> Path:
+    """An xarray Dataset to ``path``: netCDF for ``.nc``, else a consolidated zarr v3 store.
+
+    Stamped with ``inferbench_version`` (which makes it the tool's own) and written through
+    :func:`writing`.
+    """
+    path = Path(path)
+    # Strings as variable-length UTF-8 (the fixed-width numpy kind has no zarr v3 spec).
+    ds = ds.assign_coords({k: ds[k].astype(object) for k in ds.coords if ds[k].dtype.kind == "U"})
+    ds = ds.assign_attrs({MARK_ATTR: __version__})
+    with writing(path) as tmp:
+        if path.suffix == ".nc":
+            ds.to_netcdf(tmp)
+        else:
+            ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
+            consolidate(tmp)
+    return path
