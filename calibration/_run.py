@@ -18,6 +18,7 @@ from dse.engine import in_float64
 from dse.specs import (
     SpecError,
     load_hardware,
+    make_parent,
     read_fitted,
     software_from_mapping,
     software_to_mapping,
@@ -217,7 +218,7 @@ def validate(
 
 
 def parity_plots(df: pd.DataFrame, output_dir: Path) -> list[Path]:
-    output_dir.mkdir(parents=True, exist_ok=True)
+    make_parent(output_dir / "parity.png")
     out = []
     for name, g in df[~df["excluded"]].groupby("dataset"):
         fig, ax = plt.subplots(figsize=(4.5, 4.5))

@@ -48,8 +48,10 @@ def _floats(text: str, what: str, integer: bool = False) -> list[float]:
             raise SpecError(
                 f"--{what}: '{part}' is not a number: expected {'integers' if integer else 'numbers'} > 0, comma-separated"
             ) from None
-        if not np.isfinite(v) or v <= 0 or (integer and v != int(v)):
-            raise SpecError(f"--{what}: '{part}': expected {'integers' if integer else 'numbers'} > 0")
+        if not np.isfinite(v) or v <= 0 or (integer and (v != int(v) or v > MAX_COUNT)):
+            raise SpecError(
+                f"--{what}: '{part}': expected {f'integers from 1 to {MAX_COUNT:,}' if integer else 'numbers > 0'}"
+            )
         out.append(v)
     return out
 
@@ -158,8 +160,8 @@ def _economics(args: argparse.Namespace):
     e = default_economics()
     vals = {k: getattr(args, k) for k in ("lifetime_years", "usd_per_kwh", "pue") if getattr(args, k) is not None}
     for k, v in vals.items():
-        if v <= 0:
-            raise SpecError(f"--{k.replace('_', '-')}: {v}: expected a number > 0")
+        if not np.isfinite(v) or v <= 0:
+            raise SpecError(f"--{k.replace('_', '-')}: {v}: expected a finite number > 0")
     return dataclasses.replace(e, **{k: np.asarray(float(v)) for k, v in vals.items()})
 
 
@@ -191,8 +193,12 @@ _COLUMNS = {
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    models = [m for m in args.model.split(",") if m]
-    hws = [load_hardware(h, calibrated=not args.uncalibrated) for h in args.hardware.split(",") if h]
+    models = [m.strip() for m in args.model.split(",") if m.strip()]
+    hw_ids = [h.strip() for h in args.hardware.split(",") if h.strip()]
+    for flag, given in (("--model", models), ("--hardware", hw_ids)):
+        if not given:
+            raise SpecError(f"{flag}: empty list: expected one or more catalog ids or spec files, comma-separated")
+    hws = [load_hardware(h, calibrated=not args.uncalibrated) for h in hw_ids]
     knobs: dict[str, Any] = dict(tp=_floats(args.tp, "tp", integer=True), pp=_floats(args.pp, "pp", integer=True))
     knobs |= _scenario(args)
     families = list(dict.fromkeys(h.family for h in hws))
@@ -270,12 +276,21 @@ def _write_dataset(ds, path: Path) -> None:
 
 def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
     try:
-        with path.open(newline="") as f:
+        with path.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             rows = list(reader)
             cols = reader.fieldnames or []
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a text file (not valid UTF-8): expected a CSV file") from None
+    except csv.Error as e:
+        raise SpecError(f"{path}: not a valid CSV file ({e})") from None
     except OSError as e:
         raise SpecError(f"{path}: cannot read file ({e.strerror or e})") from None
+    for i, row in enumerate(rows):
+        if None in row:  # csv.DictReader keeps the cells beyond the header under None
+            raise SpecError(
+                f"{path}: row {i + 2}: {len(cols) + len(row[None])} cells: expected {len(cols)} (the header's)"
+            )
     for c in required:
         if c not in cols:
             raise SpecError(f"{path}: missing column '{c}': expected columns {', '.join(required)}")
@@ -291,13 +306,19 @@ def _cell(path: Path, i: int, row: dict[str, str], col: str, kind: str = "int", 
         raise SpecError(f"{where} is empty: expected a value")
     if kind == "str":
         return raw
+    expected = f"expected an integer from 1 to {MAX_COUNT:,}"
     try:
         v = float(raw)
     except ValueError:
-        raise SpecError(f"{where} = '{raw}': expected an integer > 0") from None
-    if not np.isfinite(v) or v <= 0 or v != int(v):
-        raise SpecError(f"{where} = '{raw}': expected an integer > 0")
+        raise SpecError(f"{where} = '{raw}': {expected}") from None
+    if not np.isfinite(v) or v <= 0 or v != int(v) or v > MAX_COUNT:
+        raise SpecError(f"{where} = '{raw}': {expected}")
     return v
+
+
+# Largest count a CSV cell may hold: GEMM dimensions, batch and tokens are 32-bit integers in
+# BLAS interfaces (cuBLAS ``int m, n, k``), and nothing served comes near it.
+MAX_COUNT = 2**31 - 1
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -55,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as e:
         print(f"inferbench: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the file system refused (full disk, permissions): the user's to fix
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"inferbench: error: {where}{e.strerror or e}: expected a readable/writable path", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("inferbench: interrupted", file=sys.stderr)
         return 130

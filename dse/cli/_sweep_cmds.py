@@ -40,6 +40,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         workers=args.workers,
         scheduler=args.scheduler,
         repair=args.repair,
+        yes=args.yes,
     )
     print(describe(result))
     if not result.status.startswith("already complete") and not args.quiet:
@@ -103,6 +104,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
         help="start again even if the store is finished or differs (own stores only)",
     )
     s.add_argument("--repair", action="store_true", help="decode every written chunk and recompute the damaged ones")
+    s.add_argument("--yes", action="store_true", help="go ahead with a store larger than the free disk space")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--chunk", type=int, help="designs per chunk (default: from available memory)")
     s.add_argument("--dask", action="store_true", help="evaluate on a local dask.distributed cluster")

@@ -20,6 +20,7 @@ import yaml
 from models import SoftwareParams, achievable_software
 
 from ._errors import SpecError
+from ._outputs import writing
 
 # The fitted files live with the calibration that writes them (a data folder, not an import).
 FITTED_DIR = Path(__file__).resolve().parents[2] / "calibration" / "fitted"
@@ -111,13 +112,25 @@ def fitted_chip(hardware_id: str | None) -> dict[str, float]:
 
 def write_fitted(hardware_id: str, content: Mapping[str, Any], folder: Path | None = None) -> Path:
     path = fitted_path(hardware_id, folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = (
-        f"# Calibrated parameters of {hardware_id}, written by `inferbench calibrate --hardware {hardware_id}`.\n"
+        f"{FITTED_HEADER}{hardware_id}, written by `inferbench calibrate --hardware {hardware_id}`.\n"
         "# Do not edit by hand: rerun the calibration. See calibration/_fit.py for the model and the split.\n"
     )
-    path.write_text(header + yaml.safe_dump(_plain(dict(content)), sort_keys=False, width=110))
+    with writing(path, own=_is_fitted_file) as tmp:
+        tmp.write_text(header + yaml.safe_dump(_plain(dict(content)), sort_keys=False, width=110), encoding="utf-8")
     return path
+
+
+FITTED_HEADER = "# Calibrated parameters of "
+
+
+def _is_fitted_file(path: Path) -> bool:
+    """A fitted file the calibration wrote (its header says so), e.g. the shipped ones."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            return f.readline().startswith(FITTED_HEADER)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _plain(x: Any) -> Any:

@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +59,18 @@ def _manifest(folder: Path) -> dict[str, str]:
     return data if isinstance(data, dict) else {}
 
 
-def ownership(path: Path) -> str:
-    """'missing', 'own' (written by the tool and unchanged since) or 'foreign'."""
+def ownership(path: Path, own: Callable[[Path], bool] | None = None) -> str:
+    """'missing', 'own' (written by the tool and unchanged since) or 'foreign'.
+
+    ``own`` recognises the tool's files of one format by their content (e.g. a header).
+    """
     path = Path(path)
     if not os.path.lexists(path):
         return "missing"
     if path.is_symlink():
         return "foreign"
+    if own is not None and path.is_file() and own(path):
+        return "own"
     if path.is_dir():
         attrs = _store_attrs(path)
         return "own" if attrs is not None and MARK_ATTR in attrs else "foreign"
@@ -76,9 +81,9 @@ def ownership(path: Path) -> str:
         return "foreign"
 
 
-def refuse_foreign(path: Path) -> None:
+def refuse_foreign(path: Path, own: Callable[[Path], bool] | None = None) -> None:
     """One-line error if ``path`` exists and is not the tool's own output."""
-    if ownership(path) == "foreign":
+    if ownership(path, own) == "foreign":
         kind = "a folder" if Path(path).is_dir() else "a file"
         raise SpecError(
             f"{path}: exists and is {kind} InferBench did not write: expected a new path or one of "
@@ -127,14 +132,14 @@ def make_parent(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def writing(path: str | Path) -> Iterator[Path]:
+def writing(path: str | Path, own: Callable[[Path], bool] | None = None) -> Iterator[Path]:
     """``with writing(path) as tmp:`` write the result to ``tmp`` (same suffix as ``path``).
 
     On success ``tmp`` replaces ``path``; on any failure ``tmp`` is removed and ``path`` is
     untouched. Refuses (before anything is written) a ``path`` the tool does not own.
     """
     path = Path(path)
-    refuse_foreign(path)
+    refuse_foreign(path, own)
     make_parent(path)
     tmp = path.with_name(f".{path.stem}.inferbench-{os.getpid()}.tmp{path.suffix}")
     _remove(tmp)

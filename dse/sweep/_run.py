@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -81,7 +82,7 @@ class SweepResult:
 
 
 def _prepare(
-    spec: SweepSpec, store: Path, overwrite: bool, chunk: int | None, repair: bool = False
+    spec: SweepSpec, store: Path, overwrite: bool, chunk: int | None, repair: bool = False, yes: bool = False
 ) -> tuple[Plan | None, str]:
     state, attrs = store_state(store)
     if state == "foreign":  # --overwrite never touches what the tool did not write
@@ -113,11 +114,39 @@ def _prepare(
             names = sorted({v.split(" ")[0] for vs in bad.values() for v in vs})
             return plan, f"repaired {len(bad)} damaged chunk(s) of {', '.join(names)}"
         return plan, "resumed"
+    plan = make_plan(spec, chunk)
+    _check_size(plan, store, yes)
     remove_own(store)
     make_parent(store)
-    plan = make_plan(spec, chunk)
     create_store(plan, store)
     return plan, "completed"
+
+
+# Chunks of one store: each is a file per variable and a progress flag; beyond this the
+# layout alone (flags, task lists) outgrows memory.
+MAX_CHUNKS = 1_000_000
+
+
+def _check_size(plan: Plan, store: Path, yes: bool) -> None:
+    """Refuse, before anything is allocated, a sweep the disk (or the layout) cannot hold."""
+    n_vars = len(plan.spec.outputs) + 1
+    estimate = plan.n_designs * n_vars * 4 + plan.spec.sample_n * 4 * len(plan.spec.sampled)
+    n_chunks = len(plan.groups) * plan.chunks_per_group
+    what = f"{plan.n_designs:,} designs x {n_vars} variables"
+    if n_chunks > MAX_CHUNKS:
+        raise SpecError(
+            f"{store}: {what} make {n_chunks:,} chunks of {plan.chunk_size:,} designs: expected at most "
+            f"{MAX_CHUNKS:,} (fewer designs, or a larger --chunk)"
+        )
+    parent = store.parent.resolve()
+    while not parent.exists():
+        parent = parent.parent
+    free = shutil.disk_usage(parent).free
+    if estimate > free and not yes:
+        raise SpecError(
+            f"{store}: {what} are up to {estimate / 1e9:,.1f} GB (float32, before compression), more than the "
+            f"{free / 1e9:,.1f} GB free: expected a smaller sweep, or --yes to go ahead"
+        )
 
 
 def _has_flags(store: Path) -> bool:
@@ -144,6 +173,7 @@ def run_sweep(
     workers: int | None = None,
     scheduler: str | None = None,
     repair: bool = False,
+    yes: bool = False,
     _stop_after: int | None = None,
 ) -> SweepResult:
     """Run (or resume) a sweep into ``store``.
@@ -157,6 +187,7 @@ def run_sweep(
         dask: evaluate on a local dask.distributed cluster of ``workers`` processes.
         scheduler: address of an existing dask.distributed scheduler.
         repair: decode every written chunk and recompute the damaged ones (a finished store too).
+        yes: go ahead with a store larger than the free disk space.
 
     Returns:
         A :class:`SweepResult`.
@@ -164,7 +195,7 @@ def run_sweep(
     spec = spec if isinstance(spec, SweepSpec) else load_sweep(spec)
     store = Path(store)
     with store_lock(store):  # one writer per store; released (even by a kill) with the process
-        return _run_locked(spec, store, overwrite, quiet, chunk, dask, workers, scheduler, repair, _stop_after)
+        return _run_locked(spec, store, overwrite, quiet, chunk, dask, workers, scheduler, repair, yes, _stop_after)
 
 
 def _run_locked(
@@ -177,10 +208,11 @@ def _run_locked(
     workers: int | None,
     scheduler: str | None,
     repair: bool,
+    yes: bool,
     _stop_after: int | None,
 ) -> SweepResult:
     t0 = time.perf_counter()
-    plan, status = _prepare(spec, store, overwrite, chunk, repair)
+    plan, status = _prepare(spec, store, overwrite, chunk, repair, yes)
     if plan is None:
         return SweepResult(store, status, 0, 0, 0.0)
     todo = _todo(plan, store)

@@ -478,7 +478,9 @@ def load_sweep(path: str | Path) -> SweepSpec:
     """Read and validate a sweep YAML file."""
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"{p}: not a text file (not valid UTF-8): expected a sweep YAML file") from None
     except OSError as e:
         raise SpecError(f"{p}: cannot read file ({e.strerror or e})") from None
     try:
