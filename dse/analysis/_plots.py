@@ -35,6 +35,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 PHASE_METRIC = {"prefill": "prefill_latency_s", "decode": "tpot_s", "request": "latency_s"}
 
 
+CHARTS = ("pareto", "roofline", "sensitivity", "axes")
+
+
 def _save(fig: Any, out: Path, name: str) -> list[Path]:
     paths = [out / f"{name}.png", out / f"{name}.svg"]
     for p in paths:
@@ -254,6 +257,9 @@ def plot_store(
     """Every chart that applies to the store; returns the files written under ``out``."""
     if n_designs <= 0:
         raise SpecError(f"--designs: {n_designs}: expected an integer > 0")
+    for name in CHARTS:  # every file it may write is checked before any is written
+        for ext in ("png", "svg"):
+            refuse_foreign(out / f"{name}.{ext}")
     ds = open_sweep(store, partial)
     plan = _plan(ds)
     paths: list[Path] = []

@@ -18,6 +18,8 @@ from calibration import prediction_interval
 from dse.analysis import render
 from dse.engine import (
     calibration_source,
+    check_context,
+    check_physics,
     evaluate,
     gemm_designs,
     make_config,
@@ -355,6 +357,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         m = _entry(load_model, mid, path)
         h = _entry(lambda r: load_hardware(r, calibrated=calibrated), hid, path)
         cfg = make_config(m, h, weight_dtype=dtype, act_dtype=dtype, kv_dtype=dtype)
+        for i in idx:
+            row = parsed[i]
+            check_physics(cfg, {"tp": row["tp"], "pp": row["pp"], "batch": row["batch"]}, f"{path}: row {i + 2}")
+            check_context(m, row["tokens"], 1, f"{path}: row {i + 2}")
         knobs = {
             k: np.array([parsed[i][src] for i in idx])
             for k, src in (("batch", "batch"), ("tp", "tp"), ("pp", "pp"), ("prompt_tokens", "tokens"))

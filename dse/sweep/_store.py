@@ -218,8 +218,7 @@ class StoreWriter:
                 else:
                     n = int(np.prod(arr.metadata.chunk_grid.chunk_shape)) * arr.dtype.itemsize
                     frame = path.read_bytes()
-                    # Blosc does not always notice a truncated frame: its header holds its size.
-                    if int.from_bytes(frame[12:16], "little") != len(frame) or len(codec.decode(frame)) != n:
+                    if not _whole_blosc_frame(path) or len(codec.decode(frame)) != n:
                         raise ValueError("wrong size")
             except Exception:  # noqa: BLE001 — any decoding failure means a damaged chunk
                 bad.append(f"{k} (unreadable {path.relative_to(self.store)})")
@@ -357,10 +356,24 @@ def _array_gaps(store: Path) -> list[str]:
             gaps.append(f"{name} (unreadable metadata)")
             continue
         n = int(np.prod([-(-s // c) for s, c in zip(shape, chunks, strict=True)], dtype=np.int64))
-        found = sum(len(files) for _, _, files in os.walk(meta_path.parent / "c"))
-        if found < n:
-            gaps.append(f"{name} ({n - found} of {n} chunks missing)")
+        files = [Path(d) / f for d, _, fs in os.walk(meta_path.parent / "c") for f in fs]
+        if len(files) < n:
+            gaps.append(f"{name} ({n - len(files)} of {n} chunks missing)")
+        elif any(c.get("name") == "blosc" for c in meta.get("codecs", [])):
+            cut = [f for f in files if not _whole_blosc_frame(f)]
+            if cut:
+                gaps.append(f"{name} ({len(cut)} of {n} chunks truncated, e.g. {cut[0].relative_to(store)})")
     return gaps
+
+
+def _whole_blosc_frame(path: Path) -> bool:
+    """A blosc frame's header (bytes 12-16) holds its size; blosc does not always notice a cut."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+        return len(head) == 16 and int.from_bytes(head[12:16], "little") == path.stat().st_size
+    except OSError:
+        return False
 
 
 def check_complete(store: Path, partial: bool = False) -> bool:

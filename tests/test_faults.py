@@ -1,0 +1,343 @@
+"""Fault injection: bad inputs and damaged stores across every subcommand.
+
+Each case runs the command line in-process and must end with exit code 2, exactly one line on
+stderr (``inferbench: error: …`` naming the file, key or argument) and no traceback, and must
+leave every file of the workspace — the user's files and the tool's own stores — exactly as
+it was (nothing touched, nothing added).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dse.cli import main
+from dse.sweep import run_sweep
+from dse.sweep._lock import store_lock
+
+E = ["evaluate", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb"]
+SWEEP = {
+    "name": "faults",
+    "model": "llama-3-8b",
+    "hardware": "h100-sxm5-80gb",
+    "scenario": {"prompt_tokens": 256, "output_tokens": 16, "batch": 1},
+    "grid": {"tp": [1, 2], "batch": [1, 4]},
+    "objectives": ["maximize throughput_tokens_per_s_per_chip", "minimize j_per_token"],
+    "chunk": 2,
+}
+H100 = yaml.safe_load((Path(__file__).resolve().parents[1] / "models/catalog/hardware/h100-sxm5-80gb.yaml").read_text())
+
+
+def _sweep(**over) -> str:
+    return yaml.safe_dump({**SWEEP, **over}, sort_keys=False)
+
+
+def _sample(axes: dict, n: int = 10) -> str:
+    data = {k: v for k, v in SWEEP.items() if k != "grid"}
+    return yaml.safe_dump({**data, "sample": {"n": n, "axes": axes}}, sort_keys=False)
+
+
+FILES: dict[str, str | bytes] = {
+    "notes.txt": "my notes\n",
+    "front.csv": "the user's own table\n",
+    "mine/data.txt": "my data\n",
+    "bin.yaml": b"\x00\x01\xff\xfe\x00",
+    "latin.yaml": b"name: caf\xe9\n",
+    "list.yaml": "- a\n- b\n",
+    "broken.yaml": "name: [unclosed\n",
+    "sweep.yaml": _sweep(),
+    "other.yaml": _sweep(grid={"tp": [1, 2], "batch": [1, 8]}),
+    "typo_key.yaml": _sweep(modle="x"),
+    "grid_typo.yaml": _sweep(grid={"hbm_bandwith_tb_s": [1, 2]}),
+    "grid_tp3.yaml": _sweep(grid={"tp": [1, 3]}),
+    "grid_frac_batch.yaml": _sweep(grid={"batch": [1.5, 2]}),
+    "grid_negative.yaml": _sweep(grid={"hbm_bandwidth_tb_s": [-1, 2]}),
+    "sample_frac_batch.yaml": _sample({"batch": {"low": 1, "high": 64}}),
+    "sample_tp.yaml": _sample({"tp": {"low": 1, "high": 8, "integer": True}}),
+    "sample_huge.yaml": _sample({"hbm_bandwidth_tb_s": {"low": 1, "high": 4}}, n=10**12),
+    "sample_adc.yaml": _sample({"adc_bits": {"low": 1, "high": 2000, "integer": True}}).replace(
+        "h100-sxm5-80gb", "dmatrix-corsair"
+    ),
+    "bad_objective.yaml": _sweep(objectives=["maximize speed", "minimize j_per_token"]),
+    "bad_level.yaml": _sweep(level="perfect"),
+    "bad_dtype.yaml": _sweep(dtype="fp3"),
+    "scen.csv": "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\n"
+    "llama-3-8b,h100-sxm5-80gb,decode,1,0,512,1\n",
+    "extra_cell.csv": "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\n"
+    "llama-3-8b,h100-sxm5-80gb,decode,1,0,512,1,9\n",
+    "missing_col.csv": "model,hardware,phase,batch\nllama-3-8b,h100-sxm5-80gb,decode,1\n",
+    "header_only.csv": "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\n",
+    "bad_cell.csv": "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\n"
+    "llama-3-8b,h100-sxm5-80gb,decode,abc,0,512,1\n",
+    "zero_batch.csv": "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\n"
+    "llama-3-8b,h100-sxm5-80gb,decode,0,0,512,1\n",
+    "unknown_model.csv": "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\n"
+    "llama-9,h100-sxm5-80gb,decode,1,0,512,1\n",
+    "unknown_hw.csv": "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\nllama-3-8b,h1000,decode,1,0,512,1\n",
+    "bad_phase.csv": "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\n"
+    "llama-3-8b,h100-sxm5-80gb,train,1,0,512,1\n",
+    "tp3.csv": "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\n"
+    "llama-3-70b,h100-sxm5-80gb,decode,1,0,512,3\n",
+    "bin.csv": b"\xff\xfe\x00\x01",
+    "ops_huge.csv": "hardware,op,m,n,k,dtype\nh100-sxm5-80gb,gemm,1e300,4096,4096,bf16\n",
+    "ops_conv.csv": "hardware,op,m,n,k,dtype\nh100-sxm5-80gb,conv,16,4096,4096,bf16\n",
+    "ops_dtype.csv": "hardware,op,m,n,k,dtype\nh100-sxm5-80gb,gemm,16,4096,4096,fp3\n",
+    "ops_frac.csv": "hardware,op,m,n,k,dtype\nh100-sxm5-80gb,gemm,16.5,4096,4096,bf16\n",
+    "t5.json": json.dumps(
+        {"model_type": "t5", "is_encoder_decoder": True, "d_model": 512, "num_heads": 8, "num_layers": 6}
+    ),
+    "odd_heads.json": json.dumps(
+        {
+            "model_type": "llama",
+            "hidden_size": 100,
+            "num_attention_heads": 3,
+            "num_hidden_layers": 2,
+            "intermediate_size": 256,
+            "vocab_size": 1000,
+        }
+    ),
+    "kv_not_divisor.json": json.dumps(
+        {
+            "model_type": "llama",
+            "hidden_size": 4096,
+            "num_attention_heads": 32,
+            "num_key_value_heads": 5,
+            "num_hidden_layers": 2,
+            "intermediate_size": 256,
+            "vocab_size": 1000,
+        }
+    ),
+    "no_heads.json": json.dumps({"model_type": "mamba", "hidden_size": 768, "num_hidden_layers": 24}),
+    "model_missing.yaml": "name: tiny\nn_layers: 2\n",
+    "hw_typo.yaml": yaml.safe_dump({**H100, "hbm_bandwith_tb_s": 3.35}),
+    "hw_unit.yaml": yaml.safe_dump({**H100, "hbm_bandwidth_tb_s": "3.35 TB/s"}),
+    "hw_idle.yaml": yaml.safe_dump({**H100, "idle_w": 900}),
+    "hw_family.yaml": yaml.safe_dump({**H100, "family": "gpu"}),
+    "hw_negative.yaml": yaml.safe_dump({**H100, "tdp_w": -700}),
+}
+
+# (id, argv with {w} for the workspace, a regex the one stderr line must match)
+CASES = [
+    # evaluate: ids, files, numbers, physics, outputs
+    ("eval-empty-models", [*E[:1], "--model", ",", "--hardware", "h100-sxm5-80gb"], "--model: empty list"),
+    ("eval-empty-hw", ["evaluate", "--model", "llama-3-8b", "--hardware", " , "], "--hardware: empty list"),
+    ("eval-model-typo", ["evaluate", "--model", "llama-3-8", "--hardware", "h100-sxm5-80gb"], "unknown model"),
+    ("eval-hw-typo", ["evaluate", "--model", "llama-3-8b", "--hardware", "h100-sxm"], "unknown hardware"),
+    ("eval-model-binary", ["evaluate", "--model", "{w}/bin.yaml", "--hardware", "h100-sxm5-80gb"], "not valid UTF-8"),
+    ("eval-model-latin1", ["evaluate", "--model", "{w}/latin.yaml", "--hardware", "h100-sxm5-80gb"], "UTF-8"),
+    ("eval-hw-binary", ["evaluate", "--model", "llama-3-8b", "--hardware", "{w}/bin.yaml"], "UTF-8"),
+    ("eval-model-list", ["evaluate", "--model", "{w}/list.yaml", "--hardware", "h100-sxm5-80gb"], "mapping"),
+    ("eval-model-broken", ["evaluate", "--model", "{w}/broken.yaml", "--hardware", "h100-sxm5-80gb"], "YAML"),
+    ("eval-model-folder", ["evaluate", "--model", "{w}/mine", "--hardware", "h100-sxm5-80gb"], "folder"),
+    ("eval-model-missing", ["evaluate", "--model", "{w}/none.json", "--hardware", "h100-sxm5-80gb"], "no such"),
+    ("eval-model-fields", ["evaluate", "--model", "{w}/model_missing.yaml", "--hardware", "a100-sxm4-80gb"], "missing"),
+    ("eval-t5", ["evaluate", "--model", "{w}/t5.json", "--hardware", "h100-sxm5-80gb"], "encoder-decoder"),
+    ("eval-head-dim", ["evaluate", "--model", "{w}/odd_heads.json", "--hardware", "h100-sxm5-80gb"], "n_heads"),
+    ("eval-kv-heads", ["evaluate", "--model", "{w}/kv_not_divisor.json", "--hardware", "h100-sxm5-80gb"], "n_kv"),
+    ("eval-mamba", ["evaluate", "--model", "{w}/no_heads.json", "--hardware", "h100-sxm5-80gb"], "heads"),
+    ("eval-hw-key-typo", ["evaluate", "--model", "llama-3-8b", "--hardware", "{w}/hw_typo.yaml"], "hbm_bandwith"),
+    ("eval-hw-unit", ["evaluate", "--model", "llama-3-8b", "--hardware", "{w}/hw_unit.yaml"], "hbm_bandwidth_tb_s"),
+    ("eval-hw-idle", ["evaluate", "--model", "llama-3-8b", "--hardware", "{w}/hw_idle.yaml"], "idle_w"),
+    ("eval-hw-family", ["evaluate", "--model", "llama-3-8b", "--hardware", "{w}/hw_family.yaml"], "family"),
+    ("eval-hw-negative", ["evaluate", "--model", "llama-3-8b", "--hardware", "{w}/hw_negative.yaml"], "tdp_w"),
+    ("eval-tp3-70b", ["evaluate", "--model", "llama-3-70b", "--hardware", "h100-sxm5-80gb", "--tp", "3"], "'tp' = 3"),
+    ("eval-tp0", [*E, "--tp", "0"], "--tp"),
+    ("eval-tp-frac", [*E, "--tp", "1.5"], "--tp"),
+    ("eval-pp0", [*E, "--pp", "0"], "--pp"),
+    ("eval-pp-layers", [*E, "--pp", "64"], "'pp' = 64"),
+    ("eval-batch-frac", [*E, "--batch", "1.5"], "--batch"),
+    ("eval-batch-neg", [*E, "--batch=-1"], "--batch"),
+    ("eval-batch-nan", [*E, "--batch", "nan"], "--batch"),
+    ("eval-batch-huge", [*E, "--batch", "1e300"], "--batch"),
+    ("eval-batch-text", [*E, "--batch", "eight"], "--batch"),
+    ("eval-prompt0", [*E, "--prompt-tokens", "0"], "--prompt-tokens"),
+    ("eval-output-text", [*E, "--output-tokens", "abc"], "--output-tokens"),
+    ("eval-phase", [*E, "--phase", "train"], "phase"),
+    ("eval-dtype", [*E, "--dtype", "fp3"], "dtype"),
+    ("eval-lifetime-nan", [*E, "--lifetime-years", "nan"], "--lifetime-years"),
+    ("eval-pue-inf", [*E, "--pue", "inf"], "--pue"),
+    ("eval-kwh-neg", [*E, "--usd-per-kwh=-1"], "--usd-per-kwh"),
+    ("eval-set-tdp-idle", [*E, "--set", "tdp_w=10"], "idle power"),
+    ("eval-set-adc", [*E[:3], "--hardware", "dmatrix-corsair", "--set", "adc_bits=2000"], "adc_bits"),
+    ("eval-set-unknown", [*E, "--set", "nonsense=1"], "nonsense"),
+    ("eval-set-typo", [*E, "--set", "hbm_bandwith_tb_s=2"], "hbm_bandwidth_tb_s"),
+    ("eval-set-text", [*E, "--set", "tdp_w=abc"], "tdp_w"),
+    ("eval-set-nan", [*E, "--set", "tdp_w=nan"], "tdp_w"),
+    ("eval-out-user-file", [*E, "-o", "{w}/notes.txt"], "did not write"),
+    ("eval-out-user-folder", [*E, "-o", "{w}/mine"], "did not write"),
+    ("eval-out-parent-file", [*E, "-o", "{w}/notes.txt/x.zarr"], "cannot create the folder"),
+    ("eval-out-foreign-nc", [*E, "-o", "{w}/mine/data.txt"], "did not write"),
+    # predict
+    ("predict-missing", ["predict", "{w}/none.csv"], "no such|cannot read"),
+    ("predict-binary", ["predict", "{w}/bin.csv"], "UTF-8"),
+    ("predict-extra-cell", ["predict", "{w}/extra_cell.csv"], "row 2: 8 cells"),
+    ("predict-missing-col", ["predict", "{w}/missing_col.csv"], "missing column"),
+    ("predict-header-only", ["predict", "{w}/header_only.csv"], "no rows"),
+    ("predict-bad-cell", ["predict", "{w}/bad_cell.csv"], "column 'batch'"),
+    ("predict-zero-batch", ["predict", "{w}/zero_batch.csv"], "column 'batch'"),
+    ("predict-unknown-model", ["predict", "{w}/unknown_model.csv"], "unknown model"),
+    ("predict-unknown-hw", ["predict", "{w}/unknown_hw.csv"], "unknown hardware"),
+    ("predict-bad-phase", ["predict", "{w}/bad_phase.csv"], "phase"),
+    ("predict-tp3", ["predict", "{w}/tp3.csv"], "'tp' = 3"),
+    ("predict-ops-huge", ["predict", "--ops", "{w}/ops_huge.csv"], "column 'm'"),
+    ("predict-ops-conv", ["predict", "--ops", "{w}/ops_conv.csv"], "column 'op'"),
+    ("predict-ops-dtype", ["predict", "--ops", "{w}/ops_dtype.csv"], "dtype"),
+    ("predict-ops-frac", ["predict", "--ops", "{w}/ops_frac.csv"], "column 'm'"),
+    ("predict-out-user-file", ["predict", "{w}/scen.csv", "-o", "{w}/notes.txt"], "did not write"),
+    # sweep
+    ("sweep-missing", ["sweep", "{w}/none.yaml"], "cannot read"),
+    ("sweep-binary", ["sweep", "{w}/bin.yaml"], "UTF-8"),
+    ("sweep-latin1", ["sweep", "{w}/latin.yaml"], "UTF-8"),
+    ("sweep-broken", ["sweep", "{w}/broken.yaml"], "not valid YAML"),
+    ("sweep-list", ["sweep", "{w}/list.yaml"], "mapping"),
+    ("sweep-typo-key", ["sweep", "{w}/typo_key.yaml"], "modle"),
+    ("sweep-grid-typo", ["sweep", "{w}/grid_typo.yaml"], "hbm_bandwith_tb_s"),
+    ("sweep-grid-tp3", ["sweep", "{w}/grid_tp3.yaml", "-o", "{w}/new.zarr"], "'tp' = 3"),
+    ("sweep-grid-frac-batch", ["sweep", "{w}/grid_frac_batch.yaml", "-o", "{w}/new.zarr"], "batch"),
+    ("sweep-grid-negative", ["sweep", "{w}/grid_negative.yaml", "-o", "{w}/new.zarr"], "hbm_bandwidth_tb_s"),
+    ("sweep-sample-frac-batch", ["sweep", "{w}/sample_frac_batch.yaml", "-o", "{w}/new.zarr"], "integer: true"),
+    ("sweep-sample-tp", ["sweep", "{w}/sample_tp.yaml", "-o", "{w}/new.zarr"], "grid axis"),
+    ("sweep-sample-huge", ["sweep", "{w}/sample_huge.yaml", "-o", "{w}/new.zarr"], "chunks"),
+    ("sweep-sample-adc", ["sweep", "{w}/sample_adc.yaml", "-o", "{w}/new.zarr"], "adc_bits"),
+    ("sweep-bad-objective", ["sweep", "{w}/bad_objective.yaml"], "speed"),
+    ("sweep-bad-level", ["sweep", "{w}/bad_level.yaml"], "level"),
+    ("sweep-bad-dtype", ["sweep", "{w}/bad_dtype.yaml"], "dtype"),
+    ("sweep-out-user-folder", ["sweep", "{w}/sweep.yaml", "-o", "{w}/mine", "--overwrite"], "not an InferBench"),
+    ("sweep-out-user-file", ["sweep", "{w}/sweep.yaml", "-o", "{w}/notes.txt", "--overwrite"], "not an InferBench"),
+    ("sweep-out-parent-file", ["sweep", "{w}/sweep.yaml", "-o", "{w}/notes.txt/s.zarr"], "cannot create"),
+    ("sweep-chunk0", ["sweep", "{w}/sweep.yaml", "--chunk", "0"], "--chunk"),
+    ("sweep-workers0", ["sweep", "{w}/sweep.yaml", "--workers", "0"], "--workers"),
+    ("sweep-repair-overwrite", ["sweep", "{w}/sweep.yaml", "-o", "{w}/s.zarr", "--repair", "--overwrite"], "one of"),
+    ("sweep-different-spec", ["sweep", "{w}/other.yaml", "-o", "{w}/s.zarr"], "different sweep spec"),
+    ("sweep-locked", ["sweep", "{w}/sweep.yaml", "-o", "{w}/locked.zarr"], "is being written by process"),
+    ("sweep-flags-lost", ["sweep", "{w}/sweep.yaml", "-o", "{w}/noflags.zarr"], "--repair"),
+    # pareto and plot
+    ("pareto-missing", ["pareto", "{w}/none.zarr"], "not an InferBench sweep store"),
+    ("pareto-user-file", ["pareto", "{w}/notes.txt"], "not an InferBench sweep store"),
+    ("pareto-user-folder", ["pareto", "{w}/mine"], "not an InferBench sweep store"),
+    ("pareto-partial", ["pareto", "{w}/partial.zarr"], "unfinished sweep .* --partial"),
+    ("pareto-missing-chunk", ["pareto", "{w}/holes.zarr"], "damaged: tpot_s .* --repair"),
+    ("pareto-truncated-chunk", ["pareto", "{w}/truncated.zarr", "-o", "{w}/f"], "damaged: feasible .*truncated"),
+    ("pareto-unknown-metric", ["pareto", "{w}/s.zarr", "--objectives", "max:speed,min:j_per_token"], "speed"),
+    ("pareto-one-objective", ["pareto", "{w}/s.zarr", "--objectives", "max:tpot_s"], "objectives"),
+    ("pareto-bad-constraint", ["pareto", "{w}/s.zarr", "--constraints", "tpot_s<<1"], "constraint"),
+    ("pareto-limit", ["pareto", "{w}/s.zarr", "--limit", "x"], "--limit"),
+    ("pareto-out-user-file", ["pareto", "{w}/s.zarr", "-o", "{w}/front", "--quiet"], "did not write"),
+    ("plot-user-file", ["plot", "{w}/notes.txt"], "not an InferBench sweep store"),
+    ("plot-partial", ["plot", "{w}/partial.zarr"], "unfinished sweep"),
+    ("plot-missing-chunk", ["plot", "{w}/holes.zarr"], "damaged"),
+    ("plot-designs0", ["plot", "{w}/s.zarr", "--designs", "0"], "--designs"),
+    ("plot-out-user-file", ["plot", "{w}/s.zarr", "-o", "{w}/clash"], "did not write"),
+    # calibration, demo, bench, the parser
+    ("validate-data", ["validate", "--data", "{w}/none"], "--data"),
+    ("validate-out-file", ["validate", "-o", "{w}/notes.txt"], "cannot create the folder"),
+    ("validate-hw", ["validate", "--hardware", "h100"], "hardware"),
+    ("calibrate-steps", ["calibrate", "--steps", "0"], "--steps"),
+    ("calibrate-hw", ["calibrate", "--hardware", "h100"], "--hardware"),
+    ("calibrate-form", ["calibrate", "--util-form", "cubic"], "util-form"),
+    ("demo-user-folder", ["demo", "-o", "{w}/mine"], "did not write"),
+    ("demo-user-file", ["demo", "-o", "{w}/notes.txt"], "did not write"),
+    ("bench-configs", ["bench", "--configs", "0"], "--configs"),
+    ("bench-repeats", ["bench", "--repeats", "0"], "--repeats"),
+    ("bench-family", ["bench", "--family", "gpu"], "--family"),
+    ("unknown-command", ["benchmark"], "invalid choice"),
+    ("unknown-option", ["evaluate", "--modle", "x"], "unrecognized|required"),
+]
+
+
+def _snapshot(root: Path) -> dict[str, tuple[str, int]]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if p.is_file():
+            st = p.stat()
+            out[rel] = (hashlib.sha256(p.read_bytes()).hexdigest(), st.st_mtime_ns)
+        else:
+            out[rel] = ("dir", 0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    w = tmp_path_factory.mktemp("faults")
+    for rel, content in FILES.items():
+        p = w / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content) if isinstance(content, bytes) else p.write_text(content)
+    spec = w / "sweep.yaml"
+    run_sweep(spec, w / "s.zarr", quiet=True)  # a finished store of the tool's own
+    run_sweep(spec, w / "partial.zarr", quiet=True, _stop_after=1)
+    run_sweep(spec, w / "noflags.zarr", quiet=True, _stop_after=1)
+    shutil.rmtree(w / "noflags.zarr" / "_sweep_chunk_done")
+    shutil.copytree(w / "s.zarr", w / "holes.zarr")
+    chunk = sorted(p for p in (w / "holes.zarr" / "tpot_s" / "c").rglob("*") if p.is_file())[0]
+    chunk.unlink()
+    shutil.copytree(w / "s.zarr", w / "truncated.zarr")
+    feasible = sorted(p for p in (w / "truncated.zarr" / "feasible" / "c").rglob("*") if p.is_file())[0]
+    feasible.write_bytes(feasible.read_bytes()[:-3])
+    (w / "clash").mkdir()
+    (w / "clash" / "roofline.png").write_text("the user's own picture\n")
+    return w
+
+
+@pytest.mark.parametrize(("argv", "pattern"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_and_touches_nothing(workspace, capsys, argv, pattern):
+    before = _snapshot(workspace)
+    args = [a.replace("{w}", str(workspace)) for a in argv]
+    hold = store_lock(workspace / "locked.zarr") if "locked.zarr" in " ".join(args) else contextlib.nullcontext()
+    with hold:
+        rc = main(args)
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2, err
+    assert len(lines) == 1 and lines[0].startswith("inferbench: error: "), err
+    assert "Traceback" not in err
+    assert re.search(pattern, lines[0]), lines[0]
+    after = _snapshot(workspace)
+    # The lock file of the held lock is the only thing that may come and go.
+    assert {k: v for k, v in after.items() if not k.startswith(".locked")} == {
+        k: v for k, v in before.items() if not k.startswith(".locked")
+    }
+
+
+def test_at_least_eighty_cases():
+    assert len(CASES) >= 80 and len({c[0] for c in CASES}) == len(CASES)
+
+
+def test_rerun_replaces_own_outputs_but_never_an_edited_one(tmp_path, capsys):
+    out = tmp_path / "r.csv"
+    scen = tmp_path / "scen.csv"
+    scen.write_text(FILES["scen.csv"])
+    assert main(["predict", str(scen), "-o", str(out)]) == 0
+    assert main(["predict", str(scen), "-o", str(out)]) == 0  # its own file: replaced
+    with out.open("a") as f:
+        f.write("# edited by hand\n")
+    edited = out.read_bytes()
+    assert main(["predict", str(scen), "-o", str(out)]) == 2
+    assert "did not write" in capsys.readouterr().err
+    assert out.read_bytes() == edited
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]  # no temporary left behind
+
+
+def test_overwrite_replaces_only_own_store_and_repair_recomputes(tmp_path, capsys):
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(FILES["sweep.yaml"])
+    store = tmp_path / "s.zarr"
+    assert main(["sweep", str(spec), "-o", str(store), "--quiet"]) == 0
+    ref = _snapshot(store)
+    chunk = sorted(p for p in (store / "ttft_s" / "c").rglob("*") if p.is_file())[1]
+    chunk.write_bytes(chunk.read_bytes()[:-2])  # truncated
+    assert main(["sweep", str(spec), "-o", str(store), "--repair", "--quiet"]) == 0
+    assert "repaired 1 damaged chunk(s) of ttft_s" in capsys.readouterr().out
+    chunks = lambda snap: {k: v[0] for k, v in snap.items() if "/c/" in k}  # noqa: E731
+    assert chunks(_snapshot(store)) == chunks(ref)  # every chunk as an uninterrupted run wrote it
+    assert main(["sweep", str(spec), "-o", str(store), "--overwrite", "--quiet"]) == 0
+    assert os.path.isdir(store)
