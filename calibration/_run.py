@@ -17,6 +17,7 @@ from dse._version import __version__
 from dse.engine import in_float64
 from dse.specs import (
     SpecError,
+    check_fitted_writable,
     load_hardware,
     make_parent,
     read_fitted,
@@ -134,6 +135,7 @@ def calibrate(
     log=print,
 ) -> dict[str, Any]:
     """Fit from scratch, validate, and write ``calibration/fitted/<hardware_id>.yaml``."""
+    check_fitted_writable(hardware_id, output_dir)  # before the fit, not after it
     t0 = time.perf_counter()
     prep = _fit.prepare(data_dir)
     forms = None
@@ -210,6 +212,8 @@ def validate(
     output_dir: Path, hardware_id: str = _fit.SYSTEM_HARDWARE, data_dir: Path | None = None, plots: bool = True
 ) -> dict[str, Any]:
     """MAPE tables of the shipped fit and parity plots (held-out points marked)."""
+    if plots:
+        make_parent(output_dir / "parity.png")  # before the work, not after it
     prep = _fit.prepare(data_dir)
     df = shipped(prep, hardware_id)
     tab = tables(df)

@@ -16,10 +16,16 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from dse.cli import main
+from dse.cli._bench import FAMILY_BASE
+from dse.engine import LEVELS, make_config, run_designs, software_levels
+from dse.specs import load_hardware, load_model
 from dse.sweep import run_sweep
 from dse.sweep._lock import store_lock
 
@@ -341,3 +347,62 @@ def test_overwrite_replaces_only_own_store_and_repair_recomputes(tmp_path, capsy
     assert chunks(_snapshot(store)) == chunks(ref)  # every chunk as an uninterrupted run wrote it
     assert main(["sweep", str(spec), "-o", str(store), "--overwrite", "--quiet"]) == 0
     assert os.path.isdir(store)
+
+
+# --- random inputs ------------------------------------------------------------------------
+
+VALID_TP = {"llama-3-8b": [1, 2, 4, 8], "mixtral-8x7b": [1, 2, 4, 8]}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    model=st.sampled_from(sorted(VALID_TP)),
+    family=st.sampled_from(sorted(FAMILY_BASE)),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_random_valid_configurations_are_finite(model, family, seed):
+    """Any valid scenario on any family gives finite numbers (infeasible ones are flagged)."""
+    rng = np.random.default_rng(seed)
+    n = 16
+    knobs = {
+        "tp": rng.choice(VALID_TP[model], n).astype(float),
+        "batch": rng.integers(1, 513, n).astype(float),
+        "prompt_tokens": rng.integers(1, 8193, n).astype(float),
+        "output_tokens": rng.integers(1, 1025, n).astype(float),
+    }
+    hw = load_hardware(FAMILY_BASE[family])
+    cfg = make_config(load_model(model), hw)
+    res = run_designs(cfg, knobs, software_levels(hw, LEVELS))
+    for name, v in res.items():
+        assert np.all(np.isfinite(v)), (name, family, model)
+
+
+_JUNK = st.one_of(
+    st.text(min_size=0, max_size=8),
+    st.sampled_from(["0", "-1", "nan", "inf", "1.5", "1e400", "", ",", "1,,2", "0x10", "２"]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flag=st.sampled_from(["--tp", "--pp", "--batch", "--prompt-tokens", "--output-tokens", "--pue"]), junk=_JUNK)
+def test_random_invalid_numbers_never_a_traceback(capsys, flag, junk):
+    try:
+        numbers = [float(x) for x in junk.split(",")]
+    except ValueError:
+        numbers = []
+    valid = (lambda x: x >= 1) if flag == "--pue" else (lambda x: x > 0 and x == int(x) and x < 2**31)
+    assume(
+        not numbers or not all(np.isfinite(x) and valid(x) for x in numbers) or (flag == "--pue" and len(numbers) > 1)
+    )
+    rc = main([*E, f"{flag}={junk}"])
+    err = capsys.readouterr().err.splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("inferbench: error: "), err
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=20), value=_JUNK)
+def test_random_set_keys_never_a_traceback(capsys, key, value):
+    rc = main([*E, "--set", f"{key}={value}"])
+    err = capsys.readouterr().err.splitlines()
+    if rc != 0:  # a real key with a valid value evaluates; anything else is one line
+        assert rc == 2 and len(err) == 1 and err[0].startswith("inferbench: error: "), err

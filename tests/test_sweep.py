@@ -122,17 +122,19 @@ def test_resume_after_a_crash_at_a_random_chunk_is_identical(tmp_path):
 
 
 def test_resume_after_sigkill(tmp_path):
-    """A real kill -9 mid-sweep, then the same command again."""
+    """Real kills -9 at random points of the sweep, twice, then the same command again."""
     spec = _spec(tmp_path, sample={**BASE["sample"], "n": 4000}, chunk=256)
     store = tmp_path / "k.zarr"
     cmd = [sys.executable, "-m", "dse", "sweep", str(spec), "-o", str(store), "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    # The process kills itself with SIGKILL once 4 chunks are on disk (no wall-clock wait).
-    killed = subprocess.run(
-        cmd, cwd=tmp_path, env={**env, "INFERBENCH_TEST_SIGKILL_AFTER_CHUNKS": "4"}, capture_output=True
-    )
-    assert killed.returncode == -signal.SIGKILL
-    assert store_state(store)[0] == "partial"
+    # Each process kills itself with SIGKILL once its k-th chunk is on disk (no wall-clock wait);
+    # the stale lock it leaves must not stop the next run. 48 chunks in all.
+    for k in np.random.default_rng(7).integers(1, 20, size=2):
+        killed = subprocess.run(
+            cmd, cwd=tmp_path, env={**env, "INFERBENCH_TEST_SIGKILL_AFTER_CHUNKS": str(k)}, capture_output=True
+        )
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        assert store_state(store)[0] == "partial"
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "resumed" in done.stdout

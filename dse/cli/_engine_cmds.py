@@ -149,6 +149,9 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 def _scenario(args: argparse.Namespace) -> dict[str, Any]:
     """Phase → prompt/output token knobs. decode: one step at the given context."""
+    for flag in ("prompt_tokens", "context"):
+        if getattr(args, flag) is not None and not getattr(args, flag).strip():
+            raise SpecError(f"--{flag.replace('_', '-')}: empty: expected integers > 0, comma-separated")
     batch = _floats(args.batch, "batch", integer=True)
     if args.phase == "decode":
         ctx = _floats(args.context or args.prompt_tokens or "2048", "context", integer=True)
@@ -164,6 +167,8 @@ def _economics(args: argparse.Namespace):
     for k, v in vals.items():
         if not np.isfinite(v) or v <= 0:
             raise SpecError(f"--{k.replace('_', '-')}: {v}: expected a finite number > 0")
+        if k == "pue" and v < 1:  # facility energy / IT energy (The Green Grid): at least 1
+            raise SpecError(f"--pue: {v}: expected a number >= 1 (facility energy over IT energy)")
     return dataclasses.replace(e, **{k: np.asarray(float(v)) for k, v in vals.items()})
 
 

@@ -35,9 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(text: str) -> str:
+    """Control characters and line breaks of user input shown escaped: the error stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
     # Warnings meant for users (unfinished stores, extrapolated models) as one line on stderr.
-    print(f"inferbench: warning: {message}", file=file or sys.stderr)
+    print(f"inferbench: warning: {_one_line(str(message))}", file=file or sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,11 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         return int(args.func(args))
     except SpecError as e:
-        print(f"inferbench: error: {e}", file=sys.stderr)
+        print(f"inferbench: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except OSError as e:  # the file system refused (full disk, permissions): the user's to fix
         where = f"{e.filename}: " if e.filename else ""
-        print(f"inferbench: error: {where}{e.strerror or e}: expected a readable/writable path", file=sys.stderr)
+        print(
+            f"inferbench: error: {_one_line(where)}{e.strerror or e}: expected a readable/writable path",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("inferbench: interrupted", file=sys.stderr)

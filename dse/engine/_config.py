@@ -90,7 +90,8 @@ def with_knobs(config: Config, knobs: Mapping[str, Any]) -> Config:
 
 # Physical ranges of bounded knobs. Converter resolutions: in-memory-compute macros use 1-8 bit
 # ADCs and 1-4 bit DACs (seeds/000, IMC); 16 bits bounds any converter fast enough to matter.
-PHYSICAL_RANGE = {"adc_bits": (1, 16), "dac_bits": (1, 16)}
+# PUE is facility energy over IT energy (The Green Grid): at least 1.
+PHYSICAL_RANGE = {"adc_bits": (1, 16), "dac_bits": (1, 16), "pue": (1, np.inf)}
 
 
 def check_physics(config: Config, values: Mapping[str, Any], where: str) -> None:

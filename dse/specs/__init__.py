@@ -11,6 +11,7 @@ from ._files import MODEL_DIR as MODEL_DIR
 from ._files import read_mapping as read_mapping
 from ._files import resolve as resolve
 from ._fitted import FITTED_DIR as FITTED_DIR
+from ._fitted import check_fitted_writable as check_fitted_writable
 from ._fitted import fitted_chip as fitted_chip
 from ._fitted import fitted_software as fitted_software
 from ._fitted import fitted_source as fitted_source

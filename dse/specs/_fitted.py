@@ -20,7 +20,7 @@ import yaml
 from models import SoftwareParams, achievable_software
 
 from ._errors import SpecError
-from ._outputs import writing
+from ._outputs import make_parent, refuse_foreign, writing
 
 # The fitted files live with the calibration that writes them (a data folder, not an import).
 FITTED_DIR = Path(__file__).resolve().parents[2] / "calibration" / "fitted"
@@ -119,6 +119,13 @@ def write_fitted(hardware_id: str, content: Mapping[str, Any], folder: Path | No
     with writing(path, own=_is_fitted_file) as tmp:
         tmp.write_text(header + yaml.safe_dump(_plain(dict(content)), sort_keys=False, width=110), encoding="utf-8")
     return path
+
+
+def check_fitted_writable(hardware_id: str, folder: Path | None = None) -> None:
+    """One-line error now if :func:`write_fitted` would have to refuse later."""
+    path = fitted_path(hardware_id, folder)
+    refuse_foreign(path, own=_is_fitted_file)
+    make_parent(path)
 
 
 FITTED_HEADER = "# Calibrated parameters of "
