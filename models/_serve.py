@@ -31,6 +31,7 @@ INFEASIBLE_REASONS = (
     "memory: model and KV cache exceed the chip capacity",
     "tp exceeds the attention heads",
     "pp exceeds the layers",
+    "undefined: a latency, energy or cost is not finite (inputs outside the model's range)",
 )
 
 
@@ -248,12 +249,15 @@ def serve(
     reason = jnp.where(fp.total_bytes > chip.capacity_bytes, 1, 0)
     reason = jnp.where(tp > model.max_tp, 2, reason)
     reason = jnp.where(pp > model.n_layers, 3, reason)
+    avg_power = energy / latency
+    usd = usd_per_million_tokens(economics, chip.price_usd * n_chips, avg_power, latency, out_tokens)
+    defined = jnp.isfinite(ttft) & jnp.isfinite(latency) & jnp.isfinite(energy) & jnp.isfinite(usd)
+    reason = jnp.where(defined, reason, 4)  # flagged with its reason, never a silent NaN
     gemm_dtype = widest(scenario.weight_dtype, scenario.act_dtype)
     peak = chip.peak_flops_per_s(gemm_dtype)
     bw = chip.memory_bandwidth_bytes_per_s
     flops_all = tp * (pre.flops + dec.flops)  # layers are split over pp: tp copies in all
     bytes_all = tp * (pre.bytes + dec.bytes)
-    avg_power = energy / latency
     return Metrics(
         ttft_s=ttft,
         tpot_s=dec_total / d,
@@ -272,7 +276,7 @@ def serve(
         decode_j_per_token=e_dec / out_tokens,
         tokens_per_kwh=out_tokens / energy * 3.6e6,
         average_power_w=avg_power,
-        usd_per_mtok=usd_per_million_tokens(economics, chip.price_usd * n_chips, avg_power, latency, out_tokens),
+        usd_per_mtok=usd,
         memory_per_chip_bytes=fp.total_bytes,
         weight_bytes_per_chip=fp.weight_bytes,
         kv_bytes_per_chip=fp.kv_bytes,

@@ -406,3 +406,13 @@ def test_random_set_keys_never_a_traceback(capsys, key, value):
     err = capsys.readouterr().err.splitlines()
     if rc != 0:  # a real key with a valid value evaluates; anything else is one line
         assert rc == 2 and len(err) == 1 and err[0].startswith("inferbench: error: "), err
+
+
+def test_non_finite_results_are_flagged_with_a_reason():
+    # Inputs at the edge of float64 (the engine takes any positive reals): the metrics that
+    # overflow are flagged infeasible with reason 4, never left as a silent NaN or inf.
+    hw = load_hardware("h100-sxm5-80gb")
+    cfg = make_config(load_model("llama-3-8b"), hw)
+    res = run_designs(cfg, {"batch": np.array([1.0, 1e300])}, software_levels(hw, ["calibrated"]))
+    assert bool(res["feasible"][0, 0]) and int(res["infeasible_reason"][0, 0]) == 0
+    assert not bool(res["feasible"][0, 1]) and int(res["infeasible_reason"][0, 1]) == 4

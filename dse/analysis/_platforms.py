@@ -174,7 +174,7 @@ def run_platform_study(spec_path: Path, outdir: Path, quiet: bool = False) -> xr
     return ds
 
 
-_X_LABEL = {1: "X (OOM)", 2: "X (tp>heads)", 3: "X (pp>layers)"}
+_X_LABEL = {1: "X (OOM)", 2: "X (tp>heads)", 3: "X (pp>layers)", 4: "X (undefined)"}
 
 
 def _table(ds: xr.Dataset) -> str:
