@@ -224,6 +224,7 @@ CASES = [
     ("sweep-repair-overwrite", ["sweep", "{w}/sweep.yaml", "-o", "{w}/s.zarr", "--repair", "--overwrite"], "one of"),
     ("sweep-different-spec", ["sweep", "{w}/other.yaml", "-o", "{w}/s.zarr"], "different sweep spec"),
     ("sweep-locked", ["sweep", "{w}/sweep.yaml", "-o", "{w}/locked.zarr"], "is being written by process"),
+    ("sweep-finished-damaged", ["sweep", "{w}/sweep.yaml", "-o", "{w}/holes.zarr"], "damaged: tpot_s .* --repair"),
     ("sweep-flags-lost", ["sweep", "{w}/sweep.yaml", "-o", "{w}/noflags.zarr"], "--repair"),
     # pareto and plot
     ("pareto-missing", ["pareto", "{w}/none.zarr"], "not an InferBench sweep store"),

@@ -25,6 +25,7 @@ from ._spec import SweepSpec, load_sweep, parse_sweep
 from ._store import (
     DONE,
     StoreWriter,
+    array_gaps,
     create_store,
     damaged_chunks,
     finalize_store,
@@ -105,6 +106,9 @@ def _prepare(
         # Chunks flagged as written whose files are missing (cheap check), or with --repair
         # that cannot be decoded, are recomputed.
         if state == "complete" and not repair:
+            gaps = array_gaps(store)
+            if gaps:
+                raise SpecError(f"{store}: finished but damaged: {gaps[0]}: expected --repair to recompute it")
             return None, "already complete"
         bad = damaged_chunks(plan, store, decode=repair)
         if state == "complete" and not bad:

@@ -342,7 +342,7 @@ class IncompleteStoreWarning(UserWarning):
     """A store read with ``partial=True`` is unfinished or damaged: what is missing is left out."""
 
 
-def _array_gaps(store: Path) -> list[str]:
+def array_gaps(store: Path) -> list[str]:
     """Variables of a store with chunk files missing: ``"name (k of n chunks missing)"``."""
     gaps = []
     for meta_path in sorted(Path(store).glob("*/zarr.json")):
@@ -393,7 +393,7 @@ def check_complete(store: Path, partial: bool = False) -> bool:
             )
         warnings.warn(f"{msg}; designs not yet computed are left out", IncompleteStoreWarning, stacklevel=3)
         return False
-    gaps = _array_gaps(store)
+    gaps = array_gaps(store)
     if gaps:
         more = f" and {len(gaps) - 1} more variables" if len(gaps) > 1 else ""
         msg = f"{store}: damaged: {gaps[0]}{more}"
