@@ -265,7 +265,7 @@ def prepare(data_dir: str | Path | None = None) -> Prepared:
         common = dict(
             model=r.model,
             model_id=r.model_id,
-            batch=r.avg_batch / r.pp,
+            batch=r.avg_batch,  # every sequence in flight; serve() splits it into micro-batches
             prompt=ML_ENERGY_PROMPT_TOKENS[r.task],
             output=r.avg_output_tokens,
             tp=r.tp,
@@ -451,13 +451,11 @@ def derive(latency_s: Array, energy_j: Array, idle_w: Array, d: Mapping[str, Arr
     code = {name: i for i, name in enumerate(DATASETS)}
     # GPU 0 power over the run plus the idle margin of the window (tp = 1 rows).
     power = (energy_j + idle_w * POWER_IDLE_WINDOW_S) / (latency_s + POWER_IDLE_WINDOW_S)
-    # Serving at steady state: a static batch of avg_batch/pp requests per pipeline stage;
-    # with pp > 1 the stages work on pp micro-batches at once, so the idle time serve()
-    # counts for the other stages is not idle here.
-    busy_energy = jnp.maximum(energy_j - idle_w * d["tp"] * (d["pp"] - 1.0) * latency_s, 0.2 * energy_j)
-    per_request = busy_energy / d["batch"]
+    # Serving at steady state: the average batch in flight (serve() keeps pp micro-batches of
+    # it in the pipeline during decode).
+    per_request = energy_j / d["batch"]
     tpot = latency_s / d["output"]
-    throughput = d["pp"] * d["batch"] * d["output"] / latency_s
+    throughput = d["batch"] * d["output"] / latency_s
     return jnp.select(
         [d["code"] == code["static_latency"], d["code"] == code["static_power"],
          d["code"] == code["serving_energy"], d["code"] == code["serving_tpot"]],

@@ -13,6 +13,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import jax
@@ -70,6 +71,11 @@ class PhaseCost(NamedTuple):
     chip_energy_j: Array  # Σ operator energy on one chip (all layers)
     flops: Array  # per chip, all layers
     bytes: Array  # per chip, all layers
+
+
+def _times(ph: PhaseCost, m: Array) -> PhaseCost:
+    """The work of ``m`` executions of a phase (wall time is the caller's: it overlaps)."""
+    return PhaseCost(*(x * m for x in ph))
 
 
 def _phase(
@@ -227,12 +233,21 @@ def serve(
     b, s, d = scenario.batch, scenario.prompt_tokens, scenario.output_tokens
     zero = jnp.zeros_like(b)
     pre = _phase(model, chip, software, scenario, platform, s, zero, jnp.ones_like(b), single=True)
-    dec = _phase(model, chip, software, scenario, platform, jnp.ones_like(b), s, d)
+    # Decode keeps m = min(pp, B) micro-batches of B/m sequences in flight, one per stage in
+    # steady state (as vLLM and TensorRT-LLM schedule pipeline-parallel decode).
+    micro = jnp.minimum(pp, b)
+    dec_micro = _phase(
+        model, chip, software, dataclasses.replace(scenario, batch=b / micro), platform, jnp.ones_like(b), s, d
+    )
+    dec = _times(dec_micro, micro)
 
-    # Wall time. Prefill: B sequences as micro-batches fill the pipeline (GPipe). Decode:
-    # each token traverses every stage in turn, so a step takes the whole pass.
+    # Wall time. Prefill: B sequences as micro-batches fill the pipeline (GPipe). Decode: a
+    # round advances every sequence by one token; each micro-batch crosses all pp stages in
+    # turn (a pass, stage hops included) and each stage serves the m micro-batches in turn,
+    # so a round takes max(m, pp) stage-times of 1/pp pass: one pass of a micro-batch when
+    # m = pp, and the per-token latency a sequence sees.
     ttft = pre.wall_s * pipeline_fill_factor(b, pp)
-    dec_total = dec.wall_s
+    dec_total = dec_micro.wall_s * jnp.maximum(micro, pp) / pp
     latency = ttft + dec_total
 
     # Energy of the whole platform: tp chips do every operator row of all layers (each

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from dse.cli import main
 from dse.cli._bench import FAMILY_BASE, random_family_knobs
 from dse.engine import LEVELS, make_config, run_designs, software_levels
-from dse.specs import load_hardware, load_model
+from dse.specs import SpecError, load_hardware, load_model
 from dse.sweep import run_sweep
 from dse.sweep._lock import store_lock
 
@@ -418,3 +418,12 @@ def test_non_finite_results_are_flagged_with_a_reason():
     res = run_designs(cfg, {"batch": np.array([1.0, 1e300])}, software_levels(hw, ["calibrated"]))
     assert bool(res["feasible"][0, 0]) and int(res["infeasible_reason"][0, 0]) == 0
     assert not bool(res["feasible"][0, 1]) and int(res["infeasible_reason"][0, 1]) == 4
+
+
+def test_uneven_head_split_only_where_a_study_asks_for_it():
+    # GenZ Fig. 17 runs GPT-3-175B (96 heads) at TP 64 on SRAM chipsets: the platform study
+    # admits it, a user's command line does not.
+    m, h = load_model("gpt-3-175b"), load_hardware("groq-lpu")
+    with pytest.raises(SpecError, match="'tp' = 64: expected a divisor"):
+        make_config(m, h, tp=64, prompt_tokens=1024)
+    assert float(make_config(m, h, tp=64, prompt_tokens=1024, uneven_heads=True).platform.tp) == 64

@@ -85,7 +85,10 @@ def test_pipeline_parallel_prefill_and_memory():
     b = run("llama-3-70b", "a100-sxm4-80gb", tp=2, pp=2, batch=8, prompt_tokens=1024, output_tokens=16)
     assert float(b.weight_bytes_per_chip) == pytest.approx(float(a.weight_bytes_per_chip) / 2)
     assert float(b.ttft_s) < float(a.ttft_s)  # micro-batches fill the pipeline
-    assert float(b.tpot_s) >= float(a.tpot_s) * 0.99  # a token still crosses every stage
+    # Decode: 2 micro-batches of 4 in flight; a token of each crosses both stages, so a step is
+    # the pass of a batch of 4 over all layers (plus the stage hop).
+    c = run("llama-3-70b", "a100-sxm4-80gb", tp=2, pp=1, batch=4, prompt_tokens=1024, output_tokens=16)
+    assert float(c.tpot_s) <= float(b.tpot_s) <= 1.02 * float(c.tpot_s)
 
 
 def test_tco_hand_derivation():
@@ -162,3 +165,21 @@ def test_moe_decode_reads_fewer_experts_at_small_batch():
     all_experts = dataclasses.replace(c.model, top_k=f(8))
     m = serve(all_experts, c.chip, c.platform, c.scenario, c.economics, achievable_software())
     assert float(m.tpot_s) > float(one.tpot_s)
+
+
+def test_pipeline_decode_keeps_a_micro_batch_per_stage():
+    # Decode with pp stages keeps min(pp, B) micro-batches in flight. With m = pp a round
+    # (every sequence one token) is one pass of a micro-batch of B/pp over all layers, so
+    # TP 4 x PP 2 at batch 128 does per chip what TP 4 x PP 1 does at batch 64 (less the
+    # stage hop): the issue asks for at least 0.8x.
+    pp1 = run("llama-3-70b", "a100-sxm4-80gb", tp=4, pp=1, batch=64, prompt_tokens=2048, output_tokens=256)
+    pp2 = run("llama-3-70b", "a100-sxm4-80gb", tp=4, pp=2, batch=128, prompt_tokens=2048, output_tokens=256)
+    ratio = float(pp2.decode_tokens_per_s_per_chip) / float(pp1.decode_tokens_per_s_per_chip)
+    assert 0.8 <= ratio <= 1.0
+    assert float(pp2.tpot_s) == pytest.approx(float(pp1.tpot_s), rel=0.02)  # same pass, plus one hop
+    # B < pp: each sequence is its own micro-batch; a round is pp stage-times of one
+    # sequence, i.e. the batch-1 pass (plus the hops), whatever B is.
+    one = run("llama-3-8b", "h100-sxm5-80gb", pp=4, batch=1, prompt_tokens=512, output_tokens=64)
+    three = run("llama-3-8b", "h100-sxm5-80gb", pp=4, batch=3, prompt_tokens=512, output_tokens=64)
+    assert float(three.tpot_s) == pytest.approx(float(one.tpot_s), rel=1e-6)
+    assert float(three.decode_tokens_per_s_per_chip) == pytest.approx(3 * float(one.decode_tokens_per_s_per_chip))

@@ -94,7 +94,7 @@ def with_knobs(config: Config, knobs: Mapping[str, Any]) -> Config:
 PHYSICAL_RANGE = {"adc_bits": (1, 16), "dac_bits": (1, 16), "pue": (1, np.inf)}
 
 
-def check_physics(config: Config, values: Mapping[str, Any], where: str) -> None:
+def check_physics(config: Config, values: Mapping[str, Any], where: str, uneven_heads: bool = False) -> None:
     """Refuse knob values the physics cannot have, naming ``where`` and the knob.
 
     ``values`` maps knob names (SI fields or spec keys) to a number or an array of them.
@@ -102,7 +102,8 @@ def check_physics(config: Config, values: Mapping[str, Any], where: str) -> None
     integers; every value is finite; tp up to the head count splits the attention heads (and
     divides the KV heads or replicates them); pp is at most the number of layers. The engine
     itself takes any positive reals (a continuous relaxation, for gradients); this is the check
-    of what users give.
+    of what users give. ``uneven_heads`` admits a tp that splits the heads unevenly (the
+    engine charges the mean heads per chip), for studies that publish such splits.
     """
     table = knob_keys(config)
     model = config.model
@@ -117,7 +118,7 @@ def check_physics(config: Config, values: Mapping[str, Any], where: str) -> None
         if knob.key.kind == "int" and np.any(arr != np.round(arr)):
             bad = arr[arr != np.round(arr)][0]
             raise SpecError(f"{label} = {bad:g}: expected an integer ({knob.key.doc or 'a count'})")
-        if knob.field == "tp" and hasattr(model, "n_heads"):
+        if knob.field == "tp" and hasattr(model, "n_heads") and not uneven_heads:
             heads, kv = float(model.n_heads), float(model.n_kv_heads)
             # tp beyond the heads is left to the engine: it flags such designs infeasible.
             for tp in np.unique(arr[arr <= heads]):
@@ -182,6 +183,7 @@ def make_config(
     act_dtype: str = "bf16",
     kv_dtype: str = "bf16",
     economics: EconomicsSpec | None = None,
+    uneven_heads: bool = False,
 ) -> Config:
     """The base configuration of one model on one hardware (scalar leaves)."""
     for key, dt in (("weight_dtype", weight_dtype), ("act_dtype", act_dtype), ("kv_dtype", kv_dtype)):
@@ -194,6 +196,6 @@ def make_config(
         economics=economics or default_economics(),
     )
     counts = {"tp": tp, "pp": pp, "batch": batch, "prompt_tokens": prompt_tokens, "output_tokens": output_tokens}
-    check_physics(config, counts, f"{model.id} on {hardware.id}")
+    check_physics(config, counts, f"{model.id} on {hardware.id}", uneven_heads)
     check_context(model, prompt_tokens, output_tokens, model.id)
     return config

@@ -34,6 +34,7 @@ def evaluate(
     act_dtype: str = "bf16",
     kv_dtype: str = "bf16",
     economics: EconomicsSpec | None = None,
+    uneven_heads: bool = False,
     **knobs: Any,
 ) -> xr.Dataset:
     """Evaluate a grid of configurations and return a labelled dataset.
@@ -43,6 +44,8 @@ def evaluate(
     economics) may be a scalar or a 1-D sequence; each sequence becomes a dimension of the
     result (outer product). ``model`` and ``hardware`` may be lists: they become the
     ``model`` and ``hardware`` dimensions, one compiled program per static structure.
+    Knob values are checked (:func:`check_physics`); ``uneven_heads`` admits a tp that does
+    not divide the attention heads, as some published studies use.
 
     Examples:
         >>> ds = evaluate("llama-3-70b", "h100-sxm5-80gb", tp=8, batch=[1, 8, 32],
@@ -68,10 +71,17 @@ def evaluate(
     results, sources, configs = [], [], []
     for m, h in itertools.product(models, hws):
         cfg = make_config(
-            m, h, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype, economics=economics, **base
+            m,
+            h,
+            weight_dtype=weight_dtype,
+            act_dtype=act_dtype,
+            kv_dtype=kv_dtype,
+            economics=economics,
+            uneven_heads=uneven_heads,
+            **base,
         )
         check_knobs(cfg, rest)
-        check_physics(cfg, {**rest, **axes}, f"{m.id} on {h.id}")
+        check_physics(cfg, {**rest, **axes}, f"{m.id} on {h.id}", uneven_heads)
         check_context(
             m, axes.get("prompt_tokens", base["prompt_tokens"]), axes.get("output_tokens", base["output_tokens"]), m.id
         )
