@@ -235,7 +235,9 @@ def serve(
     pre = _phase(model, chip, software, scenario, platform, s, zero, jnp.ones_like(b), single=True)
     # Decode keeps m = min(pp, B) micro-batches of B/m sequences in flight, one per stage in
     # steady state (as vLLM and TensorRT-LLM schedule pipeline-parallel decode).
-    micro = jnp.minimum(pp, b)
+    # (At least one micro-batch, so that pp = 1 has no kink at all; at b = pp the gradient is
+    # that of pp's side, not split between both.)
+    micro = jnp.where(b < pp, jnp.maximum(b, 1.0), pp)
     dec_micro = _phase(
         model, chip, software, dataclasses.replace(scenario, batch=b / micro), platform, jnp.ones_like(b), s, d
     )
