@@ -427,3 +427,24 @@ def test_uneven_head_split_only_where_a_study_asks_for_it():
     with pytest.raises(SpecError, match="'tp' = 64: expected a divisor"):
         make_config(m, h, tp=64, prompt_tokens=1024)
     assert float(make_config(m, h, tp=64, prompt_tokens=1024, uneven_heads=True).platform.tp) == 64
+
+
+def test_a_second_process_on_a_locked_store_is_refused(tmp_path):
+    # A real second process: the lock is a kernel flock held by this one (no timing involved).
+    import subprocess
+    import sys
+
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(FILES["sweep.yaml"])
+    store = tmp_path / "s.zarr"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    with store_lock(store):
+        out = subprocess.run(
+            [sys.executable, "-m", "dse", "sweep", str(spec), "-o", str(store), "--quiet"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+    assert out.returncode == 2, out.stderr
+    assert f"is being written by process {os.getpid()}" in out.stderr and len(out.stderr.splitlines()) == 1
+    assert not store.exists()  # the refused writer touched nothing
