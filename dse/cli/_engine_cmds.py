@@ -32,7 +32,9 @@ from dse.specs import (
     hardware_keys,
     load_hardware,
     load_model,
+    make_parent,
     model_ids,
+    refuse_foreign,
     suggest,
     write_dataset,
     writing,
@@ -199,7 +201,15 @@ _COLUMNS = {
 }
 
 
+def _check_output(output: str | None) -> None:
+    """Refuse an output path now, before the work, rather than after it."""
+    if output:
+        refuse_foreign(Path(output))
+        make_parent(Path(output))
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    _check_output(args.output)
     models = [m.strip() for m in args.model.split(",") if m.strip()]
     hw_ids = [h.strip() for h in args.hardware.split(",") if h.strip()]
     for flag, given in (("--model", models), ("--hardware", hw_ids)):
@@ -329,6 +339,7 @@ MAX_COUNT = 2**31 - 1
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    _check_output(args.output)
     if args.ops:
         return _predict_ops(Path(args.ops), args.output, args)
     if not args.scenarios:
