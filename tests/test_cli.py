@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import dse
 from dse.cli import main
 
 A100 = Path("models/catalog/hardware/a100-sxm4-80gb.yaml")
@@ -306,7 +307,7 @@ def test_error_predict_csv(capsys, tmp_path):
         "s3.csv",
         "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\nllama-3-8b,a100-sxm4-80gb,training,1,8,0,1\n",
     )
-    assert_user_error(capsys, ["predict", str(p)], str(p), "'phase'", "prefill or decode")
+    assert_user_error(capsys, ["predict", str(p)], str(p), "'phase'", "prefill, decode, request")
     p = write(
         tmp_path,
         "s4.csv",
@@ -349,3 +350,26 @@ def test_predict_intervals_and_uncalibrated(capsys, tmp_path):
 def test_evaluate_uncalibrated(capsys):
     code, out, _ = run(capsys, "evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-40gb", "--uncalibrated")
     assert code == 0 and "achievable (--uncalibrated)" in out
+
+
+def test_predict_request_rows_are_whole_requests(capsys, tmp_path):
+    # phase=request: the batch's prefill plus output_tokens decode steps, the latency_s and
+    # energy_j that evaluate reports for the same scenario.
+    src = tmp_path / "r.csv"
+    src.write_text(
+        "model,hardware,phase,batch,prompt_tokens,context_tokens,tp,output_tokens\n"
+        "llama-3-8b,h100-sxm5-80gb,request,4,512,0,1,64\n"
+        "llama-3-8b,h100-sxm5-80gb,decode,4,0,512,1,\n"
+    )
+    dst = tmp_path / "o.csv"
+    assert run(capsys, "predict", str(src), "-o", str(dst))[0] == 0
+    rows = list(csv.DictReader(dst.read_text().splitlines()))
+    ds = dse.evaluate(
+        "llama-3-8b", "h100-sxm5-80gb", levels=["calibrated"], batch=4, prompt_tokens=512, output_tokens=64
+    ).sel(level="calibrated")
+    assert float(rows[0]["latency_s"]) == pytest.approx(float(ds.latency_s), rel=1e-5)
+    assert float(rows[0]["energy_j"]) == pytest.approx(float(ds.energy_j), rel=1e-5)
+    assert float(rows[1]["latency_s"]) < float(rows[0]["latency_s"]) / 64  # one step of the 64
+    bad = tmp_path / "b.csv"
+    bad.write_text(src.read_text().replace(",64\n", ",\n", 1))
+    assert_user_error(capsys, ["predict", str(bad)], str(bad), "row 2", "'output_tokens'")

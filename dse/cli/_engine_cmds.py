@@ -338,6 +338,16 @@ def _cell(path: Path, i: int, row: dict[str, str], col: str, kind: str = "int", 
 MAX_COUNT = 2**31 - 1
 
 
+# predict's phases: the metric of latency, of energy, of the bound, and the held-out error
+# that gives the interval. A decode row is one step at the context; a request row is the
+# prefill of the batch and its output_tokens decode steps.
+PREDICT_PHASES = {
+    "prefill": ("prefill_latency_s", "prefill_energy_j", "prefill_bound", "prefill"),
+    "decode": ("decode_latency_s", "decode_energy_j", "decode_bound", "decode"),
+    "request": ("latency_s", "energy_j", "bound", "latency"),
+}
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     _check_output(args.output)
     if args.ops:
@@ -350,8 +360,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     parsed = []
     for i, r in enumerate(rows):
         phase = _cell(path, i, r, "phase", "str")
-        if phase not in ("prefill", "decode"):
-            raise SpecError(f"{path}: row {i + 2}: column 'phase' = '{phase}': expected prefill or decode")
+        if phase not in PREDICT_PHASES:
+            raise SpecError(
+                f"{path}: row {i + 2}: column 'phase' = '{phase}': expected one of {', '.join(PREDICT_PHASES)}"
+            )
         dtype = _cell(path, i, r, "dtype", "str", "bf16")
         if dtype not in DTYPES:
             raise SpecError(f"{path}: row {i + 2}: column 'dtype' = '{dtype}': expected one of {', '.join(DTYPES)}")
@@ -360,7 +372,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             batch=_cell(path, i, r, "batch"),
             tp=_cell(path, i, r, "tp"),
             pp=_cell(path, i, r, "pp", default="1"),
-            tokens=_cell(path, i, r, "prompt_tokens" if phase == "prefill" else "context_tokens"),
+            tokens=_cell(path, i, r, "context_tokens" if phase == "decode" else "prompt_tokens"),
+            output=_cell(path, i, r, "output_tokens") if phase == "request" else 1.0,
         )
         parsed.append(p)
         groups.setdefault((_cell(path, i, r, "model", "str"), _cell(path, i, r, "hardware", "str"), dtype), []).append(
@@ -375,24 +388,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
         cfg = make_config(m, h, weight_dtype=dtype, act_dtype=dtype, kv_dtype=dtype)
         for i in idx:
             row = parsed[i]
-            check_physics(cfg, {"tp": row["tp"], "pp": row["pp"], "batch": row["batch"]}, f"{path}: row {i + 2}")
-            check_context(m, row["tokens"], 1, f"{path}: row {i + 2}")
+            check_physics(cfg, {"tp": row["tp"], "pp": row["pp"]}, f"{path}: row {i + 2}")
+            check_context(m, row["tokens"], row["output"], f"{path}: row {i + 2}")
         knobs = {
             k: np.array([parsed[i][src] for i in idx])
-            for k, src in (("batch", "batch"), ("tp", "tp"), ("pp", "pp"), ("prompt_tokens", "tokens"))
+            for k, src in (
+                ("batch", "batch"),
+                ("tp", "tp"),
+                ("pp", "pp"),
+                ("prompt_tokens", "tokens"),
+                ("output_tokens", "output"),
+            )
         }
-        knobs["output_tokens"] = np.ones(len(idx))
         res = run_designs(cfg, knobs, software_levels(h, [level]))
         for j, i in enumerate(idx):
-            pre = parsed[i]["phase"] == "prefill"
-            lat = res["prefill_latency_s" if pre else "decode_latency_s"][0, j]
-            energy = res["prefill_energy_j" if pre else "decode_energy_j"][0, j]
+            phase = parsed[i]["phase"]
+            lat_key, energy_key, bound_key, quantity = PREDICT_PHASES[phase]
+            lat, energy = res[lat_key][0, j], res[energy_key][0, j]
             out[i] = {
                 "latency_s": lat,
                 "energy_j": energy,
                 "memory_per_chip_bytes": res["memory_per_chip_bytes"][0, j],
                 "feasible": bool(res["feasible"][0, j]),
-                "bound": _bound_name(res["prefill_bound" if pre else "decode_bound"][0, j]),
+                "bound": _bound_name(res[bound_key][0, j]),
                 "calibration": calibration_source(h) if calibrated else "datasheet",
             }
             if args.intervals is not None:
@@ -400,7 +418,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     h,
                     calibrated,
                     args.intervals,
-                    (("latency", lat, "prefill" if pre else "decode"), ("energy", energy, "energy")),
+                    (("latency", lat, quantity), ("energy", energy, "energy")),
                 )
     _write_rows(rows, out, args.output)
     return 0
