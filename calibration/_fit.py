@@ -230,37 +230,26 @@ def prepare(data_dir: str | Path | None = None) -> Prepared:
     # System level: one serve() per row.
     cat = _catalog_ids()
     rows = []
-    sb = _data.load_static_batch(root)
-    for r in sb.itertuples():
-        rows.append(
-            dict(
-                dataset="static_latency",
-                model=r.model,
-                model_id=r.model_id,
-                batch=r.batch,
-                prompt=r.prompt_tokens,
-                output=r.output_tokens,
-                tp=r.tp,
-                pp=1,
-                measured=r.latency_s,
-                phase="request",
+    static = (
+        ("static_latency", _data.load_static_batch(root), "latency_s"),
+        ("static_power", _data.load_static_batch_power(root), "avg_power_w"),
+    )
+    for dataset, frame, measured in static:
+        for r in frame.itertuples():
+            rows.append(
+                dict(
+                    dataset=dataset,
+                    model=r.model,
+                    model_id=r.model_id,
+                    batch=r.batch,
+                    prompt=r.prompt_tokens,
+                    output=r.output_tokens,
+                    tp=r.tp,
+                    pp=1,
+                    measured=getattr(r, measured),
+                    phase="request",
+                )
             )
-        )
-    for r in _data.load_static_batch_power(root).itertuples():
-        rows.append(
-            dict(
-                dataset="static_power",
-                model=r.model,
-                model_id=r.model_id,
-                batch=r.batch,
-                prompt=r.prompt_tokens,
-                output=r.output_tokens,
-                tp=r.tp,
-                pp=1,
-                measured=r.avg_power_w,
-                phase="request",
-            )
-        )
     for r in _data.load_serving_energy(root).itertuples():
         common = dict(
             model=r.model,

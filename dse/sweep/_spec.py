@@ -36,10 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from dse.engine import LEVELS
-from dse.specs import SpecError, suggest
+from dse.specs import SpecError, read_mapping, suggest
 from models import DTYPES, Metrics
 
 METRICS: tuple[str, ...] = Metrics._fields
@@ -477,16 +476,4 @@ def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read and validate a sweep YAML file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SpecError(f"{p}: not a text file (not valid UTF-8): expected a sweep YAML file") from None
-    except OSError as e:
-        raise SpecError(f"{p}: cannot read file ({e.strerror or e})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise SpecError(f"{p}: not valid YAML{where}") from None
-    return parse_sweep(data, str(p), p.parent)
+    return parse_sweep(read_mapping(p), str(p), p.parent)

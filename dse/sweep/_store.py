@@ -385,26 +385,31 @@ def check_complete(store: Path, partial: bool = False) -> bool:
             written = f"{int(flags.sum()):,} of {flags.size:,} chunks written"
         except Exception:  # noqa: BLE001 — flags missing or unreadable
             written = "progress unknown"
-        msg = f"{store}: unfinished sweep ({written})"
-        if not partial:
-            raise SpecError(
-                f"{msg}: expected a finished store (run the same `inferbench sweep` command to resume "
-                "it), or --partial to use what is written"
-            )
-        warnings.warn(f"{msg}; designs not yet computed are left out", IncompleteStoreWarning, stacklevel=3)
-        return False
+        return _incomplete(
+            f"{store}: unfinished sweep ({written})",
+            "a finished store (run the same `inferbench sweep` command to resume it), or --partial to use "
+            "what is written",
+            "designs not yet computed are left out",
+            partial,
+        )
     gaps = array_gaps(store)
     if gaps:
         more = f" and {len(gaps) - 1} more variables" if len(gaps) > 1 else ""
-        msg = f"{store}: damaged: {gaps[0]}{more}"
-        if not partial:
-            raise SpecError(
-                f"{msg}: expected `inferbench sweep SPEC -o {store} --repair` to recompute them, or "
-                "--partial to use what is readable"
-            )
-        warnings.warn(f"{msg}; those designs read as missing", IncompleteStoreWarning, stacklevel=3)
-        return False
+        return _incomplete(
+            f"{store}: damaged: {gaps[0]}{more}",
+            f"`inferbench sweep SPEC -o {store} --repair` to recompute them, or --partial to use what is readable",
+            "those designs read as missing",
+            partial,
+        )
     return True
+
+
+def _incomplete(problem: str, expected: str, consequence: str, partial: bool) -> bool:
+    """Refuse an incomplete store, or (``partial``) warn in one line and go on."""
+    if not partial:
+        raise SpecError(f"{problem}: expected {expected}")
+    warnings.warn(f"{problem}; {consequence}", IncompleteStoreWarning, stacklevel=4)
+    return False
 
 
 def open_sweep(store: str | Path, partial: bool = False) -> Any:
