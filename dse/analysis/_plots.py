@@ -6,7 +6,7 @@
   design on its chip's roofline, min(peak, AI · bandwidth) (seed 000, SIMT roofline), with the
   memory-bound region (left of the ridge point) shaded.
 - Sensitivity: the elasticity ∂ log objective / ∂ log knob of each swept knob at chosen front
-  designs, from ``jax.grad`` through the same cost model (integer knobs are relaxed to reals).
+  designs, from the engine boundary's ``log_jacobian`` (reverse-mode through the same cost model) (integer knobs are relaxed to reals).
 - Axis curves: each grid axis one at a time, the other axes at their middle value (or at
   scale 1 for relative axes), e.g. GenZ Fig. 16 from ``sweeps/hw_scaling.yaml``.
 """
