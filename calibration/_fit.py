@@ -56,9 +56,9 @@ from calibration._params import (
     values,
 )
 from dse.engine import Config, float64, in_float64, kernel_rows, serve_rows
-from dse.specs import MODEL_DIR, load_hardware, load_model
+from dse.specs import MODEL_DIR, hardware_network, load_hardware, load_model
 from models import ELEMENTWISE, GEMM, Metrics, Scenario, SoftwareParams, achievable_software, default_economics
-from models.platform import PlatformSpec, collective_s
+from models.platform import Level, PlatformSpec, collective_s
 
 Array = jax.Array
 
@@ -94,6 +94,12 @@ VLLM_MEMORY_FRACTION = 0.9
 
 KERNEL_HARDWARE = "a100-sxm4-80gb"  # Vidur kernels: an 80 GB part (PROVENANCE.md)
 SYSTEM_HARDWARE = "a100-sxm4-40gb"  # LLM-Inference-Bench and ML.ENERGY: A100-SXM4-40GB
+# Their network: the 40 GB part's own system (DGX A100-like: NVSwitch domain of 8, HDR NICs).
+SYSTEM_NETWORK = {
+    k: (v if isinstance(v, str) else np.asarray(v, dtype=np.float64))
+    for k, v in hardware_network(load_hardware(SYSTEM_HARDWARE, calibrated=False)).items()
+    if k != "has_scale_out"
+}
 DTYPE = "fp16"  # every data set ran in float16
 
 # Frameworks of the end-to-end data sets: vLLM's offline ``LLM.generate`` (LLM-Inference-Bench)
@@ -116,6 +122,9 @@ INITIAL: dict[str, Any] = {
     "kernel_overhead_s": 2e-6,
     "link_efficiency": 0.75,
     "collective_latency_s": 0.5e-6,
+    "collective_launch_s": 10e-6,
+    "reduce_launch_s": 20e-6,
+    "reduce_efficiency": 0.6,
     "elementwise_bw_factor": 0.7,
     "step_overhead_s": 2e-3,
     "seq_overhead_s": 0.1e-3,
@@ -339,13 +348,23 @@ def kernel_time_s(chip: Any, sw: SoftwareParams, d: Mapping[str, Array]) -> Arra
     return jnp.where(d["is_gemm"], gemm, elementwise)
 
 
+# The Vidur NCCL rows ran inside one DGX A100: 8 GPUs on NVSwitch (second generation, no
+# in-network reduction). NCCL has ring and tree algorithms, not the one-kernel all-reduces of
+# serving frameworks, so those are off for these rows (``direct_allreduce = 0``).
+NCCL_DOMAIN = Level(8.0, 0.0, 0.0, "switch")
+
+
 def collective_time_s(chip: Any, sw: SoftwareParams, d: Mapping[str, Array]) -> Array:
     """All-reduce or point-to-point time: ``models.platform.collective_s``, the function
-    ``serve`` charges for TP and PP communication."""
+    ``serve`` charges for TP, EP and PP communication, on the DGX A100's scale-up domain."""
+    nccl = dataclasses.replace(sw, direct_allreduce=jnp.zeros_like(sw.direct_allreduce))
+    up = NCCL_DOMAIN._replace(bandwidth_bytes_per_s=chip.link_bandwidth_bytes_per_s, latency_s=chip.link_latency_s)
+    out = up._replace(n=1.0)  # unused: every row is inside one domain
+    one = jnp.ones_like(d["n"])
     return jnp.where(
         d["is_ar"],
-        collective_s(chip, sw, "all_reduce", d["size"], d["n"]),
-        collective_s(chip, sw, "send_recv", d["size"], d["n"]),
+        collective_s("all_reduce", d["size"], d["n"], one, up, out, nccl),
+        collective_s("send_recv", d["size"], 2.0 * one, one, up, out, nccl),
     )
 
 
@@ -358,7 +377,8 @@ def _serve_system(chip: Any, sw: SoftwareParams, groups: list[dict[str, Any]], i
     for g in groups:
         model = g["model"]
         one = jnp.ones(())
-        cfg = Config(model, chip, PlatformSpec(one, one), Scenario(one, one, one, DTYPE, DTYPE, DTYPE), econ)
+        platform = PlatformSpec(one, one, **SYSTEM_NETWORK)
+        cfg = Config(model, chip, platform, Scenario(one, one, one, DTYPE, DTYPE, DTYPE), econ)
         knobs = {
             f.name: getattr(model, f.name) for f in dataclasses.fields(model) if not f.metadata.get("static", False)
         }

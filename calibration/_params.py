@@ -49,6 +49,9 @@ _PARAMS: dict[str, Param] = {
         Param("kernel_overhead_s", "software", "softplus", 1e-6, unit="s"),
         Param("link_efficiency", "software", "sigmoid"),
         Param("collective_latency_s", "software", "softplus", 1e-6, unit="s"),
+        Param("collective_launch_s", "software", "softplus", 1e-5, unit="s"),
+        Param("reduce_launch_s", "software", "softplus", 1e-5, unit="s"),
+        Param("reduce_efficiency", "software", "sigmoid"),
         Param("elementwise_bw_factor", "software", "sigmoid"),
         # Framework overheads per forward pass (fitted per framework).
         Param("step_overhead_s", "software", "softplus", 1e-3, unit="s"),
@@ -61,7 +64,16 @@ _PARAMS: dict[str, Param] = {
 }
 
 UTIL_FORMS = ("table", "wave")
-_COMMON = ("bw_efficiency", "elementwise_bw_factor", "kernel_overhead_s", "link_efficiency", "collective_latency_s")
+_COMMON = (
+    "bw_efficiency",
+    "elementwise_bw_factor",
+    "kernel_overhead_s",
+    "link_efficiency",
+    "collective_latency_s",
+    "collective_launch_s",
+    "reduce_launch_s",
+    "reduce_efficiency",
+)
 KERNEL_PARAMS = {"table": ("util_knots", *_COMMON), "wave": ("tile_efficiency", "k_half", *_COMMON)}
 FRAMEWORK_PARAMS = ("step_overhead_s", "seq_overhead_s")
 CHIP_PARAMS = ("idle_w", "energy_per_flop_j", "energy_per_byte_j")

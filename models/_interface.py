@@ -128,12 +128,35 @@ class LayerComm(NamedTuple):
     """What one layer of a pass sends between chips (per chip).
 
     ``allreduce_bytes``: the message of each tensor-parallel all-reduce, ``allreduces``: how
-    many per layer, ``stage_bytes``: what crosses a pipeline-stage boundary.
+    many per layer, ``stage_bytes``: what crosses a pipeline-stage boundary,
+    ``alltoall_bytes``: what one chip sends in each expert-parallel all-to-all (dispatch or
+    combine, its own share included), ``alltoalls``: how many per layer.
     """
 
     allreduce_bytes: Array
     allreduces: Array
     stage_bytes: Array
+    alltoall_bytes: Array
+    alltoalls: Array
+
+
+class Split(NamedTuple):
+    """How the layers of one pipeline stage are split over its chips (GenZ §III-C).
+
+    ``tp``: tensor-parallel degree; ``ep``: expert-parallel groups of ``tp`` chips, each
+    serving its own share of the sequences in attention and 1/ep of the experts;
+    ``expert_imbalance``: tokens routed to the busiest group over the mean (1 = balanced).
+    """
+
+    tp: Array
+    ep: Array
+    expert_imbalance: Array
+
+    @staticmethod
+    def of(tp: Array) -> Split:
+        """Tensor parallelism only."""
+        one = jnp.ones_like(tp)
+        return Split(tp, one, one)
 
 
 @pytree_dataclass
@@ -153,17 +176,18 @@ class Scenario:
 class Workload(Protocol):
     """What ``serve`` and the hardware families need from a model (single configuration)."""
 
-    def operator_table(self, scenario: Scenario, tp: Array, new_tokens: Array, past_tokens: Array) -> OperatorTable:
-        """Per-chip operators of one pass of ``new_tokens`` per sequence after ``past_tokens``.
+    def operator_table(self, scenario: Scenario, split: Split, new_tokens: Array, past_tokens: Array) -> OperatorTable:
+        """Per-chip operators of one pass of ``new_tokens`` per sequence after ``past_tokens``
+        (``scenario.batch`` sequences over the stage's ``split.ep`` groups).
 
         Must be affine in ``past_tokens`` (the closed-form decode sum relies on it)."""
         ...
 
-    def footprint(self, scenario: Scenario, tp: Array, pp: Array) -> Footprint:
+    def footprint(self, scenario: Scenario, split: Split, pp: Array) -> Footprint:
         """Memory per chip at the end of the request."""
         ...
 
-    def layer_comm(self, scenario: Scenario, tp: Array, new_tokens: Array) -> LayerComm:
+    def layer_comm(self, scenario: Scenario, split: Split, new_tokens: Array) -> LayerComm:
         """Per-layer communication of one pass."""
         ...
 
@@ -173,6 +197,11 @@ class Workload(Protocol):
     @property
     def max_tp(self) -> Array:
         """The largest tensor-parallel degree the model can be split over."""
+        ...
+
+    @property
+    def max_ep(self) -> Array:
+        """The largest expert-parallel degree (the experts per layer; 1 for dense models)."""
         ...
 
 
@@ -203,8 +232,9 @@ class SoftwareParams:
         util_knots: utilization of the tensor peak at ``UTIL_KNOTS_M`` GEMM rows, shape [4].
         bw_efficiency: fraction of the memory bandwidth streaming kernels reach.
         kernel_overhead_s: fixed time per kernel launch (per operator row execution).
-        link_efficiency: fraction of the link bandwidth collectives reach.
-        collective_latency_s: fixed time per collective step on top of the link latency.
+        link_efficiency: fraction of the link bandwidth copy collectives (send/recv,
+            all-gather, all-to-all) reach.
+        collective_latency_s: software time per collective step on top of the link latency.
         step_overhead_s: framework time per forward pass (scheduling, sampling, Python).
         util_wave: weight of the tile/wave form in the utilization (0 table, 1 tile/wave).
         tile_efficiency: fraction of the tensor peak a full wave of each GPU CTA tile
@@ -215,6 +245,12 @@ class SoftwareParams:
         seq_overhead_s: framework time per sequence per forward pass.
         structural_derating: 1 applies the chip's structural utilization (array fill, ADC
             passes, K tiling); 0 is the datasheet roofline (level 'ideal').
+        collective_launch_s: fixed software time of any collective (library launch, setup).
+        reduce_launch_s: extra fixed time of a reducing collective (all-reduce, reduce-scatter).
+        reduce_efficiency: fraction of the link bandwidth reducing collectives reach.
+        direct_allreduce: 1 when the stack has one-kernel all-reduces over a switch or a fully
+            connected level (one-shot and two-shot, as vLLM's and TensorRT-LLM's custom
+            all-reduce), 0 when it has the collective library's algorithms only.
     """
 
     util_knots: Array
@@ -229,6 +265,10 @@ class SoftwareParams:
     elementwise_bw_factor: Array = _scalar(1.0)
     seq_overhead_s: Array = _scalar(0.0)
     structural_derating: Array = _scalar(1.0)
+    collective_launch_s: Array = _scalar(0.0)
+    reduce_launch_s: Array = _scalar(0.0)
+    reduce_efficiency: Array = _scalar(1.0)
+    direct_allreduce: Array = _scalar(1.0)
 
     def pass_overhead_s(self, batch: Array) -> Array:
         """Framework time of one forward pass of ``batch`` sequences: a fixed part and a part
@@ -241,7 +281,7 @@ def ideal_software() -> SoftwareParams:
     a = np.asarray
     return SoftwareParams(
         np.ones(4), a(1.0), a(0.0), a(1.0), a(0.0), a(0.0), a(0.0), np.ones(4), a(0.0), structural_derating=a(0.0)
-    )
+    )  # collectives: every algorithm, no software latency, the whole link
 
 
 def achievable_software() -> SoftwareParams:
@@ -249,11 +289,21 @@ def achievable_software() -> SoftwareParams:
 
     util: the seed's cuBLAS table. bw_efficiency 0.85: estimate, typical of streaming
     kernels on HBM2e/HBM3 parts. link_efficiency 0.75: GenZ §V (nccl-tests on HGX A100,
-    75 % average NVLink efficiency). Overheads zero: they belong to a software stack.
+    75 % average NVLink efficiency), for copies and reductions alike. Overheads zero: they
+    belong to a software stack; every collective algorithm is available.
     """
     a = np.asarray
     return SoftwareParams(
-        a(SEED_UTIL), a(0.85), a(0.0), a(0.75), a(0.0), a(0.0), a(0.0), np.full(4, SEED_UTIL[-1]), a(0.0)
+        a(SEED_UTIL),
+        a(0.85),
+        a(0.0),
+        a(0.75),
+        a(0.0),
+        a(0.0),
+        a(0.0),
+        np.full(4, SEED_UTIL[-1]),
+        a(0.0),
+        reduce_efficiency=a(0.75),
     )
 
 

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from models._economics import EconomicsSpec, usd_per_million_tokens
 from models._interface import Chip, Scenario, SoftwareParams, Workload, widest
-from models.platform import PlatformSpec, collective_s, pipeline_fill_factor
+from models.platform import PlatformSpec, pipeline_fill_factor
 from models.workloads import gemm_operator
 
 Array = jax.Array
@@ -33,6 +33,7 @@ INFEASIBLE_REASONS = (
     "tp exceeds the attention heads",
     "pp exceeds the layers",
     "undefined: a latency, energy or cost is not finite (inputs outside the model's range)",
+    "ep exceeds the experts",
 )
 
 
@@ -66,7 +67,7 @@ class PhaseCost(NamedTuple):
     compute_s: Array  # of which compute-bound operator time
     memory_s: Array  # of which memory-bound operator time
     overhead_s: Array  # kernel + framework overhead
-    network_s: Array  # TP all-reduces and PP transfers
+    network_s: Array  # exposed TP all-reduces, EP all-to-alls and PP transfers
     wall_s: Array  # the passes back to back: operators + network + framework overhead
     chip_energy_j: Array  # Σ operator energy on one chip (all layers)
     flops: Array  # per chip, all layers
@@ -92,15 +93,15 @@ def _phase(
     """Cost of ``n_passes`` passes of ``new_tokens`` tokens with the context growing by
     ``new_tokens`` each pass from ``past_first``, summed in closed form. ``single`` (static)
     says that there is one pass, which skips the second table."""
-    tp, pp = platform.tp, platform.pp
+    tp, pp, split = platform.tp, platform.pp, platform.split
     dt = (scenario.weight_dtype, scenario.act_dtype, scenario.kv_dtype)
-    first = model.operator_table(scenario, tp, new_tokens, past_first)
+    first = model.operator_table(scenario, split, new_tokens, past_first)
     c0 = chip.operator_cost(software, first, *dt)
     if single:
         last, c1 = first, c0
         op_roof = jnp.maximum(c0.compute_s, c0.memory_s) * n_passes
     else:
-        last = model.operator_table(scenario, tp, new_tokens, past_first + new_tokens * (n_passes - 1.0))
+        last = model.operator_table(scenario, split, new_tokens, past_first + new_tokens * (n_passes - 1.0))
         c1 = chip.operator_cost(software, last, *dt)
         steps = jnp.maximum(n_passes - 1.0, 1.0)
         # Per-operator sums over passes: max(compute, memory) summed exactly; linear terms
@@ -124,21 +125,29 @@ def _phase(
         op_time, op_flops * rep, op_bytes * rep, first, scenario.weight_dtype, scenario.act_dtype
     )
     compute_bound = op_compute >= op_memory
-    # Communication per pass: the workload's all-reduces of every layer (GenZ §III-C,
-    # Megatron TP), and pp − 1 stage-to-stage transfers.
-    comm = model.layer_comm(scenario, tp, new_tokens)
-    allreduce = collective_s(chip, software, "all_reduce", comm.allreduce_bytes, tp)
-    net = comm.allreduces * model.n_layers * allreduce + (pp - 1.0) * collective_s(
-        chip, software, "send_recv", comm.stage_bytes, tp
+    # Communication per pass (GenZ §III-C) on the platform's network levels, TP innermost:
+    # the workload's all-reduces of every layer among tp neighbours, its all-to-alls among
+    # the ep groups (tp chips apart), and pp − 1 stage-to-stage transfers (tp·ep apart).
+    comm = model.layer_comm(scenario, split, new_tokens)
+    allreduce = platform.collective_s(chip, software, "all_reduce", comm.allreduce_bytes, tp, jnp.ones_like(tp))
+    alltoall = platform.collective_s(chip, software, "all_to_all", comm.alltoall_bytes, platform.ep, tp)
+    hop = platform.collective_s(
+        chip, software, "send_recv", comm.stage_bytes, 2.0 * jnp.ones_like(pp), tp * platform.ep
     )
-    framework_s = software.pass_overhead_s(scenario.batch)
+    net = model.n_layers * (comm.allreduces * allreduce + comm.alltoalls * alltoall) + (pp - 1.0) * hop
+    framework_s = software.pass_overhead_s(scenario.batch / platform.ep)
+    busy = op_time.sum()
+    # A share ``overlap`` of the communication may run under the compute of the pass (GenZ
+    # §III-C's overlap knob); what does not fit under it stays exposed.
+    per_pass = busy / n_passes
+    exposed = (1.0 - platform.overlap) * net + jnp.maximum(platform.overlap * net - per_pass, 0.0)
     return PhaseCost(
-        busy_s=op_time.sum(),
+        busy_s=busy,
         compute_s=jnp.where(compute_bound, op_roof * rep, 0.0).sum(),
         memory_s=jnp.where(compute_bound, 0.0, op_roof * rep).sum(),
         overhead_s=(op_over * rep).sum() + n_passes * framework_s,
-        network_s=n_passes * net,
-        wall_s=op_time.sum() + n_passes * (net + framework_s),
+        network_s=n_passes * exposed,
+        wall_s=busy + n_passes * (exposed + framework_s),
         chip_energy_j=energy.sum(),
         flops=(op_flops * rep).sum(),
         bytes=(op_bytes * rep).sum(),
@@ -221,15 +230,19 @@ def serve(
         # SRAM-only chips: as many pipeline stages as the weights and KV cache need
         # (GenZ Table VII, "Multiple SRAM chips"); the chip count is an output.
         # Activations are those of one micro-batch (one sequence) once the model is pipelined.
-        fp1 = model.footprint(scenario, platform.tp, jnp.ones_like(platform.pp))
-        room = chip.capacity_bytes - fp1.act_bytes / scenario.batch
+        fp1 = model.footprint(scenario, platform.split, jnp.ones_like(platform.pp))
+        room = chip.capacity_bytes - fp1.act_bytes * platform.ep / scenario.batch
         stages = jnp.where(
             room > 0, jnp.ceil((fp1.weight_bytes + fp1.kv_bytes) / jnp.maximum(room, 1.0)), model.n_layers + 1.0
         )  # not even one sequence fits: infeasible (pp > layers)
         stages = jnp.minimum(stages, model.n_layers + 1.0)
-        platform = PlatformSpec(platform.tp, jnp.maximum(platform.pp, stages))
-    tp, pp = platform.tp, platform.pp
+        platform = dataclasses.replace(platform, pp=jnp.maximum(platform.pp, stages))
+    tp, pp, dp = platform.tp, platform.pp, platform.dp
+    stage_chips = platform.stage_chips  # chips that each do one stage's share of every row
     n_chips = platform.n_chips
+    replicas = dp  # independent replicas, each serving batch/dp sequences
+    batch_all = scenario.batch
+    scenario = dataclasses.replace(scenario, batch=batch_all / dp)
     b, s, d = scenario.batch, scenario.prompt_tokens, scenario.output_tokens
     zero = jnp.zeros_like(b)
     pre = _phase(model, chip, software, scenario, platform, s, zero, jnp.ones_like(b), single=True)
@@ -252,20 +265,22 @@ def serve(
     dec_total = dec_micro.wall_s * jnp.maximum(micro, pp) / pp
     latency = ttft + dec_total
 
-    # Energy of the whole platform: tp chips do every operator row of all layers (each
-    # stage its share); the rest of the chip-time is idle (GenZ Eq. 2 with U = 0).
+    # Energy of the whole platform: in each replica, tp·ep chips do every operator row of all
+    # layers (each stage its share); the rest of the chip-time is idle (GenZ Eq. 2, U = 0).
     def platform_energy(ph: PhaseCost, wall: Array) -> Array:
-        idle_chip_s = jnp.maximum(n_chips * wall - tp * ph.busy_s, 0.0)
-        return tp * ph.chip_energy_j + chip.idle_w * idle_chip_s
+        idle_chip_s = jnp.maximum(platform.replica_chips * wall - stage_chips * ph.busy_s, 0.0)
+        return replicas * (stage_chips * ph.chip_energy_j + chip.idle_w * idle_chip_s)
 
     e_pre, e_dec = platform_energy(pre, ttft), platform_energy(dec, dec_total)
     energy = e_pre + e_dec
+    b = batch_all  # from here on, the whole platform
     out_tokens = b * d
     # Memory and feasibility (infeasible is a value: outputs stay finite).
-    fp = model.footprint(scenario, tp, pp)
+    fp = model.footprint(scenario, platform.split, pp)
     reason = jnp.where(fp.total_bytes > chip.capacity_bytes, 1, 0)
     reason = jnp.where(tp > model.max_tp, 2, reason)
     reason = jnp.where(pp > model.n_layers, 3, reason)
+    reason = jnp.where(platform.ep > model.max_ep, 5, reason)
     avg_power = energy / latency
     usd = usd_per_million_tokens(economics, chip.price_usd * n_chips, avg_power, latency, out_tokens)
     defined = jnp.isfinite(ttft) & jnp.isfinite(latency) & jnp.isfinite(energy) & jnp.isfinite(usd)
@@ -273,8 +288,9 @@ def serve(
     gemm_dtype = widest(scenario.weight_dtype, scenario.act_dtype)
     peak = chip.peak_flops_per_s(gemm_dtype)
     bw = chip.memory_bandwidth_bytes_per_s
-    flops_all = tp * (pre.flops + dec.flops)  # layers are split over pp: tp copies in all
-    bytes_all = tp * (pre.bytes + dec.bytes)
+    work_chips = stage_chips * replicas  # layers are split over pp: tp·ep·dp copies in all
+    flops_all = work_chips * (pre.flops + dec.flops)
+    bytes_all = work_chips * (pre.bytes + dec.bytes)
     return Metrics(
         ttft_s=ttft,
         tpot_s=dec_total / d,
@@ -301,14 +317,14 @@ def serve(
         infeasible_reason=reason,
         mfu=flops_all / (latency * n_chips * peak),
         mbu=bytes_all / (latency * n_chips * bw),
-        prefill_mfu=tp * pre.flops / (ttft * n_chips * peak),
-        decode_mbu=tp * dec.bytes / (dec_total * n_chips * bw),
+        prefill_mfu=work_chips * pre.flops / (ttft * n_chips * peak),
+        decode_mbu=work_chips * dec.bytes / (dec_total * n_chips * bw),
         arithmetic_intensity_flop_per_byte=(pre.flops + dec.flops) / (pre.bytes + dec.bytes),
         prefill_arithmetic_intensity_flop_per_byte=pre.flops / pre.bytes,
         decode_arithmetic_intensity_flop_per_byte=dec.flops / dec.bytes,
         flops=flops_all,
-        prefill_flops=tp * pre.flops,
-        decode_flops=tp * dec.flops,
+        prefill_flops=work_chips * pre.flops,
+        decode_flops=work_chips * dec.flops,
         bound=_bound(PhaseCost(*(a + c for a, c in zip(pre, dec, strict=True)))),
         prefill_bound=_bound(pre),
         decode_bound=_bound(dec),

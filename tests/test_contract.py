@@ -14,7 +14,7 @@ from helpers import config, f
 
 import dse
 from models import achievable_software, gemm_cost, serve
-from models.platform import ring_allreduce_s
+from models.platform import Level, collective_s
 from models.workloads import operator_table
 
 
@@ -51,7 +51,13 @@ def _gemm_case():
 
 
 def _allreduce_case():
-    return ring_allreduce_s, (f(1e6), f(8), f(300e9), f(5e-6))
+    # Hierarchical all-reduce over 16 chips: two scale-up domains of 8 and a scale-out level.
+    def allreduce(message, n, bw, latency):
+        up = Level(8.0, bw, latency, "switch")
+        out = Level(1.0, bw / 8.0, 4.0 * latency, "switch")
+        return collective_s("all_reduce", message, n, 1.0, up, out, achievable_software())
+
+    return allreduce, (f(1e6), f(16), f(300e9), f(5e-6))
 
 
 CASES = {

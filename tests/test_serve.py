@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import dse
 from models import achievable_software, default_economics, serve, sum_max_affine
 from models._serve import _phase
-from models.platform import pipeline_fill_factor, ring_allreduce_s
+from models.platform import pipeline_fill_factor
 
 
 @settings(max_examples=200, deadline=None)
@@ -64,13 +64,6 @@ def test_llama3_70b_on_8_h100s_and_tp_speedup():
     assert bool(m8.feasible) and int(m8.n_chips) == 8
     assert float(m8.tpot_s) < float(m4.tpot_s)
     assert float(m8.memory_per_chip_bytes) < float(m4.memory_per_chip_bytes)
-
-
-def test_ring_allreduce_hand_derivation():
-    # 8 chips, 1 MB, 300 GB/s, 5 µs per step: 2·7/8·1e6/300e9 + 14·5e-6 = 5.833 µs + 70 µs.
-    t = ring_allreduce_s(f(1e6), f(8), f(300e9), f(5e-6))
-    assert float(t) == pytest.approx(2 * 7 / 8 * 1e6 / 300e9 + 14 * 5e-6)
-    assert float(ring_allreduce_s(f(1e6), f(1), f(300e9), f(5e-6))) == 0.0
 
 
 def test_pipeline_fill_factor():

@@ -120,6 +120,7 @@ def run_platform_study(spec_path: Path, outdir: Path, quiet: bool = False) -> xr
             ds = evaluate(
                 m,
                 p.hardware,
+                platform=p if p.network else None,
                 levels=["calibrated"],
                 dtype=dtype,
                 tp=p.tp,

@@ -43,7 +43,7 @@ from models import BOUND_NAMES, DTYPES, INFEASIBLE_REASONS, default_economics
 from models.workloads import active_params, kv_bytes_per_token, total_params
 
 
-def _floats(text: str, what: str, integer: bool = False) -> list[float]:
+def _floats(text: str, what: str, integer: bool = False, allow_zero: bool = False) -> list[float]:
     out = []
     for part in str(text).split(","):
         try:
@@ -52,9 +52,10 @@ def _floats(text: str, what: str, integer: bool = False) -> list[float]:
             raise SpecError(
                 f"--{what}: '{part}' is not a number: expected {'integers' if integer else 'numbers'} > 0, comma-separated"
             ) from None
-        if not np.isfinite(v) or v <= 0 or (integer and (v != int(v) or v > MAX_COUNT)):
+        if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero) or (integer and (v != int(v) or v > MAX_COUNT)):
+            expected = "numbers >= 0" if allow_zero else "numbers > 0"
             raise SpecError(
-                f"--{what}: '{part}': expected {f'integers from 1 to {MAX_COUNT:,}' if integer else 'numbers > 0'}"
+                f"--{what}: '{part}': expected {f'integers from 1 to {MAX_COUNT:,}' if integer else expected}"
             )
         out.append(v)
     return out
@@ -216,7 +217,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not given:
             raise SpecError(f"{flag}: empty list: expected one or more catalog ids or spec files, comma-separated")
     hws = [load_hardware(h, calibrated=not args.uncalibrated) for h in hw_ids]
-    knobs: dict[str, Any] = dict(tp=_floats(args.tp, "tp", integer=True), pp=_floats(args.pp, "pp", integer=True))
+    knobs: dict[str, Any] = {k: _floats(getattr(args, k), k, integer=True) for k in ("tp", "pp", "ep", "dp")}
+    if args.overlap is not None:
+        knobs["overlap"] = _floats(args.overlap, "overlap", allow_zero=True)
+    if args.expert_imbalance is not None:
+        knobs["expert_imbalance"] = _floats(args.expert_imbalance, "expert_imbalance")
     knobs |= _scenario(args)
     families = list(dict.fromkeys(h.family for h in hws))
     knobs |= {k: v if isinstance(v, list) else [v] for k, v in _set_knobs(args.set, families).items()}
@@ -227,6 +232,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         economics=_economics(args),
         levels=levels,
+        platform=args.platform,
         **{k: _scalar_or_list(v) if k not in ("batch", "tp") else v for k, v in knobs.items()},
     )
     grid_dims = [d for d in ds.tpot_s.dims if d not in ("model", "hardware", "level")]
@@ -372,6 +378,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             batch=_cell(path, i, r, "batch"),
             tp=_cell(path, i, r, "tp"),
             pp=_cell(path, i, r, "pp", default="1"),
+            ep=_cell(path, i, r, "ep", default="1"),
+            dp=_cell(path, i, r, "dp", default="1"),
             tokens=_cell(path, i, r, "context_tokens" if phase == "decode" else "prompt_tokens"),
             output=_cell(path, i, r, "output_tokens") if phase == "request" else 1.0,
         )
@@ -388,7 +396,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         cfg = make_config(m, h, weight_dtype=dtype, act_dtype=dtype, kv_dtype=dtype)
         for i in idx:
             row = parsed[i]
-            check_physics(cfg, {"tp": row["tp"], "pp": row["pp"]}, f"{path}: row {i + 2}")
+            check_physics(cfg, {k: row[k] for k in ("tp", "pp", "ep", "dp")}, f"{path}: row {i + 2}")
             check_context(m, row["tokens"], row["output"], f"{path}: row {i + 2}")
         knobs = {
             k: np.array([parsed[i][src] for i in idx])
@@ -396,6 +404,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 ("batch", "batch"),
                 ("tp", "tp"),
                 ("pp", "pp"),
+                ("ep", "ep"),
+                ("dp", "dp"),
                 ("prompt_tokens", "tokens"),
                 ("output_tokens", "output"),
             )
@@ -506,7 +516,12 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--phase", choices=("prefill", "decode", "request"), default="request")
     s.add_argument("--tp", default="1", help="tensor-parallel degree(s), e.g. 1,2,4,8")
     s.add_argument("--pp", default="1", help="pipeline-parallel degree(s)")
-    s.add_argument("--batch", default="1", help="batch size(s)")
+    s.add_argument("--ep", default="1", help="expert-parallel degree(s) (MoE: divides the experts)")
+    s.add_argument("--dp", default="1", help="data-parallel replicas (the batch is split over them)")
+    s.add_argument("--overlap", help="share(s) of communication that overlaps compute, 0 to 1 (default 0)")
+    s.add_argument("--expert-imbalance", help="tokens of the busiest expert group over the mean, >= 1 (default 1)")
+    s.add_argument("--platform", help="platform id or YAML (network levels); default: each chip's own system")
+    s.add_argument("--batch", default="1", help="batch size(s), of the whole platform")
     s.add_argument("--prompt-tokens", help="prompt tokens (prefill, request)")
     s.add_argument("--context", help="context tokens of the decode step (decode)")
     s.add_argument("--output-tokens", default="256", help="output tokens (request)")

@@ -35,7 +35,7 @@ from dse.specs import SpecError, suggest
 from models import Chip, Metrics, SoftwareParams, gemm_cost, serve
 from models.workloads import gemm_operator
 
-from ._config import Config, knob_owner, with_knobs
+from ._config import Config, knob_keys, knob_owner, with_knobs
 
 # One evaluation call covers at most this many designs: on CPU the cost model's working set
 # stays in cache up to ~2^14 designs (measured: 2^14 ≈ 1.7 M designs/s per core, 2^16 ≈
@@ -134,6 +134,7 @@ def dispatch(
 def check_knobs(config: Config, knobs: Mapping[str, Any]) -> int:
     """Validate SI knob names and values (finite, > 0, one length); returns the length."""
     owner = knob_owner(config)
+    table = knob_keys(config)
     lengths = set()
     for name, v in knobs.items():
         if name not in owner:
@@ -141,8 +142,10 @@ def check_knobs(config: Config, knobs: Mapping[str, Any]) -> int:
         arr = np.atleast_1d(np.asarray(v, dtype=float))
         if arr.ndim != 1:
             raise SpecError(f"knobs: '{name}': expected a scalar or a 1-D array of values")
-        if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-            raise SpecError(f"knobs: '{name}' has values <= 0 or not finite: expected numbers > 0")
+        zero_ok = table[name].key.kind in ("fraction", "nonnegative")  # shares and offsets may be 0
+        if not np.all(np.isfinite(arr)) or np.any(arr < 0) or (not zero_ok and np.any(arr == 0)):
+            expected = "numbers >= 0" if zero_ok else "numbers > 0"
+            raise SpecError(f"knobs: '{name}' has values out of range or not finite: expected {expected}")
         lengths.add(len(arr))
     if len(lengths) > 1:
         raise SpecError(f"knobs: arrays of different lengths {sorted(lengths)}: expected one length")

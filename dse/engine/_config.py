@@ -16,11 +16,22 @@ from typing import Any
 import jax
 import numpy as np
 
-from dse.specs import HardwareEntry, KeyInfo, ModelEntry, SpecError, keys_of, suggest
+from dse.specs import (
+    HardwareEntry,
+    KeyInfo,
+    ModelEntry,
+    PlatformEntry,
+    SpecError,
+    check_placement,
+    hardware_network,
+    keys_of,
+    suggest,
+)
 from models import DTYPES, Chip, EconomicsSpec, Scenario, Workload, default_economics
 from models.platform import PlatformSpec
 
 COMPONENTS = ("model", "chip", "platform", "scenario", "economics")
+_PLATFORM_LEAVES = {f.name for f in dataclasses.fields(PlatformSpec) if not f.metadata.get("static")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +102,8 @@ def with_knobs(config: Config, knobs: Mapping[str, Any]) -> Config:
 # Physical ranges of bounded knobs. Converter resolutions: in-memory-compute macros use 1-8 bit
 # ADCs and 1-4 bit DACs (seeds/000, IMC); 16 bits bounds any converter fast enough to matter.
 # PUE is facility energy over IT energy (The Green Grid): at least 1.
-PHYSICAL_RANGE = {"adc_bits": (1, 16), "dac_bits": (1, 16), "pue": (1, np.inf)}
+# The busiest expert group carries at least the mean load (1 = balanced routing).
+PHYSICAL_RANGE = {"adc_bits": (1, 16), "dac_bits": (1, 16), "pue": (1, np.inf), "expert_imbalance": (1, np.inf)}
 
 
 def check_physics(config: Config, values: Mapping[str, Any], where: str, uneven_heads: bool = False) -> None:
@@ -135,6 +147,20 @@ def check_physics(config: Config, values: Mapping[str, Any], where: str, uneven_
             idle = float(config.chip.idle_w)
             if np.any(arr <= idle):
                 raise SpecError(f"{label} = {arr.min():g}: expected more than the chip's idle power of {idle:.4g} W")
+        if knob.field == "ep" and hasattr(model, "n_experts"):
+            experts = float(model.n_experts) if getattr(model, "moe", False) else 1.0
+            for ep in np.unique(arr):
+                if experts % ep:
+                    what = (
+                        f"a divisor of the model's {experts:g} experts"
+                        if experts > 1
+                        else "1 (a dense model has no experts)"
+                    )
+                    raise SpecError(f"{label} = {ep:g}: expected {what}")
+        if knob.field == "overlap" and np.any((arr < 0) | (arr > 1)):
+            raise SpecError(
+                f"{label} = {arr[(arr < 0) | (arr > 1)][0]:g}: expected a share from 0 to 1 ({knob.key.doc})"
+            )
         if knob.field == "pp" and hasattr(model, "n_layers") and np.any(arr > float(model.n_layers)):
             raise SpecError(
                 f"{label} = {arr.max():g}: expected at most the model's {float(model.n_layers):g} layers (one per stage)"
@@ -176,6 +202,8 @@ def make_config(
     *,
     tp: float = 1,
     pp: float = 1,
+    ep: float = 1,
+    dp: float = 1,
     batch: float = 1,
     prompt_tokens: float = 2048,
     output_tokens: float = 256,
@@ -184,18 +212,29 @@ def make_config(
     kv_dtype: str = "bf16",
     economics: EconomicsSpec | None = None,
     uneven_heads: bool = False,
+    platform: PlatformEntry | None = None,
 ) -> Config:
-    """The base configuration of one model on one hardware (scalar leaves)."""
+    """The base configuration of one model on one hardware (scalar leaves), on the network
+    of ``platform`` (a platform file) or else of the chip's own system (its hardware file)."""
     for key, dt in (("weight_dtype", weight_dtype), ("act_dtype", act_dtype), ("kv_dtype", kv_dtype)):
         check_dtype(key, dt)
+    network = platform.network if platform is not None else hardware_network(hardware)
+    leaves = {k: _leaf(v) for k, v in network.items() if k in _PLATFORM_LEAVES}
+    static = {k: v for k, v in network.items() if k.endswith("_topology")}
+    chip = hardware.spec
+    if platform is not None and platform.chip_links:
+        chip = dataclasses.replace(chip, **{k: _leaf(v) for k, v in platform.chip_links.items()})
+    where = f"{model.id} on {platform.id if platform is not None else hardware.id}"
+    check_placement(where, network, float(np.max(tp)) * float(np.max(pp)) * float(np.max(ep)))
     config = Config(
         model=model.spec,
-        chip=hardware.spec,
-        platform=PlatformSpec(_leaf(tp), _leaf(pp)),
+        chip=chip,
+        platform=PlatformSpec(_leaf(tp), _leaf(pp), _leaf(ep), _leaf(dp), **leaves, **static),
         scenario=Scenario(_leaf(batch), _leaf(prompt_tokens), _leaf(output_tokens), weight_dtype, act_dtype, kv_dtype),
         economics=economics or default_economics(),
     )
-    counts = {"tp": tp, "pp": pp, "batch": batch, "prompt_tokens": prompt_tokens, "output_tokens": output_tokens}
-    check_physics(config, counts, f"{model.id} on {hardware.id}", uneven_heads)
+    counts = {"tp": tp, "pp": pp, "ep": ep, "dp": dp, "batch": batch}
+    counts |= {"prompt_tokens": prompt_tokens, "output_tokens": output_tokens}
+    check_physics(config, counts, where, uneven_heads)
     check_context(model, prompt_tokens, output_tokens, model.id)
     return config

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from dse.specs import HardwareEntry, ModelEntry, SpecError, load_hardware, load_model
+from dse.specs import HardwareEntry, ModelEntry, PlatformEntry, SpecError, load_hardware, load_model, load_platform
 from models import EconomicsSpec, Metrics
 
 from ._boundary import check_knobs, run_designs
@@ -35,6 +35,7 @@ def evaluate(
     kv_dtype: str = "bf16",
     economics: EconomicsSpec | None = None,
     uneven_heads: bool = False,
+    platform: str | PlatformEntry | None = None,
     **knobs: Any,
 ) -> xr.Dataset:
     """Evaluate a grid of configurations and return a labelled dataset.
@@ -45,7 +46,11 @@ def evaluate(
     result (outer product). ``model`` and ``hardware`` may be lists: they become the
     ``model`` and ``hardware`` dimensions, one compiled program per static structure.
     Knob values are checked (:func:`check_physics`); ``uneven_heads`` admits a tp that does
-    not divide the attention heads, as some published studies use.
+    not divide the attention heads, as some published studies use. ``platform`` (a platform
+    id or file) puts the chips on that platform's network; otherwise each chip runs on its
+    own system's (its hardware file's scale-up domain and scale-out NICs). Parallel knobs:
+    ``tp``, ``pp``, ``ep``, ``dp`` (``batch`` is the whole platform's, split over dp
+    replicas and, in attention, over ep groups), ``overlap``, ``expert_imbalance``.
 
     Examples:
         >>> ds = evaluate("llama-3-70b", "h100-sxm5-80gb", tp=8, batch=[1, 8, 32],
@@ -57,7 +62,9 @@ def evaluate(
         weight_dtype = act_dtype = kv_dtype = dtype
     models = _entries(model, load_model)
     hws = _entries(hardware, load_hardware)
-    base_defaults = dict(tp=1, pp=1, batch=1, prompt_tokens=2048, output_tokens=256)
+    if isinstance(platform, str):
+        platform = load_platform(platform)
+    base_defaults = dict(tp=1, pp=1, ep=1, dp=1, batch=1, prompt_tokens=2048, output_tokens=256)
     scalars = {k: v for k, v in knobs.items() if np.ndim(v) == 0}
     axes = {k: np.asarray(v, dtype=float) for k, v in knobs.items() if np.ndim(v) > 0}
     for k, v in axes.items():
@@ -78,6 +85,7 @@ def evaluate(
             kv_dtype=kv_dtype,
             economics=economics,
             uneven_heads=uneven_heads,
+            platform=platform,
             **base,
         )
         check_knobs(cfg, rest)

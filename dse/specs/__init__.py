@@ -43,6 +43,8 @@ from ._outputs import remove_own as remove_own
 from ._outputs import write_dataset as write_dataset
 from ._outputs import writing as writing
 from ._platforms import PlatformEntry as PlatformEntry
+from ._platforms import check_placement as check_placement
+from ._platforms import hardware_network as hardware_network
 from ._platforms import load_platform as load_platform
 from ._platforms import platform_ids as platform_ids
 from ._units import UNITS as UNITS

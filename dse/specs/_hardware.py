@@ -16,6 +16,7 @@ import numpy as np
 
 from models import Chip
 from models.hardware import FAMILIES
+from models.platform import TOPOLOGIES
 
 from ._errors import SpecError, suggest
 from ._files import HARDWARE_DIR, ids, read_mapping, resolve
@@ -27,6 +28,11 @@ DESCRIPTIVE_KEYS: dict[str, KeyInfo] = {
     "name": described("name", "str", "a display name", required=True),
     "interconnect": described("interconnect", "str", "a name"),
     "scale_up_domain": described("scale_up_domain", "int", "chips per scale-up domain, integer > 0"),
+    "scale_up_topology": described("scale_up_topology", "choice", "the scale-up topology", choices=TOPOLOGIES),
+    "scale_out_bandwidth_gb_s": described(
+        "scale_out_bandwidth_gb_s", "positive", "scale-out GB/s per chip and direction > 0"
+    ),
+    "scale_out_latency_us": described("scale_out_latency_us", "positive", "scale-out latency per hop in us > 0"),
     "vendor": described("vendor", "str", "a name"),
     "release_year": described("release_year", "int", "a year"),
 }

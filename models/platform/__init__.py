@@ -1,7 +1,10 @@
-"""Platforms: parallelism (TP/PP), collectives, pipelines."""
+"""Platforms: parallelism (TP/EP/PP/DP), the network hierarchy and its collectives, pipelines."""
 
+from ._network import COLLECTIVES as COLLECTIVES
+from ._network import TOPOLOGIES as TOPOLOGIES
+from ._network import Level as Level
+from ._network import collective_s as collective_s
+from ._network import level_collective_s as level_collective_s
+from ._network import smooth_min as smooth_min
 from ._parallel import PlatformSpec as PlatformSpec
-from ._parallel import collective_s as collective_s
 from ._parallel import pipeline_fill_factor as pipeline_fill_factor
-from ._parallel import ring_allreduce_s as ring_allreduce_s
-from ._parallel import send_recv_s as send_recv_s

@@ -1,10 +1,8 @@
-"""Multi-chip platform: tensor and pipeline parallelism, collectives over the scale-up links.
+"""Multi-chip platform: parallel degrees, their placement on the network levels, pipelines.
 
 References:
   GenZ (seeds/003) §III-C: TP all-reduce after the attention and FFN blocks of every layer,
-    PP send/recv at stage boundaries, collective time from link bandwidth and latency.
-  Patarasuk & Yuan, "Bandwidth optimal all-reduce algorithms", JPDC 2009: ring all-reduce
-    moves 2(n−1)/n of the message over each link in 2(n−1) steps.
+    EP all-to-all, PP send/recv at stage boundaries; parallelism order TP:EP:PP.
   Huang et al., "GPipe", NeurIPS 2019: pipeline with m micro-batches over p stages takes
     (m + p − 1) stage-times.
 """
@@ -13,37 +11,105 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from models._interface import Chip, SoftwareParams
-from models._pytree import pytree_dataclass, spec_field
+from models._interface import Chip, SoftwareParams, Split
+from models._pytree import pytree_dataclass, spec_field, static_field
+
+from ._network import Level, collective_s
 
 Array = jax.Array
 
 
 @pytree_dataclass
 class PlatformSpec:
-    """How many chips serve one model replica and how the model is split across them."""
+    """How the chips of a platform are connected and how a model is split across them.
+
+    Parallelisms (GenZ §III-C, placement order TP:EP:PP:DP from the innermost, so TP groups
+    are contiguous chips): tensor (tp: every layer's heads and FFN columns), expert (ep: MoE
+    experts over ep groups of tp chips; attention is data-parallel over them, each with its
+    own sequences), pipeline (pp: consecutive layers), data (dp: independent replicas, each
+    serving batch/dp sequences). The network has two levels: the scale-up domain of
+    ``scale_up_chips`` chips (its per-chip bandwidth and hop latency are the chip's
+    ``link_*`` values) and a scale-out network between domains.
+    """
 
     tp: Array = spec_field(kind="int", doc="tensor-parallel degree (chips sharing every layer)")
     pp: Array = spec_field(kind="int", doc="pipeline-parallel degree (stages of consecutive layers)")
+    ep: Array = spec_field(
+        kind="int",
+        required=False,
+        doc="expert-parallel degree (groups sharing the experts)",
+        default_factory=lambda: np.asarray(1.0),
+    )
+    dp: Array = spec_field(
+        kind="int", required=False, doc="data-parallel replicas", default_factory=lambda: np.asarray(1.0)
+    )
+    overlap: Array = spec_field(
+        kind="fraction",
+        required=False,
+        doc="share of communication that can overlap compute",
+        default_factory=lambda: np.asarray(0.0),
+    )
+    expert_imbalance: Array = spec_field(
+        required=False,
+        doc="tokens of the busiest expert group over the mean, >= 1",
+        default_factory=lambda: np.asarray(1.0),
+    )
+    scale_up_chips: Array = spec_field(
+        kind="int", required=False, doc="chips per scale-up domain", default_factory=lambda: np.asarray(8.0)
+    )
+    scale_out_bandwidth_bytes_per_s: Array = spec_field(
+        "scale_out_bandwidth_gb_s",
+        "GB/s",
+        required=False,
+        doc="scale-out bandwidth per chip and direction",
+        default_factory=lambda: np.asarray(50e9),
+    )
+    scale_out_latency_s: Array = spec_field(
+        "scale_out_latency_us",
+        "us",
+        required=False,
+        doc="scale-out per-hop latency",
+        default_factory=lambda: np.asarray(5e-6),
+    )
+    scale_up_topology: str = static_field(default="switch")
+    scale_out_topology: str = static_field(default="switch")
+
+    @property
+    def split(self) -> Split:
+        return Split(self.tp, self.ep, self.expert_imbalance)
+
+    @property
+    def stage_chips(self) -> Array:
+        """Chips of one pipeline stage of one replica (tp · ep)."""
+        return self.tp * self.ep
+
+    @property
+    def replica_chips(self) -> Array:
+        return self.tp * self.ep * self.pp
 
     @property
     def n_chips(self) -> Array:
-        return self.tp * self.pp
+        return self.replica_chips * self.dp
 
+    def levels(self, chip: Chip) -> tuple[Level, Level]:
+        """The scale-up and scale-out levels (``n`` = the scale-up domain size)."""
+        up = Level(self.scale_up_chips, chip.link_bandwidth_bytes_per_s, chip.link_latency_s, self.scale_up_topology)
+        out = Level(
+            jnp.ones_like(self.scale_up_chips),
+            self.scale_out_bandwidth_bytes_per_s,
+            self.scale_out_latency_s,
+            self.scale_out_topology,
+        )
+        return up, out
 
-def ring_allreduce_s(message_bytes: Array, n: Array, link_bytes_per_s: Array, step_latency_s: Array) -> Array:
-    """Ring all-reduce time: 2(n−1)/n · bytes / link bandwidth + 2(n−1) · per-step latency.
-
-    Zero for n = 1 (Patarasuk & Yuan 2009; GenZ §III-C).
-    """
-    steps = 2.0 * (n - 1.0)
-    return steps / n * message_bytes / link_bytes_per_s + steps * step_latency_s
-
-
-def send_recv_s(message_bytes: Array, link_bytes_per_s: Array, latency_s: Array) -> Array:
-    """Point-to-point transfer between neighbouring pipeline stages: α + bytes/β."""
-    return latency_s + message_bytes / link_bytes_per_s
+    def collective_s(
+        self, chip: Chip, software: SoftwareParams, collective: str, message_bytes: Array, n: Array, stride: Array
+    ) -> Array:
+        """One collective among ``n`` chips ``stride`` apart on this platform's network."""
+        up, out = self.levels(chip)
+        return collective_s(collective, message_bytes, n, stride, up, out, software)
 
 
 def pipeline_fill_factor(micro_batches: Array, pp: Array) -> Array:
@@ -53,18 +119,3 @@ def pipeline_fill_factor(micro_batches: Array, pp: Array) -> Array:
     each (GPipe), i.e. (m + p − 1)/(m·p); 1 when p = 1 or m = 1.
     """
     return (micro_batches + pp - 1.0) / (micro_batches * pp)
-
-
-def collective_s(chip: Chip, software: SoftwareParams, collective: str, message_bytes: Array, n: Array) -> Array:
-    """Time of one collective over the chip's scale-up links as a software stack runs it:
-    link bandwidth × link efficiency, per-step latency = link latency + collective latency.
-
-    ``collective`` (static) is ``all_reduce`` (ring, over ``n`` chips) or ``send_recv``.
-    """
-    link = chip.link_bandwidth_bytes_per_s * software.link_efficiency
-    hop = chip.link_latency_s + software.collective_latency_s
-    if collective == "all_reduce":
-        return ring_allreduce_s(message_bytes, n, link, hop)
-    if collective == "send_recv":
-        return send_recv_s(message_bytes, link, hop) * jnp.ones_like(n)
-    raise ValueError(f"collective: {collective!r}: expected all_reduce or send_recv")

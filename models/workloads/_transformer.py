@@ -31,6 +31,7 @@ from models._interface import (
     LayerComm,
     OperatorTable,
     Scenario,
+    Split,
     dtype_bytes,
 )
 from models._pytree import pytree_dataclass, spec_field, static_field
@@ -69,22 +70,33 @@ class TransformerSpec:
 
     # --- the Workload interface (models._interface.Workload) ----------------------------
 
-    def operator_table(self, scenario: Scenario, tp: Array, new_tokens: Array, past_tokens: Array) -> OperatorTable:
-        return operator_table(self, scenario, tp, new_tokens, past_tokens)
+    def operator_table(self, scenario: Scenario, split: Split, new_tokens: Array, past_tokens: Array) -> OperatorTable:
+        return operator_table(self, scenario, split, new_tokens, past_tokens)
 
-    def footprint(self, scenario: Scenario, tp: Array, pp: Array) -> Footprint:
-        return memory_per_chip(self, scenario, tp, pp)
+    def footprint(self, scenario: Scenario, split: Split, pp: Array) -> Footprint:
+        return memory_per_chip(self, scenario, split, pp)
 
-    def layer_comm(self, scenario: Scenario, tp: Array, new_tokens: Array) -> LayerComm:
+    def layer_comm(self, scenario: Scenario, split: Split, new_tokens: Array) -> LayerComm:
         """Megatron TP: an all-reduce of the activations after attention and after the FFN of
-        every layer (GenZ §III-C); the same activations cross a pipeline-stage boundary."""
-        del tp
-        act = scenario.batch * new_tokens * self.d_model * dtype_bytes(scenario.act_dtype)
-        return LayerComm(act, 2.0 * jnp.ones_like(act), act)
+        every layer (GenZ §III-C); the same activations cross a pipeline-stage boundary. EP
+        (MoE): an all-to-all dispatches each token's hidden state to its top-k experts' groups
+        and another combines the results (GenZ §III-C; DeepSpeed-MoE, Rajbhandari et al.
+        2022); the tp chips of a group each send 1/tp of it."""
+        act = scenario.batch / split.ep * new_tokens * self.d_model * dtype_bytes(scenario.act_dtype)
+        one = jnp.ones_like(act)
+        if self.moe:
+            a2a, n_a2a = act * self.top_k / split.tp, 2.0 * one
+        else:
+            a2a, n_a2a = 0.0 * act, 0.0 * one
+        return LayerComm(act, 2.0 * one, act, a2a, n_a2a)
 
     @property
     def max_tp(self) -> Array:
         return self.n_heads
+
+    @property
+    def max_ep(self) -> Array:
+        return self.n_experts if self.moe else jnp.ones_like(self.n_experts)
 
 
 def weight_params(model: TransformerSpec) -> dict[str, Array]:
@@ -129,6 +141,11 @@ def distinct_experts(n_experts: Array, top_k: Array, tokens: Array) -> Array:
     return n_experts * (1.0 - miss**tokens)
 
 
+def as_split(split: Split | Array) -> Split:
+    """A :class:`Split`, or tensor parallelism only when given a tensor-parallel degree."""
+    return split if isinstance(split, Split) else Split.of(jnp.asarray(split))
+
+
 def kv_heads_per_chip(model: TransformerSpec, tp: Array) -> Array:
     """KV heads held by one chip: n_kv/tp, replicated (at least one) when tp > n_kv."""
     return jnp.maximum(model.n_kv_heads / tp, 1.0)
@@ -137,7 +154,7 @@ def kv_heads_per_chip(model: TransformerSpec, tp: Array) -> Array:
 def operator_table(
     model: TransformerSpec,
     scenario: Scenario,
-    tp: Array,
+    split: Split,
     new_tokens: Array,
     past_tokens: Array,
 ) -> OperatorTable:
@@ -146,7 +163,8 @@ def operator_table(
     Args:
         model: the transformer.
         scenario: batch and dtypes (its token counts are not used here).
-        tp: tensor-parallel degree (heads and FFN columns split Megatron-style).
+        split: tensor-parallel degree (heads and FFN columns split Megatron-style) and
+            expert-parallel groups (each serves batch/ep sequences and 1/ep of the experts).
         new_tokens: tokens per sequence processed in this pass (prompt S for prefill, 1 for
             a decode step).
         past_tokens: tokens already in each sequence's KV cache (0 for prefill, C for decode).
@@ -155,7 +173,9 @@ def operator_table(
         The operator table; it is affine in ``past_tokens`` (what the closed-form decode sum
         in :mod:`models.system` relies on).
     """
-    b = scenario.batch
+    split = as_split(split)
+    tp, ep = split.tp, split.ep
+    b = scenario.batch / ep  # sequences of this chip's expert-parallel group
     w = dtype_bytes(scenario.weight_dtype)
     a = dtype_bytes(scenario.act_dtype)
     d, hd, L = model.d_model, model.head_dim, model.n_layers
@@ -267,8 +287,11 @@ def operator_table(
     f = model.d_ff / tp
     up_n = (2.0 if model.gated_ffn else 1.0) * f
     if model.moe:
-        routed = tokens * model.top_k  # token-expert pairs
-        hit = distinct_experts(model.n_experts, model.top_k, tokens)
+        # Token-expert pairs this chip's group computes: 1/ep of the stage's (all groups'
+        # tokens are dispatched), times the imbalance of the busiest group, which paces the
+        # layer; at most all of them. Its experts: 1/ep of those the stage's tokens hit.
+        routed = tokens * model.top_k * jnp.minimum(split.expert_imbalance, ep)
+        hit = distinct_experts(model.n_experts, model.top_k, tokens * ep) / ep
         m_expert = routed / hit
         row(
             "router",
@@ -284,7 +307,7 @@ def operator_table(
         )
     else:
         routed, hit, m_expert = tokens, one, tokens
-    n_exp = model.n_experts if model.moe else one
+    n_exp = model.n_experts / ep if model.moe else one
     row(
         "ffn_up",
         GEMM,
@@ -349,21 +372,27 @@ def operator_table(
     return OperatorTable(*stack, names=tuple(cols[0]), kinds=tuple(cols[1]), per_layer=per_layer)
 
 
-def memory_per_chip(model: TransformerSpec, scenario: Scenario, tp: Array, pp: Array) -> Footprint:
+def memory_per_chip(model: TransformerSpec, scenario: Scenario, split: Split, pp: Array) -> Footprint:
     """Memory footprint per chip for a whole request (context S + D at the end).
 
-    Weights split over tp·pp chips; KV cache 2·B·C·n_kv·head_dim·layers·bytes split over KV
-    heads (TP, replicated beyond n_kv) and layers (PP); activations: the largest live
-    tensors of a prefill layer (input, QKV output and FFN hidden), not multiplied by layers.
+    Weights split over tp·pp chips, experts also over ep groups (the rest is replicated in
+    each group); KV cache 2·(B/ep)·C·n_kv·head_dim·layers·bytes split over KV heads (TP,
+    replicated beyond n_kv) and layers (PP); activations: the largest live tensors of a
+    prefill layer (input, QKV output and FFN hidden), not multiplied by layers.
     """
+    split = as_split(split)
+    tp, ep = split.tp, split.ep
     w = dtype_bytes(scenario.weight_dtype)
     a = dtype_bytes(scenario.act_dtype)
-    weights = total_params(model) * w / (tp * pp)
+    n_mats = 3.0 if model.gated_ffn else 2.0
+    experts = model.n_layers * n_mats * model.d_model * model.d_ff * model.n_experts if model.moe else 0.0
+    weights = ((total_params(model) - experts) + experts / ep) * w / (tp * pp)
     context = scenario.prompt_tokens + scenario.output_tokens
-    kv = scenario.batch * context * kv_bytes_per_token(model, scenario.kv_dtype, tp) / pp
-    tokens = scenario.batch * scenario.prompt_tokens
+    batch = scenario.batch / ep
+    kv = batch * context * kv_bytes_per_token(model, scenario.kv_dtype, tp) / pp
+    tokens = batch * scenario.prompt_tokens
     hidden = (2.0 if model.gated_ffn else 1.0) * model.d_ff / tp * jnp.minimum(model.top_k, model.n_experts)
     act = tokens * (2.0 * model.d_model + (model.n_heads + 2.0 * model.n_kv_heads) * model.head_dim / tp + hidden) * a
     # Pipelined (pp > 1): each sequence is a micro-batch, so a stage holds one at a time.
-    act = jnp.where(pp > 1, act / scenario.batch, act)
+    act = jnp.where(pp > 1, act / batch, act)
     return Footprint(weights, kv, act)
