@@ -63,9 +63,11 @@ class Level(NamedTuple):
 def smooth_min(*times: Array) -> Array:
     """A differentiable minimum of positive times (p-norm), monotone in every argument."""
     p = SMOOTH_MIN_POWER
-    # Scale by the smallest for numerical range; the result is exact in scale.
-    lo = jnp.maximum(jnp.min(jnp.stack(jnp.broadcast_arrays(*times)), axis=0), 1e-30)
-    return lo * sum((t / lo) ** -p for t in times) ** (-1.0 / p)
+    # Times floored at 1e-30 s (a zero time, e.g. no collective, would give 0^−p = ∞ and a NaN
+    # gradient); scaled by the smallest for numerical range.
+    ts = [jnp.maximum(t, 1e-30) for t in jnp.broadcast_arrays(*times)]
+    lo = jnp.min(jnp.stack(ts), axis=0)
+    return lo * sum((t / lo) ** -p for t in ts) ** (-1.0 / p)
 
 
 def _dims(topology: str) -> float:
