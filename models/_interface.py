@@ -106,6 +106,20 @@ class OperatorTable(NamedTuple):
         """Weights this chip holds for the pass: Σ stored weight bytes · repeat (all experts)."""
         return (self.stored_weight_bytes * self.repeat).sum()
 
+    def merged(self, other: OperatorTable) -> OperatorTable:
+        """One pass that does the work of both tables (same rows): chunked prefill riding along
+        a decode step (Sarathi-Serve, Agrawal et al. 2024). FLOPs, activation and KV bytes add;
+        weights are read once; GEMM and elementwise rows see the rows of both; attention rows
+        keep this table's per-sequence shapes."""
+        attention = self.mask(ATTENTION)
+        return self._replace(
+            flops=self.flops + other.flops,
+            weight_bytes=jnp.maximum(self.weight_bytes, other.weight_bytes),
+            act_bytes=self.act_bytes + other.act_bytes,
+            kv_bytes=self.kv_bytes + other.kv_bytes,
+            m=self.m + (1.0 - attention) * other.m,
+        )
+
     @property
     def kv_total_bytes(self) -> Array:
         """KV cache (or state) this chip holds: what the attention rows read, all layers."""
@@ -171,6 +185,34 @@ class Scenario:
     kv_dtype: str = static_field(default="bf16")
     fused_attention: bool = static_field(default=True)
     causal: bool = static_field(default=True)  # False: encoder (ViT) attention over all tokens
+    # Serving (static structure): 'static' serves one request batch start to end;
+    # 'continuous' is continuous batching in steady state (``batch`` sequences running).
+    batching: str = static_field(default="static")
+    chunk_tokens: Array = spec_field(
+        kind="nonnegative",
+        required=False,
+        doc="prefill tokens per iteration (0: whole prompts)",
+        default_factory=lambda: np.asarray(0.0),
+    )
+    draft_tokens: Array = spec_field(
+        kind="nonnegative",
+        required=False,
+        doc="speculative tokens per step (0: none)",
+        default_factory=lambda: np.asarray(0.0),
+    )
+    acceptance: Array = spec_field(
+        kind="fraction",
+        required=False,
+        doc="acceptance rate of a drafted token",
+        default_factory=lambda: np.asarray(0.0),
+    )
+    draft_cost_ratio: Array = spec_field(
+        kind="nonnegative",
+        required=False,
+        doc="draft step time over a verify pass",
+        default_factory=lambda: np.asarray(0.0),
+    )
+    beam: Array = spec_field(kind="int", required=False, doc="beam width", default_factory=lambda: np.asarray(1.0))
 
 
 class Workload(Protocol):

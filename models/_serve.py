@@ -72,6 +72,7 @@ class PhaseCost(NamedTuple):
     chip_energy_j: Array  # Σ operator energy on one chip (all layers)
     flops: Array  # per chip, all layers
     bytes: Array  # per chip, all layers
+    kv_bytes: Array  # of which KV-cache reads and writes
 
 
 def _times(ph: PhaseCost, m: Array) -> PhaseCost:
@@ -89,19 +90,29 @@ def _phase(
     past_first: Array,
     n_passes: Array,
     single: bool = False,
+    growth: Array | None = None,
+    chunk: tuple[Array, Array, Array] | None = None,
 ) -> PhaseCost:
     """Cost of ``n_passes`` passes of ``new_tokens`` tokens with the context growing by
-    ``new_tokens`` each pass from ``past_first``, summed in closed form. ``single`` (static)
-    says that there is one pass, which skips the second table."""
+    ``growth`` (default ``new_tokens``) each pass from ``past_first``, summed in closed form.
+    ``single`` (static) says that there is one pass, which skips the second table.
+    ``chunk = (sequences, tokens, past)``: prefill chunks that ride along in the same single
+    pass (chunked prefill), merged into its operator table."""
     tp, pp, split = platform.tp, platform.pp, platform.split
+    growth = new_tokens if growth is None else growth
     dt = (scenario.weight_dtype, scenario.act_dtype, scenario.kv_dtype)
     first = model.operator_table(scenario, split, new_tokens, past_first)
+    comm_tokens = new_tokens
+    if chunk is not None:
+        seqs, tokens, past = chunk
+        first = first.merged(model.operator_table(dataclasses.replace(scenario, batch=seqs), split, tokens, past))
+        comm_tokens = new_tokens + seqs * tokens / scenario.batch
     c0 = chip.operator_cost(software, first, *dt)
     if single:
         last, c1 = first, c0
         op_roof = jnp.maximum(c0.compute_s, c0.memory_s) * n_passes
     else:
-        last = model.operator_table(scenario, split, new_tokens, past_first + new_tokens * (n_passes - 1.0))
+        last = model.operator_table(scenario, split, new_tokens, past_first + growth * (n_passes - 1.0))
         c1 = chip.operator_cost(software, last, *dt)
         steps = jnp.maximum(n_passes - 1.0, 1.0)
         # Per-operator sums over passes: max(compute, memory) summed exactly; linear terms
@@ -128,14 +139,15 @@ def _phase(
     # Communication per pass (GenZ §III-C) on the platform's network levels, TP innermost:
     # the workload's all-reduces of every layer among tp neighbours, its all-to-alls among
     # the ep groups (tp chips apart), and pp − 1 stage-to-stage transfers (tp·ep apart).
-    comm = model.layer_comm(scenario, split, new_tokens)
+    comm = model.layer_comm(scenario, split, comm_tokens)
     allreduce = platform.collective_s(chip, software, "all_reduce", comm.allreduce_bytes, tp, jnp.ones_like(tp))
     alltoall = platform.collective_s(chip, software, "all_to_all", comm.alltoall_bytes, platform.ep, tp)
     hop = platform.collective_s(
         chip, software, "send_recv", comm.stage_bytes, 2.0 * jnp.ones_like(pp), tp * platform.ep
     )
     net = model.n_layers * (comm.allreduces * allreduce + comm.alltoalls * alltoall) + (pp - 1.0) * hop
-    framework_s = software.pass_overhead_s(scenario.batch / platform.ep)
+    seqs_in_pass = scenario.batch + (chunk[0] if chunk is not None else 0.0)
+    framework_s = software.pass_overhead_s(seqs_in_pass / platform.ep)
     busy = op_time.sum()
     # A share ``overlap`` of the communication may run under the compute of the pass (GenZ
     # §III-C's overlap knob); what does not fit under it stays exposed.
@@ -151,6 +163,7 @@ def _phase(
         chip_energy_j=energy.sum(),
         flops=(op_flops * rep).sum(),
         bytes=(op_bytes * rep).sum(),
+        kv_bytes=(mean(first.kv_bytes, last.kv_bytes) * rep).sum(),
     )
 
 
@@ -205,6 +218,19 @@ class Metrics(NamedTuple):
     n_chips: Array
 
 
+BATCHING = ("static", "continuous", "chunked", "disaggregated")
+
+
+def expected_accepted_tokens(acceptance: Array, draft_tokens: Array) -> Array:
+    """Tokens a speculative verify pass yields on average: E = Σ_{i=0}^{γ} α^i =
+    (1 − α^{γ+1}) / (1 − α) for γ drafted tokens each accepted with probability α
+    (Leviathan et al., ICML 2023, Eq. 1; GenZ §IV-B); γ + 1 at α = 1, 1 without drafting."""
+    a = jnp.clip(acceptance, 0.0, 1.0)
+    near_one = a > 1.0 - 1e-6
+    safe = jnp.where(near_one, 0.5, a)  # keeps the unused branch finite (and its gradient)
+    return jnp.where(near_one, draft_tokens + 1.0, (1.0 - safe ** (draft_tokens + 1.0)) / (1.0 - safe))
+
+
 def serve(
     model: Workload,
     chip: Chip,
@@ -213,19 +239,39 @@ def serve(
     economics: EconomicsSpec,
     software: SoftwareParams,
 ) -> Metrics:
-    """Metrics of serving one request batch on one model replica (single configuration).
+    """Metrics of serving requests on a platform (single configuration).
 
-    Args:
-        model: a workload (scalar leaves).
-        chip: a chip of any family (scalar leaves; the class is the static family).
-        platform: TP and PP degrees (chips = tp·pp).
-        scenario: batch B, prompt S, output tokens D, dtypes.
-        economics: TCO parameters.
-        software: efficiency level (ideal, achievable or calibrated).
+    ``scenario.batching`` (static) chooses what is served:
+
+    * ``static``: one batch of ``batch`` requests from the first prompt token to the last
+      output token (prefill, then decode steps with the context growing, in closed form);
+    * ``continuous``: continuous batching in steady state with ``batch`` sequences running
+      (Orca, Yu et al. OSDI 2022; vLLM): an iteration is one decode pass of the running
+      sequences at the mean context S + D/2, plus the prefill pass of the prompts that replace
+      the sequences finishing in it (b·S/D tokens), which stalls that iteration's decode;
+    * ``chunked``: as continuous, but prompts enter in chunks of at most ``chunk_tokens``
+      tokens that ride along in the decode pass (Sarathi-Serve, Agrawal et al. OSDI 2024; GenZ
+      Fig. 9); a budget below b·S/D tokens caps the sequences that can keep running;
+    * ``disaggregated``: prefill and decode on separate pools (DistServe, Zhong et al. OSDI
+      2024; Splitwise): ``prefill_share`` of the dp replicas prefill one request per pass and
+      send its KV cache over the scale-out network; the rest only decode; throughput is that
+      of the slower pool.
+
+    Every mode takes speculative decoding (``draft_tokens`` γ, ``acceptance`` α,
+    ``draft_cost_ratio``: a draft step's time in verify passes; a verify pass runs γ + 1
+    tokens and yields :func:`expected_accepted_tokens`), beam search (``beam`` sequences per
+    request in decode; the prompt's KV cache is shared) and a KV offload tier
+    (``kv_offload_bytes`` of host memory per chip at ``host_bandwidth_bytes_per_s``: KV that
+    does not fit in the chip's memory is read from the host every decode pass).
 
     Returns:
-        :class:`Metrics`, every field a scalar.
+        :class:`Metrics`, every field a scalar. In the steady-state modes ``latency_s`` is a
+        request's (TTFT + D·TPOT), throughput and energy are per output token of the running
+        system, and ``energy_j`` is that of ``batch`` requests' output tokens.
     """
+    mode = scenario.batching
+    if mode not in BATCHING:
+        raise ValueError(f"batching: {mode!r}: expected one of {', '.join(BATCHING)}")
     if chip.chips_from_capacity:
         # SRAM-only chips: as many pipeline stages as the weights and KV cache need
         # (GenZ Table VII, "Multiple SRAM chips"); the chip count is an output.
@@ -240,91 +286,195 @@ def serve(
     tp, pp, dp = platform.tp, platform.pp, platform.dp
     stage_chips = platform.stage_chips  # chips that each do one stage's share of every row
     n_chips = platform.n_chips
-    replicas = dp  # independent replicas, each serving batch/dp sequences
     batch_all = scenario.batch
-    scenario = dataclasses.replace(scenario, batch=batch_all / dp)
+    scenario = dataclasses.replace(scenario, batch=batch_all / dp)  # one of dp replicas
     b, s, d = scenario.batch, scenario.prompt_tokens, scenario.output_tokens
-    zero = jnp.zeros_like(b)
-    pre = _phase(model, chip, software, scenario, platform, s, zero, jnp.ones_like(b), single=True)
-    # Decode keeps m = min(pp, B) micro-batches of B/m sequences in flight, one per stage in
-    # steady state (as vLLM and TensorRT-LLM schedule pipeline-parallel decode).
-    # (At least one micro-batch, so that pp = 1 has no kink at all; at b = pp the gradient is
-    # that of pp's side, not split between both.)
-    micro = jnp.where(b < pp, jnp.maximum(b, 1.0), pp)
-    dec_micro = _phase(
-        model, chip, software, dataclasses.replace(scenario, batch=b / micro), platform, jnp.ones_like(b), s, d
-    )
-    dec = _times(dec_micro, micro)
+    one, zero = jnp.ones_like(b), jnp.zeros_like(b)
+    beam, gamma = scenario.beam, scenario.draft_tokens
+    accepted = expected_accepted_tokens(scenario.acceptance, gamma)
+    new_dec = (1.0 + gamma) * one  # tokens per sequence in a decode (verify) pass
+    draft = 1.0 + gamma * scenario.draft_cost_ratio  # a verify pass and γ draft steps, in passes
 
-    # Wall time. Prefill: B sequences as micro-batches fill the pipeline (GPipe). Decode: a
-    # round advances every sequence by one token; each micro-batch crosses all pp stages in
-    # turn (a pass, stage hops included) and each stage serves the m micro-batches in turn,
-    # so a round takes max(m, pp) stage-times of 1/pp pass: one pass of a micro-batch when
-    # m = pp, and the per-token latency a sequence sees.
-    ttft = pre.wall_s * pipeline_fill_factor(b, pp)
-    dec_total = dec_micro.wall_s * jnp.maximum(micro, pp) / pp
-    latency = ttft + dec_total
+    def micro_batches(seqs: Array) -> Array:
+        # Decode keeps m = min(pp, B) micro-batches of B/m sequences in flight, one per stage
+        # in steady state (as vLLM and TensorRT-LLM schedule pipeline-parallel decode). (At
+        # least one, so pp = 1 has no kink; at B = pp the gradient is that of pp's side.)
+        return jnp.where(seqs < pp, jnp.maximum(seqs, 1.0), pp)
 
-    # Energy of the whole platform: in each replica, tp·ep chips do every operator row of all
-    # layers (each stage its share); the rest of the chip-time is idle (GenZ Eq. 2, U = 0).
-    def platform_energy(ph: PhaseCost, wall: Array) -> Array:
+    def round_s(ph: PhaseCost, m: Array) -> Array:
+        # A round advances every sequence once: each micro-batch crosses all pp stages in turn
+        # and each stage serves the m micro-batches in turn: max(m, pp) stage-times of 1/pp
+        # of a micro-batch's pass (the per-token latency a sequence sees, stage hops included).
+        return ph.wall_s * jnp.maximum(m, pp) / pp
+
+    def platform_energy(ph: PhaseCost, wall: Array, replicas: Array) -> Array:
+        # In each replica tp·ep chips do every operator row of all layers (each stage its
+        # share); the rest of the chip-time is idle (GenZ Eq. 2 with U = 0).
         idle_chip_s = jnp.maximum(platform.replica_chips * wall - stage_chips * ph.busy_s, 0.0)
         return replicas * (stage_chips * ph.chip_energy_j + chip.idle_w * idle_chip_s)
 
-    e_pre, e_dec = platform_energy(pre, ttft), platform_energy(dec, dec_total)
-    energy = e_pre + e_dec
-    b = batch_all  # from here on, the whole platform
-    out_tokens = b * d
-    # Memory and feasibility (infeasible is a value: outputs stay finite).
+    # Memory: weights, the KV cache (the prompt's shared by the beams) and activations; KV
+    # beyond the chip's capacity spills to the host tier, up to its size.
     fp = model.footprint(scenario, platform.split, pp)
-    reason = jnp.where(fp.total_bytes > chip.capacity_bytes, 1, 0)
+    kv = fp.kv_bytes * (s + beam * d) / (s + d)
+    room = jnp.maximum(chip.capacity_bytes - fp.weight_bytes - fp.act_bytes, 0.0)
+    kv_host = jnp.clip(kv - room, 0.0, platform.kv_offload_bytes)
+    host_share = kv_host / jnp.maximum(kv, 1.0)
+
+    def with_offload(ph: PhaseCost) -> PhaseCost:
+        # The host share of the KV cache crosses the host link on every pass that reads it.
+        extra = host_share * ph.kv_bytes / platform.host_bandwidth_bytes_per_s
+        return ph._replace(wall_s=ph.wall_s + extra, memory_s=ph.memory_s + extra)
+
+    # The prompt pass of the batch (every mode reports it: prefill throughput, MFU, energy).
+    pre = _phase(model, chip, software, scenario, platform, s, zero, one, single=True)
+    ttft_static = pre.wall_s * pipeline_fill_factor(b, pp)
+    if mode == "static":
+        dec_seqs = b * beam
+        micro = micro_batches(dec_seqs)
+        dec_micro = _phase(
+            model,
+            chip,
+            software,
+            dataclasses.replace(scenario, batch=dec_seqs / micro),
+            platform,
+            new_dec,
+            s,
+            d / accepted,
+            growth=accepted,
+        )
+        dec_micro = with_offload(_times(dec_micro, draft))
+        dec = _times(dec_micro, micro)
+        rounds = one  # the decode work above is the whole batch's
+        ttft = ttft_static
+        dec_total = round_s(dec_micro, micro)
+        e_pre, e_dec = platform_energy(pre, ttft, dp), platform_energy(dec, dec_total, dp)
+        out_tokens = batch_all * d
+        throughput = out_tokens / (ttft + dec_total)
+        tpot = dec_total / d
+        decode_rate = out_tokens / dec_total
+        latency = ttft + dec_total
+    else:
+        life = d / accepted  # iterations a sequence runs
+        ctx = s + d / 2.0  # mean context of the running sequences
+        if mode == "chunked":
+            chunk = jnp.minimum(scenario.chunk_tokens, s)
+            running = jnp.minimum(b, scenario.chunk_tokens * life / s)
+        else:
+            chunk = s
+            running = b
+        fed = running * s / life  # prompt tokens an iteration absorbs in steady state
+        micro = micro_batches(running * beam)
+        dec_sc = dataclasses.replace(scenario, batch=running * beam / micro)
+        if mode == "chunked":
+            ride = (fed / chunk / micro, chunk, (s - chunk) / 2.0)  # chunks at their mean prefix
+            it = _phase(model, chip, software, dec_sc, platform, new_dec, ctx, one, single=True, chunk=ride)
+        else:
+            it = _phase(model, chip, software, dec_sc, platform, new_dec, ctx, one, single=True)
+        it = with_offload(_times(it, draft))
+        t_round = round_s(it, micro)
+        work = _times(it, micro)
+        if mode == "continuous":
+            # The prompts entering this iteration run as their own pass and stall the decode.
+            arrivals = _phase(
+                model, chip, software, dataclasses.replace(scenario, batch=fed / s), platform, s, zero, one, True
+            )
+            t_round = t_round + arrivals.wall_s * pipeline_fill_factor(fed / s, pp)
+            work = PhaseCost(*(x + y for x, y in zip(work, arrivals, strict=True)))
+        tokens_round = running * accepted  # output tokens per round, one replica
+        tpot = t_round / accepted
+        if mode == "disaggregated":
+            # Prefill pool: one request per pass; its KV cache (all layers, per chip of the
+            # stage) goes to a decode replica over the scale-out network.
+            one_req = _phase(
+                model, chip, software, dataclasses.replace(scenario, batch=one), platform, s, zero, one, True
+            )
+            kv_request = fp.kv_bytes / b * s / (s + d)
+            send = platform.collective_s(chip, software, "send_recv", kv_request, 2.0 * one, platform.replica_chips)
+            ttft = one_req.wall_s + send
+            prefill_replicas = dp * platform.prefill_share
+            decode_replicas = dp - prefill_replicas
+            rate_decode = decode_replicas * tokens_round / t_round
+            rate_prefill = prefill_replicas * d / one_req.wall_s
+            throughput = jnp.minimum(rate_decode, rate_prefill)
+            busy_p = throughput / jnp.maximum(rate_prefill, 1e-30)
+            busy_d = throughput / jnp.maximum(rate_decode, 1e-30)
+            # Energy per second of each pool: its work at its utilization, idle otherwise.
+            p_pre = platform_energy(one_req, one_req.wall_s, prefill_replicas) / one_req.wall_s
+            p_dec = platform_energy(work, t_round, decode_replicas) / t_round
+            idle_w = chip.idle_w * platform.replica_chips
+            power = busy_p * p_pre + (1.0 - busy_p) * prefill_replicas * idle_w
+            power = power + busy_d * p_dec + (1.0 - busy_d) * decode_replicas * idle_w
+            j_token = power / throughput
+        else:
+            ttft = (jnp.maximum(s / chunk, 1.0) + 0.5) * t_round  # a half round of waiting
+            if mode == "continuous":
+                ttft = arrivals.wall_s * pipeline_fill_factor(fed / s, pp) + 0.5 * t_round
+            throughput = dp * tokens_round / t_round
+            j_token = platform_energy(work, t_round, one) / tokens_round
+        out_tokens = batch_all * d
+        dec_total = d * tpot
+        latency = ttft + dec_total
+        e_dec = j_token * out_tokens
+        e_pre = platform_energy(pre, ttft_static, dp)
+        dec = work
+        rounds = out_tokens / dp / tokens_round  # rounds of a replica for the batch's tokens
+        decode_rate = throughput
+    static = mode == "static"
+    energy = e_pre + e_dec if static else e_dec
+    # Feasibility (infeasible is a value: outputs stay finite).
+    reason = jnp.where(fp.weight_bytes + kv - kv_host + fp.act_bytes > chip.capacity_bytes, 1, 0)
     reason = jnp.where(tp > model.max_tp, 2, reason)
     reason = jnp.where(pp > model.n_layers, 3, reason)
     reason = jnp.where(platform.ep > model.max_ep, 5, reason)
-    avg_power = energy / latency
-    usd = usd_per_million_tokens(economics, chip.price_usd * n_chips, avg_power, latency, out_tokens)
+    span = out_tokens / throughput  # seconds the platform takes for the batch's output tokens
+    busy_span = latency if static else span
+    avg_power = energy / busy_span
+    usd = usd_per_million_tokens(economics, chip.price_usd * n_chips, avg_power, busy_span, out_tokens)
     defined = jnp.isfinite(ttft) & jnp.isfinite(latency) & jnp.isfinite(energy) & jnp.isfinite(usd)
     reason = jnp.where(defined, reason, 4)  # flagged with its reason, never a silent NaN
     gemm_dtype = widest(scenario.weight_dtype, scenario.act_dtype)
     peak = chip.peak_flops_per_s(gemm_dtype)
     bw = chip.memory_bandwidth_bytes_per_s
-    work_chips = stage_chips * replicas  # layers are split over pp: tp·ep·dp copies in all
-    flops_all = work_chips * (pre.flops + dec.flops)
-    bytes_all = work_chips * (pre.bytes + dec.bytes)
+    work_chips = stage_chips * dp  # layers are split over pp: tp·ep·dp copies in all
+    dec_flops = work_chips * dec.flops * rounds
+    dec_bytes = work_chips * dec.bytes * rounds
+    flops_all = work_chips * pre.flops + dec_flops
+    bytes_all = work_chips * pre.bytes + dec_bytes
     return Metrics(
         ttft_s=ttft,
-        tpot_s=dec_total / d,
+        tpot_s=tpot,
         latency_s=latency,
         prefill_latency_s=ttft,
         decode_latency_s=dec_total,
-        throughput_tokens_per_s=out_tokens / latency,
-        throughput_tokens_per_s_per_chip=out_tokens / latency / n_chips,
-        prefill_tokens_per_s=b * s / ttft,
-        decode_tokens_per_s_per_chip=out_tokens / dec_total / n_chips,
+        throughput_tokens_per_s=throughput,
+        throughput_tokens_per_s_per_chip=throughput / n_chips,
+        prefill_tokens_per_s=batch_all * s / ttft_static,
+        decode_tokens_per_s_per_chip=decode_rate / n_chips,
         energy_j=energy,
         prefill_energy_j=e_pre,
         decode_energy_j=e_dec,
         j_per_token=energy / out_tokens,
-        prefill_j_per_token=e_pre / (b * s),
+        prefill_j_per_token=e_pre / (batch_all * s),
         decode_j_per_token=e_dec / out_tokens,
         tokens_per_kwh=out_tokens / energy * 3.6e6,
         average_power_w=avg_power,
         usd_per_mtok=usd,
-        memory_per_chip_bytes=fp.total_bytes,
+        memory_per_chip_bytes=fp.weight_bytes + kv - kv_host + fp.act_bytes,
         weight_bytes_per_chip=fp.weight_bytes,
-        kv_bytes_per_chip=fp.kv_bytes,
+        kv_bytes_per_chip=kv - kv_host,
         feasible=reason == 0,
         infeasible_reason=reason,
-        mfu=flops_all / (latency * n_chips * peak),
-        mbu=bytes_all / (latency * n_chips * bw),
-        prefill_mfu=work_chips * pre.flops / (ttft * n_chips * peak),
-        decode_mbu=work_chips * dec.bytes / (dec_total * n_chips * bw),
-        arithmetic_intensity_flop_per_byte=(pre.flops + dec.flops) / (pre.bytes + dec.bytes),
+        mfu=flops_all / (busy_span * n_chips * peak),
+        mbu=bytes_all / (busy_span * n_chips * bw),
+        prefill_mfu=work_chips * pre.flops / (ttft_static * n_chips * peak),
+        decode_mbu=dec_bytes / ((dec_total if static else span) * n_chips * bw),
+        arithmetic_intensity_flop_per_byte=flops_all / bytes_all,
         prefill_arithmetic_intensity_flop_per_byte=pre.flops / pre.bytes,
         decode_arithmetic_intensity_flop_per_byte=dec.flops / dec.bytes,
         flops=flops_all,
         prefill_flops=work_chips * pre.flops,
-        decode_flops=work_chips * dec.flops,
+        decode_flops=dec_flops,
         bound=_bound(PhaseCost(*(a + c for a, c in zip(pre, dec, strict=True)))),
         prefill_bound=_bound(pre),
         decode_bound=_bound(dec),

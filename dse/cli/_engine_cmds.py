@@ -164,6 +164,56 @@ def _scenario(args: argparse.Namespace) -> dict[str, Any]:
     return dict(batch=batch, prompt_tokens=prompt, output_tokens=out)
 
 
+def _serving(args: argparse.Namespace, models: Sequence[str]) -> tuple[dict[str, Any], str]:
+    """Serving flags → (knobs, batching mode). ``--chunk-tokens`` implies chunked prefill and
+    ``--disaggregate P:D`` (prefill and decode replicas) disaggregated pools, unless
+    ``--batching`` says otherwise; ``--draft-model`` sets the draft's cost from its active
+    parameters."""
+    knobs: dict[str, Any] = {}
+    batching = args.batching
+    if args.chunk_tokens is not None:
+        knobs["chunk_tokens"] = _floats(args.chunk_tokens, "chunk-tokens", integer=True)
+        batching = batching or "chunked"
+    if args.disaggregate is not None:
+        shares, dps = [], []
+        for part in args.disaggregate.split(","):
+            p, _, d = part.partition(":")
+            try:
+                n_p, n_d = int(p), int(d)
+            except ValueError:
+                n_p = n_d = 0
+            if n_p <= 0 or n_d <= 0:
+                raise SpecError(f"--disaggregate: '{part}': expected PREFILL:DECODE replica counts, e.g. 1:3")
+            shares.append(n_p / (n_p + n_d))
+            dps.append(float(n_p + n_d))
+        if len(set(dps)) > 1:
+            raise SpecError("--disaggregate: expected pools of one total size (the dp of the platform), e.g. 1:3,2:2")
+        knobs["prefill_share"] = shares
+        knobs["dp"] = dps[:1]
+        batching = batching or "disaggregated"
+    if args.draft_tokens is not None:
+        knobs["draft_tokens"] = _floats(args.draft_tokens, "draft-tokens", integer=True, allow_zero=True)
+    if args.acceptance is not None:
+        vals = _floats(args.acceptance, "acceptance", allow_zero=True)
+        if any(v > 1 for v in vals):
+            raise SpecError(f"--acceptance: '{args.acceptance}': expected rates from 0 to 1")
+        knobs["acceptance"] = vals
+    if args.draft_model is not None:
+        if len(models) != 1:
+            raise SpecError("--draft-model: expected one --model (the draft's cost is relative to the target's)")
+        target, draft = load_model(models[0]), load_model(args.draft_model)
+        # Decode is weight-streaming bound: a draft step costs its active parameters' share of
+        # a verify pass of the target.
+        knobs["draft_cost_ratio"] = [float(active_params(draft.spec) / active_params(target.spec))]
+    if ("draft_tokens" in knobs) != ("acceptance" in knobs):
+        raise SpecError("--draft-tokens and --acceptance: expected both (speculative decoding) or neither")
+    if args.beam is not None:
+        knobs["beam"] = _floats(args.beam, "beam", integer=True)
+    if args.kv_offload_gb is not None:
+        knobs["kv_offload_bytes"] = [v * 1e9 for v in _floats(args.kv_offload_gb, "kv-offload-gb", allow_zero=True)]
+    return knobs, batching or "static"
+
+
 def _economics(args: argparse.Namespace):
     e = default_economics()
     vals = {k: getattr(args, k) for k in ("lifetime_years", "usd_per_kwh", "pue") if getattr(args, k) is not None}
@@ -223,6 +273,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.expert_imbalance is not None:
         knobs["expert_imbalance"] = _floats(args.expert_imbalance, "expert_imbalance")
     knobs |= _scenario(args)
+    serving, batching = _serving(args, models)
+    knobs |= serving
     families = list(dict.fromkeys(h.family for h in hws))
     knobs |= {k: v if isinstance(v, list) else [v] for k, v in _set_knobs(args.set, families).items()}
     levels = ("ideal", "achievable") if args.uncalibrated else ("ideal", "achievable", "calibrated")
@@ -233,6 +285,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         economics=_economics(args),
         levels=levels,
         platform=args.platform,
+        batching=batching,
         **{k: _scalar_or_list(v) if k not in ("batch", "tp") else v for k, v in knobs.items()},
     )
     grid_dims = [d for d in ds.tpot_s.dims if d not in ("model", "hardware", "level")]
@@ -522,6 +575,19 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--expert-imbalance", help="tokens of the busiest expert group over the mean, >= 1 (default 1)")
     s.add_argument("--platform", help="platform id or YAML (network levels); default: each chip's own system")
     s.add_argument("--batch", default="1", help="batch size(s), of the whole platform")
+    s.add_argument(
+        "--batching",
+        choices=("static", "continuous", "chunked", "disaggregated"),
+        help="static: one request batch (default); continuous: continuous batching in steady state with "
+        "--batch sequences running; chunked: with chunked prefill; disaggregated: prefill and decode pools",
+    )
+    s.add_argument("--chunk-tokens", help="prefill tokens per iteration (chunked prefill), e.g. 256,512")
+    s.add_argument("--disaggregate", help="PREFILL:DECODE replicas of disaggregated pools, e.g. 1:3,2:2")
+    s.add_argument("--draft-model", help="draft model of speculative decoding (catalog id or config.json)")
+    s.add_argument("--draft-tokens", help="speculative tokens per step (gamma), e.g. 2,4,8")
+    s.add_argument("--acceptance", help="acceptance rate(s) of a drafted token, 0 to 1")
+    s.add_argument("--beam", help="beam width(s)")
+    s.add_argument("--kv-offload-gb", help="host memory per chip for KV cache that does not fit (GB)")
     s.add_argument("--prompt-tokens", help="prompt tokens (prefill, request)")
     s.add_argument("--context", help="context tokens of the decode step (decode)")
     s.add_argument("--output-tokens", default="256", help="output tokens (request)")

@@ -28,6 +28,7 @@ from dse.specs import (
     suggest,
 )
 from models import DTYPES, Chip, EconomicsSpec, Scenario, Workload, default_economics
+from models._serve import BATCHING
 from models.platform import PlatformSpec
 
 COMPONENTS = ("model", "chip", "platform", "scenario", "economics")
@@ -103,7 +104,15 @@ def with_knobs(config: Config, knobs: Mapping[str, Any]) -> Config:
 # ADCs and 1-4 bit DACs (seeds/000, IMC); 16 bits bounds any converter fast enough to matter.
 # PUE is facility energy over IT energy (The Green Grid): at least 1.
 # The busiest expert group carries at least the mean load (1 = balanced routing).
-PHYSICAL_RANGE = {"adc_bits": (1, 16), "dac_bits": (1, 16), "pue": (1, np.inf), "expert_imbalance": (1, np.inf)}
+# An acceptance rate is a probability.
+PHYSICAL_RANGE = {
+    "adc_bits": (1, 16),
+    "dac_bits": (1, 16),
+    "pue": (1, np.inf),
+    "expert_imbalance": (1, np.inf),
+    "acceptance": (0, 1),
+    "prefill_share": (0, 1),
+}
 
 
 def check_physics(config: Config, values: Mapping[str, Any], where: str, uneven_heads: bool = False) -> None:
@@ -213,11 +222,14 @@ def make_config(
     economics: EconomicsSpec | None = None,
     uneven_heads: bool = False,
     platform: PlatformEntry | None = None,
+    batching: str = "static",
 ) -> Config:
     """The base configuration of one model on one hardware (scalar leaves), on the network
     of ``platform`` (a platform file) or else of the chip's own system (its hardware file)."""
     for key, dt in (("weight_dtype", weight_dtype), ("act_dtype", act_dtype), ("kv_dtype", kv_dtype)):
         check_dtype(key, dt)
+    if batching not in BATCHING:
+        raise SpecError(f"batching: unknown mode '{batching}': expected one of {', '.join(BATCHING)}")
     network = platform.network if platform is not None else hardware_network(hardware)
     leaves = {k: _leaf(v) for k, v in network.items() if k in _PLATFORM_LEAVES}
     static = {k: v for k, v in network.items() if k.endswith("_topology")}
@@ -230,7 +242,15 @@ def make_config(
         model=model.spec,
         chip=chip,
         platform=PlatformSpec(_leaf(tp), _leaf(pp), _leaf(ep), _leaf(dp), **leaves, **static),
-        scenario=Scenario(_leaf(batch), _leaf(prompt_tokens), _leaf(output_tokens), weight_dtype, act_dtype, kv_dtype),
+        scenario=Scenario(
+            _leaf(batch),
+            _leaf(prompt_tokens),
+            _leaf(output_tokens),
+            weight_dtype,
+            act_dtype,
+            kv_dtype,
+            batching=batching,
+        ),
         economics=economics or default_economics(),
     )
     counts = {"tp": tp, "pp": pp, "ep": ep, "dp": dp, "batch": batch}

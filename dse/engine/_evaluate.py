@@ -24,6 +24,27 @@ def _entries(ref: Any, loader: Callable[[Any], Any]) -> list[Any]:
     return [r if isinstance(r, ModelEntry | HardwareEntry) else loader(r) for r in ref]
 
 
+def _check_serving(knobs: dict[str, Any], base: dict[str, Any], batching: str, where: str) -> None:
+    """Serving knobs that only make sense together: a chunk within the prompt, a chunk budget
+    for chunked prefill, a prefill pool for disaggregation."""
+    prompt = float(np.min(np.asarray(knobs.get("prompt_tokens", base["prompt_tokens"]), dtype=float)))
+    chunk = knobs.get("chunk_tokens")
+    if chunk is not None and float(np.max(np.asarray(chunk, dtype=float))) > prompt:
+        raise SpecError(
+            f"{where}: 'chunk_tokens' = {float(np.max(chunk)):g}: expected at most the prompt ({prompt:g} tokens)"
+        )
+    if batching == "chunked" and (chunk is None or float(np.min(np.asarray(chunk, dtype=float))) <= 0):
+        raise SpecError(f"{where}: batching 'chunked' needs 'chunk_tokens' > 0 (prefill tokens per iteration)")
+    share = knobs.get("prefill_share")
+    if batching == "disaggregated":
+        dp = np.asarray(knobs.get("dp", base["dp"]), dtype=float)
+        if share is None or np.any(np.asarray(share, dtype=float) <= 0) or np.any(dp < 2):
+            raise SpecError(
+                f"{where}: batching 'disaggregated' needs dp >= 2 replicas and 'prefill_share' in (0, 1) "
+                "(the share of them that prefill)"
+            )
+
+
 def evaluate(
     model: str | ModelEntry | Sequence[str | ModelEntry],
     hardware: str | HardwareEntry | Sequence[str | HardwareEntry],
@@ -36,6 +57,7 @@ def evaluate(
     economics: EconomicsSpec | None = None,
     uneven_heads: bool = False,
     platform: str | PlatformEntry | None = None,
+    batching: str = "static",
     **knobs: Any,
 ) -> xr.Dataset:
     """Evaluate a grid of configurations and return a labelled dataset.
@@ -51,6 +73,10 @@ def evaluate(
     own system's (its hardware file's scale-up domain and scale-out NICs). Parallel knobs:
     ``tp``, ``pp``, ``ep``, ``dp`` (``batch`` is the whole platform's, split over dp
     replicas and, in attention, over ep groups), ``overlap``, ``expert_imbalance``.
+    ``batching`` is ``static`` (one request batch), ``continuous``, ``chunked`` (with
+    ``chunk_tokens``) or ``disaggregated`` (with ``prefill_share``): see ``models.serve``;
+    serving knobs ``draft_tokens``, ``acceptance``, ``draft_cost_ratio``, ``beam``,
+    ``kv_offload_bytes``, ``host_bandwidth_bytes_per_s``.
 
     Examples:
         >>> ds = evaluate("llama-3-70b", "h100-sxm5-80gb", tp=8, batch=[1, 8, 32],
@@ -86,9 +112,11 @@ def evaluate(
             economics=economics,
             uneven_heads=uneven_heads,
             platform=platform,
+            batching=batching,
             **base,
         )
         check_knobs(cfg, rest)
+        _check_serving(knobs, base, batching, f"{m.id} on {h.id}")
         check_physics(cfg, {**rest, **axes}, f"{m.id} on {h.id}", uneven_heads)
         check_context(
             m, axes.get("prompt_tokens", base["prompt_tokens"]), axes.get("output_tokens", base["output_tokens"]), m.id

@@ -73,6 +73,28 @@ class PlatformSpec:
         doc="scale-out per-hop latency",
         default_factory=lambda: np.asarray(5e-6),
     )
+    prefill_share: Array = spec_field(
+        kind="fraction",
+        required=False,
+        doc="share of the replicas in a disaggregated prefill pool (0: prefill and decode co-located)",
+        default_factory=lambda: np.asarray(0.0),
+    )
+    kv_offload_bytes: Array = spec_field(
+        "kv_offload_gb",
+        "GB",
+        kind="nonnegative",
+        required=False,
+        doc="host (DRAM or CXL) memory per chip for KV cache that does not fit",
+        default_factory=lambda: np.asarray(0.0),
+    )
+    host_bandwidth_bytes_per_s: Array = spec_field(
+        "host_bandwidth_gb_s",
+        "GB/s",
+        required=False,
+        doc="chip-to-host bandwidth per direction",
+        # PCI-SIG: PCIe 5.0 x16, 32 GT/s x 16 lanes x 128/130 = 63 GB/s per direction.
+        default_factory=lambda: np.asarray(63e9),
+    )
     scale_up_topology: str = static_field(default="switch")
     scale_out_topology: str = static_field(default="switch")
 
