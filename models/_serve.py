@@ -367,20 +367,37 @@ def serve(
         micro = micro_batches(running * beam)
         dec_sc = dataclasses.replace(scenario, batch=running * beam / micro)
         if mode == "chunked":
-            ride = (fed / chunk / micro, chunk, (s - chunk) / 2.0)  # chunks at their mean prefix
+            # On average a round carries ``fed`` prompt tokens (chunks at their mean prefix);
+            # while a new prompt is being fed a round carries a full chunk of it.
+            ride = (fed / chunk / micro, chunk, (s - chunk) / 2.0)
             it = _phase(model, chip, software, dec_sc, platform, new_dec, ctx, one, single=True, chunk=ride)
+            full = (jnp.maximum(fed / chunk, 1.0) / micro, chunk, (s - chunk) / 2.0)
+            feeding = _phase(model, chip, software, dec_sc, platform, new_dec, ctx, one, single=True, chunk=full)
+            t_feeding = round_s(with_offload(_times(feeding, draft)), micro)
         else:
             it = _phase(model, chip, software, dec_sc, platform, new_dec, ctx, one, single=True)
         it = with_offload(_times(it, draft))
         t_round = round_s(it, micro)
         work = _times(it, micro)
         if mode == "continuous":
-            # The prompts entering this iteration run as their own pass and stall the decode.
+            # The prompts entering run as their own pass and stall the decode: fed/s prompts a
+            # round, in one pass of max(fed/s, 1) prompts every min(fed/s, 1) rounds.
+            entering = fed / s
             arrivals = _phase(
-                model, chip, software, dataclasses.replace(scenario, batch=fed / s), platform, s, zero, one, True
+                model,
+                chip,
+                software,
+                dataclasses.replace(scenario, batch=jnp.maximum(entering, 1.0)),
+                platform,
+                s,
+                zero,
+                one,
+                True,
             )
-            t_round = t_round + arrivals.wall_s * pipeline_fill_factor(fed / s, pp)
-            work = PhaseCost(*(x + y for x, y in zip(work, arrivals, strict=True)))
+            t_arrivals = arrivals.wall_s * pipeline_fill_factor(jnp.maximum(entering, 1.0), pp)
+            share = jnp.minimum(entering, 1.0)
+            t_round = t_round + share * t_arrivals
+            work = PhaseCost(*(x + share * y for x, y in zip(work, arrivals, strict=True)))
         tokens_round = running * accepted  # output tokens per round, one replica
         tpot = t_round / accepted
         if mode == "disaggregated":
@@ -407,9 +424,11 @@ def serve(
             power = power + busy_d * p_dec + (1.0 - busy_d) * decode_replicas * idle_w
             j_token = power / throughput
         else:
-            ttft = (jnp.maximum(s / chunk, 1.0) + 0.5) * t_round  # a half round of waiting
+            # A request waits half a round on average, then its prompt is fed.
             if mode == "continuous":
-                ttft = arrivals.wall_s * pipeline_fill_factor(fed / s, pp) + 0.5 * t_round
+                ttft = t_arrivals + 0.5 * t_round
+            else:
+                ttft = s / chunk * t_feeding + 0.5 * t_round
             throughput = dp * tokens_round / t_round
             j_token = platform_energy(work, t_round, one) / tokens_round
         out_tokens = batch_all * d

@@ -48,3 +48,6 @@ from ._platforms import hardware_network as hardware_network
 from ._platforms import load_platform as load_platform
 from ._platforms import platform_ids as platform_ids
 from ._units import UNITS as UNITS
+from ._use_cases import UseCase as UseCase
+from ._use_cases import load_use_case as load_use_case
+from ._use_cases import use_cases as use_cases

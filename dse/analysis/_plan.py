@@ -1,0 +1,184 @@
+"""Deployment search: the best (tp, pp, ep, dp, batch, chunk, batching) of a model on a chip.
+
+Every candidate layout that fits in ``max_chips`` chips is evaluated in steady-state serving
+(continuous batching, and chunked prefill at several chunk sizes) over a ladder of batch
+sizes, vectorized: one compiled program per batching mode. Candidates that break the memory
+or an SLO are rejected with the reason; the rest are ranked by the objective. The answer is
+the best candidate, the best candidate of every other parallel layout (why it loses: its
+objective relative to the best), and the layouts that never meet the SLOs (why: the
+constraint that excludes their closest candidate, and by how much).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Any
+
+import numpy as np
+
+from dse.engine import calibration_source, check_context, make_config, run_designs, software_levels
+from dse.specs import HardwareEntry, ModelEntry, PlatformEntry, SpecError, UseCase, load_hardware, load_model
+from models import INFEASIBLE_REASONS
+
+# name: (metric, sense, label, scale)
+OBJECTIVES = {
+    "tokens_per_s_per_chip": ("throughput_tokens_per_s_per_chip", "max", "tok/s/chip", 1.0),
+    "usd_per_mtok": ("usd_per_mtok", "min", "$/1M tok", 1.0),
+    "tokens_per_s_per_user": ("tpot_s", "min", "tok/s/user", None),  # 1 / TPOT
+}
+BATCH_LADDER = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)  # sequences running per replica
+CHUNK_LADDER = (256, 512, 1024, 2048, 4096, 8192)  # prefill tokens per iteration (Sarathi-Serve)
+LAYOUT = ("batching", "tp", "pp", "ep", "dp")
+
+
+@dataclasses.dataclass(frozen=True)
+class Slo:
+    ttft_s: float | None = None
+    tpot_s: float | None = None
+
+
+def _powers_of_two(limit: float) -> list[int]:
+    out, v = [], 1
+    while v <= limit:
+        out.append(v)
+        v *= 2
+    return out
+
+
+def layouts(model: ModelEntry, max_chips: int) -> list[tuple[int, int, int, int]]:
+    """(tp, pp, ep, dp) with tp·pp·ep·dp ≤ max_chips: tp a power of two that splits the heads
+    (and divides or replicates the KV heads), pp a power of two up to the layers, ep a divisor
+    of the experts (1 for dense models), dp any count of replicas."""
+    spec = model.spec
+    heads, kv, layers = float(spec.n_heads), float(spec.n_kv_heads), float(spec.n_layers)
+    experts = int(spec.n_experts) if spec.moe else 1
+    tps = [t for t in _powers_of_two(min(max_chips, heads)) if heads % t == 0 and (kv % t == 0 or t % kv == 0)]
+    pps = _powers_of_two(min(max_chips, layers))
+    eps = [e for e in range(1, min(experts, max_chips) + 1) if experts % e == 0]
+    out = []
+    for tp, pp, ep in itertools.product(tps, pps, eps):
+        chips = tp * pp * ep
+        out += [(tp, pp, ep, dp) for dp in range(1, max_chips // chips + 1)] if chips <= max_chips else []
+    return out
+
+
+def plan(
+    model: str | ModelEntry,
+    hardware: str | HardwareEntry,
+    max_chips: int,
+    *,
+    prompt_tokens: int,
+    output_tokens: int,
+    beam: int = 1,
+    slo: Slo = Slo(),
+    objective: str = "tokens_per_s_per_chip",
+    dtype: str = "bf16",
+    level: str = "calibrated",
+    platform: PlatformEntry | None = None,
+    top: int = 5,
+) -> dict[str, Any]:
+    """Search every deployment of ``model`` on up to ``max_chips`` chips of ``hardware``.
+
+    Returns ``{"best": row, "runners_up": [row, …], "excluded": [row, …], "candidates": n,
+    "feasible": n, …}``; a row holds the layout, batch, chunk, the metrics and ``why``.
+    """
+    if objective not in OBJECTIVES:
+        raise SpecError(f"--objective: unknown objective '{objective}': expected one of {', '.join(OBJECTIVES)}")
+    if max_chips < 1:
+        raise SpecError(f"--max-chips: {max_chips}: expected an integer >= 1")
+    m = model if isinstance(model, ModelEntry) else load_model(model)
+    h = hardware if isinstance(hardware, HardwareEntry) else load_hardware(hardware)
+    check_context(m, prompt_tokens, output_tokens, m.id)
+    lays = layouts(m, max_chips)
+    chunks = [c for c in CHUNK_LADDER if c <= prompt_tokens] or [prompt_tokens]
+    rows: list[dict[str, Any]] = []
+    modes = {"continuous": [0], "chunked": chunks}
+    for mode, chunk_list in modes.items():
+        cand = [
+            (tp, pp, ep, dp, b * dp, c)
+            for (tp, pp, ep, dp), b, c in itertools.product(lays, BATCH_LADDER, chunk_list)
+            if b >= ep  # every expert-parallel group serves at least one sequence
+        ]
+        if not cand:
+            continue
+        arr = np.asarray(cand, dtype=float)
+        cfg = make_config(
+            m, h, weight_dtype=dtype, act_dtype=dtype, kv_dtype=dtype, batching=mode, platform=platform,
+            prompt_tokens=prompt_tokens, output_tokens=output_tokens,
+        )  # fmt: skip
+        knobs = {"tp": arr[:, 0], "pp": arr[:, 1], "ep": arr[:, 2], "dp": arr[:, 3], "batch": arr[:, 4]}
+        knobs["beam"] = np.full(len(cand), float(beam))
+        if mode == "chunked":
+            knobs["chunk_tokens"] = arr[:, 5]
+        res = run_designs(cfg, knobs, software_levels(h, [level]))
+        for i, (tp, pp, ep, dp, b, c) in enumerate(cand):
+            r = {k: float(res[k][0, i]) for k in res}
+            rows.append(
+                dict(
+                    batching=mode, tp=tp, pp=pp, ep=ep, dp=dp, batch=b, chunk_tokens=c if mode == "chunked" else None,
+                    chips=tp * pp * ep * dp, **r,
+                )
+            )  # fmt: skip
+    metric, sense, _, _ = OBJECTIVES[objective]
+    sign = 1.0 if sense == "min" else -1.0
+    for r in rows:
+        r["why"] = _violation(r, slo)
+        r["score"] = sign * r[metric]
+    ok = [r for r in rows if not r["why"]]
+    ok.sort(key=lambda r: (r["score"], r["chips"]))
+    best = ok[0] if ok else None
+    # The best candidate of every other layout, and why it loses.
+    by_layout: dict[tuple, dict[str, Any]] = {}
+    for r in ok:
+        by_layout.setdefault(tuple(r[k] for k in LAYOUT), r)
+    runners = [r for key, r in by_layout.items() if best is None or key != tuple(best[k] for k in LAYOUT)]
+    for r in runners:
+        r["why"] = _loses(r, best, metric, sense)
+    # Layouts with no candidate meeting everything: the closest miss.
+    met = set(by_layout)
+    excluded: dict[tuple, dict[str, Any]] = {}
+    for r in sorted(rows, key=lambda r: r["miss"]):
+        key = tuple(r[k] for k in LAYOUT)
+        if key not in met:
+            excluded.setdefault(key, r)
+    return {
+        "model": m.id,
+        "hardware": h.id,
+        "calibration": calibration_source(h) if level == "calibrated" else "datasheet",
+        "level": level,
+        "objective": objective,
+        "slo": dataclasses.asdict(slo),
+        "prompt_tokens": prompt_tokens,
+        "output_tokens": output_tokens,
+        "beam": beam,
+        "max_chips": max_chips,
+        "candidates": len(rows),
+        "feasible": len(ok),
+        "best": best,
+        "runners_up": runners[:top],
+        "excluded": sorted(excluded.values(), key=lambda r: r["miss"])[:top],
+    }
+
+
+def _violation(r: dict[str, Any], slo: Slo) -> str:
+    """Why a candidate is rejected ('' if it is not); ``r['miss']`` is how far it is off."""
+    reasons, miss = [], 0.0
+    if not r["feasible"]:
+        reasons.append(INFEASIBLE_REASONS[int(r["infeasible_reason"])])
+        miss += 10.0  # a design that cannot run is further than any SLO miss
+    for key, limit in (("ttft_s", slo.ttft_s), ("tpot_s", slo.tpot_s)):
+        if limit is not None and r[key] > limit:
+            reasons.append(f"{key[:-2].upper()} {r[key] * 1e3:.4g} ms > {limit * 1e3:.4g} ms")
+            miss += np.log(r[key] / limit)
+    r["miss"] = miss
+    return "; ".join(reasons)
+
+
+def _loses(r: dict[str, Any], best: dict[str, Any] | None, metric: str, sense: str) -> str:
+    if best is None:
+        return ""
+    a, b = r[metric], best[metric]
+    if sense == "max":
+        return f"{(1 - a / b) * 100:.3g} % lower {metric}"
+    return f"{(a / b - 1) * 100:.3g} % higher {metric}"

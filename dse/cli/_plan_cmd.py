@@ -1,0 +1,116 @@
+"""``inferbench plan``: the best deployment of a model on a chip under SLOs, and the runners-up."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from dse.analysis import OBJECTIVES, Slo, plan, render
+from dse.specs import SpecError, load_platform, load_use_case, use_cases
+
+
+def _positive(text: str | None, flag: str, integer: bool = False) -> float | None:
+    if text is None:
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not v > 0 or v == float("inf") or (integer and v != int(v)):
+        raise SpecError(f"{flag}: '{text}': expected {'an integer' if integer else 'a number'} > 0")
+    return v
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    case = load_use_case(args.use_case) if args.use_case else None
+    prompt = _positive(args.prompt_tokens, "--prompt-tokens", True) or (case.prompt_tokens if case else 2048)
+    output = _positive(args.output_tokens, "--output-tokens", True) or (case.output_tokens if case else 256)
+    beam = _positive(args.beam, "--beam", True) or (case.beam if case else 1)
+    slo = Slo(
+        ttft_s=(_positive(args.ttft_ms, "--ttft-ms") or 0) / 1e3 or (case.ttft_s if case else None),
+        tpot_s=(_positive(args.tpot_ms, "--tpot-ms") or 0) / 1e3 or (case.tpot_s if case else None),
+    )
+    chips = _positive(args.max_chips, "--max-chips", True)
+    platform = load_platform(args.platform) if args.platform else None
+    hardware = args.hardware or (platform.hardware if platform else None)
+    if hardware is None:
+        raise SpecError("plan: expected --hardware (or --platform)")
+    result = plan(
+        args.model,
+        hardware,
+        int(chips),
+        prompt_tokens=int(prompt),
+        output_tokens=int(output),
+        beam=int(beam),
+        slo=slo,
+        objective=args.objective,
+        dtype=args.dtype,
+        platform=platform,
+        top=args.top,
+    )
+    if args.json:
+        print(json.dumps(result, indent=1, default=float))
+        return 0
+    _print(result)
+    return 0
+
+
+def _row(r: dict[str, Any], objective: str) -> list[Any]:
+    metric, _, _, scale = OBJECTIVES[objective]
+    value = 1.0 / r["tpot_s"] if scale is None else r[metric] * scale
+    chunk = "-" if r["chunk_tokens"] is None else int(r["chunk_tokens"])
+    layout = [r["batching"], int(r["tp"]), int(r["pp"]), int(r["ep"]), int(r["dp"]), int(r["batch"]), chunk]
+    return [
+        *layout,
+        value,
+        r["ttft_s"] * 1e3,
+        r["tpot_s"] * 1e3,
+        r["throughput_tokens_per_s_per_chip"],
+        r["usd_per_mtok"],
+        r["why"],
+    ]
+
+
+def _print(res: dict[str, Any]) -> None:
+    label = OBJECTIVES[res["objective"]][2]
+    head = ["batching", "tp", "pp", "ep", "dp", "batch", "chunk", label, "TTFT ms", "TPOT ms", "tok/s/chip", "$/1M tok"]
+    slo = ", ".join(f"{k[:-2].upper()} <= {v * 1e3:g} ms" for k, v in res["slo"].items() if v) or "none"
+    print(
+        f"{res['model']} on up to {res['max_chips']} x {res['hardware']} ({res['calibration']} level {res['level']}); "
+        f"{res['prompt_tokens']} prompt + {res['output_tokens']} output tokens, beam {res['beam']}; SLO: {slo}; "
+        f"{res['feasible']:,} of {res['candidates']:,} candidates meet it"
+    )
+    if res["best"] is None:
+        print("\nno deployment meets the SLOs; the closest of each layout:")
+    else:
+        print("\nbest:")
+        print(render(head, [_row(res["best"], res["objective"])[:-1]]))
+        if res["runners_up"]:
+            print("\nrunners-up (the best of each other layout) and why each loses:")
+            print(render([*head, "why"], [_row(r, res["objective"]) for r in res["runners_up"]]))
+        if res["excluded"]:
+            print("\nlayouts that never meet the SLOs (their closest candidate):")
+    if res["excluded"]:
+        print(render([*head, "why"], [_row(r, res["objective"]) for r in res["excluded"]]))
+    sys.stdout.flush()
+
+
+def add_subcommands(sub: Any) -> None:
+    s = sub.add_parser("plan", help="the best deployment (tp, pp, ep, dp, batch, chunk) under SLOs")
+    s.add_argument("--model", required=True, help="catalog id or config.json path")
+    s.add_argument("--hardware", help="catalog id or YAML path (default: the platform's)")
+    s.add_argument("--platform", help="platform id or YAML (network levels); default: the chip's own system")
+    s.add_argument("--max-chips", required=True, help="chips available")
+    s.add_argument("--use-case", help=f"GenZ Table III preset: {', '.join(use_cases())} (request shape and SLOs)")
+    s.add_argument("--prompt-tokens", help="prompt tokens (overrides the use case)")
+    s.add_argument("--output-tokens", help="output tokens (overrides the use case)")
+    s.add_argument("--beam", help="beam width (overrides the use case)")
+    s.add_argument("--ttft-ms", help="TTFT SLO in ms (overrides the use case)")
+    s.add_argument("--tpot-ms", help="TPOT SLO in ms (overrides the use case)")
+    s.add_argument("--objective", choices=tuple(OBJECTIVES), default="tokens_per_s_per_chip")
+    s.add_argument("--dtype", default="bf16", help="weights, activations and KV dtype")
+    s.add_argument("--top", type=int, default=5, help="runners-up and excluded layouts shown")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.set_defaults(func=cmd_plan)

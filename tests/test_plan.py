@@ -1,0 +1,61 @@
+"""Deployment search (dse.analysis.plan, ``inferbench plan``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import dse
+from dse.analysis import Slo, plan
+from dse.cli import main
+from dse.specs import SpecError, load_use_case
+
+
+@pytest.fixture(scope="module")
+def chat():
+    # Llama-3-8B on up to 4 A100s, a chat-like request with a TPOT SLO of 20 ms.
+    return plan(
+        "llama-3-8b", "a100-sxm4-80gb", 4, prompt_tokens=1024, output_tokens=256, slo=Slo(ttft_s=0.5, tpot_s=0.02)
+    )
+
+
+def test_the_best_meets_the_slos_and_matches_a_direct_evaluation(chat):
+    best = chat["best"]
+    assert best is not None and best["ttft_s"] <= 0.5 and best["tpot_s"] <= 0.02 and best["feasible"]
+    knobs = {k: best[k] for k in ("tp", "pp", "ep", "dp", "batch")}
+    if best["batching"] == "chunked":
+        knobs["chunk_tokens"] = best["chunk_tokens"]
+    ds = dse.evaluate(
+        "llama-3-8b", "a100-sxm4-80gb", levels=["calibrated"], batching=best["batching"],
+        prompt_tokens=1024, output_tokens=256, **knobs,
+    ).isel(level=0)  # fmt: skip
+    assert float(ds.throughput_tokens_per_s_per_chip) == pytest.approx(
+        best["throughput_tokens_per_s_per_chip"], rel=1e-9
+    )
+    # Every runner-up meets the SLOs and is no better than the best.
+    for r in chat["runners_up"]:
+        assert r["tpot_s"] <= 0.02 and r["ttft_s"] <= 0.5
+        assert r["throughput_tokens_per_s_per_chip"] <= best["throughput_tokens_per_s_per_chip"]
+        assert "lower" in r["why"]
+
+
+def test_a_looser_slo_never_gives_a_worse_answer(chat):
+    loose = plan(
+        "llama-3-8b", "a100-sxm4-80gb", 4, prompt_tokens=1024, output_tokens=256, slo=Slo(ttft_s=0.5, tpot_s=0.05)
+    )
+    assert loose["feasible"] >= chat["feasible"]
+    assert loose["best"]["throughput_tokens_per_s_per_chip"] >= chat["best"]["throughput_tokens_per_s_per_chip"]
+
+
+def test_excluded_layouts_say_which_constraint_and_use_cases_are_genz_table_iii(capsys):
+    case = load_use_case("summarization")  # GenZ Table III: 15000/1000, beam 4, 2 s / 20 ms
+    assert (case.prompt_tokens, case.output_tokens, case.beam, case.ttft_s, case.tpot_s) == (15000, 1000, 4, 2.0, 0.02)
+    rc = main(["plan", "--model", "llama-3-70b", "--hardware", "a100-sxm4-80gb", "--max-chips", "1",
+               "--use-case", "chat", "--json"])  # fmt: skip
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["best"] is None  # 141 GB of weights do not fit in one 80 GB GPU
+    assert res["excluded"] and all("memory" in r["why"] for r in res["excluded"])
+    with pytest.raises(SpecError, match="unknown use case 'chatt'"):
+        load_use_case("chatt")
