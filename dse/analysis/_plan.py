@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from dse.engine import calibration_source, check_context, make_config, run_designs, software_levels
-from dse.specs import HardwareEntry, ModelEntry, PlatformEntry, SpecError, UseCase, load_hardware, load_model
+from dse.specs import HardwareEntry, ModelEntry, PlatformEntry, SpecError, load_hardware, load_model
 from models import INFEASIBLE_REASONS
 
 # name: (metric, sense, label, scale)
