@@ -152,6 +152,8 @@ class LayerComm(NamedTuple):
     stage_bytes: Array
     alltoall_bytes: Array
     alltoalls: Array
+    sp_gather_bytes: Array = 0.0
+    sp_reduce_bytes: Array = 0.0
 
 
 class Split(NamedTuple):
@@ -159,18 +161,21 @@ class Split(NamedTuple):
 
     ``tp``: tensor-parallel degree; ``ep``: expert-parallel groups of ``tp`` chips, each
     serving its own share of the sequences in attention and 1/ep of the experts;
-    ``expert_imbalance``: tokens routed to the busiest group over the mean (1 = balanced).
+    ``expert_imbalance``: tokens routed to the busiest group over the mean (1 = balanced);
+    ``sp``: sequence (context) parallel groups of ``tp`` chips: a prompt's tokens are split
+    over them (ring attention) and the KV cache of every sequence too.
     """
 
     tp: Array
     ep: Array
     expert_imbalance: Array
+    sp: Array = 1.0
 
     @staticmethod
     def of(tp: Array) -> Split:
         """Tensor parallelism only."""
         one = jnp.ones_like(tp)
-        return Split(tp, one, one)
+        return Split(tp, one, one, one)
 
 
 @pytree_dataclass

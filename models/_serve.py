@@ -140,12 +140,14 @@ def _phase(
     # the workload's all-reduces of every layer among tp neighbours, its all-to-alls among
     # the ep groups (tp chips apart), and pp − 1 stage-to-stage transfers (tp·ep apart).
     comm = model.layer_comm(scenario, split, comm_tokens)
+    sp, ep = platform.sp, platform.ep
     allreduce = platform.collective_s(chip, software, "all_reduce", comm.allreduce_bytes, tp, jnp.ones_like(tp))
-    alltoall = platform.collective_s(chip, software, "all_to_all", comm.alltoall_bytes, platform.ep, tp)
-    hop = platform.collective_s(
-        chip, software, "send_recv", comm.stage_bytes, 2.0 * jnp.ones_like(pp), tp * platform.ep
-    )
-    net = model.n_layers * (comm.allreduces * allreduce + comm.alltoalls * alltoall) + (pp - 1.0) * hop
+    sp_gather = platform.collective_s(chip, software, "all_gather", comm.sp_gather_bytes, sp, tp)
+    sp_reduce = platform.collective_s(chip, software, "all_reduce", comm.sp_reduce_bytes, sp, tp)
+    alltoall = platform.collective_s(chip, software, "all_to_all", comm.alltoall_bytes, ep, tp * sp)
+    hop = platform.collective_s(chip, software, "send_recv", comm.stage_bytes, 2.0 * jnp.ones_like(pp), tp * sp * ep)
+    per_layer = comm.allreduces * allreduce + comm.alltoalls * alltoall + sp_gather + sp_reduce
+    net = model.n_layers * per_layer + (pp - 1.0) * hop
     seqs_in_pass = scenario.batch + (chunk[0] if chunk is not None else 0.0)
     framework_s = software.pass_overhead_s(seqs_in_pass / platform.ep)
     busy = op_time.sum()
@@ -293,7 +295,19 @@ def serve(
     beam, gamma = scenario.beam, scenario.draft_tokens
     accepted = expected_accepted_tokens(scenario.acceptance, gamma)
     new_dec = (1.0 + gamma) * one  # tokens per sequence in a decode (verify) pass
-    draft = 1.0 + gamma * scenario.draft_cost_ratio  # a verify pass and γ draft steps, in passes
+
+    def with_draft(ph: PhaseCost, passes: Array, seqs: Array) -> PhaseCost:
+        # γ draft steps before each verify pass: each costs ``draft_cost_ratio`` of the verify
+        # pass's operator work (a smaller model over the same tokens) plus the framework's
+        # fixed time per pass, which does not shrink with the model.
+        c = gamma * scenario.draft_cost_ratio
+        fixed = gamma * passes * software.pass_overhead_s(seqs / platform.ep)
+        scaled = PhaseCost(*(x * (1.0 + c) for x in ph))
+        return scaled._replace(
+            network_s=ph.network_s,
+            overhead_s=scaled.overhead_s + fixed,
+            wall_s=ph.wall_s + c * ph.busy_s + fixed,
+        )
 
     def micro_batches(seqs: Array) -> Array:
         # Decode keeps m = min(pp, B) micro-batches of B/m sequences in flight, one per stage
@@ -343,7 +357,7 @@ def serve(
             d / accepted,
             growth=accepted,
         )
-        dec_micro = with_offload(_times(dec_micro, draft))
+        dec_micro = with_offload(with_draft(dec_micro, d / accepted, dec_seqs / micro))
         dec = _times(dec_micro, micro)
         rounds = one  # the decode work above is the whole batch's
         ttft = ttft_static
@@ -373,10 +387,10 @@ def serve(
             it = _phase(model, chip, software, dec_sc, platform, new_dec, ctx, one, single=True, chunk=ride)
             full = (jnp.maximum(fed / chunk, 1.0) / micro, chunk, (s - chunk) / 2.0)
             feeding = _phase(model, chip, software, dec_sc, platform, new_dec, ctx, one, single=True, chunk=full)
-            t_feeding = round_s(with_offload(_times(feeding, draft)), micro)
+            t_feeding = round_s(with_offload(with_draft(feeding, one, running * beam / micro)), micro)
         else:
             it = _phase(model, chip, software, dec_sc, platform, new_dec, ctx, one, single=True)
-        it = with_offload(_times(it, draft))
+        it = with_offload(with_draft(it, one, running * beam / micro))
         t_round = round_s(it, micro)
         work = _times(it, micro)
         if mode == "continuous":

@@ -231,3 +231,23 @@ def test_bad_parallel_input_is_one_line():
         dse.evaluate("llama-3-8b", "wse-3", platform="genz-sram-wafer", tp=2)
     with pytest.raises(SpecError, match="expected 1 to inf"):
         dse.evaluate("mixtral-8x7b", "h100-sxm5-80gb", ep=2, expert_imbalance=0.5)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_sequence_parallelism_splits_long_prompts_and_kv_caches():
+    # Llama-3.1-8B, one 128k-token prompt, on one DGX H100 at sp = 1 and 4 (tp 1). The
+    # prefill work (quadratic attention included) splits four ways, plus the ring's KV
+    # all-gather: TTFT between 1/4 and 1/3 of sp = 1. The KV cache per chip is 1/4; weights
+    # are replicated in each group.
+    ds = dse.evaluate(
+        "llama-3.1-8b", "h100-sxm5-80gb", platform="dgx-h100", levels=["achievable"], sp=[1, 4], batch=1,
+        prompt_tokens=131072, output_tokens=16,
+    ).isel(level=0)  # fmt: skip
+    t1, t4 = ds.ttft_s.values
+    assert t1 / 4 <= t4 <= t1 / 3
+    kv1, kv4 = ds.kv_bytes_per_chip.values
+    assert_close(kv4, kv1 / 4, rtol=1e-9)
+    w1, w4 = ds.weight_bytes_per_chip.values
+    assert_close(w4, w1, rtol=1e-12)
+    assert ds.tpot_s.values[1] < ds.tpot_s.values[0]  # each chip reads a quarter of the KV cache
+    assert list(ds.n_chips.values) == [1, 4]

@@ -1,5 +1,6 @@
 """Analysis of results: Pareto fronts, charts, the platform study, deployment search, terminal tables."""
 
+from ._curves import run_curve_study as run_curve_study
 from ._pareto import pareto_mask as pareto_mask
 from ._pareto import pareto_table as pareto_table
 from ._pareto import store_pareto as store_pareto

@@ -267,7 +267,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not given:
             raise SpecError(f"{flag}: empty list: expected one or more catalog ids or spec files, comma-separated")
     hws = [load_hardware(h, calibrated=not args.uncalibrated) for h in hw_ids]
-    knobs: dict[str, Any] = {k: _floats(getattr(args, k), k, integer=True) for k in ("tp", "pp", "ep", "dp")}
+    knobs: dict[str, Any] = {k: _floats(getattr(args, k), k, integer=True) for k in ("tp", "pp", "ep", "sp", "dp")}
     if args.overlap is not None:
         knobs["overlap"] = _floats(args.overlap, "overlap", allow_zero=True)
     if args.expert_imbalance is not None:
@@ -432,6 +432,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             tp=_cell(path, i, r, "tp"),
             pp=_cell(path, i, r, "pp", default="1"),
             ep=_cell(path, i, r, "ep", default="1"),
+            sp=_cell(path, i, r, "sp", default="1"),
             dp=_cell(path, i, r, "dp", default="1"),
             tokens=_cell(path, i, r, "context_tokens" if phase == "decode" else "prompt_tokens"),
             output=_cell(path, i, r, "output_tokens") if phase == "request" else 1.0,
@@ -449,7 +450,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         cfg = make_config(m, h, weight_dtype=dtype, act_dtype=dtype, kv_dtype=dtype)
         for i in idx:
             row = parsed[i]
-            check_physics(cfg, {k: row[k] for k in ("tp", "pp", "ep", "dp")}, f"{path}: row {i + 2}")
+            check_physics(cfg, {k: row[k] for k in ("tp", "pp", "ep", "sp", "dp")}, f"{path}: row {i + 2}")
             check_context(m, row["tokens"], row["output"], f"{path}: row {i + 2}")
         knobs = {
             k: np.array([parsed[i][src] for i in idx])
@@ -458,6 +459,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 ("tp", "tp"),
                 ("pp", "pp"),
                 ("ep", "ep"),
+                ("sp", "sp"),
                 ("dp", "dp"),
                 ("prompt_tokens", "tokens"),
                 ("output_tokens", "output"),
@@ -570,6 +572,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--tp", default="1", help="tensor-parallel degree(s), e.g. 1,2,4,8")
     s.add_argument("--pp", default="1", help="pipeline-parallel degree(s)")
     s.add_argument("--ep", default="1", help="expert-parallel degree(s) (MoE: divides the experts)")
+    s.add_argument("--sp", default="1", help="sequence (context) parallel degree(s): prompts and KV caches split")
     s.add_argument("--dp", default="1", help="data-parallel replicas (the batch is split over them)")
     s.add_argument("--overlap", help="share(s) of communication that overlaps compute, 0 to 1 (default 0)")
     s.add_argument("--expert-imbalance", help="tokens of the busiest expert group over the mean, >= 1 (default 1)")

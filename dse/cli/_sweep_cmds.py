@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from dse.analysis import pareto_table, plot_store, run_platform_study, store_pareto, write_front
+from dse.analysis import pareto_table, plot_store, run_curve_study, run_platform_study, store_pareto, write_front
 from dse.engine import enable_compilation_cache
 from dse.specs import SpecError
 from dse.sweep import describe, load_sweep, run_sweep
@@ -17,9 +17,11 @@ RESULTS = Path("results")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    if _is_platform_study(Path(args.spec)):
+    study = _study_kind(Path(args.spec))
+    if study is not None:
         outdir = Path(args.output) if args.output else RESULTS
-        run_platform_study(Path(args.spec), outdir, quiet=getattr(args, "quiet", False))
+        runner = run_platform_study if study == "platforms" else run_curve_study
+        runner(Path(args.spec), outdir, quiet=getattr(args, "quiet", False))
         return 0
     spec = load_sweep(args.spec)
     store = Path(args.output) if args.output else RESULTS / f"{spec.name}.zarr"
@@ -82,13 +84,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_platform_study(path: Path) -> bool:
-    """A comparison study (``study: platforms``) rather than a design-space sweep."""
+def _study_kind(path: Path) -> str | None:
+    """``platforms`` or ``curves`` for a study file (``study: …``), None for a design-space sweep."""
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return False  # load_sweep reports the error
-    return isinstance(data, dict) and data.get("study") == "platforms"
+        return None  # load_sweep reports the error
+    kind = data.get("study") if isinstance(data, dict) else None
+    return kind if kind in ("platforms", "curves") else None
 
 
 PARTIAL_HELP = "use an unfinished or damaged store (what is missing is left out, with a warning)"

@@ -212,6 +212,7 @@ def make_config(
     tp: float = 1,
     pp: float = 1,
     ep: float = 1,
+    sp: float = 1,
     dp: float = 1,
     batch: float = 1,
     prompt_tokens: float = 2048,
@@ -237,11 +238,11 @@ def make_config(
     if platform is not None and platform.chip_links:
         chip = dataclasses.replace(chip, **{k: _leaf(v) for k, v in platform.chip_links.items()})
     where = f"{model.id} on {platform.id if platform is not None else hardware.id}"
-    check_placement(where, network, float(np.max(tp)) * float(np.max(pp)) * float(np.max(ep)))
+    check_placement(where, network, float(np.max(tp)) * float(np.max(pp)) * float(np.max(ep)) * float(np.max(sp)))
     config = Config(
         model=model.spec,
         chip=chip,
-        platform=PlatformSpec(_leaf(tp), _leaf(pp), _leaf(ep), _leaf(dp), **leaves, **static),
+        platform=PlatformSpec(_leaf(tp), _leaf(pp), _leaf(ep), _leaf(sp), _leaf(dp), **leaves, **static),
         scenario=Scenario(
             _leaf(batch),
             _leaf(prompt_tokens),
@@ -253,7 +254,7 @@ def make_config(
         ),
         economics=economics or default_economics(),
     )
-    counts = {"tp": tp, "pp": pp, "ep": ep, "dp": dp, "batch": batch}
+    counts = {"tp": tp, "pp": pp, "ep": ep, "sp": sp, "dp": dp, "batch": batch}
     counts |= {"prompt_tokens": prompt_tokens, "output_tokens": output_tokens}
     check_physics(config, counts, where, uneven_heads)
     check_context(model, prompt_tokens, output_tokens, model.id)

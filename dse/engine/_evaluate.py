@@ -71,7 +71,7 @@ def evaluate(
     not divide the attention heads, as some published studies use. ``platform`` (a platform
     id or file) puts the chips on that platform's network; otherwise each chip runs on its
     own system's (its hardware file's scale-up domain and scale-out NICs). Parallel knobs:
-    ``tp``, ``pp``, ``ep``, ``dp`` (``batch`` is the whole platform's, split over dp
+    ``tp``, ``pp``, ``ep``, ``sp``, ``dp`` (``batch`` is the whole platform's, split over dp
     replicas and, in attention, over ep groups), ``overlap``, ``expert_imbalance``.
     ``batching`` is ``static`` (one request batch), ``continuous``, ``chunked`` (with
     ``chunk_tokens``) or ``disaggregated`` (with ``prefill_share``): see ``models.serve``;
@@ -90,7 +90,7 @@ def evaluate(
     hws = _entries(hardware, load_hardware)
     if isinstance(platform, str):
         platform = load_platform(platform)
-    base_defaults = dict(tp=1, pp=1, ep=1, dp=1, batch=1, prompt_tokens=2048, output_tokens=256)
+    base_defaults = dict(tp=1, pp=1, ep=1, sp=1, dp=1, batch=1, prompt_tokens=2048, output_tokens=256)
     scalars = {k: v for k, v in knobs.items() if np.ndim(v) == 0}
     axes = {k: np.asarray(v, dtype=float) for k, v in knobs.items() if np.ndim(v) > 0}
     for k, v in axes.items():

@@ -25,8 +25,9 @@ Array = jax.Array
 class PlatformSpec:
     """How the chips of a platform are connected and how a model is split across them.
 
-    Parallelisms (GenZ §III-C, placement order TP:EP:PP:DP from the innermost, so TP groups
-    are contiguous chips): tensor (tp: every layer's heads and FFN columns), expert (ep: MoE
+    Parallelisms (GenZ §III-C, placement order TP:SP:EP:PP:DP from the innermost, so TP
+    groups are contiguous chips): tensor (tp: every layer's heads and FFN columns), sequence
+    (sp: every prompt's tokens and every KV cache over sp groups of tp chips), expert (ep: MoE
     experts over ep groups of tp chips; attention is data-parallel over them, each with its
     own sequences), pipeline (pp: consecutive layers), data (dp: independent replicas, each
     serving batch/dp sequences). The network has two levels: the scale-up domain of
@@ -40,6 +41,12 @@ class PlatformSpec:
         kind="int",
         required=False,
         doc="expert-parallel degree (groups sharing the experts)",
+        default_factory=lambda: np.asarray(1.0),
+    )
+    sp: Array = spec_field(
+        kind="int",
+        required=False,
+        doc="sequence (context) parallel degree (groups sharing every prompt)",
         default_factory=lambda: np.asarray(1.0),
     )
     dp: Array = spec_field(
@@ -100,16 +107,16 @@ class PlatformSpec:
 
     @property
     def split(self) -> Split:
-        return Split(self.tp, self.ep, self.expert_imbalance)
+        return Split(self.tp, self.ep, self.expert_imbalance, self.sp)
 
     @property
     def stage_chips(self) -> Array:
-        """Chips of one pipeline stage of one replica (tp · ep)."""
-        return self.tp * self.ep
+        """Chips of one pipeline stage of one replica (tp · sp · ep)."""
+        return self.tp * self.sp * self.ep
 
     @property
     def replica_chips(self) -> Array:
-        return self.tp * self.ep * self.pp
+        return self.stage_chips * self.pp
 
     @property
     def n_chips(self) -> Array:

@@ -82,13 +82,21 @@ class TransformerSpec:
         (MoE): an all-to-all dispatches each token's hidden state to its top-k experts' groups
         and another combines the results (GenZ §III-C; DeepSpeed-MoE, Rajbhandari et al.
         2022); the tp chips of a group each send 1/tp of it."""
-        act = scenario.batch / split.ep * new_tokens * self.d_model * dtype_bytes(scenario.act_dtype)
+        split = as_split(split)
+        q_split = jnp.where(new_tokens > 1.0, split.sp, 1.0)
+        seqs = scenario.batch / split.ep
+        act = seqs * new_tokens / q_split * self.d_model * dtype_bytes(scenario.act_dtype)
         one = jnp.ones_like(act)
         if self.moe:
             a2a, n_a2a = act * self.top_k / split.tp, 2.0 * one
         else:
             a2a, n_a2a = 0.0 * act, 0.0 * one
-        return LayerComm(act, 2.0 * one, act, a2a, n_a2a)
+        # SP: a prompt pass gathers every key and value of the layer around the sp ring; a
+        # decode step combines the sp partial attention outputs of its token (an all-reduce).
+        kv_layer = kv_bytes_per_token(self, scenario.kv_dtype, split.tp) / self.n_layers
+        gather = jnp.where(new_tokens > 1.0, seqs * new_tokens * kv_layer, 0.0)
+        combine = jnp.where(new_tokens > 1.0, 0.0, act / split.tp)
+        return LayerComm(act, 2.0 * one, act, a2a, n_a2a, gather, combine)
 
     @property
     def max_tp(self) -> Array:
@@ -176,6 +184,13 @@ def operator_table(
     split = as_split(split)
     tp, ep = split.tp, split.ep
     b = scenario.batch / ep  # sequences of this chip's expert-parallel group
+    # Sequence (context) parallelism over sp groups: a prompt's tokens are split over them
+    # and each chip's queries attend to every key, streamed around the ring (ring attention,
+    # Liu et al. 2023; causal work balanced by a zig-zag split); a decode token cannot be
+    # split: it is computed in every group, each attending to the 1/sp of the KV cache it holds.
+    q_split = jnp.where(new_tokens > 1.0, split.sp, 1.0)
+    kv_split = split.sp / q_split
+    new_here = new_tokens / q_split  # tokens per sequence this chip computes
     w = dtype_bytes(scenario.weight_dtype)
     a = dtype_bytes(scenario.act_dtype)
     d, hd, L = model.d_model, model.head_dim, model.n_layers
@@ -183,7 +198,7 @@ def operator_table(
     kv = kv_heads_per_chip(model, tp)
     kv_per_token_layer = kv_bytes_per_token(model, scenario.kv_dtype, tp) / L  # K and V, one layer
     group = model.n_heads / model.n_kv_heads  # queries sharing one KV head (GQA/MQA)
-    tokens = b * new_tokens  # GEMM rows of this pass
+    tokens = b * new_here  # GEMM rows of this pass
     one = jnp.ones_like(tokens)
     # Causal attention: query i of the pass sees past + i + 1 keys, on average
     # past + (T + 1)/2 — about half of the S² work in prefill (seed 000, prefill).
@@ -225,10 +240,10 @@ def operator_table(
     )
     # Attention scores Q·Kᵀ: per (sequence, KV head) a GEMM of M = group·T queries,
     # N = keys, K = head_dim; 2·T·ctx·hd FLOPs per query head.
-    attn_flops = 2.0 * b * h * new_tokens * ctx_mean * hd
+    attn_flops = 2.0 * b * h * new_here * ctx_mean * hd / kv_split
     q_bytes = tokens * h * hd * a
-    cache_read = b * ctx_all * kv_per_token_layer / 2.0  # one of K or V, all heads on this chip
-    score_bytes = b * h * new_tokens * ctx_mean * a  # materialised only when not fused
+    cache_read = b * ctx_all * kv_per_token_layer / 2.0 / kv_split  # one of K or V, this chip's heads
+    score_bytes = b * h * new_here * ctx_mean / kv_split * a  # materialised only when not fused
     fused = scenario.fused_attention
     row(
         "attn_scores",
@@ -237,20 +252,20 @@ def operator_table(
         0 * one,
         q_bytes + (0 if fused else score_bytes),
         cache_read,
-        group * new_tokens,
-        ctx_mean,
+        group * new_here,
+        ctx_mean / kv_split,
         hd,
         L,
     )
     row(
         "softmax",
         ELEMENTWISE,
-        _SOFTMAX_FLOPS * b * h * new_tokens * ctx_mean,
+        _SOFTMAX_FLOPS * b * h * new_here * ctx_mean / kv_split,
         0 * one,
         (0 if fused else 2.0) * score_bytes,
         0 * one,
-        b * h * new_tokens,
-        ctx_mean,
+        b * h * new_here,
+        ctx_mean / kv_split,
         one,
         L,
     )
@@ -262,9 +277,9 @@ def operator_table(
         0 * one,
         q_bytes + (0 if fused else score_bytes),
         cache_read,
-        group * new_tokens,
+        group * new_here,
         hd,
-        ctx_mean,
+        ctx_mean / kv_split,
         L,
     )
     # Output projection (row-parallel): N = d_model, K = heads per chip · head_dim.
@@ -381,7 +396,7 @@ def memory_per_chip(model: TransformerSpec, scenario: Scenario, split: Split, pp
     prefill layer (input, QKV output and FFN hidden), not multiplied by layers.
     """
     split = as_split(split)
-    tp, ep = split.tp, split.ep
+    tp, ep, sp = split.tp, split.ep, split.sp
     w = dtype_bytes(scenario.weight_dtype)
     a = dtype_bytes(scenario.act_dtype)
     n_mats = 3.0 if model.gated_ffn else 2.0
@@ -389,8 +404,8 @@ def memory_per_chip(model: TransformerSpec, scenario: Scenario, split: Split, pp
     weights = ((total_params(model) - experts) + experts / ep) * w / (tp * pp)
     context = scenario.prompt_tokens + scenario.output_tokens
     batch = scenario.batch / ep
-    kv = batch * context * kv_bytes_per_token(model, scenario.kv_dtype, tp) / pp
-    tokens = batch * scenario.prompt_tokens
+    kv = batch * context * kv_bytes_per_token(model, scenario.kv_dtype, tp) / (pp * sp)
+    tokens = batch * scenario.prompt_tokens / sp
     hidden = (2.0 if model.gated_ffn else 1.0) * model.d_ff / tp * jnp.minimum(model.top_k, model.n_experts)
     act = tokens * (2.0 * model.d_model + (model.n_heads + 2.0 * model.n_kv_heads) * model.head_dim / tp + hidden) * a
     # Pipelined (pp > 1): each sequence is a micro-batch, so a stage holds one at a time.
