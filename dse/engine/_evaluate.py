@@ -9,7 +9,17 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from dse.specs import HardwareEntry, ModelEntry, PlatformEntry, SpecError, load_hardware, load_model, load_platform
+from dse.specs import (
+    HardwareEntry,
+    ModelEntry,
+    PlatformEntry,
+    SpecError,
+    check_placement,
+    hardware_network,
+    load_hardware,
+    load_model,
+    load_platform,
+)
 from models import EconomicsSpec, Metrics
 
 from ._boundary import check_knobs, run_designs
@@ -22,6 +32,10 @@ def _entries(ref: Any, loader: Callable[[Any], Any]) -> list[Any]:
     if isinstance(ref, str | bytes) or not isinstance(ref, Sequence):
         return [ref if isinstance(ref, ModelEntry | HardwareEntry) else loader(ref)]
     return [r if isinstance(r, ModelEntry | HardwareEntry) else loader(r) for r in ref]
+
+
+def _network(hardware: HardwareEntry, platform: PlatformEntry | None) -> dict[str, Any]:
+    return platform.network if platform is not None else hardware_network(hardware)
 
 
 def _check_serving(knobs: dict[str, Any], base: dict[str, Any], batching: str, where: str) -> None:
@@ -116,6 +130,8 @@ def evaluate(
             **base,
         )
         check_knobs(cfg, rest)
+        biggest = np.prod([np.max(np.asarray(knobs.get(k, 1), dtype=float)) for k in ("tp", "pp", "ep", "sp")])
+        check_placement(f"{m.id} on {platform.id if platform else h.id}", _network(h, platform), float(biggest))
         _check_serving(knobs, base, batching, f"{m.id} on {h.id}")
         check_physics(cfg, {**rest, **axes}, f"{m.id} on {h.id}", uneven_heads)
         check_context(
