@@ -51,11 +51,13 @@ def test_a_looser_slo_never_gives_a_worse_answer(chat):
 def test_excluded_layouts_say_which_constraint_and_use_cases_are_genz_table_iii(capsys):
     case = load_use_case("summarization")  # GenZ Table III: 15000/1000, beam 4, 2 s / 20 ms
     assert (case.prompt_tokens, case.output_tokens, case.beam, case.ttft_s, case.tpot_s) == (15000, 1000, 4, 2.0, 0.02)
-    rc = main(["plan", "--model", "llama-3-70b", "--hardware", "a100-sxm4-80gb", "--max-chips", "1",
-               "--use-case", "chat", "--json"])  # fmt: skip
+    # A TPOT of 0.5 ms is beyond any A100 deployment of an 8B model: every layout is excluded,
+    # each with its closest candidate and the constraint it breaks.
+    rc = main(["plan", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--max-chips", "4",
+               "--prompt-tokens", "1024", "--output-tokens", "256", "--tpot-ms", "0.5", "--json"])  # fmt: skip
     assert rc == 0
     res = json.loads(capsys.readouterr().out)
-    assert res["best"] is None  # 141 GB of weights do not fit in one 80 GB GPU
-    assert res["excluded"] and all("memory" in r["why"] for r in res["excluded"])
+    assert res["best"] is None and res["feasible"] == 0
+    assert res["excluded"] and all("TPOT" in r["why"] for r in res["excluded"])
     with pytest.raises(SpecError, match="unknown use case 'chatt'"):
         load_use_case("chatt")

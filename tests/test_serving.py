@@ -1,19 +1,23 @@
 """Serving dynamics (models.serve): continuous batching, chunked prefill, disaggregated pools,
-speculative decoding, beam search and a KV offload tier, against hand derivations."""
+speculative decoding, beam search and a KV offload tier, against hand derivations.
+
+Single configurations are served eagerly (``helpers.serve_eager``); one test goes through
+``dse.evaluate`` and the curve-study runner."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from helpers import f
+from helpers import f, serve_eager
 
 import dse
 from dse.specs import SpecError
 from models._serve import expected_accepted_tokens
 
+L70 = dict(model="llama-3-70b", hardware="h100-sxm5-80gb", tp=8, prompt_tokens=2048, output_tokens=256)
 
-def run(model="llama-3-70b", hw="h100-sxm5-80gb", level="calibrated", **kw):
-    return dse.evaluate(model, hw, levels=[level], **kw).isel(level=0)
+
+def run(**kw):
+    return serve_eager(**(L70 | kw))
 
 
 def test_expected_accepted_tokens():
@@ -24,99 +28,89 @@ def test_expected_accepted_tokens():
 
 
 def test_speculative_decoding_divides_tpot_by_the_accepted_tokens():
-    kw = dict(tp=8, batch=1, prompt_tokens=2048, output_tokens=256, acceptance=0.7, draft_cost_ratio=0.1)
     # Level 'achievable': no framework time per pass, so a draft step is c of a verify pass.
-    ds = run(level="achievable", draft_tokens=[0.0, 4.0], **kw)
-    base, spec = ds.tpot_s.values
-    plain = run(level="achievable", tp=8, batch=1, prompt_tokens=2048, output_tokens=256).tpot_s
-    assert float(plain) == pytest.approx(base, rel=1e-12)
+    spec_kw = dict(batch=1, acceptance=0.7, draft_cost_ratio=0.1)
+    base = run(level="achievable", batch=1).tpot_s
+    assert run(level="achievable", draft_tokens=0.0, **spec_kw).tpot_s == pytest.approx(base, rel=1e-12)
+    spec = run(level="achievable", draft_tokens=4.0, **spec_kw).tpot_s
     # At batch 1 a verify pass of 5 tokens costs about a decode step (weight-bound), the four
     # draft steps 0.4 of one: TPOT ≈ 1.4 / 2.773 = 0.50 of the baseline (a little more: the
     # verify pass reads 5 tokens' activations and KV).
     assert 0.50 <= spec / base <= 0.56
-    higher = run(level="achievable", draft_tokens=4.0, **(kw | {"acceptance": 0.9})).tpot_s.item()
-    assert higher < spec
+    assert run(level="achievable", draft_tokens=4.0, **(spec_kw | {"acceptance": 0.9})).tpot_s < spec
     # Calibrated, every draft step also pays the framework's fixed time per pass (vLLM's
     # scheduler and sampler do not shrink with the draft model): less gain.
-    cal = run(draft_tokens=[0.0, 4.0], **kw).tpot_s.values
-    assert spec / base < cal[1] / cal[0] < 1.0
+    cal = run(draft_tokens=4.0, **spec_kw).tpot_s / run(batch=1).tpot_s
+    assert spec / base < cal < 1.0
 
 
 def test_continuous_batching_in_steady_state():
-    kw = dict(tp=8, batch=64, prompt_tokens=2048, output_tokens=256)
-    cont = run(batching="continuous", **kw)
-    static = run(**kw)
+    cont = run(batch=64, batching="continuous")
+    static = run(batch=64)
     # 64 running sequences emit 64 tokens per round; a round is a decode pass plus the
     # prefill of the 64·2048/256 = 512 prompt tokens that enter: throughput = 64 / TPOT.
-    assert float(cont.throughput_tokens_per_s) == pytest.approx(64 / float(cont.tpot_s), rel=1e-9)
-    assert float(cont.tpot_s) > float(static.tpot_s)  # prefills stall the decode
-    assert float(cont.ttft_s) < float(static.ttft_s) / 10  # no waiting for a whole batch's prompts
-    assert float(cont.latency_s) == pytest.approx(float(cont.ttft_s) + 256 * float(cont.tpot_s), rel=1e-12)
+    assert cont.throughput_tokens_per_s == pytest.approx(64 / cont.tpot_s, rel=1e-9)
+    assert cont.tpot_s > static.tpot_s  # prefills stall the decode
+    assert cont.ttft_s < static.ttft_s / 10  # no waiting for a whole batch's prompts
+    assert cont.latency_s == pytest.approx(cont.ttft_s + 256 * cont.tpot_s, rel=1e-12)
 
 
 def test_chunked_prefill_rides_along_and_caps_the_running_sequences():
-    kw = dict(tp=8, batch=64, prompt_tokens=2048, output_tokens=256)
-    cont = run(batching="continuous", **kw)
-    ch = run(batching="chunked", chunk_tokens=[256.0, 512.0, 2048.0], **kw)
+    cont = run(batch=64, batching="continuous")
+    ch = {c: run(batch=64, batching="chunked", chunk_tokens=c) for c in (256.0, 512.0)}
     # A budget of 512 tokens per round feeds 64 sequences (64·2048/256 = 512): merged into the
     # decode pass, the weights are read once: faster rounds than decode + a prefill pass.
-    assert float(ch.tpot_s.sel(chunk_tokens=512)) < float(cont.tpot_s)
+    assert ch[512.0].tpot_s < cont.tpot_s
     # 256 tokens per round sustain only 256·256/2048 = 32 running sequences: lower throughput,
-    # and a prompt needs 8 rounds before its first token (TTFT = (8 + 0.5) rounds).
-    t256 = ch.sel(chunk_tokens=256)
-    assert float(t256.throughput_tokens_per_s) == pytest.approx(32 / float(t256.tpot_s), rel=1e-9)
-    assert float(t256.ttft_s) == pytest.approx(8.5 * float(t256.tpot_s), rel=1e-9)
-    assert float(t256.throughput_tokens_per_s) < float(ch.sel(chunk_tokens=512).throughput_tokens_per_s)
+    # and a prompt needs 2048/256 = 8 rounds of a full chunk before its first token.
+    t256 = ch[256.0]
+    assert t256.throughput_tokens_per_s == pytest.approx(32 / t256.tpot_s, rel=1e-9)
+    assert 8.5 * t256.tpot_s <= t256.ttft_s <= 8.5 * t256.tpot_s * 1.2
+    assert t256.throughput_tokens_per_s < ch[512.0].throughput_tokens_per_s
 
 
 def test_disaggregated_pools():
-    kw = dict(tp=8, batch=64, prompt_tokens=2048, output_tokens=256, dp=4, platform="dgx-h100")
-    ds = run(batching="disaggregated", prefill_share=[0.25, 0.5], **kw)
+    kw = dict(batch=64, dp=4, platform="dgx-h100", batching="disaggregated")
+    one = run(prefill_share=0.25, **kw)
     # TPOT is a pure decode round of 64/4 = 16 sequences at the mean context 2048 + 128: the
     # static decode of 16 sequences (context 2048 to 2303) is within a few percent.
-    static = run(tp=8, batch=16, prompt_tokens=2048, output_tokens=256, platform="dgx-h100")
-    assert float(ds.tpot_s.isel(prefill_share=0)) == pytest.approx(float(static.tpot_s), rel=0.05)
-    # One prefill replica of four is the bottleneck: throughput = 1 · 256 tokens per prefill.
-    one = ds.isel(prefill_share=0)
-    prefill_s = float(one.ttft_s)  # a request's prefill plus its KV transfer (small)
-    assert float(one.throughput_tokens_per_s) == pytest.approx(256 / prefill_s, rel=0.1)
+    static = run(batch=16, platform="dgx-h100")
+    assert one.tpot_s == pytest.approx(static.tpot_s, rel=0.05)
+    # One prefill replica of four is the bottleneck: 256 output tokens per prefilled request.
+    assert one.throughput_tokens_per_s == pytest.approx(256 / one.ttft_s, rel=0.1)
     # Two decode replicas of 16 sequences are the bottleneck of a 2:2 split: 32 / TPOT.
-    two = ds.isel(prefill_share=1)
-    assert float(two.throughput_tokens_per_s) == pytest.approx(32 / float(two.tpot_s), rel=1e-9)
+    two = run(prefill_share=0.5, **kw)
+    assert two.throughput_tokens_per_s == pytest.approx(32 / two.tpot_s, rel=1e-9)
 
 
 def test_beam_search_shares_the_prompt_kv_cache():
-    kw = dict(tp=1, batch=8, prompt_tokens=2048, output_tokens=512)
-    ds = run("llama-3-8b", "a100-sxm4-80gb", beam=[1.0, 4.0], **kw)
-    kv1, kv4 = ds.kv_bytes_per_chip.values
+    kw = dict(model="llama-3-8b", hardware="a100-sxm4-80gb", tp=1, batch=8, prompt_tokens=2048, output_tokens=512)
+    one, four = serve_eager(beam=1.0, **kw), serve_eager(beam=4.0, **kw)
     # KV tokens: 8·(2048 + 512) with one beam, 8·(2048 + 4·512) with four.
-    assert kv4 / kv1 == pytest.approx((2048 + 4 * 512) / (2048 + 512), rel=1e-9)
-    assert ds.tpot_s.values[1] > ds.tpot_s.values[0]
+    assert four.kv_bytes_per_chip / one.kv_bytes_per_chip == pytest.approx((2048 + 4 * 512) / (2048 + 512), rel=1e-9)
+    assert four.tpot_s > one.tpot_s
 
 
 def test_kv_offload_makes_a_long_context_fit_at_the_host_link_speed():
-    kw = dict(tp=1, batch=256, prompt_tokens=2048, output_tokens=2048)
-    ds = run("llama-3-8b", "a100-sxm4-80gb", "achievable", kv_offload_bytes=[0.0, 500e9], **kw)
-    assert not bool(ds.feasible.isel(kv_offload_bytes=0))
-    off = ds.isel(kv_offload_bytes=1)
-    assert bool(off.feasible)
-    assert float(off.memory_per_chip_bytes) <= 80e9
-    # More host bandwidth, lower TPOT.
-    fast = run(
-        "llama-3-8b", "a100-sxm4-80gb", "achievable", kv_offload_bytes=500e9, host_bandwidth_bytes_per_s=450e9, **kw
-    )
-    assert float(fast.tpot_s) < float(off.tpot_s)
+    kw = dict(model="llama-3-8b", hardware="a100-sxm4-80gb", level="achievable", tp=1, batch=256)
+    kw |= dict(prompt_tokens=2048, output_tokens=2048)
+    assert not serve_eager(**kw).feasible
+    off = serve_eager(kv_offload_bytes=500e9, **kw)
+    assert off.feasible and off.memory_per_chip_bytes <= 80e9
+    fast = serve_eager(kv_offload_bytes=500e9, host_bandwidth_bytes_per_s=450e9, **kw)
+    assert fast.tpot_s < off.tpot_s  # more host bandwidth, lower TPOT
 
 
 def test_serving_input_errors_are_one_line():
+    ev = dict(levels=["calibrated"], batch=8)
     with pytest.raises(SpecError, match="at most the prompt"):
-        run(batch=8, prompt_tokens=512, batching="chunked", chunk_tokens=1024.0)
+        dse.evaluate("llama-3-70b", "h100-sxm5-80gb", prompt_tokens=512, batching="chunked", chunk_tokens=1024.0, **ev)
     with pytest.raises(SpecError, match="needs 'chunk_tokens'"):
-        run(batch=8, batching="chunked")
+        dse.evaluate("llama-3-70b", "h100-sxm5-80gb", batching="chunked", **ev)
     with pytest.raises(SpecError, match="dp >= 2"):
-        run(batch=8, batching="disaggregated", prefill_share=0.5)
+        dse.evaluate("llama-3-70b", "h100-sxm5-80gb", batching="disaggregated", prefill_share=0.5, **ev)
     with pytest.raises(SpecError, match="expected 0 to 1"):
-        run(batch=8, draft_tokens=2.0, acceptance=np.asarray([0.5, 1.5]))
+        dse.evaluate("llama-3-70b", "h100-sxm5-80gb", draft_tokens=2.0, acceptance=[0.5, 1.5], **ev)
 
 
 def test_curve_study_writes_what_evaluate_gives(tmp_path):
@@ -131,11 +125,9 @@ def test_curve_study_writes_what_evaluate_gives(tmp_path):
     ds = run_curve_study(spec, tmp_path, quiet=True)
     for ext in ("txt", "zarr", "png", "svg"):
         assert (tmp_path / f"mini.{ext}").exists()
-    direct = run(
-        "llama-3-8b", "a100-sxm4-80gb", batching="chunked", tp=2, batch=16, prompt_tokens=1024, output_tokens=64,
-        chunk_tokens=[256.0, 512.0],
-    )  # fmt: skip
-    assert ds.tpot_s.sel(variant="tp=2").values.ravel() == pytest.approx(direct.tpot_s.values, rel=1e-12)
+    kw = dict(tp=2, batch=16, prompt_tokens=1024, output_tokens=64, batching="chunked")
+    direct = [serve_eager("llama-3-8b", "a100-sxm4-80gb", chunk_tokens=c, **kw).tpot_s for c in (256.0, 512.0)]
+    assert ds.tpot_s.sel(variant="tp=2").values.ravel() == pytest.approx(direct, rel=1e-9)
     bad = tmp_path / "bad.yaml"
     bad.write_text(spec.read_text().replace("metrics: [tpot_s, ttft_s]", "metrics: [tpot]"))
     with pytest.raises(SpecError, match="unknown metric 'tpot'"):
