@@ -141,9 +141,11 @@ def _phase(
     # the ep groups (tp chips apart), and pp − 1 stage-to-stage transfers (tp·ep apart).
     comm = model.layer_comm(scenario, split, comm_tokens)
     sp, ep = platform.sp, platform.ep
-    allreduce = platform.collective_s(chip, software, "all_reduce", comm.allreduce_bytes, tp, jnp.ones_like(tp))
+    # (The TP and SP all-reduces as one vector of two: half the traced program.)
+    pair = lambda a, b: jnp.stack(jnp.broadcast_arrays(a, b))  # noqa: E731
+    ar_bytes, ar_n, ar_stride = pair(comm.allreduce_bytes, comm.sp_reduce_bytes), pair(tp, sp), pair(1.0, tp)
+    allreduce, sp_reduce = platform.collective_s(chip, software, "all_reduce", ar_bytes, ar_n, ar_stride)
     sp_gather = platform.collective_s(chip, software, "all_gather", comm.sp_gather_bytes, sp, tp)
-    sp_reduce = platform.collective_s(chip, software, "all_reduce", comm.sp_reduce_bytes, sp, tp)
     alltoall = platform.collective_s(chip, software, "all_to_all", comm.alltoall_bytes, ep, tp * sp)
     hop = platform.collective_s(chip, software, "send_recv", comm.stage_bytes, 2.0 * jnp.ones_like(pp), tp * sp * ep)
     per_layer = comm.allreduces * allreduce + comm.alltoalls * alltoall + sp_gather + sp_reduce

@@ -403,6 +403,17 @@ def test_random_valid_configurations_are_finite(model, family, seed):
         "batch": rng.integers(1, 513, n).astype(float),
         "prompt_tokens": rng.integers(1, 8193, n).astype(float),
         "output_tokens": rng.integers(1, 1025, n).astype(float),
+        # parallel and serving knobs (ep divides the experts: 1 for the dense model)
+        "ep": rng.choice([1, 2, 4, 8] if model.startswith("mixtral") else [1], n).astype(float),
+        "sp": rng.choice([1, 2, 4], n).astype(float),
+        "dp": rng.integers(1, 5, n).astype(float),
+        "overlap": rng.uniform(0.0, 1.0, n),
+        "expert_imbalance": rng.uniform(1.0, 8.0, n),
+        "draft_tokens": rng.integers(0, 9, n).astype(float),
+        "acceptance": rng.uniform(0.0, 1.0, n),
+        "draft_cost_ratio": rng.uniform(0.0, 0.5, n),
+        "beam": rng.integers(1, 5, n).astype(float),
+        "kv_offload_bytes": rng.uniform(0.0, 1e12, n),
     }
     cfg = make_config(load_model(model), hw)
     res = run_designs(cfg, knobs, software_levels(hw, LEVELS))

@@ -156,7 +156,7 @@ def collective_s(
     Members inside one domain: n0 = clip(domain / stride, 1, n); domains spanned n1 = n / n0.
     Hierarchical algorithms (NCCL's for multi-node, GenZ §III-C):
       all-reduce = reduce-scatter in the domain + all-reduce of 1/n0 across domains
-                   + all-gather in the domain, or a flat ring bound by the slower level;
+                   + all-gather in the domain;
       all-gather = all-gather across domains of 1/n0, then in the domain;
       all-to-all = the in-domain and the cross-domain shares sent concurrently;
       send/recv  = for ``n = 2`` neighbours ``stride`` apart: the share of such pairs that
@@ -175,13 +175,13 @@ def collective_s(
         return jnp.where(n > 1.0, (1.0 - crossing) * t_up + crossing * t_out, 0.0)
     one = level_collective_s(collective, message_bytes, in_up, sw)
     if collective == "all_reduce":
-        hier = (
+        # (A flat ring over all n chips is bound by the scale-out link over 2(n−1)/n of the
+        # message: never faster than this while the scale-up level is the faster one.)
+        multi = (
             level_collective_s("reduce_scatter", message_bytes, in_up, sw)
             + level_collective_s("all_reduce", message_bytes / n0, across, sw)
             + level_collective_s("all_gather", message_bytes, in_up, sw)
         )
-        flat = level_collective_s("all_reduce", message_bytes, out._replace(n=jnp.maximum(n, 1.0)), sw)
-        multi = smooth_min(hier, flat)
     elif collective == "all_gather":
         multi = level_collective_s("all_gather", message_bytes / n0, across, sw) + one
     elif collective == "reduce_scatter":
