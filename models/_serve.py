@@ -14,13 +14,13 @@ References:
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from models._economics import EconomicsSpec, usd_per_million_tokens
-from models._interface import Chip, Scenario, SoftwareParams, Workload, widest
+from models._interface import Chip, LayerComm, Scenario, SoftwareParams, Workload, widest
 from models.platform import PlatformSpec, pipeline_fill_factor
 from models.workloads import gemm_operator
 
@@ -80,6 +80,47 @@ def _times(ph: PhaseCost, m: Array) -> PhaseCost:
     return PhaseCost(*(x * m for x in ph))
 
 
+def _pass_comm(
+    model: Workload,
+    scenario: Scenario,
+    platform: PlatformSpec,
+    new_tokens: Array,
+    chunk: tuple[Array, Array, Array] | None = None,
+) -> LayerComm:
+    """What one pass sends per layer (prefill chunks riding along add their tokens)."""
+    tokens = new_tokens if chunk is None else new_tokens + chunk[0] * chunk[1] / scenario.batch
+    return model.layer_comm(scenario, platform.split, tokens)
+
+
+def _network_s(
+    model: Workload, chip: Chip, software: SoftwareParams, platform: PlatformSpec, comms: list[LayerComm]
+) -> list[Array]:
+    """Network time of one pass for each of ``comms`` (GenZ §III-C), on the platform's levels
+    with TP innermost: the workload's all-reduces of every layer among tp neighbours, SP's
+    gather and all-reduce among sp groups (tp apart), EP's all-to-alls among ep groups (tp·sp
+    apart), and pp − 1 stage-to-stage transfers (tp·sp·ep apart). The passes (and the TP and
+    SP all-reduces) are evaluated as vectors: one traced collective of each kind."""
+    tp, pp, sp, ep = platform.tp, platform.pp, platform.sp, platform.ep
+    k = len(comms)
+    field = lambda name: jnp.stack(jnp.broadcast_arrays(*[getattr(c, name) for c in comms]))  # noqa: E731
+    ones = jnp.ones((k,)) * jnp.ones_like(tp)
+    ar = platform.collective_s(
+        chip,
+        software,
+        "all_reduce",
+        jnp.concatenate([field("allreduce_bytes"), field("sp_reduce_bytes")]),
+        jnp.concatenate([tp * ones, sp * ones]),
+        jnp.concatenate([ones, tp * ones]),
+    )
+    allreduce, sp_reduce = ar[:k], ar[k:]
+    sp_gather = platform.collective_s(chip, software, "all_gather", field("sp_gather_bytes"), sp * ones, tp * ones)
+    alltoall = platform.collective_s(chip, software, "all_to_all", field("alltoall_bytes"), ep * ones, tp * sp * ones)
+    hop = platform.collective_s(chip, software, "send_recv", field("stage_bytes"), 2.0 * ones, tp * sp * ep * ones)
+    per_layer = field("allreduces") * allreduce + field("alltoalls") * alltoall + sp_gather + sp_reduce
+    net = model.n_layers * per_layer + (pp - 1.0) * hop
+    return [net[i] for i in range(k)]
+
+
 def _phase(
     model: Workload,
     chip: Chip,
@@ -92,21 +133,21 @@ def _phase(
     single: bool = False,
     growth: Array | None = None,
     chunk: tuple[Array, Array, Array] | None = None,
+    net: Array | None = None,
 ) -> PhaseCost:
     """Cost of ``n_passes`` passes of ``new_tokens`` tokens with the context growing by
     ``growth`` (default ``new_tokens``) each pass from ``past_first``, summed in closed form.
     ``single`` (static) says that there is one pass, which skips the second table.
     ``chunk = (sequences, tokens, past)``: prefill chunks that ride along in the same single
-    pass (chunked prefill), merged into its operator table."""
-    tp, pp, split = platform.tp, platform.pp, platform.split
+    pass (chunked prefill), merged into its operator table. ``net``: the pass's network time
+    when the caller has computed it (:func:`_network_s` of :func:`_pass_comm`)."""
+    split = platform.split
     growth = new_tokens if growth is None else growth
     dt = (scenario.weight_dtype, scenario.act_dtype, scenario.kv_dtype)
     first = model.operator_table(scenario, split, new_tokens, past_first)
-    comm_tokens = new_tokens
     if chunk is not None:
         seqs, tokens, past = chunk
         first = first.merged(model.operator_table(dataclasses.replace(scenario, batch=seqs), split, tokens, past))
-        comm_tokens = new_tokens + seqs * tokens / scenario.batch
     c0 = chip.operator_cost(software, first, *dt)
     if single:
         last, c1 = first, c0
@@ -136,20 +177,8 @@ def _phase(
         op_time, op_flops * rep, op_bytes * rep, first, scenario.weight_dtype, scenario.act_dtype
     )
     compute_bound = op_compute >= op_memory
-    # Communication per pass (GenZ §III-C) on the platform's network levels, TP innermost:
-    # the workload's all-reduces of every layer among tp neighbours, its all-to-alls among
-    # the ep groups (tp chips apart), and pp − 1 stage-to-stage transfers (tp·ep apart).
-    comm = model.layer_comm(scenario, split, comm_tokens)
-    sp, ep = platform.sp, platform.ep
-    # (The TP and SP all-reduces as one vector of two: half the traced program.)
-    pair = lambda a, b: jnp.stack(jnp.broadcast_arrays(a, b))  # noqa: E731
-    ar_bytes, ar_n, ar_stride = pair(comm.allreduce_bytes, comm.sp_reduce_bytes), pair(tp, sp), pair(1.0, tp)
-    allreduce, sp_reduce = platform.collective_s(chip, software, "all_reduce", ar_bytes, ar_n, ar_stride)
-    sp_gather = platform.collective_s(chip, software, "all_gather", comm.sp_gather_bytes, sp, tp)
-    alltoall = platform.collective_s(chip, software, "all_to_all", comm.alltoall_bytes, ep, tp * sp)
-    hop = platform.collective_s(chip, software, "send_recv", comm.stage_bytes, 2.0 * jnp.ones_like(pp), tp * sp * ep)
-    per_layer = comm.allreduces * allreduce + comm.alltoalls * alltoall + sp_gather + sp_reduce
-    net = model.n_layers * per_layer + (pp - 1.0) * hop
+    if net is None:
+        net = _network_s(model, chip, software, platform, [_pass_comm(model, scenario, platform, new_tokens, chunk)])[0]
     seqs_in_pass = scenario.batch + (chunk[0] if chunk is not None else 0.0)
     framework_s = software.pass_overhead_s(seqs_in_pass / platform.ep)
     busy = op_time.sum()
@@ -342,22 +371,24 @@ def serve(
         extra = host_share * ph.kv_bytes / platform.host_bandwidth_bytes_per_s
         return ph._replace(wall_s=ph.wall_s + extra, memory_s=ph.memory_s + extra)
 
-    # The prompt pass of the batch (every mode reports it: prefill throughput, MFU, energy).
-    pre = _phase(model, chip, software, scenario, platform, s, zero, one, single=True)
-    ttft_static = pre.wall_s * pipeline_fill_factor(b, pp)
+    def network(*passes: tuple[Scenario, Array, Any]) -> list[Array]:
+        # The network time of every pass of the mode, in one vectorized evaluation.
+        comms = [_pass_comm(model, sc_, platform, new_, chunk_) for sc_, new_, chunk_ in passes]
+        return _network_s(model, chip, software, platform, comms)
+
+    def prompt_pass(net: Array) -> PhaseCost:
+        # The prompt pass of the batch (every mode reports it: prefill throughput, MFU, energy).
+        return _phase(model, chip, software, scenario, platform, s, zero, one, single=True, net=net)
+
     if mode == "static":
         dec_seqs = b * beam
         micro = micro_batches(dec_seqs)
+        dec_sc = dataclasses.replace(scenario, batch=dec_seqs / micro)
+        net_pre, net_dec = network((scenario, s * one, None), (dec_sc, new_dec, None))
+        pre = prompt_pass(net_pre)
+        ttft_static = pre.wall_s * pipeline_fill_factor(b, pp)
         dec_micro = _phase(
-            model,
-            chip,
-            software,
-            dataclasses.replace(scenario, batch=dec_seqs / micro),
-            platform,
-            new_dec,
-            s,
-            d / accepted,
-            growth=accepted,
+            model, chip, software, dec_sc, platform, new_dec, s, d / accepted, growth=accepted, net=net_dec
         )
         dec_micro = with_offload(with_draft(dec_micro, d / accepted, dec_seqs / micro))
         dec = _times(dec_micro, micro)
@@ -382,34 +413,31 @@ def serve(
         fed = running * s / life  # prompt tokens an iteration absorbs in steady state
         micro = micro_batches(running * beam)
         dec_sc = dataclasses.replace(scenario, batch=running * beam / micro)
+        entering = fed / s
+        arrivals_sc = dataclasses.replace(scenario, batch=jnp.maximum(entering, 1.0))
+        one_sc = dataclasses.replace(scenario, batch=one)
+        # On average a round carries ``fed`` prompt tokens (chunks at their mean prefix);
+        # while a new prompt is being fed a round carries a full chunk of it.
+        ride = (fed / chunk / micro, chunk, (s - chunk) / 2.0) if mode == "chunked" else None
+        full = (jnp.maximum(fed / chunk, 1.0) / micro, chunk, (s - chunk) / 2.0)
+        extra = {"chunked": (dec_sc, new_dec, full), "continuous": (arrivals_sc, s * one, None)}
+        extra["disaggregated"] = (one_sc, s * one, None)
+        net_pre, net_it, net_extra = network((scenario, s * one, None), (dec_sc, new_dec, ride), extra[mode])
+        pre = prompt_pass(net_pre)
+        ttft_static = pre.wall_s * pipeline_fill_factor(b, pp)
+        it = _phase(model, chip, software, dec_sc, platform, new_dec, ctx, one, single=True, chunk=ride, net=net_it)
         if mode == "chunked":
-            # On average a round carries ``fed`` prompt tokens (chunks at their mean prefix);
-            # while a new prompt is being fed a round carries a full chunk of it.
-            ride = (fed / chunk / micro, chunk, (s - chunk) / 2.0)
-            it = _phase(model, chip, software, dec_sc, platform, new_dec, ctx, one, single=True, chunk=ride)
-            full = (jnp.maximum(fed / chunk, 1.0) / micro, chunk, (s - chunk) / 2.0)
-            feeding = _phase(model, chip, software, dec_sc, platform, new_dec, ctx, one, single=True, chunk=full)
+            feeding = _phase(
+                model, chip, software, dec_sc, platform, new_dec, ctx, one, single=True, chunk=full, net=net_extra
+            )
             t_feeding = round_s(with_offload(with_draft(feeding, one, running * beam / micro)), micro)
-        else:
-            it = _phase(model, chip, software, dec_sc, platform, new_dec, ctx, one, single=True)
         it = with_offload(with_draft(it, one, running * beam / micro))
         t_round = round_s(it, micro)
         work = _times(it, micro)
         if mode == "continuous":
             # The prompts entering run as their own pass and stall the decode: fed/s prompts a
             # round, in one pass of max(fed/s, 1) prompts every min(fed/s, 1) rounds.
-            entering = fed / s
-            arrivals = _phase(
-                model,
-                chip,
-                software,
-                dataclasses.replace(scenario, batch=jnp.maximum(entering, 1.0)),
-                platform,
-                s,
-                zero,
-                one,
-                True,
-            )
+            arrivals = _phase(model, chip, software, arrivals_sc, platform, s, zero, one, True, net=net_extra)
             t_arrivals = arrivals.wall_s * pipeline_fill_factor(jnp.maximum(entering, 1.0), pp)
             share = jnp.minimum(entering, 1.0)
             t_round = t_round + share * t_arrivals
@@ -419,9 +447,7 @@ def serve(
         if mode == "disaggregated":
             # Prefill pool: one request per pass; its KV cache (all layers, per chip of the
             # stage) goes to a decode replica over the scale-out network.
-            one_req = _phase(
-                model, chip, software, dataclasses.replace(scenario, batch=one), platform, s, zero, one, True
-            )
+            one_req = _phase(model, chip, software, one_sc, platform, s, zero, one, True, net=net_extra)
             kv_request = fp.kv_bytes / b * s / (s + d)
             send = platform.collective_s(chip, software, "send_recv", kv_request, 2.0 * one, platform.replica_chips)
             ttft = one_req.wall_s + send
