@@ -105,9 +105,11 @@ def test_hierarchical_allreduce_across_domains():
     m = 160 * MB
     t = float(collective_s("all_reduce", m, jnp.asarray(16.0), jnp.asarray(1.0), up, out, sw))
     # Reduce-scatter in the domain 7/8·m/400e9 = 350 us; all-reduce of m/8 across 2 domains
-    # 2·1/2·20e6/50e9 = 400 us; all-gather 350 us: 1.1 ms. A flat ring over the slow level:
-    # 2·15/16·m/50e9 = 6 ms. The smooth minimum is within 1 % of the hierarchical time.
-    assert_close(t, 1.1e-3, rtol=0.01)
+    # 2·1/2·20e6/50e9 = 400 us; all-gather 350 us: 1.1 ms (a flat ring over the slow level:
+    # 2·15/16·m/50e9 = 6 ms). The smooth minimum with the domain's tree (800 us for its
+    # 700 us ring) sits up to 3.6 % below the ring: within 3 %, never above.
+    assert_close(t, 1.1e-3, rtol=0.03)
+    assert t <= 1.1e-3
     # Inside one domain it is the one-level all-reduce.
     t8 = float(collective_s("all_reduce", m, jnp.asarray(8.0), jnp.asarray(1.0), up, out, sw))
     assert_close(t8, float(level_collective_s("all_reduce", m, up, sw)), rtol=1e-12)

@@ -83,12 +83,16 @@ def _ring_steps(lv: Level) -> Array:
     return d * (jnp.maximum(lv.n, 1.0) ** (1.0 / d) - 1.0)
 
 
-def level_collective_s(collective: str, message_bytes: Array, lv: Level, sw: SoftwareParams) -> Array:
+def level_collective_s(
+    collective: str, message_bytes: Array, lv: Level, sw: SoftwareParams, direct: bool = True
+) -> Array:
     """Time of one collective among ``lv.n`` chips of one level.
 
     ``message_bytes`` is the buffer of one chip: the vector reduced (all-reduce), the result
     gathered (all-gather), the input scattered (reduce-scatter), everything a chip sends to
     all others including its own share (all-to-all), the payload (send/recv). Zero for n ≤ 1.
+    ``direct`` (static): the one-kernel algorithms through peer memory exist on this level
+    (a scale-up domain; not across NICs, where framework all-reduces fall back to the library).
     """
     n, bw, topo = lv.n, lv.bandwidth_bytes_per_s, lv.topology
     hop = lv.latency_s + sw.collective_latency_s
@@ -98,6 +102,7 @@ def level_collective_s(collective: str, message_bytes: Array, lv: Level, sw: Sof
     frac = (n - 1.0) / jnp.maximum(n, 1.0)  # share of the buffer that leaves a chip
     steps = _ring_steps(lv)
     switched = topo in ("switch", "switch_reduce", "full")
+    peer_memory = switched and direct
     # Direct (one-kernel) algorithms need every peer one hop away; their launch is a kernel's.
     direct_launch = sw.kernel_overhead_s + (1.0 - sw.direct_allreduce) * _NEVER_S
     if collective == "all_reduce":
@@ -108,6 +113,7 @@ def level_collective_s(collective: str, message_bytes: Array, lv: Level, sw: Sof
             # about twice (up and down the trees).
             log_n = jnp.log2(jnp.maximum(n, 1.0))
             algos.append(launch + 2.0 * log_n * hop + 2.0 * message_bytes / reduce_bw)
+        if peer_memory:
             # One-shot: each chip reads the n − 1 peer buffers, one barrier (two hops).
             algos.append(direct_launch + 2.0 * lv.latency_s + (n - 1.0) * message_bytes / reduce_bw)
             # Two-shot: reduce-scatter then all-gather through peer memory, two barriers.
@@ -121,7 +127,7 @@ def level_collective_s(collective: str, message_bytes: Array, lv: Level, sw: Sof
         link = reduce_bw if reducing else copy_bw
         launch = launch + (sw.reduce_launch_s if reducing else 0.0)
         algos = [launch + steps * hop + frac * message_bytes / link]  # ring
-        if switched:
+        if peer_memory:
             algos.append(direct_launch + 2.0 * lv.latency_s + frac * message_bytes / link)  # direct
         t = smooth_min(*algos)
     elif collective == "all_to_all":
@@ -156,8 +162,9 @@ def collective_s(
     Members inside one domain: n0 = clip(domain / stride, 1, n); domains spanned n1 = n / n0.
     Hierarchical algorithms (NCCL's for multi-node, GenZ §III-C):
       all-reduce = reduce-scatter in the domain + all-reduce of 1/n0 across domains
-                   + all-gather in the domain;
-      all-gather = all-gather across domains of 1/n0, then in the domain;
+                   + all-gather in the domain (costed as the domain's all-reduce plus the
+                   cross-domain one);
+      all-gather, reduce-scatter = the domain's and the cross-domain one of 1/n0;
       all-to-all = the in-domain and the cross-domain shares sent concurrently;
       send/recv  = for ``n = 2`` neighbours ``stride`` apart: the share of such pairs that
                    straddle a domain boundary crosses the scale-out level.
@@ -174,18 +181,13 @@ def collective_s(
         t_out = level_collective_s("send_recv", message_bytes, out._replace(n=2.0 * jnp.ones_like(n0)), sw)
         return jnp.where(n > 1.0, (1.0 - crossing) * t_up + crossing * t_out, 0.0)
     one = level_collective_s(collective, message_bytes, in_up, sw)
-    if collective == "all_reduce":
-        # (A flat ring over all n chips is bound by the scale-out link over 2(n−1)/n of the
-        # message: never faster than this while the scale-up level is the faster one.)
-        multi = (
-            level_collective_s("reduce_scatter", message_bytes, in_up, sw)
-            + level_collective_s("all_reduce", message_bytes / n0, across, sw)
-            + level_collective_s("all_gather", message_bytes, in_up, sw)
-        )
-    elif collective == "all_gather":
-        multi = level_collective_s("all_gather", message_bytes / n0, across, sw) + one
-    elif collective == "reduce_scatter":
-        multi = one + level_collective_s("reduce_scatter", message_bytes / n0, across, sw)
+    if collective in ("all_reduce", "all_gather", "reduce_scatter"):
+        # The in-domain part is the domain's own collective (a reduce-scatter and an
+        # all-gather in the domain move the bytes of a domain all-reduce, by the same
+        # algorithms); across domains each chip handles its 1/n0 share. (A flat ring over all
+        # n chips is bound by the scale-out link: never faster while scale-up is the faster.)
+        across_s = level_collective_s(collective, message_bytes / n0, across, sw, direct=False)
+        return jnp.where(n1 > 1.0, one + across_s, one)
     elif collective == "all_to_all":
         n_all = jnp.maximum(n, 1.0)
         t_in = (n0 - 1.0) / n_all * message_bytes / (up.bandwidth_bytes_per_s * sw.link_efficiency)
