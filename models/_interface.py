@@ -197,27 +197,27 @@ class Scenario:
         kind="nonnegative",
         required=False,
         doc="prefill tokens per iteration (0: whole prompts)",
-        default_factory=lambda: np.asarray(0.0),
+        value=0.0,
     )
     draft_tokens: Array = spec_field(
         kind="nonnegative",
         required=False,
         doc="speculative tokens per step (0: none)",
-        default_factory=lambda: np.asarray(0.0),
+        value=0.0,
     )
     acceptance: Array = spec_field(
         kind="fraction",
         required=False,
         doc="acceptance rate of a drafted token",
-        default_factory=lambda: np.asarray(0.0),
+        value=0.0,
     )
     draft_cost_ratio: Array = spec_field(
         kind="nonnegative",
         required=False,
         doc="draft step time over a verify pass",
-        default_factory=lambda: np.asarray(0.0),
+        value=0.0,
     )
-    beam: Array = spec_field(kind="int", required=False, doc="beam width", default_factory=lambda: np.asarray(1.0))
+    beam: Array = spec_field(kind="int", required=False, doc="beam width", value=1.0)
 
 
 class Workload(Protocol):

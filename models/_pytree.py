@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any, TypeVar
 
 import jax
+import numpy as np
 
 T = TypeVar("T")
 
@@ -42,6 +43,7 @@ def spec_field(
     required: bool = True,
     kind: str = "positive",
     doc: str = "",
+    value: float | None = None,
     **kwargs: Any,
 ) -> Any:
     """A leaf with its spec-file key: the one table of keys and units (DESIGN rule 4).
@@ -52,8 +54,11 @@ def spec_field(
         required: whether a spec file must give it (else the loader derives a default).
         kind: ``positive``, ``int`` (integer > 0) or ``fraction`` (in [0, 1)).
         doc: what the value is, for error messages.
+        value: the default SI value of an optional leaf (a float64 scalar array per instance).
     """
     meta = {"key": key, "unit": unit, "required": required, "kind": kind, "doc": doc}
+    if value is not None:
+        kwargs["default_factory"] = lambda: np.asarray(float(value), dtype=np.float64)
     return dataclasses.field(metadata={"spec": meta}, **kwargs)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from models._interface import Chip, SoftwareParams, Split
 from models._pytree import pytree_dataclass, spec_field, static_field
@@ -41,50 +40,46 @@ class PlatformSpec:
         kind="int",
         required=False,
         doc="expert-parallel degree (groups sharing the experts)",
-        default_factory=lambda: np.asarray(1.0),
+        value=1.0,
     )
     sp: Array = spec_field(
         kind="int",
         required=False,
         doc="sequence (context) parallel degree (groups sharing every prompt)",
-        default_factory=lambda: np.asarray(1.0),
+        value=1.0,
     )
-    dp: Array = spec_field(
-        kind="int", required=False, doc="data-parallel replicas", default_factory=lambda: np.asarray(1.0)
-    )
+    dp: Array = spec_field(kind="int", required=False, doc="data-parallel replicas", value=1.0)
     overlap: Array = spec_field(
         kind="fraction",
         required=False,
         doc="share of communication that can overlap compute",
-        default_factory=lambda: np.asarray(0.0),
+        value=0.0,
     )
     expert_imbalance: Array = spec_field(
         required=False,
         doc="tokens of the busiest expert group over the mean, >= 1",
-        default_factory=lambda: np.asarray(1.0),
+        value=1.0,
     )
-    scale_up_chips: Array = spec_field(
-        kind="int", required=False, doc="chips per scale-up domain", default_factory=lambda: np.asarray(8.0)
-    )
+    scale_up_chips: Array = spec_field(kind="int", required=False, doc="chips per scale-up domain", value=8.0)
     scale_out_bandwidth_bytes_per_s: Array = spec_field(
         "scale_out_bandwidth_gb_s",
         "GB/s",
         required=False,
         doc="scale-out bandwidth per chip and direction",
-        default_factory=lambda: np.asarray(50e9),
+        value=50e9,
     )
     scale_out_latency_s: Array = spec_field(
         "scale_out_latency_us",
         "us",
         required=False,
         doc="scale-out per-hop latency",
-        default_factory=lambda: np.asarray(5e-6),
+        value=5e-6,
     )
     prefill_share: Array = spec_field(
         kind="fraction",
         required=False,
         doc="share of the replicas in a disaggregated prefill pool (0: prefill and decode co-located)",
-        default_factory=lambda: np.asarray(0.0),
+        value=0.0,
     )
     kv_offload_bytes: Array = spec_field(
         "kv_offload_gb",
@@ -92,7 +87,7 @@ class PlatformSpec:
         kind="nonnegative",
         required=False,
         doc="host (DRAM or CXL) memory per chip for KV cache that does not fit",
-        default_factory=lambda: np.asarray(0.0),
+        value=0.0,
     )
     host_bandwidth_bytes_per_s: Array = spec_field(
         "host_bandwidth_gb_s",
@@ -100,7 +95,7 @@ class PlatformSpec:
         required=False,
         doc="chip-to-host bandwidth per direction",
         # PCI-SIG: PCIe 5.0 x16, 32 GT/s x 16 lanes x 128/130 = 63 GB/s per direction.
-        default_factory=lambda: np.asarray(63e9),
+        value=63e9,
     )
     scale_up_topology: str = static_field(default="switch")
     scale_out_topology: str = static_field(default="switch")
