@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from dse.engine import calibration_source, check_context, make_config, run_designs, software_levels
+from dse.engine import calibration_source, check_context, make_config, run_designs, software_levels, splits_heads
 from dse.specs import HardwareEntry, ModelEntry, PlatformEntry, SpecError, load_hardware, load_model
 from models import INFEASIBLE_REASONS
 
@@ -51,9 +51,9 @@ def layouts(model: ModelEntry, max_chips: int) -> list[tuple[int, int, int, int]
     (and divides or replicates the KV heads), pp a power of two up to the layers, ep a divisor
     of the experts (1 for dense models), dp any count of replicas."""
     spec = model.spec
-    heads, kv, layers = float(spec.n_heads), float(spec.n_kv_heads), float(spec.n_layers)
+    heads, layers = float(spec.n_heads), float(spec.n_layers)
     experts = int(spec.n_experts) if spec.moe else 1
-    tps = [t for t in _powers_of_two(min(max_chips, heads)) if heads % t == 0 and (kv % t == 0 or t % kv == 0)]
+    tps = [t for t in _powers_of_two(min(max_chips, heads)) if splits_heads(spec, t)]
     pps = _powers_of_two(min(max_chips, layers))
     eps = [e for e in range(1, min(experts, max_chips) + 1) if experts % e == 0]
     out = []

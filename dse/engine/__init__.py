@@ -25,6 +25,7 @@ from ._config import knob_keys as knob_keys
 from ._config import knob_owner as knob_owner
 from ._config import make_config as make_config
 from ._config import resolve_knob as resolve_knob
+from ._config import splits_heads as splits_heads
 from ._config import with_knobs as with_knobs
 from ._evaluate import evaluate as evaluate
 from ._levels import LEVEL_DESCRIPTIONS as LEVEL_DESCRIPTIONS

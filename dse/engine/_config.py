@@ -23,8 +23,8 @@ from dse.specs import (
     PlatformEntry,
     SpecError,
     check_placement,
-    hardware_network,
     keys_of,
+    network_of,
     suggest,
 )
 from models import DTYPES, Chip, EconomicsSpec, Scenario, Workload, default_economics
@@ -143,7 +143,7 @@ def check_physics(config: Config, values: Mapping[str, Any], where: str, uneven_
             heads, kv = float(model.n_heads), float(model.n_kv_heads)
             # tp beyond the heads is left to the engine: it flags such designs infeasible.
             for tp in np.unique(arr[arr <= heads]):
-                if heads % tp or (kv % tp and tp % kv):
+                if not splits_heads(model, tp):
                     raise SpecError(
                         f"{label} = {tp:g}: expected a divisor of the model's {heads:g} attention heads that "
                         f"divides (or is a multiple of) its {kv:g} KV heads"
@@ -174,6 +174,12 @@ def check_physics(config: Config, values: Mapping[str, Any], where: str, uneven_
             raise SpecError(
                 f"{label} = {arr.max():g}: expected at most the model's {float(model.n_layers):g} layers (one per stage)"
             )
+
+
+def splits_heads(model: Workload, tp: float) -> bool:
+    """Whether ``tp`` splits the attention heads evenly and divides (or replicates) the KV heads."""
+    heads, kv = float(model.n_heads), float(model.n_kv_heads)
+    return heads % tp == 0 and (kv % tp == 0 or tp % kv == 0)
 
 
 def check_context(model: ModelEntry, prompt_tokens: Any, output_tokens: Any, where: str) -> None:
@@ -231,7 +237,7 @@ def make_config(
         check_dtype(key, dt)
     if batching not in BATCHING:
         raise SpecError(f"batching: unknown mode '{batching}': expected one of {', '.join(BATCHING)}")
-    network = platform.network if platform is not None else hardware_network(hardware)
+    network = network_of(hardware, platform)
     leaves = {k: _leaf(v) for k, v in network.items() if k in _PLATFORM_LEAVES}
     static = {k: v for k, v in network.items() if k.endswith("_topology")}
     chip = hardware.spec

@@ -15,10 +15,10 @@ from dse.specs import (
     PlatformEntry,
     SpecError,
     check_placement,
-    hardware_network,
     load_hardware,
     load_model,
     load_platform,
+    network_of,
 )
 from models import EconomicsSpec, Metrics
 
@@ -32,10 +32,6 @@ def _entries(ref: Any, loader: Callable[[Any], Any]) -> list[Any]:
     if isinstance(ref, str | bytes) or not isinstance(ref, Sequence):
         return [ref if isinstance(ref, ModelEntry | HardwareEntry) else loader(ref)]
     return [r if isinstance(r, ModelEntry | HardwareEntry) else loader(r) for r in ref]
-
-
-def _network(hardware: HardwareEntry, platform: PlatformEntry | None) -> dict[str, Any]:
-    return platform.network if platform is not None else hardware_network(hardware)
 
 
 def _check_serving(knobs: dict[str, Any], base: dict[str, Any], batching: str, where: str) -> None:
@@ -131,7 +127,7 @@ def evaluate(
         )
         check_knobs(cfg, rest)
         biggest = np.prod([np.max(np.asarray(knobs.get(k, 1), dtype=float)) for k in ("tp", "pp", "ep", "sp")])
-        check_placement(f"{m.id} on {platform.id if platform else h.id}", _network(h, platform), float(biggest))
+        check_placement(f"{m.id} on {platform.id if platform else h.id}", network_of(h, platform), float(biggest))
         _check_serving(knobs, base, batching, f"{m.id} on {h.id}")
         check_physics(cfg, {**rest, **axes}, f"{m.id} on {h.id}", uneven_heads)
         check_context(

@@ -46,6 +46,7 @@ from ._platforms import PlatformEntry as PlatformEntry
 from ._platforms import check_placement as check_placement
 from ._platforms import hardware_network as hardware_network
 from ._platforms import load_platform as load_platform
+from ._platforms import network_of as network_of
 from ._platforms import platform_ids as platform_ids
 from ._units import UNITS as UNITS
 from ._use_cases import UseCase as UseCase

@@ -93,6 +93,11 @@ def hardware_network(hardware: HardwareEntry) -> dict[str, Any]:
     return {**DEFAULT_SCALE_OUT, **_network(hardware.raw, str(hardware.path))}
 
 
+def network_of(hardware: HardwareEntry, platform: PlatformEntry | None) -> dict[str, Any]:
+    """The network a chip runs on: the platform file's, else its own system's."""
+    return platform.network if platform is not None else hardware_network(hardware)
+
+
 def load_platform(ref: str | Path) -> PlatformEntry:
     path = resolve(ref, PLATFORM_DIR, "platform", (".yaml", ".yml"))
     v = check(path, read_mapping(path), PLATFORM_KEYS)
