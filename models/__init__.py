@@ -25,6 +25,7 @@ from ._interface import achievable_software as achievable_software
 from ._interface import dtype_bytes as dtype_bytes
 from ._interface import ideal_software as ideal_software
 from ._interface import widest as widest
+from ._serve import BATCHING as BATCHING
 from ._serve import BOUND_NAMES as BOUND_NAMES
 from ._serve import INFEASIBLE_REASONS as INFEASIBLE_REASONS
 from ._serve import Metrics as Metrics

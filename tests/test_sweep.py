@@ -95,6 +95,37 @@ def test_store_matches_the_evaluation_boundary(tmp_path):
             np.testing.assert_array_equal(ds[k].values[i], ref[k][0].astype(np.float32))
 
 
+def test_platform_file_degrees_and_batching_reach_the_engine(tmp_path):
+    from dse.engine import make_config, run_designs, software_levels
+    from dse.specs import load_hardware, load_model, load_platform
+
+    over = {"platform": {"id": "dgx-a100", "tp": 2, "dp": 2}, "batching": "continuous", "sample": None}
+    store = tmp_path / "s.zarr"
+    run_sweep(_spec(tmp_path, grid={"overlap": [0, 1]}, **over), store, quiet=True)
+    ds = _load(store)
+    assert (ds.attrs["platform"], ds.attrs["batching"], ds.attrs["tp"], ds.attrs["dp"]) == (
+        "dgx-a100",
+        "continuous",
+        2,
+        2,
+    )
+    m, h = load_model("llama-3-8b"), load_hardware("a100-sxm4-80gb")
+    cfg = make_config(
+        m,
+        h,
+        tp=2,
+        dp=2,
+        batch=4,
+        prompt_tokens=512,
+        output_tokens=64,
+        platform=load_platform("dgx-a100"),
+        batching="continuous",
+    )
+    ref = run_designs(cfg, {"overlap": np.array([0.0, 1.0])}, software_levels(h, ["calibrated"]))
+    np.testing.assert_array_equal(ds.tpot_s.values.ravel(), ref["tpot_s"][0].astype(np.float32))
+    assert ds.tpot_s.values[1] < ds.tpot_s.values[0]  # overlapped all-reduces hide under compute
+
+
 def test_rerun_is_a_noop_and_overwrite_runs_again(tmp_path):
     store = tmp_path / "s.zarr"
     spec = _spec(tmp_path)
@@ -227,7 +258,12 @@ BAD = [
     ),
     ({"grid": {"hbm_bandwidth_tb_s": {"start": 1, "num": 3}}}, "missing key 'stop'"),
     ({"grid": {"hbm_bandwidth_tb_s": {"start": 1, "stop": 2, "num": 3, "scale": "cubic"}}}, "expected linear or log"),
-    ({"grid": {"hbm_bandwidth_tb_s": [1, -2]}}, r"values\[1\] = -2: expected a number > 0"),
+    ({"grid": {"hbm_bandwidth_tb_s": [1, -2]}}, r"values\[1\] = -2: expected a number >= 0"),
+    ({"grid": {"hbm_bandwidth_tb_s": [0, 2]}}, r"grid.hbm_bandwidth_tb_s: .* = 0: expected a number > 0"),
+    ({"platform": {"id": "dgx-h1000"}}, "platform.id: .*unknown platform 'dgx-h1000'"),
+    ({"platform": {"tp": 1, "ep": 0}}, r"platform.ep = 0: expected an integer > 0"),
+    ({"platform": {"tp": 1, "ep": 2}}, "'ep' = 2: expected 1 \\(a dense model has no experts\\)"),
+    ({"batching": "contineous"}, "batching = 'contineous': expected one of static, continuous"),
     (
         {"sample": {"method": "halton", "n": 10, "axes": {"tdp_w": [1, 2]}}},
         "expected one of random, sobol, latin_hypercube",

@@ -27,8 +27,7 @@ from dse.specs import (
     network_of,
     suggest,
 )
-from models import DTYPES, Chip, EconomicsSpec, Scenario, Workload, default_economics
-from models._serve import BATCHING
+from models import BATCHING, DTYPES, Chip, EconomicsSpec, Scenario, Workload, default_economics
 from models.platform import PlatformSpec
 
 COMPONENTS = ("model", "chip", "platform", "scenario", "economics")
@@ -136,6 +135,10 @@ def check_physics(config: Config, values: Mapping[str, Any], where: str, uneven_
         label = f"{where}: '{name}'"
         if not np.all(np.isfinite(arr)):
             raise SpecError(f"{label} is not finite: expected numbers")
+        zero_ok = knob.key.kind in ("fraction", "nonnegative")  # shares and offsets may be 0
+        if np.any(arr < 0) or (not zero_ok and np.any(arr == 0)):
+            bad = arr[(arr < 0) | (arr == 0)][0]
+            raise SpecError(f"{label} = {bad:g}: expected a number {'>= 0' if zero_ok else '> 0'} ({knob.key.doc})")
         if knob.key.kind == "int" and np.any(arr != np.round(arr)):
             bad = arr[arr != np.round(arr)][0]
             raise SpecError(f"{label} = {bad:g}: expected an integer ({knob.key.doc or 'a count'})")

@@ -34,11 +34,11 @@ from dse.engine import (
     software_levels,
     with_knobs,
 )
-from dse.specs import SpecError, load_hardware, load_model
+from dse.specs import SpecError, load_hardware, load_model, load_platform
 from models import SoftwareParams
 
 from ._sampling import sample_values
-from ._spec import SweepSpec
+from ._spec import PLATFORM_DEGREES, SweepSpec
 
 
 @dataclasses.dataclass
@@ -171,7 +171,7 @@ def _check_axes(spec: SweepSpec, group: Group, where: str) -> None:
     for a in spec.sampled:
         knob = group.knobs[a.key]
         label = f"{where}: sample.axes.{a.key}"
-        if knob.field in ("tp", "pp"):
+        if knob.field in PLATFORM_DEGREES:
             raise SpecError(f"{label}: expected a grid axis ({a.key} must split the model evenly; list its values)")
         if knob.key.kind == "int" and not a.integer:
             raise SpecError(f"{label}: expected integer: true ({a.key} is a count: {knob.key.doc})")
@@ -189,6 +189,7 @@ def make_plan(spec: SweepSpec, chunk: int | None = None) -> Plan:
 
     models = [entry(load_model, m, "model") for m in spec.models]
     hws = [entry(load_hardware, h, "hardware") for h in spec.hardware]
+    platform = entry(load_platform, spec.platform_id, "platform.id") if spec.platform_id else None
     groups: list[Group] = []
     for idx in itertools.product(range(len(models)), range(len(hws)), range(len(spec.scenarios))):
         m, h, sc = models[idx[0]], hws[idx[1]], spec.scenarios[idx[2]]
@@ -196,8 +197,9 @@ def make_plan(spec: SweepSpec, chunk: int | None = None) -> Plan:
             lambda _: make_config(
                 m,
                 h,
-                tp=spec.tp,
-                pp=spec.pp,
+                **dict(spec.degrees),
+                platform=platform,
+                batching=spec.batching,
                 batch=sc.batch,
                 prompt_tokens=sc.prompt_tokens,
                 output_tokens=sc.output_tokens,

@@ -13,7 +13,8 @@ Example::
     model: llama-3-70b
     hardware: h100-sxm5-80gb
     scenario: {prompt_tokens: 3000, output_tokens: 1000, batch: 16}
-    platform: {tp: 8}
+    platform: {id: dgx-h100, tp: 8}   # degrees tp, pp, ep, sp, dp; id: a platform file
+    batching: continuous              # static (default), continuous, chunked, disaggregated
     grid:
       hbm_bandwidth_tb_s: {start: 1, stop: 8, num: 8, scale: log}
     sample:
@@ -39,10 +40,13 @@ import numpy as np
 
 from dse.engine import LEVELS
 from dse.specs import SpecError, read_mapping, suggest
-from models import DTYPES, Metrics
+from models import BATCHING, DTYPES, Metrics
 
 METRICS: tuple[str, ...] = Metrics._fields
 SAMPLE_METHODS = ("random", "sobol", "latin_hypercube")
+# Parallel degrees of the platform mapping (each splits the model evenly: fixed, or a grid
+# axis); ``id`` names a platform file whose network levels the chips run on.
+PLATFORM_DEGREES = ("tp", "pp", "ep", "sp", "dp")
 SCENARIO_KEYS = ("name", "phase", "prompt_tokens", "output_tokens", "batch")
 PHASES = ("request", "prefill", "decode")
 TOP_KEYS = (
@@ -52,6 +56,7 @@ TOP_KEYS = (
     "hardware",
     "scenario",
     "platform",
+    "batching",
     "dtype",
     "level",
     "set",
@@ -133,8 +138,9 @@ class SweepSpec:
     hardware_is_dim: bool
     scenarios: tuple[ScenarioSpec, ...]
     scenario_is_dim: bool
-    tp: float
-    pp: float
+    degrees: tuple[tuple[str, float], ...]  # (tp, …), every one of PLATFORM_DEGREES
+    platform_id: str | None
+    batching: str
     dtype: str
     level: str
     fixed: tuple[tuple[str, float], ...]
@@ -150,6 +156,14 @@ class SweepSpec:
     raw: dict[str, Any]
 
     @property
+    def tp(self) -> float:
+        return dict(self.degrees)["tp"]
+
+    @property
+    def pp(self) -> float:
+        return dict(self.degrees)["pp"]
+
+    @property
     def n_designs(self) -> int:
         n = int(np.prod([len(a.values) for a in self.grid], dtype=np.int64)) if self.grid else 1
         n *= self.sample_n if self.sampled else 1
@@ -160,12 +174,15 @@ class SweepSpec:
         return json.dumps(self.raw)
 
 
-def _num(src: str, where: str, v: Any, *, positive: bool = True, integer: bool = False) -> float:
+def _num(src: str, where: str, v: Any, *, positive: bool = True, integer: bool = False, zero: bool = False) -> float:
+    """A finite number; ``positive``: > 0 (≥ 0 with ``zero``, for knobs whose kind allows it,
+    which the engine checks per knob)."""
     ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-    ok = ok and (not positive or v > 0) and (not integer or float(v) == int(v))
+    ok = ok and (not positive or v > 0 or (zero and v == 0)) and (not integer or float(v) == int(v))
     if not ok:
         what = "an integer" if integer else "a number"
-        raise SpecError(f"{src}: {where} = {v!r}: expected {what}{' > 0' if positive else ''}")
+        bound = (" >= 0" if zero else " > 0") if positive else ""
+        raise SpecError(f"{src}: {where} = {v!r}: expected {what}{bound}")
     return float(v)
 
 
@@ -202,7 +219,7 @@ def _grid_axis(src: str, key: str, v: Any) -> GridAxis:
         vals = v[forms[0]]
         if not isinstance(vals, list) or not vals:
             raise SpecError(f"{src}: {where}.{forms[0]}: expected a non-empty list of numbers > 0")
-        out = tuple(_num(src, f"{where}.{forms[0]}[{i}]", x) for i, x in enumerate(vals))
+        out = tuple(_num(src, f"{where}.{forms[0]}[{i}]", x, zero=True) for i, x in enumerate(vals))
         extra = set(v) - {forms[0]}
         if extra:
             raise SpecError(f"{src}: {where}: key '{sorted(extra)[0]}' not allowed with '{forms[0]}'")
@@ -346,9 +363,16 @@ def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None
             raise SpecError(f"{src}: scenario: duplicate names: expected distinct scenario names")
     else:
         scenarios = (_scenario(src, "scenario", sc, None),)
-    plat = _mapping(src, "platform", data.get("platform", {}), ("tp", "pp"))
-    tp = _num(src, "platform.tp", plat.get("tp", 1), integer=True)
-    pp = _num(src, "platform.pp", plat.get("pp", 1), integer=True)
+    plat = _mapping(src, "platform", data.get("platform", {}) or {}, ("id", *PLATFORM_DEGREES))
+    degrees = tuple((k, _num(src, f"platform.{k}", plat.get(k, 1), integer=True)) for k in PLATFORM_DEGREES)
+    platform_id = plat.get("id")
+    if platform_id is not None:
+        if not isinstance(platform_id, str) or not platform_id:
+            raise SpecError(f"{src}: platform.id = {platform_id!r}: expected a platform catalog id or YAML path")
+        platform_id = ref(platform_id)
+    batching = data.get("batching", "static")
+    if batching not in BATCHING:
+        raise SpecError(f"{src}: batching = {batching!r}: expected one of {', '.join(BATCHING)}")
     dtype = data.get("dtype", "bf16")
     if dtype not in DTYPES:
         raise SpecError(f"{src}: dtype = {dtype!r}: expected one of {', '.join(DTYPES)}")
@@ -424,7 +448,8 @@ def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None
         "scenario": [dataclasses.asdict(s) for s in scenarios]
         if isinstance(sc, list)
         else dataclasses.asdict(scenarios[0]),
-        "platform": {"tp": tp, "pp": pp},
+        "platform": {**({"id": platform_id} if platform_id else {}), **dict(degrees)},
+        "batching": batching,
         "dtype": dtype,
         "level": level,
         "set": dict(fixed),
@@ -455,8 +480,9 @@ def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None
         hw_dim,
         scenarios,
         isinstance(sc, list),
-        tp,
-        pp,
+        degrees,
+        platform_id,
+        batching,
         dtype,
         level,
         fixed,
