@@ -218,6 +218,20 @@ class Scenario:
         value=0.0,
     )
     beam: Array = spec_field(kind="int", required=False, doc="beam width", value=1.0)
+    # Service-level objectives and the spread of the request mix, for goodput: the output
+    # tokens/s of requests that meet both SLOs.
+    slo_ttft_s: Array = spec_field(
+        kind="nonnegative", required=False, doc="time-to-first-token SLO (0: none)", value=0.0
+    )
+    slo_tpot_s: Array = spec_field(
+        kind="nonnegative", required=False, doc="time-per-output-token SLO (0: none)", value=0.0
+    )
+    prompt_tokens_cv: Array = spec_field(
+        kind="nonnegative",
+        required=False,
+        doc="coefficient of variation of the prompt lengths (lognormal; 0: all of the mean length)",
+        value=0.0,
+    )
 
 
 class Workload(Protocol):

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.stats
 
 from models._economics import EconomicsSpec, usd_per_million_tokens
 from models._interface import Chip, LayerComm, Scenario, SoftwareParams, Workload, widest
@@ -249,6 +250,8 @@ class Metrics(NamedTuple):
     decode_bound: Array
     network_s: Array
     n_chips: Array
+    slo_attainment: Array
+    goodput_tokens_per_s: Array
 
 
 BATCHING = ("static", "continuous", "chunked", "disaggregated")
@@ -262,6 +265,22 @@ def expected_accepted_tokens(acceptance: Array, draft_tokens: Array) -> Array:
     near_one = a > 1.0 - 1e-6
     safe = jnp.where(near_one, 0.5, a)  # keeps the unused branch finite (and its gradient)
     return jnp.where(near_one, draft_tokens + 1.0, (1.0 - safe ** (draft_tokens + 1.0)) / (1.0 - safe))
+
+
+# Relative width (log-normal σ) over which an SLO met by every request or by none switches
+# on: a step for any reading of the result, smooth enough for gradients.
+SLO_SHARPNESS = 0.01
+
+
+def _share_within(limit: Array, fixed_s: Array, scaled_s: Array, cv: Array) -> Array:
+    """Share of requests whose time ``fixed_s + scaled_s · X`` is within ``limit`` (0: no
+    limit), X the request's length over the mean: log-normal, mean 1, coefficient of
+    variation ``cv``: P(X ≤ x) = Φ((ln x + σ²/2)/σ), σ² = ln(1 + cv²)."""
+    sigma = jnp.maximum(jnp.sqrt(jnp.log1p(cv * cv)), SLO_SHARPNESS)
+    room = (limit - fixed_s) / scaled_s
+    x = jnp.log(jnp.maximum(room, 1e-30)) + sigma * sigma / 2.0
+    share = jnp.where(room > 0.0, jax.scipy.stats.norm.cdf(x / sigma), 0.0)
+    return jnp.where(limit > 0.0, share, 1.0)
 
 
 def serve(
@@ -394,6 +413,7 @@ def serve(
         dec = _times(dec_micro, micro)
         rounds = one  # the decode work above is the whole batch's
         ttft = ttft_static
+        ttft_wait, ttft_prompt = zero, zero  # one pass for the batch: every request sees the same
         dec_total = round_s(dec_micro, micro)
         e_pre, e_dec = platform_energy(pre, ttft, dp), platform_energy(dec, dec_total, dp)
         out_tokens = batch_all * d
@@ -451,6 +471,7 @@ def serve(
             kv_request = fp.kv_bytes / b * s / (s + d)
             send = platform.collective_s(chip, software, "send_recv", kv_request, 2.0 * one, platform.replica_chips)
             ttft = one_req.wall_s + send
+            ttft_wait, ttft_prompt = zero, ttft  # a request's prefill and KV transfer scale with its prompt
             prefill_replicas = dp * platform.prefill_share
             decode_replicas = dp - prefill_replicas
             rate_decode = decode_replicas * tokens_round / t_round
@@ -467,10 +488,9 @@ def serve(
             j_token = power / throughput
         else:
             # A request waits half a round on average, then its prompt is fed.
-            if mode == "continuous":
-                ttft = t_arrivals + 0.5 * t_round
-            else:
-                ttft = s / chunk * t_feeding + 0.5 * t_round
+            ttft_wait = 0.5 * t_round
+            ttft_prompt = t_arrivals if mode == "continuous" else s / chunk * t_feeding
+            ttft = ttft_wait + ttft_prompt
             throughput = dp * tokens_round / t_round
             j_token = platform_energy(work, t_round, one) / tokens_round
         out_tokens = batch_all * d
@@ -494,6 +514,14 @@ def serve(
     usd = usd_per_million_tokens(economics, chip.price_usd * n_chips, avg_power, busy_span, out_tokens)
     defined = jnp.isfinite(ttft) & jnp.isfinite(latency) & jnp.isfinite(energy) & jnp.isfinite(usd)
     reason = jnp.where(defined, reason, 4)  # flagged with its reason, never a silent NaN
+    # Goodput: a request's TTFT is the wait plus its own prompt's time, which scales (to first
+    # order) with its length; TPOT is the running batch's, the same for every request.
+    ttft_ok = jnp.where(
+        static,
+        _share_within(scenario.slo_ttft_s, zero, ttft, zero),
+        _share_within(scenario.slo_ttft_s, ttft_wait, jnp.maximum(ttft_prompt, 1e-30), scenario.prompt_tokens_cv),
+    )
+    attainment = ttft_ok * _share_within(scenario.slo_tpot_s, zero, tpot, zero)
     gemm_dtype = widest(scenario.weight_dtype, scenario.act_dtype)
     peak = chip.peak_flops_per_s(gemm_dtype)
     bw = chip.memory_bandwidth_bytes_per_s
@@ -541,6 +569,8 @@ def serve(
         decode_bound=_bound(dec),
         network_s=pre.network_s + dec.network_s,
         n_chips=n_chips,
+        slo_attainment=attainment,
+        goodput_tokens_per_s=throughput * attainment,
     )
 
 

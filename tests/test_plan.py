@@ -61,3 +61,18 @@ def test_excluded_layouts_say_which_constraint_and_use_cases_are_genz_table_iii(
     assert res["excluded"] and all("TPOT" in r["why"] for r in res["excluded"])
     with pytest.raises(SpecError, match="unknown use case 'chatt'"):
         load_use_case("chatt")
+
+
+def test_goodput_objective_keeps_90_percent_of_a_spread_mix_within_the_slos(chat):
+    mixed = plan(
+        "llama-3-8b", "a100-sxm4-80gb", 4, prompt_tokens=1024, output_tokens=256,
+        slo=Slo(ttft_s=0.5, tpot_s=0.02, prompt_cv=1.5), objective="goodput_per_chip",
+    )  # fmt: skip
+    best = mixed["best"]
+    assert best["slo_attainment"] >= 0.9 and best["tpot_s"] <= 0.02
+    assert best["goodput_tokens_per_s_per_chip"] == pytest.approx(
+        best["slo_attainment"] * best["throughput_tokens_per_s_per_chip"], rel=1e-9
+    )
+    # A spread of prompt lengths only removes candidates: some long prompts miss the TTFT.
+    assert mixed["feasible"] <= chat["feasible"]
+    assert all(r["slo_attainment"] >= 0.9 for r in mixed["runners_up"])

@@ -101,6 +101,29 @@ def test_kv_offload_makes_a_long_context_fit_at_the_host_link_speed():
     assert fast.tpot_s < off.tpot_s  # more host bandwidth, lower TPOT
 
 
+def test_goodput_counts_the_requests_within_the_slos():
+    from math import erf, log, sqrt
+
+    kw = dict(batch=32, batching="continuous")
+    base = run(**kw)
+    ttft, tpot = float(base.ttft_s), float(base.tpot_s)
+    assert float(base.slo_attainment) == 1.0 and float(base.goodput_tokens_per_s) == float(base.throughput_tokens_per_s)
+    # Same prompt length for all: every request meets an SLO above the mean and none one below.
+    assert float(run(**kw, slo_ttft_s=1.1 * ttft, slo_tpot_s=1.1 * tpot).slo_attainment) > 0.999
+    assert float(run(**kw, slo_ttft_s=0.9 * ttft).goodput_tokens_per_s) < 1e-6
+    assert float(run(**kw, slo_tpot_s=0.9 * tpot).slo_attainment) < 1e-6
+    # Log-normal prompts (CV 1): TTFT = half a round's wait (a round is one TPOT here: no
+    # drafting) + the request's own prefill, which scales with its length X (mean 1), so
+    # P(TTFT ≤ T) = P(X ≤ (T − wait)/prefill) = Φ((ln x + σ²/2)/σ), σ² = ln 2.
+    limit, wait = 1.5 * ttft, 0.5 * tpot
+    x, sigma = (limit - wait) / (ttft - wait), sqrt(log(2.0))
+    expected = 0.5 * (1.0 + erf((log(x) + sigma**2 / 2.0) / sigma / sqrt(2.0)))
+    spread = run(**kw, slo_ttft_s=limit, prompt_tokens_cv=1.0)
+    assert float(spread.slo_attainment) == pytest.approx(expected, rel=1e-9)
+    assert float(spread.goodput_tokens_per_s) == pytest.approx(expected * float(base.throughput_tokens_per_s))
+    assert float(spread.throughput_tokens_per_s) == float(base.throughput_tokens_per_s)  # the mix's means serve alike
+
+
 def test_serving_input_errors_are_one_line():
     ev = dict(levels=["calibrated"], batch=8)
     with pytest.raises(SpecError, match="at most the prompt"):

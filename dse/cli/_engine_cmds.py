@@ -211,6 +211,11 @@ def _serving(args: argparse.Namespace, models: Sequence[str]) -> tuple[dict[str,
         knobs["beam"] = _floats(args.beam, "beam", integer=True)
     if args.kv_offload_gb is not None:
         knobs["kv_offload_bytes"] = [v * 1e9 for v in _floats(args.kv_offload_gb, "kv-offload-gb", allow_zero=True)]
+    for flag, knob in (("ttft_slo_ms", "slo_ttft_s"), ("tpot_slo_ms", "slo_tpot_s")):
+        if getattr(args, flag) is not None:
+            knobs[knob] = [v / 1e3 for v in _floats(getattr(args, flag), flag.replace("_", "-"))]
+    if args.prompt_cv is not None:
+        knobs["prompt_tokens_cv"] = _floats(args.prompt_cv, "prompt-cv", allow_zero=True)
     return knobs, batching or "static"
 
 
@@ -291,6 +296,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     grid_dims = [d for d in ds.tpot_s.dims if d not in ("model", "hardware", "level")]
     flat = ds.stack(row=("model", "hardware", *grid_dims)).transpose("row", "level")
     cols = _COLUMNS[args.phase]
+    if args.phase == "request" and (args.ttft_slo_ms or args.tpot_slo_ms):
+        cols = [*cols[:3], ("goodput_tokens_per_s", "goodput tok/s", 1), ("slo_attainment", "in SLO", 1), *cols[3:]]
     headers = ["model", "hardware", *grid_dims]
     main_metric = cols[0]
     headers += [f"{main_metric[1]} ideal", f"{main_metric[1]} achv", f"{main_metric[1]} calib"]
@@ -591,6 +598,12 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--acceptance", help="acceptance rate(s) of a drafted token, 0 to 1")
     s.add_argument("--beam", help="beam width(s)")
     s.add_argument("--kv-offload-gb", help="host memory per chip for KV cache that does not fit (GB)")
+    s.add_argument("--ttft-slo-ms", help="TTFT SLO(s) in ms: adds goodput and the share of requests within the SLOs")
+    s.add_argument("--tpot-slo-ms", help="TPOT SLO(s) in ms (goodput)")
+    s.add_argument(
+        "--prompt-cv",
+        help="spread of the request mix: coefficient of variation of the prompt lengths (log-normal, default 0)",
+    )
     s.add_argument("--prompt-tokens", help="prompt tokens (prefill, request)")
     s.add_argument("--context", help="context tokens of the decode step (decode)")
     s.add_argument("--output-tokens", default="256", help="output tokens (request)")

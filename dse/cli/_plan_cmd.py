@@ -23,6 +23,18 @@ def _positive(text: str | None, flag: str, integer: bool = False) -> float | Non
     return v
 
 
+def _cv(text: str | None) -> float:
+    if text is None:
+        return 0.0
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0 <= v < float("inf"):
+        raise SpecError(f"--prompt-cv: '{text}': expected a number >= 0 (coefficient of variation)")
+    return v
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     case = load_use_case(args.use_case) if args.use_case else None
     prompt = _positive(args.prompt_tokens, "--prompt-tokens", True) or (case.prompt_tokens if case else 2048)
@@ -31,6 +43,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     slo = Slo(
         ttft_s=(_positive(args.ttft_ms, "--ttft-ms") or 0) / 1e3 or (case.ttft_s if case else None),
         tpot_s=(_positive(args.tpot_ms, "--tpot-ms") or 0) / 1e3 or (case.tpot_s if case else None),
+        prompt_cv=_cv(args.prompt_cv),
     )
     chips = _positive(args.max_chips, "--max-chips", True)
     platform = load_platform(args.platform) if args.platform else None
@@ -76,7 +89,10 @@ def _row(r: dict[str, Any], objective: str) -> list[Any]:
 def _print(res: dict[str, Any]) -> None:
     label = OBJECTIVES[res["objective"]][2]
     head = ["batching", "tp", "pp", "ep", "dp", "batch", "chunk", label, "TTFT ms", "TPOT ms", "tok/s/chip", "$/1M tok"]
-    slo = ", ".join(f"{k[:-2].upper()} <= {v * 1e3:g} ms" for k, v in res["slo"].items() if v) or "none"
+    slos = {k: v for k, v in res["slo"].items() if k != "prompt_cv"}
+    slo = ", ".join(f"{k[:-2].upper()} <= {v * 1e3:g} ms" for k, v in slos.items() if v) or "none"
+    if res["slo"]["prompt_cv"]:
+        slo += f" for 90 % of requests (prompt lengths log-normal, CV {res['slo']['prompt_cv']:g})"
     print(
         f"{res['model']} on up to {res['max_chips']} x {res['hardware']} ({res['calibration']} level {res['level']}); "
         f"{res['prompt_tokens']} prompt + {res['output_tokens']} output tokens, beam {res['beam']}; SLO: {slo}; "
@@ -109,6 +125,11 @@ def add_subcommands(sub: Any) -> None:
     s.add_argument("--beam", help="beam width (overrides the use case)")
     s.add_argument("--ttft-ms", help="TTFT SLO in ms (overrides the use case)")
     s.add_argument("--tpot-ms", help="TPOT SLO in ms (overrides the use case)")
+    s.add_argument(
+        "--prompt-cv",
+        help="spread of the request mix: coefficient of variation of the prompt lengths (log-normal, default 0); "
+        "a deployment must then keep 90 %% of the requests within the SLOs",
+    )
     s.add_argument("--objective", choices=tuple(OBJECTIVES), default="tokens_per_s_per_chip")
     s.add_argument("--dtype", default="bf16", help="weights, activations and KV dtype")
     s.add_argument("--top", type=int, default=5, help="runners-up and excluded layouts shown")

@@ -44,8 +44,10 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "bound": ("1", "largest time component over the request, see flag_meanings"),
     "prefill_bound": ("1", "largest time component of prefill, see flag_meanings"),
     "decode_bound": ("1", "largest time component of decode, see flag_meanings"),
-    "network_s": ("s", "time in TP all-reduces and PP transfers"),
-    "n_chips": ("1", "chips of the replica (tp · pp)"),
+    "network_s": ("s", "exposed network time: TP and SP all-reduces, EP all-to-alls, PP transfers"),
+    "n_chips": ("1", "chips of the platform (tp · pp · ep · sp · dp)"),
+    "slo_attainment": ("1", "share of requests meeting the TTFT and TPOT SLOs (1 without SLOs)"),
+    "goodput_tokens_per_s": ("token/s", "output tokens/s of the requests that meet both SLOs"),
 }
 assert set(METRIC_INFO) == set(Metrics._fields)
 
