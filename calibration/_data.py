@@ -59,6 +59,7 @@ MODEL_IDS: dict[str, str] = {
     "meta-llama/Meta-Llama-3-8B": "llama-3-8b",
     "mistralai/Mistral-7B-v0.1": "mistral-7b-v0.1",
     "mistralai/Mixtral-8x7B-v0.1": "mixtral-8x7b",
+    "meta-llama/Meta-Llama-3-70B": "llama-3-70b",  # TensorRT-LLM rows only
     # ML.ENERGY v2, chat task (instruction-tuned variants share the base architecture's id).
     "google/gemma-2-2b-it": "gemma-2-2b",
     "google/gemma-2-9b-it": "gemma-2-9b",
@@ -405,10 +406,30 @@ def load_collectives(data_dir: PathLike | None = None) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------
-# LLM-Inference-Bench: one static batch per row, vLLM on A100-SXM4-40GB.
+# LLM-Inference-Bench: one static batch per row, vLLM, TensorRT-LLM and DeepSpeed-MII on
+# A100-SXM4-40GB.
 # --------------------------------------------------------------------------------------------
 
 _LIB_DIR = "llm-inference-bench-a100"
+FRAMEWORK_IDS: dict[str, str] = {
+    # upstream `Framework` value: the software profile it measures
+    "vLLM": "vllm-offline",
+    "TensorRT-LLM": "tensorrt-llm",
+    "Deepspeed-MII": "deepspeed-mii",
+}
+_LIB_FILES = {  # latency file, power file (the vLLM pair is required, the other optional)
+    "vLLM": ("All_results_A100_vLLM.csv", "power_results_A100_vLLM.csv"),
+    "TRT-LLM_DS-MII": ("All_results_A100_TRT-LLM_DS-MII.csv", "power_results_A100_TRT-LLM_DS-MII.csv"),
+}
+
+
+def _lib_paths(data_dir: PathLike | None, which: int) -> list[Path]:
+    """The LLM-Inference-Bench files of one kind (0 latency, 1 power) that a data folder has."""
+    root = _root(data_dir) / _LIB_DIR
+    paths = [root / files[which] for files in _LIB_FILES.values()]
+    return [p for i, p in enumerate(paths) if i == 0 or p.is_file()]
+
+
 _LIB_COLUMNS = [
     "Hardware",
     "Num of Hardware",
@@ -423,9 +444,13 @@ _LIB_COLUMNS = [
 
 def _static_batch(path: Path, extra: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     df = _read_csv(path, _LIB_COLUMNS + extra)
-    for column, expected in (("Hardware", "Nvidia A100 GPU"), ("Framework", "vLLM")):
-        if not (df[column] == expected).all():
-            raise ValueError(f"{path}: column {column!r} has values other than {expected!r}")
+    if not (df["Hardware"] == "Nvidia A100 GPU").all():
+        raise ValueError(f"{path}: column 'Hardware' has values other than 'Nvidia A100 GPU'")
+    unknown = sorted(set(df["Framework"]) - set(FRAMEWORK_IDS))
+    if unknown:
+        raise ValueError(
+            f"{path}: column 'Framework' has value(s) {', '.join(unknown)}: expected {', '.join(FRAMEWORK_IDS)}"
+        )
     positive = ["Num of Hardware", "Input Output Length", "Batch Size", "Latency", "Throughput"]
     _check_values(df, positive + extra, path)
     batch = df["Batch Size"].to_numpy(np.int64)
@@ -434,6 +459,7 @@ def _static_batch(path: Path, extra: list[str]) -> tuple[pd.DataFrame, pd.DataFr
     out = pd.DataFrame(
         {
             "source": "llm-inference-bench",
+            "framework": df["Framework"].map(FRAMEWORK_IDS),
             "model": df["Model"],
             "model_id": _model_ids(df["Model"], path, "Model"),
             "batch": batch,
@@ -454,33 +480,36 @@ def _static_batch(path: Path, extra: list[str]) -> tuple[pd.DataFrame, pd.DataFr
 
 
 def load_static_batch(data_dir: PathLike | None = None) -> pd.DataFrame:
-    """Static-batch vLLM latency on A100-SXM4-40GB (LLM-Inference-Bench).
+    """Static-batch latency of vLLM, TensorRT-LLM and DeepSpeed-MII on A100-SXM4-40GB
+    (LLM-Inference-Bench).
 
-    Reads ``llm-inference-bench-a100/All_results_A100_vLLM.csv``. A row times one
-    ``LLM.generate()`` call (wall clock, after 3 warm-up calls): ``batch`` prompts of
-    ``prompt_tokens`` random tokens, each generating exactly ``output_tokens`` tokens, so the
-    latency covers the prefill of the whole batch plus all decode steps and vLLM's scheduling.
-    When ``peak_context_tokens`` exceeds the KV-cache capacity, vLLM runs the batch in waves
-    or preempts, and the latency is no longer that of one batch of that size.
+    Reads ``llm-inference-bench-a100/All_results_A100_vLLM.csv`` and
+    ``All_results_A100_TRT-LLM_DS-MII.csv``. A vLLM row times one ``LLM.generate()`` call
+    (wall clock, after 3 warm-up calls): ``batch`` prompts of ``prompt_tokens`` random tokens,
+    each generating exactly ``output_tokens`` tokens, so the latency covers the prefill of the
+    whole batch plus all decode steps and vLLM's scheduling. The other frameworks' rows time
+    their own generate call of the same shape (caveats in ``data/PROVENANCE.md``). When
+    ``peak_context_tokens`` exceeds the KV-cache capacity, the batch runs in waves or
+    preempts, and the latency is no longer that of one batch of that size.
 
     Args:
         data_dir: root of the data layout; defaults to ``calibration/data``.
 
     Returns:
-        Columns: ``source`` ("llm-inference-bench"), ``model``, ``model_id``, ``batch``,
+        Columns: ``source`` ("llm-inference-bench"), ``framework`` (``FRAMEWORK_IDS``),
+        ``model``, ``model_id``, ``batch``,
         ``prompt_tokens``, ``output_tokens``, ``tp``, ``latency_s``,
         ``throughput_tokens_per_s`` (upstream, prompt + output tokens per second),
         ``output_throughput_tokens_per_s``, ``peak_context_tokens``.
     """
-    path = _root(data_dir) / _LIB_DIR / "All_results_A100_vLLM.csv"
-    _, out = _static_batch(path, [])
-    return _finish([out], ["model", "tp", "batch", "prompt_tokens"])
+    frames = [_static_batch(path, [])[1] for path in _lib_paths(data_dir, 0)]
+    return _finish(frames, ["framework", "model", "tp", "batch", "prompt_tokens"])
 
 
 def load_static_batch_power(data_dir: PathLike | None = None) -> pd.DataFrame:
-    """Static-batch vLLM runs with average GPU power (LLM-Inference-Bench, A100-SXM4-40GB).
+    """Static-batch runs with average GPU power (LLM-Inference-Bench, A100-SXM4-40GB).
 
-    Reads ``llm-inference-bench-a100/power_results_A100_vLLM.csv``: the columns of
+    Reads ``llm-inference-bench-a100/power_results_A100_{vLLM,TRT-LLM_DS-MII}.csv``: the columns of
     ``load_static_batch`` plus ``avg_power_w``, converted from the upstream milliwatts. Power is
     the mean of NVML samples every 0.25 s on GPU 0 only, over a window that adds about 1 s of
     idle before and after a second ``generate()`` of the same batch, so short runs read low.
@@ -492,10 +521,12 @@ def load_static_batch_power(data_dir: PathLike | None = None) -> pd.DataFrame:
     Returns:
         Columns of ``load_static_batch`` plus ``avg_power_w``.
     """
-    path = _root(data_dir) / _LIB_DIR / "power_results_A100_vLLM.csv"
-    df, out = _static_batch(path, ["avg_power"])
-    out["avg_power_w"] = df["avg_power"].to_numpy(float) * _MW_TO_W
-    return _finish([out], ["model", "tp", "batch", "prompt_tokens"])
+    frames = []
+    for path in _lib_paths(data_dir, 1):
+        df, out = _static_batch(path, ["avg_power"])
+        out["avg_power_w"] = df["avg_power"].to_numpy(float) * _MW_TO_W
+        frames.append(out)
+    return _finish(frames, ["framework", "model", "tp", "batch", "prompt_tokens"])
 
 
 # --------------------------------------------------------------------------------------------

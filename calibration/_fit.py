@@ -57,7 +57,16 @@ from calibration._params import (
 )
 from dse.engine import Config, float64, in_float64, kernel_rows, serve_rows
 from dse.specs import MODEL_DIR, hardware_network, load_hardware, load_model
-from models import ELEMENTWISE, GEMM, Metrics, Scenario, SoftwareParams, achievable_software, default_economics
+from models import (
+    ELEMENTWISE,
+    GEMM,
+    Metrics,
+    Scenario,
+    SoftwareParams,
+    achievable_software,
+    default_economics,
+    ideal_software,
+)
 from models.platform import Level, PlatformSpec, collective_s
 
 Array = jax.Array
@@ -102,16 +111,12 @@ SYSTEM_NETWORK = {
 }
 DTYPE = "fp16"  # every data set ran in float16
 
-# Frameworks of the end-to-end data sets: vLLM's offline ``LLM.generate`` (LLM-Inference-Bench)
-# and vLLM's OpenAI-compatible server streaming every token (ML.ENERGY). Each gets its own
-# framework overheads; the shipped default software is the offline engine (no API server).
-FRAMEWORKS = {
-    "static_latency": "vllm-offline",
-    "static_power": "vllm-offline",
-    "serving_energy": "vllm-server",
-    "serving_tpot": "vllm-server",
-    "serving_throughput": "vllm-server",
-}
+# Frameworks (software profiles) of the end-to-end data sets: the offline generate calls of
+# vLLM, TensorRT-LLM and DeepSpeed-MII (LLM-Inference-Bench, a column of each row) and vLLM's
+# OpenAI-compatible server streaming every token (ML.ENERGY). Each gets its own framework
+# overheads; the shipped default software is vLLM's offline engine (no API server).
+FRAMEWORK_NAMES = ("vllm-offline", "vllm-server", "tensorrt-llm", "deepspeed-mii")
+SERVING_FRAMEWORK = "vllm-server"  # every ML.ENERGY row
 DEFAULT_FRAMEWORK = "vllm-offline"
 
 INITIAL: dict[str, Any] = {
@@ -134,7 +139,7 @@ INITIAL: dict[str, Any] = {
 }
 
 SYSTEM_ROUNDS = 1  # linearization rounds of stage 2 (see fit())
-SYSTEM_NAMES = tuple(f"{p}@{fw}" for fw in ("vllm-offline", "vllm-server") for p in FRAMEWORK_PARAMS) + CHIP_PARAMS
+SYSTEM_NAMES = tuple(f"{p}@{fw}" for fw in FRAMEWORK_NAMES for p in FRAMEWORK_PARAMS) + CHIP_PARAMS
 
 DATASETS = {
     # name: (source, quantity, unit, stage)
@@ -174,6 +179,7 @@ class Prepared:
         """Row metadata of every data set, in prediction order."""
         df = pd.concat([self.kernel_meta, self.collective_meta, self.system_meta], ignore_index=True)
         df["excluded"] = df["excluded"].fillna(False).astype(bool)
+        df["excluded_why"] = df["excluded_why"].fillna("")
         return df
 
 
@@ -209,7 +215,7 @@ def prepare(data_dir: str | Path | None = None) -> Prepared:
     # Kernels (Vidur, per layer, fp16).
     k = _data.load_kernels(root)
     kmeta = pd.DataFrame({
-        "dataset": np.where(k["kind"] == "gemm", "kernel_gemm", "kernel_elementwise"),
+        "dataset": np.where(k["kind"] == "gemm", "kernel_gemm", "kernel_elementwise"), "framework": "-",
         "model_id": k["model_id"], "op": k["op"], "kind": k["kind"], "tp": k["tp"],
         "phase": np.where(k["n_tokens"] <= 256, "decode", "prefill"),  # decode-sized batches
         "measured": k["time_s"], "split": _split(k["model_id"]),
@@ -224,7 +230,7 @@ def prepare(data_dir: str | Path | None = None) -> Prepared:
     c = c[ar | sr].reset_index(drop=True)
     is_ar = (c["collective"] == "all_reduce").to_numpy()
     cmeta = pd.DataFrame({
-        "dataset": np.where(is_ar, "allreduce", "send_recv"), "model_id": "-",
+        "dataset": np.where(is_ar, "allreduce", "send_recv"), "framework": "-", "model_id": "-",
         "op": c["collective"] + "_" + c["n_gpus"].astype(str) + "gpu", "kind": c["collective"],
         "tp": c["n_gpus"], "phase": np.where(c["size_bytes"] <= 1 << 20, "small (<=1MiB)", "large"),
         "measured": c["time_s"],
@@ -248,6 +254,7 @@ def prepare(data_dir: str | Path | None = None) -> Prepared:
             rows.append(
                 dict(
                     dataset=dataset,
+                    framework=r.framework,
                     model=r.model,
                     model_id=r.model_id,
                     batch=r.batch,
@@ -268,6 +275,7 @@ def prepare(data_dir: str | Path | None = None) -> Prepared:
             output=r.avg_output_tokens,
             tp=r.tp,
             pp=r.pp,
+            framework=SERVING_FRAMEWORK,
         )
         rows.append(dict(dataset="serving_energy", measured=r.energy_per_request_j, phase="request", **common))
         rows.append(dict(dataset="serving_tpot", measured=r.tpot_s, phase="decode", **common))
@@ -287,7 +295,7 @@ def prepare(data_dir: str | Path | None = None) -> Prepared:
         "output": jnp.asarray(smeta["output"].to_numpy(float)),
         "tp": jnp.asarray(smeta["tp"].to_numpy(float)),
         "pp": jnp.asarray(smeta["pp"].to_numpy(float)),
-        "server": jnp.asarray((smeta["dataset"].map(FRAMEWORKS) == "vllm-server").to_numpy()),
+        "framework": jnp.asarray(smeta["framework"].map(FRAMEWORK_NAMES.index).to_numpy()),
     }
     specs = {cid: load_model(cid).spec for cid in sorted(set(smeta["catalog_id"]))}
     system["vocab"] = jnp.asarray([float(specs[c].vocab_size) for c in smeta["catalog_id"]])
@@ -305,12 +313,20 @@ def prepare(data_dir: str | Path | None = None) -> Prepared:
         system_groups.append((key, {"model": model, **arrays}))
     order = np.concatenate([np.asarray(idx) for idx in groups.values()])
     prep = Prepared(kernels, kmeta, collectives, cmeta, system_groups, np.argsort(order), system, smeta, _hashes(root))
-    # Exclude static batches that overflow the KV cache (not one batch; see PROVENANCE.md).
+    # Exclude static batches that overflow the KV cache (not one batch; see PROVENANCE.md),
+    # and static batches faster than the roofline of their stated shape (a generate call that
+    # stopped early or ran a shorter prompt than the row says; PROVENANCE.md).
     chip = load_hardware(SYSTEM_HARDWARE, calibrated=False).spec
     out = system_features(chip, achievable_software(), prep)
     mem = np.asarray(out["weight_bytes"] + out["kv_bytes"])
-    over = mem > VLLM_MEMORY_FRACTION * float(chip.hbm_capacity_bytes)
-    prep.system_meta["excluded"] = over & smeta["dataset"].isin(["static_latency", "static_power"]).to_numpy()
+    static_rows = smeta["dataset"].isin(["static_latency", "static_power"]).to_numpy()
+    over = static_rows & (mem > VLLM_MEMORY_FRACTION * float(chip.hbm_capacity_bytes))
+    roof = system_features(chip, ideal_software(), prep)
+    below = (smeta["dataset"] == "static_latency").to_numpy() & (
+        smeta["measured"].to_numpy() < np.asarray(roof["ttft_s"] + roof["decode_s"])
+    )
+    prep.system_meta["excluded"] = over | below
+    prep.system_meta["excluded_why"] = np.where(over, "kv_overflow", np.where(below, "below_roofline", ""))
     prep.kernel_meta["excluded"] = False
     prep.collective_meta["excluded"] = False
     return prep
@@ -474,10 +490,10 @@ def derive(latency_s: Array, energy_j: Array, idle_w: Array, d: Mapping[str, Arr
 def system_linear(v: Mapping[str, Array], lin: Mapping[str, Any], d: Mapping[str, Array]) -> Array:
     """The measured quantity of each row from ``serve()``'s second-order expansion ``lin`` at
     parameter values ``v`` (keys ``<param>@<framework>`` and the chip's power coefficients): each row
-    takes the overheads of its framework (vLLM offline engine or OpenAI server)."""
+    takes the overheads of its framework (``FRAMEWORK_NAMES``)."""
     delta = {}
     for n in LINEAR_SOFTWARE:
-        row = jnp.where(d["server"], v[f"{n}@vllm-server"], v[f"{n}@vllm-offline"])
+        row = jnp.stack([v[f"{n}@{fw}"] for fw in FRAMEWORK_NAMES])[d["framework"]]
         delta[n] = row - lin["theta0"][n]
     for n in CHIP_PARAMS:
         delta[n] = v[n] - lin["theta0"][n]
@@ -560,7 +576,8 @@ def system_problem(prep: Prepared, lin: Mapping[str, Any]) -> Problem:
     predict = _system_predict
 
     fitted = meta["dataset"].map(lambda n: DATASETS[n][3] == 2).to_numpy() & ~meta["excluded"].to_numpy()
-    onehot, _ = _onehot(meta["dataset"])
+    # One mean per data set and framework: each framework's rows weigh alike in the loss.
+    onehot, _ = _onehot(meta["dataset"] + "@" + meta["framework"])
     return Problem(
         names,
         predict,
@@ -725,11 +742,14 @@ def predict_all(
             prep.collectives,
         )
     k, c = _CACHE[key](kernel_chip, sw0, prep.kernels, prep.collectives)
-    sys_pred = []
-    for fw in ("vllm-offline", "vllm-server"):
+    code = np.asarray(prep.system["framework"])
+    s = np.zeros(len(code))
+    for i, fw in enumerate(FRAMEWORK_NAMES):
+        if not np.any(code == i):
+            continue
         f = system_features(system_chip, software.get(fw, sw0), prep)
-        sys_pred.append(derive(f["ttft_s"] + f["decode_s"], f["energy_j"], system_chip.idle_w, prep.system))
-    s = np.where(np.asarray(prep.system["server"]), np.asarray(sys_pred[1]), np.asarray(sys_pred[0]))
+        pred = derive(f["ttft_s"] + f["decode_s"], f["energy_j"], system_chip.idle_w, prep.system)
+        s = np.where(code == i, np.asarray(pred), s)
     return np.concatenate([np.asarray(k), np.asarray(c), s])
 
 

@@ -33,7 +33,7 @@ TRANSFER_WIDENING = 2.0
 
 
 def prediction_interval(
-    hardware_id: str | None, value, quantity: str = "latency", level: float = 0.9
+    hardware_id: str | None, value, quantity: str = "latency", level: float = 0.9, framework: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper bounds of a prediction ``value`` (scalar or array) at coverage ``level``.
 
@@ -43,6 +43,8 @@ def prediction_interval(
         quantity: one of ``QUANTITIES`` (latency, prefill, decode, tpot, energy, power,
             kernel, gemm, allreduce).
         level: two-sided coverage in (0, 1).
+        framework: the software profile of the prediction: its own held-out errors where the
+            fit has them (``<data set>@<framework>``), else the data set's.
 
     Returns:
         (lower, upper), arrays of the shape of ``value``; NaN when there is no fitted file.
@@ -54,7 +56,8 @@ def prediction_interval(
     v = np.asarray(value, dtype=float)
     source = fitted_source(hardware_id)
     data = read_fitted(source) if source else None
-    stats = ((data or {}).get("intervals") or {}).get(QUANTITIES[quantity])
+    table = (data or {}).get("intervals") or {}
+    stats = table.get(f"{QUANTITIES[quantity]}@{framework}") or table.get(QUANTITIES[quantity])
     if not stats:
         nan = np.full_like(v, np.nan)
         return nan, nan

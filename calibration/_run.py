@@ -75,7 +75,7 @@ def shipped(prep: _fit.Prepared, hardware_id: str = _fit.SYSTEM_HARDWARE) -> pd.
 def tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """MAPE tables: per data set, per operator kind/op, per phase (train and held-out)."""
     return {
-        "dataset": _fit.mape_table(df, ("dataset", "split")),
+        "dataset": _fit.mape_table(df, ("dataset", "framework", "split")),
         "op": _fit.mape_table(
             df[df["dataset"].str.startswith("kernel") | df["dataset"].isin(["allreduce", "send_recv"])],
             ("dataset", "op", "split"),
@@ -85,10 +85,13 @@ def tables(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def interval_stats(df: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """Held-out log errors log(measured / predicted) per data set (train rows if none held out)."""
+    """Held-out log errors log(measured / predicted) per data set (train rows if none held out);
+    the rows of a framework other than its data set's main one under ``<dataset>@<framework>``."""
     out = {}
     df = df[~df["excluded"]]
-    for name, g in df.groupby("dataset"):
+    main = df.groupby("dataset")["framework"].agg(lambda f: f.value_counts().index[0])
+    keys = np.where(df["framework"] == df["dataset"].map(main), df["dataset"], df["dataset"] + "@" + df["framework"])
+    for name, g in df.groupby(keys):
         h = g[g["split"] == "held-out"]
         h = h if len(h) else g
         r = np.log(h["measured"].to_numpy() / h["after"].to_numpy())
@@ -148,12 +151,12 @@ def calibrate(
     util_form = util_form or "wave"
     result = _fit.fit(prep, util_form, steps)
     fit_s = time.perf_counter() - t0
-    software = {fw: result.software(fw) for fw in ("vllm-offline", "vllm-server")}
+    software = {fw: result.software(fw) for fw in _fit.FRAMEWORK_NAMES}
     df = evaluate(prep, software, result.chip_values())
     tab = tables(df)
     frameworks = {
         fw: {k.split("@")[0]: float(v) for k, v in result.system_values.items() if k.endswith(f"@{fw}")}
-        for fw in ("vllm-offline", "vllm-server")
+        for fw in _fit.FRAMEWORK_NAMES
     }
     sd = {**result.kernel_sd, **result.system_sd}
     content = {
@@ -176,7 +179,8 @@ def calibrate(
             "held_out_models": list(_fit.HELD_OUT_MODELS),
             "held_out_collective_gpus": _fit.HELD_OUT_COLLECTIVE_GPUS,
             "ml_energy_prompt_tokens": dict(_fit.ML_ENERGY_PROMPT_TOKENS),
-            "excluded_static_rows_kv_overflow": int(df["excluded"].sum()),
+            "excluded_static_rows_kv_overflow": int((df["excluded_why"] == "kv_overflow").sum()),
+            "excluded_static_rows_below_roofline": int((df["excluded_why"] == "below_roofline").sum()),
         },
         "data": {"digest": _fit.data_digest(prep.file_hashes), "files": prep.file_hashes},
         "fit": {

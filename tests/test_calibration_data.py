@@ -65,8 +65,13 @@ def test_row_counts(tables):
     # twice-measured shapes that coincide exactly.
     assert 54_000 < len(tables["load_kernels"]) <= 5 * 4 * 261 * 10 + 261 * 9
     assert len(tables["load_collectives"]) == 6958 + 1988 + 4496 + 1988 - 1
-    assert len(tables["load_static_batch"]) == 235
-    assert len(tables["load_static_batch_power"]) == 8
+    counts = tables["load_static_batch"].groupby("framework").size().to_dict()
+    assert counts == {"vllm-offline": 235, "tensorrt-llm": 256, "deepspeed-mii": 173}
+    assert tables["load_static_batch_power"].groupby("framework").size().to_dict() == {
+        "vllm-offline": 8,
+        "tensorrt-llm": 8,
+        "deepspeed-mii": 8,
+    }
     assert len(tables["load_serving_energy"]) == 157
 
 
@@ -144,7 +149,7 @@ def test_static_batch_power_is_watts(tables):
     p = tables["load_static_batch_power"]
     # Upstream is milliwatts (222122 for Llama-2-7B, batch 1): converted to ~222 W.
     assert p["avg_power_w"].between(50, 500).all()
-    first = p[(p["model_id"] == "llama-2-7b") & (p["batch"] == 1)]
+    first = p[(p["framework"] == "vllm-offline") & (p["model_id"] == "llama-2-7b") & (p["batch"] == 1)]
     assert first["avg_power_w"].iloc[0] == pytest.approx(222.122271186, rel=1e-9)
 
 

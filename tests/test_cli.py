@@ -331,9 +331,10 @@ def test_predict_intervals_and_uncalibrated(capsys, tmp_path):
     src = write(
         tmp_path,
         "s.csv",
-        "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\n"
-        "llama-3-8b,a100-sxm4-40gb,prefill,4,1024,0,1\n"
-        "llama-3-8b,tpu-v5e,decode,1,0,512,1\n",
+        "model,hardware,phase,batch,prompt_tokens,context_tokens,tp,framework\n"
+        "llama-3-8b,a100-sxm4-40gb,prefill,4,1024,0,1,\n"
+        "llama-3-8b,tpu-v5e,decode,1,0,512,1,\n"
+        "llama-3-8b,a100-sxm4-40gb,prefill,4,1024,0,1,deepspeed-mii\n",
     )
     code, out, _ = run(capsys, "predict", str(src), "--intervals")
     assert code == 0
@@ -341,6 +342,11 @@ def test_predict_intervals_and_uncalibrated(capsys, tmp_path):
     lo, mid, hi = (float(rows[0][k]) for k in ("latency_lo_s", "latency_s", "latency_hi_s"))
     assert lo < mid < hi
     assert rows[1]["latency_lo_s"] == ""  # no measurements behind a TPU prediction: no interval
+    # Every row names its software profile; DeepSpeed-MII's fitted overheads are larger than vLLM's.
+    assert [r["framework"] for r in rows] == ["vllm-offline", "none", "deepspeed-mii"]
+    assert float(rows[2]["latency_s"]) > mid and float(rows[2]["latency_hi_s"]) > float(rows[2]["latency_s"])
+    bad = write(tmp_path, "b.csv", src.read_text().replace("deepspeed-mii", "deepspeed"))
+    assert_user_error(capsys, ["predict", str(bad)], str(bad), "row 4", "'framework'", "tensorrt-llm")
     code, out, _ = run(capsys, "predict", str(src), "--uncalibrated")
     raw = list(csv.DictReader(out.splitlines()))
     assert "latency_lo_s" not in raw[0] and float(raw[0]["latency_s"]) != mid
@@ -349,7 +355,21 @@ def test_predict_intervals_and_uncalibrated(capsys, tmp_path):
 
 def test_evaluate_uncalibrated(capsys):
     code, out, _ = run(capsys, "evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-40gb", "--uncalibrated")
-    assert code == 0 and "achievable (--uncalibrated)" in out
+    assert code == 0 and "achievable (--uncalibrated)" in out and "a100-sxm4-40gb: datasheet, none" in out
+
+
+def test_evaluate_names_and_switches_the_framework(capsys):
+    args = ["evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-40gb", "--batch", "32", "--json"]
+    code, out, _ = run(capsys, *args)
+    default = json.loads(out)[0]
+    assert (default["calibration"], default["framework"]) == ("fitted", "vllm-offline")
+    code, out, _ = run(capsys, *args, "--framework", "tensorrt-llm")
+    trt = json.loads(out)[0]
+    assert trt["framework"] == "tensorrt-llm"
+    # Only the calibrated level changes; TensorRT-LLM's fitted overheads are vLLM's or smaller.
+    assert trt["levels"]["achievable"] == default["levels"]["achievable"]
+    assert trt["levels"]["calibrated"]["latency_s"] < default["levels"]["calibrated"]["latency_s"]
+    assert_user_error(capsys, [*args, "--framework", "trt"], "--framework", "unknown framework 'trt'", "tensorrt-llm")
 
 
 def test_predict_request_rows_are_whole_requests(capsys, tmp_path):

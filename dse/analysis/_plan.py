@@ -18,7 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from dse.engine import calibration_source, check_context, make_config, run_designs, software_levels, splits_heads
+from dse.engine import (
+    calibration_source,
+    check_context,
+    framework_of,
+    make_config,
+    run_designs,
+    software_levels,
+    splits_heads,
+)
 from dse.specs import HardwareEntry, ModelEntry, PlatformEntry, SpecError, load_hardware, load_model
 from models import INFEASIBLE_REASONS
 
@@ -84,6 +92,7 @@ def plan(
     level: str = "calibrated",
     platform: PlatformEntry | None = None,
     top: int = 5,
+    framework: str | None = None,
 ) -> dict[str, Any]:
     """Search every deployment of ``model`` on up to ``max_chips`` chips of ``hardware``.
 
@@ -121,7 +130,7 @@ def plan(
         knobs["prompt_tokens_cv"] = np.full(len(cand), slo.prompt_cv)
         if mode == "chunked":
             knobs["chunk_tokens"] = arr[:, 5]
-        res = run_designs(cfg, knobs, software_levels(h, [level]))
+        res = run_designs(cfg, knobs, software_levels(h, [level], framework))
         for i, (tp, pp, ep, dp, b, c) in enumerate(cand):
             r = {k: float(res[k][0, i]) for k in res}
             r["goodput_tokens_per_s_per_chip"] = r["goodput_tokens_per_s"] / r["n_chips"]
@@ -157,6 +166,7 @@ def plan(
         "model": m.id,
         "hardware": h.id,
         "calibration": calibration_source(h) if level == "calibrated" else "datasheet",
+        "framework": framework_of(h, framework) if level == "calibrated" else "none",
         "level": level,
         "objective": objective,
         "slo": dataclasses.asdict(slo),

@@ -21,6 +21,7 @@ from dse.engine import (
     check_context,
     check_physics,
     evaluate,
+    framework_of,
     gemm_designs,
     make_config,
     run_designs,
@@ -291,6 +292,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         levels=levels,
         platform=args.platform,
         batching=batching,
+        framework=args.framework,
         **{k: _scalar_or_list(v) if k not in ("batch", "tp") else v for k, v in knobs.items()},
     )
     grid_dims = [d for d in ds.tpot_s.dims if d not in ("model", "hardware", "level")]
@@ -325,6 +327,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             for lv in ds.level.values
         }
         rec["calibration"] = str(ds.calibration.sel(hardware=r.hardware.item()).item())
+        rec["framework"] = str(ds.framework.sel(hardware=r.hardware.item()).item())
         rec["infeasible_reason_text"] = INFEASIBLE_REASONS[reason]
         records.append(rec)
     if args.json:
@@ -332,9 +335,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(render(headers, rows))
         shown = "achievable (--uncalibrated)" if args.uncalibrated else "calibrated"
+        profiles = ", ".join(
+            f"{h}: {ds.calibration.sel(hardware=h).item()}, {ds.framework.sel(hardware=h).item()}"
+            for h in np.atleast_1d(ds.hardware.values)
+        )
         print(
             f"\nphase: {args.phase}; levels: ideal = roofline, achv = hardware-achievable, calib = software-"
-            f"calibrated; other columns at the {shown} level; dtype {args.dtype}"
+            f"calibrated; other columns at the {shown} level; dtype {args.dtype}\n"
+            f"calibration and software profile: {profiles}" + ("" if args.framework else " (--framework to change)")
         )
     if args.output:
         _write_dataset(ds, Path(args.output))
@@ -445,15 +453,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
             output=_cell(path, i, r, "output_tokens") if phase == "request" else 1.0,
         )
         parsed.append(p)
-        groups.setdefault((_cell(path, i, r, "model", "str"), _cell(path, i, r, "hardware", "str"), dtype), []).append(
-            i
-        )
+        framework = _cell(path, i, r, "framework", "str", "") or args.framework
+        key = (_cell(path, i, r, "model", "str"), _cell(path, i, r, "hardware", "str"), dtype, framework)
+        groups.setdefault(key, []).append(i)
     out: list[dict[str, Any]] = [{} for _ in rows]
     calibrated = not args.uncalibrated
     level = "calibrated" if calibrated else "achievable"
-    for (mid, hid, dtype), idx in groups.items():
+    for (mid, hid, dtype, framework), idx in groups.items():
         m = _entry(load_model, mid, path)
         h = _entry(lambda r: load_hardware(r, calibrated=calibrated), hid, path)
+        try:
+            profile = framework_of(h, framework) if calibrated else "none"
+        except SpecError as e:
+            raise SpecError(f"{path}: row {idx[0] + 2}: column 'framework': {str(e).split(': ', 1)[1]}") from None
         cfg = make_config(m, h, weight_dtype=dtype, act_dtype=dtype, kv_dtype=dtype)
         for i in idx:
             row = parsed[i]
@@ -472,7 +484,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 ("output_tokens", "output"),
             )
         }
-        res = run_designs(cfg, knobs, software_levels(h, [level]))
+        res = run_designs(cfg, knobs, software_levels(h, [level], framework))
         for j, i in enumerate(idx):
             phase = parsed[i]["phase"]
             lat_key, energy_key, bound_key, quantity = PREDICT_PHASES[phase]
@@ -484,6 +496,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 "feasible": bool(res["feasible"][0, j]),
                 "bound": _bound_name(res[bound_key][0, j]),
                 "calibration": calibration_source(h) if calibrated else "datasheet",
+                "framework": profile,
             }
             if args.intervals is not None:
                 out[i] |= _intervals(
@@ -491,19 +504,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     calibrated,
                     args.intervals,
                     (("latency", lat, quantity), ("energy", energy, "energy")),
+                    profile,
                 )
     _write_rows(rows, out, args.output)
     return 0
 
 
-def _intervals(hw, calibrated: bool, level: float, items) -> dict[str, Any]:
+def _intervals(hw, calibrated: bool, level: float, items, framework: str | None = None) -> dict[str, Any]:
     """Prediction-interval columns from the held-out error of the chip's fit ('' when no fit
     applies: --uncalibrated, or a non-GPU chip without measurements of its own)."""
     applies = calibrated and calibration_source(hw) != "datasheet"
     out: dict[str, Any] = {}
     for name, value, quantity in items:
         unit = "s" if name == "latency" else "j"
-        lo, hi = prediction_interval(hw.id, value, quantity, level) if applies else (np.nan, np.nan)
+        lo, hi = prediction_interval(hw.id, value, quantity, level, framework) if applies else (np.nan, np.nan)
         lo, hi = float(lo), float(hi)
         out[f"{name}_lo_{unit}"] = lo if np.isfinite(lo) else ""
         out[f"{name}_hi_{unit}"] = hi if np.isfinite(hi) else ""
@@ -617,6 +631,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--lifetime-years", type=float)
     s.add_argument("--usd-per-kwh", type=float)
     s.add_argument("--pue", type=float)
+    s.add_argument(
+        "--framework",
+        help="software profile of the calibrated level: vllm-offline (default), vllm-server, tensorrt-llm, "
+        "deepspeed-mii",
+    )
     s.add_argument("--uncalibrated", action="store_true", help="pure datasheet model: levels ideal and achievable only")
     s.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     s.add_argument("-o", "--output", help="also write the dataset (.zarr or .nc)")
@@ -624,7 +643,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("predict", help="latency and energy for each row of a scenario (or --ops) CSV")
     s.add_argument(
-        "scenarios", nargs="?", help="CSV: model,hardware,phase,batch,prompt_tokens,context_tokens,tp[,pp,dtype]"
+        "scenarios",
+        nargs="?",
+        help="CSV: model,hardware,phase,batch,prompt_tokens,context_tokens,tp[,pp,ep,sp,dp,output_tokens,dtype,framework]",
     )
     s.add_argument("--ops", help="CSV of operator micro-benchmarks: hardware,op,m,n,k,dtype")
     s.add_argument(
@@ -634,6 +655,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
         const=0.9,
         metavar="LEVEL",
         help="add prediction intervals (default coverage 0.9) from the fit's held-out error",
+    )
+    s.add_argument(
+        "--framework",
+        help="software profile of the calibrated level (a 'framework' column overrides it per row): vllm-offline (default), vllm-server, tensorrt-llm, "
+        "deepspeed-mii",
     )
     s.add_argument("--uncalibrated", action="store_true", help="pure datasheet model (no fitted parameters)")
     s.add_argument("-o", "--output", help="output CSV (default: stdout)")

@@ -62,6 +62,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         platform=platform,
         top=args.top,
+        framework=args.framework,
     )
     if args.json:
         print(json.dumps(result, indent=1, default=float))
@@ -94,7 +95,8 @@ def _print(res: dict[str, Any]) -> None:
     if res["slo"]["prompt_cv"]:
         slo += f" for 90 % of requests (prompt lengths log-normal, CV {res['slo']['prompt_cv']:g})"
     print(
-        f"{res['model']} on up to {res['max_chips']} x {res['hardware']} ({res['calibration']} level {res['level']}); "
+        f"{res['model']} on up to {res['max_chips']} x {res['hardware']} ({res['calibration']} level {res['level']}, "
+        f"software {res['framework']}); "
         f"{res['prompt_tokens']} prompt + {res['output_tokens']} output tokens, beam {res['beam']}; SLO: {slo}; "
         f"{res['feasible']:,} of {res['candidates']:,} candidates meet it"
     )
@@ -132,6 +134,11 @@ def add_subcommands(sub: Any) -> None:
     )
     s.add_argument("--objective", choices=tuple(OBJECTIVES), default="tokens_per_s_per_chip")
     s.add_argument("--dtype", default="bf16", help="weights, activations and KV dtype")
+    s.add_argument(
+        "--framework",
+        help="software profile of the calibrated level: vllm-offline (default), vllm-server, tensorrt-llm, "
+        "deepspeed-mii",
+    )
     s.add_argument("--top", type=int, default=5, help="runners-up and excluded layouts shown")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(func=cmd_plan)

@@ -24,7 +24,7 @@ from models import EconomicsSpec, Metrics
 
 from ._boundary import check_knobs, run_designs
 from ._config import check_context, check_physics, knob_keys, make_config, with_knobs
-from ._levels import LEVEL_DESCRIPTIONS, LEVELS, calibration_source, software_levels
+from ._levels import LEVEL_DESCRIPTIONS, LEVELS, calibration_source, framework_of, software_levels
 from ._metrics import BOOL_METRICS, CODE_METRICS, metric_attrs
 
 
@@ -68,6 +68,7 @@ def evaluate(
     uneven_heads: bool = False,
     platform: str | PlatformEntry | None = None,
     batching: str = "static",
+    framework: str | None = None,
     **knobs: Any,
 ) -> xr.Dataset:
     """Evaluate a grid of configurations and return a labelled dataset.
@@ -86,7 +87,9 @@ def evaluate(
     ``batching`` is ``static`` (one request batch), ``continuous``, ``chunked`` (with
     ``chunk_tokens``) or ``disaggregated`` (with ``prefill_share``): see ``models.serve``;
     serving knobs ``draft_tokens``, ``acceptance``, ``draft_cost_ratio``, ``beam``,
-    ``kv_offload_bytes``, ``host_bandwidth_bytes_per_s``.
+    ``kv_offload_bytes``, ``host_bandwidth_bytes_per_s``. ``framework`` picks the software
+    profile of the calibrated level (``vllm-offline``, ``vllm-server``, ``tensorrt-llm``,
+    ``deepspeed-mii``; default: the fit's default); the ``framework`` variable names the one used.
 
     Examples:
         >>> ds = evaluate("llama-3-70b", "h100-sxm5-80gb", tp=8, batch=[1, 8, 32],
@@ -111,7 +114,7 @@ def evaluate(
     shape = tuple(len(v) for v in axes.values())
     base = {k: scalars.get(k, v) for k, v in base_defaults.items()}
     rest = {k: v for k, v in scalars.items() if k not in base_defaults}
-    results, sources, configs = [], [], []
+    results, sources, configs, profiles = [], [], [], []
     for m, h in itertools.product(models, hws):
         cfg = make_config(
             m,
@@ -134,8 +137,9 @@ def evaluate(
             m, axes.get("prompt_tokens", base["prompt_tokens"]), axes.get("output_tokens", base["output_tokens"]), m.id
         )
         cfg = with_knobs(cfg, {k: np.asarray(float(v)) for k, v in rest.items()})
-        results.append(run_designs(cfg, flat, software_levels(h, levels)))
+        results.append(run_designs(cfg, flat, software_levels(h, levels, framework)))
         sources.append(calibration_source(h))
+        profiles.append(framework_of(h, framework) if "calibrated" in levels else "none")
         configs.append(cfg)
     dims = ("level", *axes)
     data_vars = {}
@@ -158,6 +162,11 @@ def evaluate(
             "transferred (the A100 software fit on this chip's datasheet) or "
             "datasheet (no fit: calibrated = achievable)"
         },
+    )
+    ds["framework"] = (
+        ("hardware",),
+        np.asarray(profiles[: len(hws)], dtype=object),
+        {"description": "software profile (framework overheads) of the calibrated level; none without a fit"},
     )
     ds["level"].attrs["description"] = "; ".join(f"{k}: {LEVEL_DESCRIPTIONS[k]}" for k in levels)
     table = knob_keys(configs[0])

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
-from dse.specs import HardwareEntry, SpecError, fitted_software, has_own_fit
+from dse.specs import HardwareEntry, SpecError, fitted_frameworks, fitted_software, has_own_fit
 from models import SoftwareParams, achievable_software, ideal_software
 
 LEVELS = ("ideal", "achievable", "calibrated")
@@ -29,18 +29,38 @@ def calibration_source(hardware: HardwareEntry) -> str:
     return "transferred" if hardware.family == "simt" else "datasheet"
 
 
-def calibrated_software(hardware: HardwareEntry) -> SoftwareParams:
-    """The calibrated level of one chip (see :func:`calibration_source`)."""
+def framework_of(hardware: HardwareEntry, framework: str | None = None) -> str:
+    """The software profile the calibrated level of ``hardware`` uses: ``framework`` if its
+    fit has it (one-line error otherwise), else the fit's default; 'none' without a fit."""
+    if calibration_source(hardware) == "datasheet":
+        return "none"
+    default, names = fitted_frameworks(hardware.id)
+    if framework is None:
+        return default or "none"
+    if framework not in names:
+        raise SpecError(
+            f"--framework: unknown framework '{framework}' for {hardware.id}: expected one of {', '.join(names)}"
+        )
+    return framework
+
+
+def calibrated_software(hardware: HardwareEntry, framework: str | None = None) -> SoftwareParams:
+    """The calibrated level of one chip (see :func:`calibration_source`) with the overheads of
+    ``framework`` (default: the fit's default framework)."""
     source = calibration_source(hardware)
-    return achievable_software() if source == "datasheet" else fitted_software(hardware.id)
+    if source == "datasheet":
+        return achievable_software()
+    return fitted_software(hardware.id, framework_of(hardware, framework))
 
 
-def software_levels(hardware: HardwareEntry, levels: Sequence[str] = LEVELS) -> SoftwareParams:
+def software_levels(
+    hardware: HardwareEntry, levels: Sequence[str] = LEVELS, framework: str | None = None
+) -> SoftwareParams:
     """The efficiency levels of ``hardware``'s chip stacked along a leading axis."""
     table = {
         "ideal": ideal_software,
         "achievable": achievable_software,
-        "calibrated": lambda: calibrated_software(hardware),
+        "calibrated": lambda: calibrated_software(hardware, framework),
     }
     for lv in levels:
         if lv not in table:

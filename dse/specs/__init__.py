@@ -13,6 +13,7 @@ from ._files import resolve as resolve
 from ._fitted import FITTED_DIR as FITTED_DIR
 from ._fitted import check_fitted_writable as check_fitted_writable
 from ._fitted import fitted_chip as fitted_chip
+from ._fitted import fitted_frameworks as fitted_frameworks
 from ._fitted import fitted_software as fitted_software
 from ._fitted import fitted_source as fitted_source
 from ._fitted import has_own_fit as has_own_fit

@@ -97,6 +97,15 @@ def fitted_software(hardware_id: str | None, framework: str | None = None) -> So
     return software_from_mapping(p)
 
 
+def fitted_frameworks(hardware_id: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """(default framework, every fitted framework) of the fit ``hardware_id`` uses; (None, ())
+    when no fit applies."""
+    source = fitted_source(hardware_id)
+    data = (read_fitted(source) or {}) if source else {}
+    names = tuple(data.get("frameworks") or ())
+    return (data.get("default_framework") if source else None), names
+
+
 def has_own_fit(hardware_id: str | None) -> bool:
     """Whether ``hardware_id`` has a fitted file of its own."""
     return bool(hardware_id) and fitted_path(hardware_id).exists()

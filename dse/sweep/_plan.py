@@ -27,8 +27,10 @@ from dse.engine import (
     Config,
     Knob,
     Pending,
+    calibration_source,
     check_physics,
     dispatch,
+    framework_of,
     make_config,
     resolve_knob,
     software_levels,
@@ -50,6 +52,7 @@ class Group:
     hardware_id: str
     knobs: dict[str, Knob]  # axis key → the knob it sets
     software: SoftwareParams  # the sweep's level for this group's chip
+    calibration: str = ""  # where that level comes from and its software profile
 
     def si_values(self, key: str, values: np.ndarray, relative: bool) -> np.ndarray:
         """Axis values in spec-file units (or factors of the base, ``relative``) → SI."""
@@ -228,7 +231,10 @@ def make_plan(spec: SweepSpec, chunk: int | None = None) -> Plan:
             for i, isdim in zip(idx, (spec.models_is_dim, spec.hardware_is_dim, spec.scenario_is_dim), strict=True)
             if isdim
         )
-        groups.append(Group(sel, cfg, h.id, knobs, software_levels(h, [spec.level])))
+        software = entry(lambda _: software_levels(h, [spec.level], spec.framework), None, "framework")
+        source = calibration_source(h) if spec.level == "calibrated" else f"level {spec.level}"
+        profile = f"{source}, software {framework_of(h, spec.framework)}" if spec.level == "calibrated" else source
+        groups.append(Group(sel, cfg, h.id, knobs, software, profile))
     group_dims = tuple(
         d
         for d, isdim in (

@@ -57,6 +57,7 @@ TOP_KEYS = (
     "scenario",
     "platform",
     "batching",
+    "framework",
     "dtype",
     "level",
     "set",
@@ -141,6 +142,7 @@ class SweepSpec:
     degrees: tuple[tuple[str, float], ...]  # (tp, …), every one of PLATFORM_DEGREES
     platform_id: str | None
     batching: str
+    framework: str | None
     dtype: str
     level: str
     fixed: tuple[tuple[str, float], ...]
@@ -370,6 +372,9 @@ def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None
         if not isinstance(platform_id, str) or not platform_id:
             raise SpecError(f"{src}: platform.id = {platform_id!r}: expected a platform catalog id or YAML path")
         platform_id = ref(platform_id)
+    framework = data.get("framework")
+    if framework is not None and (not isinstance(framework, str) or not framework):
+        raise SpecError(f"{src}: framework = {framework!r}: expected a software profile name such as tensorrt-llm")
     batching = data.get("batching", "static")
     if batching not in BATCHING:
         raise SpecError(f"{src}: batching = {batching!r}: expected one of {', '.join(BATCHING)}")
@@ -450,6 +455,7 @@ def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None
         else dataclasses.asdict(scenarios[0]),
         "platform": {**({"id": platform_id} if platform_id else {}), **dict(degrees)},
         "batching": batching,
+        "framework": framework,
         "dtype": dtype,
         "level": level,
         "set": dict(fixed),
@@ -483,6 +489,7 @@ def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None
         degrees,
         platform_id,
         batching,
+        framework,
         dtype,
         level,
         fixed,

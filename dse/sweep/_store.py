@@ -124,6 +124,7 @@ def create_store(plan: Plan, store: Path) -> None:
         **dict(spec.degrees),
         "platform": spec.platform_id or "each chip's own system",
         "batching": spec.batching,
+        "calibration": "; ".join(dict.fromkeys(f"{g.hardware_id}: {g.calibration}" for g in plan.groups)),
         "constraints": [str(c) for c in spec.constraints],
         "objectives": [str(o) for o in spec.objectives],
         "n_designs": plan.n_designs,
