@@ -356,6 +356,21 @@ def test_predict_intervals_and_uncalibrated(capsys, tmp_path):
 def test_evaluate_uncalibrated(capsys):
     code, out, _ = run(capsys, "evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-40gb", "--uncalibrated")
     assert code == 0 and "achievable (--uncalibrated)" in out and "a100-sxm4-40gb: datasheet, none" in out
+    assert "precision: a100-sxm4-40gb: bf16 GEMMs at the BF16 rate" in out
+
+
+def test_evaluate_mixed_precision_and_fallback_note(capsys):
+    # Weight-only INT4 with an FP8 KV cache on an A100 (no FP8 tensor cores: the note says so
+    # for an all-FP8 run; W4A16 GEMMs compute in BF16).
+    base = ["evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--phase", "decode", "--uncalibrated"]
+    code, out, _ = run(capsys, *base, "--weight-dtype", "int4", "--kv-dtype", "fp8")
+    assert code == 0 and "weights int4 / activations bf16 / KV fp8" in out
+    assert "bf16 GEMMs at the BF16 rate" in out
+    mem = {r: float(ln.split()[-2]) for r, ln in (("w4", next(x for x in out.splitlines() if x.startswith("llama"))),)}
+    code, out, _ = run(capsys, *base)
+    bf16_mem = float(next(x for x in out.splitlines() if x.startswith("llama")).split()[-2])
+    assert mem["w4"] < 0.35 * bf16_mem  # int4 weights: a quarter of the bf16 bytes
+    assert_user_error(capsys, [*base, "--kv-dtype", "fp3"], "kv_dtype", "fp3")
 
 
 def test_evaluate_names_and_switches_the_framework(capsys):

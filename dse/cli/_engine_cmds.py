@@ -284,10 +284,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     families = list(dict.fromkeys(h.family for h in hws))
     knobs |= {k: v if isinstance(v, list) else [v] for k, v in _set_knobs(args.set, families).items()}
     levels = ("ideal", "achievable") if args.uncalibrated else ("ideal", "achievable", "calibrated")
+    dtypes = {f"{part}_dtype": getattr(args, f"{part}_dtype") or args.dtype for part in ("weight", "act", "kv")}
     ds = evaluate(
         models,
         hws,
-        dtype=args.dtype,
+        **dtypes,
         economics=_economics(args),
         levels=levels,
         platform=args.platform,
@@ -328,6 +329,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         }
         rec["calibration"] = str(ds.calibration.sel(hardware=r.hardware.item()).item())
         rec["framework"] = str(ds.framework.sel(hardware=r.hardware.item()).item())
+        rec["precision"] = str(ds.precision.sel(hardware=r.hardware.item()).item())
         rec["infeasible_reason_text"] = INFEASIBLE_REASONS[reason]
         records.append(rec)
     if args.json:
@@ -335,13 +337,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(render(headers, rows))
         shown = "achievable (--uncalibrated)" if args.uncalibrated else "calibrated"
+        hw_ids = np.atleast_1d(ds.hardware.values)
         profiles = ", ".join(
-            f"{h}: {ds.calibration.sel(hardware=h).item()}, {ds.framework.sel(hardware=h).item()}"
-            for h in np.atleast_1d(ds.hardware.values)
+            f"{h}: {ds.calibration.sel(hardware=h).item()}, {ds.framework.sel(hardware=h).item()}" for h in hw_ids
         )
+        precision = "; ".join(f"{h}: {ds.precision.sel(hardware=h).item()}" for h in hw_ids)
+        dt = dtypes["weight_dtype"] if len(set(dtypes.values())) == 1 else "weights {} / activations {} / KV {}"
         print(
             f"\nphase: {args.phase}; levels: ideal = roofline, achv = hardware-achievable, calib = software-"
-            f"calibrated; other columns at the {shown} level; dtype {args.dtype}\n"
+            f"calibrated; other columns at the {shown} level; dtype {dt.format(*dtypes.values())}\n"
+            f"precision: {precision}\n"
             f"calibration and software profile: {profiles}" + ("" if args.framework else " (--framework to change)")
         )
     if args.output:
@@ -622,6 +627,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--context", help="context tokens of the decode step (decode)")
     s.add_argument("--output-tokens", default="256", help="output tokens (request)")
     s.add_argument("--dtype", default="bf16", help="weights, activations and KV dtype: " + ", ".join(DTYPES))
+    s.add_argument("--weight-dtype", help="weights dtype (overrides --dtype), e.g. int4 for weight-only quantization")
+    s.add_argument("--act-dtype", help="activations dtype (overrides --dtype)")
+    s.add_argument("--kv-dtype", help="KV-cache dtype (overrides --dtype)")
     s.add_argument(
         "--set",
         action="append",

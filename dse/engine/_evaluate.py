@@ -15,6 +15,7 @@ from dse.specs import (
     PlatformEntry,
     SpecError,
     check_placement,
+    gemm_precision,
     load_hardware,
     load_model,
     load_platform,
@@ -162,6 +163,11 @@ def evaluate(
             "transferred (the A100 software fit on this chip's datasheet) or "
             "datasheet (no fit: calibrated = achievable)"
         },
+    )
+    ds["precision"] = (
+        ("hardware",),
+        np.asarray([gemm_precision(h, weight_dtype, act_dtype) for h in hws], dtype=object),
+        {"description": "tensor rate the GEMMs run at for the weight and activation dtypes (fallback if noted)"},
     )
     ds["framework"] = (
         ("hardware",),

@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from models import Chip
-from models.hardware import FAMILIES
+from models import DTYPE_BITS, Chip, widest
+from models.hardware import FAMILIES, RATE_FALLBACK, simt_rate_class
 from models.platform import TOPOLOGIES
 
 from ._errors import SpecError, suggest
 from ._files import HARDWARE_DIR, ids, read_mapping, resolve
-from ._fitted import fitted_chip
+from ._fitted import FALLBACK, fitted_chip
 from ._keys import KeyInfo, check, described, keys_of, to_si_values
 
 # Keys every hardware file may carry that fill no leaf.
@@ -52,6 +52,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         # Missing low-precision rates run at the next wider supported rate.
         "peak_fp8_flops_per_s": lambda si: si["peak_bf16_flops_per_s"],
         "peak_int8_ops_per_s": lambda si: si["peak_fp8_flops_per_s"],
+        "peak_int4_ops_per_s": lambda si: si["peak_int8_ops_per_s"],
         "peak_fp4_flops_per_s": lambda si: si["peak_fp8_flops_per_s"],
         # Non-tensor rate: A100 BF16 vector 39 TFLOP/s = 1/8 of its tensor rate (A100 datasheet);
         # the same ratio is assumed where a datasheet gives none (estimate).
@@ -153,10 +154,68 @@ def load_hardware(ref: str | Path, calibrated: bool = True) -> HardwareEntry:
     data = read_mapping(path)
     spec = chip_from(path, data)
     if calibrated:
-        overrides = fitted_chip(path.stem)
+        overrides = fitted_chip(path.stem) or (transferred_power(spec) if spec.family == "simt" else {})
         if overrides:
             spec = dataclasses.replace(spec, **{k: _leaf(v) for k, v in overrides.items()})
     return HardwareEntry(path.stem, str(data["name"]), path, spec, data, calibrated)
+
+
+def power_shares(chip: Chip) -> dict[str, float]:
+    """A GPU's power model as properties of any chip: the shares of its dynamic budget
+    (TDP − idle) drawn at full compute (``compute``, per unit of FLOPs at the peak BF16 rate)
+    and at full memory bandwidth (``memory``)."""
+    budget = float(chip.tdp_w) - float(chip.idle_w)
+    return {
+        "compute": float(chip.energy_per_flop_j) * float(chip.peak_bf16_flops_per_s) / budget,
+        "memory": float(chip.energy_per_byte_j) * float(chip.memory_bandwidth_bytes_per_s) / budget,
+    }
+
+
+def transferred_power(chip: Chip) -> dict[str, float]:
+    """α and β of a GPU without power measurements of its own: the fitted A100's shares of the
+    dynamic budget (:func:`power_shares`) applied to this chip's TDP, idle power, peak and
+    bandwidth from its datasheet ({} when no fit has a power model)."""
+    for source in FALLBACK:
+        fitted = fitted_chip(source)
+        if fitted:
+            ref = load_hardware(source, calibrated=False).spec
+            shares = power_shares(dataclasses.replace(ref, **{k: _leaf(v) for k, v in fitted.items()}))
+            budget = float(chip.tdp_w) - float(chip.idle_w)
+            return {
+                "energy_per_flop_j": shares["compute"] * budget / float(chip.peak_bf16_flops_per_s),
+                "energy_per_byte_j": shares["memory"] * budget / float(chip.memory_bandwidth_bytes_per_s),
+            }
+    return {}
+
+
+# The datasheet key of each tensor-core rate class of a GPU-class chip.
+_RATE_KEYS = {"bf16": "peak_bf16_tflops", "fp8": "peak_fp8_tflops", "int8": "peak_int8_tops"}
+_RATE_KEYS |= {"int4": "peak_int4_tops", "fp4": "peak_fp4_tflops"}
+
+
+def gemm_precision(hardware: HardwareEntry, weight_dtype: str, act_dtype: str) -> str:
+    """What rate a chip's GEMMs run at for these dtypes, and whether that is a fallback: a
+    GEMM computes in the wider of its operands' dtypes, at the chip's rate for that class, or
+    at the next wider class its datasheet has (the result says so)."""
+    dtype = widest(weight_dtype, act_dtype)
+    family, raw = hardware.family, hardware.raw
+    if family == "simt":
+        want = simt_rate_class(dtype)
+        used = want
+        while used in RATE_FALLBACK and _RATE_KEYS[used] not in raw:
+            used = RATE_FALLBACK[used]
+        if used == want:
+            return f"{dtype} GEMMs at the {want.upper()} rate"
+        return f"{dtype} GEMMs at the {used.upper()} rate (no {want.upper()} rate in the datasheet: fallback)"
+    if family == "systolic" and DTYPE_BITS[dtype] <= 8:
+        if "int8_speedup" in raw:
+            return f"{dtype} GEMMs at the 8-bit rate"
+        return f"{dtype} GEMMs at the 16-bit rate (no 8-bit rate in the datasheet: fallback)"
+    if family == "sram_chiplet" and DTYPE_BITS[dtype] <= 8:
+        return f"{dtype} GEMMs at the INT8 rate"
+    if family in ("dataflow", "cgra") and DTYPE_BITS[dtype] < 16:
+        return f"{dtype} GEMMs at the 16-bit rate (one rate: narrower dtypes save bytes only)"
+    return f"{dtype} GEMMs at the chip's {dtype} rate"
 
 
 def knob_of_hardware_key(family: str, key: str) -> KeyInfo:

@@ -2,6 +2,9 @@
 
 time = max(FLOPs / (peak · util(shape)), bytes / (bandwidth · bw_eff)) + kernel overhead
 power = P_idle + α · FLOP/s + β · bytes/s, capped at TDP;  energy = power · time
+(FLOPs counted at the BF16 rate: a FLOP at a k× faster tensor rate is 1/k of the activity;
+α and β of an unmeasured GPU are the fitted A100's shares of the TDP − idle budget, see
+``dse.specs.transferred_power``)
 
 References:
   InferBench research note (seeds/000), "Architecture Models — SIMT (GPU-like)": roofline,
@@ -33,6 +36,7 @@ from models._interface import (
     OperatorTable,
     SoftwareParams,
     is_integer_dtype,
+    linear_power_energy_j,
     widest,
 )
 from models._pytree import pytree_dataclass, spec_field
@@ -42,14 +46,20 @@ Array = jax.Array
 
 def simt_rate_class(dtype: str) -> str:
     """Which tensor-core rate a GEMM whose widest operand has storage ``dtype`` runs at:
-    16 bits and wider at the BF16 rate, 8-bit floats at FP8, 8-bit integers at INT8,
-    4-bit formats at FP4 (missing rates are filled at load with the next wider one)."""
+    16 bits and wider at the BF16 rate, 8-bit floats at FP8, 8-bit integers at INT8, 4-bit
+    integers at INT4, 4-bit floats at FP4 (missing rates are filled at load with the next
+    wider one: see ``RATE_FALLBACK``)."""
     bits = DTYPE_BITS[dtype]
     if bits >= 16:
         return "bf16"
     if bits >= 8:
         return "int8" if is_integer_dtype(dtype) else "fp8"
-    return "fp4"
+    return "int4" if is_integer_dtype(dtype) else "fp4"
+
+
+# The rate a GEMM class runs at when the chip has no tensor cores of that class: the next
+# wider one (an A100 runs FP8 weights at its BF16 rate, a Hopper INT4 GEMM at its INT8 rate).
+RATE_FALLBACK = {"fp8": "bf16", "int8": "fp8", "int4": "int8", "fp4": "fp8"}
 
 
 @pytree_dataclass
@@ -63,6 +73,7 @@ class SimtSpec(Chip):
     peak_bf16_flops_per_s: Array = spec_field("peak_bf16_tflops", "TFLOP/s", doc="dense BF16 tensor rate")
     peak_fp8_flops_per_s: Array = spec_field("peak_fp8_tflops", "TFLOP/s", required=False, doc="dense FP8 tensor rate")
     peak_int8_ops_per_s: Array = spec_field("peak_int8_tops", "TOP/s", required=False, doc="dense INT8 tensor rate")
+    peak_int4_ops_per_s: Array = spec_field("peak_int4_tops", "TOP/s", required=False, doc="dense INT4 tensor rate")
     peak_fp4_flops_per_s: Array = spec_field("peak_fp4_tflops", "TFLOP/s", required=False, doc="dense FP4 tensor rate")
     peak_vector_flops_per_s: Array = spec_field(
         "peak_vector_tflops", "TFLOP/s", required=False, doc="non-tensor (vector) rate"
@@ -88,6 +99,7 @@ class SimtSpec(Chip):
             "bf16": self.peak_bf16_flops_per_s,
             "fp8": self.peak_fp8_flops_per_s,
             "int8": self.peak_int8_ops_per_s,
+            "int4": self.peak_int4_ops_per_s,
             "fp4": self.peak_fp4_flops_per_s,
         }[simt_rate_class(dtype)]
 
@@ -95,6 +107,16 @@ class SimtSpec(Chip):
         self, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str
     ) -> OpCost:
         return simt_operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype)
+
+    def work_energy_j(
+        self, time_s: Array, flops: Array, bytes_: Array, ops: OperatorTable, weight_dtype: str, act_dtype: str
+    ) -> Array:
+        """Linear power model whose compute term counts tensor-core activity: a FLOP at a rate
+        k× the BF16 rate (FP8, INT8, FP4) draws 1/k of a BF16 FLOP's energy (the same power
+        for the same busy time)."""
+        del ops
+        rate = self.peak_flops_per_s(widest(weight_dtype, act_dtype)) / self.peak_bf16_flops_per_s
+        return linear_power_energy_j(self, time_s, flops / rate, bytes_)
 
 
 # Candidate thread-block (CTA) tiles (rows M x columns N of C) of the tile/wave form: the
