@@ -113,12 +113,17 @@ def test_seed_imc_energy_claims():
     assert 10 <= digital / int4 <= 50
     assert fp16 == pytest.approx(16 * int4)
     assert digital / fp16 < 3
-    # Whole chip, idle power and weight traffic included (4096×8192×8192 GEMM): the INT4
-    # advantage over the A100 shrinks to ≈ 7× and FP16 is no better than the A100 — static
-    # power and data movement, not the MAC, set the chip-level figure.
-    chip_int4 = _chip_energy_per_op("a100-sxm4-80gb", "int4") / _chip_energy_per_op("dmatrix-corsair", "int4")
-    chip_fp16 = _chip_energy_per_op("a100-sxm4-80gb", "bf16") / _chip_energy_per_op("dmatrix-corsair", "bf16")
+    # Whole chip, idle power and weight traffic included (4096×8192×8192 GEMM): INT4 IMC over
+    # the A100 at 16 bits shrinks to ≈ 7×, FP16 IMC is no better than the A100 — static power
+    # and data movement, not the MAC, set the chip-level figure. Against the A100's own INT4
+    # tensor cores (4× its BF16 rate, so a quarter of the energy per op) the IMC chip keeps
+    # less than 3×.
+    a100_bf16 = _chip_energy_per_op("a100-sxm4-80gb", "bf16")
+    chip_int4 = a100_bf16 / _chip_energy_per_op("dmatrix-corsair", "int4")
+    chip_fp16 = a100_bf16 / _chip_energy_per_op("dmatrix-corsair", "bf16")
     assert 3 < chip_int4 < 20 and chip_fp16 < 1.5
+    both_int4 = _chip_energy_per_op("a100-sxm4-80gb", "int4") / _chip_energy_per_op("dmatrix-corsair", "int4")
+    assert 1 < both_int4 < 3
 
 
 def test_imc_weights_beyond_the_arrays_spill_off_chip():
