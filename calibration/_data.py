@@ -32,6 +32,7 @@ __all__ = [
     "MODEL_IDS",
     "load_collectives",
     "load_kernels",
+    "load_public_gemms",
     "load_serving_energy",
     "load_static_batch",
     "load_static_batch_power",
@@ -640,3 +641,27 @@ def load_serving_energy(data_dir: PathLike | None = None) -> pd.DataFrame:
         "energy_per_output_token_j", "avg_power_w",
     ]  # fmt: skip
     return _finish([df[columns]], ["task", "model", "tp", "pp", "max_num_seqs"])
+
+
+# --------------------------------------------------------------------------------------------
+# Public A100 GEMM measurements (independent of the Vidur profiles): the generalization check.
+# --------------------------------------------------------------------------------------------
+
+
+def load_public_gemms(data_dir: PathLike | None = None) -> pd.DataFrame:
+    """Dense FP16/BF16 tensor-core GEMMs measured on A100s by third parties.
+
+    Reads ``gemm-public-a100/gemm.csv`` (one row per shape: source, A100 variant, dtype, M, N,
+    K, TFLOP/s, how measured; sources in ``data/PROVENANCE.md``). Never used in a fit: it
+    checks that the kernel model generalizes beyond the transformer-layer shapes it was
+    fitted on (square GEMMs to 16k, skinny GEMMs down to M = 1).
+
+    Returns:
+        Columns: ``source``, ``a100_variant``, ``dtype``, ``m``, ``n``, ``k``, ``tflops``,
+        ``how``, ``time_s`` (2·M·N·K / rate).
+    """
+    path = _root(data_dir) / "gemm-public-a100" / "gemm.csv"
+    df = _read_csv(path, ["source", "a100_variant", "dtype", "m", "n", "k", "tflops", "how"])
+    _check_values(df, ["m", "n", "k", "tflops"], path)
+    df["time_s"] = 2.0 * df["m"] * df["n"] * df["k"] / (df["tflops"] * 1e12)
+    return df.reset_index(drop=True)

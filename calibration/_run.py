@@ -7,14 +7,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import jax.numpy as jnp
 import matplotlib
 import numpy as np
 import pandas as pd
 
-from calibration import _fit
+from calibration import _data, _fit
 from calibration._params import chip_from
 from dse._version import __version__
-from dse.engine import in_float64
+from dse.engine import calibrated_software, in_float64
 from dse.specs import (
     SpecError,
     check_fitted_writable,
@@ -195,6 +196,27 @@ def calibrate(
     }
     path = write_fitted(hardware_id, content, output_dir)
     return {"path": path, "tables": tab, "df": df, "result": result, "fit_s": fit_s, "forms": forms}
+
+
+# The baseline the kernel model must beat off its fitted shapes: a roofline at 80 % of the
+# datasheet peak and bandwidth (two constants, no shape dependence).
+ROOFLINE_SHARE = 0.8
+
+
+@in_float64
+def gemm_generalization(data_dir: Path | None = None, hardware_id: str = _fit.KERNEL_HARDWARE) -> pd.DataFrame:
+    """The calibrated GEMM model and the two-constant roofline on public A100 GEMMs that no fit
+    saw (``_data.load_public_gemms``): per shape, the measured and both predicted times."""
+    hw = load_hardware(hardware_id)
+    sw = calibrated_software(hw)
+    df = _data.load_public_gemms(data_dir)
+    m, n, k = (df[c].to_numpy(float) for c in ("m", "n", "k"))
+    flops, bytes_ = 2.0 * m * n * k, 2.0 * (m * k + k * n + m * n)  # 16-bit operands, one pass
+    d = {"flops": flops, "bytes": bytes_, "m": m, "n": n, "k": k, "is_gemm": np.ones(len(df), bool)}
+    df["fitted_s"] = np.asarray(_fit.kernel_time_s(hw.spec, sw, {c: jnp.asarray(v) for c, v in d.items()}))
+    peak, bw = float(hw.spec.peak_bf16_flops_per_s), float(hw.spec.memory_bandwidth_bytes_per_s)
+    df["roofline_s"] = np.maximum(flops / (ROOFLINE_SHARE * peak), bytes_ / (ROOFLINE_SHARE * bw))
+    return df
 
 
 def _notes(hardware_id: str) -> str:

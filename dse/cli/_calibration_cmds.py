@@ -7,7 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from calibration._run import CALIBRATABLE, calibrate, format_table, validate
+import numpy as np
+
+from calibration._run import CALIBRATABLE, calibrate, format_table, gemm_generalization, validate
 from dse.specs import SpecError, hardware_ids
 
 
@@ -110,5 +112,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(json.dumps(tab.to_dict("records"), indent=1))
     else:
         print(format_table(tab))
+    if not args.json:
+        gen = gemm_generalization(_data_dir(args.data))
+        fitted, roof = (100 * float(np.mean(np.abs(gen[c] / gen["time_s"] - 1))) for c in ("fitted_s", "roofline_s"))
+        print(
+            f"\nGEMM shapes no fit saw ({len(gen)} public A100 measurements, square to 16k, M down to 1): "
+            f"MAPE {fitted:.1f} % calibrated model, {roof:.1f} % roofline at 80 % of peak and bandwidth"
+        )
     print(f"wrote {len(out['plots'])} parity plots under {args.output_dir}", file=sys.stderr)
     return 0
