@@ -117,6 +117,8 @@ DTYPE = "fp16"  # every data set ran in float16
 # overheads; the shipped default software is vLLM's offline engine (no API server).
 FRAMEWORK_NAMES = ("vllm-offline", "vllm-server", "tensorrt-llm", "deepspeed-mii")
 SERVING_FRAMEWORK = "vllm-server"  # every ML.ENERGY row
+# Frameworks whose LLM-Inference-Bench scripts repeat one prompt for the whole batch (PROVENANCE.md).
+IDENTICAL_PROMPT_FRAMEWORKS = ("tensorrt-llm", "deepspeed-mii")
 DEFAULT_FRAMEWORK = "vllm-offline"
 
 INITIAL: dict[str, Any] = {
@@ -325,8 +327,13 @@ def prepare(data_dir: str | Path | None = None) -> Prepared:
     below = (smeta["dataset"] == "static_latency").to_numpy() & (
         smeta["measured"].to_numpy() < np.asarray(roof["ttft_s"] + roof["decode_s"])
     )
-    prep.system_meta["excluded"] = over | below
-    prep.system_meta["excluded_why"] = np.where(over, "kv_overflow", np.where(below, "below_roofline", ""))
+    # The TensorRT-LLM and DeepSpeed-MII scripts give every sequence of a batch the same prompt:
+    # a MoE then routes all of them to the same experts, which balanced routing does not describe.
+    moe = smeta["catalog_id"].map(lambda c: bool(specs[c].moe)).to_numpy()
+    same = static_rows & moe & smeta["framework"].isin(IDENTICAL_PROMPT_FRAMEWORKS).to_numpy()
+    prep.system_meta["excluded"] = over | below | same
+    why = np.where(same, "identical_prompts_moe", np.where(below, "below_roofline", ""))
+    prep.system_meta["excluded_why"] = np.where(over, "kv_overflow", why)
     prep.kernel_meta["excluded"] = False
     prep.collective_meta["excluded"] = False
     return prep

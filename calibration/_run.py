@@ -182,6 +182,7 @@ def calibrate(
             "ml_energy_prompt_tokens": dict(_fit.ML_ENERGY_PROMPT_TOKENS),
             "excluded_static_rows_kv_overflow": int((df["excluded_why"] == "kv_overflow").sum()),
             "excluded_static_rows_below_roofline": int((df["excluded_why"] == "below_roofline").sum()),
+            "excluded_static_rows_identical_prompts_moe": int((df["excluded_why"] == "identical_prompts_moe").sum()),
         },
         "data": {"digest": _fit.data_digest(prep.file_hashes), "files": prep.file_hashes},
         "fit": {

@@ -26,7 +26,7 @@ SHIPPED_BOUNDS_PCT = {
     ("allreduce", "-"): 15.0,
     ("static_latency", "vllm-offline"): 15.0,
     ("static_latency", "tensorrt-llm"): 15.0,
-    ("static_latency", "deepspeed-mii"): 20.0,  # target 15 %: missed, see the README
+    ("static_latency", "deepspeed-mii"): 15.0,  # target 12 %: missed (14.0 %), see the README
     ("serving_tpot", "vllm-server"): 15.0,
     ("serving_energy", "vllm-server"): 25.0,  # target 20 %: missed, see the README
 }
