@@ -87,6 +87,7 @@ class OperatorTable(NamedTuple):
     names: tuple[str, ...]
     kinds: tuple[str, ...]
     per_layer: tuple[bool, ...]
+    stages: Array = 1.0  # pipeline stages the layers are spread over (each chip holds 1/stages)
 
     @property
     def bytes(self) -> Array:
@@ -103,8 +104,9 @@ class OperatorTable(NamedTuple):
 
     @property
     def stored_weight_total_bytes(self) -> Array:
-        """Weights this chip holds for the pass: Σ stored weight bytes · repeat (all experts)."""
-        return (self.stored_weight_bytes * self.repeat).sum()
+        """Weights this chip holds: Σ stored weight bytes · repeat (all experts) over the
+        pipeline stages (a multi-chip or multi-wafer pipeline places 1/stages on each)."""
+        return (self.stored_weight_bytes * self.repeat).sum() / self.stages
 
     def merged(self, other: OperatorTable) -> OperatorTable:
         """One pass that does the work of both tables (same rows): chunked prefill riding along
@@ -122,8 +124,8 @@ class OperatorTable(NamedTuple):
 
     @property
     def kv_total_bytes(self) -> Array:
-        """KV cache (or state) this chip holds: what the attention rows read, all layers."""
-        return (self.kv_bytes * self.repeat * self.mask(ATTENTION)).sum()
+        """KV cache (or state) this chip holds: what the attention rows read, its stage's layers."""
+        return (self.kv_bytes * self.repeat * self.mask(ATTENTION)).sum() / self.stages
 
 
 class Footprint(NamedTuple):
@@ -163,19 +165,22 @@ class Split(NamedTuple):
     serving its own share of the sequences in attention and 1/ep of the experts;
     ``expert_imbalance``: tokens routed to the busiest group over the mean (1 = balanced);
     ``sp``: sequence (context) parallel groups of ``tp`` chips: a prompt's tokens are split
-    over them (ring attention) and the KV cache of every sequence too.
+    over them (ring attention) and the KV cache of every sequence too. ``pp``: the pipeline
+    stages the layers are spread over (what each chip holds; the operator table still covers
+    every layer's work).
     """
 
     tp: Array
     ep: Array
     expert_imbalance: Array
     sp: Array = 1.0
+    pp: Array = 1.0
 
     @staticmethod
     def of(tp: Array) -> Split:
         """Tensor parallelism only."""
         one = jnp.ones_like(tp)
-        return Split(tp, one, one, one)
+        return Split(tp, one, one, one, one)
 
 
 @pytree_dataclass

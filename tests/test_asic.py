@@ -154,6 +154,17 @@ def test_resident_wafer_beats_streaming_on_decode():
     assert float(resident.tpot_s) * 5 < float(streaming.tpot_s)
 
 
+def test_a_multi_wafer_pipeline_keeps_each_stage_on_its_wafer():
+    # Llama 3 70B at 16 bits (141 GB) does not fit one WSE-3's 44 GB: streamed from external
+    # memory. Over 4 wafers (pp = 4) each holds a quarter (35 GB) in its SRAM: resident.
+    one = metrics("llama-3-70b", "wse-3", pp=1, batch=1, prompt_tokens=512, output_tokens=16)
+    four = metrics("llama-3-70b", "wse-3", pp=4, batch=1, prompt_tokens=512, output_tokens=16)
+    assert float(four.weight_bytes_per_chip) == pytest.approx(float(one.weight_bytes_per_chip) / 4, rel=1e-9)
+    assert float(four.tpot_s) * 50 < float(one.tpot_s)  # 21 PB/s SRAM against 14.6 TB/s external
+    two = metrics("llama-3-70b", "wse-3", pp=2, batch=1, prompt_tokens=512, output_tokens=16)
+    assert float(two.tpot_s) == pytest.approx(float(one.tpot_s), rel=0.05)  # 70 GB per wafer: still streamed
+
+
 def test_wafer_system_power_in_seed_range():
     # Seed: ~15 kW for inference; GenZ Table VII: 23 kW peak. Busy prefill draws between.
     m = metrics("llama-3-8b", "wse-3", tp=1, batch=16, prompt_tokens=4096, output_tokens=1)

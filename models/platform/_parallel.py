@@ -102,7 +102,7 @@ class PlatformSpec:
 
     @property
     def split(self) -> Split:
-        return Split(self.tp, self.ep, self.expert_imbalance, self.sp)
+        return Split(self.tp, self.ep, self.expert_imbalance, self.sp, self.pp)
 
     @property
     def stage_chips(self) -> Array:

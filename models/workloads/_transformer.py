@@ -384,7 +384,7 @@ def operator_table(
     cols = list(zip(*rows, strict=True))
     stack = [jnp.stack([jnp.asarray(x, dtype=jnp.result_type(float)) * one for x in c]) for c in cols[2:]]
     per_layer = tuple(name not in ("embedding", "lm_head") for name in cols[0])
-    return OperatorTable(*stack, names=tuple(cols[0]), kinds=tuple(cols[1]), per_layer=per_layer)
+    return OperatorTable(*stack, names=tuple(cols[0]), kinds=tuple(cols[1]), per_layer=per_layer, stages=split.pp)
 
 
 def memory_per_chip(model: TransformerSpec, scenario: Scenario, split: Split, pp: Array) -> Footprint:
