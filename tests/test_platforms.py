@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from helpers import serve_eager
 
 import dse
 from dse.analysis import run_platform_study
@@ -54,3 +55,14 @@ def test_platform_study_errors(tmp_path):
     with pytest.raises(dse.SpecError, match="unknown key 'dtpye'; did you mean 'dtype'"):
         run_platform_study(bad, tmp_path, quiet=True)
     assert Path("sweeps/platforms.yaml").exists()
+
+
+@pytest.mark.parametrize("pid", platform_ids())
+def test_every_platform_file_serves_a_model(pid):
+    # Each catalog platform (real systems and GenZ's) loads with a consistent chip count and
+    # serves Llama-3-8B decode at its own tensor-parallel degree with finite results.
+    p = load_platform(pid)
+    assert p.chips is None or p.chips >= p.tp * p.pp
+    m = serve_eager("llama-3-8b", p.hardware, platform=p, tp=min(p.tp, 8), pp=p.pp, batch=1, prompt_tokens=512,
+                    output_tokens=8)  # fmt: skip
+    assert np.isfinite(float(m.tpot_s)) and float(m.tpot_s) > 0
