@@ -316,6 +316,7 @@ def test_cli_sweep_then_pareto(tmp_path, capsys):
     assert main(["pareto", str(store), "-o", str(tmp_path / "front"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "Pareto front" in out and "max throughput_tokens_per_s_per_chip" in out
+    assert "calibration: a100-sxm4-80gb: fitted, software vllm-offline" in out
     front = xr.open_zarr(tmp_path / "front.zarr")
     assert front.sizes["front"] >= 1 and bool(front.meets_constraints.all())
     assert (tmp_path / "front.csv").exists()

@@ -231,6 +231,8 @@ def pareto_table(
         f"Pareto front: {int(stats['n_front']):,} of {int(stats['n_candidates']):,} designs meeting "
         f"{cons_txt} (of {int(stats['n_designs']):,}); filter {stats['filter_s']:.2f} s, load {stats['load_s']:.2f} s"
     )
+    if front.attrs.get("calibration"):  # stores written before it was recorded have none
+        title = f"{title}\ncalibration: {front.attrs['calibration']}"
     if not front.attrs.get("source_complete", True):
         title = f"{title}\nfrom an UNFINISHED or DAMAGED store (--partial): designs not computed are left out"
     more = front.sizes["front"] - len(rows)

@@ -85,8 +85,11 @@ def plot_pareto(ds: Any, front: Any, objs: list[Any], out: Path, max_points: int
     ax.set_yscale("log")
     ax.set_xlabel(f"{'↑' if objs[0].maximize else '↓'} {_label(ds, x)}")
     ax.set_ylabel(f"{'↑' if objs[1].maximize else '↓'} {_label(ds, y)}")
+    calibration = f"\n{ds.attrs['calibration']}" if ds.attrs.get("calibration") else ""
     ax.set_title(
-        f"{ds.attrs.get('sweep_name', '')}: {len(xs):,} designs meeting the constraints (grey: dominated)", fontsize=9
+        f"{ds.attrs.get('sweep_name', '')}: {len(xs):,} designs meeting the constraints (grey: dominated)"
+        + calibration,
+        fontsize=9,
     )
     ax.legend(loc="best", fontsize=8)
     return _save(fig, out, "pareto")
