@@ -107,7 +107,7 @@ SYSTEM_HARDWARE = "a100-sxm4-40gb"  # LLM-Inference-Bench and ML.ENERGY: A100-SX
 SYSTEM_NETWORK = {
     k: (v if isinstance(v, str) else np.asarray(v, dtype=np.float64))
     for k, v in hardware_network(load_hardware(SYSTEM_HARDWARE, calibrated=False)).items()
-    if k != "has_scale_out"
+    if k not in ("has_scale_out", "host_power_w")  # NVML measures the GPUs, not their hosts
 }
 DTYPE = "fp16"  # every data set ran in float16
 

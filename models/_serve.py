@@ -187,6 +187,9 @@ def _phase(
     # §III-C's overlap knob); what does not fit under it stays exposed.
     per_pass = busy / n_passes
     exposed = (1.0 - platform.overlap) * net + jnp.maximum(platform.overlap * net - per_pass, 0.0)
+    # GenZ Eq. 2's network term: the links draw P_icn while they carry the pass's collectives
+    # (hidden under compute or not).
+    icn_j = n_passes * net * ICN_POWER_SHARE * chip.tdp_w
     return PhaseCost(
         busy_s=busy,
         compute_s=jnp.where(compute_bound, op_roof * rep, 0.0).sum(),
@@ -194,7 +197,7 @@ def _phase(
         overhead_s=(op_over * rep).sum() + n_passes * framework_s,
         network_s=n_passes * exposed,
         wall_s=busy + n_passes * (exposed + framework_s),
-        chip_energy_j=energy.sum(),
+        chip_energy_j=energy.sum() + icn_j,
         flops=(op_flops * rep).sum(),
         bytes=(op_bytes * rep).sum(),
         kv_bytes=(mean(first.kv_bytes, last.kv_bytes) * rep).sum(),
@@ -255,6 +258,10 @@ class Metrics(NamedTuple):
 
 
 BATCHING = ("static", "continuous", "chunked", "disaggregated")
+
+# Power of a chip's network links while they carry a collective, as a share of its TDP: GenZ
+# (seeds/003) §VII-B splits peak power P_static : P_C : P_mem : P_icn = 3 : 4 : 2 : 1 (Eq. 2).
+ICN_POWER_SHARE = 0.1
 
 
 def expected_accepted_tokens(acceptance: Array, draft_tokens: Array) -> Array:
@@ -502,6 +509,10 @@ def serve(
         rounds = out_tokens / dp / tokens_round  # rounds of a replica for the batch's tokens
         decode_rate = throughput
     static = mode == "static"
+    # Hosts, switches and NICs of the platform draw their power whenever it serves.
+    host_w = platform.host_power_w * n_chips
+    e_pre = e_pre + host_w * (ttft if static else ttft_static)
+    e_dec = e_dec + host_w * (dec_total if static else out_tokens / throughput)
     energy = e_pre + e_dec if static else e_dec
     # Feasibility (infeasible is a value: outputs stay finite).
     reason = jnp.where(fp.weight_bytes + kv - kv_host + fp.act_bytes > chip.capacity_bytes, 1, 0)

@@ -306,3 +306,22 @@ def test_serving_knobs_have_finite_gradients_with_the_right_sign(moe_serve):
     assert float(g[2]) >= 0  # a busier expert group paces the layer
     assert float(g[3]) <= 0  # hiding communication never slows a round
     assert float(g[4]) <= 0  # more scale-out bandwidth never slows it either
+
+
+def test_platform_power_terms_links_and_hosts():
+    # GenZ Eq. 2: links draw P_icn = 0.1 × TDP while they carry collectives, and a platform's
+    # power beyond its chips' TDP (hosts, switches, NICs) is drawn whenever it serves.
+    from dse.specs import load_platform
+    from models._serve import ICN_POWER_SHARE
+
+    assert ICN_POWER_SHARE == 0.1
+    dgx = load_platform("dgx-h100")
+    assert dgx.network["host_power_w"] == pytest.approx(10.2e3 / 8 - 700)  # DGX H100: 10.2 kW, 8 x 700 W
+    kw = dict(model="llama-3-8b", hardware="h100-sxm5-80gb", tp=8, batch=8, prompt_tokens=512, output_tokens=64)
+    with_hosts = serve_eager(**kw, platform=dgx)
+    chips_only = serve_eager(**kw, platform=dataclasses.replace(dgx, network={**dgx.network, "host_power_w": 0.0}))
+    extra = float(with_hosts.energy_j) - float(chips_only.energy_j)
+    assert extra == pytest.approx(575.0 * 8 * float(with_hosts.latency_s), rel=1e-9)
+    # Slower links: more time in collectives, hence more link (and idle) energy.
+    slow = dataclasses.replace(dgx, chip_links={**dgx.chip_links, "link_bandwidth_bytes_per_s": 45e9})
+    assert float(serve_eager(**kw, platform=slow).energy_j) > float(with_hosts.energy_j)

@@ -347,6 +347,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"\nphase: {args.phase}; levels: ideal = roofline, achv = hardware-achievable, calib = software-"
             f"calibrated; other columns at the {shown} level; dtype {dt.format(*dtypes.values())}\n"
             f"precision: {precision}\n"
+            f"energy: {ds.attrs['energy_scope']}\n"
             f"calibration and software profile: {profiles}" + ("" if args.framework else " (--framework to change)")
         )
     if args.output:

@@ -182,6 +182,14 @@ def evaluate(
         if k not in axes:
             ds.attrs[k] = float(knobs.get(k, v))
     ds.attrs |= {"weight_dtype": weight_dtype, "act_dtype": act_dtype, "kv_dtype": kv_dtype}
+    hosts = {h.id: float(network_of(h, platform).get("host_power_w", 0.0)) for h in hws}
+    counted = ", ".join(f"{w:.0f} W per chip on {k}" for k, w in hosts.items() if w > 0)
+    missing = [k for k, w in hosts.items() if w == 0]
+    ds.attrs["energy_scope"] = (
+        "chips and their links"
+        + (f"; hosts, switches and NICs of the system: {counted}" if counted else "")
+        + (f"; no system power known for {', '.join(missing)} (its hosts are not counted)" if missing else "")
+    )
     if isinstance(model, str | ModelEntry):
         ds = ds.squeeze("model", drop=False)
     if isinstance(hardware, str | HardwareEntry):

@@ -33,6 +33,9 @@ DESCRIPTIVE_KEYS: dict[str, KeyInfo] = {
         "scale_out_bandwidth_gb_s", "positive", "scale-out GB/s per chip and direction > 0"
     ),
     "scale_out_latency_us": described("scale_out_latency_us", "positive", "scale-out latency per hop in us > 0"),
+    "host_power_w": described(
+        "host_power_w", "nonnegative", "W per chip of the chip's own system's hosts, switches and NICs, >= 0"
+    ),
     "vendor": described("vendor", "str", "a name"),
     "release_year": described("release_year", "int", "a year"),
 }

@@ -22,7 +22,7 @@ from ._hardware import HardwareEntry, load_hardware
 from ._keys import KeyInfo, check, described, keys_of
 
 _PLATFORM_LEAVES = keys_of(PlatformSpec)
-_NETWORK_KEYS = ("scale_up_chips", "scale_out_bandwidth_gb_s", "scale_out_latency_us")
+_NETWORK_KEYS = ("scale_up_chips", "scale_out_bandwidth_gb_s", "scale_out_latency_us", "host_power_w")
 _TOPOLOGY = "one of " + ", ".join(TOPOLOGIES)
 
 PLATFORM_KEYS: dict[str, KeyInfo] = {
@@ -75,7 +75,7 @@ def _network(values: dict[str, Any], where: str) -> dict[str, Any]:
     chips = values.get("scale_up_chips", values.get("scale_up_domain"))
     if chips is not None:
         out["scale_up_chips"] = float(chips)
-    for k in ("scale_out_bandwidth_gb_s", "scale_out_latency_us"):
+    for k in ("scale_out_bandwidth_gb_s", "scale_out_latency_us", "host_power_w"):
         if k in values:
             info = _PLATFORM_LEAVES[k]
             out[info.field] = float(values[k]) * info.factor
@@ -108,6 +108,11 @@ def load_platform(ref: str | Path) -> PlatformEntry:
     if "scale_up_latency_us" in v:
         links["link_latency_s"] = float(v["scale_up_latency_us"]) * 1e-6
     network = {**hardware_network(hw), **_network(v, str(path)), "has_scale_out": v.get("scale_out") != "none"}
+    if "platform_power_kw" in v and "chips" in v and "host_power_w" not in v:
+        # Hosts, switches and NICs: the platform's peak power beyond its chips' TDP (GenZ Eq. 2's
+        # platform terms; drawn whenever the platform serves).
+        per_chip = float(v["platform_power_kw"]) * 1e3 / float(v["chips"])
+        network["host_power_w"] = max(per_chip - float(hw.spec.tdp_w), 0.0)
     return PlatformEntry(
         path.stem,
         v["name"],

@@ -97,6 +97,14 @@ class PlatformSpec:
         # PCI-SIG: PCIe 5.0 x16, 32 GT/s x 16 lanes x 128/130 = 63 GB/s per direction.
         value=63e9,
     )
+    host_power_w: Array = spec_field(
+        "host_power_w",
+        "W",
+        kind="nonnegative",
+        required=False,
+        doc="power of hosts, switches and NICs per chip (a platform's power beyond its chips' TDP)",
+        value=0.0,
+    )
     scale_up_topology: str = static_field(default="switch")
     scale_out_topology: str = static_field(default="switch")
 
