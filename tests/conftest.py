@@ -7,10 +7,25 @@ hold to 1e-9.
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import jax
 import numpy as np
 
 jax.config.update("jax_enable_x64", True)
+
+# One compile cache for the test session, fresh each run and shared by the xdist workers and
+# the CLI subprocesses (the controller creates it before the workers start): a program one
+# process compiled is loaded by the others instead of compiled again. Nothing outside the run
+# is read or written (the user's ~/.cache stays untouched).
+if "INFERBENCH_TEST_CACHE" not in os.environ:
+    os.environ["INFERBENCH_TEST_CACHE"] = tempfile.mkdtemp(prefix="inferbench-tests-")
+    os.environ["XDG_CACHE_HOME"] = os.environ["INFERBENCH_TEST_CACHE"]
+
+from dse.engine import enable_compilation_cache  # noqa: E402 (after the cache directory is chosen)
+
+enable_compilation_cache()
 
 RTOL = {np.dtype("float64"): 1e-9, np.dtype("float32"): 1e-5}
 

@@ -79,9 +79,15 @@ def _shard(block: dict[str, np.ndarray]) -> dict[str, Any]:
     return {k: jax.device_put(v, sharding) for k, v in block.items()}
 
 
+# Small requests share one compiled shape: a query of 1 to 16 designs (a table row, a few
+# batch sizes, a predict file) pads to 16 rather than compiling once per count.
+MIN_BLOCK = 16
+
+
 def block_size(n: int, block: int = EVAL_BLOCK) -> int:
-    """Designs per compiled call for n designs: the next power of two, at most ``block``."""
-    return min(block, 1 << max(0, (n - 1).bit_length()))
+    """Designs per compiled call for n designs: the next power of two, at least ``MIN_BLOCK``
+    and at most ``block``."""
+    return min(block, max(MIN_BLOCK, 1 << max(0, (n - 1).bit_length())))
 
 
 class Pending:
