@@ -1,6 +1,6 @@
-"""One engine path: a sweep and ``evaluate`` give the same numbers for every hardware family
-(``predict`` too, checked on a GPU and an ASIC), and every entry point uses the chip's own
-software levels."""
+"""One engine path: a sweep, ``evaluate`` and ``predict`` give the same numbers (checked on a
+GPU and an in-memory-compute ASIC), and every entry point uses each family's own software
+levels (checked for all six)."""
 
 from __future__ import annotations
 
@@ -24,11 +24,16 @@ SCENARIO = {"prompt_tokens": 512, "output_tokens": 64, "batch": 8}
 TP = 4
 
 
-def _sweep_file(tmp_path, level: str):
+# The numeric agreement runs on a GPU and on an ASIC with its own energy model (one engine
+# path serves every family; each family's own software level is checked for all six below).
+AGREE_CHIPS = [FAMILY_CHIPS["simt"], FAMILY_CHIPS["imc"]]
+
+
+def _sweep_file(tmp_path, level: str, chips=tuple(FAMILY_CHIPS.values())):
     spec = {
         "name": f"agree-{level}",
         "model": "llama-3-8b",
-        "hardware": list(FAMILY_CHIPS.values()),
+        "hardware": list(chips),
         "scenario": SCENARIO,
         "platform": {"tp": TP},
         "level": level,
@@ -53,12 +58,12 @@ def test_every_family_is_covered():
     assert set(FAMILY_CHIPS) == set(FAMILIES)
 
 
-def test_sweep_evaluate_and_predict_agree_for_every_family(tmp_path, capsys):
+def test_sweep_evaluate_and_predict_agree(tmp_path, capsys):
     level = "calibrated"
     ds = (
         dse.evaluate(
             "llama-3-8b",
-            list(FAMILY_CHIPS.values()),
+            AGREE_CHIPS,
             levels=[level],
             tp=TP,
             batch=[SCENARIO["batch"]],
@@ -68,7 +73,7 @@ def test_sweep_evaluate_and_predict_agree_for_every_family(tmp_path, capsys):
         .sel(level=level)
         .isel(batch=0)
     )
-    run_sweep(_sweep_file(tmp_path, level), tmp_path / "s.zarr", quiet=True)
+    run_sweep(_sweep_file(tmp_path, level, AGREE_CHIPS), tmp_path / "s.zarr", quiet=True)
     import xarray as xr
 
     sw = (
@@ -78,11 +83,10 @@ def test_sweep_evaluate_and_predict_agree_for_every_family(tmp_path, capsys):
     )
     for metric in ("ttft_s", "tpot_s", "energy_j", "usd_per_mtok"):
         e = ds[metric].values
-        s = sw[metric].sel(hardware=list(FAMILY_CHIPS.values())).values
+        s = sw[metric].sel(hardware=AGREE_CHIPS).values
         np.testing.assert_allclose(s, e, rtol=1e-6, err_msg=metric)  # the store keeps float32
-    # predict: one prefill pass and one decode step per chip (the CLI's own grouping), on a GPU
-    # and on an ASIC family (each family's own software level is checked above for all).
-    predicted = [FAMILY_CHIPS["simt"], FAMILY_CHIPS["systolic"]]
+    # predict: one prefill pass and one decode step per chip (the CLI's own grouping).
+    predicted = AGREE_CHIPS
     rows = [
         {
             "model": "llama-3-8b",
