@@ -342,10 +342,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{h}: {ds.calibration.sel(hardware=h).item()}, {ds.framework.sel(hardware=h).item()}" for h in hw_ids
         )
         precision = "; ".join(f"{h}: {ds.precision.sel(hardware=h).item()}" for h in hw_ids)
-        dt = dtypes["weight_dtype"] if len(set(dtypes.values())) == 1 else "weights {} / activations {} / KV {}"
+        w, a, kv = dtypes.values()
+        dt = w if w == a == kv else f"weights {w} / activations {a} / KV {kv}"
         print(
             f"\nphase: {args.phase}; levels: ideal = roofline, achv = hardware-achievable, calib = software-"
-            f"calibrated; other columns at the {shown} level; dtype {dt.format(*dtypes.values())}\n"
+            f"calibrated; other columns at the {shown} level; dtype {dt}\n"
             f"precision: {precision}\n"
             f"energy: {ds.attrs['energy_scope']}\n"
             f"calibration and software profile: {profiles}" + ("" if args.framework else " (--framework to change)")

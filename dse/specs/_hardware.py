@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from models import DTYPE_BITS, Chip, widest
-from models.hardware import FAMILIES, RATE_FALLBACK, simt_rate_class
+from models.hardware import FAMILIES, RATE_FALLBACK, RATE_FIELDS, simt_rate_class
 from models.platform import TOPOLOGIES
 
 from ._errors import SpecError, suggest
@@ -52,11 +52,8 @@ def hardware_keys(family: str) -> dict[str, KeyInfo]:
 # Defaults of optional leaves, per family (functions of the SI values given). Estimates, stated.
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "simt": {
-        # Missing low-precision rates run at the next wider supported rate.
-        "peak_fp8_flops_per_s": lambda si: si["peak_bf16_flops_per_s"],
-        "peak_int8_ops_per_s": lambda si: si["peak_fp8_flops_per_s"],
-        "peak_int4_ops_per_s": lambda si: si["peak_int8_ops_per_s"],
-        "peak_fp4_flops_per_s": lambda si: si["peak_fp8_flops_per_s"],
+        # Missing low-precision rates run at the next wider supported rate (RATE_FALLBACK).
+        **{RATE_FIELDS[cls]: (lambda si, wider=RATE_FIELDS[wider]: si[wider]) for cls, wider in RATE_FALLBACK.items()},
         # Non-tensor rate: A100 BF16 vector 39 TFLOP/s = 1/8 of its tensor rate (A100 datasheet);
         # the same ratio is assumed where a datasheet gives none (estimate).
         "peak_vector_flops_per_s": lambda si: si["peak_bf16_flops_per_s"] / 8.0,
@@ -84,12 +81,12 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "cgra": {},
 }
 
-# Reference for deriving power coefficients of chips whose datasheet gives none: the seed's
-# A100 model (seeds/000, SIMT power: 60 W idle, 0.2 mW per GFLOP/s, 50 mW per GB/s) at the
-# A100 SXM4's 312 TFLOP/s, 2.039 TB/s and 400 W TDP. Estimate: a chip's full-load dynamic
-# power is assumed to split between compute and memory in the A100's ratio and to scale with
-# its TDP − idle budget.
-_A100_REF = {"alpha": 0.2e-12, "beta": 50e-12, "peak": 312e12, "bw": 2.039e12, "budget": 400.0 - 60.0}
+# Power shares (see :func:`power_shares`) of chips whose datasheet gives no coefficients and
+# that no fit covers: the seed's A100 model (seeds/000, SIMT power: 60 W idle, 0.2 mW per
+# GFLOP/s, 50 mW per GB/s) at the A100 SXM4's 312 TFLOP/s, 2.039 TB/s and 400 W TDP. Estimate:
+# a chip's full-load dynamic power splits between compute and memory in the A100's ratio and
+# scales with its TDP − idle budget.
+_SEED_SHARES = {"compute": 0.2e-12 * 312e12 / (400.0 - 60.0), "memory": 50e-12 * 2.039e12 / (400.0 - 60.0)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,13 +134,17 @@ def chip_from(path: Path | str, data: dict[str, Any]) -> Chip:
 
 
 def _power_coefficients(chip: Chip, given: dict[str, float]) -> dict[str, float]:
-    """α and β where the spec gives none: the A100's full-load split scaled by this chip's
-    TDP − idle budget (estimate; see ``_A100_REF``)."""
-    scale = (float(chip.tdp_w) - float(chip.idle_w)) / _A100_REF["budget"]
-    peak, bw = float(chip.peak_bf16_flops_per_s), float(chip.memory_bandwidth_bytes_per_s)
+    """α and β where the spec gives none: the seed A100's shares of the TDP − idle budget
+    (estimate; see ``_SEED_SHARES``)."""
+    return {**_from_shares(chip, _SEED_SHARES), **given}
+
+
+def _from_shares(chip: Chip, shares: dict[str, float]) -> dict[str, float]:
+    """α and β of ``chip`` from shares of its dynamic budget (the inverse of :func:`power_shares`)."""
+    budget = float(chip.tdp_w) - float(chip.idle_w)
     return {
-        "energy_per_flop_j": given.get("energy_per_flop_j", _A100_REF["alpha"] * _A100_REF["peak"] * scale / peak),
-        "energy_per_byte_j": given.get("energy_per_byte_j", _A100_REF["beta"] * _A100_REF["bw"] * scale / bw),
+        "energy_per_flop_j": shares["compute"] * budget / float(chip.peak_bf16_flops_per_s),
+        "energy_per_byte_j": shares["memory"] * budget / float(chip.memory_bandwidth_bytes_per_s),
     }
 
 
@@ -182,18 +183,15 @@ def transferred_power(chip: Chip) -> dict[str, float]:
         fitted = fitted_chip(source)
         if fitted:
             ref = load_hardware(source, calibrated=False).spec
-            shares = power_shares(dataclasses.replace(ref, **{k: _leaf(v) for k, v in fitted.items()}))
-            budget = float(chip.tdp_w) - float(chip.idle_w)
-            return {
-                "energy_per_flop_j": shares["compute"] * budget / float(chip.peak_bf16_flops_per_s),
-                "energy_per_byte_j": shares["memory"] * budget / float(chip.memory_bandwidth_bytes_per_s),
-            }
+            return _from_shares(
+                chip, power_shares(dataclasses.replace(ref, **{k: _leaf(v) for k, v in fitted.items()}))
+            )
     return {}
 
 
 # The datasheet key of each tensor-core rate class of a GPU-class chip.
-_RATE_KEYS = {"bf16": "peak_bf16_tflops", "fp8": "peak_fp8_tflops", "int8": "peak_int8_tops"}
-_RATE_KEYS |= {"int4": "peak_int4_tops", "fp4": "peak_fp4_tflops"}
+_SIMT_KEY_OF_FIELD = {info.field: key for key, info in keys_of(FAMILIES["simt"]).items()}
+_RATE_KEYS = {cls: _SIMT_KEY_OF_FIELD[field] for cls, field in RATE_FIELDS.items()}
 
 
 def gemm_precision(hardware: HardwareEntry, weight_dtype: str, act_dtype: str) -> str:

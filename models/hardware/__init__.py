@@ -10,6 +10,7 @@ from ._asic import systolic_utilization as systolic_utilization
 from ._family import FAMILIES as FAMILIES
 from ._simt import GEMM_TILES_MN as GEMM_TILES_MN
 from ._simt import RATE_FALLBACK as RATE_FALLBACK
+from ._simt import RATE_FIELDS as RATE_FIELDS
 from ._simt import SimtSpec as SimtSpec
 from ._simt import gemm_utilization as gemm_utilization
 from ._simt import operator_utilization as operator_utilization

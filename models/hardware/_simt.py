@@ -59,7 +59,16 @@ def simt_rate_class(dtype: str) -> str:
 
 # The rate a GEMM class runs at when the chip has no tensor cores of that class: the next
 # wider one (an A100 runs FP8 weights at its BF16 rate, a Hopper INT4 GEMM at its INT8 rate).
+# In dependency order: a class's fallback comes before it.
 RATE_FALLBACK = {"fp8": "bf16", "int8": "fp8", "int4": "int8", "fp4": "fp8"}
+# The SimtSpec leaf of each rate class.
+RATE_FIELDS = {
+    "bf16": "peak_bf16_flops_per_s",
+    "fp8": "peak_fp8_flops_per_s",
+    "int8": "peak_int8_ops_per_s",
+    "int4": "peak_int4_ops_per_s",
+    "fp4": "peak_fp4_flops_per_s",
+}
 
 
 @pytree_dataclass
@@ -95,13 +104,7 @@ class SimtSpec(Chip):
 
     def peak_flops_per_s(self, dtype: str) -> Array:
         """Tensor rate for GEMMs whose widest operand has storage dtype ``dtype``."""
-        return {
-            "bf16": self.peak_bf16_flops_per_s,
-            "fp8": self.peak_fp8_flops_per_s,
-            "int8": self.peak_int8_ops_per_s,
-            "int4": self.peak_int4_ops_per_s,
-            "fp4": self.peak_fp4_flops_per_s,
-        }[simt_rate_class(dtype)]
+        return getattr(self, RATE_FIELDS[simt_rate_class(dtype)])
 
     def operator_cost(
         self, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str
