@@ -139,12 +139,16 @@ INITIAL: dict[str, Any] = {
     "elementwise_bw_factor": 0.7,
     "step_overhead_s": 2e-3,
     "seq_overhead_s": 0.1e-3,
+    "rank_overhead_s": 0.2e-3,
     "idle_w": 60.0,  # seed 000 power model
     "energy_per_flop_j": 0.2e-12,
     "energy_per_byte_j": 50e-12,
 }
 
 SYSTEM_ROUNDS = 1  # linearization rounds of stage 2 (see fit())
+# Stage 2 is small (a few hundred rows) but its overheads are nearly collinear (a fixed, a
+# per-sequence and a per-rank part per framework): L-BFGS needs about 300 steps to converge.
+SYSTEM_STEPS = 300
 SYSTEM_NAMES = tuple(f"{p}@{fw}" for fw in FRAMEWORK_NAMES for p in FRAMEWORK_PARAMS) + CHIP_PARAMS
 
 DATASETS = {
@@ -732,7 +736,7 @@ def fit(prep: Prepared, util_form: str = "wave", steps: int = 100, uncertainty: 
             software_from(kv, util_form), **{n: v0[f"{n}@{DEFAULT_FRAMEWORK}"] for n in LINEAR_SOFTWARE}
         )
         sp = system_problem(prep, system_linearization(chip0, sw0, prep))
-        raw_s, trace_s = minimize(sp, raw_s, steps)
+        raw_s, trace_s = minimize(sp, raw_s, max(steps, SYSTEM_STEPS))
     ksd = laplace(kp, raw_k) if uncertainty else {}
     ssd = laplace(sp, raw_s) if uncertainty else {}
     return FitResult(util_form, _np(kv), _np(values(raw_s)), ksd, ssd, float(trace_k[-1]), float(trace_s[-1]))

@@ -56,6 +56,7 @@ _PARAMS: dict[str, Param] = {
         # Framework overheads per forward pass (fitted per framework).
         Param("step_overhead_s", "software", "softplus", 1e-3, unit="s"),
         Param("seq_overhead_s", "software", "softplus", 1e-4, unit="s"),
+        Param("rank_overhead_s", "software", "softplus", 1e-4, unit="s"),
         # Power model P = P_idle + α·FLOP/s + β·B/s (seed 000, SIMT power).
         Param("idle_w", "chip", "softplus", 100.0, unit="W"),
         Param("energy_per_flop_j", "chip", "softplus", 1e-12, unit="J/FLOP"),
@@ -75,7 +76,7 @@ _COMMON = (
     "reduce_efficiency",
 )
 KERNEL_PARAMS = {"table": ("util_knots", *_COMMON), "wave": ("tile_efficiency", "k_half", *_COMMON)}
-FRAMEWORK_PARAMS = ("step_overhead_s", "seq_overhead_s")
+FRAMEWORK_PARAMS = ("step_overhead_s", "seq_overhead_s", "rank_overhead_s")
 CHIP_PARAMS = ("idle_w", "energy_per_flop_j", "energy_per_byte_j")
 
 

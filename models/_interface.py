@@ -309,6 +309,8 @@ class SoftwareParams:
         elementwise_bw_factor: bandwidth efficiency of elementwise and gather kernels
             relative to ``bw_efficiency`` (framework kernels versus library GEMMs).
         seq_overhead_s: framework time per sequence per forward pass.
+        rank_overhead_s: framework time per forward pass per chip beyond the first of a
+            stage (the driver's per-step inputs to each worker and the wait for the slowest).
         structural_derating: 1 applies the chip's structural utilization (array fill, ADC
             passes, K tiling); 0 is the datasheet roofline (level 'ideal').
         collective_launch_s: fixed software time of any collective (library launch, setup).
@@ -335,11 +337,13 @@ class SoftwareParams:
     reduce_launch_s: Array = _scalar(0.0)
     reduce_efficiency: Array = _scalar(1.0)
     direct_allreduce: Array = _scalar(1.0)
+    rank_overhead_s: Array = _scalar(0.0)
 
-    def pass_overhead_s(self, batch: Array) -> Array:
-        """Framework time of one forward pass of ``batch`` sequences: a fixed part and a part
-        per sequence (scheduling, sampling, detokenization)."""
-        return self.step_overhead_s + batch * self.seq_overhead_s
+    def pass_overhead_s(self, batch: Array, ranks: Array) -> Array:
+        """Framework time of one forward pass of ``batch`` sequences on ``ranks`` chips that
+        work on it together: a fixed part, a part per sequence (scheduling, sampling,
+        detokenization) and a part per chip beyond the first (coordinating the workers)."""
+        return self.step_overhead_s + batch * self.seq_overhead_s + (ranks - 1.0) * self.rank_overhead_s
 
 
 def ideal_software() -> SoftwareParams:
@@ -436,6 +440,16 @@ class Chip(abc.ABC):
         """Energy of one chip doing ``flops`` and moving ``bytes_`` in ``time_s``, per row."""
         del ops, weight_dtype, act_dtype
         return linear_power_energy_j(self, time_s, flops, bytes_)
+
+    def layers_in_space(self, weight_bytes: Array, kv_bytes: Array, stage_layers: Array) -> Array:
+        """Layers of a pipeline stage laid out side by side on the chip, each on its own share
+        of it (1: the chip runs its layers one after another, each on the whole chip).
+
+        A sequence's token crosses such a chip's layers in turn, each at its region's rate:
+        one micro-batch sees ``stage_layers`` times the whole-chip time, and only as many
+        micro-batches in flight as layers recover the chip's aggregate rate."""
+        del weight_bytes, kv_bytes
+        return jnp.ones_like(stage_layers)
 
 
 def linear_power_energy_j(chip: Chip, time_s: Array, flops: Array, bytes_: Array) -> Array:

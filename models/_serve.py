@@ -181,7 +181,7 @@ def _phase(
     if net is None:
         net = _network_s(model, chip, software, platform, [_pass_comm(model, scenario, platform, new_tokens, chunk)])[0]
     seqs_in_pass = scenario.batch + (chunk[0] if chunk is not None else 0.0)
-    framework_s = software.pass_overhead_s(seqs_in_pass / platform.ep)
+    framework_s = software.pass_overhead_s(seqs_in_pass / platform.ep, platform.stage_chips)
     busy = op_time.sum()
     # A share ``overlap`` of the communication may run under the compute of the pass (GenZ
     # §III-C's overlap knob); what does not fit under it stays exposed.
@@ -358,7 +358,7 @@ def serve(
         # pass's operator work (a smaller model over the same tokens) plus the framework's
         # fixed time per pass, which does not shrink with the model.
         c = gamma * scenario.draft_cost_ratio
-        fixed = gamma * passes * software.pass_overhead_s(seqs / platform.ep)
+        fixed = gamma * passes * software.pass_overhead_s(seqs / platform.ep, platform.stage_chips)
         scaled = PhaseCost(*(x * (1.0 + c) for x in ph))
         return scaled._replace(
             network_s=ph.network_s,
@@ -367,16 +367,20 @@ def serve(
         )
 
     def micro_batches(seqs: Array) -> Array:
-        # Decode keeps m = min(pp, B) micro-batches of B/m sequences in flight, one per stage
-        # in steady state (as vLLM and TensorRT-LLM schedule pipeline-parallel decode). (At
-        # least one, so pp = 1 has no kink; at B = pp the gradient is that of pp's side.)
-        return jnp.where(seqs < pp, jnp.maximum(seqs, 1.0), pp)
+        # Decode keeps m = min(depth, B) micro-batches of B/m sequences in flight, one per
+        # stage (or layer region of a chip that lays its layers out in space) in steady state,
+        # as vLLM and TensorRT-LLM schedule pipeline-parallel decode. (At least one, so
+        # depth = 1 has no kink; at B = depth the gradient is that of depth's side.)
+        return jnp.where(seqs < depth, jnp.maximum(seqs, 1.0), depth)
 
     def round_s(ph: PhaseCost, m: Array) -> Array:
         # A round advances every sequence once: each micro-batch crosses all pp stages in turn
         # and each stage serves the m micro-batches in turn: max(m, pp) stage-times of 1/pp
         # of a micro-batch's pass (the per-token latency a sequence sees, stage hops included).
-        return ph.wall_s * jnp.maximum(m, pp) / pp
+        # Layers laid out in space: a stage's work on a micro-batch takes its layers in turn,
+        # each on its region of the chip: max(m, depth) region-times of the busy work.
+        spatial = ph.busy_s * (jnp.maximum(m, depth) - jnp.maximum(m, pp)) / pp
+        return ph.wall_s * jnp.maximum(m, pp) / pp + spatial
 
     def platform_energy(ph: PhaseCost, wall: Array, replicas: Array) -> Array:
         # In each replica tp·ep chips do every operator row of all layers (each stage its
@@ -388,6 +392,7 @@ def serve(
     # beyond the chip's capacity spills to the host tier, up to its size.
     fp = model.footprint(scenario, platform.split, pp)
     kv = fp.kv_bytes * (s + beam * d) / (s + d)
+    depth = pp * chip.layers_in_space(fp.weight_bytes, kv, model.n_layers / pp)  # decode pipeline depth
     room = jnp.maximum(chip.capacity_bytes - fp.weight_bytes - fp.act_bytes, 0.0)
     kv_host = jnp.clip(kv - room, 0.0, platform.kv_offload_bytes)
     host_share = kv_host / jnp.maximum(kv, 1.0)

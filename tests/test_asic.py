@@ -154,6 +154,22 @@ def test_resident_wafer_beats_streaming_on_decode():
     assert float(resident.tpot_s) * 5 < float(streaming.tpot_s)
 
 
+def test_a_resident_wafer_lays_its_layers_out_in_space():
+    # Resident, each of Llama 3 8B's 32 layers has its own region of the wafer: one sequence
+    # crosses them in turn (32 x the whole-wafer busy time); 32 sequences in flight, one per
+    # region, keep every region busy: 32 x the tokens at the same per-token latency. Streamed
+    # weights run layer by layer on the whole wafer.
+    c = config("llama-3-8b", "wse-3", tp=1, batch=1, prompt_tokens=512, output_tokens=64)
+    wafer = serve(c.model, c.chip, c.platform, c.scenario, c.economics, SW)
+    assert float(c.chip.layers_in_space(f(16e9), f(0.0), f(32.0))) == 32.0
+    assert float(c.chip.layers_in_space(f(60e9), f(0.0), f(32.0))) == 1.0
+    flat = dataclasses.replace(c.chip, sram_capacity_bytes=f(4e9), external_bandwidth_bytes_per_s=f(21e15))
+    temporal = serve(c.model, flat, c.platform, c.scenario, c.economics, SW)  # same rates, one layer at a time
+    assert float(wafer.tpot_s) / float(temporal.tpot_s) == pytest.approx(32.0, rel=0.05)
+    wafer32 = serve(c.model, c.chip, c.platform, dataclasses.replace(c.scenario, batch=f(32)), c.economics, SW)
+    assert float(wafer32.tpot_s) == pytest.approx(float(wafer.tpot_s), rel=0.1)
+
+
 def test_a_multi_wafer_pipeline_keeps_each_stage_on_its_wafer():
     # Llama 3 70B at 16 bits (141 GB) does not fit one WSE-3's 44 GB: streamed from external
     # memory. Over 4 wafers (pp = 4) each holds a quarter (35 GB) in its SRAM: resident.

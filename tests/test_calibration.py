@@ -156,18 +156,22 @@ def test_fit_recovers_known_system_parameters(prep, expansion):
     true = {
         "step_overhead_s@vllm-offline": 1.5e-3,
         "seq_overhead_s@vllm-offline": 8e-5,
+        "rank_overhead_s@vllm-offline": 2e-4,
         "step_overhead_s@vllm-server": 12e-3,
         "seq_overhead_s@vllm-server": 3e-4,
+        "rank_overhead_s@vllm-server": 6e-3,
         "step_overhead_s@tensorrt-llm": 0.5e-3,
         "seq_overhead_s@tensorrt-llm": 2e-5,
+        "rank_overhead_s@tensorrt-llm": 3e-4,
         "step_overhead_s@deepspeed-mii": 6e-3,
         "seq_overhead_s@deepspeed-mii": 1e-4,
+        "rank_overhead_s@deepspeed-mii": 1.5e-3,
         "idle_w": 80.0,
         "energy_per_flop_j": 0.6e-12,
         "energy_per_byte_j": 60e-12,
     }
     sp = dataclasses.replace(sp, measured=sp.predict(raws(true), sp.data))
-    raw, trace = _fit.minimize(sp, _fit.initial_raw(sp.names), steps=100)
+    raw, trace = _fit.minimize(sp, _fit.initial_raw(sp.names), steps=_fit.SYSTEM_STEPS)
     got = values(raw)
     assert float(trace[-1]) < 1e-8
     for k, v in true.items():
@@ -183,12 +187,16 @@ def test_expansion_matches_serve(prep, expansion):
     v = {
         "step_overhead_s@vllm-offline": 1e-3,
         "seq_overhead_s@vllm-offline": 5e-5,
+        "rank_overhead_s@vllm-offline": 1e-4,
         "step_overhead_s@vllm-server": 1.5e-2,
         "seq_overhead_s@vllm-server": 3e-4,
+        "rank_overhead_s@vllm-server": 4e-3,
         "step_overhead_s@tensorrt-llm": 0.4e-3,
         "seq_overhead_s@tensorrt-llm": 1e-5,
+        "rank_overhead_s@tensorrt-llm": 2e-5,
         "step_overhead_s@deepspeed-mii": 5e-3,
         "seq_overhead_s@deepspeed-mii": 2e-4,
+        "rank_overhead_s@deepspeed-mii": 8e-4,
         "idle_w": 70.0,
         "energy_per_flop_j": 0.5e-12,
         "energy_per_byte_j": 80e-12,
@@ -200,6 +208,7 @@ def test_expansion_matches_serve(prep, expansion):
             sw,
             step_overhead_s=np.asarray(v[f"step_overhead_s@{fw}"]),
             seq_overhead_s=np.asarray(v[f"seq_overhead_s@{fw}"]),
+            rank_overhead_s=np.asarray(v[f"rank_overhead_s@{fw}"]),
         )
         for fw in _fit.FRAMEWORK_NAMES
     }

@@ -265,6 +265,13 @@ class DataflowSpec(Chip):
         FP16, 16 GB, fits WSE-3's 44 GB; Llama 3 70B, 140 GB, does not)."""
         return jnp.where(weight_bytes + kv_bytes <= self.sram_capacity_bytes, 1.0, 0.0)
 
+    def layers_in_space(self, weight_bytes: Array, kv_bytes: Array, stage_layers: Array) -> Array:
+        """Resident: layer-pipelined execution, each layer on its own region of the wafer
+        (Cerebras's pipelined mode; Lie, "Cerebras Architecture Deep Dive", Hot Chips 34, 2022).
+        Streamed: weight-streaming mode runs one layer at a time on the whole wafer."""
+        resident = self.weights_resident(weight_bytes, kv_bytes)
+        return resident * stage_layers + (1.0 - resident)
+
 
 def dataflow_operator_cost(
     chip: DataflowSpec, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str
