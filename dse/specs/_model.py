@@ -18,6 +18,7 @@ MODEL_KEYS: dict[str, KeyInfo] = {
     "name": described("name", "str", "a display name", required=True),
     **keys_of(TransformerSpec),
     "ffn": described("ffn", "choice", "the FFN form", required=True, choices=("gated", "plain")),
+    "attention": described("attention", "choice", "the attention form", choices=("gqa", "mla")),
     "tied_embeddings": described("tied_embeddings", "bool", "true or false"),
     "max_context_tokens": described("max_context_tokens", "int", "an integer > 0"),
     "hf_id": described("hf_id", "str", "a Hugging Face repo id"),
@@ -57,6 +58,26 @@ def load_model(ref: str | Path) -> ModelEntry:
     n_experts, top_k = v.get("n_experts", 1), v.get("top_k", 1)
     if top_k > n_experts:
         raise SpecError(f"{path}: key 'top_k' = {top_k}: expected at most n_experts = {n_experts}")
+    attention = v.get("attention", "gqa")
+    if attention == "mla":
+        for key in ("kv_lora_rank", "qk_rope_dim", "qk_nope_dim", "v_head_dim"):
+            if not v.get(key):
+                raise SpecError(f"{path}: key '{key}' missing: expected an integer > 0 for attention: mla")
+    for key in ("dense_layers", "ssm_layers", "window_layers", "mtp_layers"):
+        if v.get(key, 0) > v["n_layers"] or v.get(key, 0) != int(v.get(key, 0)):
+            raise SpecError(f"{path}: key '{key}' = {v[key]}: expected an integer from 0 to n_layers = {v['n_layers']}")
+    ssm = v.get("ssm_layers", 0) > 0
+    if ssm:
+        for key in ("ssm_d_inner", "ssm_d_state", "ssm_d_conv", "ssm_dt_rank"):
+            if not v.get(key):
+                raise SpecError(f"{path}: key '{key}' missing: expected an integer > 0 when ssm_layers > 0")
+    if v.get("window", 0) and "window_layers" not in v:
+        v["window_layers"] = v["n_layers"] - v.get("ssm_layers", 0)  # every attention layer
+    optional = (
+        "d_expert", "n_shared_experts", "dense_layers", "window", "window_layers", "kv_lora_rank", "q_lora_rank",
+        "qk_rope_dim", "qk_nope_dim", "v_head_dim", "mtp_layers", "ssm_layers", "ssm_d_inner", "ssm_d_state",
+        "ssm_d_conv", "ssm_dt_rank",
+    )  # fmt: skip
     leaves = dict(
         n_layers=v["n_layers"],
         d_model=v["d_model"],
@@ -67,12 +88,15 @@ def load_model(ref: str | Path) -> ModelEntry:
         vocab_size=v["vocab_size"],
         n_experts=n_experts,
         top_k=top_k,
+        **{k: v.get(k, 0) for k in optional},
     )
     spec = TransformerSpec(
         **{k: np.asarray(float(x), dtype=np.float64) for k, x in leaves.items()},
         gated_ffn=v["ffn"] == "gated",
         moe=n_experts > 1,
         tied_embeddings=bool(v.get("tied_embeddings", False)),
+        attention=attention,
+        ssm=ssm,
     )
     return ModelEntry(path.stem if path.suffix != ".json" else str(v["name"]), str(v["name"]), path, spec, v)
 
@@ -95,8 +119,18 @@ _ENCODER_DECODER_TYPES = {
 }
 
 
+# Architectures a config.json may name that are not decoder LLMs this loader can map.
+_NOT_MODELLED = {
+    "mamba2": "Mamba-2 layers (SSD) are not modelled: expected Mamba-1 (model_type mamba, falcon_mamba, jamba)",
+    "zamba": "Zamba's shared attention blocks are not modelled",
+    "zamba2": "Zamba's shared attention blocks are not modelled",
+}
+
+
 def _from_hf_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
-    """Map a Hugging Face ``config.json`` onto the catalog's model keys."""
+    """Map a Hugging Face ``config.json`` onto the catalog's model keys. What it cannot model
+    (an encoder-decoder, a vision tower, a diffusers component, a layer pattern it does not
+    know) is refused in one line naming the key, never dropped silently."""
 
     def first(*names: str, default: Any = None, what: str) -> Any:
         for n in names:
@@ -106,39 +140,127 @@ def _from_hf_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
             raise SpecError(f"{path}: missing key '{names[0]}': expected {what}")
         return default
 
-    if cfg.get("is_encoder_decoder") or cfg.get("model_type") in _ENCODER_DECODER_TYPES:
+    def refuse(key: str, why: str) -> SpecError:
+        return SpecError(f"{path}: key '{key}' = {cfg.get(key)!r}: {why}")
+
+    model_type = cfg.get("model_type")
+    if cfg.get("is_encoder_decoder") or model_type in _ENCODER_DECODER_TYPES:
         raise SpecError(
-            f"{path}: model_type '{cfg.get('model_type')}' is an encoder-decoder model: expected a decoder-only "
+            f"{path}: model_type '{model_type}' is an encoder-decoder model: expected a decoder-only "
             "model (encoder-decoder models are not modelled)"
         )
+    if "_class_name" in cfg:
+        raise refuse("_class_name", "a diffusers component: expected a transformers config.json (not modelled yet)")
+    if "vision_config" in cfg:
+        raise refuse("vision_config", "the vision tower of a VLM is not modelled yet: expected a text-only config")
+    if model_type in _NOT_MODELLED:
+        raise refuse("model_type", _NOT_MODELLED[model_type])
+    if "image_size" in cfg or "patch_size" in cfg:
+        raise refuse("patch_size", "a vision encoder (ViT-style) is not modelled from a config.json yet")
     d = first("hidden_size", "n_embd", "d_model", what="the model width (integer > 0)")
-    heads = first("num_attention_heads", "n_head", "num_heads", what="the attention heads (integer > 0)")
-    kv = first("num_key_value_heads", "n_head_kv", default=1 if cfg.get("multi_query") else heads, what="the KV heads")
-    out = {
-        "name": str(cfg.get("_name_or_path") or path.parent.name or path.stem),
-        "n_layers": first("num_hidden_layers", "n_layer", "num_layers", what="the layer count (integer > 0)"),
-        "d_model": d,
-        "n_heads": heads,
-        "n_kv_heads": kv,
-        "d_ff": first(
-            "moe_intermediate_size",
-            "intermediate_size",
-            "n_inner",
-            "ffn_dim",
-            default=4 * d if isinstance(d, int) else None,
-            what="the FFN width",
-        ),
-        "vocab_size": first("vocab_size", what="the vocabulary size (integer > 0)"),
-        "ffn": "plain" if cfg.get("model_type") in _PLAIN_FFN_TYPES else "gated",
-        "tied_embeddings": bool(cfg.get("tie_word_embeddings", True)),
-    }
+    layers = first("num_hidden_layers", "n_layer", "num_layers", what="the layer count (integer > 0)")
+    out: dict[str, Any] = {"name": str(cfg.get("_name_or_path") or path.parent.name or path.stem), "n_layers": layers}
+    if model_type in ("mamba", "falcon_mamba"):
+        # Mamba-1 stacks (Gu & Dao 2023): a Mamba mixer per layer, no attention, no FFN.
+        out.update(_mamba_keys(cfg, d, first))
+        out.update(n_heads=1, n_kv_heads=1, d_ff=0, ffn="plain", ssm_layers=layers)
+    else:
+        heads = first("num_attention_heads", "n_head", "num_heads", what="the attention heads (integer > 0)")
+        kv = first(
+            "num_key_value_heads", "n_head_kv", default=1 if cfg.get("multi_query") else heads, what="the KV heads"
+        )
+        out.update(n_heads=heads, n_kv_heads=kv)
+        out["d_ff"] = first("intermediate_size", "n_inner", "ffn_dim", default=4 * d if isinstance(d, int) else None,
+                            what="the FFN width")  # fmt: skip
+        out["ffn"] = "plain" if model_type in _PLAIN_FFN_TYPES else "gated"
+    out.update(d_model=d, vocab_size=first("vocab_size", what="the vocabulary size (integer > 0)"))
+    out["tied_embeddings"] = bool(cfg.get("tie_word_embeddings", True))
     if cfg.get("head_dim"):
         out["head_dim"] = cfg["head_dim"]
     context = cfg.get("max_position_embeddings") or cfg.get("n_positions") or cfg.get("seq_length")
     if isinstance(context, int) and context > 0:
         out["max_context_tokens"] = context
     experts = cfg.get("num_local_experts") or cfg.get("num_experts") or cfg.get("n_routed_experts")
-    if experts:
+    if experts and experts > 1:
         out["n_experts"] = experts
         out["top_k"] = cfg.get("num_experts_per_tok", 2)
+        if cfg.get("moe_intermediate_size"):
+            out["d_expert"] = cfg["moe_intermediate_size"]
+        out.update(_moe_layout(cfg, layers, out, refuse))
+    if cfg.get("kv_lora_rank"):
+        # MLA (DeepSeek-V2/V3): latent KV cache; num_key_value_heads is not a GQA count there.
+        out.update(
+            attention="mla",
+            kv_lora_rank=cfg["kv_lora_rank"],
+            q_lora_rank=cfg.get("q_lora_rank") or 0,
+            qk_rope_dim=first("qk_rope_head_dim", what="the MLA rotary key width"),
+            qk_nope_dim=first("qk_nope_head_dim", what="the MLA non-rotary key width"),
+            v_head_dim=first("v_head_dim", what="the MLA value width"),
+            n_kv_heads=out["n_heads"],
+        )
+    if cfg.get("num_nextn_predict_layers"):
+        out["mtp_layers"] = cfg["num_nextn_predict_layers"]
+    out.update(_window(cfg, layers, model_type, refuse))
+    if model_type == "jamba":
+        out.update(_mamba_keys(cfg, d, first, prefix="mamba_"))
+        period, offset = cfg.get("attn_layer_period"), cfg.get("attn_layer_offset")
+        if not period or offset is None:
+            raise refuse("attn_layer_period", "expected the attention layer period and offset of a Jamba config")
+        out["ssm_layers"] = layers - len(range(offset, layers, period))
     return out
+
+
+def _mamba_keys(cfg: dict[str, Any], d: int, first: Any, prefix: str = "") -> dict[str, Any]:
+    """Mamba-1 mixer dimensions (HF MambaConfig / JambaConfig keys)."""
+    d_state = first(f"{prefix}d_state" if prefix else "state_size", what="the Mamba state size")
+    d_conv = first(f"{prefix}d_conv" if prefix else "conv_kernel", what="the Mamba convolution width")
+    expand = cfg.get(f"{prefix}expand" if prefix else "expand", 2)
+    # intermediate_size is what the weights use (falcon-mamba-7b publishes expand 16 beside 8192).
+    inner = (cfg.get("intermediate_size") if not prefix else None) or expand * d
+    rank = cfg.get(f"{prefix}dt_rank" if prefix else "time_step_rank", "auto")
+    rank = -(-d // 16) if rank == "auto" else rank  # Mamba's default ⌈d_model / 16⌉
+    return {"ssm_d_inner": inner, "ssm_d_state": d_state, "ssm_d_conv": d_conv, "ssm_dt_rank": rank}
+
+
+def _moe_layout(cfg: dict[str, Any], layers: int, out: dict[str, Any], refuse: Any) -> dict[str, Any]:
+    """Which layers are MoE and which shared experts every token runs."""
+    extra: dict[str, Any] = {}
+    if cfg.get("n_shared_experts"):
+        extra["n_shared_experts"] = cfg["n_shared_experts"]  # DeepSeek: each as wide as a routed expert
+    if cfg.get("shared_expert_intermediate_size"):
+        # Qwen2-MoE: one shared expert of this width, counted in routed-expert widths.
+        width = out.get("d_expert") or out["d_ff"]
+        if cfg["shared_expert_intermediate_size"] % width:
+            raise refuse("shared_expert_intermediate_size", f"expected a multiple of the expert width {width}")
+        extra["n_shared_experts"] = cfg["shared_expert_intermediate_size"] // width
+    if cfg.get("moe_layer_freq", 1) != 1:
+        raise refuse("moe_layer_freq", "expected 1 (a MoE FFN on every layer after the dense ones)")
+    dense = cfg.get("first_k_dense_replace") or 0
+    if cfg.get("mlp_only_layers"):
+        dense += len(cfg["mlp_only_layers"])
+    step = cfg.get("decoder_sparse_step") or 1
+    if step > 1:
+        dense += layers - len([i for i in range(layers) if (i + 1) % step == 0])
+    if cfg.get("expert_layer_period"):
+        period, offset = cfg["expert_layer_period"], cfg.get("expert_layer_offset", 0)
+        dense += layers - len(range(offset, layers, period))
+    if dense:
+        extra["dense_layers"] = dense
+    return extra
+
+
+def _window(cfg: dict[str, Any], layers: int, model_type: Any, refuse: Any) -> dict[str, Any]:
+    """Sliding-window attention: on every layer (Mistral), every other layer (Gemma-2), the
+    layers a ``layer_types`` list names, or none when a config switches it off (Qwen2)."""
+    window = cfg.get("sliding_window")
+    if not window or cfg.get("use_sliding_window") is False:
+        return {}
+    if "layer_types" in cfg:
+        windowed = sum(1 for x in cfg["layer_types"] if x == "sliding_attention")
+    elif model_type == "gemma2":
+        windowed = layers - layers // 2  # even layers local (Gemma 2 report §2: alternating local/global)
+    elif model_type in ("mistral", "mixtral", "starcoder2", "phi3", "qwen2", "qwen2_moe"):
+        windowed = layers
+    else:
+        raise refuse("sliding_window", f"the window's layer pattern of model_type '{model_type}' is not known")
+    return {"window": window, "window_layers": windowed}

@@ -60,13 +60,51 @@ class TransformerSpec:
     n_heads: Array = spec_field(kind="int", doc="attention (query) heads")
     n_kv_heads: Array = spec_field(kind="int", doc="KV heads, dividing n_heads")
     head_dim: Array = spec_field(kind="int", required=False, doc="width of one head (default d_model / n_heads)")
-    d_ff: Array = spec_field(kind="int", doc="FFN hidden width (per expert for MoE)")
+    d_ff: Array = spec_field(
+        kind="nonnegative", doc="hidden width of a dense FFN (per expert for MoE without d_expert; 0: no FFN)"
+    )
     vocab_size: Array = spec_field(kind="int", doc="vocabulary size")
     n_experts: Array = spec_field(kind="int", required=False, doc="experts per MoE layer (1: dense)")
     top_k: Array = spec_field(kind="int", required=False, doc="experts per token, at most n_experts")
+    # MoE variants (DeepSeek-V2/V3, Qwen-MoE, Jamba): the width of one routed expert, the
+    # experts every token also runs, and the layers whose FFN stays dense.
+    d_expert: Array = spec_field(
+        kind="nonnegative", required=False, value=0.0, doc="hidden width of one routed expert (0: d_ff)"
+    )
+    n_shared_experts: Array = spec_field(
+        kind="nonnegative", required=False, value=0.0, doc="shared experts every token runs (MoE layers)"
+    )
+    dense_layers: Array = spec_field(
+        kind="nonnegative", required=False, value=0.0, doc="layers of a MoE model whose FFN is dense (width d_ff)"
+    )
+    # Attention variants: a sliding window on some layers (Mistral, Gemma-2 local layers).
+    window: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="sliding window in tokens (0: none)")
+    window_layers: Array = spec_field(
+        kind="nonnegative", required=False, value=0.0, doc="attention layers with the sliding window"
+    )
+    # MLA (DeepSeek-V2/V3): a latent KV cache of kv_lora_rank + qk_rope_dim values per token
+    # and layer, shared by every head.
+    kv_lora_rank: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="MLA latent KV width")
+    q_lora_rank: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="MLA query low rank (0: none)")
+    qk_rope_dim: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="MLA rotary key width per head")
+    qk_nope_dim: Array = spec_field(
+        kind="nonnegative", required=False, value=0.0, doc="MLA non-rotary key width per head"
+    )
+    v_head_dim: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="MLA value width per head")
+    mtp_layers: Array = spec_field(
+        kind="nonnegative", required=False, value=0.0, doc="multi-token prediction layers (stored; not run)"
+    )
+    # State-space layers (Mamba-1, Gu & Dao 2023): layers whose mixer is a selective scan.
+    ssm_layers: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="layers with a Mamba mixer")
+    ssm_d_inner: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="Mamba inner width")
+    ssm_d_state: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="Mamba state size per channel")
+    ssm_d_conv: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="Mamba convolution width")
+    ssm_dt_rank: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="Mamba step-size rank")
     gated_ffn: bool = static_field(default=True)
     moe: bool = static_field(default=False)
     tied_embeddings: bool = static_field(default=False)
+    attention: str = static_field(default="gqa")  # "gqa" (MHA/GQA/MQA) or "mla"
+    ssm: bool = static_field(default=False)  # some layers are Mamba layers
 
     # --- the Workload interface (models._interface.Workload) ----------------------------
 
@@ -93,50 +131,140 @@ class TransformerSpec:
             a2a, n_a2a = 0.0 * act, 0.0 * one
         # SP: a prompt pass gathers every key and value of the layer around the sp ring; a
         # decode step combines the sp partial attention outputs of its token (an all-reduce).
-        kv_layer = kv_bytes_per_token(self, scenario.kv_dtype, split.tp) / self.n_layers
+        kv_layer = kv_values_per_token_layer(self, split.tp) * dtype_bytes(scenario.kv_dtype)
         gather = jnp.where(new_tokens > 1.0, seqs * new_tokens * kv_layer, 0.0)
         combine = jnp.where(new_tokens > 1.0, 0.0, act / split.tp)
         return LayerComm(act, 2.0 * one, act, a2a, n_a2a, gather, combine)
 
     @property
     def max_tp(self) -> Array:
-        return self.n_heads
+        # Heads split over TP ranks; a model of Mamba layers only splits its inner channels.
+        return jnp.where(self.ssm_layers >= self.n_layers, self.ssm_d_inner, self.n_heads)
 
     @property
     def max_ep(self) -> Array:
         return self.n_experts if self.moe else jnp.ones_like(self.n_experts)
 
 
+def attention_layers(model: TransformerSpec) -> Array:
+    """Layers whose token mixer is attention (the rest are Mamba layers)."""
+    return model.n_layers - model.ssm_layers
+
+
+def moe_layers(model: TransformerSpec) -> Array:
+    """Layers whose FFN is a mixture of experts."""
+    return model.n_layers - model.dense_layers if model.moe else jnp.zeros_like(model.n_layers)
+
+
+def expert_width(model: TransformerSpec) -> Array:
+    """Hidden width of one routed (or shared) expert."""
+    return jnp.where(model.d_expert > 0, model.d_expert, model.d_ff)
+
+
+def windowed_layers(model: TransformerSpec) -> Array:
+    """Attention layers whose keys are limited to the sliding window."""
+    return jnp.where(model.window > 0, jnp.minimum(model.window_layers, attention_layers(model)), 0.0)
+
+
+def _mla_dims(model: TransformerSpec, heads: Array) -> dict[str, Array]:
+    """Parameter counts of one MLA layer's projections for ``heads`` heads (DeepSeek-V2,
+    DeepSeek-AI 2024, §2.1.2): query down/up (or one query matrix without q_lora_rank), the
+    joint KV down-projection to the latent and the rotary key, its up-projections to the heads'
+    keys (W_UK) and values (W_UV), and the output projection."""
+    d, r, qr = model.d_model, model.kv_lora_rank, model.q_lora_rank
+    qk = model.qk_nope_dim + model.qk_rope_dim
+    q_in = jnp.where(qr > 0, qr, d)
+    return {
+        "q_down": d * qr,
+        "q_up": q_in * heads * qk,
+        "kv_down": d * (r + model.qk_rope_dim),
+        "w_uk": r * heads * model.qk_nope_dim,
+        "w_uv": r * heads * model.v_head_dim,
+        "out": heads * model.v_head_dim * d,
+        "norms": qr + r,  # the latent RMSNorms
+    }
+
+
 def weight_params(model: TransformerSpec) -> dict[str, Array]:
-    """Parameter counts by part: attention, FFN (all experts), router, embeddings, norms."""
+    """Parameter counts by part: attention or Mamba mixers, FFNs (all experts, shared experts,
+    dense layers), routers, embeddings, norms; multi-token prediction layers apart."""
     d, hd = model.d_model, model.head_dim
-    attn = d * hd * (2.0 * model.n_heads + 2.0 * model.n_kv_heads)  # Wq, Wo, Wk, Wv
+    if model.attention == "mla":
+        attn = sum(_mla_dims(model, model.n_heads).values())
+    else:
+        attn = d * hd * (2.0 * model.n_heads + 2.0 * model.n_kv_heads)  # Wq, Wo, Wk, Wv
+    di, ds, dc, dtr = model.ssm_d_inner, model.ssm_d_state, model.ssm_d_conv, model.ssm_dt_rank
+    # Mamba-1 block: in_proj (x, z), depthwise conv (+ bias), x_proj (Δ, B, C), dt_proj (+ bias),
+    # A and D, out_proj (Gu & Dao 2023, Alg. 2; the HF MambaMixer's parameters).
+    ssm = d * 2.0 * di + di * (dc + 1.0) + di * (dtr + 2.0 * ds) + (dtr + 1.0) * di + di * (ds + 1.0) + di * d
     n_mats = 3.0 if model.gated_ffn else 2.0
-    ffn = n_mats * d * model.d_ff * model.n_experts
+    de = expert_width(model)
+    dense_ffn = n_mats * d * model.d_ff
+    n_moe = moe_layers(model)
+    experts = n_mats * d * de * model.n_experts if model.moe else jnp.zeros_like(d)
+    shared = n_mats * d * de * model.n_shared_experts if model.moe else jnp.zeros_like(d)
     router = d * model.n_experts if model.moe else jnp.zeros_like(d)
     emb = model.vocab_size * d * (1.0 if model.tied_embeddings else 2.0)
     norms = 2.0 * d
-    layer = attn + ffn + router + norms
-    return {"layers": model.n_layers * layer, "embeddings": emb + d, "per_layer": layer, "attn": attn}
+    n_attn = attention_layers(model)
+    layers = (
+        n_attn * attn
+        + model.ssm_layers * ssm
+        + (model.n_layers - n_moe) * dense_ffn
+        + n_moe * (experts + shared + router)
+        + model.n_layers * norms
+    )
+    # A DeepSeek-V3 MTP module: one more layer (MoE FFN) plus its projection of [h; emb] (2d → d)
+    # and two norms; it shares the embedding and head (DeepSeek-V3 report §2.2).
+    mtp = model.mtp_layers * (attn + experts + shared + router + norms + 2.0 * d * d + 2.0 * d)
+    return {"layers": layers, "embeddings": emb + d, "attn": attn, "ssm": ssm, "experts": n_moe * experts, "mtp": mtp}
 
 
 def total_params(model: TransformerSpec) -> Array:
-    """Total parameter count (all experts)."""
+    """Total parameter count (all experts; multi-token prediction layers excluded, as
+    published counts exclude them)."""
     p = weight_params(model)
     return p["layers"] + p["embeddings"]
 
 
 def active_params(model: TransformerSpec) -> Array:
-    """Parameters touched per token: top-k experts instead of all."""
+    """Parameters touched per token: top-k routed experts instead of all."""
     n_mats = 3.0 if model.gated_ffn else 2.0
-    idle_experts = model.n_experts - model.top_k
-    return total_params(model) - model.n_layers * n_mats * model.d_model * model.d_ff * idle_experts
+    idle = model.n_experts - model.top_k if model.moe else jnp.zeros_like(model.n_experts)
+    return total_params(model) - moe_layers(model) * n_mats * model.d_model * expert_width(model) * idle
+
+
+def kv_values_per_token_layer(model: TransformerSpec, tp: Array | float = 1.0) -> Array:
+    """Values one chip caches per token and attention layer: K and V of its KV heads, or the
+    MLA latent and rotary key, which every head needs (replicated across TP ranks)."""
+    if model.attention == "mla":
+        return (model.kv_lora_rank + model.qk_rope_dim) * jnp.ones_like(jnp.asarray(tp, dtype=float))
+    return 2.0 * kv_heads_per_chip(model, tp) * model.head_dim
 
 
 def kv_bytes_per_token(model: TransformerSpec, kv_dtype: str = "bf16", tp: Array | float = 1.0) -> Array:
-    """KV-cache bytes per token of context held by one chip at tensor-parallel degree ``tp``:
-    2 (K and V) · KV heads per chip · head_dim · layers · bytes (the one KV formula)."""
-    return 2.0 * kv_heads_per_chip(model, tp) * model.head_dim * model.n_layers * dtype_bytes(kv_dtype)
+    """KV-cache bytes per token of context held by one chip at tensor-parallel degree ``tp``,
+    over every attention layer while the context is within any sliding window (the one KV
+    formula; GQA: 2 · KV heads per chip · head_dim · layers · bytes)."""
+    return kv_values_per_token_layer(model, tp) * attention_layers(model) * dtype_bytes(kv_dtype)
+
+
+def ssm_state_bytes(model: TransformerSpec, kv_dtype: str = "bf16", tp: Array | float = 1.0) -> Array:
+    """Fixed state of one sequence on one chip: every Mamba layer's d_inner/tp channels ×
+    (d_state scan state + d_conv − 1 convolution inputs), whatever the context length."""
+    per_layer = model.ssm_d_inner / tp * (model.ssm_d_state + jnp.maximum(model.ssm_d_conv - 1.0, 0.0))
+    return model.ssm_layers * per_layer * dtype_bytes(kv_dtype)
+
+
+def kv_bytes_per_sequence(
+    model: TransformerSpec, context: Array, kv_dtype: str = "bf16", tp: Array | float = 1.0
+) -> Array:
+    """KV cache and state of one sequence of ``context`` tokens on one chip: windowed layers
+    keep at most ``window`` tokens; Mamba layers keep their fixed state."""
+    per_layer = kv_values_per_token_layer(model, tp) * dtype_bytes(kv_dtype)
+    wl = windowed_layers(model)
+    tokens = (attention_layers(model) - wl) * context + wl * jnp.minimum(context, model.window)
+    return per_layer * tokens + ssm_state_bytes(model, kv_dtype, tp)
 
 
 def distinct_experts(n_experts: Array, top_k: Array, tokens: Array) -> Array:
@@ -157,6 +285,126 @@ def as_split(split: Split | Array) -> Split:
 def kv_heads_per_chip(model: TransformerSpec, tp: Array) -> Array:
     """KV heads held by one chip: n_kv/tp, replicated (at least one) when tp > n_kv."""
     return jnp.maximum(model.n_kv_heads / tp, 1.0)
+
+
+def _mla_rows(model, row, b, h, tokens, new_here, kv_split, ctx_mean, ctx_all, w, a, kvb, n_attn, fused, one) -> None:
+    """MLA attention rows of one layer (DeepSeek-V2 §2.1.2, Appendix C). The cache holds the
+    latent c_KV (kv_lora_rank) and the rotary key (qk_rope_dim) per token, for all heads.
+
+    Two exact forms: *non-absorbed* up-projects every cached token's latent to the heads' keys
+    and values (W_UK, W_UV) and attends over head_dim-wide keys; *absorbed* folds W_UK into
+    the query and W_UV after the attention, attending over the latent itself (MQA-like, all
+    heads sharing one cache). The pass takes the form of fewer FLOPs: absorbed for decode
+    (up-projecting the context costs 2·r·h·(nope + v) per cached token), non-absorbed for
+    long prompts (the latent is 1088 wide against 192 + 128 per head for DeepSeek-V3)."""
+    d = model.d_model
+    r, rope, nope, vd, qr = (
+        model.kv_lora_rank,
+        model.qk_rope_dim,
+        model.qk_nope_dim,
+        model.v_head_dim,
+        model.q_lora_rank,
+    )
+    dims = _mla_dims(model, h)
+    q_in = jnp.where(qr > 0, qr, d)
+    queries = b * h * new_here / kv_split  # (query, head) pairs over this chip's keys
+    abs_flops = 2 * tokens * (dims["w_uk"] + dims["w_uv"]) + 2 * queries * ctx_mean * (2 * r + rope)
+    non_flops = 2 * b * ctx_all / kv_split * (dims["w_uk"] + dims["w_uv"]) + 2 * queries * ctx_mean * (nope + rope + vd)
+    absorbed = abs_flops <= non_flops
+    latent = b * ctx_all / kv_split * (r + rope) * kvb  # the cache this pass reads
+    row("q_down", GEMM, 2 * tokens * dims["q_down"], dims["q_down"] * w, tokens * (d + qr) * a, 0 * one, tokens, qr, d,
+        n_attn * jnp.where(qr > 0, 1.0, 0.0))  # fmt: skip
+    row("q_up", GEMM, 2 * tokens * dims["q_up"], dims["q_up"] * w, tokens * (q_in + h * (nope + rope)) * a, 0 * one,
+        tokens, h * (nope + rope), q_in, n_attn)  # fmt: skip
+    row("kv_down", GEMM, 2 * tokens * dims["kv_down"], dims["kv_down"] * w, tokens * d * a, tokens * (r + rope) * kvb,
+        tokens, r + rope, d, n_attn)  # fmt: skip
+    # W_UK: folded into the queries (absorbed) or applied, with W_UV, to every cached latent.
+    kv_tokens = b * ctx_all / kv_split
+    row(
+        "kv_up",
+        GEMM,
+        jnp.where(absorbed, 2 * tokens * dims["w_uk"], 2 * kv_tokens * (dims["w_uk"] + dims["w_uv"])),
+        jnp.where(absorbed, dims["w_uk"], dims["w_uk"] + dims["w_uv"]) * w,
+        jnp.where(absorbed, tokens * h * (nope + r), kv_tokens * h * (nope + vd)) * a,
+        jnp.where(absorbed, 0.0, latent),
+        jnp.where(absorbed, tokens, kv_tokens),
+        jnp.where(absorbed, h * r, h * (nope + vd)),
+        jnp.where(absorbed, nope, r),
+        n_attn,
+        dims["w_uk"] * w,
+    )
+    key_width = jnp.where(absorbed, r + rope, nope + rope)
+    val_width = jnp.where(absorbed, r, vd)
+    score_bytes = queries * ctx_mean * a
+    materialised = jnp.where(absorbed, 0.0, kv_tokens * h * (nope + rope + vd) * a)  # non-absorbed K and V
+    q_group = jnp.where(absorbed, h, 1.0) * new_here
+    row("attn_scores", ATTENTION, 2 * queries * ctx_mean * key_width, 0 * one,
+        tokens * h * key_width * a + (0 if fused else score_bytes) + materialised * (nope + rope) / (nope + rope + vd),
+        jnp.where(absorbed, latent, 0.0), q_group, ctx_mean / kv_split, key_width, n_attn)  # fmt: skip
+    row("softmax", ELEMENTWISE, _SOFTMAX_FLOPS * queries * ctx_mean, 0 * one, (0 if fused else 2.0) * score_bytes,
+        0 * one, b * h * new_here, ctx_mean / kv_split, one, n_attn)  # fmt: skip
+    row("attn_values", ATTENTION, 2 * queries * ctx_mean * val_width, 0 * one,
+        tokens * h * val_width * a + (0 if fused else score_bytes) + materialised * vd / (nope + rope + vd),
+        0 * one, q_group, val_width, ctx_mean / kv_split, n_attn)  # fmt: skip
+    row("v_up", GEMM, jnp.where(absorbed, 2 * tokens * dims["w_uv"], 0.0), jnp.where(absorbed, dims["w_uv"] * w, 0.0),
+        jnp.where(absorbed, tokens * h * (r + vd) * a, 0.0), 0 * one, tokens, h * vd, r, n_attn, dims["w_uv"] * w)  # fmt: skip
+    row("out_proj", GEMM, 2 * tokens * dims["out"], dims["out"] * w, tokens * (h * vd + d) * a, 0 * one, tokens, d,
+        h * vd, n_attn)  # fmt: skip
+
+
+def _mamba_rows(model, row, b, tokens, tp, w, a, kvb, one) -> None:
+    """Mamba-1 mixer rows of one layer (Gu & Dao 2023, Alg. 2; channels split over TP ranks).
+    The recurrent state (d_inner × d_state) and the convolution's last d_conv − 1 inputs are
+    read and written once per pass whatever the context: decode cost does not grow with it."""
+    d = model.d_model
+    di = model.ssm_d_inner / tp
+    ds, dc, dtr = model.ssm_d_state, model.ssm_d_conv, model.ssm_dt_rank
+    rep = model.ssm_layers
+    row(
+        "ssm_in_proj",
+        GEMM,
+        2 * tokens * d * 2 * di,
+        d * 2 * di * w,
+        tokens * (d + 2 * di) * a,
+        0 * one,
+        tokens,
+        2 * di,
+        d,
+        rep,
+    )
+    conv_state = 2 * b * di * jnp.maximum(dc - 1.0, 0.0) * kvb
+    row(
+        "ssm_conv",
+        ELEMENTWISE,
+        2 * tokens * di * dc,
+        di * (dc + 1) * w,
+        2 * tokens * di * a,
+        conv_state,
+        tokens,
+        di,
+        one,
+        rep,
+    )
+    row("ssm_x_proj", GEMM, 2 * tokens * di * (dtr + 2 * ds), di * (dtr + 2 * ds) * w, tokens * (di + dtr + 2 * ds) * a,
+        0 * one, tokens, dtr + 2 * ds, di, rep)  # fmt: skip
+    row(
+        "ssm_dt_proj",
+        GEMM,
+        2 * tokens * dtr * di,
+        (dtr + 1) * di * w,
+        tokens * (dtr + di) * a,
+        0 * one,
+        tokens,
+        di,
+        dtr,
+        rep,
+    )
+    # Selective scan: discretize (exp(Δ·A), Δ·B·x), update h = Ā·h + B̄x, read y = C·h, + D·x,
+    # gate by SiLU(z): ≈ 9 FLOPs per channel and state (an estimate of the elementwise ops).
+    scan_state = 2 * b * di * ds * kvb
+    row("ssm_scan", ELEMENTWISE, 9 * tokens * di * ds, di * (ds + 1) * w, tokens * (4 * di + 2 * ds) * a, scan_state,
+        tokens, di * ds, one, rep)  # fmt: skip
+    row("ssm_out_proj", GEMM, 2 * tokens * di * d, di * d * w, tokens * (di + d) * a, 0 * one, tokens, d, di, rep)
 
 
 def operator_table(
@@ -193,10 +441,12 @@ def operator_table(
     new_here = new_tokens / q_split  # tokens per sequence this chip computes
     w = dtype_bytes(scenario.weight_dtype)
     a = dtype_bytes(scenario.act_dtype)
+    kvb = dtype_bytes(scenario.kv_dtype)
     d, hd, L = model.d_model, model.head_dim, model.n_layers
+    n_attn = attention_layers(model)
     h = model.n_heads / tp  # query heads per chip
     kv = kv_heads_per_chip(model, tp)
-    kv_per_token_layer = kv_bytes_per_token(model, scenario.kv_dtype, tp) / L  # K and V, one layer
+    kv_per_token_layer = kv_values_per_token_layer(model, tp) * kvb  # K and V (or the latent), one layer
     group = model.n_heads / model.n_kv_heads  # queries sharing one KV head (GQA/MQA)
     tokens = b * new_here  # GEMM rows of this pass
     one = jnp.ones_like(tokens)
@@ -204,14 +454,28 @@ def operator_table(
     # past + (T + 1)/2 — about half of the S² work in prefill (seed 000, prefill).
     ctx_mean = past_tokens + ((new_tokens + 1.0) / 2.0 if scenario.causal else new_tokens)
     ctx_all = past_tokens + new_tokens  # keys in the cache after this pass
+    # Sliding-window layers see at most ``window`` keys; the rows carry the mean over layers
+    # (attention work is linear in the keys, so the mean is exact per pass).
+    win = jnp.maximum(model.window, 1.0)
+    lo, hi = past_tokens + 1.0, past_tokens + new_tokens  # key counts of the pass's first and last query
+    inside = (lo + hi) / 2.0
+    partial = ((win * (win + 1.0) - (lo - 1.0) * lo) / 2.0 + (hi - win) * win) / new_tokens
+    win_mean = jnp.where(hi <= win, inside, jnp.where(lo >= win, win, partial)) if scenario.causal else None
+    win_mean = jnp.minimum(ctx_mean, win) if win_mean is None else win_mean
+    wl = windowed_layers(model) / jnp.maximum(n_attn, 1.0)  # share of attention layers windowed
+    ctx_mean = (1.0 - wl) * ctx_mean + wl * win_mean
+    ctx_all = (1.0 - wl) * ctx_all + wl * jnp.minimum(ctx_all, win)
 
     rows: list[tuple] = []
 
     def row(name, kind, flops, wbytes, abytes, kbytes, m, n, k, rep, stored=None):
+        # GEMM dims of at least 1: a row a model does not have (no shared experts, no FFN)
+        # runs zero times, and its utilization must stay finite.
+        m, n, k = (jnp.maximum(x, 1.0) for x in (m, n, k))
         rows.append((name, kind, flops, wbytes, abytes, kbytes, m, n, k, rep, wbytes if stored is None else stored))
 
     # --- per layer -------------------------------------------------------------------
-    # Pre-attention and pre-FFN norms (RMSNorm/LayerNorm), replicated across TP ranks.
+    # Pre-mixer and pre-FFN norms (RMSNorm/LayerNorm), replicated across TP ranks.
     row(
         "norms",
         ELEMENTWISE,
@@ -224,90 +488,137 @@ def operator_table(
         one,
         L,
     )
-    # Fused QKV projection: N = (h + 2 kv)·head_dim per chip, K = d_model.
-    n_qkv = (h + 2.0 * kv) * hd
-    row(
-        "qkv_proj",
-        GEMM,
-        2 * tokens * n_qkv * d,
-        d * n_qkv * w,
-        tokens * d * a + tokens * h * hd * a,
-        tokens * kv_per_token_layer,  # K and V written to the cache
-        tokens,
-        n_qkv,
-        d,
-        L,
-    )
-    # Attention scores Q·Kᵀ: per (sequence, KV head) a GEMM of M = group·T queries,
-    # N = keys, K = head_dim; 2·T·ctx·hd FLOPs per query head.
-    attn_flops = 2.0 * b * h * new_here * ctx_mean * hd / kv_split
-    q_bytes = tokens * h * hd * a
-    cache_read = b * ctx_all * kv_per_token_layer / 2.0 / kv_split  # one of K or V, this chip's heads
-    score_bytes = b * h * new_here * ctx_mean / kv_split * a  # materialised only when not fused
     fused = scenario.fused_attention
-    row(
-        "attn_scores",
-        ATTENTION,
-        attn_flops,
-        0 * one,
-        q_bytes + (0 if fused else score_bytes),
-        cache_read,
-        group * new_here,
-        ctx_mean / kv_split,
-        hd,
-        L,
-    )
-    row(
-        "softmax",
-        ELEMENTWISE,
-        _SOFTMAX_FLOPS * b * h * new_here * ctx_mean / kv_split,
-        0 * one,
-        (0 if fused else 2.0) * score_bytes,
-        0 * one,
-        b * h * new_here,
-        ctx_mean / kv_split,
-        one,
-        L,
-    )
-    # Attention-times-values P·V: M = group·T, N = head_dim, K = keys.
-    row(
-        "attn_values",
-        ATTENTION,
-        attn_flops,
-        0 * one,
-        q_bytes + (0 if fused else score_bytes),
-        cache_read,
-        group * new_here,
-        hd,
-        ctx_mean / kv_split,
-        L,
-    )
-    # Output projection (row-parallel): N = d_model, K = heads per chip · head_dim.
-    row(
-        "out_proj",
-        GEMM,
-        2 * tokens * d * h * hd,
-        h * hd * d * w,
-        tokens * h * hd * a + tokens * d * a,
-        0 * one,
-        tokens,
-        d,
-        h * hd,
-        L,
-    )
+    if model.attention == "mla":
+        _mla_rows(model, row, b, h, tokens, new_here, kv_split, ctx_mean, ctx_all, w, a, kvb, n_attn, fused, one)
+    else:
+        # Fused QKV projection: N = (h + 2 kv)·head_dim per chip, K = d_model.
+        n_qkv = (h + 2.0 * kv) * hd
+        row(
+            "qkv_proj",
+            GEMM,
+            2 * tokens * n_qkv * d,
+            d * n_qkv * w,
+            tokens * d * a + tokens * h * hd * a,
+            tokens * kv_per_token_layer,  # K and V written to the cache
+            tokens,
+            n_qkv,
+            d,
+            n_attn,
+        )
+        # Attention scores Q·Kᵀ: per (sequence, KV head) a GEMM of M = group·T queries,
+        # N = keys, K = head_dim; 2·T·ctx·hd FLOPs per query head.
+        attn_flops = 2.0 * b * h * new_here * ctx_mean * hd / kv_split
+        q_bytes = tokens * h * hd * a
+        cache_read = b * ctx_all * kv_per_token_layer / 2.0 / kv_split  # one of K or V, this chip's heads
+        score_bytes = b * h * new_here * ctx_mean / kv_split * a  # materialised only when not fused
+        row(
+            "attn_scores",
+            ATTENTION,
+            attn_flops,
+            0 * one,
+            q_bytes + (0 if fused else score_bytes),
+            cache_read,
+            group * new_here,
+            ctx_mean / kv_split,
+            hd,
+            n_attn,
+        )
+        row(
+            "softmax",
+            ELEMENTWISE,
+            _SOFTMAX_FLOPS * b * h * new_here * ctx_mean / kv_split,
+            0 * one,
+            (0 if fused else 2.0) * score_bytes,
+            0 * one,
+            b * h * new_here,
+            ctx_mean / kv_split,
+            one,
+            n_attn,
+        )
+        # Attention-times-values P·V: M = group·T, N = head_dim, K = keys.
+        row(
+            "attn_values",
+            ATTENTION,
+            attn_flops,
+            0 * one,
+            q_bytes + (0 if fused else score_bytes),
+            cache_read,
+            group * new_here,
+            hd,
+            ctx_mean / kv_split,
+            n_attn,
+        )
+        # Output projection (row-parallel): N = d_model, K = heads per chip · head_dim.
+        row(
+            "out_proj",
+            GEMM,
+            2 * tokens * d * h * hd,
+            h * hd * d * w,
+            tokens * h * hd * a + tokens * d * a,
+            0 * one,
+            tokens,
+            d,
+            h * hd,
+            n_attn,
+        )
+    if model.ssm:
+        _mamba_rows(model, row, b, tokens, tp, w, a, kvb, one)
     # Two residual adds: read two tensors, write one.
     row("residual", ELEMENTWISE, 2 * tokens * d, 0 * one, 2 * 3 * tokens * d * a, 0 * one, tokens, d, one, L)
     # FFN. Gated: up and gate fused (N = 2·d_ff), SiLU·mul, down. MoE: per-expert GEMMs on
     # the tokens routed to the experts that are hit; weights read once per distinct expert.
-    f = model.d_ff / tp
-    up_n = (2.0 if model.gated_ffn else 1.0) * f
+    gate = 2.0 if model.gated_ffn else 1.0
+    n_moe = moe_layers(model)
+
+    def ffn_rows(prefix, width, m_rows, routed, hit, stored_experts, rep):
+        f = width / tp
+        up_n = gate * f
+        row(
+            f"{prefix}_up",
+            GEMM,
+            2 * routed * up_n * d,
+            hit * d * up_n * w,
+            routed * d * a + routed * up_n * a,
+            0 * one,
+            m_rows,
+            up_n,
+            d,
+            rep,
+            stored_experts * d * up_n * w,
+        )
+        row(
+            f"{prefix}_act",
+            ELEMENTWISE,
+            _ACT_FLOPS * routed * f,
+            0 * one,
+            (up_n + f) * routed * a,
+            0 * one,
+            routed,
+            f,
+            one,
+            rep,
+        )
+        row(
+            f"{prefix}_down",
+            GEMM,
+            2 * routed * d * f,
+            hit * f * d * w,
+            routed * f * a + routed * d * a,
+            0 * one,
+            m_rows,
+            d,
+            f,
+            rep,
+            stored_experts * f * d * w,
+        )
+
     if model.moe:
         # Token-expert pairs this chip's group computes: 1/ep of the stage's (all groups'
         # tokens are dispatched), times the imbalance of the busiest group, which paces the
         # layer; at most all of them. Its experts: 1/ep of those the stage's tokens hit.
         routed = tokens * model.top_k * jnp.minimum(split.expert_imbalance, ep)
         hit = distinct_experts(model.n_experts, model.top_k, tokens * ep) / ep
-        m_expert = routed / hit
         row(
             "router",
             GEMM,
@@ -318,38 +629,17 @@ def operator_table(
             tokens,
             model.n_experts,
             d,
-            L,
+            n_moe,
         )
+        ffn_rows("ffn", expert_width(model), routed / hit, routed, hit, model.n_experts / ep, n_moe)
+        # Shared experts (DeepSeekMoE, Dai et al. 2024): every token, as one dense FFN of their
+        # summed width, split over the TP ranks of each group.
+        shared = model.n_shared_experts * expert_width(model)
+        ffn_rows("shared", shared, tokens, tokens, one, one, n_moe * jnp.where(shared > 0, 1.0, 0.0))
+        # The first layers of DeepSeek-V2/V3 (and Jamba's odd layers) keep a dense FFN.
+        ffn_rows("dense", model.d_ff, tokens, tokens, one, one, model.n_layers - n_moe)
     else:
-        routed, hit, m_expert = tokens, one, tokens
-    n_exp = model.n_experts / ep if model.moe else one
-    row(
-        "ffn_up",
-        GEMM,
-        2 * routed * up_n * d,
-        hit * d * up_n * w,
-        routed * d * a + routed * up_n * a,
-        0 * one,
-        m_expert,
-        up_n,
-        d,
-        L,
-        n_exp * d * up_n * w,
-    )
-    row("ffn_act", ELEMENTWISE, _ACT_FLOPS * routed * f, 0 * one, (up_n + f) * routed * a, 0 * one, routed, f, one, L)
-    row(
-        "ffn_down",
-        GEMM,
-        2 * routed * d * f,
-        hit * f * d * w,
-        routed * f * a + routed * d * a,
-        0 * one,
-        m_expert,
-        d,
-        f,
-        L,
-        n_exp * f * d * w,
-    )
+        ffn_rows("ffn", model.d_ff, tokens, tokens, one, one, L * jnp.where(model.d_ff > 0, 1.0, 0.0))
     # --- once per pass ---------------------------------------------------------------
     # Embedding lookup: one row of d_model weights per token.
     row(
@@ -399,14 +689,19 @@ def memory_per_chip(model: TransformerSpec, scenario: Scenario, split: Split, pp
     tp, ep, sp = split.tp, split.ep, split.sp
     w = dtype_bytes(scenario.weight_dtype)
     a = dtype_bytes(scenario.act_dtype)
-    n_mats = 3.0 if model.gated_ffn else 2.0
-    experts = model.n_layers * n_mats * model.d_model * model.d_ff * model.n_experts if model.moe else 0.0
+    experts = weight_params(model)["experts"]
     weights = ((total_params(model) - experts) + experts / ep) * w / (tp * pp)
     context = scenario.prompt_tokens + scenario.output_tokens
     batch = scenario.batch / ep
-    kv = batch * context * kv_bytes_per_token(model, scenario.kv_dtype, tp) / (pp * sp)
+    attn_kv = kv_bytes_per_sequence(model, context, scenario.kv_dtype, tp) - ssm_state_bytes(
+        model, scenario.kv_dtype, tp
+    )
+    kv = batch * (attn_kv / (pp * sp) + ssm_state_bytes(model, scenario.kv_dtype, tp) / pp)
     tokens = batch * scenario.prompt_tokens / sp
-    hidden = (2.0 if model.gated_ffn else 1.0) * model.d_ff / tp * jnp.minimum(model.top_k, model.n_experts)
+    gate = 2.0 if model.gated_ffn else 1.0
+    moe_width = (jnp.minimum(model.top_k, model.n_experts) + model.n_shared_experts) * expert_width(model)
+    hidden = gate * jnp.maximum(model.d_ff, moe_width if model.moe else 0.0) / tp
+    hidden = jnp.maximum(hidden, 2.0 * model.ssm_d_inner / tp)
     act = tokens * (2.0 * model.d_model + (model.n_heads + 2.0 * model.n_kv_heads) * model.head_dim / tp + hidden) * a
     # Pipelined (pp > 1): each sequence is a micro-batch, so a stage holds one at a time.
     act = jnp.where(pp > 1, act / batch, act)

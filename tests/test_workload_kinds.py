@@ -1,0 +1,202 @@
+"""Workload kinds beyond dense GQA decoders: MLA and DeepSeek MoE, sliding windows, Mamba and
+hybrids, loaded from the catalog and from published config.json files (hand-derived numbers)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from helpers import config, f
+
+import dse
+from dse.specs import SpecError
+from models import Scenario, achievable_software, serve
+from models.workloads import active_params, kv_bytes_per_token, memory_per_chip, operator_table, total_params
+
+SW = achievable_software()
+
+
+def flops(model, scenario, new, past, names):
+    ops = operator_table(model, scenario, f(1), f(new), f(past))
+    keep = np.array([n in names for n in ops.names])
+    return float((ops.flops * ops.repeat)[keep].sum())
+
+
+def test_deepseek_v3_sizes_and_latent_cache():
+    m = dse.load_model("deepseek-v3").spec
+    # 61 MLA layers × 187.1 M + 3 dense FFNs 3·7168·18432 + 58 MoE layers × (257 experts ·
+    # 3·7168·2048 + router 7168·256) + embeddings 2·129280·7168 ≈ 671.0 B (published 671 B).
+    assert float(total_params(m)) / 1e9 == pytest.approx(671, rel=0.02)
+    # Activated: 8 routed + 1 shared expert per MoE layer ≈ 37.6 B (published 37 B; DeepSeek
+    # counts 36.6 B without the input embedding).
+    assert float(active_params(m)) / 1e9 == pytest.approx(37, rel=0.05)
+    # The cache holds the latent and the rotary key: (512 + 64) values × 61 layers, in BF16.
+    assert float(kv_bytes_per_token(m)) == (512 + 64) * 61 * 2
+    assert float(kv_bytes_per_token(m, tp=8)) == (512 + 64) * 61 * 2  # every rank holds it
+
+
+def test_mla_flops_absorbed_in_decode_and_not_in_prefill():
+    m = dse.load_model("deepseek-v2-lite").spec  # q_lora_rank 0: one query matrix
+    h, r, rope, nope, v, d = 16, 512, 64, 128, 128, 2048
+    sc = Scenario(f(1), f(1), f(1))
+    # Decode at 4,096 cached tokens (the query sees 4,097 keys): absorbed. Per layer, per token:
+    # q 2·d·h·192, kv_down 2·d·576, W_UK folded into q 2·h·nope·r, scores 2·h·C·(r + rope),
+    # values 2·h·C·r, W_UV 2·h·r·v, output 2·h·v·d.
+    c = 4097
+    per_layer = (
+        2 * d * h * (nope + rope) + 2 * d * (r + rope) + 2 * h * nope * r
+        + 2 * h * c * (r + rope) + 2 * h * c * r + 2 * h * r * v + 2 * h * v * d
+    )  # fmt: skip
+    names = {"q_up", "kv_down", "kv_up", "attn_scores", "attn_values", "v_up", "out_proj"}
+    assert flops(m, sc, 1, 4096, names) == pytest.approx(27 * per_layer, rel=1e-12)
+    # Prefill of 4,096 tokens (causal: (S + 1)/2 keys per query on average): not absorbed —
+    # every latent is up-projected once, 2·S·r·h·(nope + v), attention over 192/128-wide heads.
+    s = 4096
+    per_layer = s * (
+        2 * d * h * (nope + rope) + 2 * d * (r + rope) + 2 * r * h * (nope + v) + 2 * h * v * d
+    ) + 2 * h * s * (s + 1) / 2 * (nope + rope + v)
+    assert flops(m, Scenario(f(1), f(s), f(1)), s, 0, names) == pytest.approx(27 * per_layer, rel=1e-12)
+
+
+def test_jamba_size_and_attention_kv_on_four_layers():
+    m = dse.load_model("jamba-1.5-mini").spec
+    assert float(total_params(m)) / 1e9 == pytest.approx(51.6, rel=0.03)  # published 52 B / 51.6 B
+    assert float(active_params(m)) / 1e9 == pytest.approx(12.1, rel=0.03)  # published 12 B
+    # K and V of 8 heads × 128 on the 4 attention layers of 32, in BF16.
+    assert float(kv_bytes_per_token(m)) == 2 * 8 * 128 * 4 * 2
+    ops = operator_table(m, Scenario(f(1), f(1), f(1)), f(1), f(1), f(100))
+    assert float(ops.repeat[ops.names.index("attn_scores")]) == 4
+    assert float(ops.repeat[ops.names.index("ssm_scan")]) == 28
+    assert float(ops.repeat[ops.names.index("ffn_up")]) == 16  # MoE layers
+    assert float(ops.repeat[ops.names.index("dense_up")]) == 16
+
+
+def test_sliding_window_kv_stops_growing_at_the_window():
+    m = dse.load_model("mistral-7b").spec  # window 4,096 on all 32 layers
+    kv = [float(memory_per_chip(m, Scenario(f(1), f(c), f(0)), f(1), f(1)).kv_bytes) for c in (2048, 4096, 32768)]
+    per_token = 2 * 8 * 128 * 32 * 2
+    assert kv == [2048 * per_token, 4096 * per_token, 4096 * per_token]
+    # Gemma 2: 21 of 42 layers local, so half the cache keeps growing.
+    g = dse.load_model("gemma-2-9b").spec
+    per_layer = 2 * 8 * 256 * 2
+    got = float(memory_per_chip(g, Scenario(f(1), f(8192), f(0)), f(1), f(1)).kv_bytes)
+    assert got == per_layer * (21 * 8192 + 21 * 4096)
+    # A decode step past the window reads the window only: attention FLOPs flat beyond it.
+    sc = Scenario(f(1), f(1), f(1))
+    near, far = (flops(m, sc, 1, c, {"attn_scores"}) for c in (8000, 30000))
+    assert near == far == 32 * 2 * 32 * 4096 * 128
+
+
+def test_mamba_decode_costs_the_same_at_1k_and_32k():
+    c1 = config("mamba-2.8b", "h100-sxm5-80gb", batch=8, prompt_tokens=1024, output_tokens=1)
+    c32 = config("mamba-2.8b", "h100-sxm5-80gb", batch=8, prompt_tokens=32768, output_tokens=1)
+    ops1, ops32 = (operator_table(c.model, c.scenario, f(1), f(1), c.scenario.prompt_tokens) for c in (c1, c32))
+    for ops in (ops1, ops32):
+        assert float(ops.repeat[ops.names.index("attn_scores")]) == 0  # no attention layer
+    np.testing.assert_array_equal(np.asarray(ops1.flops * ops1.repeat), np.asarray(ops32.flops * ops32.repeat))
+    np.testing.assert_array_equal(np.asarray(ops1.bytes * ops1.repeat), np.asarray(ops32.bytes * ops32.repeat))
+    # The whole decode step (serve at one output token past the prompt) is the same too.
+    m1, m32 = (serve(c.model, c.chip, c.platform, c.scenario, c.economics, SW) for c in (c1, c32))
+    assert float(m1.tpot_s) == pytest.approx(float(m32.tpot_s), rel=1e-12)
+    # Its state per sequence: 64 layers × 5120 channels × (16 + 3) values, whatever the context.
+    fp = memory_per_chip(c32.model, c32.scenario, f(1), f(1))
+    assert float(fp.kv_bytes) == 8 * 64 * 5120 * (16 + 3) * 2
+    assert float(total_params(c1.model)) == pytest.approx(2_768_345_600, rel=1e-4)  # config: 2.77 B
+
+
+def test_every_workload_kind_costs_finite_positive_time_on_every_family():
+    # The interface between workloads and hardware is operator_cost: every kind's table on
+    # every family, prefill and decode, gives finite non-negative times and a positive total.
+    kinds = ("llama-3-8b", "mixtral-8x7b", "deepseek-v2-lite", "mistral-7b", "mamba-2.8b", "jamba-1.5-mini")
+    chips = ("h100-sxm5-80gb", "tpu-v5e", "dmatrix-corsair", "wse-3", "groq-lpu", "sn40l")
+    for model in kinds:
+        spec = dse.load_model(model).spec
+        for new, past in ((512, 0), (1, 2048)):
+            ops = operator_table(spec, Scenario(f(4), f(512), f(64)), f(2), f(new), f(past))
+            for hw in chips:
+                cost = dse.load_hardware(hw).spec.operator_cost(SW, ops, "bf16", "bf16", "bf16")
+                t = np.asarray((np.maximum(cost.compute_s, cost.memory_s) + cost.overhead_s) * ops.repeat)
+                assert np.all(np.isfinite(t)) and np.all(t >= 0) and t.sum() > 0, (model, hw, new)
+
+
+def test_serve_runs_the_new_kinds():
+    for model, hw in (("deepseek-v2-lite", "h100-sxm5-80gb"), ("jamba-1.5-mini", "a100-sxm4-80gb")):
+        c = config(model, hw, tp=2, batch=4, prompt_tokens=1024, output_tokens=64)
+        m = serve(c.model, c.chip, c.platform, c.scenario, c.economics, SW)
+        assert 0 < float(m.ttft_s) < float(m.latency_s) < 10 and float(m.energy_j) > 0
+
+
+PUBLISHED = {
+    # Published config.json keys (the file names the source of each in models/catalog/models).
+    "deepseek-v3": {
+        "model_type": "deepseek_v3", "hidden_size": 7168, "num_hidden_layers": 61, "num_attention_heads": 128,
+        "num_key_value_heads": 128, "intermediate_size": 18432, "moe_intermediate_size": 2048,
+        "n_routed_experts": 256, "n_shared_experts": 1, "num_experts_per_tok": 8, "first_k_dense_replace": 3,
+        "moe_layer_freq": 1, "q_lora_rank": 1536, "kv_lora_rank": 512, "qk_nope_head_dim": 128,
+        "qk_rope_head_dim": 64, "v_head_dim": 128, "num_nextn_predict_layers": 1, "vocab_size": 129280,
+        "tie_word_embeddings": False, "max_position_embeddings": 163840,
+    },
+    "qwen3-30b-a3b": {
+        "model_type": "qwen3_moe", "hidden_size": 2048, "num_hidden_layers": 48, "num_attention_heads": 32,
+        "num_key_value_heads": 4, "head_dim": 128, "intermediate_size": 6144, "moe_intermediate_size": 768,
+        "num_experts": 128, "num_experts_per_tok": 8, "decoder_sparse_step": 1, "mlp_only_layers": [],
+        "vocab_size": 151936, "tie_word_embeddings": False, "sliding_window": None, "use_sliding_window": False,
+        "max_position_embeddings": 40960,
+    },
+    "gemma-2-9b": {
+        "model_type": "gemma2", "hidden_size": 3584, "num_hidden_layers": 42, "num_attention_heads": 16,
+        "num_key_value_heads": 8, "head_dim": 256, "intermediate_size": 14336, "sliding_window": 4096,
+        "vocab_size": 256000, "max_position_embeddings": 8192,
+    },
+    "mamba-2.8b": {
+        "model_type": "mamba", "hidden_size": 2560, "num_hidden_layers": 64, "intermediate_size": 5120,
+        "expand": 2, "state_size": 16, "conv_kernel": 4, "time_step_rank": 160, "vocab_size": 50280,
+    },
+    "falcon-mamba-7b": {
+        "model_type": "falcon_mamba", "hidden_size": 4096, "num_hidden_layers": 64, "intermediate_size": 8192,
+        "expand": 16, "state_size": 16, "conv_kernel": 4, "time_step_rank": 256, "vocab_size": 65024,
+        "tie_word_embeddings": False,
+    },
+    "jamba-1.5-mini": {
+        "model_type": "jamba", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+        "num_key_value_heads": 8, "intermediate_size": 14336, "attn_layer_period": 8, "attn_layer_offset": 4,
+        "expert_layer_period": 2, "expert_layer_offset": 1, "num_experts": 16, "num_experts_per_tok": 2,
+        "mamba_d_state": 16, "mamba_d_conv": 4, "mamba_expand": 2, "mamba_dt_rank": 256, "vocab_size": 65536,
+        "tie_word_embeddings": False, "sliding_window": None, "max_position_embeddings": 262144,
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("model", sorted(PUBLISHED))
+def test_published_config_loads_as_the_catalog_entry(tmp_path, model):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(PUBLISHED[model]))
+    got, want = dse.load_model(path).spec, dse.load_model(model).spec
+    assert float(total_params(got)) == float(total_params(want))
+    assert float(active_params(got)) == float(active_params(want))
+    assert float(kv_bytes_per_token(got)) == float(kv_bytes_per_token(want))
+    for ctx in (1000.0, 20000.0):
+        sc = Scenario(f(2), f(ctx), f(0))
+        assert float(memory_per_chip(got, sc, f(1), f(1)).kv_bytes) == float(
+            memory_per_chip(want, sc, f(1), f(1)).kv_bytes
+        )
+
+
+@pytest.mark.parametrize(
+    ("cfg", "key"),
+    [
+        ({"model_type": "qwen2_vl", "hidden_size": 3584, "vision_config": {"depth": 32}}, "vision_config"),
+        ({"_class_name": "SD3Transformer2DModel", "num_layers": 24}, "_class_name"),
+        ({"model_type": "mamba2", "hidden_size": 2560, "num_hidden_layers": 64}, "model_type"),
+        ({"model_type": "vit", "hidden_size": 1024, "image_size": 224, "patch_size": 16}, "patch_size"),
+        (dict(PUBLISHED["deepseek-v3"], moe_layer_freq=2), "moe_layer_freq"),
+        ({**PUBLISHED["gemma-2-9b"], "model_type": "newarch"}, "sliding_window"),
+    ],
+)
+def test_what_the_loader_cannot_model_is_refused_in_one_line(tmp_path, cfg, key):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    with pytest.raises(SpecError) as err:
+        dse.load_model(path)
+    assert f"'{key}'" in str(err.value) and "\n" not in str(err.value)
