@@ -464,7 +464,9 @@ def system_features(chip: Any, sw: SoftwareParams, prep: Prepared) -> dict[str, 
 
 
 LINEAR_SOFTWARE = FRAMEWORK_PARAMS  # per-framework software parameters of stage 2
-SECOND_ORDER = ("idle_w", *FRAMEWORK_PARAMS)  # the parameters serve() is bilinear in, pairwise
+# serve() is bilinear in the idle power and each framework overhead (idle chips draw P_idle
+# while the framework runs); every other second derivative is zero.
+SECOND_ORDER = ("idle_w", FRAMEWORK_PARAMS)
 
 
 @in_float64
@@ -492,10 +494,16 @@ def system_linearization(chip: Any, sw: SoftwareParams, prep: Prepared) -> dict[
         value = outputs(theta, c, s, g)
         jac = jax.jacfwd(outputs)(theta, c, s, g)
         # Second order only where serve() is bilinear: the idle power times the overheads'
-        # idle time (every other second derivative is zero; test_expansion_matches_serve).
-        second = lambda sub: outputs({**theta, **sub}, c, s, g)  # noqa: E731
-        hess = jax.jacfwd(jax.jacfwd(second))({n: theta[n] for n in SECOND_ORDER})
-        return {"value": value, "jac": jac, "hess": hess, "theta0": theta}
+        # idle time, ∂²/∂P_idle∂θ for each overhead θ (every other second derivative is zero;
+        # test_expansion_matches_serve): one forward-over-forward pass per overhead.
+        idle, overheads = SECOND_ORDER
+
+        def d_idle(sub):
+            f = lambda p: outputs({**theta, **sub, idle: p}, c, s, g)  # noqa: E731
+            return jax.jvp(f, (theta[idle],), (jnp.ones_like(theta[idle]),))[1]
+
+        cross = jax.jacfwd(d_idle)({n: theta[n] for n in overheads})
+        return {"value": value, "jac": jac, "cross": cross, "theta0": theta}
 
     key = ("linearization", id(prep))
     if key not in _CACHE:
@@ -531,7 +539,8 @@ def system_linear(v: Mapping[str, Array], lin: Mapping[str, Any], d: Mapping[str
     for n in CHIP_PARAMS:
         delta[n] = v[n] - lin["theta0"][n]
     out = lin["value"] + sum(lin["jac"][n] * delta[n] for n in delta)
-    out = out + 0.5 * sum(lin["hess"][p][q] * delta[p] * delta[q] for p in SECOND_ORDER for q in SECOND_ORDER)
+    idle, overheads = SECOND_ORDER
+    out = out + sum(lin["cross"][n] * delta[idle] * delta[n] for n in overheads)
     # Serving throughput is reported only (never fitted): rounds of the expanded TPOT stand in.
     throughput = d["batch"] / out[2]
     return derive(out[0], out[1], out[2], throughput, v["idle_w"], d)

@@ -122,6 +122,20 @@ class OperatorTable(NamedTuple):
             m=self.m + (1.0 - attention) * other.m,
         )
 
+    def joined(self, other: OperatorTable) -> OperatorTable:
+        """The rows of both tables, this one's first (a pipeline of models in one pass: text
+        encoders, a denoiser, a VAE decoder)."""
+        arrays = [
+            jnp.concatenate([jnp.atleast_1d(x), jnp.atleast_1d(y)]) for x, y in zip(self[:9], other[:9], strict=True)
+        ]
+        return OperatorTable(
+            *arrays,
+            names=self.names + other.names,
+            kinds=self.kinds + other.kinds,
+            per_layer=self.per_layer + other.per_layer,
+            stages=self.stages,
+        )
+
     @property
     def kv_total_bytes(self) -> Array:
         """KV cache (or state) this chip holds: what the attention rows read, its stage's layers."""
@@ -235,6 +249,12 @@ class Scenario:
         kind="nonnegative",
         required=False,
         doc="coefficient of variation of the prompt lengths (lognormal; 0: all of the mean length)",
+        value=0.0,
+    )
+    image_px: Array = spec_field(
+        kind="nonnegative",
+        required=False,
+        doc="image side in pixels (vision, diffusion; 0: the model's own)",
         value=0.0,
     )
 

@@ -185,7 +185,7 @@ def _phase(
     busy = op_time.sum()
     # A share ``overlap`` of the communication may run under the compute of the pass (GenZ
     # §III-C's overlap knob); what does not fit under it stays exposed.
-    per_pass = busy / n_passes
+    per_pass = busy / jnp.where(n_passes > 0, n_passes, 1.0)  # an encoder's decode has no pass
     exposed = (1.0 - platform.overlap) * net + jnp.maximum(platform.overlap * net - per_pass, 0.0)
     # GenZ Eq. 2's network term: the links draw P_icn while they carry the pass's collectives
     # (hidden under compute or not).
@@ -255,6 +255,9 @@ class Metrics(NamedTuple):
     n_chips: Array
     slo_attainment: Array
     goodput_tokens_per_s: Array
+    requests_per_s: Array
+    j_per_request: Array
+    usd_per_k_requests: Array
 
 
 BATCHING = ("static", "continuous", "chunked", "disaggregated")
@@ -331,6 +334,13 @@ def serve(
     mode = scenario.batching
     if mode not in BATCHING:
         raise ValueError(f"batching: {mode!r}: expected one of {', '.join(BATCHING)}")
+    # What a request yields (output tokens, or one image) and whether it decodes at all
+    # (an encoder is one pass; a diffusion model's "decode" passes are its denoising steps).
+    unit, decodes = getattr(model, "output_unit", "token"), getattr(model, "decodes", True)
+    if unit != "token":
+        if mode != "static":
+            raise ValueError(f"batching: {mode!r}: image workloads are served in static batches")
+        scenario = dataclasses.replace(scenario, prompt_tokens=model.request_tokens(scenario))
     if chip.chips_from_capacity:
         # SRAM-only chips: as many pipeline stages as the weights and KV cache need
         # (GenZ Table VII, "Multiple SRAM chips"); the chip count is an output.
@@ -349,6 +359,8 @@ def serve(
     scenario = dataclasses.replace(scenario, batch=batch_all / dp)  # one of dp replicas
     b, s, d = scenario.batch, scenario.prompt_tokens, scenario.output_tokens
     one, zero = jnp.ones_like(b), jnp.zeros_like(b)
+    d_passes = d if decodes else zero  # decode (or denoising) passes of a request
+    outputs = d if unit == "token" else one  # what a request yields, in the metrics' unit
     beam, gamma = scenario.beam, scenario.draft_tokens
     accepted = expected_accepted_tokens(scenario.acceptance, gamma)
     new_dec = (1.0 + gamma) * one  # tokens per sequence in a decode (verify) pass
@@ -419,19 +431,19 @@ def serve(
         pre = prompt_pass(net_pre)
         ttft_static = pre.wall_s * pipeline_fill_factor(b, pp)
         dec_micro = _phase(
-            model, chip, software, dec_sc, platform, new_dec, s, d / accepted, growth=accepted, net=net_dec
+            model, chip, software, dec_sc, platform, new_dec, s, d_passes / accepted, growth=accepted, net=net_dec
         )
-        dec_micro = with_offload(with_draft(dec_micro, d / accepted, dec_seqs / micro))
+        dec_micro = with_offload(with_draft(dec_micro, d_passes / accepted, dec_seqs / micro))
         dec = _times(dec_micro, micro)
         rounds = one  # the decode work above is the whole batch's
         ttft = ttft_static
         ttft_wait, ttft_prompt = zero, zero  # one pass for the batch: every request sees the same
         dec_total = round_s(dec_micro, micro)
         e_pre, e_dec = platform_energy(pre, ttft, dp), platform_energy(dec, dec_total, dp)
-        out_tokens = batch_all * d
+        out_tokens = batch_all * outputs
         throughput = out_tokens / (ttft + dec_total)
-        tpot = dec_total / d
-        decode_rate = out_tokens / dec_total
+        tpot = dec_total / jnp.where(d_passes > 0, d_passes, 1.0)
+        decode_rate = jnp.where(dec_total > 0, out_tokens / jnp.where(dec_total > 0, dec_total, 1.0), 0.0)
         latency = ttft + dec_total
     else:
         life = d / accepted  # iterations a sequence runs
@@ -587,6 +599,9 @@ def serve(
         n_chips=n_chips,
         slo_attainment=attainment,
         goodput_tokens_per_s=throughput * attainment,
+        requests_per_s=throughput / outputs,
+        j_per_request=energy / batch_all,
+        usd_per_k_requests=usd * outputs / 1e3,
     )
 
 

@@ -3,6 +3,7 @@ hybrids, loaded from the catalog and from published config.json files (hand-deri
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -108,12 +109,13 @@ def test_mamba_decode_costs_the_same_at_1k_and_32k():
 def test_every_workload_kind_costs_finite_positive_time_on_every_family():
     # The interface between workloads and hardware is operator_cost: every kind's table on
     # every family, prefill and decode, gives finite non-negative times and a positive total.
-    kinds = ("llama-3-8b", "mixtral-8x7b", "deepseek-v2-lite", "mistral-7b", "mamba-2.8b", "jamba-1.5-mini")
+    kinds = ("llama-3-8b", "mixtral-8x7b", "deepseek-v2-lite", "mistral-7b", "mamba-2.8b", "jamba-1.5-mini",
+             "vit-l-16", "sd3-medium", "flux-1-dev")  # fmt: skip
     chips = ("h100-sxm5-80gb", "tpu-v5e", "dmatrix-corsair", "wse-3", "groq-lpu", "sn40l")
     for model in kinds:
         spec = dse.load_model(model).spec
         for new, past in ((512, 0), (1, 2048)):
-            ops = operator_table(spec, Scenario(f(4), f(512), f(64)), f(2), f(new), f(past))
+            ops = spec.operator_table(Scenario(f(4), f(512), f(64)), f(2), f(new), f(past))
             for hw in chips:
                 cost = dse.load_hardware(hw).spec.operator_cost(SW, ops, "bf16", "bf16", "bf16")
                 t = np.asarray((np.maximum(cost.compute_s, cost.memory_s) + cost.overhead_s) * ops.repeat)
@@ -165,6 +167,10 @@ PUBLISHED = {
         "mamba_d_state": 16, "mamba_d_conv": 4, "mamba_expand": 2, "mamba_dt_rank": 256, "vocab_size": 65536,
         "tie_word_embeddings": False, "sliding_window": None, "max_position_embeddings": 262144,
     },
+    "vit-l-16": {
+        "model_type": "vit", "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
+        "intermediate_size": 4096, "image_size": 224, "patch_size": 16, "num_channels": 3,
+    },
 }  # fmt: skip
 
 
@@ -189,7 +195,7 @@ def test_published_config_loads_as_the_catalog_entry(tmp_path, model):
         ({"model_type": "qwen2_vl", "hidden_size": 3584, "vision_config": {"depth": 32}}, "vision_config"),
         ({"_class_name": "SD3Transformer2DModel", "num_layers": 24}, "_class_name"),
         ({"model_type": "mamba2", "hidden_size": 2560, "num_hidden_layers": 64}, "model_type"),
-        ({"model_type": "vit", "hidden_size": 1024, "image_size": 224, "patch_size": 16}, "patch_size"),
+        ({"model_type": "swin", "hidden_size": 1024, "image_size": 224, "patch_size": 4}, "patch_size"),
         (dict(PUBLISHED["deepseek-v3"], moe_layer_freq=2), "moe_layer_freq"),
         ({**PUBLISHED["gemma-2-9b"], "model_type": "newarch"}, "sliding_window"),
     ],
@@ -200,3 +206,50 @@ def test_what_the_loader_cannot_model_is_refused_in_one_line(tmp_path, cfg, key)
     with pytest.raises(SpecError) as err:
         dse.load_model(path)
     assert f"'{key}'" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_vit_l16_at_224_is_the_seeds_122_7_gflop():
+    c = config("vit-l-16", "a100-sxm4-80gb", batch=1, prompt_tokens=1, output_tokens=1)
+    assert float(c.model.request_tokens(c.scenario)) == 197  # 14 x 14 patches + [CLS]
+    ops = operator_table(c.model, c.scenario, f(1), f(197), f(0))
+    # Layers 118.99 + attention 3.81 (seed 000) + patch embedding 2·196·768·1024 = 0.31 GFLOP.
+    assert float((ops.flops * ops.repeat).sum()) / 1e9 == pytest.approx(122.7, rel=0.01)
+    assert float(total_params(c.model)) == pytest.approx(304_326_632, rel=0.002)  # torchvision vit_l_16
+    m = serve(c.model, c.chip, c.platform, c.scenario, c.economics, SW)
+    assert float(m.decode_latency_s) == 0 and float(m.kv_bytes_per_chip) == 0  # one pass, nothing cached
+    assert float(m.requests_per_s) == pytest.approx(1 / float(m.latency_s), rel=1e-12)  # images/s
+
+
+def test_diffusion_latency_is_linear_in_the_steps_and_guidance_doubles_the_denoiser():
+    def request(model, steps, **kw):
+        c = config(model, "h100-sxm5-80gb", batch=1, prompt_tokens=1, output_tokens=steps, **kw)
+        return c, serve(c.model, c.chip, c.platform, c.scenario, c.economics, SW)
+
+    lat = [float(request("sd3-medium", s)[1].latency_s) for s in (10, 20, 40)]
+    assert lat[2] - lat[1] == pytest.approx(2 * (lat[1] - lat[0]), rel=1e-9)
+    c, m = request("sd3-medium", 28)
+    assert float(m.tpot_s) * 28 == pytest.approx(float(m.decode_latency_s), rel=1e-12)
+    assert float(m.j_per_request) == pytest.approx(float(m.energy_j), rel=1e-12)  # one image
+    # A step of SD3 (guidance: 2 sequences of 4,096 image + 333 text tokens) against the same
+    # denoiser without guidance: twice the FLOPs.
+    step = c.model.operator_table(c.scenario, f(1), f(1), f(333))
+    nocfg = dataclasses.replace(c.model, cfg_batches=f(1)).operator_table(c.scenario, f(1), f(1), f(333))
+    assert float((step.flops * step.repeat).sum()) == pytest.approx(2 * float((nocfg.flops * nocfg.repeat).sum()))
+    # Joint attention of 4,429 tokens: 24 blocks x 2 sequences x 2 x 2·24·4429²·64 FLOPs.
+    i = step.names.index("attn_scores")
+    assert float(step.flops[i]) == pytest.approx(2 * 2 * 24 * 4429**2 * 64, rel=1e-12)
+    # Half the side: a quarter of the image tokens.
+    assert float(c.model.image_tokens(dataclasses.replace(c.scenario, image_px=f(512)))) == 1024
+
+
+def test_diffusion_pipeline_sizes():
+    from models.workloads._diffusion import denoiser_params, vae_decoder_params
+
+    sd3, flux = (dse.load_model(m).spec for m in ("sd3-medium", "flux-1-dev"))
+    assert float(denoiser_params(sd3)) / 1e9 == pytest.approx(2.028, rel=0.02)  # its config: 2,028,328,000
+    assert float(denoiser_params(flux)) / 1e9 == pytest.approx(11.90, rel=0.01)  # 11,901,408,320; "12B" published
+    # The VAE decoder: 49.5 M weights (AutoencoderKL with block_out_channels 128-512).
+    assert float(vae_decoder_params(sd3)) / 1e6 == pytest.approx(49.5, rel=0.01)
+    # Text encoders: T5-XXL 4.76 B (its config), CLIP-L 123 M, bigG 695 M.
+    assert float(total_params(dse.load_model("t5-v1.1-xxl-encoder").spec)) / 1e9 == pytest.approx(4.762, rel=1e-3)
+    assert float(total_params(sd3)) / 1e9 == pytest.approx(2.05 + 0.123 + 0.692 + 4.762 + 0.05, rel=0.01)

@@ -165,6 +165,38 @@ def _scenario(args: argparse.Namespace) -> dict[str, Any]:
     return dict(batch=batch, prompt_tokens=prompt, output_tokens=out)
 
 
+_IMAGE_COLUMNS = [
+    ("latency_s", "latency ms", 1e3),
+    ("tpot_s", "step ms", 1e3),
+    ("requests_per_s", "images/s", 1),
+    ("j_per_request", "J/image", 1),
+    ("usd_per_k_requests", "$/1k images", 1),
+    ("bound", "bound", None),
+]
+
+
+def _image_knobs(args: argparse.Namespace, models: Sequence[str], images: bool) -> dict[str, Any]:
+    """``--steps`` and ``--resolution`` for vision and diffusion models: a request is one image
+    (its denoising steps are its decode passes); refused for token workloads."""
+    if not images:
+        for flag in ("steps", "resolution"):
+            if getattr(args, flag) is not None:
+                raise SpecError(f"--{flag}: only for vision and diffusion models (--model gives token workloads)")
+        return {}
+    knobs: dict[str, Any] = {}
+    if args.resolution is not None:
+        knobs["image_px"] = _floats(args.resolution, "resolution", integer=True)
+    specs = [load_model(m).spec for m in models]
+    if args.steps is not None:
+        knobs["output_tokens"] = _floats(args.steps, "steps", integer=True)
+    else:
+        steps = {float(getattr(s, "default_steps", 1.0)) for s in specs}
+        if len(steps) > 1:
+            raise SpecError("--steps: the models' default steps differ: give --steps")
+        knobs["output_tokens"] = [steps.pop()]
+    return knobs
+
+
 def _serving(args: argparse.Namespace, models: Sequence[str]) -> tuple[dict[str, Any], str]:
     """Serving flags → (knobs, batching mode). ``--chunk-tokens`` implies chunked prefill and
     ``--disaggregate P:D`` (prefill and decode replicas) disaggregated pools, unless
@@ -279,6 +311,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.expert_imbalance is not None:
         knobs["expert_imbalance"] = _floats(args.expert_imbalance, "expert_imbalance")
     knobs |= _scenario(args)
+    units = {load_model(m).spec.output_unit for m in models}
+    if len(units) > 1:
+        raise SpecError("--model: token and image workloads mixed: evaluate them in separate calls")
+    images = units == {"image"}
+    knobs |= _image_knobs(args, models, images)
     serving, batching = _serving(args, models)
     knobs |= serving
     families = list(dict.fromkeys(h.family for h in hws))
@@ -298,7 +335,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     grid_dims = [d for d in ds.tpot_s.dims if d not in ("model", "hardware", "level")]
     flat = ds.stack(row=("model", "hardware", *grid_dims)).transpose("row", "level")
-    cols = _COLUMNS[args.phase]
+    cols = _IMAGE_COLUMNS if images else _COLUMNS[args.phase]
     if args.phase == "request" and (args.ttft_slo_ms or args.tpot_slo_ms):
         cols = [*cols[:3], ("goodput_tokens_per_s", "goodput tok/s", 1), ("slo_attainment", "in SLO", 1), *cols[3:]]
     headers = ["model", "hardware", *grid_dims]
@@ -628,6 +665,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--prompt-tokens", help="prompt tokens (prefill, request)")
     s.add_argument("--context", help="context tokens of the decode step (decode)")
     s.add_argument("--output-tokens", default="256", help="output tokens (request)")
+    s.add_argument("--steps", help="denoising steps of a diffusion model (default: its pipeline's)")
+    s.add_argument("--resolution", help="image side(s) in pixels of a vision or diffusion model (default: its own)")
     s.add_argument("--dtype", default="bf16", help="weights, activations and KV dtype: " + ", ".join(DTYPES))
     s.add_argument("--weight-dtype", help="weights dtype (overrides --dtype), e.g. int4 for weight-only quantization")
     s.add_argument("--act-dtype", help="activations dtype (overrides --dtype)")

@@ -48,6 +48,9 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "n_chips": ("1", "chips of the platform (tp · pp · ep · sp · dp)"),
     "slo_attainment": ("1", "share of requests meeting the TTFT and TPOT SLOs (1 without SLOs)"),
     "goodput_tokens_per_s": ("token/s", "output tokens/s of the requests that meet both SLOs"),
+    "requests_per_s": ("request/s", "requests completed per second (images/s for image workloads)"),
+    "j_per_request": ("J/request", "energy per request, prefill included (J per image for image workloads)"),
+    "usd_per_k_requests": ("USD/1k request", "TCO cost per thousand requests ($ per 1k images for image workloads)"),
 }
 assert set(METRIC_INFO) == set(Metrics._fields)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from models.workloads import TransformerSpec
+from models.workloads import DiffusionSpec, TransformerSpec
 
 from ._errors import SpecError
 from ._files import MODEL_DIR, ids, read_mapping, resolve
@@ -19,6 +19,8 @@ MODEL_KEYS: dict[str, KeyInfo] = {
     **keys_of(TransformerSpec),
     "ffn": described("ffn", "choice", "the FFN form", required=True, choices=("gated", "plain")),
     "attention": described("attention", "choice", "the attention form", choices=("gqa", "mla")),
+    "encoder": described("encoder", "bool", "true or false (one pass per input, no KV cache, no decode)"),
+    "bidirectional": described("bidirectional", "bool", "true or false (every token attends to every token)"),
     "tied_embeddings": described("tied_embeddings", "bool", "true or false"),
     "max_context_tokens": described("max_context_tokens", "int", "an integer > 0"),
     "hf_id": described("hf_id", "str", "a Hugging Face repo id"),
@@ -27,13 +29,46 @@ MODEL_KEYS: dict[str, KeyInfo] = {
 }
 
 
+DIFFUSION_KEYS: dict[str, KeyInfo] = {
+    "name": described("name", "str", "a display name", required=True),
+    "kind": described("kind", "choice", "the workload kind", required=True, choices=("diffusion",)),
+    **keys_of(DiffusionSpec),
+    "encoders": described("encoders", "list", "catalog ids of the text encoders", required=True),
+    "encoder_tokens": described("encoder_tokens", "list", "tokens per prompt of each text encoder", required=True),
+    "vae_channels": described("vae_channels", "list", "the VAE's block_out_channels", required=True),
+    "hf_id": described("hf_id", "str", "a Hugging Face repo id"),
+    "total_params_b": described("total_params_b", "positive", "billions > 0"),
+    "default_guidance": described("default_guidance", "positive", "the pipeline's default guidance scale"),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelEntry:
     id: str
     name: str
     path: Path
-    spec: TransformerSpec
+    spec: TransformerSpec | DiffusionSpec
     raw: dict[str, Any]
+
+
+def _diffusion(path: Path, data: dict[str, Any]) -> ModelEntry:
+    """A text-to-image pipeline: denoiser keys, its text encoders (catalog ids) and VAE."""
+    v = check(path, data, DIFFUSION_KEYS)
+    encoders = [load_model(e) for e in v["encoders"]]
+    if len(v["encoder_tokens"]) != len(encoders):
+        raise SpecError(f"{path}: key 'encoder_tokens': expected one count per encoder ({len(encoders)})")
+    for e in encoders:
+        if not e.spec.encoder:
+            raise SpecError(f"{path}: key 'encoders': '{e.id}' is not an encoder (expected encoder: true)")
+    leaves = {f.name: v[f.name] for f in dataclasses.fields(DiffusionSpec) if f.name in v and f.name not in
+              ("encoders", "encoder_tokens", "vae_channels")}  # fmt: skip
+    spec = DiffusionSpec(
+        **{k: np.asarray(float(x), dtype=np.float64) for k, x in leaves.items()},
+        encoder_tokens=tuple(np.asarray(float(x), dtype=np.float64) for x in v["encoder_tokens"]),
+        encoders=tuple(e.spec for e in encoders),
+        vae_channels=tuple(int(c) for c in v["vae_channels"]),
+    )
+    return ModelEntry(path.stem, str(v["name"]), path, spec, v)
 
 
 def model_ids() -> list[str]:
@@ -46,6 +81,8 @@ def load_model(ref: str | Path) -> ModelEntry:
     data = read_mapping(path)
     if path.suffix == ".json":
         data = _from_hf_config(path, data)
+    if data.get("kind") == "diffusion":
+        return _diffusion(path, data)
     v = check(path, data, MODEL_KEYS)
     if "head_dim" not in v and v["d_model"] % v["n_heads"]:
         raise SpecError(
@@ -71,12 +108,17 @@ def load_model(ref: str | Path) -> ModelEntry:
         for key in ("ssm_d_inner", "ssm_d_state", "ssm_d_conv", "ssm_dt_rank"):
             if not v.get(key):
                 raise SpecError(f"{path}: key '{key}' missing: expected an integer > 0 when ssm_layers > 0")
+    vision = v.get("patch_px", 0) > 0
+    if vision:
+        for key in ("channels", "image_px"):
+            if not v.get(key):
+                raise SpecError(f"{path}: key '{key}' missing: expected an integer > 0 for a vision encoder (patch_px)")
     if v.get("window", 0) and "window_layers" not in v:
         v["window_layers"] = v["n_layers"] - v.get("ssm_layers", 0)  # every attention layer
     optional = (
         "d_expert", "n_shared_experts", "dense_layers", "window", "window_layers", "kv_lora_rank", "q_lora_rank",
         "qk_rope_dim", "qk_nope_dim", "v_head_dim", "mtp_layers", "ssm_layers", "ssm_d_inner", "ssm_d_state",
-        "ssm_d_conv", "ssm_dt_rank",
+        "ssm_d_conv", "ssm_dt_rank", "patch_px", "channels", "image_px",
     )  # fmt: skip
     leaves = dict(
         n_layers=v["n_layers"],
@@ -97,6 +139,9 @@ def load_model(ref: str | Path) -> ModelEntry:
         tied_embeddings=bool(v.get("tied_embeddings", False)),
         attention=attention,
         ssm=ssm,
+        encoder=bool(v.get("encoder", False)) or vision,
+        bidirectional=bool(v.get("bidirectional", False)) or vision,
+        vision=vision,
     )
     return ModelEntry(path.stem if path.suffix != ".json" else str(v["name"]), str(v["name"]), path, spec, v)
 
@@ -155,8 +200,10 @@ def _from_hf_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
         raise refuse("vision_config", "the vision tower of a VLM is not modelled yet: expected a text-only config")
     if model_type in _NOT_MODELLED:
         raise refuse("model_type", _NOT_MODELLED[model_type])
+    if model_type == "vit":
+        return _vit(path, cfg)
     if "image_size" in cfg or "patch_size" in cfg:
-        raise refuse("patch_size", "a vision encoder (ViT-style) is not modelled from a config.json yet")
+        raise refuse("patch_size", f"a vision model of model_type '{model_type}': expected model_type vit")
     d = first("hidden_size", "n_embd", "d_model", what="the model width (integer > 0)")
     layers = first("num_hidden_layers", "n_layer", "num_layers", what="the layer count (integer > 0)")
     out: dict[str, Any] = {"name": str(cfg.get("_name_or_path") or path.parent.name or path.stem), "n_layers": layers}
@@ -264,3 +311,28 @@ def _window(cfg: dict[str, Any], layers: int, model_type: Any, refuse: Any) -> d
     else:
         raise refuse("sliding_window", f"the window's layer pattern of model_type '{model_type}' is not known")
     return {"window": window, "window_layers": windowed}
+
+
+def _vit(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """A ViT image encoder (HF ViTConfig): patches and [CLS] through a bidirectional encoder,
+    the classifier head on [CLS] (``num_labels`` classes, from ``id2label`` when given)."""
+    missing = [k for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "image_size", "patch_size")
+               if not cfg.get(k)]  # fmt: skip
+    if missing:
+        raise SpecError(f"{path}: missing key '{missing[0]}': expected a ViT config (model_type vit)")
+    d = cfg["hidden_size"]
+    labels = len(cfg["id2label"]) if isinstance(cfg.get("id2label"), dict) else cfg.get("num_labels", 1000)
+    return {
+        "name": str(cfg.get("_name_or_path") or path.parent.name or path.stem),
+        "n_layers": cfg["num_hidden_layers"],
+        "d_model": d,
+        "n_heads": cfg["num_attention_heads"],
+        "n_kv_heads": cfg["num_attention_heads"],
+        "d_ff": cfg.get("intermediate_size", 4 * d),
+        "vocab_size": labels,
+        "ffn": "plain",
+        "patch_px": cfg["patch_size"],
+        "image_px": cfg["image_size"],
+        "channels": cfg.get("num_channels", 3),
+        "tied_embeddings": True,
+    }

@@ -3,6 +3,7 @@
 Each workload implements :class:`models.Workload`.
 """
 
+from ._diffusion import DiffusionSpec as DiffusionSpec
 from ._gemm import gemm_operator as gemm_operator
 from ._transformer import TransformerSpec as TransformerSpec
 from ._transformer import active_params as active_params

@@ -100,11 +100,34 @@ class TransformerSpec:
     ssm_d_state: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="Mamba state size per channel")
     ssm_d_conv: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="Mamba convolution width")
     ssm_dt_rank: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="Mamba step-size rank")
+    # Encoders (ViT, CLIP and T5 text encoders): one pass per input, no KV cache, no decode.
+    patch_px: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="ViT patch side in pixels")
+    channels: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="image channels (ViT)")
+    image_px: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="ViT native image side in pixels")
     gated_ffn: bool = static_field(default=True)
     moe: bool = static_field(default=False)
     tied_embeddings: bool = static_field(default=False)
     attention: str = static_field(default="gqa")  # "gqa" (MHA/GQA/MQA) or "mla"
     ssm: bool = static_field(default=False)  # some layers are Mamba layers
+    encoder: bool = static_field(default=False)  # one pass, nothing cached, nothing decoded
+    bidirectional: bool = static_field(default=False)  # every token attends to every token
+    vision: bool = static_field(default=False)  # patch embedding instead of a token lookup
+
+    @property
+    def output_unit(self) -> str:
+        """What a request yields: output tokens, or one result per image for a vision encoder."""
+        return "image" if self.vision else "token"
+
+    @property
+    def decodes(self) -> bool:
+        return not self.encoder
+
+    def request_tokens(self, scenario: Scenario) -> Array:
+        """Tokens a request feeds the first pass: the prompt, or a ViT's patches and [CLS]."""
+        if not self.vision:
+            return scenario.prompt_tokens
+        px = jnp.where(scenario.image_px > 0, scenario.image_px, self.image_px)
+        return jnp.floor(px / self.patch_px) ** 2 + 1.0
 
     # --- the Workload interface (models._interface.Workload) ----------------------------
 
@@ -204,7 +227,11 @@ def weight_params(model: TransformerSpec) -> dict[str, Array]:
     experts = n_mats * d * de * model.n_experts if model.moe else jnp.zeros_like(d)
     shared = n_mats * d * de * model.n_shared_experts if model.moe else jnp.zeros_like(d)
     router = d * model.n_experts if model.moe else jnp.zeros_like(d)
-    emb = model.vocab_size * d * (1.0 if model.tied_embeddings else 2.0)
+    if model.vision:  # patch embedding, position embeddings and the classifier head
+        emb = model.channels * model.patch_px**2 * d + (jnp.floor(model.image_px / model.patch_px) ** 2 + 1.0) * d
+        emb = emb + model.vocab_size * d
+    else:
+        emb = model.vocab_size * d * (1.0 if model.tied_embeddings else 2.0)
     norms = 2.0 * d
     n_attn = attention_layers(model)
     layers = (
@@ -223,12 +250,16 @@ def weight_params(model: TransformerSpec) -> dict[str, Array]:
 def total_params(model: TransformerSpec) -> Array:
     """Total parameter count (all experts; multi-token prediction layers excluded, as
     published counts exclude them)."""
+    if not isinstance(model, TransformerSpec):
+        return model.param_count()  # another workload counts its own
     p = weight_params(model)
     return p["layers"] + p["embeddings"]
 
 
 def active_params(model: TransformerSpec) -> Array:
     """Parameters touched per token: top-k routed experts instead of all."""
+    if not isinstance(model, TransformerSpec):
+        return total_params(model)
     n_mats = 3.0 if model.gated_ffn else 2.0
     idle = model.n_experts - model.top_k if model.moe else jnp.zeros_like(model.n_experts)
     return total_params(model) - moe_layers(model) * n_mats * model.d_model * expert_width(model) * idle
@@ -237,6 +268,8 @@ def active_params(model: TransformerSpec) -> Array:
 def kv_values_per_token_layer(model: TransformerSpec, tp: Array | float = 1.0) -> Array:
     """Values one chip caches per token and attention layer: K and V of its KV heads, or the
     MLA latent and rotary key, which every head needs (replicated across TP ranks)."""
+    if not isinstance(model, TransformerSpec):
+        return jnp.zeros_like(jnp.asarray(tp, dtype=float))  # nothing cached between passes
     if model.attention == "mla":
         return (model.kv_lora_rank + model.qk_rope_dim) * jnp.ones_like(jnp.asarray(tp, dtype=float))
     return 2.0 * kv_heads_per_chip(model, tp) * model.head_dim
@@ -246,7 +279,10 @@ def kv_bytes_per_token(model: TransformerSpec, kv_dtype: str = "bf16", tp: Array
     """KV-cache bytes per token of context held by one chip at tensor-parallel degree ``tp``,
     over every attention layer while the context is within any sliding window (the one KV
     formula; GQA: 2 · KV heads per chip · head_dim · layers · bytes)."""
-    return kv_values_per_token_layer(model, tp) * attention_layers(model) * dtype_bytes(kv_dtype)
+    if not isinstance(model, TransformerSpec):
+        return kv_values_per_token_layer(model, tp)
+    cached = 0.0 if model.encoder else 1.0  # an encoder keeps nothing between requests
+    return cached * kv_values_per_token_layer(model, tp) * attention_layers(model) * dtype_bytes(kv_dtype)
 
 
 def ssm_state_bytes(model: TransformerSpec, kv_dtype: str = "bf16", tp: Array | float = 1.0) -> Array:
@@ -452,7 +488,8 @@ def operator_table(
     one = jnp.ones_like(tokens)
     # Causal attention: query i of the pass sees past + i + 1 keys, on average
     # past + (T + 1)/2 — about half of the S² work in prefill (seed 000, prefill).
-    ctx_mean = past_tokens + ((new_tokens + 1.0) / 2.0 if scenario.causal else new_tokens)
+    causal = scenario.causal and not model.bidirectional
+    ctx_mean = past_tokens + ((new_tokens + 1.0) / 2.0 if causal else new_tokens)
     ctx_all = past_tokens + new_tokens  # keys in the cache after this pass
     # Sliding-window layers see at most ``window`` keys; the rows carry the mean over layers
     # (attention work is linear in the keys, so the mean is exact per pass).
@@ -460,7 +497,7 @@ def operator_table(
     lo, hi = past_tokens + 1.0, past_tokens + new_tokens  # key counts of the pass's first and last query
     inside = (lo + hi) / 2.0
     partial = ((win * (win + 1.0) - (lo - 1.0) * lo) / 2.0 + (hi - win) * win) / new_tokens
-    win_mean = jnp.where(hi <= win, inside, jnp.where(lo >= win, win, partial)) if scenario.causal else None
+    win_mean = jnp.where(hi <= win, inside, jnp.where(lo >= win, win, partial)) if causal else None
     win_mean = jnp.minimum(ctx_mean, win) if win_mean is None else win_mean
     wl = windowed_layers(model) / jnp.maximum(n_attn, 1.0)  # share of attention layers windowed
     ctx_mean = (1.0 - wl) * ctx_mean + wl * win_mean
@@ -500,7 +537,7 @@ def operator_table(
             2 * tokens * n_qkv * d,
             d * n_qkv * w,
             tokens * d * a + tokens * h * hd * a,
-            tokens * kv_per_token_layer,  # K and V written to the cache
+            tokens * kv_per_token_layer * (0.0 if model.encoder else 1.0),  # K and V written to the cache
             tokens,
             n_qkv,
             d,
@@ -641,20 +678,27 @@ def operator_table(
     else:
         ffn_rows("ffn", model.d_ff, tokens, tokens, one, one, L * jnp.where(model.d_ff > 0, 1.0, 0.0))
     # --- once per pass ---------------------------------------------------------------
-    # Embedding lookup: one row of d_model weights per token.
-    row(
-        "embedding",
-        GATHER,
-        0 * one,
-        tokens * d * w,
-        tokens * d * a,
-        0 * one,
-        tokens,
-        d,
-        one,
-        one,
-        model.vocab_size * d * w / tp,
-    )
+    if model.vision:
+        # Patch embedding (ViT, Dosovitskiy et al. 2021): a GEMM of the flattened patches,
+        # channels · patch² values each, to d_model.
+        patch = model.channels * model.patch_px**2
+        row("embedding", GEMM, 2 * tokens * patch * d, patch * d * w, tokens * (patch + d) * a, 0 * one, tokens, d, patch,
+            one, patch * d * w)  # fmt: skip
+    else:
+        # Embedding lookup: one row of d_model weights per token.
+        row(
+            "embedding",
+            GATHER,
+            0 * one,
+            tokens * d * w,
+            tokens * d * a,
+            0 * one,
+            tokens,
+            d,
+            one,
+            one,
+            model.vocab_size * d * w / tp,
+        )
     # Final norm and LM head, only on the last position of each sequence (prefill and
     # decode alike); the vocabulary is split across TP ranks.
     vocab = model.vocab_size / tp
@@ -668,7 +712,7 @@ def operator_table(
         b,
         vocab,
         d,
-        one,
+        one * (0.0 if model.encoder and not model.vision else 1.0),  # a text encoder has no head
     )
 
     cols = list(zip(*rows, strict=True))
@@ -697,6 +741,7 @@ def memory_per_chip(model: TransformerSpec, scenario: Scenario, split: Split, pp
         model, scenario.kv_dtype, tp
     )
     kv = batch * (attn_kv / (pp * sp) + ssm_state_bytes(model, scenario.kv_dtype, tp) / pp)
+    kv = 0.0 * kv if model.encoder else kv  # an encoder caches nothing between requests
     tokens = batch * scenario.prompt_tokens / sp
     gate = 2.0 if model.gated_ffn else 1.0
     moe_width = (jnp.minimum(model.top_k, model.n_experts) + model.n_shared_experts) * expert_width(model)
