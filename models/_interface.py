@@ -257,6 +257,9 @@ class Scenario:
         doc="image side in pixels (vision, diffusion; 0: the model's own)",
         value=0.0,
     )
+    images: Array = spec_field(
+        kind="nonnegative", required=False, doc="images in each prompt of a vision-language model", value=0.0
+    )
 
 
 class Workload(Protocol):

@@ -337,9 +337,9 @@ def serve(
     # What a request yields (output tokens, or one image) and whether it decodes at all
     # (an encoder is one pass; a diffusion model's "decode" passes are its denoising steps).
     unit, decodes = getattr(model, "output_unit", "token"), getattr(model, "decodes", True)
-    if unit != "token":
-        if mode != "static":
-            raise ValueError(f"batching: {mode!r}: image workloads are served in static batches")
+    if unit != "token" and mode != "static":
+        raise ValueError(f"batching: {mode!r}: image workloads are served in static batches")
+    if hasattr(model, "request_tokens"):  # a VLM's image tokens join the prompt; a ViT's patches
         scenario = dataclasses.replace(scenario, prompt_tokens=model.request_tokens(scenario))
     if chip.chips_from_capacity:
         # SRAM-only chips: as many pipeline stages as the weights and KV cache need

@@ -179,10 +179,19 @@ def _image_knobs(args: argparse.Namespace, models: Sequence[str], images: bool) 
     """``--steps`` and ``--resolution`` for vision and diffusion models: a request is one image
     (its denoising steps are its decode passes); refused for token workloads."""
     if not images:
-        for flag in ("steps", "resolution"):
+        vlm = all(getattr(load_model(m).spec, "vision_tower", ()) for m in models)
+        flags = ("steps",) if vlm else ("steps", "resolution", "images")
+        for flag in flags:
             if getattr(args, flag) is not None:
-                raise SpecError(f"--{flag}: only for vision and diffusion models (--model gives token workloads)")
-        return {}
+                raise SpecError(
+                    f"--{flag}: only for vision, vision-language and diffusion models (got {', '.join(models)})"
+                )
+        knobs: dict[str, Any] = {}
+        if vlm and args.images is not None:
+            knobs["images"] = _floats(args.images, "images", integer=True, allow_zero=True)
+        if vlm and args.resolution is not None:
+            knobs["image_px"] = _floats(args.resolution, "resolution", integer=True)
+        return knobs
     knobs: dict[str, Any] = {}
     if args.resolution is not None:
         knobs["image_px"] = _floats(args.resolution, "resolution", integer=True)
@@ -667,6 +676,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--output-tokens", default="256", help="output tokens (request)")
     s.add_argument("--steps", help="denoising steps of a diffusion model (default: its pipeline's)")
     s.add_argument("--resolution", help="image side(s) in pixels of a vision or diffusion model (default: its own)")
+    s.add_argument("--images", help="images per prompt of a vision-language model (default 0)")
     s.add_argument("--dtype", default="bf16", help="weights, activations and KV dtype: " + ", ".join(DTYPES))
     s.add_argument("--weight-dtype", help="weights dtype (overrides --dtype), e.g. int4 for weight-only quantization")
     s.add_argument("--act-dtype", help="activations dtype (overrides --dtype)")

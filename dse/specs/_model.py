@@ -21,6 +21,7 @@ MODEL_KEYS: dict[str, KeyInfo] = {
     "attention": described("attention", "choice", "the attention form", choices=("gqa", "mla")),
     "encoder": described("encoder", "bool", "true or false (one pass per input, no KV cache, no decode)"),
     "bidirectional": described("bidirectional", "bool", "true or false (every token attends to every token)"),
+    "vision_tower": described("vision_tower", "str", "the catalog id of a vision encoder (VLM)"),
     "tied_embeddings": described("tied_embeddings", "bool", "true or false"),
     "max_context_tokens": described("max_context_tokens", "int", "an integer > 0"),
     "hf_id": described("hf_id", "str", "a Hugging Face repo id"),
@@ -83,6 +84,12 @@ def load_model(ref: str | Path) -> ModelEntry:
         data = _from_hf_config(path, data)
     if data.get("kind") == "diffusion":
         return _diffusion(path, data)
+    return _transformer_entry(path, data)
+
+
+def _transformer_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
+    """A decoder, encoder or vision-language model from its checked keys."""
+    tower = data.pop("vision_tower", None)
     v = check(path, data, MODEL_KEYS)
     if "head_dim" not in v and v["d_model"] % v["n_heads"]:
         raise SpecError(
@@ -118,7 +125,7 @@ def load_model(ref: str | Path) -> ModelEntry:
     optional = (
         "d_expert", "n_shared_experts", "dense_layers", "window", "window_layers", "kv_lora_rank", "q_lora_rank",
         "qk_rope_dim", "qk_nope_dim", "v_head_dim", "mtp_layers", "ssm_layers", "ssm_d_inner", "ssm_d_state",
-        "ssm_d_conv", "ssm_dt_rank", "patch_px", "channels", "image_px",
+        "ssm_d_conv", "ssm_dt_rank", "patch_px", "channels", "image_px", "vision_merge",
     )  # fmt: skip
     leaves = dict(
         n_layers=v["n_layers"],
@@ -132,7 +139,17 @@ def load_model(ref: str | Path) -> ModelEntry:
         top_k=top_k,
         **{k: v.get(k, 0) for k in optional},
     )
+    vision_tower: tuple = ()
+    if tower is not None:
+        entry = _transformer_entry(path, dict(tower)) if isinstance(tower, dict) else load_model(tower)
+        if not entry.spec.vision:
+            raise SpecError(f"{path}: key 'vision_tower' = {tower!r}: expected a vision encoder (with patch_px)")
+        if not v.get("vision_merge"):
+            raise SpecError(f"{path}: key 'vision_merge' missing: expected patches merged per side (e.g. 2)")
+        vision_tower = (entry.spec,)
+        data["vision_tower"] = tower
     spec = TransformerSpec(
+        vision_tower=vision_tower,
         **{k: np.asarray(float(x), dtype=np.float64) for k, x in leaves.items()},
         gated_ffn=v["ffn"] == "gated",
         moe=n_experts > 1,
@@ -196,8 +213,10 @@ def _from_hf_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
         )
     if "_class_name" in cfg:
         raise refuse("_class_name", "a diffusers component: expected a transformers config.json (not modelled yet)")
-    if "vision_config" in cfg:
-        raise refuse("vision_config", "the vision tower of a VLM is not modelled yet: expected a text-only config")
+    if "vision_config" in cfg and model_type != "qwen2_vl":
+        raise refuse(
+            "vision_config", f"the vision tower of model_type '{model_type}' is not modelled: expected qwen2_vl"
+        )
     if model_type in _NOT_MODELLED:
         raise refuse("model_type", _NOT_MODELLED[model_type])
     if model_type == "vit":
@@ -245,6 +264,8 @@ def _from_hf_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
             v_head_dim=first("v_head_dim", what="the MLA value width"),
             n_kv_heads=out["n_heads"],
         )
+    if model_type == "qwen2_vl":
+        out.update(_qwen2_vl_tower(path, cfg.get("vision_config") or {}))
     if cfg.get("num_nextn_predict_layers"):
         out["mtp_layers"] = cfg["num_nextn_predict_layers"]
     out.update(_window(cfg, layers, model_type, refuse))
@@ -336,3 +357,32 @@ def _vit(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
         "channels": cfg.get("num_channels", 3),
         "tied_embeddings": True,
     }
+
+
+# Qwen2VLVisionConfig defaults (transformers configuration_qwen2_vl.py), which re-saved
+# configs omit.
+_QWEN2_VL_VISION = {"depth": 32, "embed_dim": 1280, "num_heads": 16, "mlp_ratio": 4, "patch_size": 14,
+                    "temporal_patch_size": 2, "spatial_merge_size": 2, "in_channels": 3}  # fmt: skip
+
+
+def _qwen2_vl_tower(path: Path, vision: dict[str, Any]) -> dict[str, Any]:
+    """Qwen2-VL's vision tower (Wang et al. 2024, arXiv:2409.12191): a ViT over 14 × 14 patches
+    of two frames (an image is repeated), no [CLS], 2 × 2 patches merged into one LM token by
+    an MLP. Dynamic resolution: 448 × 448 is taken as the default image (256 LM tokens)."""
+    v = _QWEN2_VL_VISION | {k: vision[k] for k in _QWEN2_VL_VISION if vision.get(k)}
+    d = v["embed_dim"]
+    tower = {
+        "name": f"{path.parent.name or path.stem} vision tower",
+        "n_layers": v["depth"],
+        "d_model": d,
+        "n_heads": v["num_heads"],
+        "n_kv_heads": v["num_heads"],
+        "d_ff": int(v["mlp_ratio"] * d),
+        "vocab_size": 1,  # no classifier: the projector follows
+        "ffn": "plain",
+        "patch_px": v["patch_size"],
+        "channels": v["in_channels"] * v["temporal_patch_size"],
+        "image_px": 448,
+        "tied_embeddings": True,
+    }
+    return {"vision_tower": tower, "vision_merge": v["spatial_merge_size"]}

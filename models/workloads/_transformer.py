@@ -19,6 +19,8 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
@@ -104,6 +106,12 @@ class TransformerSpec:
     patch_px: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="ViT patch side in pixels")
     channels: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="image channels (ViT)")
     image_px: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="ViT native image side in pixels")
+    # Vision-language models: a vision encoder (``vision_tower``, one TransformerSpec with
+    # ``vision``) whose patches are merged vision_merge² to one language-model token.
+    vision_merge: Array = spec_field(
+        kind="nonnegative", required=False, value=0.0, doc="patches merged per side into one LM token (VLM)"
+    )
+    vision_tower: tuple = ()
     gated_ffn: bool = static_field(default=True)
     moe: bool = static_field(default=False)
     tied_embeddings: bool = static_field(default=False)
@@ -123,7 +131,10 @@ class TransformerSpec:
         return not self.encoder
 
     def request_tokens(self, scenario: Scenario) -> Array:
-        """Tokens a request feeds the first pass: the prompt, or a ViT's patches and [CLS]."""
+        """Tokens a request feeds the first pass: the prompt (with a VLM's image tokens), or a
+        ViT's patches and [CLS]."""
+        if self.vision_tower:
+            return scenario.prompt_tokens + scenario.images * self.tokens_per_image(scenario)
         if not self.vision:
             return scenario.prompt_tokens
         px = jnp.where(scenario.image_px > 0, scenario.image_px, self.image_px)
@@ -158,6 +169,16 @@ class TransformerSpec:
         gather = jnp.where(new_tokens > 1.0, seqs * new_tokens * kv_layer, 0.0)
         combine = jnp.where(new_tokens > 1.0, 0.0, act / split.tp)
         return LayerComm(act, 2.0 * one, act, a2a, n_a2a, gather, combine)
+
+    def patches_per_image(self, scenario: Scenario) -> Array:
+        """A VLM's vision-tower patches per image."""
+        tower = self.vision_tower[0]
+        px = jnp.where(scenario.image_px > 0, scenario.image_px, tower.image_px)
+        return jnp.floor(px / tower.patch_px) ** 2
+
+    def tokens_per_image(self, scenario: Scenario) -> Array:
+        """A VLM's language-model tokens per image: its patches, merged vision_merge² to one."""
+        return self.patches_per_image(scenario) / self.vision_merge**2
 
     @property
     def max_tp(self) -> Array:
@@ -253,7 +274,17 @@ def total_params(model: TransformerSpec) -> Array:
     if not isinstance(model, TransformerSpec):
         return model.param_count()  # another workload counts its own
     p = weight_params(model)
-    return p["layers"] + p["embeddings"]
+    return p["layers"] + p["embeddings"] + vision_params(model)
+
+
+def vision_params(model: TransformerSpec) -> Array:
+    """A VLM's vision tower and its projector: a two-layer MLP from merge² patch features to
+    the language model's width (Qwen2-VL's PatchMerger)."""
+    if not model.vision_tower:
+        return jnp.zeros_like(model.d_model)
+    tower = model.vision_tower[0]
+    merged = model.vision_merge**2 * tower.d_model
+    return total_params(tower) + merged * merged + merged * model.d_model
 
 
 def active_params(model: TransformerSpec) -> Array:
@@ -715,10 +746,26 @@ def operator_table(
         one * (0.0 if model.encoder and not model.vision else 1.0),  # a text encoder has no head
     )
 
+    prompt_pass = jnp.where(past_tokens > 0, 0.0, 1.0)
+    if model.vision_tower:
+        # The prompt's images through the vision tower and the projector, once per request.
+        tower = model.vision_tower[0]
+        sc_v = dataclasses.replace(scenario, batch=b * scenario.images)
+        patches = model.patches_per_image(scenario)
+        merged = model.vision_merge**2 * tower.d_model
+        image_tokens = b * scenario.images * model.tokens_per_image(scenario)
+        for name, n_out, k_in in (("projector_up", merged, merged), ("projector_down", d, merged)):
+            row(name, GEMM, 2 * image_tokens * n_out * k_in, n_out * k_in * w, image_tokens * (n_out + k_in) * a,
+                0 * one, image_tokens, n_out, k_in, prompt_pass)  # fmt: skip
     cols = list(zip(*rows, strict=True))
     stack = [jnp.stack([jnp.asarray(x, dtype=jnp.result_type(float)) * one for x in c]) for c in cols[2:]]
-    per_layer = tuple(name not in ("embedding", "lm_head") for name in cols[0])
-    return OperatorTable(*stack, names=tuple(cols[0]), kinds=tuple(cols[1]), per_layer=per_layer, stages=split.pp)
+    per_layer = tuple(name not in ("embedding", "lm_head", "projector_up", "projector_down") for name in cols[0])
+    table = OperatorTable(*stack, names=tuple(cols[0]), kinds=tuple(cols[1]), per_layer=per_layer, stages=split.pp)
+    if model.vision_tower:
+        vision = operator_table(tower, sc_v, split, patches, jnp.zeros_like(patches))
+        names = tuple(f"vision_{n}" for n in vision.names)
+        table = table.joined(vision._replace(repeat=vision.repeat * prompt_pass, names=names))
+    return table
 
 
 def memory_per_chip(model: TransformerSpec, scenario: Scenario, split: Split, pp: Array) -> Footprint:
