@@ -314,17 +314,23 @@ def prepare(data_dir: str | Path | None = None) -> Prepared:
     for i, cid in enumerate(smeta["catalog_id"]):
         s = specs[cid]
         mode = SERVING_BATCHING if smeta["dataset"].iloc[i].startswith("serving") else "static"
-        groups.setdefault((s.gated_ffn, s.moe, s.tied_embeddings, mode), []).append(i)
+        # One vmapped group per static structure (FFN form, MoE, ...) and batching mode; the
+        # optional parts (a window) join a group as the union of its members' (a part whose
+        # leaves are zero, such as window 0, changes nothing), so they add no compilation.
+        structure = jax.tree_util.tree_structure(dataclasses.replace(s, parts=()))
+        groups.setdefault((structure, mode), []).append(i)
     system_groups = []
     for key, idx in groups.items():
+        members = [specs[smeta["catalog_id"].iloc[i]] for i in idx]
+        parts = tuple(sorted(set().union(*(m.parts for m in members))))
         model = jax.tree.map(
             lambda *x: jnp.stack([jnp.asarray(v, dtype=float) for v in x]),
-            *[specs[smeta["catalog_id"].iloc[i]] for i in idx],
+            *[dataclasses.replace(m, parts=parts) for m in members],
         )
         arrays = {c: jnp.asarray(smeta[c].to_numpy(float)[idx]) for c in ("batch", "prompt", "output", "tp", "pp")}
         system_groups.append((key, {"model": model, **arrays}))
     order = np.concatenate([np.asarray(idx) for idx in groups.values()])
-    modes = tuple(key[3] for key in groups)
+    modes = tuple(key[1] for key in groups)
     prep = Prepared(
         kernels, kmeta, collectives, cmeta, system_groups, np.argsort(order), system, smeta, _hashes(root), modes
     )
@@ -419,7 +425,7 @@ def _serve_system(
         scenario = Scenario(one, one, one, DTYPE, DTYPE, DTYPE, batching=mode)
         cfg = Config(model, chip, platform, scenario, econ)
         knobs = {
-            f.name: getattr(model, f.name) for f in dataclasses.fields(model) if not f.metadata.get("static", False)
+            f.name: getattr(model, f.name) for f in dataclasses.fields(model) if "spec" in f.metadata
         }
         knobs |= {
             "batch": g["batch"],

@@ -293,6 +293,13 @@ class Workload(Protocol):
         """The largest expert-parallel degree (the experts per layer; 1 for dense models)."""
         ...
 
+    # What a request yields and feeds (``serve`` reads these; defaults: an LLM):
+    #   output_unit: "token" (a request yields output_tokens tokens) or "image" (one result);
+    #   decodes: whether decode passes run (False for an encoder: one pass per input;
+    #       a diffusion model's decode passes are its denoising steps);
+    #   request_tokens(scenario): the tokens of the first pass (a VLM's image tokens join the
+    #       prompt; a ViT's patches; a diffusion pipeline's text tokens).
+
 
 # ---------------------------------------------------------------------------------------
 # What a software stack reaches of a chip.

@@ -156,6 +156,17 @@ def _transformer_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
         tied_embeddings=bool(v.get("tied_embeddings", False)),
         attention=attention,
         ssm=ssm,
+        parts=tuple(
+            part
+            for part, present in (
+                ("ffn", v["d_ff"] > 0 or n_experts > 1),
+                ("window", v.get("window", 0) > 0),
+                ("shared_experts", n_experts > 1 and v.get("n_shared_experts", 0) > 0),
+                ("dense_layers", n_experts > 1 and v.get("dense_layers", 0) > 0),
+                ("q_lora", attention == "mla" and v.get("q_lora_rank", 0) > 0),
+            )
+            if present
+        ),
         encoder=bool(v.get("encoder", False)) or vision,
         bidirectional=bool(v.get("bidirectional", False)) or vision,
         vision=vision,

@@ -120,6 +120,9 @@ class TransformerSpec:
     encoder: bool = static_field(default=False)  # one pass, nothing cached, nothing decoded
     bidirectional: bool = static_field(default=False)  # every token attends to every token
     vision: bool = static_field(default=False)  # patch embedding instead of a token lookup
+    # Optional parts the model has (static: a model without them traces none of their work):
+    # "ffn" (an FFN per layer), "window", "shared_experts", "dense_layers" (MoE), "q_lora" (MLA).
+    parts: tuple = static_field(default=("ffn",))
 
     @property
     def output_unit(self) -> str:
@@ -207,6 +210,8 @@ def expert_width(model: TransformerSpec) -> Array:
 
 def windowed_layers(model: TransformerSpec) -> Array:
     """Attention layers whose keys are limited to the sliding window."""
+    if "window" not in model.parts:
+        return jnp.zeros_like(model.n_layers)
     return jnp.where(model.window > 0, jnp.minimum(model.window_layers, attention_layers(model)), 0.0)
 
 
@@ -379,8 +384,9 @@ def _mla_rows(model, row, b, h, tokens, new_here, kv_split, ctx_mean, ctx_all, w
     non_flops = 2 * b * ctx_all / kv_split * (dims["w_uk"] + dims["w_uv"]) + 2 * queries * ctx_mean * (nope + rope + vd)
     absorbed = abs_flops <= non_flops
     latent = b * ctx_all / kv_split * (r + rope) * kvb  # the cache this pass reads
-    row("q_down", GEMM, 2 * tokens * dims["q_down"], dims["q_down"] * w, tokens * (d + qr) * a, 0 * one, tokens, qr, d,
-        n_attn * jnp.where(qr > 0, 1.0, 0.0))  # fmt: skip
+    if "q_lora" in model.parts:
+        row("q_down", GEMM, 2 * tokens * dims["q_down"], dims["q_down"] * w, tokens * (d + qr) * a, 0 * one, tokens, qr,
+            d, n_attn)  # fmt: skip
     row("q_up", GEMM, 2 * tokens * dims["q_up"], dims["q_up"] * w, tokens * (q_in + h * (nope + rope)) * a, 0 * one,
         tokens, h * (nope + rope), q_in, n_attn)  # fmt: skip
     row("kv_down", GEMM, 2 * tokens * dims["kv_down"], dims["kv_down"] * w, tokens * d * a, tokens * (r + rope) * kvb,
@@ -522,24 +528,22 @@ def operator_table(
     causal = scenario.causal and not model.bidirectional
     ctx_mean = past_tokens + ((new_tokens + 1.0) / 2.0 if causal else new_tokens)
     ctx_all = past_tokens + new_tokens  # keys in the cache after this pass
-    # Sliding-window layers see at most ``window`` keys; the rows carry the mean over layers
-    # (attention work is linear in the keys, so the mean is exact per pass).
-    win = jnp.maximum(model.window, 1.0)
-    lo, hi = past_tokens + 1.0, past_tokens + new_tokens  # key counts of the pass's first and last query
-    inside = (lo + hi) / 2.0
-    partial = ((win * (win + 1.0) - (lo - 1.0) * lo) / 2.0 + (hi - win) * win) / new_tokens
-    win_mean = jnp.where(hi <= win, inside, jnp.where(lo >= win, win, partial)) if causal else None
-    win_mean = jnp.minimum(ctx_mean, win) if win_mean is None else win_mean
-    wl = windowed_layers(model) / jnp.maximum(n_attn, 1.0)  # share of attention layers windowed
-    ctx_mean = (1.0 - wl) * ctx_mean + wl * win_mean
-    ctx_all = (1.0 - wl) * ctx_all + wl * jnp.minimum(ctx_all, win)
+    if "window" in model.parts:
+        # Sliding-window layers see at most ``window`` keys; the rows carry the mean over layers
+        # (attention work is linear in the keys, so the mean is exact per pass).
+        win = jnp.maximum(model.window, 1.0)
+        lo, hi = past_tokens + 1.0, past_tokens + new_tokens  # key counts of the pass's first and last query
+        inside = (lo + hi) / 2.0
+        partial = ((win * (win + 1.0) - (lo - 1.0) * lo) / 2.0 + (hi - win) * win) / new_tokens
+        win_mean = jnp.where(hi <= win, inside, jnp.where(lo >= win, win, partial)) if causal else None
+        win_mean = jnp.minimum(ctx_mean, win) if win_mean is None else win_mean
+        wl = windowed_layers(model) / jnp.maximum(n_attn, 1.0)  # share of attention layers windowed
+        ctx_mean = (1.0 - wl) * ctx_mean + wl * win_mean
+        ctx_all = (1.0 - wl) * ctx_all + wl * jnp.minimum(ctx_all, win)
 
     rows: list[tuple] = []
 
     def row(name, kind, flops, wbytes, abytes, kbytes, m, n, k, rep, stored=None):
-        # GEMM dims of at least 1: a row a model does not have (no shared experts, no FFN)
-        # runs zero times, and its utilization must stay finite.
-        m, n, k = (jnp.maximum(x, 1.0) for x in (m, n, k))
         rows.append((name, kind, flops, wbytes, abytes, kbytes, m, n, k, rep, wbytes if stored is None else stored))
 
     # --- per layer -------------------------------------------------------------------
@@ -703,11 +707,13 @@ def operator_table(
         # Shared experts (DeepSeekMoE, Dai et al. 2024): every token, as one dense FFN of their
         # summed width, split over the TP ranks of each group.
         shared = model.n_shared_experts * expert_width(model)
-        ffn_rows("shared", shared, tokens, tokens, one, one, n_moe * jnp.where(shared > 0, 1.0, 0.0))
+        if "shared_experts" in model.parts:
+            ffn_rows("shared", shared, tokens, tokens, one, one, n_moe)
         # The first layers of DeepSeek-V2/V3 (and Jamba's odd layers) keep a dense FFN.
-        ffn_rows("dense", model.d_ff, tokens, tokens, one, one, model.n_layers - n_moe)
-    else:
-        ffn_rows("ffn", model.d_ff, tokens, tokens, one, one, L * jnp.where(model.d_ff > 0, 1.0, 0.0))
+        if "dense_layers" in model.parts:
+            ffn_rows("dense", model.d_ff, tokens, tokens, one, one, model.n_layers - n_moe)
+    elif "ffn" in model.parts:
+        ffn_rows("ffn", model.d_ff, tokens, tokens, one, one, L)
     # --- once per pass ---------------------------------------------------------------
     if model.vision:
         # Patch embedding (ViT, Dosovitskiy et al. 2021): a GEMM of the flattened patches,
