@@ -424,9 +424,7 @@ def _serve_system(
         platform = PlatformSpec(one, one, **SYSTEM_NETWORK)
         scenario = Scenario(one, one, one, DTYPE, DTYPE, DTYPE, batching=mode)
         cfg = Config(model, chip, platform, scenario, econ)
-        knobs = {
-            f.name: getattr(model, f.name) for f in dataclasses.fields(model) if "spec" in f.metadata
-        }
+        knobs = {f.name: getattr(model, f.name) for f in dataclasses.fields(model) if "spec" in f.metadata}
         knobs |= {
             "batch": g["batch"],
             "prompt_tokens": g["prompt"],
