@@ -45,6 +45,11 @@ Array = jax.Array
 _NORM_FLOPS, _SOFTMAX_FLOPS, _ACT_FLOPS = 5.0, 5.0, 5.0
 
 
+def _optional(doc: str) -> Array:
+    """A leaf that a model may leave out: a count or width, 0 when the model has no such part."""
+    return spec_field(kind="nonnegative", required=False, value=0.0, doc=doc)
+
+
 @pytree_dataclass
 class TransformerSpec:
     """A decoder-only transformer (dense, GQA/MQA, MoE).
@@ -70,47 +75,33 @@ class TransformerSpec:
     top_k: Array = spec_field(kind="int", required=False, doc="experts per token, at most n_experts")
     # MoE variants (DeepSeek-V2/V3, Qwen-MoE, Jamba): the width of one routed expert, the
     # experts every token also runs, and the layers whose FFN stays dense.
-    d_expert: Array = spec_field(
-        kind="nonnegative", required=False, value=0.0, doc="hidden width of one routed expert (0: d_ff)"
-    )
-    n_shared_experts: Array = spec_field(
-        kind="nonnegative", required=False, value=0.0, doc="shared experts every token runs (MoE layers)"
-    )
-    dense_layers: Array = spec_field(
-        kind="nonnegative", required=False, value=0.0, doc="layers of a MoE model whose FFN is dense (width d_ff)"
-    )
+    d_expert: Array = _optional("hidden width of one routed expert (0: d_ff)")
+    n_shared_experts: Array = _optional("shared experts every token runs (MoE layers)")
+    dense_layers: Array = _optional("layers of a MoE model whose FFN is dense (width d_ff)")
     # Attention variants: a sliding window on some layers (Mistral, Gemma-2 local layers).
-    window: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="sliding window in tokens (0: none)")
-    window_layers: Array = spec_field(
-        kind="nonnegative", required=False, value=0.0, doc="attention layers with the sliding window"
-    )
+    window: Array = _optional("sliding window in tokens (0: none)")
+    window_layers: Array = _optional("attention layers with the sliding window")
     # MLA (DeepSeek-V2/V3): a latent KV cache of kv_lora_rank + qk_rope_dim values per token
     # and layer, shared by every head.
-    kv_lora_rank: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="MLA latent KV width")
-    q_lora_rank: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="MLA query low rank (0: none)")
-    qk_rope_dim: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="MLA rotary key width per head")
-    qk_nope_dim: Array = spec_field(
-        kind="nonnegative", required=False, value=0.0, doc="MLA non-rotary key width per head"
-    )
-    v_head_dim: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="MLA value width per head")
-    mtp_layers: Array = spec_field(
-        kind="nonnegative", required=False, value=0.0, doc="multi-token prediction layers (stored; not run)"
-    )
+    kv_lora_rank: Array = _optional("MLA latent KV width")
+    q_lora_rank: Array = _optional("MLA query low rank (0: none)")
+    qk_rope_dim: Array = _optional("MLA rotary key width per head")
+    qk_nope_dim: Array = _optional("MLA non-rotary key width per head")
+    v_head_dim: Array = _optional("MLA value width per head")
+    mtp_layers: Array = _optional("multi-token prediction layers (stored; not run)")
     # State-space layers (Mamba-1, Gu & Dao 2023): layers whose mixer is a selective scan.
-    ssm_layers: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="layers with a Mamba mixer")
-    ssm_d_inner: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="Mamba inner width")
-    ssm_d_state: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="Mamba state size per channel")
-    ssm_d_conv: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="Mamba convolution width")
-    ssm_dt_rank: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="Mamba step-size rank")
+    ssm_layers: Array = _optional("layers with a Mamba mixer")
+    ssm_d_inner: Array = _optional("Mamba inner width")
+    ssm_d_state: Array = _optional("Mamba state size per channel")
+    ssm_d_conv: Array = _optional("Mamba convolution width")
+    ssm_dt_rank: Array = _optional("Mamba step-size rank")
     # Encoders (ViT, CLIP and T5 text encoders): one pass per input, no KV cache, no decode.
-    patch_px: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="ViT patch side in pixels")
-    channels: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="image channels (ViT)")
-    image_px: Array = spec_field(kind="nonnegative", required=False, value=0.0, doc="ViT native image side in pixels")
+    patch_px: Array = _optional("ViT patch side in pixels")
+    channels: Array = _optional("image channels (ViT)")
+    image_px: Array = _optional("ViT native image side in pixels")
     # Vision-language models: a vision encoder (``vision_tower``, one TransformerSpec with
     # ``vision``) whose patches are merged vision_merge² to one language-model token.
-    vision_merge: Array = spec_field(
-        kind="nonnegative", required=False, value=0.0, doc="patches merged per side into one LM token (VLM)"
-    )
+    vision_merge: Array = _optional("patches merged per side into one LM token (VLM)")
     vision_tower: tuple = ()
     gated_ffn: bool = static_field(default=True)
     moe: bool = static_field(default=False)
