@@ -106,7 +106,7 @@ def test_seed_vit_large_flops():
         n_kv_heads=f(16),
         head_dim=f(64),
         d_ff=f(4096),
-        gated_ffn=False,
+        gated_ffn=f(0),
     )
     sc = Scenario(f(1), f(197), f(1), causal=False)
     got = pass_flops(vit, sc, 1, 197, 0, {"qkv_proj", "attn_scores", "attn_values", "out_proj", "ffn_up", "ffn_down"})

@@ -138,6 +138,8 @@ def _transformer_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
         n_experts=n_experts,
         top_k=top_k,
         **{k: v.get(k, 0) for k in optional},
+        tied_embeddings=1.0 if v.get("tied_embeddings", False) else 0.0,
+        gated_ffn=1.0 if v["ffn"] == "gated" else 0.0,
     )
     vision_tower: tuple = ()
     if tower is not None:
@@ -151,9 +153,7 @@ def _transformer_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
     spec = TransformerSpec(
         vision_tower=vision_tower,
         **{k: np.asarray(float(x), dtype=np.float64) for k, x in leaves.items()},
-        gated_ffn=v["ffn"] == "gated",
         moe=n_experts > 1,
-        tied_embeddings=bool(v.get("tied_embeddings", False)),
         attention=attention,
         ssm=ssm,
         parts=tuple(

@@ -58,8 +58,8 @@ class TransformerSpec:
         n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff, vocab_size: dimensions
             (``d_ff`` is the per-expert hidden size for MoE models).
         n_experts, top_k: experts per MoE layer and experts chosen per token (1, 1 = dense).
-        gated_ffn: three-matrix gated FFN (SwiGLU/GeGLU) if True, two-matrix otherwise.
-        tied_embeddings: the LM head shares the embedding matrix.
+        gated_ffn: 1 for a three-matrix gated FFN (SwiGLU/GeGLU), 0 for two matrices.
+        tied_embeddings: 1 when the LM head shares the embedding matrix.
     """
 
     n_layers: Array = spec_field(kind="int", doc="decoder layers")
@@ -102,10 +102,12 @@ class TransformerSpec:
     # Vision-language models: a vision encoder (``vision_tower``, one TransformerSpec with
     # ``vision``) whose patches are merged vision_merge² to one language-model token.
     vision_merge: Array = _optional("patches merged per side into one LM token (VLM)")
+    tied_embeddings: Array = _optional("1 when the LM head shares the embedding matrix, else 0")
+    gated_ffn: Array = spec_field(
+        kind="nonnegative", required=False, value=1.0, doc="1 for a gated three-matrix FFN (SwiGLU/GeGLU), 0 for two"
+    )
     vision_tower: tuple = ()
-    gated_ffn: bool = static_field(default=True)
     moe: bool = static_field(default=False)
-    tied_embeddings: bool = static_field(default=False)
     attention: str = static_field(default="gqa")  # "gqa" (MHA/GQA/MQA) or "mla"
     ssm: bool = static_field(default=False)  # some layers are Mamba layers
     encoder: bool = static_field(default=False)  # one pass, nothing cached, nothing decoded
@@ -237,7 +239,7 @@ def weight_params(model: TransformerSpec) -> dict[str, Array]:
     # Mamba-1 block: in_proj (x, z), depthwise conv (+ bias), x_proj (Δ, B, C), dt_proj (+ bias),
     # A and D, out_proj (Gu & Dao 2023, Alg. 2; the HF MambaMixer's parameters).
     ssm = d * 2.0 * di + di * (dc + 1.0) + di * (dtr + 2.0 * ds) + (dtr + 1.0) * di + di * (ds + 1.0) + di * d
-    n_mats = 3.0 if model.gated_ffn else 2.0
+    n_mats = 2.0 + model.gated_ffn
     de = expert_width(model)
     dense_ffn = n_mats * d * model.d_ff
     n_moe = moe_layers(model)
@@ -248,7 +250,7 @@ def weight_params(model: TransformerSpec) -> dict[str, Array]:
         emb = model.channels * model.patch_px**2 * d + (jnp.floor(model.image_px / model.patch_px) ** 2 + 1.0) * d
         emb = emb + model.vocab_size * d
     else:
-        emb = model.vocab_size * d * (1.0 if model.tied_embeddings else 2.0)
+        emb = model.vocab_size * d * (2.0 - model.tied_embeddings)
     norms = 2.0 * d
     n_attn = attention_layers(model)
     layers = (
@@ -287,7 +289,7 @@ def active_params(model: TransformerSpec) -> Array:
     """Parameters touched per token: top-k routed experts instead of all."""
     if not isinstance(model, TransformerSpec):
         return total_params(model)
-    n_mats = 3.0 if model.gated_ffn else 2.0
+    n_mats = 2.0 + model.gated_ffn
     idle = model.n_experts - model.top_k if model.moe else jnp.zeros_like(model.n_experts)
     return total_params(model) - moe_layers(model) * n_mats * model.d_model * expert_width(model) * idle
 
@@ -631,7 +633,7 @@ def operator_table(
     row("residual", ELEMENTWISE, 2 * tokens * d, 0 * one, 2 * 3 * tokens * d * a, 0 * one, tokens, d, one, L)
     # FFN. Gated: up and gate fused (N = 2·d_ff), SiLU·mul, down. MoE: per-expert GEMMs on
     # the tokens routed to the experts that are hit; weights read once per distinct expert.
-    gate = 2.0 if model.gated_ffn else 1.0
+    gate = 1.0 + model.gated_ffn
     n_moe = moe_layers(model)
 
     def ffn_rows(prefix, width, m_rows, routed, hit, stored_experts, rep):
@@ -787,7 +789,7 @@ def memory_per_chip(model: TransformerSpec, scenario: Scenario, split: Split, pp
     kv = batch * (attn_kv / (pp * sp) + ssm_state_bytes(model, scenario.kv_dtype, tp) / pp)
     kv = 0.0 * kv if model.encoder else kv  # an encoder caches nothing between requests
     tokens = batch * scenario.prompt_tokens / sp
-    gate = 2.0 if model.gated_ffn else 1.0
+    gate = 1.0 + model.gated_ffn
     moe_width = (jnp.minimum(model.top_k, model.n_experts) + model.n_shared_experts) * expert_width(model)
     hidden = gate * jnp.maximum(model.d_ff, moe_width if model.moe else 0.0) / tp
     hidden = jnp.maximum(hidden, 2.0 * model.ssm_d_inner / tp)
