@@ -408,3 +408,17 @@ def test_predict_request_rows_are_whole_requests(capsys, tmp_path):
     bad = tmp_path / "b.csv"
     bad.write_text(src.read_text().replace(",64\n", ",\n", 1))
     assert_user_error(capsys, ["predict", str(bad)], str(bad), "row 2", "'output_tokens'")
+
+
+def test_image_workloads_report_per_image(capsys):
+    code, out, _ = run(
+        capsys, "evaluate", "--model", "vit-l-16", "--hardware", "a100-sxm4-80gb", "--batch", "8", "--json"
+    )
+    assert code == 0
+    cal = json.loads(out)[0]["levels"]["calibrated"]
+    assert cal["requests_per_s"] == pytest.approx(8 / cal["latency_s"], rel=1e-9)  # images/s
+    assert cal["j_per_request"] == pytest.approx(cal["energy_j"] / 8, rel=1e-9)
+    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--steps", "4"],
+                      "--steps", "only for vision")  # fmt: skip
+    assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b,vit-l-16", "--hardware", "a100-sxm4-80gb"],
+                      "token and image workloads mixed")  # fmt: skip
