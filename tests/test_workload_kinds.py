@@ -35,6 +35,9 @@ def test_deepseek_v3_sizes_and_latent_cache():
     # The cache holds the latent and the rotary key: (512 + 64) values × 61 layers, in BF16.
     assert float(kv_bytes_per_token(m)) == (512 + 64) * 61 * 2
     assert float(kv_bytes_per_token(m, tp=8)) == (512 + 64) * 61 * 2  # every rank holds it
+    # The down-projections to the query rank and the latent are replicated on every TP rank.
+    w1, w8 = (float(memory_per_chip(m, Scenario(f(1), f(1), f(1)), f(tp), f(1)).weight_bytes) for tp in (1, 8))
+    assert 8 * w8 - w1 == pytest.approx(7 * 61 * 7168 * (1536 + 512 + 64) * 2, rel=1e-9)
 
 
 def test_mla_flops_absorbed_in_decode_and_not_in_prefill():

@@ -781,6 +781,12 @@ def memory_per_chip(model: TransformerSpec, scenario: Scenario, split: Split, pp
     a = dtype_bytes(scenario.act_dtype)
     experts = weight_params(model)["experts"]
     weights = ((total_params(model) - experts) + experts / ep) * w / (tp * pp)
+    if model.attention == "mla":
+        # MLA's down-projections (to the query low rank and to the latent) are replicated on
+        # every TP rank: every head needs the whole latent.
+        dims = _mla_dims(model, model.n_heads)
+        replicated = attention_layers(model) * (dims["q_down"] + dims["kv_down"])
+        weights = weights + replicated * (1.0 - 1.0 / tp) * w / pp
     context = scenario.prompt_tokens + scenario.output_tokens
     batch = scenario.batch / ep
     attn_kv = kv_bytes_per_sequence(model, context, scenario.kv_dtype, tp) - ssm_state_bytes(
