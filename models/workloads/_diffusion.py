@@ -43,7 +43,7 @@ from models._interface import (
 )
 from models._pytree import pytree_dataclass, spec_field, static_field
 
-from ._transformer import as_split, operator_table, total_params
+from ._transformer import as_split, image_side, operator_table, table_from_rows, total_params
 
 Array = jax.Array
 
@@ -83,7 +83,7 @@ class DiffusionSpec:
         return self.text_tokens
 
     def image_tokens(self, scenario: Scenario) -> Array:
-        px = jnp.where(scenario.image_px > 0, scenario.image_px, self.image_px)
+        px = image_side(scenario, self.image_px)
         return jnp.floor(px / (self.vae_factor * self.patch)) ** 2
 
     # --- the Workload interface -----------------------------------------------------------
@@ -109,7 +109,7 @@ class DiffusionSpec:
         tokens = scenario.batch * self.cfg_batches * (self.image_tokens(scenario) + self.text_tokens)
         act = tokens * c * (4.0 + self.mlp_ratio) / split.tp * a  # residual stream, QKV, MLP hidden
         # The VAE decoder's largest feature map: the last level's channels at full resolution.
-        px = jnp.where(scenario.image_px > 0, scenario.image_px, self.image_px)
+        px = image_side(scenario, self.image_px)
         act = jnp.maximum(act, 2.0 * scenario.batch * px**2 * self.vae_channels[0] * a / split.tp)
         return Footprint(weights, 0.0 * weights, act)
 
@@ -171,6 +171,10 @@ def vae_decoder_params(m: DiffusionSpec) -> Array:
     return total + 9.0 * rev[-1] * 3.0
 
 
+# Rows a denoising step runs once rather than per block; the VAE's rows are named vae_*.
+_ONCE = ("patch_embed", "context_embed", "cond_embed", "final")
+
+
 def _denoiser_table(m: DiffusionSpec, scenario: Scenario, split: Split, step: Array) -> OperatorTable:
     tp = split.tp
     w, a = dtype_bytes(scenario.weight_dtype), dtype_bytes(scenario.act_dtype)
@@ -222,14 +226,14 @@ def _denoiser_table(m: DiffusionSpec, scenario: Scenario, split: Split, step: Ar
     gemm("context_embed", b * m.text_tokens, c, m.context_dim, 1.0, one)
     gemm("cond_embed", b, c, m.pooled_dim + 256.0, 1.0, one)
     gemm("final", b * n_img, pv, c, 1.0, one)
-    return _table(rows, split)
+    return table_from_rows(rows, split, _ONCE)
 
 
 def _vae_table(m: DiffusionSpec, scenario: Scenario, split: Split, once: Array) -> OperatorTable:
     w, a = dtype_bytes(scenario.weight_dtype), dtype_bytes(scenario.act_dtype)
     tp = split.tp
     b = scenario.batch / split.ep
-    px = jnp.where(scenario.image_px > 0, scenario.image_px, m.image_px)
+    px = image_side(scenario, m.image_px)
     res = px / m.vae_factor  # latent side
     lpb = m.vae_layers_per_block
     one = jnp.ones_like(b * res)
@@ -262,13 +266,4 @@ def _vae_table(m: DiffusionSpec, scenario: Scenario, split: Split, once: Array) 
             conv(f"up{i}_upsample", side, ch, ch, 3, one)
         prev = ch
     conv("conv_out", side, rev[-1], 3.0, 3, one)
-    return _table(rows, split)
-
-
-def _table(rows: list[tuple], split: Split) -> OperatorTable:
-    cols = list(zip(*rows, strict=True))
-    one = jnp.ones_like(jnp.asarray(rows[0][2], dtype=jnp.result_type(float)))
-    stack = [jnp.stack([jnp.asarray(x, dtype=jnp.result_type(float)) * one for x in c]) for c in cols[2:]]
-    per_layer = tuple(not (name.startswith("vae_") or name in ("patch_embed", "context_embed", "cond_embed", "final"))
-                      for name in cols[0])  # fmt: skip
-    return OperatorTable(*stack, names=tuple(cols[0]), kinds=tuple(cols[1]), per_layer=per_layer, stages=split.pp)
+    return table_from_rows(rows, split, tuple(r[0] for r in rows))  # the VAE runs once per image

@@ -45,6 +45,21 @@ Array = jax.Array
 _NORM_FLOPS, _SOFTMAX_FLOPS, _ACT_FLOPS = 5.0, 5.0, 5.0
 
 
+def image_side(scenario: Scenario, native_px: Array) -> Array:
+    """The image side of a request: the scenario's, or the model's own when it gives none."""
+    return jnp.where(scenario.image_px > 0, scenario.image_px, native_px)
+
+
+def table_from_rows(rows: list[tuple], split: Split, once: tuple[str, ...]) -> OperatorTable:
+    """An operator table from rows ``(name, kind, flops, weight, act, kv bytes, m, n, k,
+    repeat, stored weight bytes)``; rows named in ``once`` run once per pass, the rest per layer."""
+    cols = list(zip(*rows, strict=True))
+    one = jnp.ones_like(jnp.asarray(rows[0][2], dtype=jnp.result_type(float)))
+    stack = [jnp.stack([jnp.asarray(x, dtype=jnp.result_type(float)) * one for x in c]) for c in cols[2:]]
+    per_layer = tuple(name not in once for name in cols[0])
+    return OperatorTable(*stack, names=tuple(cols[0]), kinds=tuple(cols[1]), per_layer=per_layer, stages=split.pp)
+
+
 def _optional(doc: str) -> Array:
     """A leaf that a model may leave out: a count or width, 0 when the model has no such part."""
     return spec_field(kind="nonnegative", required=False, value=0.0, doc=doc)
@@ -133,7 +148,7 @@ class TransformerSpec:
             return scenario.prompt_tokens + scenario.images * self.tokens_per_image(scenario)
         if not self.vision:
             return scenario.prompt_tokens
-        px = jnp.where(scenario.image_px > 0, scenario.image_px, self.image_px)
+        px = image_side(scenario, self.image_px)
         return jnp.floor(px / self.patch_px) ** 2 + 1.0
 
     # --- the Workload interface (models._interface.Workload) ----------------------------
@@ -169,7 +184,7 @@ class TransformerSpec:
     def patches_per_image(self, scenario: Scenario) -> Array:
         """A VLM's vision-tower patches per image."""
         tower = self.vision_tower[0]
-        px = jnp.where(scenario.image_px > 0, scenario.image_px, tower.image_px)
+        px = image_side(scenario, tower.image_px)
         return jnp.floor(px / tower.patch_px) ** 2
 
     def tokens_per_image(self, scenario: Scenario) -> Array:
@@ -756,10 +771,7 @@ def operator_table(
         for name, n_out, k_in in (("projector_up", merged, merged), ("projector_down", d, merged)):
             row(name, GEMM, 2 * image_tokens * n_out * k_in, n_out * k_in * w, image_tokens * (n_out + k_in) * a,
                 0 * one, image_tokens, n_out, k_in, prompt_pass)  # fmt: skip
-    cols = list(zip(*rows, strict=True))
-    stack = [jnp.stack([jnp.asarray(x, dtype=jnp.result_type(float)) * one for x in c]) for c in cols[2:]]
-    per_layer = tuple(name not in ("embedding", "lm_head", "projector_up", "projector_down") for name in cols[0])
-    table = OperatorTable(*stack, names=tuple(cols[0]), kinds=tuple(cols[1]), per_layer=per_layer, stages=split.pp)
+    table = table_from_rows(rows, split, ("embedding", "lm_head", "projector_up", "projector_down"))
     if model.vision_tower:
         vision = operator_table(tower, sc_v, split, patches, jnp.zeros_like(patches))
         names = tuple(f"vision_{n}" for n in vision.names)
