@@ -148,7 +148,7 @@ CASES = [
     ("eval-t5", ["evaluate", "--model", "{w}/t5.json", "--hardware", "h100-sxm5-80gb"], "encoder-decoder"),
     ("eval-head-dim", ["evaluate", "--model", "{w}/odd_heads.json", "--hardware", "h100-sxm5-80gb"], "n_heads"),
     ("eval-kv-heads", ["evaluate", "--model", "{w}/kv_not_divisor.json", "--hardware", "h100-sxm5-80gb"], "n_kv"),
-    ("eval-mamba", ["evaluate", "--model", "{w}/no_heads.json", "--hardware", "h100-sxm5-80gb"], "heads"),
+    ("eval-mamba", ["evaluate", "--model", "{w}/no_heads.json", "--hardware", "h100-sxm5-80gb"], "state_size"),
     ("eval-hw-key-typo", ["evaluate", "--model", "llama-3-8b", "--hardware", "{w}/hw_typo.yaml"], "hbm_bandwith"),
     ("eval-hw-unit", ["evaluate", "--model", "llama-3-8b", "--hardware", "{w}/hw_unit.yaml"], "hbm_bandwidth_tb_s"),
     ("eval-hw-idle", ["evaluate", "--model", "llama-3-8b", "--hardware", "{w}/hw_idle.yaml"], "idle_w"),

@@ -106,14 +106,48 @@ def test_mamba_decode_costs_the_same_at_1k_and_32k():
     # Its state per sequence: 64 layers × 5120 channels × (16 + 3) values, whatever the context.
     fp = memory_per_chip(c32.model, c32.scenario, f(1), f(1))
     assert float(fp.kv_bytes) == 8 * 64 * 5120 * (16 + 3) * 2
-    assert float(total_params(c1.model)) == pytest.approx(2_768_345_600, rel=1e-4)  # config: 2.77 B
+    assert float(total_params(c1.model)) == 2_768_345_600  # the HF checkpoint's tensors, summed
+
+
+def test_mamba2_sizes_state_and_ssd_flops():
+    m = dse.load_model("mamba2-2.7b").spec
+    # Per layer: in_proj 2560·(2·5120 + 2·128 + 80), conv (5120 + 256)·5, A/D/Δ bias 3·80, gated
+    # norm 5120, out_proj 5120·2560, layer norm 2560; 64 layers + embedding 50288·2560 + norm.
+    layer = 2560 * (10240 + 256 + 80) + 5376 * 5 + 240 + 5120 + 5120 * 2560 + 2560
+    assert float(total_params(m)) == 64 * layer + 50288 * 2560 + 2560
+    assert float(total_params(m)) / 1e9 == pytest.approx(2.7, rel=0.01)  # published 2.7 B
+    # A decode step updates the 5120 × 128 state of each layer: 5 FLOPs per element, at any context;
+    # a 1,024-token prompt runs chunks of 256: 2·256·(128 + 5120) + 4·5120·128 FLOPs per token.
+    sc = Scenario(f(1), f(1), f(1))
+    step = {c: flops(m, sc, 1, c, {"ssm_ssd_step", "ssm_ssd_chunks"}) for c in (1024, 32768)}
+    assert step[1024] == step[32768] == 64 * 5 * 5120 * 128
+    prompt = flops(m, sc, 1024, 0, {"ssm_ssd_step", "ssm_ssd_chunks"})
+    assert prompt == pytest.approx(64 * 1024 * (2 * 256 * (128 + 5120) + 4 * 5120 * 128), rel=1e-12)
+    # State: 5120 × 128 scan values + 3 convolution inputs of x, B and C (5120 + 256) per layer.
+    fp = memory_per_chip(m, Scenario(f(8), f(32768), f(1)), f(1), f(1))
+    assert float(fp.kv_bytes) == 8 * 64 * (5120 * 128 + 5376 * 3) * 2
+
+
+# The HF Mamba2Config of state-spaces/mamba2-780m (the transformers conversion).
+MAMBA2_780M = {
+    "model_type": "mamba2", "hidden_size": 1536, "num_hidden_layers": 48, "num_heads": 48, "head_dim": 64,
+    "expand": 2, "state_size": 128, "conv_kernel": 4, "n_groups": 1, "vocab_size": 50288, "tie_word_embeddings": True,
+}  # fmt: skip
+
+
+def test_a_published_mamba2_config_loads(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(MAMBA2_780M))
+    m = dse.load_model(path).spec
+    assert m.parts == ("ssd",) and float(m.ssm_heads) == 48
+    assert float(total_params(m)) / 1e6 == pytest.approx(780, rel=0.01)  # published: Mamba-2 780M
 
 
 def test_every_workload_kind_costs_finite_positive_time_on_every_family():
     # The interface between workloads and hardware is operator_cost: every kind's table on
     # every family, prefill and decode, gives finite non-negative times and a positive total.
-    kinds = ("llama-3-8b", "mixtral-8x7b", "deepseek-v2-lite", "mistral-7b", "mamba-2.8b", "jamba-1.5-mini",
-             "vit-l-16", "sd3-medium", "flux-1-dev")  # fmt: skip
+    kinds = ("llama-3-8b", "mixtral-8x7b", "deepseek-v2-lite", "mistral-7b", "mamba-2.8b", "mamba2-2.7b",
+             "jamba-1.5-mini", "vit-l-16", "sd3-medium", "flux-1-dev")  # fmt: skip
     chips = ("h100-sxm5-80gb", "tpu-v5e", "dmatrix-corsair", "wse-3", "groq-lpu", "sn40l")
     for model in kinds:
         spec = dse.load_model(model).spec
@@ -203,7 +237,8 @@ def test_published_config_loads_as_the_catalog_entry(tmp_path, model):
     [
         ({"model_type": "llava", "hidden_size": 4096, "vision_config": {"depth": 24}}, "vision_config"),
         ({"_class_name": "SD3Transformer2DModel", "num_layers": 24}, "_class_name"),
-        ({"model_type": "mamba2", "hidden_size": 2560, "num_hidden_layers": 64}, "model_type"),
+        ({"model_type": "zamba2", "hidden_size": 2560, "num_hidden_layers": 54}, "model_type"),
+        ({**MAMBA2_780M, "num_heads": 40}, "num_heads"),
         ({"model_type": "swin", "hidden_size": 1024, "image_size": 224, "patch_size": 4}, "patch_size"),
         (dict(PUBLISHED["deepseek-v3"], moe_layer_freq=2), "moe_layer_freq"),
         ({**PUBLISHED["gemma-2-9b"], "model_type": "newarch"}, "sliding_window"),

@@ -111,10 +111,15 @@ def _transformer_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
         if v.get(key, 0) > v["n_layers"] or v.get(key, 0) != int(v.get(key, 0)):
             raise SpecError(f"{path}: key '{key}' = {v[key]}: expected an integer from 0 to n_layers = {v['n_layers']}")
     ssm = v.get("ssm_layers", 0) > 0
+    ssd = ssm and v.get("ssm_heads", 0) > 0  # Mamba-2
     if ssm:
-        for key in ("ssm_d_inner", "ssm_d_state", "ssm_d_conv", "ssm_dt_rank"):
+        for key in ("ssm_d_inner", "ssm_d_state", "ssm_d_conv") + (("ssm_groups",) if ssd else ("ssm_dt_rank",)):
             if not v.get(key):
                 raise SpecError(f"{path}: key '{key}' missing: expected an integer > 0 when ssm_layers > 0")
+    if ssd and v["ssm_d_inner"] % v["ssm_heads"]:
+        raise SpecError(
+            f"{path}: key 'ssm_heads' = {v['ssm_heads']}: expected a divisor of ssm_d_inner = {v['ssm_d_inner']}"
+        )
     vision = v.get("patch_px", 0) > 0
     if vision:
         for key in ("channels", "image_px"):
@@ -125,7 +130,7 @@ def _transformer_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
     optional = (
         "d_expert", "n_shared_experts", "dense_layers", "window", "window_layers", "kv_lora_rank", "q_lora_rank",
         "qk_rope_dim", "qk_nope_dim", "v_head_dim", "mtp_layers", "ssm_layers", "ssm_d_inner", "ssm_d_state",
-        "ssm_d_conv", "ssm_dt_rank", "patch_px", "channels", "image_px", "vision_merge",
+        "ssm_d_conv", "ssm_dt_rank", "ssm_heads", "ssm_groups", "patch_px", "channels", "image_px", "vision_merge",
     )  # fmt: skip
     leaves = dict(
         n_layers=v["n_layers"],
@@ -164,6 +169,7 @@ def _transformer_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
                 ("shared_experts", n_experts > 1 and v.get("n_shared_experts", 0) > 0),
                 ("dense_layers", n_experts > 1 and v.get("dense_layers", 0) > 0),
                 ("q_lora", attention == "mla" and v.get("q_lora_rank", 0) > 0),
+                ("ssd", ssd),
             )
             if present
         ),
@@ -194,9 +200,8 @@ _ENCODER_DECODER_TYPES = {
 
 # Architectures a config.json may name that are not decoder LLMs this loader can map.
 _NOT_MODELLED = {
-    "mamba2": "Mamba-2 layers (SSD) are not modelled: expected Mamba-1 (model_type mamba, falcon_mamba, jamba)",
-    "zamba": "Zamba's shared attention blocks are not modelled",
-    "zamba2": "Zamba's shared attention blocks are not modelled",
+    "zamba": "Zamba's shared attention blocks (one weight set run at several depths) are not modelled",
+    "zamba2": "Zamba's shared attention blocks (one weight set run at several depths) are not modelled",
 }
 
 
@@ -237,9 +242,9 @@ def _from_hf_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     d = first("hidden_size", "n_embd", "d_model", what="the model width (integer > 0)")
     layers = first("num_hidden_layers", "n_layer", "num_layers", what="the layer count (integer > 0)")
     out: dict[str, Any] = {"name": str(cfg.get("_name_or_path") or path.parent.name or path.stem), "n_layers": layers}
-    if model_type in ("mamba", "falcon_mamba"):
-        # Mamba-1 stacks (Gu & Dao 2023): a Mamba mixer per layer, no attention, no FFN.
-        out.update(_mamba_keys(cfg, d, first))
+    if model_type in ("mamba", "falcon_mamba", "mamba2"):
+        # Mamba stacks (Gu & Dao 2023; Dao & Gu 2024): a Mamba mixer per layer, no attention, no FFN.
+        out.update(_mamba2_keys(path, cfg, d, first) if model_type == "mamba2" else _mamba_keys(cfg, d, first))
         out.update(n_heads=1, n_kv_heads=1, d_ff=0, ffn="plain", ssm_layers=layers)
     else:
         heads = first("num_attention_heads", "n_head", "num_heads", what="the attention heads (integer > 0)")
@@ -299,6 +304,24 @@ def _mamba_keys(cfg: dict[str, Any], d: int, first: Any, prefix: str = "") -> di
     rank = cfg.get(f"{prefix}dt_rank" if prefix else "time_step_rank", "auto")
     rank = -(-d // 16) if rank == "auto" else rank  # Mamba's default ⌈d_model / 16⌉
     return {"ssm_d_inner": inner, "ssm_d_state": d_state, "ssm_d_conv": d_conv, "ssm_dt_rank": rank}
+
+
+def _mamba2_keys(path: Path, cfg: dict[str, Any], d: int, first: Any) -> dict[str, Any]:
+    """Mamba-2 mixer dimensions (HF Mamba2Config keys)."""
+    heads = first("num_heads", what="the Mamba-2 head count")
+    head_dim = first("head_dim", what="the Mamba-2 head width")
+    inner = cfg.get("expand", 2) * d
+    if heads * head_dim != inner:
+        raise SpecError(
+            f"{path}: key 'num_heads' = {heads}: expected num_heads × head_dim = expand × hidden_size = {inner}"
+        )
+    return {
+        "ssm_d_inner": inner,
+        "ssm_d_state": first("state_size", what="the Mamba-2 state size"),
+        "ssm_d_conv": first("conv_kernel", what="the Mamba-2 convolution width"),
+        "ssm_heads": heads,
+        "ssm_groups": first("n_groups", what="the Mamba-2 groups sharing B and C"),
+    }
 
 
 def _moe_layout(cfg: dict[str, Any], layers: int, out: dict[str, Any], refuse: Any) -> dict[str, Any]:

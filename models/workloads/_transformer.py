@@ -104,12 +104,16 @@ class TransformerSpec:
     qk_nope_dim: Array = _optional("MLA non-rotary key width per head")
     v_head_dim: Array = _optional("MLA value width per head")
     mtp_layers: Array = _optional("multi-token prediction layers (stored; not run)")
-    # State-space layers (Mamba-1, Gu & Dao 2023): layers whose mixer is a selective scan.
+    # State-space layers: layers whose mixer is a selective scan, Mamba-1 (Gu & Dao 2023) or,
+    # with ssm_heads > 0, Mamba-2's SSD (Dao & Gu 2024: scalar decay per head, B and C shared
+    # by ssm_groups groups of heads, no x_proj or dt_proj).
     ssm_layers: Array = _optional("layers with a Mamba mixer")
     ssm_d_inner: Array = _optional("Mamba inner width")
     ssm_d_state: Array = _optional("Mamba state size per channel")
     ssm_d_conv: Array = _optional("Mamba convolution width")
-    ssm_dt_rank: Array = _optional("Mamba step-size rank")
+    ssm_dt_rank: Array = _optional("Mamba-1 step-size rank")
+    ssm_heads: Array = _optional("Mamba-2 heads (0: a Mamba-1 mixer)")
+    ssm_groups: Array = _optional("Mamba-2 groups of heads sharing B and C")
     # Encoders (ViT, CLIP and T5 text encoders): one pass per input, no KV cache, no decode.
     patch_px: Array = _optional("ViT patch side in pixels")
     channels: Array = _optional("image channels (ViT)")
@@ -129,7 +133,8 @@ class TransformerSpec:
     bidirectional: bool = static_field(default=False)  # every token attends to every token
     vision: bool = static_field(default=False)  # patch embedding instead of a token lookup
     # Optional parts the model has (static: a model without them traces none of their work):
-    # "ffn" (an FFN per layer), "window", "shared_experts", "dense_layers" (MoE), "q_lora" (MLA).
+    # "ffn" (an FFN per layer), "window", "shared_experts", "dense_layers" (MoE), "q_lora" (MLA),
+    # "ssd" (the Mamba layers are Mamba-2).
     parts: tuple = static_field(default=("ffn",))
 
     @property
@@ -251,9 +256,15 @@ def weight_params(model: TransformerSpec) -> dict[str, Array]:
     else:
         attn = d * hd * (2.0 * model.n_heads + 2.0 * model.n_kv_heads)  # Wq, Wo, Wk, Wv
     di, ds, dc, dtr = model.ssm_d_inner, model.ssm_d_state, model.ssm_d_conv, model.ssm_dt_rank
-    # Mamba-1 block: in_proj (x, z), depthwise conv (+ bias), x_proj (Δ, B, C), dt_proj (+ bias),
-    # A and D, out_proj (Gu & Dao 2023, Alg. 2; the HF MambaMixer's parameters).
-    ssm = d * 2.0 * di + di * (dc + 1.0) + di * (dtr + 2.0 * ds) + (dtr + 1.0) * di + di * (ds + 1.0) + di * d
+    if "ssd" in model.parts:
+        # Mamba-2 block: in_proj (z, x, B, C, Δ), depthwise conv over x, B, C (+ bias), Δ bias,
+        # A and D per head, gated RMSNorm, out_proj (Dao & Gu 2024, §7; the HF Mamba2Mixer).
+        h, bc = model.ssm_heads, 2.0 * model.ssm_groups * ds
+        ssm = d * (2.0 * di + bc + h) + (di + bc) * (dc + 1.0) + 3.0 * h + di + di * d
+    else:
+        # Mamba-1 block: in_proj (x, z), depthwise conv (+ bias), x_proj (Δ, B, C), dt_proj
+        # (+ bias), A and D, out_proj (Gu & Dao 2023, Alg. 2; the HF MambaMixer's parameters).
+        ssm = d * 2.0 * di + di * (dc + 1.0) + di * (dtr + 2.0 * ds) + (dtr + 1.0) * di + di * (ds + 1.0) + di * d
     n_mats = 2.0 + model.gated_ffn
     de = expert_width(model)
     dense_ffn = n_mats * d * model.d_ff
@@ -266,7 +277,7 @@ def weight_params(model: TransformerSpec) -> dict[str, Array]:
         emb = emb + model.vocab_size * d
     else:
         emb = model.vocab_size * d * (2.0 - model.tied_embeddings)
-    norms = 2.0 * d
+    norms = (2.0 if "ffn" in model.parts else 1.0) * d  # one before the mixer, one before the FFN
     n_attn = attention_layers(model)
     layers = (
         n_attn * attn
@@ -331,8 +342,12 @@ def kv_bytes_per_token(model: TransformerSpec, kv_dtype: str = "bf16", tp: Array
 
 def ssm_state_bytes(model: TransformerSpec, kv_dtype: str = "bf16", tp: Array | float = 1.0) -> Array:
     """Fixed state of one sequence on one chip: every Mamba layer's d_inner/tp channels ×
-    (d_state scan state + d_conv − 1 convolution inputs), whatever the context length."""
-    per_layer = model.ssm_d_inner / tp * (model.ssm_d_state + jnp.maximum(model.ssm_d_conv - 1.0, 0.0))
+    (d_state scan state + d_conv − 1 convolution inputs), whatever the context length; a
+    Mamba-2 layer also keeps the convolution inputs of its B and C groups."""
+    conv = jnp.maximum(model.ssm_d_conv - 1.0, 0.0)
+    per_layer = model.ssm_d_inner / tp * (model.ssm_d_state + conv)
+    if "ssd" in model.parts:
+        per_layer = per_layer + _ssd_groups(model, tp) * 2.0 * model.ssm_d_state * conv
     return model.ssm_layers * per_layer * dtype_bytes(kv_dtype)
 
 
@@ -431,6 +446,41 @@ def _mla_rows(model, row, b, h, tokens, new_here, kv_split, ctx_mean, ctx_all, w
         jnp.where(absorbed, tokens * h * (r + vd) * a, 0.0), 0 * one, tokens, h * vd, r, n_attn, dims["w_uv"] * w)  # fmt: skip
     row("out_proj", GEMM, 2 * tokens * dims["out"], dims["out"] * w, tokens * (h * vd + d) * a, 0 * one, tokens, d,
         h * vd, n_attn)  # fmt: skip
+
+
+def _ssd_groups(model: TransformerSpec, tp: Array | float) -> Array:
+    """Mamba-2 B/C groups on one TP rank: split over ranks, one replicated when fewer."""
+    return jnp.maximum(model.ssm_groups / tp, jnp.minimum(model.ssm_groups, 1.0))
+
+
+def _ssd_rows(model, row, b, tokens, tp, w, a, kvb, one) -> None:
+    """Mamba-2 mixer rows of one layer (Dao & Gu 2024, SSD; heads and groups split over TP
+    ranks). A prompt runs the chunked algorithm on matrix units: per token, C·Bᵀ within its
+    chunk (2·Q·N per group), that mask times x (2·Q·P per head), and the chunk states in and
+    out (2·N·P each per head); a decode step updates the state (h ← a·h + Δ·x·Bᵀ, y = h·C:
+    ≈ 5 FLOPs per state element). The state is read and written once per pass."""
+    d = model.d_model
+    di, h, g = model.ssm_d_inner / tp, model.ssm_heads / tp, _ssd_groups(model, tp)
+    ds, dc = model.ssm_d_state, model.ssm_d_conv
+    rep = model.ssm_layers
+    bc = 2 * g * ds
+    width = 2 * di + bc + h
+    row("ssm_in_proj", GEMM, 2 * tokens * d * width, d * width * w, tokens * (d + width) * a, 0 * one, tokens, width,
+        d, rep)  # fmt: skip
+    conv_state = 2 * b * (di + bc) * jnp.maximum(dc - 1.0, 0.0) * kvb
+    row("ssm_conv", ELEMENTWISE, 2 * tokens * (di + bc) * dc, (di + bc) * (dc + 1) * w, 2 * tokens * (di + bc) * a,
+        conv_state, tokens, di + bc, one, rep)  # fmt: skip
+    chunk = jnp.minimum(tokens / b, 256.0)  # the reference kernels' chunk length
+    prompt = chunk > 1.0
+    state = 2 * b * di * ds * kvb
+    row("ssm_ssd_chunks", GEMM, jnp.where(prompt, tokens * (2 * chunk * (g * ds + di) + 4 * di * ds), 0.0),
+        jnp.where(prompt, 3 * h * w, 0.0), jnp.where(prompt, tokens * (di + bc + h + di) * a, 0.0),
+        jnp.where(prompt, state, 0.0), tokens, di, chunk, rep)  # fmt: skip
+    row("ssm_ssd_step", ELEMENTWISE, jnp.where(prompt, 0.0, 5 * tokens * di * ds), jnp.where(prompt, 0.0, 3 * h * w),
+        jnp.where(prompt, 0.0, tokens * (2 * di + bc + h) * a), jnp.where(prompt, 0.0, state), tokens, di * ds, one,
+        rep)  # fmt: skip
+    row("ssm_out_proj", GEMM, 2 * tokens * di * d, (di + di * d) * w, tokens * (2 * di + d) * a, 0 * one, tokens, d,
+        di, rep)  # fmt: skip
 
 
 def _mamba_rows(model, row, b, tokens, tp, w, a, kvb, one) -> None:
@@ -643,7 +693,7 @@ def operator_table(
             n_attn,
         )
     if model.ssm:
-        _mamba_rows(model, row, b, tokens, tp, w, a, kvb, one)
+        (_ssd_rows if "ssd" in model.parts else _mamba_rows)(model, row, b, tokens, tp, w, a, kvb, one)
     # Two residual adds: read two tensors, write one.
     row("residual", ELEMENTWISE, 2 * tokens * d, 0 * one, 2 * 3 * tokens * d * a, 0 * one, tokens, d, one, L)
     # FFN. Gated: up and gate fused (N = 2·d_ff), SiLU·mul, down. MoE: per-expert GEMMs on
