@@ -334,7 +334,7 @@ def test_vlm_images_join_the_prompt_through_the_tower():
     two = dataclasses.replace(text, images=f(2))
     assert float(m.request_tokens(two)) == 512 + 2 * 256
     plain = m.operator_table(text, f(1), f(512), f(0))
-    with_images = m.operator_table(two, f(1), f(1024), f(0))
+    with_images = m.operator_table(dataclasses.replace(two, prompt_tokens=f(1024)), f(1), f(1024), f(0))  # as serve
     lm = float((plain.flops * plain.repeat).sum())
     got = float((with_images.flops * with_images.repeat).sum())
     tower = dse.load_model("qwen2-vl-7b-vision").spec
@@ -347,3 +347,19 @@ def test_vlm_images_join_the_prompt_through_the_tower():
     # Decode steps do not run the tower again.
     step = m.operator_table(two, f(1), f(1), f(1100))
     assert float((step.flops * step.repeat)[np.array([n.startswith("vision_") for n in step.names])].sum()) == 0
+
+
+def test_vlm_images_are_encoded_once_per_request_also_in_chunks():
+    m = dse.load_model("qwen2-vl-7b").spec
+    text = Scenario(f(1), f(1536), f(1), images=f(2))
+    s = float(m.request_tokens(text))  # 1,536 text + 2 × 256 image tokens
+    sc = dataclasses.replace(text, prompt_tokens=f(s))  # as serve passes it: images counted
+    tower = {n for n in operator_table(m, sc, f(1), f(s), f(0)).names if n.startswith(("vision_", "projector_"))}
+    whole = flops(m, sc, s, 0, tower)
+    assert whole > 0
+    # Four chunks of 512 tokens (at their own prefixes) encode the images once between them;
+    # a decode step encodes nothing.
+    chunks = sum(flops(m, sc, 512, past, tower) for past in (0, 512, 1024, 1536))
+    assert s == 2048
+    assert chunks == pytest.approx(whole, rel=1e-12)
+    assert flops(m, sc, 1, s, tower) == 0

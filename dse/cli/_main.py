@@ -22,8 +22,12 @@ SUBCOMMAND_MODULES = (_demo, _engine_cmds, _plan_cmd, _bench, _sweep_cmds, _cali
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        # No prefix matching: `--mode` must not silently mean `--model`.
+        super().__init__(*args, **{**kwargs, "allow_abbrev": False})
+
     def error(self, message: str) -> NoReturn:  # one line, exit 2
-        raise SpecError(f"{self.prog}: {message}")
+        raise SpecError(message if self.prog == "inferbench" else f"{self.prog}: {message}")
 
 
 def build_parser() -> argparse.ArgumentParser:

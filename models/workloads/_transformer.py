@@ -810,9 +810,14 @@ def operator_table(
         one * (0.0 if model.encoder and not model.vision else 1.0),  # a text encoder has no head
     )
 
-    prompt_pass = jnp.where(past_tokens > 0, 0.0, 1.0)
     if model.vision_tower:
-        # The prompt's images through the vision tower and the projector, once per request.
+        # The prompt's images through the vision tower and the projector, once per request:
+        # a pass within the prompt (past + new ≤ its tokens: the whole prompt, or one chunk of
+        # it under chunked prefill) encodes its share of the images, new / prompt tokens (the
+        # scenario's prompt counts the image tokens here, as serve passes it).
+        prompt = scenario.prompt_tokens
+        within = past_tokens + new_tokens <= prompt * (1.0 + 1e-9)
+        prompt_pass = jnp.where(within, new_tokens / prompt, 0.0)
         tower = model.vision_tower[0]
         sc_v = dataclasses.replace(scenario, batch=b * scenario.images)
         patches = model.patches_per_image(scenario)
