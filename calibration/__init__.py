@@ -4,4 +4,17 @@ Calibration sits above the engine: it evaluates through the engine's boundary (t
 ``serve`` and the same chip roofline) and writes the fitted files that :mod:`dse.specs` reads.
 """
 
-from ._intervals import prediction_interval as prediction_interval
+from dse._lazy import lazy_exports
+
+_EXPORTS = {
+    "prediction_interval": "_intervals",
+    "CALIBRATABLE": "_run",
+    "calibrate": "_run",
+    "format_table": "_run",
+    "gemm_generalization": "_run",
+    "validate": "_run",
+    "prepare": "_fit",
+    "fit": "_fit",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

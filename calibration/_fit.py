@@ -41,7 +41,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pandas as pd
-import yaml
 from jax.flatten_util import ravel_pytree
 
 from calibration import _data
@@ -56,7 +55,7 @@ from calibration._params import (
     values,
 )
 from dse.engine import Config, float64, in_float64, kernel_rows, serve_rows
-from dse.specs import MODEL_DIR, hardware_network, load_hardware, load_model
+from dse.specs import MODEL_DIR, hardware_network, load_hardware, load_model, load_yaml
 from models import (
     ELEMENTWISE,
     GEMM,
@@ -197,7 +196,7 @@ class Prepared:
 def _catalog_ids() -> dict[str, str]:
     out = {}
     for path in sorted(MODEL_DIR.glob("*.yaml")):
-        hf = yaml.safe_load(path.read_text()).get("hf_id")
+        hf = load_yaml(path.read_text()).get("hf_id")
         if hf:
             out.setdefault(hf, path.stem)
     return out

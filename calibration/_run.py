@@ -65,7 +65,7 @@ def shipped(prep: _fit.Prepared, hardware_id: str = _fit.SYSTEM_HARDWARE) -> pd.
     if data is None:
         raise SpecError(
             f"calibration/fitted/{hardware_id}.yaml: no fitted file: run `inferbench calibrate "
-            f"--hardware {hardware_id}` first"
+            f"--hardware {hardware_id} --write` first"
         )
     base = dict(data["software"])
     software = {fw: software_from_mapping(base | dict(v)) for fw, v in (data.get("frameworks") or {}).items()}

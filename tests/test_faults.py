@@ -281,6 +281,7 @@ CASES = [
     ("calibrate-steps", ["calibrate", "--steps", "0"], "--steps"),
     ("calibrate-hw", ["calibrate", "--hardware", "h100"], "--hardware"),
     ("calibrate-form", ["calibrate", "--util-form", "cubic"], "util-form"),
+    ("calibrate-write-and-dir", ["calibrate", "--write", "-o", "{w}/fit"], "--write"),
     ("demo-user-folder", ["demo", "-o", "{w}/mine"], "did not write"),
     ("demo-user-file", ["demo", "-o", "{w}/notes.txt"], "did not write"),
     ("bench-configs", ["bench", "--configs", "0"], "--configs"),
@@ -490,3 +491,14 @@ def test_a_second_process_on_a_locked_store_is_refused(tmp_path):
     assert out.returncode == 2, out.stderr
     assert f"is being written by process {os.getpid()}" in out.stderr and len(out.stderr.splitlines()) == 1
     assert not store.exists()  # the refused writer touched nothing
+
+
+def test_yaml_exponents_are_numbers_and_a_byte_order_mark_is_read(tmp_path):
+    from dse.cli._engine_cmds import _read_csv
+
+    # YAML 1.1 reads `7e2` (no dot) as a string; spec files mean a number.
+    text = yaml.safe_dump({**H100, "tdp_w": 700}).replace("tdp_w: 700", "tdp_w: 7e2")
+    (tmp_path / "hw.yaml").write_bytes(b"\xef\xbb\xbf" + text.encode())  # saved with a BOM
+    assert float(load_hardware(tmp_path / "hw.yaml").spec.tdp_w) == 700
+    (tmp_path / "ops.csv").write_bytes(b"\xef\xbb\xbfhardware,op,m,n,k,dtype\nh100-sxm5-80gb,gemm,16,64,64,bf16\n")
+    assert _read_csv(tmp_path / "ops.csv", ["hardware", "op"])[0]["hardware"] == "h100-sxm5-80gb"

@@ -9,13 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration._run import CALIBRATABLE, calibrate, format_table, gemm_generalization, validate
+import calibration
 from dse.specs import SpecError, hardware_ids
 
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     s = subparsers.add_parser(
-        "calibrate", help="fit the cost model to the A100 measurements; write calibration/fitted/<hw>.yaml"
+        "calibrate",
+        help="fit the cost model to the A100 measurements; write results/calibration/fitted/<hw>.yaml "
+        "(--write: replace the shipped calibration/fitted/<hw>.yaml)",
+        description="Fit the cost model to the measurements (two stages: kernels, then systems), validate it on "
+        "held-out models and write the fitted file. Example: inferbench calibrate --hardware a100-sxm4-80gb",
     )
     s.add_argument(
         "--hardware",
@@ -30,7 +34,10 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--steps", type=int, default=100, help="L-BFGS iterations per stage (default 100)")
     s.add_argument("--no-compare", action="store_true", help="skip the leave-one-model-out comparison of the forms")
     s.add_argument("--data", help="measurement folder with the layout of calibration/data (default: shipped data)")
-    s.add_argument("-o", "--output-dir", help="folder for the fitted file (default calibration/fitted)")
+    s.add_argument("-o", "--output-dir", help="folder for the fitted file (default results/calibration/fitted)")
+    s.add_argument(
+        "--write", action="store_true", help="replace the shipped fitted file in calibration/fitted (what chips load)"
+    )
     s.set_defaults(func=cmd_calibrate)
 
     s = subparsers.add_parser("validate", help="MAPE of the shipped fit on every data set; parity plots under results/")
@@ -47,11 +54,11 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
 def _hardware(ref: str) -> str:
 
     if ref not in hardware_ids():
-        raise SpecError(f"--hardware: unknown hardware '{ref}': expected one of {', '.join(CALIBRATABLE)}")
-    if ref not in CALIBRATABLE:
+        raise SpecError(f"--hardware: unknown hardware '{ref}': expected one of {', '.join(calibration.CALIBRATABLE)}")
+    if ref not in calibration.CALIBRATABLE:
         raise SpecError(
             f"--hardware: no measurements for '{ref}' in calibration/data: expected one of "
-            f"{', '.join(CALIBRATABLE)} (see the README, 'Calibrating a new chip')"
+            f"{', '.join(calibration.CALIBRATABLE)} (see the README, 'Calibrating a new chip')"
         )
     return ref
 
@@ -72,12 +79,16 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.steps <= 0:
         raise SpecError(f"--steps: {args.steps}: expected an integer > 0")
     log = lambda s: print(s, file=sys.stderr)  # noqa: E731
+    if args.write and args.output_dir:
+        raise SpecError("--write and --output-dir: expected one of them (--write writes calibration/fitted)")
+    # The shipped fitted files are what every chip loads: replaced only when asked.
+    out_dir = None if args.write else Path(args.output_dir or Path("results") / "calibration" / "fitted")
     try:
-        out = calibrate(
+        out = calibration.calibrate(
             hw,
             args.util_form,
             args.steps,
-            Path(args.output_dir) if args.output_dir else None,
+            out_dir,
             _data_dir(args.data),
             compare=not args.no_compare,
             log=log,
@@ -86,9 +97,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if isinstance(e, SpecError):
             raise
         raise SpecError(str(e).splitlines()[0]) from None
-    print(format_table(out["tables"]["dataset"]))
+    print(calibration.format_table(out["tables"]["dataset"]))
     print(
-        f"wrote {out['path']} (fit {out['fit_s']:.1f} s, utilization form {out['result'].util_form})", file=sys.stderr
+        f"wrote {out['path']} (fit {out['fit_s']:.1f} s, utilization form {out['result'].util_form})"
+        + ("" if args.write else "; --write makes it the shipped fit that chips load"),
+        file=sys.stderr,
     )
     return 0
 
@@ -98,7 +111,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.hardware not in hardware_ids():
         raise SpecError(f"--hardware: unknown hardware '{args.hardware}': expected a catalog id with a fitted file")
     try:
-        out = validate(Path(args.output_dir), args.hardware, _data_dir(args.data))
+        out = calibration.validate(Path(args.output_dir), args.hardware, _data_dir(args.data))
     except KeyError as e:  # a data set or column the shipped fit does not know
         raise SpecError(
             f"--data {args.data}: unknown data set or column {e}: expected the layout of calibration/data"
@@ -111,9 +124,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(tab.to_dict("records"), indent=1))
     else:
-        print(format_table(tab))
+        print(calibration.format_table(tab))
     if not args.json:
-        gen = gemm_generalization(_data_dir(args.data))
+        gen = calibration.gemm_generalization(_data_dir(args.data))
         fitted, roof = (100 * float(np.mean(np.abs(gen[c] / gen["time_s"] - 1))) for c in ("fitted_s", "roofline_s"))
         print(
             f"\nGEMM shapes no fit saw ({len(gen)} public A100 measurements, square to 16k, M down to 1): "

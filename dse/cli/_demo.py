@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from dse.analysis import pareto_table, plot_store, render, store_pareto, write_front
+from dse import analysis, sweep
 from dse.engine import enable_compilation_cache, make_config, run_designs, software_levels
 from dse.specs import load_hardware, load_model, refuse_foreign
-from dse.sweep import describe, parse_sweep, run_sweep
 
 RESULTS = Path("results")
 
@@ -75,12 +74,12 @@ def run_demo(output: Path, quiet: bool = False) -> int:
     out_dir = output.with_suffix("") if output.suffix else output.with_name(output.name + "-figures")
     for p in (output, out_dir / "pareto.zarr", out_dir / "pareto.csv"):
         refuse_foreign(p)  # before the sweep runs, not after
-    spec = parse_sweep(DEMO_SPEC, "inferbench demo")
-    result = run_sweep(spec, output, overwrite=True, quiet=quiet)
-    front, objs, cons, stats = store_pareto(output)
+    spec = sweep.parse_sweep(DEMO_SPEC, "inferbench demo")
+    result = sweep.run_sweep(spec, output, overwrite=True, quiet=quiet)
+    front, objs, cons, stats = analysis.store_pareto(output)
     print(f"InferBench demo — {spec.description}")
-    print(describe(result))
-    print(pareto_table(front, objs, cons, stats, limit=12))
+    print(sweep.describe(result))
+    print(analysis.pareto_table(front, objs, cons, stats, limit=12))
     # The best design per chip by $/1M tokens, among those meeting the constraints.
 
     ds = xr.open_zarr(output)
@@ -113,7 +112,7 @@ def run_demo(output: Path, quiet: bool = False) -> int:
         + " (TPOT at the three levels: ideal roofline, hardware-achievable, software-calibrated)"
     )
     print(
-        render(
+        analysis.render(
             [
                 "hardware",
                 "tp",
@@ -130,8 +129,8 @@ def run_demo(output: Path, quiet: bool = False) -> int:
             rows,
         )
     )
-    written = write_front(front, out_dir / "pareto")
-    written += plot_store(output, out_dir)
+    written = analysis.write_front(front, out_dir / "pareto")
+    written += analysis.plot_store(output, out_dir)
     print(f"\n{spec.n_designs:,} designs, front, table and charts in {time.perf_counter() - t0:.1f} s")
     if not quiet:
         print(

@@ -14,8 +14,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from calibration import prediction_interval
-from dse.analysis import render
+import calibration
+from dse import analysis
 from dse.engine import (
     calibration_source,
     check_context,
@@ -112,7 +112,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
             ]
         )
     print("Models")
-    print(render(["id", "name", "params (B)", "active (B)", "KV/token (kB, bf16)", "layers", "d_model"], rows))
+    print(analysis.render(["id", "name", "params (B)", "active (B)", "KV/token (kB, bf16)", "layers", "d_model"], rows))
     rows = []
     for hid in hardware_ids():
         h = load_hardware(hid)
@@ -132,7 +132,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         )
     print("\nHardware")
     print(
-        render(
+        analysis.render(
             [
                 "id",
                 "name",
@@ -381,7 +381,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(records, indent=1))
     else:
-        print(render(headers, rows))
+        print(analysis.render(headers, rows))
         shown = "achievable (--uncalibrated)" if args.uncalibrated else "calibrated"
         hw_ids = np.atleast_1d(ds.hardware.values)
         profiles = ", ".join(
@@ -420,7 +420,7 @@ def _write_dataset(ds, path: Path) -> None:
 
 def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
     try:
-        with path.open(newline="", encoding="utf-8") as f:
+        with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             rows = list(reader)
             cols = reader.fieldnames or []
@@ -570,7 +570,9 @@ def _intervals(hw, calibrated: bool, level: float, items, framework: str | None 
     out: dict[str, Any] = {}
     for name, value, quantity in items:
         unit = "s" if name == "latency" else "j"
-        lo, hi = prediction_interval(hw.id, value, quantity, level, framework) if applies else (np.nan, np.nan)
+        lo, hi = (
+            calibration.prediction_interval(hw.id, value, quantity, level, framework) if applies else (np.nan, np.nan)
+        )
         lo, hi = float(lo), float(hi)
         out[f"{name}_lo_{unit}"] = lo if np.isfinite(lo) else ""
         out[f"{name}_hi_{unit}"] = hi if np.isfinite(hi) else ""

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from dse._version import __version__
+from dse.engine import enable_compilation_cache
 from dse.specs import SpecError
 
 from . import _bench, _calibration_cmds, _demo, _engine_cmds, _plan_cmd, _sweep_cmds
@@ -60,10 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 0
+        enable_compilation_cache()  # every command: a second run loads its programs from disk
         return int(args.func(args))
     except SpecError as e:
         print(f"inferbench: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader closed the pipe (`| head`): nothing left to say
+        return 0
     except OSError as e:  # the file system refused (full disk, permissions): the user's to fix
         where = f"{e.filename}: " if e.filename else ""
         print(
@@ -74,8 +78,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("inferbench: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 def main_exit() -> None:

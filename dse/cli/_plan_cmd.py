@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from dse.analysis import OBJECTIVES, Slo, plan, render
+from dse import analysis
 from dse.specs import SpecError, load_platform, load_use_case, use_cases
 
 
@@ -40,7 +40,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     prompt = _positive(args.prompt_tokens, "--prompt-tokens", True) or (case.prompt_tokens if case else 2048)
     output = _positive(args.output_tokens, "--output-tokens", True) or (case.output_tokens if case else 256)
     beam = _positive(args.beam, "--beam", True) or (case.beam if case else 1)
-    slo = Slo(
+    slo = analysis.Slo(
         ttft_s=(_positive(args.ttft_ms, "--ttft-ms") or 0) / 1e3 or (case.ttft_s if case else None),
         tpot_s=(_positive(args.tpot_ms, "--tpot-ms") or 0) / 1e3 or (case.tpot_s if case else None),
         prompt_cv=_cv(args.prompt_cv),
@@ -50,7 +50,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     hardware = args.hardware or (platform.hardware if platform else None)
     if hardware is None:
         raise SpecError("plan: expected --hardware (or --platform)")
-    result = plan(
+    result = analysis.plan(
         args.model,
         hardware,
         int(chips),
@@ -72,7 +72,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _row(r: dict[str, Any], objective: str) -> list[Any]:
-    metric, _, _, scale = OBJECTIVES[objective]
+    metric, _, _, scale = analysis.OBJECTIVES[objective]
     value = 1.0 / r["tpot_s"] if scale is None else r[metric] * scale
     chunk = "-" if r["chunk_tokens"] is None else int(r["chunk_tokens"])
     layout = [r["batching"], int(r["tp"]), int(r["pp"]), int(r["ep"]), int(r["dp"]), int(r["batch"]), chunk]
@@ -88,7 +88,7 @@ def _row(r: dict[str, Any], objective: str) -> list[Any]:
 
 
 def _print(res: dict[str, Any]) -> None:
-    label = OBJECTIVES[res["objective"]][2]
+    label = analysis.OBJECTIVES[res["objective"]][2]
     head = ["batching", "tp", "pp", "ep", "dp", "batch", "chunk", label, "TTFT ms", "TPOT ms", "tok/s/chip", "$/1M tok"]
     slos = {k: v for k, v in res["slo"].items() if k != "prompt_cv"}
     slo = ", ".join(f"{k[:-2].upper()} <= {v * 1e3:g} ms" for k, v in slos.items() if v) or "none"
@@ -104,14 +104,14 @@ def _print(res: dict[str, Any]) -> None:
         print("\nno deployment meets the SLOs; the closest of each layout:")
     else:
         print("\nbest:")
-        print(render(head, [_row(res["best"], res["objective"])[:-1]]))
+        print(analysis.render(head, [_row(res["best"], res["objective"])[:-1]]))
         if res["runners_up"]:
             print("\nrunners-up (the best of each other layout) and why each loses:")
-            print(render([*head, "why"], [_row(r, res["objective"]) for r in res["runners_up"]]))
+            print(analysis.render([*head, "why"], [_row(r, res["objective"]) for r in res["runners_up"]]))
         if res["excluded"]:
             print("\nlayouts that never meet the SLOs (their closest candidate):")
     if res["excluded"]:
-        print(render([*head, "why"], [_row(r, res["objective"]) for r in res["excluded"]]))
+        print(analysis.render([*head, "why"], [_row(r, res["objective"]) for r in res["excluded"]]))
     sys.stdout.flush()
 
 
@@ -132,7 +132,7 @@ def add_subcommands(sub: Any) -> None:
         help="spread of the request mix: coefficient of variation of the prompt lengths (log-normal, default 0); "
         "a deployment must then keep 90 %% of the requests within the SLOs",
     )
-    s.add_argument("--objective", choices=tuple(OBJECTIVES), default="tokens_per_s_per_chip")
+    s.add_argument("--objective", choices=tuple(analysis.OBJECTIVES), default="tokens_per_s_per_chip")
     s.add_argument("--dtype", default="bf16", help="weights, activations and KV dtype")
     s.add_argument(
         "--framework",

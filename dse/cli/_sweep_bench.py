@@ -21,10 +21,9 @@ from typing import Any
 
 import jax
 
-from dse.analysis import store_pareto
+from dse import analysis, sweep
 from dse.engine import enable_compilation_cache
 from dse.specs import SpecError
-from dse.sweep import parse_sweep, run_sweep
 
 BENCH_AXES = {
     "peak_bf16_tflops": {"low": 100, "high": 2500, "scale": "log"},
@@ -71,13 +70,13 @@ def run_sweep_bench(args: argparse.Namespace) -> int:
         enable_compilation_cache()  # INFERBENCH_JAX_CACHE=0 for a cold compile
         rss0 = peak_rss_bytes()
         t0 = time.perf_counter()
-        spec = parse_sweep(bench_spec(n), "bench")
-        result = run_sweep(spec, store, quiet=True)
+        spec = sweep.parse_sweep(bench_spec(n), "bench")
+        result = sweep.run_sweep(spec, store, quiet=True)
         seconds = time.perf_counter() - t0
         size = _store_bytes(store)
         rss_sweep = peak_rss_bytes()
         t1 = time.perf_counter()
-        _, _, _, pstats = store_pareto(store)  # the sweep's 3 objectives, constraints and feasibility
+        _, _, _, pstats = analysis.store_pareto(store)  # the sweep's 3 objectives, constraints and feasibility
         pareto_s = time.perf_counter() - t1
     out = {
         "designs_per_s": n / seconds,

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from dse.analysis import pareto_table, plot_store, run_curve_study, run_platform_study, store_pareto, write_front
+from dse import analysis, sweep
 from dse.engine import enable_compilation_cache
-from dse.specs import SpecError
-from dse.sweep import describe, load_sweep, run_sweep
+from dse.specs import SpecError, load_yaml
 
 RESULTS = Path("results")
 
@@ -20,10 +19,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     study = _study_kind(Path(args.spec))
     if study is not None:
         outdir = Path(args.output) if args.output else RESULTS
-        runner = run_platform_study if study == "platforms" else run_curve_study
+        runner = analysis.run_platform_study if study == "platforms" else analysis.run_curve_study
         runner(Path(args.spec), outdir, quiet=getattr(args, "quiet", False))
         return 0
-    spec = load_sweep(args.spec)
+    spec = sweep.load_sweep(args.spec)
     store = Path(args.output) if args.output else RESULTS / f"{spec.name}.zarr"
     if args.workers is not None and args.workers <= 0:
         raise SpecError(f"--workers: {args.workers}: expected an integer > 0")
@@ -32,7 +31,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.repair and args.overwrite:
         raise SpecError("--repair and --overwrite: expected one of them (repair keeps what is readable)")
     enable_compilation_cache()
-    result = run_sweep(
+    result = sweep.run_sweep(
         spec,
         store,
         overwrite=args.overwrite,
@@ -44,7 +43,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         repair=args.repair,
         yes=args.yes,
     )
-    print(describe(result))
+    print(sweep.describe(result))
     if not result.status.startswith("already complete") and not args.quiet:
         print(f"open it with: xarray.open_zarr('{store}')", file=sys.stderr)
     return 0
@@ -55,15 +54,15 @@ def _split(text: str | None) -> list[str]:
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:
-    front, objectives, constraints, stats = store_pareto(
+    front, objectives, constraints, stats = analysis.store_pareto(
         Path(args.store),
         _split(args.objectives) or None,
         _split(args.constraints) if args.constraints is not None else None,
         partial=args.partial,
     )
-    print(pareto_table(front, objectives, constraints, stats, limit=args.limit))
+    print(analysis.pareto_table(front, objectives, constraints, stats, limit=args.limit))
     out = Path(args.output) if args.output else RESULTS / f"{Path(args.store).stem}_pareto"
-    paths = write_front(front, out)
+    paths = analysis.write_front(front, out)
     if not args.quiet:
         print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
     return 0
@@ -71,7 +70,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else RESULTS / Path(args.store).stem
-    paths = plot_store(
+    paths = analysis.plot_store(
         Path(args.store),
         out,
         objectives=_split(args.objectives) or None,
@@ -87,7 +86,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def _study_kind(path: Path) -> str | None:
     """``platforms`` or ``curves`` for a study file (``study: …``), None for a design-space sweep."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None  # load_sweep reports the error
     kind = data.get("study") if isinstance(data, dict) else None

@@ -21,6 +21,7 @@ what the tests' hand-derived references check. Stores keep float32 (7 digits).
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import export
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from dse.specs import SpecError, suggest
@@ -68,6 +70,49 @@ def _serve_one(config: Config, knobs: Mapping[str, jax.Array], software: Softwar
 serve_rows: Callable[..., Metrics] = jax.vmap(_serve_one, in_axes=(None, 0, None))
 """Metrics of N designs (knobs [N]) at one software level: pure, for use inside a fit's jit."""
 _serve_batch = jax.jit(jax.vmap(serve_rows, in_axes=(None, None, 0)))
+
+
+# Traced programs kept on disk (jax.export) once :func:`enable_compilation_cache` names a folder:
+# a later run of the same structure skips tracing and lowering, and its compilation comes from
+# JAX's compilation cache. Keyed by the code, the static structure and the shapes.
+_program_dir: Path | None = None
+_programs: dict[str, Callable[..., Any]] = {}
+
+
+@functools.cache
+def _code_fingerprint() -> str:
+    """Hash of the cost model's and the engine's sources, the JAX version and the backend."""
+    root = Path(__file__).resolve().parents[2]
+    h = hashlib.sha256(f"{jax.__version__} {jax.default_backend()}".encode())
+    for path in sorted([*(root / "models").rglob("*.py"), *(root / "dse" / "engine").glob("*.py")]):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _serve_block(config: Config, knobs: dict[str, np.ndarray], software: SoftwareParams) -> Metrics:
+    """:data:`_serve_batch` of one block, through the on-disk program cache when it is on."""
+    if _program_dir is None or len(jax.local_devices()) > 1:
+        return _serve_batch(config, _shard(knobs), software)
+    leaves, tree = jax.tree.flatten((config, knobs, software))
+    signature = repr((str(tree), [(np.shape(x), np.result_type(x).str) for x in leaves]))
+    key = hashlib.sha256((_code_fingerprint() + signature).encode()).hexdigest()[:40]
+    program = _programs.get(key)
+    if program is None:
+        path = _program_dir / f"{key}.jaxexport"
+        try:
+            exported = export.deserialize(bytearray(path.read_bytes()))
+        except Exception:  # absent, unreadable or from another version: trace it again
+            flat = lambda *lv: tuple(_serve_batch(*jax.tree.unflatten(tree, lv)))  # noqa: E731
+            exported = export.export(jax.jit(flat))(*leaves)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_bytes(exported.serialize())
+                os.replace(tmp, path)
+            except OSError:
+                pass  # a cache that cannot be written costs the next run a trace, nothing more
+        program = _programs[key] = jax.jit(exported.call)
+    return Metrics(*program(*leaves))
 
 
 def _shard(block: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -133,7 +178,7 @@ def dispatch(
                 if len(p) < size:
                     p = np.concatenate([p, np.full(size - len(p), p[-1])])
                 part[k] = p
-            results.append(_serve_batch(config, _shard(part), software))
+            results.append(_serve_block(config, part, software))
     return Pending(results, n)
 
 
@@ -258,7 +303,7 @@ def log_jacobian(
 
 def compiled_programs() -> int:
     """How many programs the design evaluation has compiled (for the no-recompilation test)."""
-    return _serve_batch._cache_size()
+    return _serve_batch._cache_size() + sum(p._cache_size() for p in _programs.values())
 
 
 def enable_compilation_cache() -> None:
@@ -271,3 +316,5 @@ def enable_compilation_cache() -> None:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     jax.config.update("jax_compilation_cache_dir", str(base / "inferbench" / "jax"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    global _program_dir
+    _program_dir = base / "inferbench" / "programs"

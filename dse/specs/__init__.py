@@ -8,6 +8,7 @@ from ._errors import SpecError as SpecError
 from ._errors import suggest as suggest
 from ._files import CATALOG as CATALOG
 from ._files import MODEL_DIR as MODEL_DIR
+from ._files import load_yaml as load_yaml
 from ._files import read_mapping as read_mapping
 from ._files import resolve as resolve
 from ._fitted import FITTED_DIR as FITTED_DIR

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +17,34 @@ MODEL_DIR = CATALOG / "models"
 PLATFORM_DIR = CATALOG / "platforms"
 
 
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # the C parser where PyYAML has it
+    """YAML 1.1 safe loading, with numbers written as people write them: ``1e300`` and ``5e9``
+    are floats (YAML 1.1 reads an exponent without a dot as a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text (safe: plain data only)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 — _Loader is a SafeLoader
+
+
 def read_mapping(path: Path) -> dict[str, Any]:
     """The top-level mapping of a YAML (or ``.json``) file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the spec
     except UnicodeDecodeError:
         raise SpecError(f"{path}: not a text file (not valid UTF-8): expected a YAML or JSON spec") from None
     except OSError as e:
         raise SpecError(f"{path}: cannot read file ({e.strerror or e})") from None
     is_json = path.suffix == ".json"
     try:
-        data = json.loads(text) if is_json else yaml.safe_load(text)
+        data = json.loads(text) if is_json else load_yaml(text)
     except (yaml.YAMLError, json.JSONDecodeError) as e:
         line = getattr(getattr(e, "problem_mark", None), "line", getattr(e, "lineno", None))
         where = f" (line {line + 1 if not is_json else line})" if isinstance(line, int) else ""

@@ -20,6 +20,7 @@ import yaml
 from models import SoftwareParams, achievable_software
 
 from ._errors import SpecError
+from ._files import load_yaml
 from ._outputs import make_parent, refuse_foreign, writing
 
 # The fitted files live with the calibration that writes them (a data folder, not an import).
@@ -42,7 +43,7 @@ def read_fitted(hardware_id: str | None, folder: Path | None = None) -> dict[str
     if not path.exists():
         return None
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         raise SpecError(
             f"{path}: not a readable fitted-parameter file: expected YAML written by `inferbench calibrate`"
@@ -122,7 +123,7 @@ def fitted_chip(hardware_id: str | None) -> dict[str, float]:
 def write_fitted(hardware_id: str, content: Mapping[str, Any], folder: Path | None = None) -> Path:
     path = fitted_path(hardware_id, folder)
     header = (
-        f"{FITTED_HEADER}{hardware_id}, written by `inferbench calibrate --hardware {hardware_id}`.\n"
+        f"{FITTED_HEADER}{hardware_id}, written by `inferbench calibrate --hardware {hardware_id} --write`.\n"
         "# Do not edit by hand: rerun the calibration. See calibration/_fit.py for the model and the split.\n"
     )
     with writing(path, own=_is_fitted_file) as tmp:
