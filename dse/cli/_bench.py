@@ -10,12 +10,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import jax
 import numpy as np
 
-from dse.engine import EVAL_BLOCK, make_config, run_designs, software_levels
+from dse.engine import EVAL_BLOCK, make_config, program_cost, run_designs, software_levels
 from dse.specs import SpecError, load_hardware, load_model
 
 from ._calibration_bench import run_calibration_bench
@@ -60,6 +64,26 @@ def random_family_knobs(chip, n: int, seed: int = 0) -> dict[str, np.ndarray]:
     return out
 
 
+# The single query of the interactive-speed figure: a table of five batch sizes.
+SINGLE_QUERY = (
+    "evaluate --model llama-3-70b --hardware h100-sxm5-80gb --tp 8 --phase decode --batch 1,8,32,128,256"
+).split()
+
+
+def single_query_s() -> dict[str, float]:
+    """Wall time of one ``evaluate`` in a fresh process: cold (empty caches) and warm (the
+    same query again, its programs on disk), start-up and imports included."""
+    times = []
+    with tempfile.TemporaryDirectory(prefix="inferbench-bench-") as cache:
+        env = {**os.environ, "XDG_CACHE_HOME": cache}
+        env.pop("INFERBENCH_JAX_CACHE", None)
+        for _ in range(2):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "dse", *SINGLE_QUERY], env=env, check=True, capture_output=True)
+            times.append(time.perf_counter() - t0)
+    return {"single_query_cold_s": times[0], "single_query_s": times[1]}
+
+
 def run_bench(args: argparse.Namespace) -> int:
 
     if getattr(args, "sweep", False):
@@ -98,6 +122,8 @@ def run_bench(args: argparse.Namespace) -> int:
         if not np.all(np.isfinite(res["usd_per_mtok"])):
             raise SpecError("bench: non-finite results")
     run_s = float(np.median(runs_s))
+    cost = program_cost(cfg, knobs_of(1, 0), sw, chunk)
+    query = single_query_s()
     out = {
         "configs_per_s": n / run_s,
         "configs_per_s_range": [n / max(runs_s), n / min(runs_s)],
@@ -105,6 +131,8 @@ def run_bench(args: argparse.Namespace) -> int:
         "n_configs": n,
         "run_s": run_s,
         "compile_s": compile_s,
+        **query,
+        **cost,
         "chunk": chunk,
         "block": EVAL_BLOCK,
         "family": family,
@@ -120,7 +148,11 @@ def run_bench(args: argparse.Namespace) -> int:
             f"{family} ({hw.id}): {n:,} configurations in {run_s:.2f} s: {n / run_s:,.0f} configurations/s "
             f"(median of {len(runs_s)} runs, range {out['configs_per_s_range'][0]:,.0f}-"
             f"{out['configs_per_s_range'][1]:,.0f}; compile + first chunk {compile_s:.2f} s; "
-            f"{out['scenario']}; {out['device']})"
+            f"{out['scenario']}; {out['device']})\n"
+            f"XLA cost analysis: {cost['flops_per_config']:,.0f} FLOP and {cost['bytes_per_config']:,.0f} bytes of "
+            f"memory traffic per configuration\n"
+            f"single query (`inferbench {' '.join(SINGLE_QUERY)}`, fresh process): {query['single_query_cold_s']:.2f} s "
+            f"cold, {query['single_query_s']:.2f} s warm"
         )
     return 0
 

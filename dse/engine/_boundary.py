@@ -182,6 +182,19 @@ def dispatch(
     return Pending(results, n)
 
 
+def program_cost(config: Config, knobs: Mapping[str, Any], software: SoftwareParams, block: int) -> dict[str, float]:
+    """XLA's own cost analysis of one compiled block of ``block`` designs, per design: the
+    floating-point operations and the bytes its memory traffic moves (intermediates included)."""
+    part = {k: np.full(block, float(np.atleast_1d(v)[0])) for k, v in knobs.items()}
+    with float64():
+        analysis = _serve_batch.lower(config, part, software).compile().cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, list) else analysis
+    return {
+        "flops_per_config": float(analysis.get("flops", np.nan)) / block,
+        "bytes_per_config": float(analysis.get("bytes accessed", np.nan)) / block,
+    }
+
+
 def check_knobs(config: Config, knobs: Mapping[str, Any]) -> int:
     """Validate SI knob names and values (finite, > 0, one length); returns the length."""
     owner = knob_owner(config)
