@@ -73,6 +73,14 @@ def test_store_round_trips_with_dims_coords_units(tmp_path):
     b = ds.batch.values
     assert np.all(b == np.rint(b)) and b.min() >= 1 and b.max() <= 64
     np.testing.assert_array_equal(ds.meets_constraints.values, ds.feasible.values & (ds.tpot_s.values <= 0.05))
+    # A front no design reaches says which constraint excludes everything and how close it comes.
+    from dse.analysis import pareto_table, store_pareto
+
+    front, objs, cons, stats = store_pareto(store, constraints=["tpot_s <= 1e-6"])
+    text = pareto_table(front, objs, cons, stats)
+    best = float(ds.tpot_s.where(ds.feasible).min())
+    assert stats["n_front"] == 0 and "excluded by tpot_s <= 1e-06 alone" in text
+    assert f"the best feasible design reaches {best:.4g}" in text
 
 
 def test_store_matches_the_evaluation_boundary(tmp_path):

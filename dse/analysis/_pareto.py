@@ -19,6 +19,7 @@ far and against their own block (block × front × k comparisons, vectorized). E
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -175,10 +176,12 @@ def store_pareto(
                 f"`inferbench sweep SPEC -o {store} --repair` to recompute the damaged chunks"
             ) from None
 
-    ok = read("feasible").astype(bool)
+    feasible = read("feasible").astype(bool)
+    ok = feasible.copy()
     for c in cons:
         ok &= c.holds(read(c.metric))
     cand = np.flatnonzero(ok)
+    why_empty = "" if len(cand) else _why_empty(feasible, cons, read)
     pts = np.empty((len(cand), len(objs)))
     for j, o in enumerate(objs):
         v = read(o.metric)[cand].astype(np.float64)
@@ -202,6 +205,8 @@ def store_pareto(
         "pareto_constraints": [str(c) for c in cons] + ["feasible"],
         "pareto_source": str(store),
     }
+    if why_empty:
+        front.attrs["pareto_empty"] = why_empty
     stats = {
         "n_designs": float(np.prod(shape)),
         "n_candidates": float(len(cand)),
@@ -211,6 +216,33 @@ def store_pareto(
         "front_s": time.perf_counter() - t2,
     }
     return front, objs, cons, stats
+
+
+def _why_empty(feasible: np.ndarray, cons: list[Constraint], read: Callable[[str], np.ndarray]) -> str:
+    """Why no design is on the front: how many designs each condition admits on its own and
+    how close the feasible designs come to each constraint."""
+    n = len(feasible)
+    lines = [f"feasible (fits in memory, valid split): {int(feasible.sum()):,} of {n:,} designs"]
+    blocking = []
+    for c in cons:
+        v = read(c.metric).astype(np.float64)
+        meets = c.holds(v) & feasible
+        pool = v[feasible & np.isfinite(v)]
+        if len(pool):
+            best = pool.min() if c.op in ("<", "<=") else pool.max()
+            closest = f"; the best feasible design reaches {best:.4g}"
+        else:
+            closest = ""
+        lines.append(f"{c}: {int(meets.sum()):,} feasible designs meet it{closest}")
+        if not meets.any():
+            blocking.append(str(c))
+    if not feasible.any():
+        head = "no design is feasible"
+    elif blocking:
+        head = f"excluded by {' and by '.join(blocking)} alone"
+    else:
+        head = "each constraint is met by some feasible design, but no design meets them all"
+    return f"no design on the front: {head}\n  " + "\n  ".join(lines)
 
 
 def pareto_table(
@@ -233,6 +265,8 @@ def pareto_table(
     )
     if front.attrs.get("calibration"):  # stores written before it was recorded have none
         title = f"{title}\ncalibration: {front.attrs['calibration']}"
+    if front.attrs.get("pareto_empty"):
+        return f"{title}\n{front.attrs['pareto_empty']}"
     if not front.attrs.get("source_complete", True):
         title = f"{title}\nfrom an UNFINISHED or DAMAGED store (--partial): designs not computed are left out"
     more = front.sizes["front"] - len(rows)

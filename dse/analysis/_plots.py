@@ -66,7 +66,12 @@ def _plan(ds: Any) -> Any:
 def plot_pareto(ds: Any, front: Any, objs: list[Any], out: Path, max_points: int = 2_000_000) -> list[Path]:
     x, y = objs[0].metric, objs[1].metric
     ok = np.asarray(ds.meets_constraints.values if "meets_constraints" in ds else ds.feasible.values).reshape(-1)
+    empty = front.attrs.get("pareto_empty", "")
+    if empty:  # nothing meets the constraints: show the feasible designs and say why
+        ok = np.asarray(ds.feasible.values).reshape(-1)
     xs, ys = (np.asarray(ds[v].values).reshape(-1)[ok] for v in (x, y))
+    keep = np.isfinite(xs) & np.isfinite(ys) & (xs > 0) & (ys > 0)  # log axes
+    xs, ys = xs[keep], ys[keep]
     if len(xs) > max_points:
         pick = np.random.default_rng(0).choice(len(xs), max_points, replace=False)
         xs, ys = xs[pick], ys[pick]
@@ -81,16 +86,18 @@ def plot_pareto(ds: Any, front: Any, objs: list[Any], out: Path, max_points: int
     )
     if c is not None:
         fig.colorbar(sc, ax=ax, label=_label(ds, objs[2].metric))
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    if len(xs) or len(fx):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
     ax.set_xlabel(f"{'↑' if objs[0].maximize else '↓'} {_label(ds, x)}")
     ax.set_ylabel(f"{'↑' if objs[1].maximize else '↓'} {_label(ds, y)}")
     calibration = f"\n{ds.attrs['calibration']}" if ds.attrs.get("calibration") else ""
-    ax.set_title(
-        f"{ds.attrs.get('sweep_name', '')}: {len(xs):,} designs meeting the constraints (grey: dominated)"
-        + calibration,
-        fontsize=9,
+    shown = (
+        f"{empty.splitlines()[0]} (grey: the {len(xs):,} feasible designs)"
+        if empty
+        else f"{len(xs):,} designs meeting the constraints (grey: dominated)"
     )
+    ax.set_title(f"{ds.attrs.get('sweep_name', '')}: {shown}" + calibration, fontsize=9)
     ax.legend(loc="best", fontsize=8)
     return _save(fig, out, "pareto")
 
