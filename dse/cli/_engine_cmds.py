@@ -361,16 +361,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             float(r[main_metric[0]].sel(level=lv)) * main_metric[2] if lv in ds.level.values else float("nan")
             for lv in ("ideal", "achievable", "calibrated")
         ]
-        for name, _, scale in cols[1:]:
-            v = cal[name].item()
-            vals.append(BOUND_NAMES[int(v)] if scale is None else float(v) * scale)
         feasible = bool(cal.feasible.item())
         reason = int(cal.infeasible_reason.item())
-        vals += [float(cal.memory_per_chip_bytes) / 1e9, feasible]
+        for name, _, scale in cols[1:]:
+            v = cal[name].item()
+            if scale is None:
+                vals.append(BOUND_NAMES[int(v)])
+            elif not feasible and name.startswith(("usd_", "j_", "prefill_j", "decode_j")):
+                vals.append("-")  # no attractive cost or energy for a design that cannot run
+            else:
+                vals.append(float(v) * scale)
+        fits = "yes" if feasible else f"no: {INFEASIBLE_REASONS[reason].split(':')[0]}"
+        vals += [float(cal.memory_per_chip_bytes) / 1e9, fits]
         rows.append(key + vals)
         rec = dict(zip(["model", "hardware", *grid_dims], key, strict=True))
         rec["levels"] = {
-            str(lv): {k: _jsonable(r[k].sel(level=lv).item()) for k in ds.data_vars if "level" in ds[k].dims}
+            str(lv): {k: _jsonable(k, r[k].sel(level=lv).item()) for k in ds.data_vars if "level" in ds[k].dims}
             for lv in ds.level.values
         }
         rec["calibration"] = str(ds.calibration.sel(hardware=r.hardware.item()).item())
@@ -407,9 +413,15 @@ def _num(x: Any) -> int | float:
     return int(x) if x.is_integer() else x
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
+def _jsonable(name: str, v: Any) -> Any:
+    """A metric as JSON: enumerations by their label, a non-finite number as null (JSON has no NaN)."""
+    v = v.item() if isinstance(v, np.generic) else v
+    if name.endswith("bound") and isinstance(v, int | float) and not isinstance(v, bool):
+        return BOUND_NAMES[int(v)]
+    if name == "infeasible_reason":
+        return INFEASIBLE_REASONS[int(v)]
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
     return v
 
 
