@@ -234,6 +234,7 @@ class Metrics(NamedTuple):
     average_power_w: Array
     usd_per_mtok: Array
     memory_per_chip_bytes: Array
+    memory_fill: Array
     weight_bytes_per_chip: Array
     kv_bytes_per_chip: Array
     feasible: Array
@@ -578,6 +579,7 @@ def serve(
         average_power_w=avg_power,
         usd_per_mtok=usd,
         memory_per_chip_bytes=fp.weight_bytes + kv - kv_host + fp.act_bytes,
+        memory_fill=(fp.weight_bytes + kv - kv_host + fp.act_bytes) / chip.capacity_bytes,
         weight_bytes_per_chip=fp.weight_bytes,
         kv_bytes_per_chip=kv - kv_host,
         feasible=reason == 0,

@@ -282,6 +282,31 @@ CASES = [
     ("calibrate-hw", ["calibrate", "--hardware", "h100"], "--hardware"),
     ("calibrate-form", ["calibrate", "--util-form", "cubic"], "util-form"),
     ("calibrate-write-and-dir", ["calibrate", "--write", "-o", "{w}/fit"], "--write"),
+    (
+        "design-knob-typo",
+        ["design", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb", "--knobs", "hbm_bandwith_tb_s=1:10"],
+        "hbm_bandwith",
+    ),  # fmt: skip
+    (
+        "design-knob-bounds",
+        ["design", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb", "--knobs", "hbm_bandwidth_tb_s=10:1"],
+        "LOW:HIGH",
+    ),  # fmt: skip
+    (
+        "design-objective",
+        [
+            "design",
+            "--model",
+            "llama-3-8b",
+            "--hardware",
+            "h100-sxm5-80gb",
+            "--knobs",
+            "hbm_bandwidth_tb_s=1:10",
+            "--objective",
+            "min:cost",
+        ],
+        "cost",
+    ),  # fmt: skip
     ("demo-user-folder", ["demo", "-o", "{w}/mine"], "did not write"),
     ("demo-user-file", ["demo", "-o", "{w}/notes.txt"], "did not write"),
     ("bench-configs", ["bench", "--configs", "0"], "--configs"),

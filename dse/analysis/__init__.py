@@ -4,6 +4,10 @@ from dse._lazy import lazy_exports
 
 _EXPORTS = {
     "run_curve_study": "_curves",
+    "DesignKnob": "_design",
+    "design": "_design",
+    "parse_knobs": "_design",
+    "random_search": "_design",
     "pareto_mask": "_pareto",
     "pareto_table": "_pareto",
     "store_pareto": "_pareto",

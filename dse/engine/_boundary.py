@@ -304,6 +304,33 @@ def _log_metrics(
 _jacobian = jax.jit(jax.jacrev(_log_metrics, argnums=1), static_argnums=(2, 3))
 
 
+def _log_metrics_twice(
+    log_knobs: jax.Array, config: Config, names: tuple[str, ...], metrics: tuple[str, ...], software: SoftwareParams
+) -> tuple[jax.Array, jax.Array]:
+    v = _log_metrics(config, log_knobs, names, metrics, software)
+    return v, v
+
+
+# K designs at once, each with its forward-mode Jacobian (a design search has a few knobs).
+_design_jacobian = jax.jit(
+    jax.vmap(jax.jacfwd(_log_metrics_twice, has_aux=True), in_axes=(0, None, None, None, None)),
+    static_argnums=(2, 3),
+)
+
+
+def log_metrics_and_jacobian(
+    config: Config, log_knobs: np.ndarray, names: Sequence[str], metrics: Sequence[str], software: SoftwareParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log metrics [K, m] of K designs given as log SI knob values [K, d], and their
+    elasticities ∂ log metric / ∂ log knob [K, m, d], at one software level (for gradient
+    design search; forward mode, one pass per knob)."""
+    with float64():
+        jac, val = _design_jacobian(
+            jnp.asarray(log_knobs, dtype=jnp.float64), config, tuple(names), tuple(metrics), software
+        )
+        return np.asarray(val), np.asarray(jac)
+
+
 def log_jacobian(
     config: Config, knobs: Mapping[str, float], software: SoftwareParams, metrics: Sequence[str]
 ) -> np.ndarray:

@@ -27,6 +27,7 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
     "average_power_w": ("W", "average power of the replica over the request"),
     "usd_per_mtok": ("USD/1M token", "TCO cost per million output tokens (capex amortized + energy × PUE)"),
     "memory_per_chip_bytes": ("B", "weights + KV cache + activations held by one chip"),
+    "memory_fill": ("1", "memory held by one chip over its capacity (fits when <= 1)"),
     "weight_bytes_per_chip": ("B", "weights held by one chip"),
     "kv_bytes_per_chip": ("B", "KV cache held by one chip at the end of the request"),
     "feasible": ("1", "the configuration fits and respects its constraints"),

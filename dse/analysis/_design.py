@@ -1,0 +1,280 @@
+"""Inverse design: the chip knobs that meet the SLOs at the lowest cost, found by gradient.
+
+The knobs (spec-file keys with bounds, e.g. ``hbm_bandwidth_tb_s=1:10``) are optimized on the
+unit cube of their log-scaled box by projected Adam (optax), so bounds are reached exactly.
+Constraints (``ttft_s <= 0.5`` and the memory fit, ``memory_fill <= 1``) enter an augmented
+Lagrangian on log metrics (Hestenes-Powell; Nocedal & Wright, *Numerical Optimization*,
+§17.4); several starts run at once (one vmapped evaluation with forward-mode elasticities per
+step). Integer knobs (ADC bits, array sizes) are relaxed for the first 60 % of the steps, then
+set to the best of their values evaluated exactly on every start's design while the rest move
+on; at the end every start's design and the best design met so far are evaluated exactly with
+each integer combination, and the result is the best that meets every constraint.
+``--compare-random`` evaluates a random sweep of the same box with the same engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+import optax
+
+from dse.engine import Config, log_metrics_and_jacobian, resolve_knob, run_designs
+from dse.specs import SpecError
+from dse.sweep._spec import Constraint, Objective
+from models import SoftwareParams
+
+_FIT = Constraint("memory_fill", "<=", 1.0)  # weights, KV cache and activations fit the chip
+_TOL = 1e-6  # relative slack on a constraint met "exactly"
+
+
+@dataclasses.dataclass(frozen=True)
+class DesignKnob:
+    """A knob the search moves: its spec key and SI field, bounds in SI units, integer or not."""
+
+    key: str
+    field: str
+    low: float
+    high: float
+    integer: bool
+    unit: str
+    factor: float  # SI per file unit
+
+
+def parse_knobs(config: Config, text: str, where: str = "--knobs") -> list[DesignKnob]:
+    """``'hbm_bandwidth_tb_s=1:10,peak_bf16_tflops=200:5000'`` → knobs (file units → SI)."""
+    out: list[DesignKnob] = []
+    for item in [t.strip() for t in text.split(",") if t.strip()]:
+        name, _, bounds = item.partition("=")
+        lo_text, _, hi_text = bounds.partition(":")
+        knob = resolve_knob(config, name.strip(), where)
+        if knob.key.kind not in ("positive", "int"):
+            raise SpecError(f"{where}: '{name}' is not a positive number knob: expected a quantity such as a bandwidth")
+        try:
+            lo, hi = float(lo_text), float(hi_text)
+        except ValueError:
+            lo = hi = float("nan")
+        if not (0 < lo < hi < float("inf")):
+            raise SpecError(f"{where}: '{item}': expected KEY=LOW:HIGH with 0 < LOW < HIGH (in {knob.key.unit})")
+        if any(k.field == knob.field for k in out):
+            raise SpecError(f"{where}: '{name}' given twice: expected each knob once")
+        f = knob.key.factor
+        out.append(DesignKnob(knob.key.key, knob.field, lo * f, hi * f, knob.key.kind == "int", knob.key.unit, f))
+    if not out:
+        raise SpecError(f"{where}: no knobs: expected KEY=LOW:HIGH, e.g. hbm_bandwidth_tb_s=1:10")
+    return out
+
+
+@dataclasses.dataclass
+class _Problem:
+    config: Config
+    software: SoftwareParams  # one level
+    levels: SoftwareParams  # the same level, stacked, for run_designs
+    knobs: list[DesignKnob]
+    objective: Objective
+    constraints: list[Constraint]
+    evaluations: int = 0
+
+    @property
+    def metrics(self) -> list[str]:
+        return [self.objective.metric] + [c.metric for c in self.constraints]
+
+    def slack(self, logs: np.ndarray) -> np.ndarray:
+        """g ≤ 0 where each constraint holds: log(metric / limit), sign-flipped for ≥."""
+        sign = np.array([1.0 if c.op in ("<", "<=") else -1.0 for c in self.constraints])
+        limits = np.log([c.value for c in self.constraints])
+        return sign * (logs[..., 1:] - limits)
+
+    def exact(self, si: np.ndarray) -> dict[str, np.ndarray]:
+        """Every metric of designs [K, d] (SI values) at the search's level."""
+        self.evaluations += len(si)
+        res = run_designs(self.config, {k.field: si[:, i] for i, k in enumerate(self.knobs)}, self.levels)
+        return {name: v[0] for name, v in res.items()}
+
+    def meets(self, res: dict[str, np.ndarray]) -> np.ndarray:
+        ok = res["feasible"].astype(bool)
+        for c in self.constraints:
+            ok &= c.holds(res[c.metric] * (1.0 - _TOL if c.op in ("<", "<=") else 1.0 + _TOL))
+        return ok
+
+    def score(self, res: dict[str, np.ndarray]) -> np.ndarray:
+        """The objective as a quantity to minimize."""
+        v = res[self.objective.metric]
+        return -v if self.objective.maximize else v
+
+
+def design(
+    config: Config,
+    software: SoftwareParams,
+    knobs: Sequence[DesignKnob],
+    objective: Objective,
+    constraints: Sequence[Constraint],
+    starts: int = 8,
+    steps: int = 100,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Minimize (or maximize) ``objective`` over the knobs' box subject to ``constraints`` and
+    the memory fit. ``software``: one efficiency level, stacked as :func:`software_levels`
+    returns it. Returns the design (SI), its metrics, the evaluations spent, the active
+    constraints and the elasticities of the objective at the design."""
+    prob = _Problem(
+        config,
+        jax.tree.map(lambda x: x[0], software),
+        software,
+        list(knobs),
+        objective,
+        [*constraints, _FIT],
+    )
+    lo = np.log([k.low for k in knobs])
+    span = np.log([k.high for k in knobs]) - lo
+    names = [k.field for k in knobs]
+    ints = [i for i, k in enumerate(knobs) if k.integer and len(_grid(k)) <= _FEW]  # set mid-search
+    rng = np.random.default_rng(seed)
+    # Projected Adam on the box's unit cube (log scale): bounds are reachable exactly.
+    u = np.concatenate([np.full((1, len(knobs)), 0.5), rng.random((starts - 1, len(knobs)))])
+    opt = optax.adam(0.05)
+    state = opt.init(u)
+    lam = np.zeros((starts, len(prob.constraints)))
+    mu, outer = 10.0, 5
+    sign = -1.0 if objective.maximize else 1.0
+    sign_c = np.array([1.0 if c.op in ("<", "<=") else -1.0 for c in prob.constraints])
+    fixed: dict[int, float] = {}  # integer knobs, set after the relaxed phase (log SI values)
+    relaxed_best: tuple[float, np.ndarray] | None = None
+    switch = int(0.6 * steps) if ints else -1
+    for step in range(steps):
+        if step == switch:
+            fixed = _best_integers(prob, lo + u * span, knobs, ints)
+            relaxed_best = None  # from here on, designs with their integers
+        logx = lo + u * span
+        for i, v in fixed.items():
+            logx[:, i] = v
+        vals, jac = log_metrics_and_jacobian(prob.config, logx, names, prob.metrics, prob.software)
+        prob.evaluations += starts
+        g = prob.slack(vals)
+        # ∂L/∂log x: the objective's elasticity plus each violated (or multiplier-held) constraint's.
+        pull = np.maximum(0.0, mu * g + lam)  # [K, c]
+        grad = (sign * jac[:, 0, :] + np.einsum("kc,kcd->kd", pull * sign_c, jac[:, 1:, :])) * span
+        grad = np.where(np.isfinite(grad), grad, 0.0)
+        grad[:, list(fixed)] = 0.0
+        updates, state = opt.update(grad, state)
+        u = np.clip(np.asarray(optax.apply_updates(u, updates)), 0.0, 1.0)
+        ok = np.all(g <= np.log1p(_TOL), axis=1) & np.all(np.isfinite(vals), axis=1)
+        for k in np.flatnonzero(ok):
+            f = sign * vals[k, 0]
+            if relaxed_best is None or f < relaxed_best[0]:
+                relaxed_best = (f, np.exp(logx[k]))
+        if (step + 1) % max(steps // outer, 1) == 0:
+            lam = np.maximum(0.0, lam + mu * g)
+            mu = min(mu * 2.0, 1e4)
+        if progress:
+            progress(step + 1, steps)
+    # Candidates evaluated exactly: the best relaxed feasible design and every start's last
+    # iterate, each with its integer knobs rounded both ways.
+    logx = lo + u * span
+    for i, v in fixed.items():
+        logx[:, i] = v
+    cands = [np.exp(logx)]
+    if relaxed_best is not None:
+        cands.insert(0, relaxed_best[1][None, :])
+    si = _integer_variants(np.concatenate(cands), knobs)
+    res = prob.exact(si)
+    ok = prob.meets(res)
+    if ok.any():
+        i = int(np.flatnonzero(ok)[np.argmin(prob.score(res)[ok])])
+        best = (float(prob.score(res)[i]), si[i])
+    else:  # nothing feasible: the least-violating design, reported as such
+        viol = np.nansum(np.maximum(prob.slack(np.log(np.stack([res[m] for m in prob.metrics], axis=1))), 0), axis=1)
+        i = int(np.nanargmin(np.where(res["infeasible_reason"] > 1, np.inf, viol)))
+        best = (float(prob.score(res)[i]), si[i])
+    x = best[1]
+    final = {k: float(v[i]) for k, v in res.items()}
+    vals, jac = log_metrics_and_jacobian(
+        prob.config, np.log(x)[None, :], [k.field for k in knobs], prob.metrics, prob.software
+    )
+    g = prob.slack(vals)[0]
+    return {
+        "design": {k.field: float(v) for k, v in zip(knobs, x, strict=True)},
+        "metrics": final,
+        "feasible": bool(ok[i]),
+        "objective": final[objective.metric],
+        "evaluations": prob.evaluations,
+        "active": [str(c) for c, gi in zip(prob.constraints, g, strict=True) if gi > -1e-3],
+        "elasticities": {k.field: float(e) for k, e in zip(knobs, jac[0, 0, :], strict=True)},
+        "at_bound": [k.key for k, v in zip(knobs, x, strict=True) if v <= k.low * 1.01 or v >= k.high / 1.01],
+    }
+
+
+def _best_integers(prob: _Problem, logx: np.ndarray, knobs: Sequence[DesignKnob], ints: list[int]) -> dict[int, float]:
+    """The integer values (log SI) of the best exactly-evaluated design among the integer
+    variants of every start's relaxed design."""
+    si = _integer_variants(np.exp(logx), knobs)
+    res = prob.exact(si)
+    score = np.where(prob.meets(res), prob.score(res), np.inf)
+    if not np.isfinite(score).any():  # none meets the constraints: the least violating
+        score = np.nansum(np.maximum(prob.slack(np.log(np.stack([res[m] for m in prob.metrics], axis=1))), 0), axis=1)
+    best = si[int(np.nanargmin(score))]
+    return {i: float(np.log(best[i])) for i in ints}
+
+
+_FEW = 16  # an integer knob with at most this many values is enumerated; more: rounded
+
+
+def _grid(k: DesignKnob) -> np.ndarray:
+    """The integer values (file units) of an integer knob within its bounds."""
+    return np.arange(np.ceil(k.low / k.factor), np.floor(k.high / k.factor) + 1)
+
+
+def _integer_variants(si: np.ndarray, knobs: Sequence[DesignKnob]) -> np.ndarray:
+    """Each design with every value of its few-valued integer knobs (ADC bits) and each
+    many-valued one (array sizes) rounded down and up, in file units."""
+    ints = [i for i, k in enumerate(knobs) if k.integer]
+    if not ints:
+        return si
+    rows = []
+    for row in si:
+        choices = []
+        for i in ints:
+            g, f = _grid(knobs[i]), knobs[i].factor
+            near = np.clip([np.floor(row[i] / f), np.ceil(row[i] / f)], g[0], g[-1])
+            choices.append(g if len(g) <= _FEW else np.unique(near))
+        for combo in itertools.product(*choices):
+            r = row.copy()
+            r[ints] = np.asarray(combo) * [knobs[i].factor for i in ints]
+            rows.append(r)
+    return np.unique(np.array(rows), axis=0)
+
+
+def random_search(
+    config: Config,
+    software: SoftwareParams,
+    knobs: Sequence[DesignKnob],
+    objective: Objective,
+    constraints: Sequence[Constraint],
+    n: int,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The best design of ``n`` uniform samples of the box (log-uniform, integers rounded)."""
+    prob = _Problem(config, jax.tree.map(lambda x: x[0], software), software, list(knobs), objective, list(constraints))
+    rng = np.random.default_rng(seed + 1)
+    lo, hi = np.log([k.low for k in knobs]), np.log([k.high for k in knobs])
+    si = np.exp(lo + rng.random((n, len(knobs))) * (hi - lo))
+    for i, k in enumerate(knobs):
+        if k.integer:
+            si[:, i] = np.clip(np.rint(si[:, i] / k.factor), np.ceil(k.low / k.factor), np.floor(k.high / k.factor))
+            si[:, i] *= k.factor
+    res = prob.exact(si)
+    ok = prob.meets(res)
+    if not ok.any():
+        return {"objective": None, "evaluations": n, "feasible_designs": 0}
+    i = int(np.flatnonzero(ok)[np.argmin(prob.score(res)[ok])])
+    return {
+        "objective": float(res[objective.metric][i]),
+        "evaluations": n,
+        "feasible_designs": int(ok.sum()),
+        "design": {k.field: float(si[i, j]) for j, k in enumerate(knobs)},
+    }
