@@ -17,6 +17,7 @@ from typing import Any
 
 import zarr
 
+from dse.engine import enable_compilation_cache
 from dse.specs import SpecError, make_parent, remove_own
 
 from ._lock import store_lock
@@ -300,6 +301,7 @@ def dask_chunk_task(store: str, spec_json: str, g: int, ci: int) -> int:
     key = (store, spec_json)
     with _WORKER_LOCK:
         if key not in _WORKER_CACHE:
+            enable_compilation_cache()  # a worker loads what another process compiled and traced
             chunk = int(zarr.open_group(store, mode="r").attrs["sweep_chunk"])
             spec = parse_sweep(json.loads(spec_json), source=f"{store} (sweep_spec)")
             plan = make_plan(spec, chunk)
