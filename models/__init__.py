@@ -20,6 +20,7 @@ from ._interface import OpCost as OpCost
 from ._interface import OperatorTable as OperatorTable
 from ._interface import Scenario as Scenario
 from ._interface import SoftwareParams as SoftwareParams
+from ._interface import Split as Split
 from ._interface import Workload as Workload
 from ._interface import achievable_software as achievable_software
 from ._interface import dtype_bytes as dtype_bytes

@@ -8,6 +8,7 @@ _EXPORTS = {
     "design": "_design",
     "parse_knobs": "_design",
     "random_search": "_design",
+    "requirements": "_requirements",
     "pareto_mask": "_pareto",
     "pareto_table": "_pareto",
     "store_pareto": "_pareto",

@@ -1,0 +1,71 @@
+"""``inferbench requirements``: what a platform needs to meet a use case's SLOs (GenZ §VI)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from dse import analysis
+from dse.specs import SpecError, load_model, load_use_case, use_cases
+from models import DTYPES
+
+
+def _count(text: str, flag: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v <= 0:
+        raise SpecError(f"{flag}: '{text}': expected an integer > 0")
+    return v
+
+
+def cmd_requirements(args: argparse.Namespace) -> int:
+    if args.dtype not in DTYPES:
+        raise SpecError(f"--dtype: unknown dtype '{args.dtype}': expected one of {', '.join(DTYPES)}")
+    cases = [c.strip() for c in args.use_case.split(",") if c.strip()]
+    models = [m.strip() for m in args.model.split(",") if m.strip()]
+    if not cases or not models:
+        raise SpecError("--model and --use-case: expected one or more, comma-separated")
+    batch, tp = _count(args.batch, "--batch"), _count(args.tp, "--tp")
+    rows = [
+        analysis.requirements(load_model(m), load_use_case(c), batch, args.dtype, tp) for m in models for c in cases
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    head = ["model", "use case", "batch", "prompt", "output", "TTFT s", "TPOT ms", "memory GB", "of which KV GB",
+            "compute PFLOP/s", "memory TB/s"] + (["link GB/s per chip"] if tp > 1 else [])  # fmt: skip
+    table: list[list[Any]] = []
+    for r in rows:
+        row = [r["model"], r["use_case"], r["batch"], r["prompt_tokens"], r["output_tokens"], r["ttft_s"],
+               r["tpot_s"] * 1e3, r["memory_capacity_bytes"] / 1e9, r["kv_bytes"] / 1e9,
+               r["compute_flops_per_s"] / 1e15, r["memory_bandwidth_bytes_per_s"] / 1e12]  # fmt: skip
+        table.append(row + ([r["interconnect_bytes_per_s_per_chip"] / 1e9] if tp > 1 else []))
+    print(analysis.render(head, table))
+    print(
+        f"\neach requirement alone, the rest assumed not to bind (GenZ §VI); platform totals in {args.dtype}: "
+        "memory = weights + KV cache of batch x (prompt + beam x output) + prefill activations; compute = the "
+        "prompt pass's FLOPs / TTFT; memory bandwidth = the last decode step's bytes / TPOT"
+        + (f"; link = one chip's ring all-reduce traffic at TP {tp} over the same budgets" if tp > 1 else "")
+    )
+    return 0
+
+
+def add_subcommands(sub: Any) -> None:
+    s = sub.add_parser(
+        "requirements",
+        help="the compute, memory bandwidth, capacity and interconnect a use case needs (GenZ §VI)",
+        description="Solve for the minimum platform resources that meet a use case's TTFT and TPOT SLOs, each in "
+        "isolation (GenZ §VI). Example: inferbench requirements --model llama-3-70b,gpt-3-175b --use-case qa,rag",
+    )
+    s.add_argument("--model", required=True, help="catalog id(s) or config.json path, comma-separated")
+    s.add_argument(
+        "--use-case", required=True, help=f"GenZ Table III preset(s), comma-separated: {', '.join(use_cases())}"
+    )
+    s.add_argument("--batch", default="1", help="requests served together (default 1)")
+    s.add_argument("--dtype", default="fp8", help="weights, activations and KV dtype (default fp8, as GenZ §VI)")
+    s.add_argument("--tp", default="1", help="tensor-parallel chips, for the interconnect requirement (default 1)")
+    s.add_argument("--json", action="store_true", help="print JSON records")
+    s.set_defaults(func=cmd_requirements)
