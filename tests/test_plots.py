@@ -81,3 +81,58 @@ def test_sensitivity_matches_finite_differences(store):
 def test_plot_errors(tmp_path, capsys):
     assert main(["plot", str(tmp_path / "none.zarr")]) == 2
     assert "not an InferBench sweep store" in capsys.readouterr().err
+
+
+def test_report_is_one_self_contained_file_with_the_stores_numbers(store, tmp_path):
+    import re
+
+    import xarray as xr
+
+    out = tmp_path / "report.html"
+    assert main(["report", str(store), "-o", str(out), "--quiet"]) == 0
+    page = out.read_text(encoding="utf-8")
+    # Nothing fetched: no script, style sheet, image or font from elsewhere (SVG refers to its
+    # own clip paths, url(#id), embeds its colour bars as data: URIs and names its XML
+    # namespaces, which are not fetched).
+    assert not re.search(r"<(script|link|img|iframe)\b", page) and "@import" not in page
+    assert not re.search(r"url\((?!#)", page) and not re.search(r"(src|href)\s*=\s*[\"'](?!#|data:)", page)
+    assert page.count("<svg") == 3  # Pareto front, roofline, sensitivities
+    for section in ("Calibration status", "Pareto front", "Roofline", "Sensitivities", "three levels",
+                    "Study specification"):  # fmt: skip
+        assert section in page
+    assert "a100-sxm4-80gb" in page and "fitted" in page and "90 % interval" in page
+    # The front's numbers are the store's: the best throughput design's value appears as stored.
+    ds = xr.open_zarr(store)
+    best = float(ds.throughput_tokens_per_s_per_chip.where(ds.meets_constraints).max())
+    from dse.analysis import fmt
+
+    assert f"<td>{fmt(best)}</td>" in page
+    _check_in_browser(out)
+
+
+def _check_in_browser(page: Path) -> None:
+    """Open the page in headless Chromium: no console error, every figure drawn."""
+    import shutil
+
+    driver_path = shutil.which("chromedriver")
+    if not (shutil.which("chromium") and driver_path):
+        pytest.skip("no Chromium: apt-get install chromium chromium-driver (the rest of the report is checked)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    opts = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        opts.add_argument(flag)
+    opts.binary_location = shutil.which("chromium")
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = webdriver.ChromeService(executable_path=driver_path)
+    browser = webdriver.Chrome(options=opts, service=service)
+    try:
+        browser.get(page.as_uri())
+        sizes = browser.execute_script(
+            "return Array.from(document.querySelectorAll('figure svg')).map(s => s.getBoundingClientRect().width"
+            " * s.getBoundingClientRect().height)"
+        )
+        assert len(sizes) == 3 and all(a > 10_000 for a in sizes), sizes
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        browser.quit()

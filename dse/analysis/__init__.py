@@ -9,6 +9,7 @@ _EXPORTS = {
     "parse_knobs": "_design",
     "random_search": "_design",
     "requirements": "_requirements",
+    "write_report": "_report",
     "pareto_mask": "_pareto",
     "pareto_table": "_pareto",
     "store_pareto": "_pareto",

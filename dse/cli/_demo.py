@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+import calibration
 from dse import analysis, sweep
 from dse.engine import enable_compilation_cache, make_config, run_designs, software_levels
 from dse.specs import load_hardware, load_model, refuse_foreign
@@ -72,7 +73,7 @@ def run_demo(output: Path, quiet: bool = False) -> int:
     output = Path(output)
     # Figures beside the store: demo.zarr -> demo/; a store named without a suffix -> NAME-figures/.
     out_dir = output.with_suffix("") if output.suffix else output.with_name(output.name + "-figures")
-    for p in (output, out_dir / "pareto.zarr", out_dir / "pareto.csv"):
+    for p in (output, out_dir / "pareto.zarr", out_dir / "pareto.csv", out_dir / "report.html"):
         refuse_foreign(p)  # before the sweep runs, not after
     spec = sweep.parse_sweep(DEMO_SPEC, "inferbench demo")
     result = sweep.run_sweep(spec, output, overwrite=True, quiet=quiet)
@@ -131,6 +132,7 @@ def run_demo(output: Path, quiet: bool = False) -> int:
     )
     written = analysis.write_front(front, out_dir / "pareto")
     written += analysis.plot_store(output, out_dir)
+    written.append(analysis.write_report(output, out_dir / "report.html", calibration.prediction_interval))
     print(f"\n{spec.n_designs:,} designs, front, table and charts in {time.perf_counter() - t0:.1f} s")
     if not quiet:
         print(

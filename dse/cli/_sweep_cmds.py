@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+import calibration
 from dse import analysis, sweep
 from dse.engine import enable_compilation_cache
 from dse.specs import SpecError, load_yaml
@@ -83,6 +84,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    out = Path(args.output) if args.output else RESULTS / f"{Path(args.store).stem}_report.html"
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise SpecError(f"-o {out}: expected an .html file")
+    analysis.write_report(Path(args.store), out, calibration.prediction_interval, limit=args.limit)
+    if not args.quiet:
+        print(f"wrote {out} (self-contained: open it in any browser, no network needed)", file=sys.stderr)
+    return 0
+
+
 def _study_kind(path: Path) -> str | None:
     """``platforms`` or ``curves`` for a study file (``study: …``), None for a design-space sweep."""
     try:
@@ -138,3 +149,16 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("-o", "--output", help="output folder (default results/STORE)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_plot)
+
+    s = sub.add_parser(
+        "report",
+        help="one self-contained HTML report of a sweep store",
+        description="The study's specification, Pareto front, roofline, sensitivities, the best designs at the "
+        "three levels, each chip's calibration status and prediction intervals, in one HTML file that opens "
+        "without a network. Example: inferbench report results/demo.zarr -o report.html",
+    )
+    s.add_argument("store", help="zarr store written by `inferbench sweep`")
+    s.add_argument("-o", "--output", help="HTML file (default results/<store>_report.html)")
+    s.add_argument("--limit", type=int, default=20, help="front designs listed (default 20)")
+    s.add_argument("--quiet", action="store_true", help="no message on stderr")
+    s.set_defaults(func=cmd_report)

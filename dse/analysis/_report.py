@@ -1,0 +1,187 @@
+"""One self-contained HTML report of a sweep store: the study's specification, the Pareto
+front (chart and table), the roofline, the sensitivities, the best designs at the three
+efficiency levels, the calibration status of each chip and prediction intervals.
+
+Charts are the SVGs of :func:`plot_store`, inlined; no script, style sheet or font is fetched,
+so the file opens without a network. Numbers in the tables are the store's own values.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dse.engine import LEVELS, run_designs, software_levels
+from dse.specs import load_hardware, refuse_foreign, writing
+from dse.sweep import open_sweep
+
+from ._pareto import store_pareto
+from ._plots import _design_knobs, _plan, _points, plot_store
+from ._table import fmt
+
+_STYLE = """
+body { font-family: sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.5em; text-align: right; }
+th { background: #f4f4f4; } td.t { text-align: left; }
+pre { background: #f8f8f8; padding: 0.8em; font-size: 0.8em; overflow-x: auto; }
+figure { margin: 1em 0; } figure svg { max-width: 100%; height: auto; }
+.note { color: #666; font-size: 0.85em; } .scroll { overflow-x: auto; }
+"""
+
+# Metrics shown for the best designs at each level: (metric, label, scale).
+_LEVEL_METRICS = (
+    ("ttft_s", "TTFT ms", 1e3),
+    ("tpot_s", "TPOT ms", 1e3),
+    ("throughput_tokens_per_s_per_chip", "tok/s/chip", 1.0),
+    ("j_per_token", "J/token", 1.0),
+    ("usd_per_mtok", "$/1M tok", 1.0),
+)
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> str:
+    cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="t">{html.escape(v)}</td>' if isinstance(v, str) else f"<td>{html.escape(fmt(v))}</td>"
+            for v in row
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f'<div class="scroll"><table><tr>{cells}</tr>{body}</table></div>'
+
+
+def _unit(ds: Any, name: str) -> str:
+    unit = ds[name].attrs.get("units", "") if name in ds.variables else ""
+    return f"{name} [{unit}]" if unit and unit != "1" else name
+
+
+def _svg(path: Path) -> str:
+    text = path.read_text(encoding="utf-8")
+    return text[text.index("<svg") :]  # drop the XML prolog and doctype: inline SVG
+
+
+# (hardware id, value, quantity, coverage) → (low, high), NaN without a calibration: the
+# calibration layer's prediction_interval, passed in from above (analysis sits below it).
+Interval = Callable[[str, float, str, float], tuple[Any, Any]]
+
+
+def write_report(store: Path, out: Path, interval: Interval | None = None, limit: int = 20) -> Path:
+    """Write the report of ``store`` to ``out`` (an .html file); returns its path."""
+    refuse_foreign(out)
+    ds = open_sweep(store)
+    plan = _plan(ds)
+    spec = json.loads(ds.attrs["sweep_spec"])
+    parts = [f"<h1>{html.escape(str(ds.attrs.get('sweep_name', store.name)))}</h1>"]
+    parts.append(f"<p>{html.escape(str(spec.get('description', '')))}</p>")
+    n = int(np.prod([ds.sizes[d] for d in ds.tpot_s.dims]))
+    parts.append(
+        f'<p class="note">{n:,} designs from <code>{html.escape(str(store))}</code>; '
+        f"level {html.escape(str(spec.get('level', 'calibrated')))}; "
+        f"InferBench {html.escape(str(ds.attrs.get('inferbench_version', '')))}</p>"
+    )
+    # Calibration status of each chip: fitted, transferred or datasheet-only.
+    chips = sorted({g.hardware_id for g in plan.groups})
+    status = [[c, next(g.calibration for g in plan.groups if g.hardware_id == c) or "datasheet"] for c in chips]
+    parts.append("<h2>Calibration status</h2>" + _table(["chip", "calibration and software profile"], status))
+    parts.append(
+        '<p class="note">fitted: the chip\'s own measurements; transferred: the A100 fit carried over with the '
+        "chip's datasheet; datasheet: no measurements, the achievable level.</p>"
+    )
+    with tempfile.TemporaryDirectory(prefix="inferbench-report-") as tmp:
+        charts = Path(tmp)
+        plot_store(store, charts)
+        front, objs, cons, stats = (None, [], [], {})
+        if len(ds.attrs.get("objectives", [])) >= 2:
+            front, objs, cons, stats = store_pareto(store)
+        parts.append("<h2>Pareto front</h2>")
+        if front is not None:
+            parts.append(_front(ds, front, objs, cons, stats, limit))
+        for name, title in (("pareto", ""), ("roofline", "Roofline"), ("sensitivity", "Sensitivities"),
+                            ("axes", "Metrics along the grid axes")):  # fmt: skip
+            svg = charts / f"{name}.svg"
+            if svg.exists():
+                if title:
+                    parts.append(f"<h2>{title}</h2>")
+                parts.append(f'<figure id="{name}">{_svg(svg)}</figure>')
+    parts.append("<h2>Best designs at the three levels</h2>")
+    parts.append(_levels(ds, plan, front, objs, interval))
+    parts.append(
+        "<h2>Study specification</h2><details><summary>the sweep as stored (axes, scenario, constraints, "
+        "objectives)</summary><pre>" + html.escape(json.dumps(spec, indent=1)) + "</pre></details>"
+    )
+    doc = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(str(ds.attrs.get('sweep_name', 'InferBench report')))}</title>"
+        f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
+    )
+    with writing(out) as tmp_path:
+        tmp_path.write_text(doc, encoding="utf-8")
+    return out
+
+
+def _front(ds: Any, front: Any, objs: list[Any], cons: list[Any], stats: dict[str, float], limit: int) -> str:
+    if front.attrs.get("pareto_empty"):
+        return "<pre>" + html.escape(front.attrs["pareto_empty"]) + "</pre>"
+    dims = [d for d in front.coords if front[d].dims == ("front",) and d not in [o.metric for o in objs]]
+    rows = []
+    for i in range(min(limit, front.sizes["front"])):
+        row = [v.item() if hasattr(v, "item") else v for v in (front[d].values[i] for d in dims)]
+        rows.append(row + [float(front[o.metric].values[i]) for o in objs])
+    head = [_unit(ds, d) for d in dims] + [f"{'max' if o.maximize else 'min'} {_unit(ds, o.metric)}" for o in objs]
+    cons_txt = ", ".join([str(c) for c in cons] + ["feasible"])
+    more = front.sizes["front"] - len(rows)
+    return (
+        f"<p>{int(stats['n_front']):,} front designs of {int(stats['n_candidates']):,} meeting "
+        f"{html.escape(cons_txt)}{f'; the first {len(rows)} shown' if more > 0 else ''}.</p>" + _table(head, rows)
+    )
+
+
+def _levels(ds: Any, plan: Any, front: Any, objs: list[Any], interval: Interval | None) -> str:
+    """The best front design of each objective at ideal, achievable and calibrated, with the
+    calibrated level's prediction intervals where the chip has a calibration."""
+    picks: list[tuple[str, dict[str, Any]]] = []
+    if front is not None and front.sizes.get("front", 0):
+        for o in objs:
+            i = int(np.argmax(front[o.metric].values) if o.maximize else np.argmin(front[o.metric].values))
+            point = {c: (front[c].values[i].item() if hasattr(front[c].values[i], "item") else front[c].values[i])
+                     for c in front.coords}  # fmt: skip
+            picks.append((f"best {o.metric}", point))
+    else:
+        picks.append(("first design", _points(ds, None, 1)[0]))
+    rows = []
+    for label, point in picks:
+        g, knobs = _design_knobs(plan, ds, point)
+        group = plan.groups[g]
+        hw = load_hardware(group.hardware_id)
+        res = run_designs(group.config, {k: np.array([v]) for k, v in knobs.items()}, software_levels(hw, LEVELS))
+        for j, lv in enumerate(LEVELS):
+            row: list[Any] = [label, group.hardware_id, lv]
+            row += [float(res[m][j, 0]) * s for m, _, s in _LEVEL_METRICS]
+            row.append("yes" if res["feasible"][j, 0] else "no")
+            row.append(_interval(interval, hw.id, res, j, lv))
+            rows.append(row)
+    head = ["design", "chip", "level", *(label for _, label, _ in _LEVEL_METRICS), "fits", "90 % interval (TPOT ms)"]
+    return _table(head, rows) + (
+        '<p class="note">ideal: the roofline; achievable: the hardware\'s efficiencies; calibrated: fitted '
+        "software overheads (equal to achievable for a datasheet-only chip). Intervals from the calibration's "
+        "held-out error, where the chip has one.</p>"
+    )
+
+
+def _interval(interval: Interval | None, hw_id: str, res: dict[str, np.ndarray], j: int, level: str) -> str:
+    if level != "calibrated" or interval is None:
+        return ""
+    lo, hi = (float(x) for x in interval(hw_id, float(res["tpot_s"][j, 0]), "tpot", 0.9))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "none (not calibrated)"
+    return f"{lo * 1e3:.4g} - {hi * 1e3:.4g}"
