@@ -337,3 +337,21 @@ STUDIES = ("asic_pareto", "asic_pareto_imc", "decode_batch", "hw_scaling")
 def test_named_studies_validate(path):
     plan = make_plan(load_sweep(path))
     assert plan.n_designs >= 1
+
+
+def test_progress_is_logged_when_stderr_is_not_a_terminal():
+    import io
+
+    from dse.sweep._run import Progress
+
+    log = io.StringIO()  # a file or a pipe: no bar, a plain line every LOG_EVERY_S seconds
+    p = Progress(100, stream=log)
+    p.LOG_EVERY_S = 0.0
+    p.update(40)
+    p.close()
+    assert log.getvalue().startswith("sweep: 40.0% 40/100 designs") and "\r" not in log.getvalue()
+    quiet = io.StringIO()
+    q = Progress(100, stream=quiet, quiet=True)
+    q.LOG_EVERY_S = 0.0
+    q.update(40)
+    assert quiet.getvalue() == ""

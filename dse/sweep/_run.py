@@ -37,32 +37,38 @@ from ._store import (
 
 
 class Progress:
-    """A one-line progress bar on stderr: designs/s and ETA; silent when not a terminal."""
+    """Progress on stderr: a one-line bar on a terminal; elsewhere (a log, a pipe, a batch
+    job) a plain line every ``LOG_EVERY_S`` seconds, so long runs still say where they are."""
+
+    LOG_EVERY_S = 10.0
 
     def __init__(self, total: int, done: int = 0, quiet: bool = False, stream: Any = None):
         self.stream = stream or sys.stderr
-        self.enabled = not quiet and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.enabled = not quiet
         self.total, self.done, self.start_done = total, done, done
         self.t0 = time.perf_counter()
-        self.last = 0.0
+        self.last = self.t0 if not self.tty else 0.0
 
     def update(self, n: int) -> None:
         self.done += n
         now = time.perf_counter()
-        if self.enabled and (now - self.last > 0.1 or self.done >= self.total):
-            self.last = now
-            rate = (self.done - self.start_done) / max(now - self.t0, 1e-9)
-            eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-            frac = self.done / max(self.total, 1)
-            bar = "#" * int(30 * frac)
-            self.stream.write(
-                f"\r[{bar:<30}] {frac:6.1%} {self.done:,}/{self.total:,} designs "
-                f"{rate:,.0f} designs/s ETA {eta:5.1f} s "
-            )
-            self.stream.flush()
+        every = 0.1 if self.tty else self.LOG_EVERY_S
+        if not self.enabled or not (now - self.last > every or (self.tty and self.done >= self.total)):
+            return
+        self.last = now
+        rate = (self.done - self.start_done) / max(now - self.t0, 1e-9)
+        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+        frac = self.done / max(self.total, 1)
+        text = f"{frac:6.1%} {self.done:,}/{self.total:,} designs {rate:,.0f} designs/s ETA {eta:5.1f} s"
+        if self.tty:
+            self.stream.write(f"\r[{'#' * int(30 * frac):<30}] {text} ")
+        else:
+            self.stream.write(f"sweep: {text.strip()}\n")
+        self.stream.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        if self.enabled and self.tty:
             self.stream.write("\n")
             self.stream.flush()
 
