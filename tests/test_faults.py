@@ -412,7 +412,7 @@ def test_overwrite_replaces_only_own_store_and_repair_recomputes(tmp_path, capsy
 VALID_TP = {"llama-3-8b": [1, 2, 4, 8], "mixtral-8x7b": [1, 2, 4, 8]}
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     model=st.sampled_from(sorted(VALID_TP)),
     family=st.sampled_from(sorted(FAMILY_BASE)),
