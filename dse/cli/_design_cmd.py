@@ -16,40 +16,20 @@ from dse.specs import SpecError, load_hardware, load_model, load_use_case, use_c
 from dse.sweep import parse_constraint, parse_objective
 from models import BOUND_NAMES
 
-
-def _count(text: str, flag: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = 0
-    if v <= 0:
-        raise SpecError(f"{flag}: '{text}': expected an integer > 0")
-    return v
-
-
-def _number(text: str | None, flag: str, default: float) -> float:
-    if text is None:
-        return default
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not 0 < v < float("inf") or v != int(v):
-        raise SpecError(f"{flag}: '{text}': expected an integer > 0")
-    return v
+from ._args import positive
 
 
 def cmd_design(args: argparse.Namespace) -> int:
     case = load_use_case(args.use_case) if args.use_case else None
-    prompt = _number(args.prompt_tokens, "--prompt-tokens", case.prompt_tokens if case else 2048)
-    output = _number(args.output_tokens, "--output-tokens", case.output_tokens if case else 256)
+    prompt = positive(args.prompt_tokens, "--prompt-tokens", True) or (case.prompt_tokens if case else 2048)
+    output = positive(args.output_tokens, "--output-tokens", True) or (case.output_tokens if case else 256)
     hw = load_hardware(args.hardware)
     model = load_model(args.model)
     config = make_config(
         model,
         hw,
-        tp=_number(args.tp, "--tp", 1),
-        batch=_number(args.batch, "--batch", 1),
+        tp=positive(args.tp, "--tp", True) or 1,
+        batch=positive(args.batch, "--batch", True) or 1,
         prompt_tokens=prompt,
         output_tokens=output,
         weight_dtype=args.dtype,
@@ -65,7 +45,7 @@ def cmd_design(args: argparse.Namespace) -> int:
     if args.level not in LEVELS:
         raise SpecError(f"--level: unknown level '{args.level}': expected one of {', '.join(LEVELS)}")
     level = software_levels(hw, [args.level])
-    starts, steps = _count(args.starts, "--starts"), _count(args.steps, "--steps")
+    starts, steps = int(positive(args.starts, "--starts", True)), int(positive(args.steps, "--steps", True))
     quiet = args.json
 
     def progress(step: int, total: int) -> None:
@@ -117,7 +97,7 @@ def cmd_design(args: argparse.Namespace) -> int:
         },
     }
     if args.compare_random:
-        n = _count(args.compare_random, "--compare-random")
+        n = int(positive(args.compare_random, "--compare-random", True))
         t0 = time.perf_counter()
         rnd = analysis.random_search(config, level, knobs, objective, constraints, n, args.seed)
         out["random_best"] = rnd["objective"]

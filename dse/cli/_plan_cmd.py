@@ -10,17 +10,7 @@ from typing import Any
 from dse import analysis
 from dse.specs import SpecError, load_platform, load_use_case, use_cases
 
-
-def _positive(text: str | None, flag: str, integer: bool = False) -> float | None:
-    if text is None:
-        return None
-    try:
-        v = float(text)
-    except ValueError:
-        v = float("nan")
-    if not v > 0 or v == float("inf") or (integer and v != int(v)):
-        raise SpecError(f"{flag}: '{text}': expected {'an integer' if integer else 'a number'} > 0")
-    return v
+from ._args import positive
 
 
 def _cv(text: str | None) -> float:
@@ -37,15 +27,15 @@ def _cv(text: str | None) -> float:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     case = load_use_case(args.use_case) if args.use_case else None
-    prompt = _positive(args.prompt_tokens, "--prompt-tokens", True) or (case.prompt_tokens if case else 2048)
-    output = _positive(args.output_tokens, "--output-tokens", True) or (case.output_tokens if case else 256)
-    beam = _positive(args.beam, "--beam", True) or (case.beam if case else 1)
+    prompt = positive(args.prompt_tokens, "--prompt-tokens", True) or (case.prompt_tokens if case else 2048)
+    output = positive(args.output_tokens, "--output-tokens", True) or (case.output_tokens if case else 256)
+    beam = positive(args.beam, "--beam", True) or (case.beam if case else 1)
     slo = analysis.Slo(
-        ttft_s=(_positive(args.ttft_ms, "--ttft-ms") or 0) / 1e3 or (case.ttft_s if case else None),
-        tpot_s=(_positive(args.tpot_ms, "--tpot-ms") or 0) / 1e3 or (case.tpot_s if case else None),
+        ttft_s=(positive(args.ttft_ms, "--ttft-ms") or 0) / 1e3 or (case.ttft_s if case else None),
+        tpot_s=(positive(args.tpot_ms, "--tpot-ms") or 0) / 1e3 or (case.tpot_s if case else None),
         prompt_cv=_cv(args.prompt_cv),
     )
-    chips = _positive(args.max_chips, "--max-chips", True)
+    chips = positive(args.max_chips, "--max-chips", True)
     platform = load_platform(args.platform) if args.platform else None
     hardware = args.hardware or (platform.hardware if platform else None)
     if hardware is None:

@@ -10,15 +10,7 @@ from dse import analysis
 from dse.specs import SpecError, load_model, load_use_case, use_cases
 from models import DTYPES
 
-
-def _count(text: str, flag: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = 0
-    if v <= 0:
-        raise SpecError(f"{flag}: '{text}': expected an integer > 0")
-    return v
+from ._args import positive
 
 
 def cmd_requirements(args: argparse.Namespace) -> int:
@@ -28,7 +20,7 @@ def cmd_requirements(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.model.split(",") if m.strip()]
     if not cases or not models:
         raise SpecError("--model and --use-case: expected one or more, comma-separated")
-    batch, tp = _count(args.batch, "--batch"), _count(args.tp, "--tp")
+    batch, tp = int(positive(args.batch, "--batch", True)), int(positive(args.tp, "--tp", True))
     rows = [
         analysis.requirements(load_model(m), load_use_case(c), batch, args.dtype, tp) for m in models for c in cases
     ]
