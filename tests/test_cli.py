@@ -424,3 +424,20 @@ def test_image_workloads_report_per_image(capsys):
                       "--steps", "only for vision")  # fmt: skip
     assert_user_error(capsys, ["evaluate", "--model", "llama-3-8b,vit-l-16", "--hardware", "a100-sxm4-80gb"],
                       "token and image workloads mixed")  # fmt: skip
+
+
+def test_every_subcommand_has_a_description_with_an_example_and_every_option_help():
+    import argparse
+
+    from dse.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in sub.choices.items():
+        assert "Example: inferbench " + name in (parser.description or ""), name
+        for action in parser._actions:
+            assert action.help, (name, action.option_strings or action.dest)
+
+
+def test_set_list_prints_the_keys_of_the_chosen_chips_family(capsys):
+    code, out, _ = run(capsys, "evaluate", "--model", "llama-3-8b", "--hardware", "tpu-v5e", "--set", "list")
+    assert code == 0 and out.startswith("systolic: ") and "array_size" in out and "hbm_bandwidth_tb_s [TB/s]" in out

@@ -40,7 +40,12 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     )
     s.set_defaults(func=cmd_calibrate)
 
-    s = subparsers.add_parser("validate", help="MAPE of the shipped fit on every data set; parity plots under results/")
+    s = subparsers.add_parser(
+        "validate",
+        help="MAPE of the shipped fit on every data set; parity plots under results/",
+        description="Compare the shipped fitted file's predictions with every measurement (held-out models "
+        "included) and draw parity plots. Example: inferbench validate --hardware a100-sxm4-40gb --by op",
+    )
     s.add_argument("--hardware", default="a100-sxm4-40gb", help="fitted file to validate")
     s.add_argument(
         "-o", "--output-dir", default=str(Path("results") / "calibration"), help="folder for the parity plots"

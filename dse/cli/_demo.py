@@ -146,7 +146,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("demo", help="the main job on the embedded default study")
+    s = sub.add_parser(
+        "demo",
+        help="the main job on the embedded default study",
+        description="Sweep Llama-3-70B chat on six GPU-class chips (TP, batch, HBM bandwidth and price), print the "
+        "front and the cheapest design per chip at the three levels, write the store, charts and an HTML report. "
+        "Example: inferbench demo -o results/demo.zarr",
+    )
     s.add_argument("-o", "--output", default=str(RESULTS / "demo.zarr"), help="dataset path (zarr)")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--quiet", action="store_true", help="no progress bar or file list on stderr")
     s.set_defaults(func=cmd_demo)

@@ -66,10 +66,22 @@ def _scalar_or_list(values: list[float]) -> Any:
     return values[0] if len(values) == 1 else values
 
 
+class _Listed(Exception):
+    """``--set list``: the keys were printed; nothing to evaluate."""
+
+
 def _set_knobs(items: Sequence[str], families: Sequence[str]) -> dict[str, Any]:
     """``--set KEY=V[,V]`` with spec-file keys (file units) of every chosen chip's family → SI knobs."""
     out: dict[str, Any] = {}
     for item in items or []:
+        if item.strip() in ("?", "list", "help"):
+            for family in families:  # the keys the chosen chips take, with their units
+                keys = {k: v for k, v in hardware_keys(family).items() if v.field}
+                print(
+                    f"{family}: "
+                    + ", ".join(f"{k} [{v.unit}]" if v.unit != "1" else k for k, v in sorted(keys.items()))
+                )
+            raise _Listed
         if "=" not in item:
             raise SpecError(
                 f"--set: '{item}': expected KEY=VALUE[,VALUE...] with a spec key such as hbm_bandwidth_tb_s=2,3"
@@ -328,7 +340,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     serving, batching = _serving(args, models)
     knobs |= serving
     families = list(dict.fromkeys(h.family for h in hws))
-    knobs |= {k: v if isinstance(v, list) else [v] for k, v in _set_knobs(args.set, families).items()}
+    try:
+        knobs |= {k: v if isinstance(v, list) else [v] for k, v in _set_knobs(args.set, families).items()}
+    except _Listed:
+        return 0
     levels = ("ideal", "achievable") if args.uncalibrated else ("ideal", "achievable", "calibrated")
     dtypes = {f"{part}_dtype": getattr(args, f"{part}_dtype") or args.dtype for part in ("weight", "act", "kv")}
     ds = evaluate(
@@ -650,13 +665,29 @@ def _predict_ops(path: Path, output: str | None, args: argparse.Namespace) -> in
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("catalog", help="list catalog hardware and models with key numbers")
+    s = sub.add_parser(
+        "catalog",
+        help="list catalog hardware and models with key numbers",
+        description="The catalog's models (parameters, active parameters, KV bytes per token) and hardware (peaks, "
+        "memory, calibration status). Example: inferbench catalog",
+    )
     s.set_defaults(func=cmd_catalog)
 
-    s = sub.add_parser("evaluate", help="evaluate models on hardware over a grid; prints a table")
+    s = sub.add_parser(
+        "evaluate",
+        help="evaluate models on hardware over a grid; prints a table",
+        description="Evaluate every combination of the given models, chips and values (comma-separated lists) "
+        "at the three levels: ideal, achievable and calibrated. Example: inferbench evaluate --model llama-3-70b "
+        "--hardware h100-sxm5-80gb --tp 8 --batch 1,8,64 --phase decode",
+    )
     s.add_argument("--model", required=True, help="catalog id(s) or config.json path, comma-separated")
     s.add_argument("--hardware", required=True, help="catalog id(s) or YAML path, comma-separated")
-    s.add_argument("--phase", choices=("prefill", "decode", "request"), default="request")
+    s.add_argument(
+        "--phase",
+        choices=("prefill", "decode", "request"),
+        default="request",
+        help="what the table shows: the prompt pass, one decode step, or whole requests (default)",
+    )
     s.add_argument("--tp", default="1", help="tensor-parallel degree(s), e.g. 1,2,4,8")
     s.add_argument("--pp", default="1", help="pipeline-parallel degree(s)")
     s.add_argument("--ep", default="1", help="expert-parallel degree(s) (MoE: divides the experts)")
@@ -699,11 +730,12 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
         "--set",
         action="append",
         metavar="KEY=V[,V]",
-        help="override a hardware spec key of the chips' family, e.g. hbm_bandwidth_tb_s=2,4 or array_size=256",
+        help="override a hardware spec key of the chips' family, e.g. hbm_bandwidth_tb_s=2,4 or array_size=256; "
+        "--set list prints the keys (and units) the chosen chips' families take",
     )
-    s.add_argument("--lifetime-years", type=float)
-    s.add_argument("--usd-per-kwh", type=float)
-    s.add_argument("--pue", type=float)
+    s.add_argument("--lifetime-years", type=float, help="hardware amortization period in years (default 4)")
+    s.add_argument("--usd-per-kwh", type=float, help="electricity price in USD/kWh (default 0.10)")
+    s.add_argument("--pue", type=float, help="data-centre power usage effectiveness, >= 1 (default 1.3)")
     s.add_argument(
         "--framework",
         help="software profile of the calibrated level: vllm-offline (default), vllm-server, tensorrt-llm, "
@@ -714,7 +746,13 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("-o", "--output", help="also write the dataset (.zarr or .nc)")
     s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("predict", help="latency and energy for each row of a scenario (or --ops) CSV")
+    s = sub.add_parser(
+        "predict",
+        help="latency and energy for each row of a scenario (or --ops) CSV",
+        description="One prediction per row of a CSV of scenarios (model, hardware, phase, batch, tokens, tp), "
+        "with prediction intervals on request; --ops for single GEMMs. "
+        "Example: inferbench predict scenarios.csv --intervals 0.9 -o predicted.csv",
+    )
     s.add_argument(
         "scenarios",
         nargs="?",

@@ -106,7 +106,13 @@ def _print(res: dict[str, Any]) -> None:
 
 
 def add_subcommands(sub: Any) -> None:
-    s = sub.add_parser("plan", help="the best deployment (tp, pp, ep, dp, batch, chunk) under SLOs")
+    s = sub.add_parser(
+        "plan",
+        help="the best deployment (tp, pp, ep, dp, batch, chunk) under SLOs",
+        description="Search the deployments of a model on up to N chips (parallelism, batching, batch) for the "
+        "best one under the use case's SLOs, with the runners-up and why each loses. "
+        "Example: inferbench plan --model llama-3-70b --hardware h100-sxm5-80gb --max-chips 8 --use-case chat",
+    )
     s.add_argument("--model", required=True, help="catalog id or config.json path")
     s.add_argument("--hardware", help="catalog id or YAML path (default: the platform's)")
     s.add_argument("--platform", help="platform id or YAML (network levels); default: the chip's own system")
@@ -122,7 +128,12 @@ def add_subcommands(sub: Any) -> None:
         help="spread of the request mix: coefficient of variation of the prompt lengths (log-normal, default 0); "
         "a deployment must then keep 90 %% of the requests within the SLOs",
     )
-    s.add_argument("--objective", choices=tuple(analysis.OBJECTIVES), default="tokens_per_s_per_chip")
+    s.add_argument(
+        "--objective",
+        choices=tuple(analysis.OBJECTIVES),
+        default="tokens_per_s_per_chip",
+        help="what the best deployment maximizes (default tokens_per_s_per_chip)",
+    )
     s.add_argument("--dtype", default="bf16", help="weights, activations and KV dtype")
     s.add_argument(
         "--framework",

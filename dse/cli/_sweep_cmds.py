@@ -108,7 +108,13 @@ PARTIAL_HELP = "use an unfinished or damaged store (what is missing is left out,
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("sweep", help="explore a design space from a sweep YAML; streams a zarr store")
+    s = sub.add_parser(
+        "sweep",
+        help="explore a design space from a sweep YAML; streams a zarr store",
+        description="Evaluate every design of a sweep spec (grid axes times sampled axes) and stream the results "
+        "to a zarr store, resumable after an interruption; a study file (study: platforms or curves) runs that "
+        "study. Example: inferbench sweep sweeps/asic_pareto.yaml -o results/asic_pareto.zarr",
+    )
     s.add_argument("spec", help="sweep specification (YAML), e.g. sweeps/asic_pareto.yaml")
     s.add_argument("-o", "--output", help="zarr store (default results/NAME.zarr)")
     s.add_argument(
@@ -125,7 +131,13 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--scheduler", help="address of an existing dask scheduler, e.g. tcp://10.0.0.1:8786")
     s.set_defaults(func=cmd_sweep)
 
-    s = sub.add_parser("pareto", help="non-dominated feasible designs of a sweep store")
+    s = sub.add_parser(
+        "pareto",
+        help="non-dominated feasible designs of a sweep store",
+        description="The Pareto front of a store's feasible designs that meet the constraints, as a table and as "
+        "zarr and CSV files; an empty front says which constraint excludes every design. "
+        "Example: inferbench pareto results/asic_pareto.zarr --constraints 'tpot_s<=0.02'",
+    )
     s.add_argument("store", help="zarr store written by `inferbench sweep`")
     s.add_argument(
         "--objectives",
@@ -137,17 +149,22 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--partial", action="store_true", help=PARTIAL_HELP)
     s.add_argument("--limit", type=int, default=20, help="rows of the printed table (default 20)")
     s.add_argument("-o", "--output", help="output prefix (default results/STORE_pareto): writes .zarr and .csv")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--quiet", action="store_true", help="no message on stderr")
     s.set_defaults(func=cmd_pareto)
 
-    s = sub.add_parser("plot", help="Pareto front, roofline and sensitivity charts of a sweep store (PNG and SVG)")
+    s = sub.add_parser(
+        "plot",
+        help="Pareto front, roofline and sensitivity charts of a sweep store (PNG and SVG)",
+        description="Draw the charts that apply to a store: the Pareto front, the roofline of a chosen design, "
+        "sensitivities by gradient and the metrics along grid axes. Example: inferbench plot results/demo.zarr",
+    )
     s.add_argument("store", help="zarr store written by `inferbench sweep`")
     s.add_argument("--objectives", help="as for pareto (default: the sweep's)")
     s.add_argument("--partial", action="store_true", help=PARTIAL_HELP)
     s.add_argument("--constraints", help="as for pareto (default: the sweep's)")
     s.add_argument("--designs", type=int, default=3, help="front designs for the sensitivity chart (default 3)")
     s.add_argument("-o", "--output", help="output folder (default results/STORE)")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--quiet", action="store_true", help="no message on stderr")
     s.set_defaults(func=cmd_plot)
 
     s = sub.add_parser(
