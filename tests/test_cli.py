@@ -94,6 +94,10 @@ def test_evaluate_set_override_and_dataset(capsys, tmp_path):
     ds = xr.open_zarr(out_path, consolidated=False)
     assert list(ds.hbm_bandwidth_bytes_per_s.values) == [1e12, 4e12]
     assert ds.tpot_s.attrs["units"] == "s"
+    # The table shows the --set axis in the spec file's key and units.
+    head, _, *rows = out.splitlines()[:4]
+    assert "hbm_bandwidth_tb_s" in head and "bytes_per_s" not in head
+    assert [r.split()[4] for r in rows] == ["1", "4"]
 
 
 def test_predict_scenarios(capsys, tmp_path):

@@ -358,18 +358,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         **{k: _scalar_or_list(v) if k not in ("batch", "tp") else v for k, v in knobs.items()},
     )
     grid_dims = [d for d in ds.tpot_s.dims if d not in ("model", "hardware", "level")]
+    # --set axes in the spec file's key and units (hbm_bandwidth_tb_s = 2, not 2e12 bytes/s).
+    shown = {
+        info.field: info
+        for item in args.set or []
+        if "=" in item
+        for info in [hardware_keys(families[0]).get(item.split("=", 1)[0])]
+        if info is not None and info.field
+    }
     flat = ds.stack(row=("model", "hardware", *grid_dims)).transpose("row", "level")
     cols = _IMAGE_COLUMNS if images else _COLUMNS[args.phase]
     if args.phase == "request" and (args.ttft_slo_ms or args.tpot_slo_ms):
         cols = [*cols[:3], ("goodput_tokens_per_s", "goodput tok/s", 1), ("slo_attainment", "in SLO", 1), *cols[3:]]
-    headers = ["model", "hardware", *grid_dims]
+    key_names = ["model", "hardware", *(shown[d].key if d in shown else d for d in grid_dims)]
+    headers = list(key_names)
     main_metric = cols[0]
     headers += [f"{main_metric[1]} ideal", f"{main_metric[1]} achv", f"{main_metric[1]} calib"]
     headers += [c[1] for c in cols[1:]] + ["mem/chip GB", "fits"]
     rows, records = [], []
     for i in range(flat.sizes["row"]):
         r = flat.isel(row=i)
-        key = [str(r.model.item()), str(r.hardware.item())] + [_num(r[d].item()) for d in grid_dims]
+        key = [str(r.model.item()), str(r.hardware.item())]
+        key += [_num(r[d].item() / (shown[d].factor if d in shown else 1.0)) for d in grid_dims]
         last = str(ds.level.values[-1])
         cal = r.sel(level=last)
         vals = [
@@ -389,7 +399,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         fits = "yes" if feasible else f"no: {INFEASIBLE_REASONS[reason].split(':')[0]}"
         vals += [float(cal.memory_per_chip_bytes) / 1e9, fits]
         rows.append(key + vals)
-        rec = dict(zip(["model", "hardware", *grid_dims], key, strict=True))
+        rec = dict(zip(key_names, key, strict=True))
         rec["levels"] = {
             str(lv): {k: _jsonable(k, r[k].sel(level=lv).item()) for k in ds.data_vars if "level" in ds[k].dims}
             for lv in ds.level.values
