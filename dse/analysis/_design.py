@@ -19,11 +19,10 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import jax
 import numpy as np
 import optax
 
-from dse.engine import Config, log_metrics_and_jacobian, resolve_knob, run_designs
+from dse.engine import Config, level_of, log_metrics_and_jacobian, resolve_knob, run_designs
 from dse.specs import SpecError
 from dse.sweep._spec import Constraint, Objective
 from models import SoftwareParams
@@ -83,11 +82,14 @@ class _Problem:
     def metrics(self) -> list[str]:
         return [self.objective.metric] + [c.metric for c in self.constraints]
 
+    @property
+    def signs(self) -> np.ndarray:
+        """+1 for an upper bound (≤), −1 for a lower bound (≥), per constraint."""
+        return np.array([1.0 if c.op in ("<", "<=") else -1.0 for c in self.constraints])
+
     def slack(self, logs: np.ndarray) -> np.ndarray:
         """g ≤ 0 where each constraint holds: log(metric / limit), sign-flipped for ≥."""
-        sign = np.array([1.0 if c.op in ("<", "<=") else -1.0 for c in self.constraints])
-        limits = np.log([c.value for c in self.constraints])
-        return sign * (logs[..., 1:] - limits)
+        return self.signs * (logs[..., 1:] - np.log([c.value for c in self.constraints]))
 
     def exact(self, si: np.ndarray) -> dict[str, np.ndarray]:
         """Every metric of designs [K, d] (SI values) at the search's level."""
@@ -124,7 +126,7 @@ def design(
     constraints and the elasticities of the objective at the design."""
     prob = _Problem(
         config,
-        jax.tree.map(lambda x: x[0], software),
+        level_of(software),
         software,
         list(knobs),
         objective,
@@ -142,7 +144,7 @@ def design(
     lam = np.zeros((starts, len(prob.constraints)))
     mu, outer = 10.0, 5
     sign = -1.0 if objective.maximize else 1.0
-    sign_c = np.array([1.0 if c.op in ("<", "<=") else -1.0 for c in prob.constraints])
+    sign_c = prob.signs
     fixed: dict[int, float] = {}  # integer knobs, set after the relaxed phase (log SI values)
     relaxed_best: tuple[float, np.ndarray] | None = None
     switch = int(0.6 * steps) if ints else -1
@@ -259,7 +261,7 @@ def random_search(
     seed: int = 0,
 ) -> dict[str, Any]:
     """The best design of ``n`` uniform samples of the box (log-uniform, integers rounded)."""
-    prob = _Problem(config, jax.tree.map(lambda x: x[0], software), software, list(knobs), objective, list(constraints))
+    prob = _Problem(config, level_of(software), software, list(knobs), objective, list(constraints))
     rng = np.random.default_rng(seed + 1)
     lo, hi = np.log([k.low for k in knobs]), np.log([k.high for k in knobs])
     si = np.exp(lo + rng.random((n, len(knobs))) * (hi - lo))

@@ -18,11 +18,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import jax
 import matplotlib
 import numpy as np
 
-from dse.engine import float64, log_jacobian, with_knobs
+from dse.engine import float64, level_of, log_jacobian, with_knobs
 from dse.specs import SpecError, refuse_foreign, writing
 from dse.sweep import chunk_knobs, make_plan, open_sweep, parse_sweep
 from models import widest
@@ -130,7 +129,7 @@ def _points(ds: Any, front: Any, n: int) -> list[dict[str, Any]]:
 def plot_roofline(ds: Any, plan: Any, point: dict[str, Any], out: Path) -> list[Path]:
     g, knobs = _design_knobs(plan, ds, point)
     cfg = with_knobs(plan.groups[g].config, {k: np.asarray(v) for k, v in knobs.items()})
-    sw = jax.tree.map(lambda x: x[0], plan.groups[g].software)
+    sw = level_of(plan.groups[g].software)
     chip, sc, model, tp = cfg.chip, cfg.scenario, cfg.model, cfg.platform.tp
     dtypes = (sc.weight_dtype, sc.act_dtype, sc.kv_dtype)
     peak = float(chip.peak_flops_per_s(widest(sc.weight_dtype, sc.act_dtype)))
@@ -184,7 +183,7 @@ def sensitivities(plan: Any, ds: Any, points: list[dict[str, Any]], metrics: lis
     rows = []
     for point in points:
         g, knobs = _design_knobs(plan, ds, point)
-        sw = jax.tree.map(lambda x: x[0], plan.groups[g].software)
+        sw = level_of(plan.groups[g].software)
         rows.append(log_jacobian(plan.groups[g].config, knobs, sw, metrics))
     return {m: np.stack([r[j] for r in rows]) for j, m in enumerate(metrics)}
 

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 
 import calibration
@@ -23,6 +22,7 @@ from dse.engine import (
     evaluate,
     framework_of,
     gemm_designs,
+    level_of,
     make_config,
     run_designs,
     software_levels,
@@ -663,9 +663,7 @@ def _predict_ops(path: Path, output: str | None, args: argparse.Namespace) -> in
         calibrated = not args.uncalibrated
         h = _entry(lambda r: load_hardware(r, calibrated=calibrated), hid, path)
         sw = software_levels(h, ["calibrated" if calibrated else "achievable"])
-        t, e = gemm_designs(
-            h.spec, jax.tree.map(lambda x: x[0], sw), *(np.array([float(rows[i][c]) for i in idx]) for c in "mnk"), dt
-        )
+        t, e = gemm_designs(h.spec, level_of(sw), *(np.array([float(rows[i][c]) for i in idx]) for c in "mnk"), dt)
         for j, i in enumerate(idx):
             out[i] = {"latency_s": float(t[j]), "energy_j": float(e[j])}
             if args.intervals is not None:

@@ -35,6 +35,7 @@ from ._levels import LEVELS as LEVELS
 from ._levels import calibrated_software as calibrated_software
 from ._levels import calibration_source as calibration_source
 from ._levels import framework_of as framework_of
+from ._levels import level_of as level_of
 from ._levels import software_levels as software_levels
 from ._metrics import BOOL_METRICS as BOOL_METRICS
 from ._metrics import CODE_METRICS as CODE_METRICS

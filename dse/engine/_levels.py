@@ -67,3 +67,8 @@ def software_levels(
             raise SpecError(f"levels: unknown level '{lv}': expected one of {', '.join(LEVELS)}")
     params = [table[lv]() for lv in levels]
     return jax.tree.map(lambda *x: np.stack([np.asarray(v, dtype=np.float64) for v in x]), *params)
+
+
+def level_of(software: SoftwareParams, index: int = 0) -> SoftwareParams:
+    """One level of :func:`software_levels`' stack (for single-level evaluations)."""
+    return jax.tree.map(lambda x: x[index], software)
