@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -755,13 +755,19 @@ def fit(prep: Prepared, util_form: str = "wave", steps: int = 100, uncertainty: 
 
 
 @in_float64
-def leave_one_model_out(prep: Prepared, util_form: str, steps: int = 100) -> pd.DataFrame:
-    """Kernel predictions of each Vidur model by a stage-1 fit on the other five models."""
+def leave_one_model_out(
+    prep: Prepared, util_form: str, steps: int = 100, progress: Callable[[str], None] | None = None
+) -> pd.DataFrame:
+    """Kernel predictions of each Vidur model by a stage-1 fit on the other five models;
+    ``progress`` is told of each fit as it starts."""
     kp = kernel_problem(prep, util_form)
     meta = pd.concat([prep.kernel_meta, prep.collective_meta], ignore_index=True)
     raw0 = initial_raw(kp.names)
     out = []
-    for mid in sorted(prep.kernel_meta["model_id"].unique()):
+    held = sorted(prep.kernel_meta["model_id"].unique())
+    for i, mid in enumerate(held, start=1):
+        if progress:
+            progress(f"form '{util_form}': fit {i}/{len(held)} without {mid}")
         w = jnp.asarray(((meta["model_id"] != mid) & meta["dataset"].str.startswith("kernel")).to_numpy(float))
         raw, _ = minimize(kp, raw0, steps, weight=w)
         pred = np.asarray(kp.predict(raw, kp.data))

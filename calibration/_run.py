@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -108,11 +108,11 @@ def interval_stats(df: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 
 @in_float64
-def compare_forms(prep: _fit.Prepared, steps: int) -> pd.DataFrame:
+def compare_forms(prep: _fit.Prepared, steps: int, progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Leave-one-model-out GEMM and elementwise MAPE of the two utilization forms."""
     rows = []
     for form in _fit.UTIL_FORMS:
-        lomo = _fit.leave_one_model_out(prep, form, steps)
+        lomo = _fit.leave_one_model_out(prep, form, steps, progress)
         lomo = lomo[lomo["dataset"].str.startswith("kernel")]
         for ds, g in lomo.groupby("dataset"):
             e = _fit.ape(g)
@@ -138,20 +138,26 @@ def calibrate(
     compare: bool = True,
     log=print,
 ) -> dict[str, Any]:
-    """Fit from scratch, validate, and write ``calibration/fitted/<hardware_id>.yaml``."""
+    """Fit from scratch, validate, and write ``calibration/fitted/<hardware_id>.yaml``.
+    ``log`` receives the comparison table and a line as each stage starts (progress)."""
     check_fitted_writable(hardware_id, output_dir)  # before the fit, not after it
     t0 = time.perf_counter()
+    stage = lambda what: log(f"calibrate: {time.perf_counter() - t0:5.1f} s  {what}")  # noqa: E731
+    stage("loading the measurements")
     prep = _fit.prepare(data_dir)
     forms = None
     if compare:
-        forms = compare_forms(prep, steps)
+        stage(f"comparing the utilization forms {', '.join(_fit.UTIL_FORMS)} (leave one model out)")
+        forms = compare_forms(prep, steps, stage)
         log(forms.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
         if util_form is None:
             gemm = forms[forms["dataset"] == "kernel_gemm"].set_index("util_form")["lomo_mape_pct"]
             util_form = str(gemm.idxmin())
     util_form = util_form or "wave"
+    stage(f"fitting kernels, collectives, frameworks and power (form '{util_form}', {steps} steps per stage)")
     result = _fit.fit(prep, util_form, steps)
     fit_s = time.perf_counter() - t0
+    stage("evaluating every measurement with the fit")
     software = {fw: result.software(fw) for fw in _fit.FRAMEWORK_NAMES}
     df = evaluate(prep, software, result.chip_values())
     tab = tables(df)
@@ -236,14 +242,26 @@ def _notes(hardware_id: str) -> str:
 
 @in_float64
 def validate(
-    output_dir: Path, hardware_id: str = _fit.SYSTEM_HARDWARE, data_dir: Path | None = None, plots: bool = True
+    output_dir: Path,
+    hardware_id: str = _fit.SYSTEM_HARDWARE,
+    data_dir: Path | None = None,
+    plots: bool = True,
+    log: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
-    """MAPE tables of the shipped fit and parity plots (held-out points marked)."""
+    """MAPE tables of the shipped fit and parity plots (held-out points marked); ``log``
+    receives a line as each stage starts (progress)."""
     if plots:
         make_parent(output_dir / "parity.png")  # before the work, not after it
+    t0 = time.perf_counter()
+    stage = lambda what: log(f"validate: {time.perf_counter() - t0:5.1f} s  {what}")  # noqa: E731
+    stage("loading the measurements")
     prep = _fit.prepare(data_dir)
+    rows = len(prep.kernel_meta) + len(prep.collective_meta) + len(prep.system_meta)
+    stage(f"predicting {rows:,} measurements with the shipped fit of {hardware_id}")
     df = shipped(prep, hardware_id)
     tab = tables(df)
+    if plots:
+        stage(f"drawing parity plots under {output_dir}")
     written = parity_plots(df, output_dir) if plots else []
     return {"tables": tab, "df": df, "plots": written}
 

@@ -205,8 +205,13 @@ def _phase(
 
 
 def _bound(ph: PhaseCost) -> Array:
-    """Index into BOUND_NAMES of the largest time component."""
-    return jnp.argmax(jnp.stack([ph.compute_s, ph.memory_s, ph.network_s, ph.overhead_s]))
+    """Index into BOUND_NAMES of the largest time component (the first on a tie, as argmax;
+    by selects rather than an argmax reduction, which CPUs run element by element)."""
+    best, index = ph.compute_s, jnp.zeros((), jnp.int32)
+    for i, t in enumerate((ph.memory_s, ph.network_s, ph.overhead_s), start=1):
+        index = jnp.where(t > best, i, index)
+        best = jnp.maximum(best, t)
+    return index
 
 
 class Metrics(NamedTuple):

@@ -84,6 +84,8 @@ def test_store_round_trips_with_dims_coords_units(tmp_path):
 
 
 def test_store_matches_the_evaluation_boundary(tmp_path):
+    """The store holds the engine's float32 evaluation: within 1e-6 of float64's (a float32
+    program of another block shape may round differently by an ulp or two)."""
     from dse.engine import make_config, run_designs, software_levels
     from dse.specs import load_hardware, load_model
 
@@ -100,7 +102,7 @@ def test_store_matches_the_evaluation_boundary(tmp_path):
         }
         ref = run_designs(cfg, knobs, software_levels(h, ["calibrated"]))
         for k in ("tpot_s", "j_per_token", "usd_per_mtok", "ttft_s"):
-            np.testing.assert_array_equal(ds[k].values[i], ref[k][0].astype(np.float32))
+            np.testing.assert_allclose(ds[k].values[i], ref[k][0], rtol=1e-6, err_msg=k)
 
 
 def test_platform_file_degrees_and_batching_reach_the_engine(tmp_path):
@@ -130,7 +132,7 @@ def test_platform_file_degrees_and_batching_reach_the_engine(tmp_path):
         batching="continuous",
     )
     ref = run_designs(cfg, {"overlap": np.array([0.0, 1.0])}, software_levels(h, ["calibrated"]))
-    np.testing.assert_array_equal(ds.tpot_s.values.ravel(), ref["tpot_s"][0].astype(np.float32))
+    np.testing.assert_allclose(ds.tpot_s.values.ravel(), ref["tpot_s"][0], rtol=1e-6)
     assert ds.tpot_s.values[1] < ds.tpot_s.values[0]  # overlapped all-reduces hide under compute
 
 
@@ -255,7 +257,13 @@ def test_several_devices_shard_the_design_dimension(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    xr.testing.assert_identical(_load(a), _load(tmp_path / "b.zarr"))
+    one, two = _load(a), _load(tmp_path / "b.zarr")
+    assert one.attrs == two.attrs and set(one) == set(two)
+    for k in one:  # float32 programs of another shape may round differently by an ulp
+        if one[k].dtype.kind == "f":
+            xr.testing.assert_allclose(one[k], two[k], rtol=1e-6)
+        else:
+            xr.testing.assert_identical(one[k], two[k])
 
 
 BAD = [

@@ -19,7 +19,7 @@ import time
 import jax
 import numpy as np
 
-from dse.engine import EVAL_BLOCK, make_config, program_cost, run_designs, software_levels
+from dse.engine import EVAL_BLOCK, PRECISIONS, SWEEP_PRECISION, make_config, program_cost, run_designs, software_levels
 from dse.specs import SpecError, load_hardware, load_model
 
 from ._calibration_bench import run_calibration_bench
@@ -101,7 +101,10 @@ def run_bench(args: argparse.Namespace) -> int:
     model, hw = load_model("llama-3-70b"), load_hardware(FAMILY_BASE[family])
     cfg = make_config(model, hw, tp=8, batch=16, prompt_tokens=2048, output_tokens=256)
     sw = software_levels(hw, ["calibrated"])
-    chunk = EVAL_BLOCK
+    chunk = 4 * EVAL_BLOCK  # run_designs' default: four blocks in flight while one is copied out
+    precision = args.precision or SWEEP_PRECISION
+    if precision not in PRECISIONS:
+        raise SpecError(f"--precision: unknown precision '{precision}': expected one of {', '.join(PRECISIONS)}")
 
     def knobs_of(size: int, seed: int) -> dict[str, np.ndarray]:
         if args.family is None:
@@ -110,19 +113,19 @@ def run_bench(args: argparse.Namespace) -> int:
 
     # Compile (and the first, warm-up chunk) measured on its own.
     t0 = time.perf_counter()
-    run_designs(cfg, knobs_of(1 << 14, 1), sw, chunk=chunk)
+    run_designs(cfg, knobs_of(1 << 14, 1), sw, chunk=chunk, precision=precision)
     compile_s = time.perf_counter() - t0
     knobs = knobs_of(n, 0)
     # The median of several timed runs: one run on a shared 2-core machine varies by +-20 %.
     runs_s = []
     for _ in range(int(args.repeats)):
         t0 = time.perf_counter()
-        res = run_designs(cfg, knobs, sw, chunk=chunk)
+        res = run_designs(cfg, knobs, sw, chunk=chunk, precision=precision)
         runs_s.append(time.perf_counter() - t0)
         if not np.all(np.isfinite(res["usd_per_mtok"])):
             raise SpecError("bench: non-finite results")
     run_s = float(np.median(runs_s))
-    cost = program_cost(cfg, knobs_of(1, 0), sw, chunk)
+    cost = program_cost(cfg, knobs_of(1, 0), sw, chunk, precision)
     query = single_query_s()
     out = {
         "configs_per_s": n / run_s,
@@ -135,6 +138,7 @@ def run_bench(args: argparse.Namespace) -> int:
         **cost,
         "chunk": chunk,
         "block": EVAL_BLOCK,
+        "precision": precision,
         "family": family,
         "hardware": hw.id,
         "scenario": "llama-3-70b, TP 8, prefill 2048 + 256 decode steps, batch 16, bf16",
@@ -148,7 +152,7 @@ def run_bench(args: argparse.Namespace) -> int:
             f"{family} ({hw.id}): {n:,} configurations in {run_s:.2f} s: {n / run_s:,.0f} configurations/s "
             f"(median of {len(runs_s)} runs, range {out['configs_per_s_range'][0]:,.0f}-"
             f"{out['configs_per_s_range'][1]:,.0f}; compile + first chunk {compile_s:.2f} s; "
-            f"{out['scenario']}; {out['device']})\n"
+            f"{out['scenario']}; {precision}; {out['device']})\n"
             f"XLA cost analysis: {cost['flops_per_config']:,.0f} FLOP and {cost['bytes_per_config']:,.0f} bytes of "
             f"memory traffic per configuration\n"
             f"single query (`inferbench {' '.join(SINGLE_QUERY)}`, fresh process): {query['single_query_cold_s']:.2f} s "
@@ -167,6 +171,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("--configs", type=int, default=1 << 21, help="configurations to evaluate (default 2,097,152)")
     s.add_argument("--repeats", type=int, default=3, help="timed runs; the median is reported (default 3)")
+    s.add_argument(
+        "--precision",
+        help=f"evaluation precision: {', '.join(PRECISIONS)} (default {SWEEP_PRECISION}, what sweeps use; "
+        "evaluate, predict and calibration use float64)",
+    )
     s.add_argument("--family", help=f"hardware family to benchmark: {', '.join(FAMILY_BASE)} (default simt)")
     s.add_argument("--sweep", action="store_true", help="end-to-end sweep to a zarr store instead")
     s.add_argument("--designs", type=int, default=10_000_000, help="designs of the --sweep benchmark")

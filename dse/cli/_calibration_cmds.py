@@ -116,7 +116,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.hardware not in hardware_ids():
         raise SpecError(f"--hardware: unknown hardware '{args.hardware}': expected a catalog id with a fitted file")
     try:
-        out = calibration.validate(Path(args.output_dir), args.hardware, _data_dir(args.data))
+        out = calibration.validate(
+            Path(args.output_dir), args.hardware, _data_dir(args.data), log=lambda s: print(s, file=sys.stderr)
+        )
     except KeyError as e:  # a data set or column the shipped fit does not know
         raise SpecError(
             f"--data {args.data}: unknown data set or column {e}: expected the layout of calibration/data"

@@ -1,6 +1,8 @@
 """The engine: configurations, the one jit/vmap boundary, the efficiency levels, metrics, evaluate."""
 
 from ._boundary import EVAL_BLOCK as EVAL_BLOCK
+from ._boundary import PRECISIONS as PRECISIONS
+from ._boundary import SWEEP_PRECISION as SWEEP_PRECISION
 from ._boundary import Pending as Pending
 from ._boundary import block_size as block_size
 from ._boundary import check_knobs as check_knobs

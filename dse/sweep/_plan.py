@@ -24,6 +24,7 @@ from dse.engine import (
     BOOL_METRICS,
     CODE_METRICS,
     EVAL_BLOCK,
+    SWEEP_PRECISION,
     Config,
     Knob,
     Pending,
@@ -298,7 +299,8 @@ def dispatch_chunk(plan: Plan, g: int, ci: int) -> tuple[Pending, dict[str, np.n
     vals, coords, n = chunk_inputs(plan, ci)
     group = plan.groups[g]
     block = min(EVAL_BLOCK, plan.chunk_size)
-    return dispatch(group.config, chunk_knobs(plan, g, vals), group.software, block, fixed=True), coords, n
+    knobs = chunk_knobs(plan, g, vals)
+    return dispatch(group.config, knobs, group.software, block, fixed=True, precision=SWEEP_PRECISION), coords, n
 
 
 def _is_relative(spec: SweepSpec, key: str) -> bool:

@@ -5,8 +5,8 @@ rename), then its flag in ``_sweep_chunk_done``. A restart skips flagged chunks 
 recomputes the others, so no chunk is lost or written twice. When every chunk is flagged the
 flag array is removed, ``sweep_complete`` is set and the metadata are consolidated.
 
-Metrics are computed in float64 and stored as float32 (7 significant digits; the cast
-halves the bytes to compress and write), flags as bool and codes as int8. Sampled knob
+Metrics are computed and stored in float32 (7 significant digits, within 1e-6 of a float64
+evaluation; half the bytes to compute, compress and write), flags as bool and codes as int8. Sampled knob
 values are rounded to float32 *before* evaluation, so the stored coordinates are exactly
 the evaluated designs.
 """
@@ -128,7 +128,7 @@ def create_store(plan: Plan, store: Path) -> None:
         "constraints": [str(c) for c in spec.constraints],
         "objectives": [str(o) for o in spec.objectives],
         "n_designs": plan.n_designs,
-        "storage": "metrics computed in float64, stored as float32; flags bool; codes int8",
+        "storage": "metrics computed and stored in float32; flags bool; codes int8",
     }
     if not spec.scenario_is_dim:
         ds.attrs |= {
