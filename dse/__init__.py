@@ -2,18 +2,25 @@
 
 Layers, lowest first: :mod:`models` ← :mod:`dse.specs` ← :mod:`dse.engine` ←
 :mod:`dse.sweep` and :mod:`dse.analysis` ← :mod:`calibration` ← :mod:`dse.cli`. Importing
-``dse`` imports the specs and the engine only, and changes no global JAX setting.
+``dse`` imports nothing heavy: its exports load on first use (so that a command forwarded to
+a resident engine starts without JAX), and no global JAX setting changes.
 """
 
+from ._lazy import lazy_exports
 from ._version import __version__ as __version__
-from .engine import LEVELS as LEVELS
-from .engine import Config as Config
-from .engine import evaluate as evaluate
-from .engine import make_config as make_config
-from .engine import run_designs as run_designs
-from .engine import software_levels as software_levels
-from .specs import SpecError as SpecError
-from .specs import hardware_ids as hardware_ids
-from .specs import load_hardware as load_hardware
-from .specs import load_model as load_model
-from .specs import model_ids as model_ids
+
+_EXPORTS = {
+    "LEVELS": "engine",
+    "Config": "engine",
+    "evaluate": "engine",
+    "make_config": "engine",
+    "run_designs": "engine",
+    "software_levels": "engine",
+    "SpecError": "specs",
+    "hardware_ids": "specs",
+    "load_hardware": "specs",
+    "load_model": "specs",
+    "model_ids": "specs",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -1,8 +1,6 @@
 """``python -m dse`` — the same as the ``inferbench`` command."""
 
-import sys
-
-from dse.cli import main
+from dse.cli import main_exit
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main_exit()

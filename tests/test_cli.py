@@ -445,3 +445,40 @@ def test_every_subcommand_has_a_description_with_an_example_and_every_option_hel
 def test_set_list_prints_the_keys_of_the_chosen_chips_family(capsys):
     code, out, _ = run(capsys, "evaluate", "--model", "llama-3-8b", "--hardware", "tpu-v5e", "--set", "list")
     assert code == 0 and out.startswith("systolic: ") and "array_size" in out and "hbm_bandwidth_tb_s [TB/s]" in out
+
+
+def test_resident_engine_answers_as_a_local_run(tmp_path, capsys, monkeypatch):
+    """`inferbench daemon start`: queries are answered by the engine, in the caller's working
+    directory, with the same output, errors and exit codes as a local run; then it stops."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    # Its own socket folder: no other test's command is forwarded to this engine.
+    env = {**os.environ, "INFERBENCH_DAEMON_DIR": str(tmp_path / "sockets"), "PYTHONPATH": str(root)}
+    env.pop("INFERBENCH_DAEMON", None)
+
+    def cli(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "dse", *argv], env=env, cwd=tmp_path, capture_output=True, text=True
+        )
+
+    shutil.copy(root / A100, tmp_path / "chip.yaml")  # a relative path: resolved in the caller's directory
+    query = ("evaluate", "--model", "llama-3-8b", "--hardware", "chip.yaml", "--batch", "1,8", "--json")
+    assert cli("daemon", "status").returncode == 1
+    started = cli("daemon", "start", "--idle-min", "5")
+    assert started.returncode == 0, started.stderr
+    try:
+        answered = cli(*query)
+        assert "1 queries" in cli("daemon", "status").stdout  # it went through the engine
+        bad = cli("evaluate", "--model", "llama-3-8", "--hardware", "chip.yaml")
+    finally:
+        cli("daemon", "stop")
+    assert cli("daemon", "status").returncode == 1  # stopped, its socket removed
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, *query)  # the same query run here
+    assert answered.returncode == code == 0
+    assert answered.stdout == out and json.loads(out)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "llama-3-8" in bad.stderr

@@ -16,7 +16,17 @@ from dse._version import __version__
 from dse.engine import enable_compilation_cache
 from dse.specs import SpecError
 
-from . import _bench, _calibration_cmds, _demo, _design_cmd, _engine_cmds, _plan_cmd, _requirements_cmd, _sweep_cmds
+from . import (
+    _bench,
+    _calibration_cmds,
+    _daemon_cmd,
+    _demo,
+    _design_cmd,
+    _engine_cmds,
+    _plan_cmd,
+    _requirements_cmd,
+    _sweep_cmds,
+)
 
 # Each module adds its subcommands with ``add_subcommands(subparsers)``, in this order.
 SUBCOMMAND_MODULES = (
@@ -28,6 +38,7 @@ SUBCOMMAND_MODULES = (
     _bench,
     _sweep_cmds,
     _calibration_cmds,
+    _daemon_cmd,
 )
 
 
