@@ -175,6 +175,15 @@ class Pending:
             out[k] = (parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))[:, : self.n]
         return out
 
+    def collect_into(self, out: dict[str, np.ndarray], start: int) -> None:
+        """Copy the metrics into ``out[k][:, start:start + n]`` block by block (one copy)."""
+        at = start
+        for r in self.results:
+            size = min(len(r.ttft_s[0]), start + self.n - at)
+            for k, dest in out.items():
+                dest[:, at : at + size] = np.asarray(getattr(r, k))[:, :size]
+            at += size
+
 
 def dispatch(
     config: Config,
@@ -198,8 +207,6 @@ def dispatch(
         n = len(next(iter(flat.values())))
         size = block if fixed else block_size(n, block)
         results = []
-        # The base and the levels go to the device once, not with every block.
-        config, software = jax.device_put((config, software))
         for start in range(0, n, size):
             part = {}
             for k, v in flat.items():
@@ -264,6 +271,8 @@ def run_designs(
     n = check_knobs(config, knobs)
     flat = {k: np.asarray(np.broadcast_to(np.atleast_1d(np.asarray(v, dtype=float)), (n,))) for k, v in knobs.items()}
     n_levels = len(jax.tree.leaves(software)[0])
+    with _precision(precision):  # the base and the levels go to the device once, before any block
+        config, software = jax.device_put((config, software))
     out = {k: np.empty((n_levels, n), dtype=precision) for k in Metrics._fields}
 
     def chunks() -> Iterator[tuple[int, int, Pending]]:
@@ -279,8 +288,7 @@ def run_designs(
     while current is not None:
         start, stop, pending = current
         current = next(it, None)  # dispatch the next chunk before copying this one out
-        for k, v in pending.collect().items():
-            out[k][:, start:stop] = v
+        pending.collect_into(out, start)
         if progress:
             progress(stop - start)
     return out
