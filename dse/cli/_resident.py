@@ -84,15 +84,23 @@ def _connect(path: Path) -> socket.socket | None:
 def _request(sock: socket.socket, message: dict[str, Any]) -> int | None:
     """Send one request and copy the answer to this process's stdout and stderr."""
     sock.sendall((json.dumps(message) + "\n").encode())
-    code = None
-    with sock.makefile("r", encoding="utf-8") as answer:
-        for line in answer:
-            part = json.loads(line)
-            if "code" in part:
-                code = int(part["code"])
-                break
-            stream = sys.stdout if "out" in part else sys.stderr
-            stream.write(part.get("out", part.get("err", "")))
+    code, wrote = None, False
+    try:
+        with sock.makefile("r", encoding="utf-8") as answer:
+            for line in answer:
+                part = json.loads(line)
+                if "code" in part:
+                    code = int(part["code"])
+                    break
+                stream = sys.stdout if "out" in part else sys.stderr
+                stream.write(part.get("out", part.get("err", "")))
+                wrote = True
+    except (OSError, ValueError):
+        if not wrote:
+            raise  # nothing shown yet: the caller runs the query here instead
+    if code is None and wrote:  # part of an answer is out: running it again would repeat it
+        print("inferbench: error: the resident engine stopped mid-answer: run the query again", file=sys.stderr)
+        return 1
     sys.stdout.flush()
     return code
 
@@ -103,12 +111,16 @@ def forward(argv: Sequence[str]) -> int | None:
         return None
     if any(a in ("-h", "--help") for a in argv):
         return None
-    sock = _connect(socket_path())
+    try:
+        cwd = os.getcwd()
+        sock = _connect(socket_path())
+    except OSError:  # no working directory, or the sources cannot be read: run it here
+        return None
     if sock is None:
         return None
     with sock:
         try:
-            return _request(sock, {"argv": list(argv), "cwd": os.getcwd()})
+            return _request(sock, {"argv": list(argv), "cwd": cwd})
         except (OSError, ValueError):  # the engine went away mid-answer: run it here instead
             return None
 
