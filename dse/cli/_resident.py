@@ -67,8 +67,17 @@ def socket_path() -> Path:
     return Path(folder) / f"{fingerprint()}.sock"
 
 
+def _private(folder: Path) -> bool:
+    """The socket folder is this user's alone (another user's socket must not answer us)."""
+    try:
+        st = folder.stat()
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
 def _connect(path: Path) -> socket.socket | None:
-    if not path.exists():
+    if not path.exists() or not _private(path.parent):
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -185,6 +194,9 @@ def serve(idle_s: float = IDLE_S, warm: Sequence[str] = ()) -> int:
             main(list(warm))
     path = socket_path()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not _private(path.parent):
+        print(f"daemon: {path.parent}: expected a folder of this user's, closed to others", file=sys.stderr)
+        return 2
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     started = time.time()
