@@ -52,17 +52,17 @@ PRECISIONS = ("float64", "float32")
 SWEEP_PRECISION = "float32"
 
 
-def float64() -> Any:
-    """The precision of every engine evaluation (a context manager; see the module doc)."""
-    return jax.enable_x64(True)
-
-
 def _precision(precision: str) -> Any:
     """The context of an evaluation in ``precision``: under float32 JAX narrows the float64
     leaves and knobs as they are passed in."""
     if precision not in PRECISIONS:
         raise SpecError(f"precision: '{precision}': expected one of {', '.join(PRECISIONS)}")
     return jax.enable_x64(precision == "float64")
+
+
+def float64() -> Any:
+    """The precision of every engine evaluation but sweeps' (a context manager; see the module doc)."""
+    return _precision("float64")
 
 
 def in_float64(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -169,10 +169,11 @@ class Pending:
     def collect(self, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Metrics as numpy arrays of shape [n_levels, n] (waits for the devices)."""
         names = Metrics._fields if names is None else names
-        out = {}
-        for k in names:
-            parts = [np.asarray(getattr(r, k)) for r in self.results]
-            out[k] = (parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))[:, : self.n]
+        out = {
+            k: np.empty((len(self.results[0].ttft_s), self.n), np.asarray(getattr(self.results[0], k)).dtype)
+            for k in names
+        }
+        self.collect_into(out, 0)
         return out
 
     def collect_into(self, out: dict[str, np.ndarray], start: int) -> None:
@@ -200,10 +201,9 @@ def dispatch(
     recompilation), and dispatched without waiting. ``precision``: one of :data:`PRECISIONS`.
     """
     with _precision(precision):
-        dtype = np.float64 if precision == "float64" else np.float32
-        flat = {k: np.asarray(v, dtype=dtype).reshape(-1) for k, v in knobs.items()}
+        flat = {k: np.asarray(v, dtype=precision).reshape(-1) for k, v in knobs.items()}
         if not flat:  # a single point: vary a knob at its own value
-            flat = {"batch": np.asarray([float(config.scenario.batch)], dtype=dtype)}
+            flat = {"batch": np.asarray([float(config.scenario.batch)], dtype=precision)}
         n = len(next(iter(flat.values())))
         size = block if fixed else block_size(n, block)
         results = []
