@@ -100,26 +100,21 @@ def _network_s(
     with TP innermost: the workload's all-reduces of every layer among tp neighbours, SP's
     gather and all-reduce among sp groups (tp apart), EP's all-to-alls among ep groups (tp·sp
     apart), and pp − 1 stage-to-stage transfers (tp·sp·ep apart). The passes (and the TP and
-    SP all-reduces) are evaluated as vectors: one traced collective of each kind."""
+    SP all-reduces) each as its own scalar per design."""
     tp, pp, sp, ep = platform.tp, platform.pp, platform.sp, platform.ep
-    k = len(comms)
-    field = lambda name: jnp.stack(jnp.broadcast_arrays(*[getattr(c, name) for c in comms]))  # noqa: E731
-    ones = jnp.ones((k,)) * jnp.ones_like(tp)
-    ar = platform.collective_s(
-        chip,
-        software,
-        "all_reduce",
-        jnp.concatenate([field("allreduce_bytes"), field("sp_reduce_bytes")]),
-        jnp.concatenate([tp * ones, sp * ones]),
-        jnp.concatenate([ones, tp * ones]),
-    )
-    allreduce, sp_reduce = ar[:k], ar[k:]
-    sp_gather = platform.collective_s(chip, software, "all_gather", field("sp_gather_bytes"), sp * ones, tp * ones)
-    alltoall = platform.collective_s(chip, software, "all_to_all", field("alltoall_bytes"), ep * ones, tp * sp * ones)
-    hop = platform.collective_s(chip, software, "send_recv", field("stage_bytes"), 2.0 * ones, tp * sp * ep * ones)
-    per_layer = field("allreduces") * allreduce + field("alltoalls") * alltoall + sp_gather + sp_reduce
-    net = model.n_layers * per_layer + (pp - 1.0) * hop
-    return [net[i] for i in range(k)]
+    one = jnp.ones_like(tp)
+    nets = []
+    for c in comms:
+        # Each pass's collectives as scalars per design: a vector over the passes would put a
+        # short axis innermost, which CPUs then evaluate one element at a time.
+        allreduce = platform.collective_s(chip, software, "all_reduce", c.allreduce_bytes, tp, one)
+        sp_reduce = platform.collective_s(chip, software, "all_reduce", c.sp_reduce_bytes, sp, tp)
+        sp_gather = platform.collective_s(chip, software, "all_gather", c.sp_gather_bytes, sp, tp)
+        alltoall = platform.collective_s(chip, software, "all_to_all", c.alltoall_bytes, ep, tp * sp)
+        hop = platform.collective_s(chip, software, "send_recv", c.stage_bytes, 2.0 * one, tp * sp * ep)
+        per_layer = c.allreduces * allreduce + c.alltoalls * alltoall + sp_gather + sp_reduce
+        nets.append(model.n_layers * per_layer + (pp - 1.0) * hop)
+    return nets
 
 
 def _phase(

@@ -126,7 +126,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
     # Compile (and the first, warm-up chunk) measured on its own.
     t0 = time.perf_counter()
-    run_designs(cfg, knobs_of(1 << 14, 1), sw, chunk=chunk, precision=precision)
+    run_designs(cfg, knobs_of(EVAL_BLOCK, 1), sw, chunk=chunk, precision=precision)
     compile_s = time.perf_counter() - t0
     knobs = knobs_of(n, 0)
     # The median of several timed runs: one run on a shared 2-core machine varies by +-20 %.

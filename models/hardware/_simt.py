@@ -200,18 +200,15 @@ def simt_operator_cost(
     gemm_dtype, attn_dtype = widest(weight_dtype, act_dtype), widest(act_dtype, kv_dtype)
     util_gemm = operator_utilization(software, ops.m, ops.n, ops.k, chip.sm_count, waves=True)
     util_attn = operator_utilization(software, ops.m, ops.n, ops.k, chip.sm_count, waves=False)
-    util = [ug if kind == GEMM else ua for kind, ug, ua in zip(ops.kinds, util_gemm, util_attn, strict=True)]
-    rate = []
-    for kind, u in zip(ops.kinds, util, strict=True):
-        if kind == GEMM:
-            rate.append(chip.peak_flops_per_s(gemm_dtype) * u)
-        elif kind == ATTENTION:
-            rate.append(chip.peak_flops_per_s(attn_dtype) * u)
-        elif kind in (ELEMENTWISE, GATHER):
-            rate.append(chip.peak_vector_flops_per_s * jnp.ones_like(u))
-        else:  # pragma: no cover - kinds are a closed set
-            raise ValueError(kind)
-    compute_s = ops.flops / jnp.stack(rate)
+    # The rate of every row at once (the kinds are static masks): one vector, not a stack of
+    # per-row columns.
+    gemm, attention = ops.mask(GEMM) > 0, ops.mask(ATTENTION) > 0
+    rate = jnp.where(
+        gemm,
+        chip.peak_flops_per_s(gemm_dtype) * util_gemm,
+        jnp.where(attention, chip.peak_flops_per_s(attn_dtype) * util_attn, chip.peak_vector_flops_per_s),
+    )
+    compute_s = ops.flops / rate
     streaming = jnp.asarray([kind in (ELEMENTWISE, GATHER) for kind in ops.kinds])
     bw_eff = software.bw_efficiency * jnp.where(streaming, software.elementwise_bw_factor, 1.0)
     memory_s = ops.bytes / (chip.hbm_bandwidth_bytes_per_s * bw_eff)
