@@ -46,6 +46,12 @@ def _row_dtypes(ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype:
     return [g if k == GEMM else a for k in ops.kinds]
 
 
+def _narrow_rows(ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str) -> Array:
+    """True for rows that compute in 8 bits or fewer (a static mask: one vector of rates per
+    design rather than a stack of per-row scalars)."""
+    return jnp.asarray([DTYPE_BITS[d] <= 8 for d in _row_dtypes(ops, weight_dtype, act_dtype, kv_dtype)])
+
+
 # ----------------------------------------------------------------------------------------
 # 1. Systolic array (TPU-like)
 # ----------------------------------------------------------------------------------------
@@ -107,8 +113,9 @@ def systolic_operator_cost(
     set does not fit the on-chip SRAM (activations then re-stream once per SRAM-full of
     weights)."""
     mm = _rows(ops, GEMM, ATTENTION)
-    dts = _row_dtypes(ops, weight_dtype, act_dtype, kv_dtype)
-    peak = jnp.stack([chip.peak_flops_per_s(d) for d in dts])
+    peak = chip.peak_bf16_flops_per_s * jnp.where(
+        _narrow_rows(ops, weight_dtype, act_dtype, kv_dtype), chip.int8_speedup, 1.0
+    )
     util = _derated(software, systolic_utilization(ops.m, ops.n, ops.k, chip.array_size))
     rate = jnp.where(mm > 0, peak * util, chip.peak_vector_flops_per_s)
     # Weight-load passes: ⌈weights / SRAM⌉ refills, each re-streaming the activations.
@@ -333,8 +340,8 @@ def sram_chiplet_operator_cost(
     kv_dtype: str,
 ) -> OpCost:
     """Every byte from on-chip SRAM; deterministic compute at the datasheet rate."""
-    dts = _row_dtypes(ops, weight_dtype, act_dtype, kv_dtype)
-    peak = jnp.stack([chip.peak_flops_per_s(d) for d in dts])
+    narrow = _narrow_rows(ops, weight_dtype, act_dtype, kv_dtype)
+    peak = jnp.where(narrow, chip.peak_int8_ops_per_s, chip.peak_bf16_flops_per_s)
     memory_s = ops.bytes / (chip.sram_bandwidth_bytes_per_s * software.bw_efficiency)
     return OpCost(ops.flops / peak, memory_s, software.kernel_overhead_s * jnp.ones_like(memory_s))
 
