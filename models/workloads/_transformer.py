@@ -23,6 +23,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from models._interface import (
     ATTENTION,
@@ -55,7 +56,19 @@ def table_from_rows(rows: list[tuple], split: Split, once: tuple[str, ...]) -> O
     repeat, stored weight bytes)``; rows named in ``once`` run once per pass, the rest per layer."""
     cols = list(zip(*rows, strict=True))
     one = jnp.ones_like(jnp.asarray(rows[0][2], dtype=jnp.result_type(float)))
-    stack = [jnp.stack([jnp.asarray(x, dtype=jnp.result_type(float)) * one for x in c]) for c in cols[2:]]
+    rows_at = np.eye(len(rows), dtype=bool)
+
+    def column(values: tuple) -> Array:
+        # Each row's value selected into place rather than stacked: where the rows vary per
+        # design (a pipeline depth from capacity sets the decode batch), XLA made a stack of
+        # them a strided concatenate and a transpose, and the wafer-scale family ran at 1.8
+        # instead of 3.2 M designs/s. Selects are exact (no 0 * inf).
+        col = jnp.zeros(len(rows), dtype=jnp.result_type(float)) * one
+        for i, x in enumerate(values):
+            col = jnp.where(rows_at[i], jnp.asarray(x, dtype=jnp.result_type(float)), col)
+        return col
+
+    stack = [column(c) for c in cols[2:]]
     per_layer = tuple(name not in once for name in cols[0])
     return OperatorTable(*stack, names=tuple(cols[0]), kinds=tuple(cols[1]), per_layer=per_layer, stages=split.pp)
 
