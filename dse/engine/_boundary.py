@@ -95,12 +95,6 @@ _COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 # of 5.9 s for the tour's first `evaluate`), its run takes milliseconds either way.
 QUICK_COMPILE_BLOCK = 1024
 _QUICK_OPTIONS = {**_COMPILER_OPTIONS, "xla_backend_optimization_level": 0}
-
-
-def _options(block: int) -> dict[str, Any]:
-    return _QUICK_OPTIONS if block <= QUICK_COMPILE_BLOCK else _COMPILER_OPTIONS
-
-
 _serve_levels = jax.vmap(serve_rows, in_axes=(None, None, 0))
 _serve_batch = jax.jit(_serve_levels, compiler_options=_COMPILER_OPTIONS)
 _serve_batch_quick = jax.jit(_serve_levels, compiler_options=_QUICK_OPTIONS)
@@ -125,10 +119,9 @@ def _code_fingerprint() -> str:
 
 def _serve_block(config: Config, knobs: dict[str, np.ndarray], software: SoftwareParams) -> Metrics:
     """:data:`_serve_batch` of one block, through the on-disk program cache when it is on."""
-    options = _options(len(next(iter(knobs.values()))))
+    quick = len(next(iter(knobs.values()))) <= QUICK_COMPILE_BLOCK
     if _program_dir is None or len(jax.local_devices()) > 1:
-        batch = _serve_batch_quick if options is _QUICK_OPTIONS else _serve_batch
-        return batch(config, _shard(knobs), software)
+        return (_serve_batch_quick if quick else _serve_batch)(config, _shard(knobs), software)
     leaves, tree = jax.tree.flatten((config, knobs, software))
     signature = repr(
         (
@@ -153,7 +146,9 @@ def _serve_block(config: Config, knobs: dict[str, np.ndarray], software: Softwar
                 os.replace(tmp, path)
             except OSError:
                 pass  # a cache that cannot be written costs the next run a trace, nothing more
-        program = _programs[key] = jax.jit(exported.call, compiler_options=options)
+        program = _programs[key] = jax.jit(
+            exported.call, compiler_options=_QUICK_OPTIONS if quick else _COMPILER_OPTIONS
+        )
     return Metrics(*program(*leaves))
 
 
