@@ -333,6 +333,19 @@ def test_module_entry_point():
     assert r.returncode == 0 and r.stdout.startswith("inferbench ")
 
 
+def test_the_command_line_loads_no_dataset_store_plot_or_fit_stack_until_a_command_needs_it():
+    """A printed query's start-up is JAX and the specs: xarray (with the dask it probes), zarr,
+    matplotlib and optax load only in the commands that use them (README, Speed)."""
+    import subprocess
+    import sys
+
+    probe = "import sys, dse.cli._main; print(' '.join(sorted(m for m in sys.modules if '.' not in m)))"
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = set(r.stdout.split())
+    assert "jax" in loaded
+    assert not loaded & {"xarray", "dask", "pandas", "zarr", "matplotlib", "optax"}
+
+
 def test_predict_intervals_and_uncalibrated(capsys, tmp_path):
     src = write(
         tmp_path,

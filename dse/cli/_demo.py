@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 
 import calibration
-from dse import analysis, sweep
-from dse.engine import enable_compilation_cache, evaluate, make_config, run_designs, software_levels
+from dse import analysis, engine, sweep
+from dse.engine import enable_compilation_cache, make_config, run_designs, software_levels
 from dse.specs import load_hardware, load_model, refuse_foreign
 
 RESULTS = Path("results")
@@ -70,7 +69,7 @@ def _real_chips() -> None:
     deployment (TP x batch) meeting the constraints at the calibrated level, at three levels."""
     sc = DEMO_SPEC["scenario"]
     chips = DEMO_SPEC["hardware"]
-    ds = evaluate(
+    ds = engine.evaluate(
         DEMO_SPEC["model"],
         [load_hardware(h) for h in chips],
         prompt_tokens=sc["prompt_tokens"],
@@ -131,7 +130,7 @@ def run_demo(output: Path, quiet: bool = False) -> int:
     print(analysis.pareto_table(front, objs, cons, stats, limit=12))
     # The best design per chip by $/1M tokens, among those meeting the constraints.
 
-    ds = xr.open_zarr(output)
+    ds = sweep.open_sweep(output)
     rows = []
     for hw in ds.hardware.values:
         sub = ds.sel(hardware=hw)

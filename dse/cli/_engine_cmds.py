@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import itertools
 import json
 import sys
 from collections.abc import Sequence
@@ -14,12 +15,12 @@ from typing import Any
 import numpy as np
 
 import calibration
-from dse import analysis
+from dse import analysis, engine, specs
 from dse.engine import (
     calibration_source,
     check_context,
     check_physics,
-    evaluate,
+    evaluate_grid,
     framework_of,
     gemm_designs,
     level_of,
@@ -37,7 +38,6 @@ from dse.specs import (
     model_ids,
     refuse_foreign,
     suggest,
-    write_dataset,
     writing,
 )
 from models import BOUND_NAMES, DTYPES, INFEASIBLE_REASONS, default_economics
@@ -346,7 +346,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return 0
     levels = ("ideal", "achievable") if args.uncalibrated else ("ideal", "achievable", "calibrated")
     dtypes = {f"{part}_dtype": getattr(args, f"{part}_dtype") or args.dtype for part in ("weight", "act", "kv")}
-    ds = evaluate(
+    grid = evaluate_grid(
         models,
         hws,
         **dtypes,
@@ -357,7 +357,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         framework=args.framework,
         **{k: _scalar_or_list(v) if k not in ("batch", "tp") else v for k, v in knobs.items()},
     )
-    grid_dims = [d for d in ds.tpot_s.dims if d not in ("model", "hardware", "level")]
+    # The rows are read from the grid's arrays: a printed query never builds a Dataset.
+    var, coord = grid.variables, grid.coords
     # --set axes in the spec file's key and units (hbm_bandwidth_tb_s = 2, not 2e12 bytes/s).
     shown = {
         info.field: info
@@ -366,30 +367,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         for info in [hardware_keys(families[0]).get(item.split("=", 1)[0])]
         if info is not None and info.field
     }
-    flat = ds.stack(row=("model", "hardware", *grid_dims)).transpose("row", "level")
     cols = _IMAGE_COLUMNS if images else _COLUMNS[args.phase]
     if args.phase == "request" and (args.ttft_slo_ms or args.tpot_slo_ms):
         cols = [*cols[:3], ("goodput_tokens_per_s", "goodput tok/s", 1), ("slo_attainment", "in SLO", 1), *cols[3:]]
-    key_names = ["model", "hardware", *(shown[d].key if d in shown else d for d in grid_dims)]
+    key_names = ["model", "hardware", *(shown[d].key if d in shown else d for d in grid.axes)]
     headers = list(key_names)
     main_metric = cols[0]
     headers += [f"{main_metric[1]} ideal", f"{main_metric[1]} achv", f"{main_metric[1]} calib"]
     headers += [c[1] for c in cols[1:]] + ["mem/chip GB", "fits"]
+    level_names = [str(lv) for lv in coord["level"][1]]
+    per_level = [k for k, (dims, _, _) in var.items() if "level" in dims]
     rows, records = [], []
-    for i in range(flat.sizes["row"]):
-        r = flat.isel(row=i)
-        key = [str(r.model.item()), str(r.hardware.item())]
-        key += [_num(r[d].item() / (shown[d].factor if d in shown else 1.0)) for d in grid_dims]
-        last = str(ds.level.values[-1])
-        cal = r.sel(level=last)
+    for mi, hi, *at in itertools.product(*(range(len(coord[d][1])) for d in ("model", "hardware", *grid.axes))):
+
+        def value(name: str, level: int = -1, mi: int = mi, hi: int = hi, at: list[int] = at) -> Any:
+            return var[name][1][(mi, hi, level % len(level_names), *at)].item()
+
+        key = [str(coord["model"][1][mi]), str(coord["hardware"][1][hi])]
+        key += [
+            _num(coord[d][1][i] / (shown[d].factor if d in shown else 1.0)) for d, i in zip(grid.axes, at, strict=True)
+        ]
         vals = [
-            float(r[main_metric[0]].sel(level=lv)) * main_metric[2] if lv in ds.level.values else float("nan")
+            value(main_metric[0], level_names.index(lv)) * main_metric[2] if lv in level_names else float("nan")
             for lv in ("ideal", "achievable", "calibrated")
         ]
-        feasible = bool(cal.feasible.item())
-        reason = int(cal.infeasible_reason.item())
+        feasible = bool(value("feasible"))
+        reason = int(value("infeasible_reason"))
         for name, _, scale in cols[1:]:
-            v = cal[name].item()
+            v = value(name)
             if scale is None:
                 vals.append(BOUND_NAMES[int(v)])
             elif not feasible and name.startswith(("usd_", "j_", "prefill_j", "decode_j")):
@@ -397,16 +402,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             else:
                 vals.append(float(v) * scale)
         fits = "yes" if feasible else f"no: {INFEASIBLE_REASONS[reason].split(':')[0]}"
-        vals += [float(cal.memory_per_chip_bytes) / 1e9, fits]
+        vals += [float(value("memory_per_chip_bytes")) / 1e9, fits]
         rows.append(key + vals)
         rec = dict(zip(key_names, key, strict=True))
-        rec["levels"] = {
-            str(lv): {k: _jsonable(k, r[k].sel(level=lv).item()) for k in ds.data_vars if "level" in ds[k].dims}
-            for lv in ds.level.values
-        }
-        rec["calibration"] = str(ds.calibration.sel(hardware=r.hardware.item()).item())
-        rec["framework"] = str(ds.framework.sel(hardware=r.hardware.item()).item())
-        rec["precision"] = str(ds.precision.sel(hardware=r.hardware.item()).item())
+        rec["levels"] = {lv: {k: _jsonable(k, value(k, li)) for k in per_level} for li, lv in enumerate(level_names)}
+        for name in ("calibration", "framework", "precision"):
+            rec[name] = str(var[name][1][hi])
         rec["infeasible_reason_text"] = INFEASIBLE_REASONS[reason]
         records.append(rec)
     if args.json:
@@ -414,22 +415,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(analysis.render(headers, rows))
         shown = "achievable (--uncalibrated)" if args.uncalibrated else "calibrated"
-        hw_ids = np.atleast_1d(ds.hardware.values)
-        profiles = ", ".join(
-            f"{h}: {ds.calibration.sel(hardware=h).item()}, {ds.framework.sel(hardware=h).item()}" for h in hw_ids
-        )
-        precision = "; ".join(f"{h}: {ds.precision.sel(hardware=h).item()}" for h in hw_ids)
+        hw_ids = [str(h) for h in coord["hardware"][1]]
+        profiles = ", ".join(f"{h}: {var['calibration'][1][i]}, {var['framework'][1][i]}" for i, h in enumerate(hw_ids))
+        precision = "; ".join(f"{h}: {var['precision'][1][i]}" for i, h in enumerate(hw_ids))
         w, a, kv = dtypes.values()
         dt = w if w == a == kv else f"weights {w} / activations {a} / KV {kv}"
         print(
             f"\nphase: {args.phase}; levels: ideal = roofline, achv = hardware-achievable, calib = software-"
             f"calibrated; other columns at the {shown} level; dtype {dt}\n"
             f"precision: {precision}\n"
-            f"energy: {ds.attrs['energy_scope']}\n"
+            f"energy: {grid.attrs['energy_scope']}\n"
             f"calibration and software profile: {profiles}" + ("" if args.framework else " (--framework to change)")
         )
     if args.output:
-        _write_dataset(ds, Path(args.output))
+        _write_dataset(engine.to_dataset(grid), Path(args.output))
     return 0
 
 
@@ -451,7 +450,7 @@ def _jsonable(name: str, v: Any) -> Any:
 
 
 def _write_dataset(ds, path: Path) -> None:
-    write_dataset(ds, path)
+    specs.write_dataset(ds, path)
     print(f"wrote {path}", file=sys.stderr)
 
 

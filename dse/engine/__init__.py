@@ -1,5 +1,7 @@
 """The engine: configurations, the one jit/vmap boundary, the efficiency levels, metrics, evaluate."""
 
+from dse._lazy import lazy_exports
+
 from ._boundary import EVAL_BLOCK as EVAL_BLOCK
 from ._boundary import PRECISIONS as PRECISIONS
 from ._boundary import SWEEP_PRECISION as SWEEP_PRECISION
@@ -31,7 +33,8 @@ from ._config import make_config as make_config
 from ._config import resolve_knob as resolve_knob
 from ._config import splits_heads as splits_heads
 from ._config import with_knobs as with_knobs
-from ._evaluate import evaluate as evaluate
+from ._grid import Grid as Grid
+from ._grid import evaluate_grid as evaluate_grid
 from ._levels import LEVEL_DESCRIPTIONS as LEVEL_DESCRIPTIONS
 from ._levels import LEVELS as LEVELS
 from ._levels import calibrated_software as calibrated_software
@@ -43,3 +46,6 @@ from ._metrics import BOOL_METRICS as BOOL_METRICS
 from ._metrics import CODE_METRICS as CODE_METRICS
 from ._metrics import METRIC_INFO as METRIC_INFO
 from ._metrics import metric_attrs as metric_attrs
+
+# The Dataset (xarray) side of evaluate: loaded on first use (a printed query never needs it).
+__getattr__ = lazy_exports(__name__, {"evaluate": "_evaluate", "to_dataset": "_evaluate"})

@@ -4,6 +4,8 @@ Everything a user writes enters here and leaves as SI-unit PyTrees; every mistak
 one-line :class:`SpecError` naming the file, the key and what was expected.
 """
 
+from dse._lazy import lazy_exports
+
 from ._errors import SpecError as SpecError
 from ._errors import suggest as suggest
 from ._files import CATALOG as CATALOG
@@ -40,12 +42,10 @@ from ._model import ModelEntry as ModelEntry
 from ._model import load_model as load_model
 from ._model import model_ids as model_ids
 from ._outputs import MARK_ATTR as MARK_ATTR
-from ._outputs import consolidate as consolidate
 from ._outputs import make_parent as make_parent
 from ._outputs import ownership as ownership
 from ._outputs import refuse_foreign as refuse_foreign
 from ._outputs import remove_own as remove_own
-from ._outputs import write_dataset as write_dataset
 from ._outputs import writing as writing
 from ._platforms import PlatformEntry as PlatformEntry
 from ._platforms import check_placement as check_placement
@@ -57,3 +57,6 @@ from ._units import UNITS as UNITS
 from ._use_cases import UseCase as UseCase
 from ._use_cases import load_use_case as load_use_case
 from ._use_cases import use_cases as use_cases
+
+# Writing a dataset imports zarr: loaded on first use (a query that prints a table never does).
+__getattr__ = lazy_exports(__name__, {"consolidate": "_datasets", "write_dataset": "_datasets"})
