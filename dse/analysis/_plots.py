@@ -6,7 +6,7 @@
   design on its chip's roofline, min(peak, AI · bandwidth) (seed 000, SIMT roofline), with the
   memory-bound region (left of the ridge point) shaded.
 - Sensitivity: the elasticity ∂ log objective / ∂ log knob of each swept knob at chosen front
-  designs, from the engine boundary's ``log_jacobian`` (reverse-mode through the same cost model) (integer knobs are relaxed to reals).
+  designs, from the engine boundary's ``log_jacobian`` (forward mode through the same cost model) (integer knobs are relaxed to reals).
 - Axis curves: each grid axis one at a time, the other axes at their middle value (or at
   scale 1 for relative axes), e.g. GenZ Fig. 16 from ``sweeps/hw_scaling.yaml``.
 """
@@ -177,7 +177,7 @@ def plot_roofline(ds: Any, plan: Any, point: dict[str, Any], out: Path) -> list[
 def sensitivities(plan: Any, ds: Any, points: list[dict[str, Any]], metrics: list[str]) -> dict[str, np.ndarray]:
     """Elasticities ∂ log metric / ∂ log knob at each point: {metric: [n_points, n_knobs]}.
 
-    One reverse-mode Jacobian of the log metrics in the log knobs per point, through the
+    One forward-mode Jacobian of the log metrics in the log knobs per point, through the
     engine's boundary (a gradient, not a sweep: no vmap).
     """
     rows = []

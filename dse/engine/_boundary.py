@@ -354,9 +354,6 @@ def _log_metrics(
     return jnp.stack([jnp.log(getattr(res, m)) for m in metrics])
 
 
-_jacobian = jax.jit(jax.jacrev(_log_metrics, argnums=1), static_argnums=(2, 3))
-
-
 def _log_metrics_twice(
     log_knobs: jax.Array, config: Config, names: tuple[str, ...], metrics: tuple[str, ...], software: SoftwareParams
 ) -> tuple[jax.Array, jax.Array]:
@@ -387,11 +384,14 @@ def log_metrics_and_jacobian(
 def log_jacobian(
     config: Config, knobs: Mapping[str, float], software: SoftwareParams, metrics: Sequence[str]
 ) -> np.ndarray:
-    """Elasticities ∂ log metric / ∂ log knob at one design: [n_metrics, n_knobs] (reverse mode)."""
+    """Elasticities ∂ log metric / ∂ log knob at one design: [n_metrics, n_knobs].
+
+    Forward mode, the design search's program: a design has a few knobs, and reverse mode
+    through ``serve`` compiled 3x slower (measured: 40 s against 13 s for five knobs).
+    """
     names = tuple(knobs)
-    with float64():
-        logs = jnp.log(jnp.asarray([float(knobs[k]) for k in names]))
-        return np.asarray(_jacobian(config, logs, names, tuple(metrics), software))
+    logs = np.log([[float(knobs[k]) for k in names]])
+    return log_metrics_and_jacobian(config, logs, names, metrics, software)[1][0]
 
 
 def compiled_programs() -> int:
