@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import inspect
 from typing import Any
 
 import xarray as xr
@@ -18,8 +18,6 @@ def to_dataset(grid: Grid) -> xr.Dataset:
     return ds
 
 
-# Same arguments as evaluate_grid (``__wrapped__`` gives help() and inspect its signature).
-@functools.wraps(evaluate_grid, assigned=())
 def evaluate(*args: Any, **kwargs: Any) -> xr.Dataset:
     """Evaluate a grid of configurations and return a labelled dataset: the arrays of
     :func:`evaluate_grid` (which documents the arguments) as an xarray Dataset, with units.
@@ -31,3 +29,7 @@ def evaluate(*args: Any, **kwargs: Any) -> xr.Dataset:
         ('batch',)
     """
     return to_dataset(evaluate_grid(*args, **kwargs))
+
+
+# Same arguments as evaluate_grid: help() and inspect show them, returning a Dataset.
+evaluate.__signature__ = inspect.signature(evaluate_grid).replace(return_annotation="xr.Dataset")  # type: ignore[attr-defined]
