@@ -139,7 +139,7 @@ def _print(out: dict[str, Any], knobs: list[Any], objective: Any) -> None:
     ]
     print(
         analysis.render(
-            ["knob", "value", "bounds", "d log obj / d log knob", f"d {objective.metric} / d knob", ""], rows
+            ["knob", "value", "bounds", "d log obj / d log knob", f"d {objective.metric} / d knob", "note"], rows
         )
     )
     head = ["level", "TTFT ms", "TPOT ms", "tok/s/chip", "J/token", "$/1M tok", "memory fill", "bound", "fits"]
