@@ -9,7 +9,9 @@ that replace the datasheet-derived values), ``uncertainty`` (Laplace standard de
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,8 +42,18 @@ def read_fitted(hardware_id: str | None, folder: Path | None = None) -> dict[str
     if not hardware_id:
         return None
     path = fitted_path(hardware_id, folder)
-    if not path.exists():
+    try:
+        stat = path.stat()
+    except OSError:
         return None
+    # A query reads the same file several times (chip, software, frameworks): parsed once per
+    # version of the file (a rewrite is a new inode, an edit a new time: a resident engine
+    # sees either at its next query).
+    return copy.deepcopy(_parse_fitted(path, stat.st_ino, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_fitted(path: Path, inode: int, mtime_ns: int, size: int) -> dict[str, Any]:
     try:
         data = load_yaml(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
