@@ -1,8 +1,8 @@
 """A labelled grid of configurations through the one boundary, as plain arrays (:class:`Grid`).
 
 :func:`dse.engine.evaluate` makes it an xarray Dataset; a query that only prints a table reads
-the arrays and never imports xarray (0.3 s, and 0.3 s more for the dask it probes on the first
-variable it makes, of a 2-core CPU's start-up)."""
+the arrays and never imports xarray (0.25 s of a 2-core CPU's start-up, and 0.25 s more for the
+dask it probes on the first variable it makes)."""
 
 from __future__ import annotations
 
