@@ -29,6 +29,7 @@ from models import SoftwareParams
 
 _FIT = Constraint("memory_fill", "<=", 1.0)  # weights, KV cache and activations fit the chip
 _TOL = 1e-6  # relative slack on a constraint met "exactly"
+_EXACT_BLOCK = 64  # designs per compiled call of an exact evaluation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,10 +92,13 @@ class _Problem:
         """g ≤ 0 where each constraint holds: log(metric / limit), sign-flipped for ≥."""
         return self.signs * (logs[..., 1:] - np.log([c.value for c in self.constraints]))
 
+    # Blocks of one size, whatever the number of designs: the starts, their integer variants
+    # and the final design share one compiled program (was one per power of two).
     def exact(self, si: np.ndarray) -> dict[str, np.ndarray]:
         """Every metric of designs [K, d] (SI values) at the search's level."""
         self.evaluations += len(si)
-        res = run_designs(self.config, {k.field: si[:, i] for i, k in enumerate(self.knobs)}, self.levels)
+        knobs = {k.field: si[:, i] for i, k in enumerate(self.knobs)}
+        res = run_designs(self.config, knobs, self.levels, chunk=_EXACT_BLOCK, fixed=True)
         return {name: v[0] for name, v in res.items()}
 
     def meets(self, res: dict[str, np.ndarray]) -> np.ndarray:

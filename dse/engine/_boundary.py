@@ -273,12 +273,14 @@ def run_designs(
     chunk: int = 4 * EVAL_BLOCK,
     progress: Callable[[int], None] | None = None,
     precision: str = "float64",
+    fixed: bool = False,
 ) -> dict[str, np.ndarray]:
     """Evaluate N designs (flat SI knob arrays of equal length, or scalars) at every level.
 
     Chunks of ``chunk`` designs are dispatched one ahead of the copy-out, so the devices stay
     busy. Returns numpy arrays of shape [n_levels, N] per metric, of the ``precision`` of the
-    evaluation (one of :data:`PRECISIONS`).
+    evaluation (one of :data:`PRECISIONS`). With ``fixed`` every compiled call has exactly
+    ``min(chunk, EVAL_BLOCK)`` designs (padded): one program for calls of any N.
     """
     n = check_knobs(config, knobs)
     flat = {k: np.asarray(np.broadcast_to(np.atleast_1d(np.asarray(v, dtype=float)), (n,))) for k, v in knobs.items()}
@@ -293,7 +295,7 @@ def run_designs(
             part = {k: v[start:stop] for k, v in flat.items()} or {
                 "batch": np.full(stop - start, float(config.scenario.batch))
             }
-            yield start, stop, dispatch(config, part, software, min(chunk, EVAL_BLOCK), precision=precision)
+            yield start, stop, dispatch(config, part, software, min(chunk, EVAL_BLOCK), fixed, precision)
 
     it = chunks()
     current = next(it, None)
