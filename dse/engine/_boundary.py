@@ -117,14 +117,14 @@ def _code_fingerprint() -> str:
     return h.hexdigest()
 
 
-def _serve_block(config: Config, knobs: dict[str, np.ndarray], software: SoftwareParams) -> Metrics:
-    """:data:`_serve_batch` of one block, through the on-disk program cache when it is on."""
-    quick = len(next(iter(knobs.values()))) <= QUICK_COMPILE_BLOCK
-    if _program_dir is None or len(jax.local_devices()) > 1:
-        return (_serve_batch_quick if quick else _serve_batch)(config, _shard(knobs), software)
-    leaves, tree = jax.tree.flatten((config, knobs, software))
+def _stored(fn: Callable[..., Any], args: tuple[Any, ...], options: dict[str, Any], label: str) -> tuple[Any, ...]:
+    """``jax.jit(fn)(*args)`` through the on-disk program cache: the traced program is kept
+    with ``jax.export``, keyed by the code, ``label`` (what is static in ``fn``), the tree of
+    ``args`` and their shapes. Returns ``fn``'s outputs as a flat tuple of arrays."""
+    leaves, tree = jax.tree.flatten(args)
     signature = repr(
         (
+            label,
             str(tree),
             jax.config.jax_enable_x64,
             [(np.shape(x), np.dtype(getattr(x, "dtype", None) or np.result_type(x)).str) for x in leaves],
@@ -133,11 +133,12 @@ def _serve_block(config: Config, knobs: dict[str, np.ndarray], software: Softwar
     key = hashlib.sha256((_code_fingerprint() + signature).encode()).hexdigest()[:40]
     program = _programs.get(key)
     if program is None:
+        assert _program_dir is not None
         path = _program_dir / f"{key}.jaxexport"
         try:
             exported = export.deserialize(bytearray(path.read_bytes()))
         except Exception:  # absent, unreadable or from another version: trace it again
-            flat = lambda *lv: tuple(_serve_levels(*jax.tree.unflatten(tree, lv)))  # noqa: E731
+            flat = lambda *lv: tuple(jax.tree.leaves(fn(*jax.tree.unflatten(tree, lv))))  # noqa: E731
             exported = export.export(jax.jit(flat))(*leaves)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -146,10 +147,23 @@ def _serve_block(config: Config, knobs: dict[str, np.ndarray], software: Softwar
                 os.replace(tmp, path)
             except OSError:
                 pass  # a cache that cannot be written costs the next run a trace, nothing more
-        program = _programs[key] = jax.jit(
-            exported.call, compiler_options=_QUICK_OPTIONS if quick else _COMPILER_OPTIONS
-        )
-    return Metrics(*program(*leaves))
+        program = _programs[key] = jax.jit(exported.call, compiler_options=options)
+    return tuple(program(*leaves))
+
+
+def _stores_programs() -> bool:
+    """Programs go through the disk cache once it is on, on one device (sharded blocks are
+    compiled for their devices)."""
+    return _program_dir is not None and len(jax.local_devices()) == 1
+
+
+def _serve_block(config: Config, knobs: dict[str, np.ndarray], software: SoftwareParams) -> Metrics:
+    """:data:`_serve_batch` of one block, through the on-disk program cache when it is on."""
+    quick = len(next(iter(knobs.values()))) <= QUICK_COMPILE_BLOCK
+    if not _stores_programs():
+        return (_serve_batch_quick if quick else _serve_batch)(config, _shard(knobs), software)
+    options = _QUICK_OPTIONS if quick else _COMPILER_OPTIONS
+    return Metrics(*_stored(_serve_levels, (config, knobs, software), options, "serve"))
 
 
 def _shard(block: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -363,14 +377,17 @@ def _log_metrics_twice(
     return v, v
 
 
-# K designs at once, each with its forward-mode Jacobian (a design search has a few knobs).
+def _design_jacobian_fn(
+    log_knobs: jax.Array, config: Config, software: SoftwareParams, names: tuple[str, ...], metrics: tuple[str, ...]
+) -> tuple[jax.Array, jax.Array]:
+    """K designs at once, each with its forward-mode Jacobian (a design search has a few knobs)."""
+    jac = jax.vmap(jax.jacfwd(_log_metrics_twice, has_aux=True), in_axes=(0, None, None, None, None))
+    return jac(log_knobs, config, names, metrics, software)
+
+
 # Its blocks are small: compiled as quickly as a single query's (12.3 s instead of 15.4 s for
 # five knobs; a design search's 800 evaluations take 2.5 s either way).
-_design_jacobian = jax.jit(
-    jax.vmap(jax.jacfwd(_log_metrics_twice, has_aux=True), in_axes=(0, None, None, None, None)),
-    static_argnums=(2, 3),
-    compiler_options=_QUICK_OPTIONS,
-)
+_design_jacobian = jax.jit(_design_jacobian_fn, static_argnums=(3, 4), compiler_options=_QUICK_OPTIONS)
 
 
 def log_metrics_and_jacobian(
@@ -379,10 +396,14 @@ def log_metrics_and_jacobian(
     """Log metrics [K, m] of K designs given as log SI knob values [K, d], and their
     elasticities ∂ log metric / ∂ log knob [K, m, d], at one software level (for gradient
     design search; forward mode, one pass per knob)."""
+    names, metrics = tuple(names), tuple(metrics)
     with float64():
-        jac, val = _design_jacobian(
-            jnp.asarray(log_knobs, dtype=jnp.float64), config, tuple(names), tuple(metrics), software
-        )
+        logs = jnp.asarray(log_knobs, dtype=jnp.float64)
+        if _stores_programs():  # traced once per structure, names and metrics, kept on disk
+            fn = functools.partial(_design_jacobian_fn, names=names, metrics=metrics)
+            jac, val = _stored(fn, (logs, config, software), _QUICK_OPTIONS, repr(("jacobian", names, metrics)))
+        else:
+            jac, val = _design_jacobian(logs, config, software, names, metrics)
         return np.asarray(val), np.asarray(jac)
 
 
