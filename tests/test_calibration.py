@@ -105,14 +105,14 @@ def test_kernel_predictor_matches_operator_cost():
 def test_gradients_finite_for_every_parameter(prep, kernel_subset, expansion):
     for form in ("table", "wave"):
         kp = _fit.kernel_problem(prep, form)
-        g = jax.grad(kp.loss)(_fit.initial_raw(kp.names))
+        g = jax.jit(jax.grad(kp.loss))(_fit.initial_raw(kp.names))
         assert set(g) == set(kp.names)
         for name, v in g.items():
             assert np.all(np.isfinite(np.asarray(v))), name
             assert np.any(np.asarray(v) != 0), name  # every parameter moves the loss
     sp = _fit.system_problem(prep, expansion)
     with float64():
-        g = jax.grad(sp.loss)(_fit.initial_raw(sp.names))
+        g = jax.jit(jax.grad(sp.loss))(_fit.initial_raw(sp.names))
     for name, v in g.items():
         assert np.isfinite(float(v)) and float(v) != 0.0, name
 
