@@ -231,6 +231,12 @@ def test_fitted_file_round_trips(tmp_path):
         np.testing.assert_array_equal(np.asarray(getattr(sw, f.name)), np.asarray(getattr(sw2, f.name)))
     assert back["chip"] == data["chip"]
     assert path.name == "test-chip.yaml"
+    # Read once per version of the file: a rewrite (same size) and a caller's edit of what it
+    # was given are both seen, never a stale or shared copy.
+    back["chip"] = {k: 2.0 * v if isinstance(v, float) else v for k, v in back["chip"].items()}
+    assert read_fitted("test-chip", tmp_path)["chip"] == data["chip"]
+    write_fitted("test-chip", {"software": back["software"], "chip": back["chip"]}, tmp_path)
+    assert read_fitted("test-chip", tmp_path)["chip"] == back["chip"] != data["chip"]
 
 
 def test_catalog_uses_the_fitted_file_by_default():
