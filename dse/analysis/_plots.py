@@ -202,7 +202,7 @@ def plot_sensitivity(ds: Any, plan: Any, points: list[dict[str, Any]], objs: lis
         ax.axvline(0, color="k", lw=0.5)
         ax.set_xlabel(f"∂ log {m} / ∂ log knob")
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("sensitivity (elasticity, jax.grad) at chosen designs", fontsize=9)
+    fig.suptitle("sensitivity (elasticity, forward-mode derivative) at chosen designs", fontsize=9)
     return _save(fig, out, "sensitivity")
 
 

@@ -379,22 +379,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     per_level = [k for k, (dims, _, _) in var.items() if "level" in dims]
     rows, records = [], []
     for mi, hi, *at in itertools.product(*(range(len(coord[d][1])) for d in ("model", "hardware", *grid.axes))):
-
-        def value(name: str, level: int = -1, mi: int = mi, hi: int = hi, at: list[int] = at) -> Any:
-            return var[name][1][(mi, hi, level % len(level_names), *at)].item()
-
+        # This row's metrics by level; the other columns are at the last level.
+        row = {k: var[k][1][(mi, hi, slice(None), *at)] for k in per_level}
+        cal = {k: v[-1].item() for k, v in row.items()}
         key = [str(coord["model"][1][mi]), str(coord["hardware"][1][hi])]
         key += [
             _num(coord[d][1][i] / (shown[d].factor if d in shown else 1.0)) for d, i in zip(grid.axes, at, strict=True)
         ]
         vals = [
-            value(main_metric[0], level_names.index(lv)) * main_metric[2] if lv in level_names else float("nan")
+            row[main_metric[0]][level_names.index(lv)].item() * main_metric[2] if lv in level_names else float("nan")
             for lv in ("ideal", "achievable", "calibrated")
         ]
-        feasible = bool(value("feasible"))
-        reason = int(value("infeasible_reason"))
+        feasible = bool(cal["feasible"])
+        reason = int(cal["infeasible_reason"])
         for name, _, scale in cols[1:]:
-            v = value(name)
+            v = cal[name]
             if scale is None:
                 vals.append(BOUND_NAMES[int(v)])
             elif not feasible and name.startswith(("usd_", "j_", "prefill_j", "decode_j")):
@@ -402,10 +401,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             else:
                 vals.append(float(v) * scale)
         fits = "yes" if feasible else f"no: {INFEASIBLE_REASONS[reason].split(':')[0]}"
-        vals += [float(value("memory_per_chip_bytes")) / 1e9, fits]
+        vals += [float(cal["memory_per_chip_bytes"]) / 1e9, fits]
         rows.append(key + vals)
         rec = dict(zip(key_names, key, strict=True))
-        rec["levels"] = {lv: {k: _jsonable(k, value(k, li)) for k in per_level} for li, lv in enumerate(level_names)}
+        rec["levels"] = {
+            lv: {k: _jsonable(k, v[li].item()) for k, v in row.items()} for li, lv in enumerate(level_names)
+        }
         for name in ("calibration", "framework", "precision"):
             rec[name] = str(var[name][1][hi])
         rec["infeasible_reason_text"] = INFEASIBLE_REASONS[reason]
