@@ -26,13 +26,13 @@ from ._spec import SweepSpec, load_sweep, parse_sweep
 from ._store import (
     DONE,
     StoreWriter,
-    array_gaps,
     create_store,
     damaged_chunks,
     finalize_store,
     read_done,
     reopen_store,
     store_state,
+    verify_store,
 )
 
 
@@ -110,14 +110,15 @@ def _prepare(
                 f"{store}: is unfinished and its progress flags ({DONE}) are missing: "
                 "expected --repair (recomputes what cannot be read) or --overwrite"
             )
-        # Chunks flagged as written whose files are missing (cheap check), or with --repair
-        # that cannot be decoded, are recomputed.
+        # Every chunk flagged as written is verified (checksum, size, place) and the damaged ones
+        # recomputed; temporaries a killed run left behind are removed (with --repair, stray files
+        # in the chunk folders too).
         if state == "complete" and not repair:
-            gaps = array_gaps(store)
-            if gaps:
-                raise SpecError(f"{store}: finished but damaged: {gaps[0]}: expected --repair to recompute it")
+            damage = verify_store(store, tidy=True)
+            if damage:
+                raise SpecError(f"{store}: finished but damaged: {damage[0]}: expected --repair to recompute it")
             return None, "already complete"
-        bad = damaged_chunks(plan, store, decode=repair)
+        bad = damaged_chunks(plan, store, tidy=repair)
         if state == "complete" and not bad:
             return None, "already complete (every chunk verified)"
         if bad:

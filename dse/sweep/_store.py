@@ -1,9 +1,19 @@
 """The sweep's zarr v3 store: layout, chunk writes, progress flags, state.
 
 Crash safety: a chunk's data are written first (each chunk file atomically: temporary file +
-rename), then its flag in ``_sweep_chunk_done``. A restart skips flagged chunks and
-recomputes the others, so no chunk is lost or written twice. When every chunk is flagged the
-flag array is removed, ``sweep_complete`` is set and the metadata are consolidated.
+rename), then the checksums of its files in ``_sweep_chunk_crc32c``, then its flag in
+``_sweep_chunk_done``. A restart skips flagged chunks and recomputes the others, so no chunk
+is lost or written twice. When every chunk is flagged the flag array is removed,
+``sweep_complete`` is set and the metadata are consolidated.
+
+Integrity: every chunk file ends in a CRC-32C of its bytes (zarr v3's ``crc32c`` codec, so
+any zarr reader checks it too), and the same checksum is recorded for the chunk's place in
+``_sweep_chunk_crc32c`` (one row per chunk of the data arrays, one column per variable):
+a bit flip, a cut, a chunk moved to another place or variable, a chunk file that is not the
+tool's, and a temporary file where a chunk should be are all found by :func:`verify_store`,
+which every reader (``pareto``, ``plot``, ``report``) and every resume runs before it trusts
+a store (the design the RAID and ZFS literature calls end-to-end checksums: the record lives
+apart from the data it checks).
 
 Metrics are computed and stored in float32 (7 significant digits, within 1e-6 of a float64
 evaluation; half the bytes to compute, compress and write), flags as bool and codes as int8. Sampled knob
@@ -13,8 +23,11 @@ the evaluated designs.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
+import re
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -22,11 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import dask.array as da
+import google_crc32c
 import numpy as np
 import xarray as xr
 import zarr
 from numcodecs import Blosc
-from zarr.codecs import BloscCodec, BytesCodec
+from zarr.codecs import BloscCodec, Crc32cCodec
 
 from dse._version import __version__
 from dse.engine import BOOL_METRICS, CODE_METRICS, metric_attrs
@@ -35,6 +49,9 @@ from dse.specs import SpecError, consolidate
 from ._plan import Plan
 
 DONE = "_sweep_chunk_done"
+# Per chunk, the CRC-32C each variable's chunk file ends with: an array in a subgroup of the
+# store, which xarray (reading the root group's arrays) does not show as a result.
+SUMS = "_sweep_checksums/crc32c"
 
 
 def _metric_attrs(name: str) -> dict[str, Any]:
@@ -56,8 +73,14 @@ def axis_units(plan: Plan, key: str) -> str:
 
 
 def _compressors() -> list[Any]:
-    # LZ4 at level 1 with byte shuffle: ~2.5 M designs/s for 35 float32 metrics on one core.
-    return [BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")]
+    # LZ4 at level 1 with byte shuffle: ~2.5 M designs/s for 35 float32 metrics on one core;
+    # then a CRC-32C of the compressed frame (4 bytes a chunk, GB/s in hardware).
+    return [BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"), Crc32cCodec()]
+
+
+def checksummed() -> dict[str, Any]:
+    """The encoding of an array written once, whole, by xarray (coordinates, small datasets)."""
+    return {"compressors": [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"), Crc32cCodec()]}
 
 
 def create_store(plan: Plan, store: Path) -> None:
@@ -141,18 +164,124 @@ def create_store(plan: Plan, store: Path) -> None:
         ds.attrs["model"] = Path(spec.models[0]).stem
     if not spec.hardware_is_dim:
         ds.attrs["hardware"] = Path(spec.hardware[0]).stem
+    for name in coords:
+        enc.setdefault(name, checksummed())
     ds.to_zarr(store, mode="w", compute=False, encoding=enc, zarr_format=3, consolidated=False)
+    grid = tuple(-(-n // c) for n, c in zip(plan.shape, plan.chunks, strict=True))
+    names = record_names(plan)
+    zarr.open_group(store, mode="r+").create_array(
+        SUMS,
+        shape=(*grid, len(names)),
+        chunks=(*(1,) * len(grid), len(names)),
+        dtype="uint32",
+        fill_value=0,
+        compressors=[Crc32cCodec()],
+        dimension_names=(*(f"chunk_{d}" for d in plan.dims), "variable"),
+        attributes={
+            "description": "the CRC-32C each variable's chunk file ends with, by the chunk's place (0: not written)",
+            "variables": list(names),
+        },
+    )
+
+
+def record_names(plan: Plan) -> tuple[str, ...]:
+    """The variables a chunk writes, in the order of their checksums in ``SUMS``."""
+    return (*plan.spec.outputs, "meets_constraints", *(a.key for a in plan.spec.sampled))
+
+
+class ChunkCodec:
+    """Encodes and checks chunk files of an array whose codecs are (bytes little-endian,
+    [blosc], [crc32c]) without zarr's ~1.5 ms per call (39 variables per chunk would make it
+    dominate a sweep); the blosc frame is self-describing, so zarr reads it back unchanged."""
+
+    def __init__(self, blosc: Any | None, crc: bool, itemsize: int, chunk_elems: int):
+        self.blosc, self.crc, self.nbytes = blosc, crc, itemsize * chunk_elems
+
+    @classmethod
+    def of(cls, meta: dict[str, Any]) -> ChunkCodec | None:
+        """From an array's zarr.json; None for any other codec pipeline."""
+        try:
+            codecs = meta["codecs"]
+            names = [c["name"] for c in codecs]
+            chunk = meta["chunk_grid"]["configuration"]["chunk_shape"]
+            itemsize = np.dtype(meta["data_type"]).itemsize
+        except (KeyError, TypeError, ValueError):
+            return None
+        if (
+            not names
+            or names[0] != "bytes"
+            or (codecs[0].get("configuration") or {}).get("endian", "little") != "little"
+        ):
+            return None
+        rest = names[1:]
+        blosc = None
+        if rest[:1] == ["blosc"]:
+            c = codecs[1]["configuration"]
+            shuffle = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}
+            blosc = Blosc(cname=c["cname"], clevel=c["clevel"], shuffle=shuffle[c["shuffle"]], blocksize=c["blocksize"])
+            rest = rest[1:]
+        if rest not in ([], ["crc32c"]):
+            return None
+        return cls(blosc, rest == ["crc32c"], itemsize, int(np.prod(chunk, dtype=np.int64)))
+
+    def encode(self, value: np.ndarray) -> bytes:
+        raw = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<")).tobytes()
+        frame = self.blosc.encode(raw) if self.blosc is not None else raw
+        return frame + np.uint32(google_crc32c.value(frame)).tobytes() if self.crc else frame
+
+    def problem(self, data: bytes) -> str | None:
+        """Why a chunk file cannot be what was written (None when it can): cut, bit flips, size."""
+        frame = data[:-4] if self.crc else data
+        if self.crc and (len(data) < 4 or np.frombuffer(data[-4:], "<u4")[0] != google_crc32c.value(frame)):
+            cut = self.blosc is not None and _blosc_sizes(frame)[1] > len(frame)
+            return "checksum mismatch, shorter than its header says (truncated)" if cut else "checksum mismatch"
+        if self.blosc is not None:
+            nbytes, cbytes = _blosc_sizes(frame)
+            if cbytes != len(frame):
+                return "truncated"
+            if nbytes != self.nbytes:
+                return f"holds {nbytes} bytes, not the chunk's {self.nbytes}"
+        elif len(frame) != self.nbytes:
+            return f"holds {len(frame)} bytes, not the chunk's {self.nbytes}"
+        return None
+
+    @staticmethod
+    def tag(data: bytes) -> int:
+        """What ``SUMS`` records for a chunk file: its trailing CRC-32C (0 means 'not written')."""
+        return int(np.frombuffer(data[-4:], "<u4")[0]) or 0xFFFFFFFF
+
+
+SUMS_CODEC = ChunkCodec(None, True, 4, 0)  # encodes a row of SUMS: raw little-endian uint32, then its CRC-32C
+
+
+def _row_path(store: Path, row: tuple[int, ...]) -> Path:
+    return Path(store) / SUMS / "c" / "/".join(map(str, (*row, 0)))
+
+
+def _blosc_sizes(frame: bytes) -> tuple[int, int]:
+    """(uncompressed, frame) sizes from a blosc header (bytes 4-8 and 12-16); (-1, -1) if too short."""
+    if len(frame) < 16:
+        return -1, -1
+    return int.from_bytes(frame[4:8], "little"), int.from_bytes(frame[12:16], "little")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """A chunk file written whole or not at all: a hidden temporary beside it, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 class StoreWriter:
-    """Writes evaluated chunks into their zarr regions, then flags them done.
-
-    Fast path: a variable whose codecs are exactly (bytes little-endian, blosc) gets each
-    chunk encoded with the same blosc settings and written to its chunk key atomically
-    (temporary file + rename), as zarr's LocalStore does; the blosc frame is self-describing,
-    so zarr reads it back unchanged. This avoids zarr's ~1.5 ms per-call overhead, which at
-    39 variables per chunk would dominate the sweep. Anything else goes through zarr.
-    """
+    """Writes evaluated chunks into their zarr regions, records their checksums, then flags
+    them done (:class:`ChunkCodec` encodes; anything it does not know goes through zarr)."""
 
     def __init__(self, plan: Plan, store: Path, mode: str = "r+"):
         self.plan, self.store = plan, Path(store)
@@ -162,26 +291,24 @@ class StoreWriter:
         self.arrays = {k: root[k] for k in names}
         self.coords = {a.key: root[a.key] for a in plan.spec.sampled}
         self.done = root[DONE] if DONE in root else None
-        self.codecs = {k: _fast_codec(a) for k, a in {**self.arrays, **self.coords}.items()}
+        self.sums = dict(root[SUMS].attrs) if SUMS in root else None  # stores written before checksums have none
+        self.codecs = {k: ChunkCodec.of(a.metadata.to_dict()) for k, a in {**self.arrays, **self.coords}.items()}
         self.pool = ThreadPoolExecutor(2)
 
-    def _put(self, name: str, arr: Any, value: np.ndarray, region: tuple[slice, ...]) -> None:
+    def _put(self, name: str, arr: Any, value: np.ndarray, region: tuple[slice, ...]) -> int:
         codec = self.codecs[name]
         chunks = arr.metadata.chunk_grid.chunk_shape
         if codec is None:
             arr[region] = value
-            return
+            return 0
         shape = tuple(r.stop - r.start for r in region)
         if shape != tuple(chunks):  # edge chunk: zarr stores the full chunk shape
             full = np.full(chunks, arr.metadata.fill_value, dtype=value.dtype)
             full[tuple(slice(0, n) for n in shape)] = value
             value = full
-        path = chunk_path(self.store, arr, region)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(codec.encode(np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<"))))
-        os.replace(tmp, path)
+        data = codec.encode(value)
+        write_atomic(chunk_path(self.store, arr, region), data)
+        return ChunkCodec.tag(data) if codec.crc else 0
 
     def regions(self, g: int, ci: int) -> list[tuple[str, Any, tuple[slice, ...]]]:
         """(name, array, region) of every variable chunk that chunk ``ci`` of group ``g`` writes."""
@@ -192,6 +319,12 @@ class StoreWriter:
             out += [(k, a, (inner[-1],)) for k, a in self.coords.items()]
         return out
 
+    def row(self, g: int, ci: int) -> tuple[int, ...]:
+        """The chunk coordinates of chunk ``ci`` of group ``g`` (its row of ``SUMS``)."""
+        inner = self.plan.chunk_region(ci)[0]
+        region = tuple(slice(i, i + 1) for i in self.plan.groups[g].index) + inner
+        return tuple(r.start // c for r, c in zip(region, self.plan.chunks, strict=True))
+
     def write(self, g: int, ci: int, data: dict[str, np.ndarray], coords: dict[str, np.ndarray]) -> None:
         jobs = []
         for k, arr, region in self.regions(g, ci):
@@ -199,32 +332,11 @@ class StoreWriter:
             if value is None:
                 continue
             jobs.append((k, arr, value.reshape(tuple(s.stop - s.start for s in region)), region))
-        for f in [self.pool.submit(self._put, *job) for job in jobs]:
-            f.result()
+        tags = dict(zip([j[0] for j in jobs], [f.result() for f in [self.pool.submit(self._put, *j) for j in jobs]]))
+        if self.sums is not None:  # after every chunk file, before the flag: a flagged chunk has its record
+            record = np.array([tags.get(k, 0) for k in self.sums["variables"]], dtype=np.uint32)
+            write_atomic(_row_path(self.store, self.row(g, ci)), SUMS_CODEC.encode(record))
         self.done[g, ci] = 1  # only after every variable of the chunk is on disk
-
-    def damaged(self, g: int, ci: int, decode: bool) -> list[str]:
-        """Variables of chunk (g, ci) whose chunk file is missing (or, with ``decode``, unreadable)."""
-        bad = []
-        for k, arr, region in self.regions(g, ci):
-            path = chunk_path(self.store, arr, region)
-            if not path.is_file():
-                bad.append(f"{k} (missing {path.relative_to(self.store)})")
-                continue
-            if not decode:
-                continue
-            try:
-                codec = self.codecs[k]
-                if codec is None:
-                    np.asarray(arr[region])
-                else:
-                    n = int(np.prod(arr.metadata.chunk_grid.chunk_shape)) * arr.dtype.itemsize
-                    frame = path.read_bytes()
-                    if not _whole_blosc_frame(path) or len(codec.decode(frame)) != n:
-                        raise ValueError("wrong size")
-            except Exception:  # noqa: BLE001 — any decoding failure means a damaged chunk
-                bad.append(f"{k} (unreadable {path.relative_to(self.store)})")
-        return bad
 
     def close(self) -> None:
         self.pool.shutdown()
@@ -249,19 +361,181 @@ def chunk_path(store: Path, arr: Any, region: tuple[slice, ...]) -> Path:
     return Path(store) / arr.path / arr.metadata.encode_chunk_key(coords)
 
 
-def damaged_chunks(plan: Plan, store: Path, decode: bool) -> dict[tuple[int, int], list[str]]:
-    """{(group, chunk): damaged variables} among the chunks a store says are written."""
+@dataclasses.dataclass(frozen=True)
+class Damage:
+    """One chunk file of a store that cannot be trusted."""
+
+    var: str
+    where: str  # the file, relative to the store
+    problem: str
+    row: tuple[int, ...] | None  # its row of SUMS (a data chunk's coordinates); None: no place
+
+    def __str__(self) -> str:
+        return f"{self.var} ({self.problem}: {self.where})"
+
+
+_TEMPORARY = re.compile(r"^\..+\.tmp$|\.[0-9a-f]{32}\.partial$")  # this module's and zarr's own
+
+
+def _array_metas(store: Path) -> dict[str, dict[str, Any]]:
+    out = {}
+    for meta_path in sorted(Path(store).glob("*/zarr.json")):
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = None
+        if isinstance(meta, dict) and meta.get("node_type") == "group":
+            continue  # the checksums' group
+        out[meta_path.parent.name] = meta if isinstance(meta, dict) else {}
+    return out
+
+
+def _chunk_files(folder: Path, grid: tuple[int, ...]) -> tuple[dict[tuple[int, ...], Path], list[Path], list[Path]]:
+    """({chunk coordinates: file}, temporaries, files that are no chunk of this grid) under ``folder/c``."""
+    files: dict[tuple[int, ...], Path] = {}
+    temporaries, strays = [], []
+    for d, _, names in os.walk(folder / "c"):
+        for n in names:
+            f = Path(d) / n
+            if _TEMPORARY.search(n):
+                temporaries.append(f)
+                continue
+            parts = f.relative_to(folder / "c").parts
+            try:
+                key = tuple(int(x) for x in parts)
+            except ValueError:
+                key = ()
+            if len(key) != len(grid) or any(not 0 <= k < n for k, n in zip(key, grid, strict=True)):
+                strays.append(f)
+            else:
+                files[key] = f
+    return files, temporaries, strays
+
+
+def _grid(meta: dict[str, Any]) -> tuple[int, ...]:
+    shape, chunks = meta["shape"], meta["chunk_grid"]["configuration"]["chunk_shape"]
+    return tuple(-(-s // c) for s, c in zip(shape, chunks, strict=True))
+
+
+def verify_store(
+    store: Path, rows: set[tuple[int, ...]] | None = None, tidy: bool = False, recorded_only: bool = False
+) -> list[Damage]:
+    """Every chunk file of a sweep store checked against its codec's CRC-32C, its size and the
+    checksum recorded for its place; ``rows``: the chunks expected written (None: all; with
+    ``recorded_only``, those with a record: what an unfinished store has written).
+
+    Temporary files never count as chunks; with ``tidy`` they are removed, and so are files in
+    the chunk folders that are no chunk of their array (the caller holds the store's lock).
+    """
+    store = Path(store)
+    metas = _array_metas(store)
+    damage: list[Damage] = []
+    records: dict[tuple[int, ...], np.ndarray] = {}
+    names: list[str] = []
+    leftovers: list[Path] = []
+
+    def rel(f: Path) -> str:
+        return str(f.relative_to(store))
+
+    try:
+        info = json.loads((store / SUMS / "zarr.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        info = None
+    except (OSError, ValueError):
+        info = {}
+    if info is not None:
+        try:
+            names, sums_grid = list(info["attributes"]["variables"]), _grid(info)
+        except (KeyError, TypeError, ValueError):
+            return [Damage(SUMS, f"{SUMS}/zarr.json", "unreadable metadata", None)]
+        files, temporaries, strays = _chunk_files(store / SUMS, sums_grid)
+        leftovers += temporaries + strays
+        damage += [Damage(SUMS, rel(f), "not a chunk of this store", None) for f in strays]
+        for key, f in files.items():
+            data = f.read_bytes()
+            if ChunkCodec(None, True, 4, len(names)).problem(data) is not None:
+                damage.append(Damage(SUMS, rel(f), "checksum mismatch", key[:-1]))  # the record is gone: recompute
+            else:
+                records[key[:-1]] = np.frombuffer(data[:-4], "<u4")
+    for name, meta in metas.items():
+        if name == DONE:
+            continue
+        try:
+            grid = _grid(meta)
+        except (KeyError, TypeError):
+            damage.append(Damage(name, f"{name}/zarr.json", "unreadable metadata", None))
+            continue
+        codec = ChunkCodec.of(meta)
+        files, temporaries, strays = _chunk_files(store / name, grid)
+        leftovers += temporaries + strays
+        damage += [Damage(name, rel(f), "not a chunk of this store", None) for f in strays]
+        column = names.index(name) if name in names else None
+        if column is None:  # written once by xarray at creation: its codec's checksum only
+            for f in files.values():
+                data = f.read_bytes()
+                why = codec.problem(data) if codec is not None and codec.crc else None
+                if why:
+                    damage.append(Damage(name, rel(f), why, None))
+            if not names and meta.get("dimension_names") and codec is not None and codec.blosc is not None:
+                # A store written before checksums were recorded: every result chunk must be there.
+                damage += [
+                    Damage(name, rel(store / name / "c" / "/".join(map(str, k))), "missing", k)
+                    for k in np.ndindex(*grid)
+                    if k not in files and len(grid) > 1
+                ]
+            continue
+        # {chunk: (the rows that wrote it, the tags they recorded)}: a data variable has one row
+        # per chunk; a sampled coordinate's chunk k is written by the rows whose last index is k.
+        expected: dict[tuple[int, ...], list[tuple[tuple[int, ...], int]]] = {}
+        if rows is None:
+            rows = set(records) if recorded_only else set(np.ndindex(*sums_grid[:-1]))
+        for row in sorted(rows):
+            key = row if len(grid) == len(row) else (row[-1],)
+            tag = int(records[row][column]) if row in records else None
+            if len(key) == 1 and len(row) > 1 and tag == 0:
+                continue  # a coordinate is written by the first group's rows only
+            expected.setdefault(key, []).append((row, tag))
+        for key, writers in expected.items():
+            f = files.get(key)
+            where = rel(store / name / "c" / "/".join(map(str, key)))
+            recorded = {t for _, t in writers if t is not None}
+            row = writers[0][0]
+            if f is None:
+                damage.append(Damage(name, where, "missing", row))
+                continue
+            data = f.read_bytes()
+            why = codec.problem(data) if codec is not None else None
+            if why is None and codec is not None and codec.crc:
+                if not recorded:
+                    why = "no checksum recorded for it"
+                elif ChunkCodec.tag(data) not in recorded:
+                    why = "not the chunk written at this place"
+            if why:
+                damage.append(Damage(name, where, why, row))
+    if tidy:
+        for f in leftovers:
+            with contextlib.suppress(OSError):
+                f.unlink()
+    return damage
+
+
+def damaged_chunks(plan: Plan, store: Path, tidy: bool = False) -> dict[tuple[int, int], list[str]]:
+    """{(group, chunk): damaged variables} among the chunks a store says are written
+    (temporaries and stray files removed with ``tidy``)."""
     done = read_done(store, plan)
     writer = StoreWriter(plan, store, mode="r")
     try:
-        out = {}
-        for g, ci in zip(*np.nonzero(done), strict=True):
-            bad = writer.damaged(int(g), int(ci), decode)
-            if bad:
-                out[int(g), int(ci)] = bad
-        return out
+        where = {writer.row(g, ci): (g, ci) for g in range(len(plan.groups)) for ci in range(plan.chunks_per_group)}
     finally:
         writer.close()
+    flagged = {row for row, (g, ci) in where.items() if done[g, ci]}
+    out: dict[tuple[int, int], list[str]] = {}
+    for d in verify_store(store, flagged, tidy):
+        if d.row is not None and d.row in where:
+            out.setdefault(where[d.row], []).append(str(d))
+        elif d.row is None and not tidy:  # a stray file or unreadable metadata: --repair removes strays
+            raise SpecError(f"{store}: damaged: {d}: expected `inferbench sweep SPEC -o {store} --repair`")
+    return out
 
 
 def reopen_store(store: Path, plan: Plan, redo: list[tuple[int, int]]) -> None:
@@ -292,22 +566,6 @@ def _drop_consolidated(store: Path) -> None:
         tmp = meta_path.with_name(f".zarr.json.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
         os.replace(tmp, meta_path)
-
-
-def _fast_codec(arr: Any) -> Any:
-    """The numcodecs Blosc equivalent of ``arr``'s codecs, or None if they are anything else."""
-    codecs = arr.metadata.codecs
-    if (
-        getattr(arr.metadata, "zarr_format", 3) != 3
-        or len(codecs) != 2
-        or not isinstance(codecs[0], BytesCodec)
-        or not isinstance(codecs[1], BloscCodec)
-        or getattr(codecs[0].endian, "value", "little") != "little"
-    ):
-        return None
-    b = codecs[1]
-    shuffle = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}[b.shuffle.value]
-    return Blosc(cname=b.cname.value, clevel=b.clevel, shuffle=shuffle, blocksize=b.blocksize)
 
 
 def read_done(store: Path, plan: Plan) -> np.ndarray:
@@ -344,43 +602,17 @@ class IncompleteStoreWarning(UserWarning):
     """A store read with ``partial=True`` is unfinished or damaged: what is missing is left out."""
 
 
-def array_gaps(store: Path) -> list[str]:
-    """Variables of a store with chunk files missing: ``"name (k of n chunks missing)"``."""
-    gaps = []
-    for meta_path in sorted(Path(store).glob("*/zarr.json")):
-        name = meta_path.parent.name
-        if name == DONE:
-            continue
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            shape, chunks = meta["shape"], meta["chunk_grid"]["configuration"]["chunk_shape"]
-        except (OSError, ValueError, KeyError, TypeError):
-            gaps.append(f"{name} (unreadable metadata)")
-            continue
-        n = int(np.prod([-(-s // c) for s, c in zip(shape, chunks, strict=True)], dtype=np.int64))
-        files = [Path(d) / f for d, _, fs in os.walk(meta_path.parent / "c") for f in fs]
-        if len(files) < n:
-            gaps.append(f"{name} ({n - len(files)} of {n} chunks missing)")
-        elif any(c.get("name") == "blosc" for c in meta.get("codecs", [])):
-            cut = [f for f in files if not _whole_blosc_frame(f)]
-            if cut:
-                gaps.append(f"{name} ({len(cut)} of {n} chunks truncated, e.g. {cut[0].relative_to(store)})")
-    return gaps
-
-
-def _whole_blosc_frame(path: Path) -> bool:
-    """A blosc frame's header (bytes 12-16) holds its size; blosc does not always notice a cut."""
-    try:
-        with path.open("rb") as f:
-            head = f.read(16)
-        return len(head) == 16 and int.from_bytes(head[12:16], "little") == path.stat().st_size
-    except OSError:
-        return False
-
-
 def check_complete(store: Path, partial: bool = False) -> bool:
-    """True for a finished, undamaged store; else refuse (or, with ``partial``, warn and False)."""
+    """True for a finished store whose every chunk verifies; else refuse (or, with ``partial``,
+    warn and return False: chunks not written read as missing). A chunk that is there but
+    damaged is refused even with ``partial``: it cannot be read."""
     state, attrs = store_state(store)
+    repair = f"`inferbench sweep SPEC -o {store} --repair` to recompute them"
+    damage = verify_store(store, recorded_only=state == "partial")
+    broken = [d for d in damage if d.problem != "missing"]
+    if broken:
+        more = f" and {len(broken) - 1} more chunk file(s)" if len(broken) > 1 else ""
+        raise SpecError(f"{store}: damaged: {broken[0]}{more}: expected {repair}")
     if state == "partial":
         try:
             flags = np.asarray(zarr.open_group(store, mode="r", use_consolidated=False)[DONE][:])
@@ -394,12 +626,11 @@ def check_complete(store: Path, partial: bool = False) -> bool:
             "designs not yet computed are left out",
             partial,
         )
-    gaps = array_gaps(store)
-    if gaps:
-        more = f" and {len(gaps) - 1} more variables" if len(gaps) > 1 else ""
+    if damage:
+        more = f" and {len(damage) - 1} more chunk file(s)" if len(damage) > 1 else ""
         return _incomplete(
-            f"{store}: damaged: {gaps[0]}{more}",
-            f"`inferbench sweep SPEC -o {store} --repair` to recompute them, or --partial to use what is readable",
+            f"{store}: damaged: {damage[0]}{more}",
+            f"{repair}, or --partial to use what is readable",
             "those designs read as missing",
             partial,
         )
@@ -425,6 +656,6 @@ def open_sweep(store: str | Path, partial: bool = False) -> Any:
     if state in ("missing", "foreign"):
         raise SpecError(f"{store}: not an InferBench sweep store: expected the output of `inferbench sweep`")
     complete = check_complete(store, partial)
-    ds = xr.open_zarr(store, consolidated=state == "complete")
+    ds = xr.open_zarr(store, consolidated=state == "complete", drop_variables=[DONE])
     ds.attrs["source_complete"] = complete  # False only when read with partial=True
     return ds
