@@ -313,6 +313,26 @@ CASES = [
     ("bench-configs", ["bench", "--configs", "0"], "--configs"),
     ("bench-repeats", ["bench", "--repeats", "0"], "--repeats"),
     ("bench-family", ["bench", "--family", "gpu"], "--family"),
+    # outputs never eat their inputs or an expensive result (issue 24)
+    ("pareto-out-is-input", ["pareto", "{w}/s.zarr", "-o", "{w}/s"], "is an input of this command"),
+    ("pareto-out-inside-input", ["pareto", "{w}/s.zarr", "-o", "{w}/s.zarr/front"], "is inside an input"),
+    ("plot-out-inside-input", ["plot", "{w}/s.zarr", "-o", "{w}/s.zarr/figures"], "is inside an input"),
+    ("report-out-inside-input", ["report", "{w}/s.zarr", "-o", "{w}/s.zarr/r.html"], "is inside an input"),
+    ("eval-out-sweep-store", [*E, "-o", "{w}/s.zarr"], "holds the finished sweep store 'faults' of 4 designs"),
+    ("eval-out-partial-store", [*E, "-o", "{w}/partial.zarr"], "holds the unfinished sweep store"),
+    ("predict-out-sweep-store", ["predict", "{w}/scen.csv", "-o", "{w}/s.zarr"], "--overwrite"),
+    ("predict-out-is-input", ["predict", "{w}/scen.csv", "-o", "{w}/scen.csv"], "is an input|did not write"),
+    ("pareto-out-sweep-store", ["pareto", "{w}/s.zarr", "-o", "{w}/partial"], "holds the unfinished sweep store"),
+    ("demo-out-sweep-store", ["demo", "-o", "{w}/s.zarr"], "holds the finished sweep store"),
+    ("sweep-out-is-spec", ["sweep", "{w}/sweep.yaml", "-o", "{w}/sweep.yaml"], "not an InferBench sweep store"),
+    # inputs that are not regular files, or far too large
+    ("eval-model-fifo", ["evaluate", "--model", "{w}/pipe.json", "--hardware", "h100-sxm5-80gb"], "is a FIFO"),
+    ("eval-hw-fifo", ["evaluate", "--model", "llama-3-8b", "--hardware", "{w}/pipe.yaml"], "is a FIFO"),
+    ("eval-model-device", ["evaluate", "--model", "/dev/zero", "--hardware", "h100-sxm5-80gb"], "character device"),
+    ("eval-model-huge", ["evaluate", "--model", "{w}/huge.json", "--hardware", "h100-sxm5-80gb"], "at most 67 MB"),
+    ("predict-fifo", ["predict", "{w}/pipe.csv"], "is a FIFO"),
+    ("predict-device", ["predict", "/dev/zero"], "character device"),
+    ("sweep-fifo", ["sweep", "{w}/pipe.yaml"], "is a FIFO"),
     ("unknown-command", ["benchmark"], "invalid choice"),
     ("unknown-option", ["evaluate", "--modle", "x"], "unrecognized|required"),
 ]
@@ -322,7 +342,9 @@ def _snapshot(root: Path) -> dict[str, tuple[str, int]]:
     out = {}
     for p in sorted(root.rglob("*")):
         rel = str(p.relative_to(root))
-        if p.is_file():
+        if p.is_fifo():
+            out[rel] = ("fifo", p.stat().st_mtime_ns)
+        elif p.is_file():
             st = p.stat()
             out[rel] = (hashlib.sha256(p.read_bytes()).hexdigest(), st.st_mtime_ns)
         else:
@@ -348,6 +370,10 @@ def workspace(tmp_path_factory):
     shutil.copytree(w / "s.zarr", w / "truncated.zarr")
     feasible = sorted(p for p in (w / "truncated.zarr" / "feasible" / "c").rglob("*") if p.is_file())[0]
     feasible.write_bytes(feasible.read_bytes()[:-3])
+    for name in ("pipe.json", "pipe.yaml", "pipe.csv"):
+        os.mkfifo(w / name)  # nobody writes to them: a reader that opens one blocks forever
+    with (w / "huge.json").open("wb") as f:
+        f.truncate(68 * 1024 * 1024)  # sparse: no disk used
     (w / "clash").mkdir()
     (w / "clash" / "roofline.png").write_text("the user's own picture\n")
     return w

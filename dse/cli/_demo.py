@@ -115,15 +115,19 @@ def run_demo(output: Path, quiet: bool = False) -> int:
     output = Path(output)
     # Figures beside the store: demo.zarr -> demo/; a store named without a suffix -> NAME-figures/.
     out_dir = output.with_suffix("") if output.suffix else output.with_name(output.name + "-figures")
+    spec = sweep.parse_sweep(DEMO_SPEC, "inferbench demo")
+    # The demo replaces its own earlier store (the same spec) as a re-run; any other sweep store
+    # only with --overwrite.
+    state, attrs = sweep.store_state(output)
+    rerun = state in ("partial", "complete") and attrs.get("sweep_spec") == spec.to_json()
     for p in (output, out_dir / "pareto.zarr", out_dir / "pareto.csv", out_dir / "report.html"):
-        refuse_foreign(p)  # before the sweep runs, not after
+        refuse_foreign(p, overwrite=True if p == output and rerun else None)  # before the sweep runs, not after
     print(f"InferBench demo — {DEMO_SPEC['description']}\n")
     _real_chips()
     print(
         "Hypothetical variants: each chip with its HBM bandwidth and price sampled around its datasheet "
         "(1.5-10 TB/s, 10-50 k$) — designs, not products"
     )
-    spec = sweep.parse_sweep(DEMO_SPEC, "inferbench demo")
     result = sweep.run_sweep(spec, output, overwrite=True, quiet=quiet)
     front, objs, cons, stats = analysis.store_pareto(output)
     print(sweep.describe(result))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import io
 import itertools
 import json
 import sys
@@ -456,17 +457,13 @@ def _write_dataset(ds, path: Path) -> None:
 
 
 def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
+    text = specs.read_input(path, "a CSV file")
     try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            cols = reader.fieldnames or []
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not a text file (not valid UTF-8): expected a CSV file") from None
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = list(reader)
+        cols = reader.fieldnames or []
     except csv.Error as e:
         raise SpecError(f"{path}: not a valid CSV file ({e})") from None
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read file ({e.strerror or e})") from None
     for i, row in enumerate(rows):
         if None in row:  # csv.DictReader keeps the cells beyond the header under None
             raise SpecError(

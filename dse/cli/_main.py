@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from dse._version import __version__
 from dse.engine import enable_compilation_cache
-from dse.specs import SpecError
+from dse.specs import SpecError, invocation
 
 from . import (
     _bench,
@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     for module in SUBCOMMAND_MODULES:
         module.add_subcommands(sub)
+    for s in sub.choices.values():  # every command that writes a result can be told to replace one
+        options = {o for a in s._actions for o in a.option_strings}
+        if options & {"--output", "--output-dir"} and "--overwrite" not in options:
+            s.add_argument(
+                "--overwrite", action="store_true", help="replace an existing sweep store at the output path"
+            )
     return p
 
 
@@ -82,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 0
         enable_compilation_cache()  # every command: a second run loads its programs from disk
-        return int(args.func(args))
+        with invocation(overwrite=getattr(args, "overwrite", False)):
+            return int(args.func(args))
     except SpecError as e:
         print(f"inferbench: error: {_one_line(str(e))}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ import yaml
 import calibration
 from dse import analysis, sweep
 from dse.engine import enable_compilation_cache
-from dse.specs import SpecError, load_yaml
+from dse.specs import SpecError, load_yaml, read_input
 
 RESULTS = Path("results")
 
@@ -97,8 +97,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _study_kind(path: Path) -> str | None:
     """``platforms`` or ``curves`` for a study file (``study: …``), None for a design-space sweep."""
     try:
-        data = load_yaml(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data = load_yaml(read_input(path, "a sweep spec (YAML)"))
+    except (SpecError, yaml.YAMLError):
         return None  # load_sweep reports the error
     kind = data.get("study") if isinstance(data, dict) else None
     return kind if kind in ("platforms", "curves") else None

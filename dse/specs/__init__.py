@@ -11,6 +11,7 @@ from ._errors import suggest as suggest
 from ._files import CATALOG as CATALOG
 from ._files import MODEL_DIR as MODEL_DIR
 from ._files import load_yaml as load_yaml
+from ._files import read_input as read_input
 from ._files import read_mapping as read_mapping
 from ._files import resolve as resolve
 from ._fitted import FITTED_DIR as FITTED_DIR
@@ -42,7 +43,9 @@ from ._model import ModelEntry as ModelEntry
 from ._model import load_model as load_model
 from ._model import model_ids as model_ids
 from ._outputs import MARK_ATTR as MARK_ATTR
+from ._outputs import invocation as invocation
 from ._outputs import make_parent as make_parent
+from ._outputs import note_input as note_input
 from ._outputs import ownership as ownership
 from ._outputs import refuse_foreign as refuse_foreign
 from ._outputs import remove_own as remove_own
@@ -59,4 +62,6 @@ from ._use_cases import load_use_case as load_use_case
 from ._use_cases import use_cases as use_cases
 
 # Writing a dataset imports zarr: loaded on first use (a query that prints a table never does).
-__getattr__ = lazy_exports(__name__, {"consolidate": "_datasets", "write_dataset": "_datasets"})
+__getattr__ = lazy_exports(
+    __name__, {"checksummed": "_datasets", "consolidate": "_datasets", "write_dataset": "_datasets"}
+)

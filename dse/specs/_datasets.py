@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import zarr
+from zarr.codecs import BloscCodec, Crc32cCodec
 
 from dse._version import __version__
 
@@ -21,6 +22,12 @@ def consolidate(store: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         zarr.consolidate_metadata(store)
+
+
+def checksummed() -> dict[str, Any]:
+    """The encoding of an array the tool writes whole: compressed, then a CRC-32C of each chunk
+    (zarr v3's ``crc32c`` codec: any zarr reader then refuses a chunk that changed on disk)."""
+    return {"compressors": [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"), Crc32cCodec()]}
 
 
 def write_dataset(ds: Any, path: str | Path) -> Path:
@@ -37,6 +44,7 @@ def write_dataset(ds: Any, path: str | Path) -> Path:
         if path.suffix == ".nc":
             ds.to_netcdf(tmp)
         else:
-            ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
+            encoding = {k: checksummed() for k in (*ds.data_vars, *ds.coords)}
+            ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False, encoding=encoding)
             consolidate(tmp)
     return path

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ._errors import SpecError, suggest
+from ._outputs import note_input
 
 CATALOG = Path(__file__).resolve().parents[2] / "models" / "catalog"
 HARDWARE_DIR = CATALOG / "hardware"
@@ -34,14 +37,40 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 — _Loader is a SafeLoader
 
 
-def read_mapping(path: Path) -> dict[str, Any]:
-    """The top-level mapping of a YAML (or ``.json``) file."""
+# Inputs are read whole: a bound, so that a wrong path (a disk image, a log) fails at once.
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+_KINDS = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a character device",
+          stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}  # fmt: skip
+
+
+def read_input(path: Path, expected: str) -> str:
+    """The text of an input file: a regular file (never a FIFO or device, which could block or
+    never end) of at most :data:`MAX_INPUT_BYTES`, UTF-8 (a byte-order mark dropped)."""
+    path = Path(path)
+    note_input(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the spec
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not a text file (not valid UTF-8): expected a YAML or JSON spec") from None
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
     except OSError as e:
         raise SpecError(f"{path}: cannot read file ({e.strerror or e})") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((k for test, k in _KINDS.items() if test(st.st_mode)), "not a regular file")
+            raise SpecError(f"{path}: is {kind}: expected {expected}")
+        if st.st_size > MAX_INPUT_BYTES:
+            raise SpecError(
+                f"{path}: {st.st_size / 1e6:,.0f} MB: expected {expected} of at most {MAX_INPUT_BYTES / 1e6:.0f} MB"
+            )
+        data = f.read(MAX_INPUT_BYTES + 1)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a text file (not valid UTF-8): expected {expected}") from None
+
+
+def read_mapping(path: Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML (or ``.json``) file."""
+    text = read_input(path, "a YAML or JSON spec")
     is_json = path.suffix == ".json"
     try:
         data = json.loads(text) if is_json else load_yaml(text)

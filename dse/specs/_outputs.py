@@ -9,12 +9,17 @@ final name. An existing path is replaced only if it is the tool's own:
 - a file is its own when the hidden manifest beside it (``.inferbench-outputs.json``) lists it
   with the SHA-256 it had when written — a file the user has since edited is not.
 
-Anything else is refused with a one-line error and left exactly as it was.
+Anything else is refused with a one-line error and left exactly as it was. Two things are
+refused even when they are the tool's own, as xarray's ``mode="w-"`` and SQLite's journal
+refuse to lose data by default: a path that the same command reads (:func:`note_input`; an
+output never replaces its own input), and a sweep store (the result of an expensive run),
+which only ``--overwrite`` replaces (:func:`invocation`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -26,6 +31,40 @@ from ._errors import SpecError
 
 MARK_ATTR = "inferbench_version"
 MANIFEST = ".inferbench-outputs.json"
+
+
+# What the running command reads, and whether it may replace an expensive result: set per
+# invocation by the command line (a resident engine serves one query at a time in a thread of
+# its own context), read by every output check below.
+_INPUTS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("inferbench_inputs", default=())
+_OVERWRITE: contextvars.ContextVar[bool] = contextvars.ContextVar("inferbench_overwrite", default=False)
+
+
+@contextlib.contextmanager
+def invocation(overwrite: bool = False) -> Iterator[None]:
+    """The scope of one command: the inputs it reads start empty; ``overwrite`` is its --overwrite."""
+    inputs, replace = _INPUTS.set(()), _OVERWRITE.set(overwrite)
+    try:
+        yield
+    finally:
+        _INPUTS.reset(inputs)
+        _OVERWRITE.reset(replace)
+
+
+def note_input(path: str | Path) -> None:
+    """Record that the running command reads ``path``: no output of it may replace or enter it."""
+    _INPUTS.set((*_INPUTS.get(), os.path.realpath(path)))
+
+
+def _refuse_input(path: Path) -> None:
+    real = os.path.realpath(path)
+    for inp in _INPUTS.get():
+        if real == inp or inp.startswith(real + os.sep) or real.startswith(inp + os.sep):
+            how = "is" if real == inp else "contains" if inp.startswith(real + os.sep) else "is inside"
+            raise SpecError(
+                f"{path}: {how} an input of this command ({inp if real != inp else 'read above'}): "
+                "expected an output path apart from the inputs (nothing was changed)"
+            )
 
 
 def _store_attrs(path: Path) -> dict | None:
@@ -75,13 +114,33 @@ def ownership(path: Path, own: Callable[[Path], bool] | None = None) -> str:
         return "foreign"
 
 
-def refuse_foreign(path: Path, own: Callable[[Path], bool] | None = None) -> None:
-    """One-line error if ``path`` exists and is not the tool's own output."""
-    if ownership(path, own) == "foreign":
-        kind = "a folder" if Path(path).is_dir() else "a file"
+def refuse_foreign(path: Path, own: Callable[[Path], bool] | None = None, overwrite: bool | None = None) -> None:
+    """One-line error if ``path`` must not be written: it exists and is not the tool's own
+    output, it is (or holds, or is inside) an input of this command, or it is a sweep store
+    and ``overwrite`` (default: the command's --overwrite) is not given."""
+    path = Path(path)
+    _refuse_input(path)
+    state = ownership(path, own)
+    if state == "foreign":
+        kind = "a folder" if path.is_dir() else "a file"
         raise SpecError(
             f"{path}: exists and is {kind} InferBench did not write: expected a new path or one of "
             "InferBench's own outputs (nothing was changed)"
+        )
+    attrs = _store_attrs(path) if state == "own" and path.is_dir() else None
+    # A sweep store has both (a Pareto front written from one keeps the spec, not the progress).
+    if (
+        attrs
+        and "sweep_spec" in attrs
+        and "sweep_complete" in attrs
+        and not (_OVERWRITE.get() if overwrite is None else overwrite)
+    ):
+        done = "finished" if attrs.get("sweep_complete") else "unfinished"
+        n = attrs.get("n_designs")
+        size = f" of {n:,} designs" if isinstance(n, int) else ""
+        raise SpecError(
+            f"{path}: holds the {done} sweep store '{attrs.get('sweep_name', '?')}'{size}, which this would "
+            "replace: expected a new path, or --overwrite to replace it (nothing was changed)"
         )
 
 
@@ -102,10 +161,10 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def remove_own(path: Path) -> None:
+def remove_own(path: Path, overwrite: bool | None = None) -> None:
     """Delete an output of the tool (refusing anything else): moved aside first, then removed."""
     path = Path(path)
-    refuse_foreign(path)
+    refuse_foreign(path, overwrite=overwrite)
     if not os.path.lexists(path):
         return
     aside = path.with_name(f".{path.name}.inferbench-{os.getpid()}.old")

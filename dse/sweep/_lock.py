@@ -44,10 +44,11 @@ def store_lock(store: Path) -> Iterator[None]:
         yield
         return
     make_parent(store)
-    path = lock_path(store)
+    # Keyed by the real path: a symlink (or another spelling) of the store finds the same lock.
+    path = lock_path(Path(os.path.realpath(store)))
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except OSError as e:
             raise SpecError(f"{store}: cannot create the lock file {path.name} ({e.strerror or e})") from None
         try:

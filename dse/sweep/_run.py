@@ -128,7 +128,7 @@ def _prepare(
         return plan, "resumed"
     plan = make_plan(spec, chunk)
     _check_size(plan, store, yes)
-    remove_own(store)
+    remove_own(store, overwrite=overwrite)
     make_parent(store)
     create_store(plan, store)
     return plan, "completed"

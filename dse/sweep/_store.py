@@ -44,7 +44,7 @@ from zarr.codecs import BloscCodec, Crc32cCodec
 
 from dse._version import __version__
 from dse.engine import BOOL_METRICS, CODE_METRICS, metric_attrs
-from dse.specs import SpecError, consolidate
+from dse.specs import SpecError, checksummed, consolidate, note_input
 
 from ._plan import Plan
 
@@ -76,11 +76,6 @@ def _compressors() -> list[Any]:
     # LZ4 at level 1 with byte shuffle: ~2.5 M designs/s for 35 float32 metrics on one core;
     # then a CRC-32C of the compressed frame (4 bytes a chunk, GB/s in hardware).
     return [BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"), Crc32cCodec()]
-
-
-def checksummed() -> dict[str, Any]:
-    """The encoding of an array written once, whole, by xarray (coordinates, small datasets)."""
-    return {"compressors": [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"), Crc32cCodec()]}
 
 
 def create_store(plan: Plan, store: Path) -> None:
@@ -652,6 +647,7 @@ def open_sweep(store: str | Path, partial: bool = False) -> Any:
     :class:`IncompleteStoreWarning` says what is missing).
     """
     store = Path(store)
+    note_input(store)
     state, _ = store_state(store)
     if state in ("missing", "foreign"):
         raise SpecError(f"{store}: not an InferBench sweep store: expected the output of `inferbench sweep`")
