@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from dse.specs import SpecError
 
@@ -18,14 +19,30 @@ from ._args import positive
 # ``evaluate`` needs, so the first forwarded query is as fast as the next.
 WARM_QUERY = ("evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--batch", "1,8")
 START_TIMEOUT_S = 300.0
+STOP_TIMEOUT_S = 120.0
 
 
 def _say(text: str) -> None:
     print(f"daemon: {text}", file=sys.stderr)
 
 
+MAX_IDLE_MIN = 7 * 24 * 60  # a week
+
+
+def _private_dir() -> Path:
+    try:
+        return _resident.private_dir(create=True)
+    except _resident.NotPrivate as e:
+        raise SpecError(
+            f"daemon: {e}: expected a folder of this user's that no one else can open (remove it if you did "
+            "not make it, or set INFERBENCH_DAEMON_DIR)"
+        ) from None
+
+
 def cmd_daemon(args: argparse.Namespace) -> int:
     idle_min = positive(args.idle_min, "--idle-min")
+    if idle_min > MAX_IDLE_MIN:
+        raise SpecError(f"--idle-min: {args.idle_min}: expected at most {MAX_IDLE_MIN} (a week)")
     if args.action == "run":  # the engine itself, in the foreground
         return _resident.serve(idle_min * 60.0, WARM_QUERY)
     info = _resident.control("status")
@@ -34,25 +51,39 @@ def cmd_daemon(args: argparse.Namespace) -> int:
             print("no resident engine for this code: queries run in their own process")
             return 1
         since = datetime.datetime.fromtimestamp(info["since"]).isoformat(timespec="seconds")
-        print(f"resident engine: pid {info['pid']}, since {since}, {info['queries']} queries, socket {info['socket']}")
+        now = "answering a query" if info.get("running") else "idle"
+        print(
+            f"resident engine: pid {info['pid']}, since {since}, {info['queries']} queries, {now}, "
+            f"socket {info['socket']}"
+        )
         return 0
     if args.action == "stop":
         if info is None:
             _say("no resident engine for this code")
             return 0
         _resident.control("stop")
+        t0 = time.perf_counter()  # its running query finishes first; then its socket goes
+        while Path(info["socket"]).exists() and time.perf_counter() - t0 < STOP_TIMEOUT_S:
+            time.sleep(0.05)
         _say(f"stopped the engine (pid {info['pid']})")
         return 0
     if info is not None:
         _say(f"already running (pid {info['pid']})")
         return 0
-    log_path = _resident.socket_path().with_suffix(".log")
-    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    log_path = (_private_dir() / _resident.socket_path().name).with_suffix(".log")
+    try:
+        log = _resident.open_private(log_path)
+    except (OSError, _resident.NotPrivate) as e:
+        raise SpecError(
+            f"daemon: {log_path}: {getattr(e, 'strerror', None) or e}: expected a log file of this user's"
+        ) from None
     command = [sys.executable, "-m", "dse", "daemon", "run", "--idle-min", f"{idle_min:g}"]
-    with open(log_path, "w") as log:
+    try:
         proc = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=os.environ.copy()
         )
+    finally:
+        os.close(log)
     t0 = time.perf_counter()
     _say("starting (importing and compiling a first query)…")
     while _resident.control("status") is None:
