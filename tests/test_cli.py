@@ -495,3 +495,25 @@ def test_resident_engine_answers_as_a_local_run(tmp_path, capsys, monkeypatch):
     assert answered.returncode == code == 0
     assert answered.stdout == out and json.loads(out)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "llama-3-8" in bad.stderr
+
+
+def test_every_metric_of_a_phase_describes_that_phase(tmp_path, capsys):
+    """A decode step's JSON and dataset hold the step (not the prefill of its context): its
+    latency is the step, as in the table and in predict; its FLOPs are one token's."""
+    q = ("evaluate", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb", "--batch", "1", "--context", "2048")
+    code, out, _ = run(capsys, *q, "--phase", "decode", "--json")
+    step = json.loads(out)[0]["levels"]["calibrated"]
+    assert code == 0 and step["latency_s"] == step["tpot_s"]
+    assert "ttft_s" not in step and "prefill_flops" not in step and "usd_per_mtok" not in step
+    # 2 FLOPs per parameter and token (8.0e9 parameters) plus attention over 2,048 positions: ~1.7e10
+    assert 1.5e10 < step["flops"] < 2.5e10
+    scen = tmp_path / "scen.csv"
+    scen.write_text(
+        "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\nllama-3-8b,h100-sxm5-80gb,decode,1,0,2048,1\n"
+    )
+    code, out, _ = run(capsys, "predict", str(scen))
+    predicted = dict(zip(*[line.split(",") for line in out.strip().splitlines()[:2]], strict=False))
+    assert code == 0 and float(predicted["latency_s"]) == pytest.approx(step["latency_s"], rel=1e-5)  # CSV: 6 digits
+    code, out, _ = run(capsys, *q[:-2], "--prompt-tokens", "2048", "--phase", "prefill", "--json")
+    pre = json.loads(out)[0]["levels"]["calibrated"]
+    assert pre["latency_s"] == pre["ttft_s"] and "tpot_s" not in pre and pre["flops"] > 100 * step["flops"]

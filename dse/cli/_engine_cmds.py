@@ -26,6 +26,7 @@ from dse.engine import (
     gemm_designs,
     level_of,
     make_config,
+    phase_metrics,
     run_designs,
     software_levels,
 )
@@ -378,6 +379,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     headers += [c[1] for c in cols[1:]] + ["mem/chip GB", "fits"]
     level_names = [str(lv) for lv in coord["level"][1]]
     per_level = [k for k, (dims, _, _) in var.items() if "level" in dims]
+    # JSON and the dataset hold what describes the phase, under the metric's own name.
+    view = phase_metrics("request" if images else args.phase)
     rows, records = [], []
     for mi, hi, *at in itertools.product(*(range(len(coord[d][1])) for d in ("model", "hardware", *grid.axes))):
         # This row's metrics by level; the other columns are at the last level.
@@ -406,7 +409,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         rows.append(key + vals)
         rec = dict(zip(key_names, key, strict=True))
         rec["levels"] = {
-            lv: {k: _jsonable(k, v[li].item()) for k, v in row.items()} for li, lv in enumerate(level_names)
+            lv: {k: _jsonable(k, row[src][li].item()) for k, src in view.items() if src in row}
+            for li, lv in enumerate(level_names)
         }
         for name in ("calibration", "framework", "precision"):
             rec[name] = str(var[name][1][hi])
@@ -430,7 +434,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"calibration and software profile: {profiles}" + ("" if args.framework else " (--framework to change)")
         )
     if args.output:
-        _write_dataset(engine.to_dataset(grid), Path(args.output))
+        metrics = {k: v for k, v in var.items() if "level" in v[0]}
+        kept = {k: v for k, v in var.items() if k not in metrics}
+        kept |= {k: metrics[src] for k, src in view.items() if src in metrics}
+        _write_dataset(engine.to_dataset(dataclasses.replace(grid, variables=kept, attrs=grid.attrs | {"phase": args.phase})), Path(args.output))
     return 0
 
 

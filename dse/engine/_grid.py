@@ -77,7 +77,7 @@ class Grid:
     @property
     def axes(self) -> tuple[str, ...]:
         """The grid's axes (the knobs given as lists), in order."""
-        return self.variables["tpot_s"][0][3:]
+        return next(dims for dims, _, _ in self.variables.values() if "level" in dims)[3:]
 
 
 def evaluate_grid(

@@ -55,6 +55,52 @@ METRIC_INFO: dict[str, tuple[str, str]] = {
 }
 assert set(METRIC_INFO) == set(Metrics._fields)
 
+# One phase of a request (``evaluate --phase prefill|decode``) is described by these metrics,
+# each read from the metric of that phase; the rest describe the whole request (its prefill,
+# all its decode steps, its cost per request) and are left out, never shown under the phase.
+PHASE_METRICS: dict[str, dict[str, str]] = {
+    "prefill": {
+        "latency_s": "prefill_latency_s",
+        "ttft_s": "ttft_s",
+        "energy_j": "prefill_energy_j",
+        "prefill_j_per_token": "prefill_j_per_token",
+        "prefill_tokens_per_s": "prefill_tokens_per_s",
+        "mfu": "prefill_mfu",
+        "arithmetic_intensity_flop_per_byte": "prefill_arithmetic_intensity_flop_per_byte",
+        "flops": "prefill_flops",
+        "bound": "prefill_bound",
+    },
+    "decode": {
+        "latency_s": "decode_latency_s",
+        "tpot_s": "tpot_s",
+        "energy_j": "decode_energy_j",
+        "j_per_token": "decode_j_per_token",
+        "throughput_tokens_per_s_per_chip": "decode_tokens_per_s_per_chip",
+        "mbu": "decode_mbu",
+        "arithmetic_intensity_flop_per_byte": "decode_arithmetic_intensity_flop_per_byte",
+        "flops": "decode_flops",
+        "bound": "decode_bound",
+    },
+}
+# What a configuration holds, the same in every phase.
+STATE_METRICS = (
+    "memory_per_chip_bytes",
+    "memory_fill",
+    "weight_bytes_per_chip",
+    "kv_bytes_per_chip",
+    "feasible",
+    "infeasible_reason",
+    "n_chips",
+)
+
+
+def phase_metrics(phase: str) -> dict[str, str]:
+    """{shown name: metric it is read from} of ``phase`` (``request``: every metric as it is)."""
+    if phase not in PHASE_METRICS:
+        return {k: k for k in METRIC_INFO}
+    return PHASE_METRICS[phase] | {k: k for k in STATE_METRICS}
+
+
 BOOL_METRICS = ("feasible",)
 CODE_METRICS = ("infeasible_reason", "bound", "prefill_bound", "decode_bound")
 
