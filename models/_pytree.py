@@ -44,6 +44,7 @@ def spec_field(
     kind: str = "positive",
     doc: str = "",
     value: float | None = None,
+    limit: float | None = None,
     **kwargs: Any,
 ) -> Any:
     """A leaf with its spec-file key: the one table of keys and units (DESIGN rule 4).
@@ -55,8 +56,10 @@ def spec_field(
         kind: ``positive``, ``int`` (integer > 0) or ``fraction`` (in [0, 1)).
         doc: what the value is, for error messages.
         value: the default SI value of an optional leaf (a float64 scalar array per instance).
+        limit: the largest value in file units that can describe something real (a spec beyond
+            it is a typo or an overflow, refused at load).
     """
-    meta = {"key": key, "unit": unit, "required": required, "kind": kind, "doc": doc}
+    meta = {"key": key, "unit": unit, "required": required, "kind": kind, "doc": doc, "limit": limit}
     if value is not None:
         kwargs["default_factory"] = lambda: np.asarray(float(value), dtype=np.float64)
     return dataclasses.field(metadata={"spec": meta}, **kwargs)

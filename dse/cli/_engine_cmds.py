@@ -437,7 +437,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         metrics = {k: v for k, v in var.items() if "level" in v[0]}
         kept = {k: v for k, v in var.items() if k not in metrics}
         kept |= {k: metrics[src] for k, src in view.items() if src in metrics}
-        _write_dataset(engine.to_dataset(dataclasses.replace(grid, variables=kept, attrs=grid.attrs | {"phase": args.phase})), Path(args.output))
+        _write_dataset(
+            engine.to_dataset(dataclasses.replace(grid, variables=kept, attrs=grid.attrs | {"phase": args.phase})),
+            Path(args.output),
+        )
     return 0
 
 

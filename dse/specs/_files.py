@@ -25,6 +25,31 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # the C parser wh
     are floats (YAML 1.1 reads an exponent without a dot as a string)."""
 
 
+def _mapping_without_duplicates(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    # YAML allows a repeated key and keeps the last; in a spec it is a mistake (two values for one knob).
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, str | int | float | bool) and key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
+        seen.add(key) if isinstance(key, str | int | float | bool) else None
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
@@ -73,10 +98,14 @@ def read_mapping(path: Path) -> dict[str, Any]:
     text = read_input(path, "a YAML or JSON spec")
     is_json = path.suffix == ".json"
     try:
-        data = json.loads(text) if is_json else load_yaml(text)
+        data = json.loads(text, object_pairs_hook=_object_without_duplicates) if is_json else load_yaml(text)
+    except _DuplicateKey as e:
+        raise SpecError(f"{path}: duplicate key '{e.args[0]}': expected each key once") from None
     except (yaml.YAMLError, json.JSONDecodeError) as e:
         line = getattr(getattr(e, "problem_mark", None), "line", getattr(e, "lineno", None))
         where = f" (line {line + 1 if not is_json else line})" if isinstance(line, int) else ""
+        if "duplicate key" in str(getattr(e, "problem", "")):
+            where = f" (line {line + 1}: {e.problem}: expected each key once)"
         raise SpecError(f"{path}: not valid {'JSON' if is_json else 'YAML'}{where}") from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping of keys to values at the top level")

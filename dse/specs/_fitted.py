@@ -20,8 +20,9 @@ import numpy as np
 import yaml
 
 from models import SoftwareParams, achievable_software
+from models.hardware import SimtSpec
 
-from ._errors import SpecError
+from ._errors import SpecError, suggest
 from ._files import load_yaml
 from ._outputs import make_parent, refuse_foreign, writing
 
@@ -62,7 +63,92 @@ def _parse_fitted(path: Path, inode: int, mtime_ns: int, size: int) -> dict[str,
         ) from None
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping at the top level")
+    check_fitted(path, data)
     return data
+
+
+# What a fitted value may be, by SoftwareParams field: (low, high, what). Fractions of a peak
+# cannot exceed it; times are not negative; a flag is 0 or 1 (a mix of both forms between).
+_FRACTION = (0.0, 1.0, "a fraction in [0, 1]")
+_SOFTWARE_RANGES: dict[str, tuple[float, float, str]] = {
+    "util_knots": _FRACTION,
+    "bw_efficiency": (1e-6, 1.0, "a fraction in (0, 1]"),
+    "link_efficiency": (1e-6, 1.0, "a fraction in (0, 1]"),
+    "reduce_efficiency": (1e-6, 1.0, "a fraction in (0, 1]"),
+    "tile_efficiency": _FRACTION,
+    "util_wave": _FRACTION,
+    "structural_derating": _FRACTION,
+    "direct_allreduce": _FRACTION,
+    "k_half": (0.0, 1e9, "a reduction depth >= 0"),
+    "elementwise_bw_factor": (1e-6, 10.0, "a factor in (0, 10]"),
+}
+_SOFTWARE_SHAPES = {"util_knots": 4, "tile_efficiency": 4}
+_TIME = (0.0, 60.0, "a time in seconds in [0, 60]")
+
+
+def _check_value(path: Path, where: str, value: Any, low: float, high: float, what: str, n: int = 0) -> None:
+    values = value if isinstance(value, list) else [value]
+    ok = (len(values) == n if n else not isinstance(value, list)) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) and low <= v <= high for v in values
+    )
+    if not ok:
+        shape = f"a list of {n} numbers, each " if n else ""
+        raise SpecError(
+            f"{path}: {where} = {value!r}: expected {shape}{what} (rerun `inferbench calibrate --write` to replace it)"
+        )
+
+
+def _check_software(path: Path, section: str, p: Any, required: tuple[str, ...]) -> None:
+    if not isinstance(p, dict):
+        raise SpecError(f"{path}: {section}: expected a mapping of SoftwareParams fields")
+    names = {f.name for f in dataclasses.fields(SoftwareParams)}
+    for key in p:
+        if key not in names:
+            raise SpecError(
+                f"{path}: {section}: unknown key '{key}'{suggest(str(key), names)}: expected SoftwareParams fields"
+            )
+    missing = [k for k in required if k not in p]
+    if missing:
+        raise SpecError(f"{path}: {section}: missing key(s) {', '.join(missing)}")
+    for key, value in p.items():
+        low, high, what = _TIME if key.endswith("_s") else _SOFTWARE_RANGES.get(key, (0.0, 1e9, "a number >= 0"))
+        _check_value(path, f"{section}: {key}", value, low, high, what, _SOFTWARE_SHAPES.get(key, 0))
+
+
+def check_fitted(path: Path, data: dict[str, Any]) -> None:
+    """Refuse a fitted file whose parameters the models cannot use: unknown or missing keys,
+    values outside their physical range, NaN or infinity anywhere (one line naming the key)."""
+    required = tuple(f.name for f in dataclasses.fields(SoftwareParams) if f.default is dataclasses.MISSING
+                     and f.default_factory is dataclasses.MISSING)  # fmt: skip
+    if "software" not in data:
+        raise SpecError(f"{path}: missing key 'software': expected a file written by `inferbench calibrate --write`")
+    _check_software(path, "software", data["software"], required)
+    frameworks = data.get("frameworks") or {}
+    if not isinstance(frameworks, dict):
+        raise SpecError(f"{path}: frameworks: expected a mapping of framework names to overheads")
+    for name, p in frameworks.items():
+        _check_software(path, f"frameworks: {name}", p, ())
+    chip = data.get("chip") or {}
+    fields = {f.name for f in dataclasses.fields(SimtSpec)}
+    if not isinstance(chip, dict):
+        raise SpecError(f"{path}: chip: expected a mapping of chip fields (SI units)")
+    for key, value in chip.items():
+        if key not in fields:
+            raise SpecError(f"{path}: chip: unknown key '{key}'{suggest(str(key), fields)}: expected a SimtSpec field")
+        _check_value(path, f"chip: {key}", value, 0.0, np.inf, "a finite number >= 0 (SI units)")
+
+    def finite(where: str, node: Any) -> None:  # what the intervals use: no NaN or infinity
+        if isinstance(node, dict):
+            for k, v in node.items():
+                finite(f"{where}: {k}" if where else str(k), v)
+        elif isinstance(node, list):
+            for v in node:
+                finite(where, v)
+        elif isinstance(node, float) and not np.isfinite(node):
+            raise SpecError(f"{path}: {where} = {node}: expected a finite number")
+
+    for section in ("uncertainty", "intervals"):  # ("data" holds file hashes, some of which read as numbers)
+        finite(section, data.get(section))
 
 
 def software_from_mapping(p: Mapping[str, Any]) -> SoftwareParams:

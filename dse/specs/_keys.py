@@ -32,6 +32,7 @@ class KeyInfo:
     kind: str = "positive"  # positive | nonnegative | int | fraction | str | bool | choice | list
     choices: tuple[str, ...] = ()
     doc: str = ""
+    limit: float = math.inf  # the largest value (file units) that can describe something real
 
     @property
     def expected(self) -> str:
@@ -71,6 +72,8 @@ class KeyInfo:
                 or (self.kind == "fraction" and v >= 1)
             ):
                 raise SpecError(bad)
+            if v > self.limit:
+                raise SpecError(f"{bad}, at most {self.limit:g}")
         return v
 
 
@@ -79,7 +82,11 @@ def keys_of(cls: type) -> dict[str, KeyInfo]:
     out = {}
     for key, (name, meta) in spec_keys(cls).items():
         factor, si_unit = to_si(meta["unit"])
-        out[key] = KeyInfo(key, name, meta["unit"], factor, si_unit, meta["required"], meta["kind"], (), meta["doc"])
+        limit = meta.get("limit")
+        limit = math.inf if limit is None else float(limit)
+        out[key] = KeyInfo(
+            key, name, meta["unit"], factor, si_unit, meta["required"], meta["kind"], (), meta["doc"], limit
+        )
     return out
 
 

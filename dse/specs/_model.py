@@ -10,7 +10,7 @@ import numpy as np
 
 from models.workloads import DiffusionSpec, TransformerSpec
 
-from ._errors import SpecError
+from ._errors import SpecError, suggest
 from ._files import MODEL_DIR, ids, read_mapping, resolve
 from ._keys import KeyInfo, check, described, keys_of
 
@@ -77,11 +77,21 @@ def model_ids() -> list[str]:
 
 
 def load_model(ref: str | Path) -> ModelEntry:
-    """Load a model by catalog id, catalog-style YAML path, or Hugging Face config.json path."""
+    """Load a model by catalog id, catalog-style YAML path, or Hugging Face config.json path
+    (``PATH.json@TYPE`` reads a config of a model_type this loader does not know with the keys
+    of TYPE, e.g. ``my/config.json@llama``)."""
+    read_as = None
+    if isinstance(ref, str) and "@" in ref and ref.rsplit("@", 1)[0].endswith(".json"):
+        ref, read_as = ref.rsplit("@", 1)
+        if read_as not in HF_MODEL_TYPES:
+            raise SpecError(
+                f"{ref}: read as '{read_as}'{suggest(read_as, HF_MODEL_TYPES)}: expected one of "
+                f"{', '.join(sorted(HF_MODEL_TYPES))}"
+            )
     path = resolve(ref, MODEL_DIR, "model", (".yaml", ".yml", ".json"))
     data = read_mapping(path)
     if path.suffix == ".json":
-        data = _from_hf_config(path, data)
+        data = _from_hf_config(path, data, read_as)
     if data.get("kind") == "diffusion":
         return _diffusion(path, data)
     return _transformer_entry(path, data)
@@ -205,14 +215,82 @@ _NOT_MODELLED = {
 }
 
 
-def _from_hf_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
-    """Map a Hugging Face ``config.json`` onto the catalog's model keys. What it cannot model
-    (an encoder-decoder, a vision tower, a diffusers component, a layer pattern it does not
-    know) is refused in one line naming the key, never dropped silently."""
+# The Hugging Face model types whose config keys this loader reads (each a decoder, a Mamba
+# stack, a hybrid, a VLM or a ViT of a layout it models); another model_type is refused unless
+# the user names one of these to read it as (``config.json@llama``).
+HF_MODEL_TYPES = frozenset(
+    {
+        "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2", "phi",
+        "phi3", "gpt2", "gpt_neox", "gptj", "bloom", "opt", "falcon", "gpt_bigcode", "starcoder2", "deepseek_v2",
+        "deepseek_v3", "olmo", "olmo2", "granite", "stablelm", "jamba", "mamba", "falcon_mamba", "mamba2",
+        "qwen2_vl", "vit",
+    }
+)  # fmt: skip
+# Keys of every config that do not change FLOPs, bytes or memory (numerics, token ids, training).
+_NO_COST_KEYS = frozenset(
+    {
+        "architectures", "torch_dtype", "transformers_version", "_name_or_path", "bos_token_id", "eos_token_id",
+        "pad_token_id", "rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon", "rope_theta", "rope_scaling",
+        "hidden_act", "activation_function", "initializer_range", "use_cache", "attention_dropout",
+        "attention_bias", "mlp_bias", "hidden_dropout", "dropout", "model_type", "pretraining_tp",
+        "output_router_logits", "router_aux_loss_coef", "tie_word_embeddings", "embd_pdrop", "resid_pdrop",
+        "attn_pdrop", "summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels",
+        "summary_first_dropout", "scale_attn_weights", "rope_type", "partial_rotary_factor", "use_sliding_window",
+    }
+)  # fmt: skip
 
+
+# Keys whose null means "the default" in transformers (GPT-2's n_inner: 4 x width; a missing
+# KV-head count: one per attention head); any other null is refused, never defaulted.
+_NULL_IS_DEFAULT = frozenset({"n_inner", "num_key_value_heads"})
+
+
+class _Reads(dict):
+    """A config that records which keys the mapping looked at (the rest it would ignore)."""
+
+    def __init__(self, data: dict[str, Any]):
+        super().__init__(data)
+        self.read: set[str] = set()
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: Any) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: Any) -> bool:
+        self.read.add(key)
+        return super().__contains__(key)
+
+
+def _from_hf_config(path: Path, cfg: dict[str, Any], read_as: str | None = None) -> dict[str, Any]:
+    """Map a Hugging Face ``config.json`` onto the catalog's model keys (with ``read_as``, as a
+    config of that model_type). What it cannot model (an encoder-decoder, a vision tower, a
+    diffusers component, a layer pattern it does not know, a model_type it does not know) is
+    refused in one line naming the key, never dropped silently."""
+    stated = cfg.get("model_type")
+    cfg = _Reads({**cfg, "model_type": read_as} if read_as else cfg)
+    out = _map_hf_config(path, cfg)
+    if read_as is None and stated not in HF_MODEL_TYPES:
+        ignored = sorted(k for k in cfg if k not in cfg.read and k not in _NO_COST_KEYS and not k.startswith("_"))
+        shown = ", ".join(ignored[:8]) + (f" and {len(ignored) - 8} more" if len(ignored) > 8 else "")
+        raise SpecError(
+            f"{path}: key 'model_type' = {stated!r}: not a model_type this loader knows; reading it as a "
+            f"{'dense' if out.get('n_experts', 1) == 1 else 'MoE'} decoder would ignore "
+            f"{shown or 'no key'}: expected one of {', '.join(sorted(HF_MODEL_TYPES))}, or PATH@TYPE to read it "
+            "as one of them (e.g. config.json@llama)"
+        )
+    return out
+
+
+def _map_hf_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     def first(*names: str, default: Any = None, what: str) -> Any:
         for n in names:
-            if cfg.get(n) is not None:
+            if n in cfg and not (cfg[n] is None and n in _NULL_IS_DEFAULT):
+                if isinstance(cfg[n], bool) or not isinstance(cfg[n], int | float):
+                    raise SpecError(f"{path}: key '{n}' = {cfg[n]!r}: expected {what}")
                 return cfg[n]
         if default is None:
             raise SpecError(f"{path}: missing key '{names[0]}': expected {what}")
@@ -262,7 +340,10 @@ def _from_hf_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     context = cfg.get("max_position_embeddings") or cfg.get("n_positions") or cfg.get("seq_length")
     if isinstance(context, int) and context > 0:
         out["max_context_tokens"] = context
-    experts = cfg.get("num_local_experts") or cfg.get("num_experts") or cfg.get("n_routed_experts")
+    key = next((k for k in ("num_local_experts", "num_experts", "n_routed_experts") if cfg.get(k) is not None), None)
+    experts = cfg[key] if key else None
+    if key and (isinstance(experts, bool) or not isinstance(experts, int) or experts < 1):
+        raise refuse(key, "expected the routed experts per MoE layer (an integer >= 1; 1 for a dense model)")
     if experts and experts > 1:
         out["n_experts"] = experts
         out["top_k"] = cfg.get("num_experts_per_tok", 2)

@@ -75,7 +75,7 @@ def table_from_rows(rows: list[tuple], split: Split, once: tuple[str, ...]) -> O
 
 def _optional(doc: str) -> Array:
     """A leaf that a model may leave out: a count or width, 0 when the model has no such part."""
-    return spec_field(kind="nonnegative", required=False, value=0.0, doc=doc)
+    return spec_field(kind="nonnegative", required=False, value=0.0, doc=doc, limit=1e9)
 
 
 @pytree_dataclass
@@ -90,17 +90,23 @@ class TransformerSpec:
         tied_embeddings: 1 when the LM head shares the embedding matrix.
     """
 
-    n_layers: Array = spec_field(kind="int", doc="decoder layers")
-    d_model: Array = spec_field(kind="int", doc="model width")
-    n_heads: Array = spec_field(kind="int", doc="attention (query) heads")
-    n_kv_heads: Array = spec_field(kind="int", doc="KV heads, dividing n_heads")
-    head_dim: Array = spec_field(kind="int", required=False, doc="width of one head (default d_model / n_heads)")
-    d_ff: Array = spec_field(
-        kind="nonnegative", doc="hidden width of a dense FFN (per expert for MoE without d_expert; 0: no FFN)"
+    # Limits: 100-1000x the largest published models (160 layers, width 18,432, 256 k vocabulary,
+    # 256 experts): beyond them a value is a typo or an overflow, not a model.
+    n_layers: Array = spec_field(kind="int", doc="decoder layers", limit=1e5)
+    d_model: Array = spec_field(kind="int", doc="model width", limit=1e7)
+    n_heads: Array = spec_field(kind="int", doc="attention (query) heads", limit=1e6)
+    n_kv_heads: Array = spec_field(kind="int", doc="KV heads, dividing n_heads", limit=1e6)
+    head_dim: Array = spec_field(
+        kind="int", required=False, doc="width of one head (default d_model / n_heads)", limit=1e6
     )
-    vocab_size: Array = spec_field(kind="int", doc="vocabulary size")
-    n_experts: Array = spec_field(kind="int", required=False, doc="experts per MoE layer (1: dense)")
-    top_k: Array = spec_field(kind="int", required=False, doc="experts per token, at most n_experts")
+    d_ff: Array = spec_field(
+        kind="nonnegative",
+        doc="hidden width of a dense FFN (per expert for MoE without d_expert; 0: no FFN)",
+        limit=1e8,
+    )
+    vocab_size: Array = spec_field(kind="int", doc="vocabulary size", limit=1e8)
+    n_experts: Array = spec_field(kind="int", required=False, doc="experts per MoE layer (1: dense)", limit=1e6)
+    top_k: Array = spec_field(kind="int", required=False, doc="experts per token, at most n_experts", limit=1e6)
     # MoE variants (DeepSeek-V2/V3, Qwen-MoE, Jamba): the width of one routed expert, the
     # experts every token also runs, and the layers whose FFN stays dense.
     d_expert: Array = _optional("hidden width of one routed expert (0: d_ff)")
