@@ -70,6 +70,7 @@ FILES: dict[str, str | bytes] = {
     "sample_frac_batch.yaml": _sample({"batch": {"low": 1, "high": 64}}),
     "sample_tp.yaml": _sample({"tp": {"low": 1, "high": 8, "integer": True}}),
     "sample_huge.yaml": _sample({"hbm_bandwidth_tb_s": {"low": 1, "high": 4}}, n=10**12),
+    "sample_many.yaml": _sample({"hbm_bandwidth_tb_s": {"low": 1, "high": 4}}, n=10**5),
     "sample_adc.yaml": _sample({"adc_bits": {"low": 1, "high": 2000, "integer": True}}).replace(
         "h100-sxm5-80gb", "dmatrix-corsair"
     ),
@@ -129,6 +130,93 @@ FILES: dict[str, str | bytes] = {
     "hw_idle.yaml": yaml.safe_dump({**H100, "idle_w": 900}),
     "hw_family.yaml": yaml.safe_dump({**H100, "family": "gpu"}),
     "hw_negative.yaml": yaml.safe_dump({**H100, "tdp_w": -700}),
+    # silent acceptance (issue 24)
+    "hw_duplicate.yaml": yaml.safe_dump(H100) + "tdp_w: 350\n",
+    "sweep_duplicate.yaml": _sweep() + "chunk: 4\n",
+    "dup.json": '{"model_type": "llama", "hidden_size": 64, "hidden_size": 128}',
+    "unknown_type.json": json.dumps(
+        {
+            "model_type": "newfangled",
+            "hidden_size": 4096,
+            "num_attention_heads": 32,
+            "num_hidden_layers": 2,
+            "intermediate_size": 11008,
+            "vocab_size": 32000,
+            "num_fancy_blocks": 4,
+        }
+    ),
+    "no_type.json": json.dumps(
+        {
+            "hidden_size": 4096,
+            "num_attention_heads": 32,
+            "num_hidden_layers": 2,
+            "intermediate_size": 11008,
+            "vocab_size": 32000,
+        }  # fmt: skip
+    ),
+    "vocab_huge.json": json.dumps(
+        {
+            "model_type": "llama",
+            "hidden_size": 4096,
+            "num_attention_heads": 32,
+            "num_hidden_layers": 2,
+            "intermediate_size": 11008,
+            "vocab_size": 1e30,
+        }  # fmt: skip
+    ),
+    "ffn_null.json": json.dumps(
+        {
+            "model_type": "llama",
+            "hidden_size": 4096,
+            "num_attention_heads": 32,
+            "num_hidden_layers": 2,
+            "intermediate_size": None,
+            "vocab_size": 32000,
+        }  # fmt: skip
+    ),
+    "moe_zero.json": json.dumps(
+        {
+            "model_type": "mixtral",
+            "hidden_size": 4096,
+            "num_attention_heads": 32,
+            "num_hidden_layers": 2,
+            "intermediate_size": 14336,
+            "vocab_size": 32000,
+            "num_local_experts": 0,
+        }  # fmt: skip
+    ),
+    "width_text.json": json.dumps(
+        {
+            "model_type": "llama",
+            "hidden_size": "4096",
+            "num_attention_heads": 32,
+            "num_hidden_layers": 2,
+            "intermediate_size": 11008,
+            "vocab_size": 32000,
+        }  # fmt: skip
+    ),
+    "layers_huge.yaml": yaml.safe_dump(
+        {
+            "name": "x",
+            "n_layers": 1e9,
+            "d_model": 64,
+            "n_heads": 2,
+            "n_kv_heads": 2,
+            "d_ff": 64,
+            "vocab_size": 10,
+            "ffn": "gated",
+        }  # fmt: skip
+    ),
+    "dtype_typo.csv": "model,hardware,phase,batch,prompt_tokens,context_tokens,tp,dtpye\n"
+    "llama-3-8b,h100-sxm5-80gb,decode,1,0,512,1,fp8\n",
+    "dup_col.csv": "model,hardware,phase,batch,prompt_tokens,context_tokens,tp,tp\n"
+    "llama-3-8b,h100-sxm5-80gb,decode,1,0,512,1,2\n",
+    "has_output.csv": "model,hardware,phase,batch,prompt_tokens,context_tokens,tp,latency_s\n"
+    "llama-3-8b,h100-sxm5-80gb,decode,1,0,512,1,0.5\n",
+    "ops_extra.csv": "hardware,op,m,n,k,dtype,note\nh100-sxm5-80gb,gemm,16,4096,4096,bf16,x\n",
+    "ops_output.csv": "hardware,op,m,n,k,dtype,energy_j\nh100-sxm5-80gb,gemm,16,4096,4096,bf16,1\n",
+    "dp_row.csv": "model,hardware,phase,batch,prompt_tokens,context_tokens,tp,dp\n"
+    "llama-3-8b,h100-sxm5-80gb,decode,1,0,512,1,8\n",
 }
 
 # (id, argv with {w} for the workspace, a regex the one stderr line must match)
@@ -333,6 +421,183 @@ CASES = [
     ("predict-fifo", ["predict", "{w}/pipe.csv"], "is a FIFO"),
     ("predict-device", ["predict", "/dev/zero"], "character device"),
     ("sweep-fifo", ["sweep", "{w}/pipe.yaml"], "is a FIFO"),
+    # no silent acceptance (issue 24)
+    (
+        "eval-hw-duplicate-key",
+        ["evaluate", "--model", "llama-3-8b", "--hardware", "{w}/hw_duplicate.yaml"],
+        "duplicate key 'tdp_w'",
+    ),
+    ("sweep-duplicate-key", ["sweep", "{w}/sweep_duplicate.yaml"], "duplicate key 'chunk'"),
+    (
+        "eval-json-duplicate-key",
+        ["evaluate", "--model", "{w}/dup.json", "--hardware", "h100-sxm5-80gb"],
+        "duplicate key 'hidden_size'",
+    ),
+    (
+        "eval-unknown-model-type",
+        ["evaluate", "--model", "{w}/unknown_type.json", "--hardware", "h100-sxm5-80gb"],
+        "model_type.*newfangled.*num_fancy_blocks",
+    ),
+    (
+        "eval-no-model-type",
+        ["evaluate", "--model", "{w}/no_type.json", "--hardware", "h100-sxm5-80gb"],
+        "model_type.*None",
+    ),
+    (
+        "eval-read-as-typo",
+        ["evaluate", "--model", "{w}/unknown_type.json@lama", "--hardware", "h100-sxm5-80gb"],
+        "did you mean 'llama'",
+    ),
+    (
+        "eval-vocab-huge",
+        ["evaluate", "--model", "{w}/vocab_huge.json", "--hardware", "h100-sxm5-80gb"],
+        "vocab_size.*at most",
+    ),
+    (
+        "eval-ffn-null",
+        ["evaluate", "--model", "{w}/ffn_null.json", "--hardware", "h100-sxm5-80gb"],
+        "intermediate_size",
+    ),
+    (
+        "eval-moe-zero",
+        ["evaluate", "--model", "{w}/moe_zero.json", "--hardware", "h100-sxm5-80gb"],
+        "num_local_experts",
+    ),
+    ("eval-width-text", ["evaluate", "--model", "{w}/width_text.json", "--hardware", "h100-sxm5-80gb"], "hidden_size"),
+    (
+        "eval-layers-huge",
+        ["evaluate", "--model", "{w}/layers_huge.yaml", "--hardware", "h100-sxm5-80gb"],
+        "n_layers.*at most",
+    ),
+    ("predict-column-typo", ["predict", "{w}/dtype_typo.csv"], "unknown column 'dtpye'; did you mean 'dtype'"),
+    ("predict-duplicate-column", ["predict", "{w}/dup_col.csv"], "column 'tp' appears twice"),
+    ("predict-output-column", ["predict", "{w}/has_output.csv"], "column 'latency_s' is one this command writes"),
+    ("predict-ops-unknown-column", ["predict", "--ops", "{w}/ops_extra.csv"], "unknown column 'note'"),
+    ("predict-ops-output-column", ["predict", "--ops", "{w}/ops_output.csv"], "column 'energy_j' is one"),
+    ("predict-dp-batch", ["predict", "{w}/dp_row.csv"], "'dp' = 8: expected a divisor of the batch 1"),
+    ("eval-dp-batch", [*E, "--dp", "8", "--batch", "1"], "'dp' = 8: expected a divisor of the batch 1"),
+    ("eval-dp-batch-grid", [*E, "--dp", "2,4", "--batch", "4,6"], "'dp' = 4: expected a divisor of the batch 6"),
+    (
+        "eval-resolution-patch",
+        ["evaluate", "--model", "flux-1-dev", "--hardware", "h100-sxm5-80gb", "--resolution", "1000"],
+        "multiple of flux-1-dev's 16",
+    ),
+    (
+        "eval-resolution-vit",
+        ["evaluate", "--model", "vit-l-16", "--hardware", "h100-sxm5-80gb", "--resolution", "230"],
+        "multiple of vit-l-16's 16",
+    ),
+    ("eval-prompt-cv-huge", [*E, "--prompt-cv", "1e308"], "prompt_tokens_cv.*0 to 10"),
+    (
+        "eval-grid-huge",
+        [
+            *E,
+            "--batch",
+            ",".join(str(b) for b in range(1, 1001)),
+            "--prompt-tokens",
+            ",".join(str(p) for p in range(1, 1002)),
+        ],
+        "1,001,000 combinations",
+    ),
+    # every size a user can type is bounded before the work starts
+    (
+        "plan-chips-huge",
+        ["plan", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb", "--max-chips", "1000000000"],
+        "--max-chips.*at most 1,024",
+    ),
+    (
+        "plan-top-huge",
+        ["plan", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb", "--max-chips", "8", "--top", "1000000"],
+        "--top",
+    ),
+    (
+        "sweep-workers-huge",
+        ["sweep", "{w}/sweep.yaml", "-o", "{w}/new.zarr", "--workers", "1000000"],
+        "--workers.*at most",
+    ),
+    (
+        "sweep-chunk-tiny",
+        ["sweep", "{w}/sample_many.yaml", "-o", "{w}/new.zarr", "--chunk", "1"],
+        "chunks of 1 designs: expected at most 20,000",
+    ),
+    (
+        "sweep-chunk-huge",
+        ["sweep", "{w}/sweep.yaml", "-o", "{w}/new.zarr", "--chunk", "1000000000000"],
+        "--chunk.*at most",
+    ),
+    (
+        "sweep-scheduler-not-url",
+        ["sweep", "{w}/sweep.yaml", "-o", "{w}/new.zarr", "--scheduler", "not a url"],
+        "--scheduler",
+    ),
+    ("bench-configs-huge", ["bench", "--configs", "100000000000"], "--configs.*at most"),
+    ("bench-repeats-huge", ["bench", "--repeats", "1000000"], "--repeats.*at most"),
+    (
+        "design-random-huge",
+        [
+            "design",
+            "--model",
+            "llama-3-8b",
+            "--hardware",
+            "h100-sxm5-80gb",
+            "--knobs",
+            "hbm_bandwidth_tb_s=1:10",
+            "--compare-random",
+            "1e12",
+        ],
+        "--compare-random.*at most",
+    ),
+    (
+        "design-starts-huge",
+        [
+            "design",
+            "--model",
+            "llama-3-8b",
+            "--hardware",
+            "h100-sxm5-80gb",
+            "--knobs",
+            "hbm_bandwidth_tb_s=1:10",
+            "--starts",
+            "1e9",
+        ],
+        "--starts.*at most",
+    ),
+    ("calibrate-steps-huge", ["calibrate", "--steps", "100000000"], "--steps.*at most"),
+    ("plot-designs-huge", ["plot", "{w}/s.zarr", "--designs", "100000"], "--designs.*at most"),
+    ("daemon-idle-huge", ["daemon", "run", "--idle-min", "1e308"], "--idle-min.*at most"),
+    ("plot-out-is-input", ["plot", "{w}/s.zarr", "-o", "{w}/s.zarr"], "is inside an input of this command"),
+    ("eval-model-dev-null", ["evaluate", "--model", "/dev/null", "--hardware", "h100-sxm5-80gb"], "character device"),
+    ("predict-ops-fifo", ["predict", "--ops", "{w}/pipe.csv"], "is a FIFO"),
+    ("eval-platform-fifo", [*E, "--platform", "{w}/pipe.yaml"], "is a FIFO"),
+    (
+        "plan-unknown-model-type",
+        ["plan", "--model", "{w}/unknown_type.json", "--hardware", "h100-sxm5-80gb", "--max-chips", "8"],
+        "model_type",
+    ),
+    (
+        "requirements-unknown-model-type",
+        ["requirements", "--model", "{w}/unknown_type.json", "--use-case", "qa"],
+        "model_type",
+    ),
+    (
+        "design-unknown-model-type",
+        [
+            "design",
+            "--model",
+            "{w}/unknown_type.json",
+            "--hardware",
+            "h100-sxm5-80gb",
+            "--knobs",
+            "hbm_bandwidth_tb_s=1:10",
+        ],
+        "model_type",
+    ),
+    (
+        "eval-resolution-sd3",
+        ["evaluate", "--model", "sd3-medium", "--hardware", "h100-sxm5-80gb", "--resolution", "520"],
+        "multiple of sd3-medium's 16",
+    ),
+    ("eval-prompt-cv-negative", [*E, "--prompt-cv=-1"], "--prompt-cv"),
     ("unknown-command", ["benchmark"], "invalid choice"),
     ("unknown-option", ["evaluate", "--modle", "x"], "unrecognized|required"),
 ]
@@ -399,8 +664,8 @@ def test_bad_input_is_one_line_and_touches_nothing(workspace, capsys, argv, patt
     }
 
 
-def test_at_least_eighty_cases():
-    assert len(CASES) >= 80 and len({c[0] for c in CASES}) == len(CASES)
+def test_at_least_two_hundred_cases():
+    assert len(CASES) >= 200 and len({c[0] for c in CASES}) == len(CASES)
 
 
 def test_rerun_replaces_own_outputs_but_never_an_edited_one(tmp_path, capsys):
@@ -553,7 +818,9 @@ def test_yaml_exponents_are_numbers_and_a_byte_order_mark_is_read(tmp_path):
     (tmp_path / "hw.yaml").write_bytes(b"\xef\xbb\xbf" + text.encode())  # saved with a BOM
     assert float(load_hardware(tmp_path / "hw.yaml").spec.tdp_w) == 700
     (tmp_path / "ops.csv").write_bytes(b"\xef\xbb\xbfhardware,op,m,n,k,dtype\nh100-sxm5-80gb,gemm,16,64,64,bf16\n")
-    assert _read_csv(tmp_path / "ops.csv", ["hardware", "op"])[0]["hardware"] == "h100-sxm5-80gb"
+    assert (
+        _read_csv(tmp_path / "ops.csv", ["hardware", "op", "m", "n", "k", "dtype"])[0]["hardware"] == "h100-sxm5-80gb"
+    )
 
 
 # --- store integrity: every corruption is named on read and repaired bit for bit -----------
@@ -665,3 +932,62 @@ def test_a_killed_runs_temporaries_never_block_a_reader_and_resume_removes_them(
     assert main(["sweep", str(clean_store / "sweep.yaml"), "-o", str(store), "--quiet"]) == 0
     assert "already complete" in capsys.readouterr().out
     assert not leftover.exists()
+
+
+# --- fitted-parameter files are checked like spec files -------------------------------------
+
+FITTED = yaml.safe_load((Path(__file__).resolve().parents[1] / "calibration/fitted/a100-sxm4-80gb.yaml").read_text())
+
+
+def _fitted(section: str, key: str | None, value) -> dict:
+    data = json.loads(json.dumps(FITTED))
+    if key is None:
+        del data[section]
+    elif value is KeyError:
+        del data[section][key]
+    else:
+        data[section][key] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    ("data", "pattern"),
+    [
+        (_fitted("software", "kernel_overhead_s", -1e-6), "software: kernel_overhead_s = -1e-06: expected a time"),
+        (_fitted("software", "bw_efficiency", float("nan")), "software: bw_efficiency = nan"),
+        (_fitted("software", "bw_efficiency", 1.5), "bw_efficiency = 1.5: expected a fraction"),
+        (_fitted("software", "bw_efficiency", KeyError), "missing key"),
+        (_fitted("software", "util_knots", [0.5, 0.6]), "util_knots .*a list of 4 numbers"),
+        (_fitted("software", "kernel_overhed_s", 1e-6), "unknown key 'kernel_overhed_s'; did you mean"),
+        (_fitted("software", None, None), "missing key 'software'"),
+        (_fitted("chip", "idle_w", -5.0), "chip: idle_w = -5.0"),
+        (_fitted("chip", "idle_watts", 60.0), "chip: unknown key 'idle_watts'"),
+        (_fitted("frameworks", "vllm-server", {"step_overhead_s": "slow"}), "frameworks: vllm-server: step_overhead_s"),
+    ],
+    ids=[
+        "negative-overhead",
+        "nan",
+        "efficiency-above-1",
+        "missing",
+        "knots-shape",
+        "typo",
+        "no-software",
+        "negative-chip",
+        "chip-typo",
+        "framework-text",
+    ],  # fmt: skip
+)
+def test_a_fitted_file_the_models_cannot_use_is_refused_in_one_line(data, pattern):
+    from dse.specs._fitted import check_fitted
+
+    with pytest.raises(SpecError) as err:
+        check_fitted(Path("fitted.yaml"), data)
+    assert re.search(pattern, str(err.value)) and "\n" not in str(err.value), str(err.value)
+
+
+def test_the_shipped_fitted_files_pass_their_own_check():
+    from dse.specs._files import load_yaml
+    from dse.specs._fitted import FITTED_DIR, check_fitted
+
+    for path in sorted(FITTED_DIR.glob("*.yaml")):
+        check_fitted(path, load_yaml(path.read_text()))

@@ -22,6 +22,7 @@ import numpy as np
 from dse.engine import EVAL_BLOCK, PRECISIONS, SWEEP_PRECISION, make_config, program_cost, run_designs, software_levels
 from dse.specs import SpecError, load_hardware, load_model
 
+from ._args import at_most_
 from ._calibration_bench import run_calibration_bench
 from ._sweep_bench import run_sweep_bench
 
@@ -106,8 +107,10 @@ def run_bench(args: argparse.Namespace) -> int:
     n = int(args.configs)
     if n <= 0:
         raise SpecError(f"--configs: {n}: expected an integer > 0")
+    at_most_(n, "--configs", 1 << 28, "the results of every configuration are held in memory")
     if int(args.repeats) <= 0:
         raise SpecError(f"--repeats: {args.repeats}: expected an integer > 0")
+    at_most_(int(args.repeats), "--repeats", 1000)
     family = args.family or "simt"
     if family not in FAMILY_BASE:
         raise SpecError(f"--family: unknown family '{family}': expected one of {', '.join(FAMILY_BASE)}")

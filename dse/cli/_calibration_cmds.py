@@ -12,6 +12,8 @@ import numpy as np
 import calibration
 from dse.specs import SpecError, hardware_ids
 
+from ._args import at_most_
+
 
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     s = subparsers.add_parser(
@@ -83,6 +85,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     hw = _hardware(args.hardware)
     if args.steps <= 0:
         raise SpecError(f"--steps: {args.steps}: expected an integer > 0")
+    at_most_(args.steps, "--steps", 100_000)
     log = lambda s: print(s, file=sys.stderr)  # noqa: E731
     if args.write and args.output_dir:
         raise SpecError("--write and --output-dir: expected one of them (--write writes calibration/fitted)")

@@ -45,7 +45,11 @@ def cmd_design(args: argparse.Namespace) -> int:
     if args.level not in LEVELS:
         raise SpecError(f"--level: unknown level '{args.level}': expected one of {', '.join(LEVELS)}")
     level = software_levels(hw, [args.level])
-    starts, steps = int(positive(args.starts, "--starts", True)), int(positive(args.steps, "--steps", True))
+    n_random = int(
+        positive(args.compare_random, "--compare-random", True, at_most=10**8) or 0
+    )  # checked before the work
+    starts = int(positive(args.starts, "--starts", True, at_most=4096))
+    steps = int(positive(args.steps, "--steps", True, at_most=100_000))
     quiet = args.json
 
     def progress(step: int, total: int) -> None:
@@ -96,8 +100,8 @@ def cmd_design(args: argparse.Namespace) -> int:
             for i, lv in enumerate(LEVELS)
         },
     }
-    if args.compare_random:
-        n = int(positive(args.compare_random, "--compare-random", True))
+    if n_random:
+        n = n_random
         t0 = time.perf_counter()
         rnd = analysis.random_search(config, level, knobs, objective, constraints, n, args.seed)
         out["random_best"] = rnd["objective"]

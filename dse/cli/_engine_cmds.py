@@ -207,9 +207,20 @@ def _image_knobs(args: argparse.Namespace, models: Sequence[str], images: bool) 
             knobs["image_px"] = _floats(args.resolution, "resolution", integer=True)
         return knobs
     knobs: dict[str, Any] = {}
+    specs = [load_model(m).spec for m in models]
     if args.resolution is not None:
         knobs["image_px"] = _floats(args.resolution, "resolution", integer=True)
-    specs = [load_model(m).spec for m in models]
+        for m, spec in zip(models, specs, strict=True):
+            # An image is cut into whole tokens: side / (VAE factor x latent patch) for a diffusion
+            # transformer, side / patch for a ViT; a remainder would be a fractional token.
+            tile = float(getattr(spec, "vae_factor", 1.0)) * float(
+                getattr(spec, "patch", getattr(spec, "patch_px", 1.0))
+            )
+            bad = [px for px in np.atleast_1d(knobs["image_px"]) if float(px) % tile]
+            if bad:
+                raise SpecError(
+                    f"--resolution: {_num(bad[0])}: expected a multiple of {m}'s {tile:g} pixels per token side"
+                )
     if args.steps is not None:
         knobs["output_tokens"] = _floats(args.steps, "steps", integer=True)
     else:
@@ -320,6 +331,9 @@ def _check_output(output: str | None) -> None:
         make_parent(Path(output))
 
 
+MAX_EVALUATE = 1_000_000
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     _check_output(args.output)
     models = [m.strip() for m in args.model.split(",") if m.strip()]
@@ -346,6 +360,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         knobs |= {k: v if isinstance(v, list) else [v] for k, v in _set_knobs(args.set, families).items()}
     except _Listed:
         return 0
+    # Every combination is printed and held in memory (~1.2 kB each at three levels): a larger
+    # design space is a sweep, streamed to a store.
+    n = len(models) * len(hws) * int(np.prod([len(v) if isinstance(v, list) else 1 for v in knobs.values()]))
+    if n > MAX_EVALUATE:
+        raise SpecError(
+            f"evaluate: {n:,} combinations of the given lists: expected at most {MAX_EVALUATE:,} "
+            "(`inferbench sweep` streams larger design spaces to a store)"
+        )
     levels = ("ideal", "achievable") if args.uncalibrated else ("ideal", "achievable", "calibrated")
     dtypes = {f"{part}_dtype": getattr(args, f"{part}_dtype") or args.dtype for part in ("weight", "act", "kv")}
     grid = evaluate_grid(
@@ -466,7 +488,11 @@ def _write_dataset(ds, path: Path) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
-def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
+def _read_csv(
+    path: Path, required: Sequence[str], optional: Sequence[str] = (), outputs: Sequence[str] = ()
+) -> list[dict[str, str]]:
+    """The rows of a CSV of scenarios: every column one of ``required`` or ``optional``, each
+    once; a column the command writes (``outputs``) is refused, not silently replaced."""
     text = specs.read_input(path, "a CSV file")
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""))
@@ -474,6 +500,19 @@ def _read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
         cols = reader.fieldnames or []
     except csv.Error as e:
         raise SpecError(f"{path}: not a valid CSV file ({e})") from None
+    seen: set[str] = set()
+    for c in cols:
+        if c in seen:
+            raise SpecError(f"{path}: column '{c}' appears twice: expected each column once")
+        seen.add(c)
+        if c in outputs and c not in optional:
+            raise SpecError(
+                f"{path}: column '{c}' is one this command writes: expected an input without it (remove the "
+                "output columns of an earlier run)"
+            )
+        if c not in required and c not in optional:
+            known = [*required, *optional]
+            raise SpecError(f"{path}: unknown column '{c}'{suggest(c, known)}: expected columns of {', '.join(known)}")
     for i, row in enumerate(rows):
         if None in row:  # csv.DictReader keeps the cells beyond the header under None
             raise SpecError(
@@ -519,6 +558,13 @@ PREDICT_PHASES = {
 }
 
 
+PREDICT_REQUIRED = ("model", "hardware", "phase", "batch", "prompt_tokens", "context_tokens", "tp")
+PREDICT_OPTIONAL = ("pp", "ep", "sp", "dp", "dtype", "output_tokens", "framework")
+INTERVAL_COLUMNS = ("latency_lo_s", "latency_hi_s", "energy_lo_j", "energy_hi_j")
+PREDICT_OUTPUTS = ("latency_s", "energy_j", "memory_per_chip_bytes", "feasible", "bound", "calibration", "framework",
+                   *INTERVAL_COLUMNS)  # fmt: skip
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     _check_output(args.output)
     if args.ops:
@@ -526,7 +572,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not args.scenarios:
         raise SpecError("predict: expected SCENARIOS.csv or --ops OPS.csv")
     path = Path(args.scenarios)
-    rows = _read_csv(path, ["model", "hardware", "phase", "batch", "prompt_tokens", "context_tokens", "tp"])
+    rows = _read_csv(path, PREDICT_REQUIRED, PREDICT_OPTIONAL, PREDICT_OUTPUTS)
     groups: dict[tuple[str, str, str], list[int]] = {}
     parsed = []
     for i, r in enumerate(rows):
@@ -566,7 +612,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         cfg = make_config(m, h, weight_dtype=dtype, act_dtype=dtype, kv_dtype=dtype)
         for i in idx:
             row = parsed[i]
-            check_physics(cfg, {k: row[k] for k in ("tp", "pp", "ep", "sp", "dp")}, f"{path}: row {i + 2}")
+            check_physics(cfg, {k: row[k] for k in ("batch", "tp", "pp", "ep", "sp", "dp")}, f"{path}: row {i + 2}")
             check_context(m, row["tokens"], row["output"], f"{path}: row {i + 2}")
         knobs = {
             k: np.array([parsed[i][src] for i in idx])
@@ -653,7 +699,7 @@ def _write_rows(rows: list[dict[str, str]], extra: list[dict[str, Any]], output:
 
 
 def _predict_ops(path: Path, output: str | None, args: argparse.Namespace) -> int:
-    rows = _read_csv(path, ["hardware", "op", "m", "n", "k", "dtype"])
+    rows = _read_csv(path, ["hardware", "op", "m", "n", "k", "dtype"], (), ("latency_s", "energy_j", *INTERVAL_COLUMNS))
     groups: dict[tuple[str, str], list[int]] = {}
     for i, r in enumerate(rows):
         op = _cell(path, i, r, "op", "str")

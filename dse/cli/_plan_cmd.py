@@ -10,7 +10,7 @@ from typing import Any
 from dse import analysis
 from dse.specs import SpecError, load_platform, load_use_case, use_cases
 
-from ._args import positive
+from ._args import at_most_, positive
 
 
 def _cv(text: str | None) -> float:
@@ -35,7 +35,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         tpot_s=(positive(args.tpot_ms, "--tpot-ms") or 0) / 1e3 or (case.tpot_s if case else None),
         prompt_cv=_cv(args.prompt_cv),
     )
-    chips = positive(args.max_chips, "--max-chips", True)
+    # Layouts grow with the chips (every dp up to max_chips / (tp·pp·ep)): 1,024 chips make
+    # ~300 k candidates, a few GB in flight; a larger fleet is a sweep.
+    chips = positive(args.max_chips, "--max-chips", True, at_most=1024)
     platform = load_platform(args.platform) if args.platform else None
     hardware = args.hardware or (platform.hardware if platform else None)
     if hardware is None:
@@ -51,7 +53,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         objective=args.objective,
         dtype=args.dtype,
         platform=platform,
-        top=args.top,
+        top=int(at_most_(args.top, "--top", 1000)),
         framework=args.framework,
     )
     if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +14,10 @@ from dse import analysis, sweep
 from dse.engine import enable_compilation_cache
 from dse.specs import SpecError, load_yaml, read_input
 
+from ._args import at_most_
+
 RESULTS = Path("results")
+MAX_LOCAL_WORKERS = 4 * (os.cpu_count() or 1)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -27,8 +31,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     store = Path(args.output) if args.output else RESULTS / f"{spec.name}.zarr"
     if args.workers is not None and args.workers <= 0:
         raise SpecError(f"--workers: {args.workers}: expected an integer > 0")
+    if args.workers is not None:  # a local cluster: each worker is a process that loads JAX
+        at_most_(args.workers, "--workers", MAX_LOCAL_WORKERS, "4 per core of this machine; --scheduler for more")
     if args.chunk is not None and args.chunk <= 0:
         raise SpecError(f"--chunk: {args.chunk}: expected an integer > 0")
+    if args.chunk is not None:
+        at_most_(args.chunk, "--chunk", 1 << 24, "designs held in memory at once")
     if args.repair and args.overwrite:
         raise SpecError("--repair and --overwrite: expected one of them (repair keeps what is readable)")
     enable_compilation_cache()
@@ -70,6 +78,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    at_most_(args.designs, "--designs", 50, "each is a sensitivity line of the chart")
     out = Path(args.output) if args.output else RESULTS / Path(args.store).stem
     paths = analysis.plot_store(
         Path(args.store),

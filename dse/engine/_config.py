@@ -111,6 +111,9 @@ PHYSICAL_RANGE = {
     "expert_imbalance": (1, np.inf),
     "acceptance": (0, 1),
     "prefill_share": (0, 1),
+    # Coefficient of variation of the prompt lengths (log-normal, sigma^2 = ln(1 + c^2)): at 10
+    # the lengths already span a factor of 10^4 between the 1st and 99th percentile.
+    "prompt_tokens_cv": (0, 10),
 }
 
 
@@ -176,6 +179,15 @@ def check_physics(config: Config, values: Mapping[str, Any], where: str, uneven_
         if knob.field == "pp" and hasattr(model, "n_layers") and np.any(arr > float(model.n_layers)):
             raise SpecError(
                 f"{label} = {arr.max():g}: expected at most the model's {float(model.n_layers):g} layers (one per stage)"
+            )
+    # The platform's batch is split evenly over its data-parallel replicas (every pair of a grid).
+    batches = {float(x) for name in ("batch",) if name in values for x in np.atleast_1d(values[name])}
+    degrees = {float(x) for name in ("dp",) if name in values for x in np.atleast_1d(values[name])}
+    for b, dp in ((b, dp) for b in sorted(batches) for dp in sorted(degrees)):
+        if dp > 0 and b % dp:
+            raise SpecError(
+                f"{where}: 'dp' = {dp:g}: expected a divisor of the batch {b:g} (the whole platform's batch, split "
+                "evenly over the dp replicas)"
             )
 
 

@@ -21,7 +21,7 @@ from dse.engine import enable_compilation_cache
 from dse.specs import SpecError, make_parent, remove_own
 
 from ._lock import store_lock
-from ._plan import Plan, dispatch_chunk, finish_chunk, make_plan
+from ._plan import BYTES_PER_DESIGN, Plan, available_memory_bytes, dispatch_chunk, finish_chunk, make_plan
 from ._spec import SweepSpec, load_sweep, parse_sweep
 from ._store import (
     DONE,
@@ -134,9 +134,10 @@ def _prepare(
     return plan, "completed"
 
 
-# Chunks of one store: each is a file per variable and a progress flag; beyond this the
-# layout alone (flags, task lists) outgrows memory.
-MAX_CHUNKS = 1_000_000
+# Chunks of one store: each is a file per variable (~50), a checksum row and a progress flag;
+# beyond this a sweep is mostly file-system overhead (a million files). With the automatic
+# chunk (up to 2^17 designs) this still holds 2.6e9 designs.
+MAX_CHUNKS = 20_000
 
 
 def _check_size(plan: Plan, store: Path, yes: bool) -> None:
@@ -149,6 +150,12 @@ def _check_size(plan: Plan, store: Path, yes: bool) -> None:
         raise SpecError(
             f"{store}: {what} make {n_chunks:,} chunks of {plan.chunk_size:,} designs: expected at most "
             f"{MAX_CHUNKS:,} (fewer designs, or a larger --chunk)"
+        )
+    if plan.chunk_size * BYTES_PER_DESIGN > available_memory_bytes() // 2:
+        raise SpecError(
+            f"{store}: chunks of {plan.chunk_size:,} designs need about "
+            f"{plan.chunk_size * BYTES_PER_DESIGN / 1e9:,.1f} GB in flight, more than half of the "
+            f"{available_memory_bytes() / 1e9:,.1f} GB available: expected a smaller --chunk"
         )
     parent = store.parent.resolve()
     while not parent.exists():
@@ -224,6 +231,28 @@ def _run_locked(
     _stop_after: int | None,
 ) -> SweepResult:
     t0 = time.perf_counter()
+    client = _connect(scheduler) if scheduler else None  # an address that does not answer changes nothing
+    try:
+        return _run_prepared(spec, store, overwrite, chunk, dask, workers, client, repair, yes, _stop_after, t0, quiet)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _run_prepared(
+    spec: SweepSpec,
+    store: Path,
+    overwrite: bool,
+    chunk: int | None,
+    dask: bool,
+    workers: int | None,
+    client: Any,
+    repair: bool,
+    yes: bool,
+    _stop_after: int | None,
+    t0: float,
+    quiet: bool,
+) -> SweepResult:
     plan, status = _prepare(spec, store, overwrite, chunk, repair, yes)
     if plan is None:
         return SweepResult(store, status, 0, 0, 0.0)
@@ -233,8 +262,8 @@ def _run_locked(
     n = _designs_in(plan, todo)
     progress = Progress(plan.n_designs, plan.n_designs - _designs_in(plan, _todo(plan, store)), quiet)
     try:
-        if dask or scheduler:
-            _run_dask(plan, store, todo, progress, workers, scheduler)
+        if dask or client is not None:
+            _run_dask(plan, store, todo, progress, workers, client)
         else:
             _run_local(plan, store, todo, progress)
     finally:
@@ -320,8 +349,25 @@ def dask_chunk_task(store: str, spec_json: str, g: int, ci: int) -> int:
     return n
 
 
+def _connect(scheduler: str) -> Any:
+    """A client of a running dask scheduler, connected before the store is touched."""
+    try:
+        from distributed import Client  # optional: only --dask pays its import
+    except ImportError:
+        raise SpecError(
+            "--dask: dask.distributed is not installed: expected `pip install 'dask[distributed]'`"
+        ) from None
+    try:
+        return Client(scheduler, timeout="10s")
+    except (OSError, ValueError, TypeError) as e:
+        raise SpecError(
+            f"--scheduler: cannot connect to '{scheduler}' ({e}): expected the address of a running "
+            "dask scheduler, e.g. tcp://127.0.0.1:8786"
+        ) from None
+
+
 def _run_dask(
-    plan: Plan, store: Path, todo: list[tuple[int, int]], progress: Progress, workers: int | None, scheduler: str | None
+    plan: Plan, store: Path, todo: list[tuple[int, int]], progress: Progress, workers: int | None, client: Any
 ) -> None:
     try:
         from distributed import Client, LocalCluster, as_completed  # optional: only --dask pays its import
@@ -330,15 +376,7 @@ def _run_dask(
             "--dask: dask.distributed is not installed: expected `pip install 'dask[distributed]'`"
         ) from None
     cluster = None
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout="10s")
-        except OSError as e:
-            raise SpecError(
-                f"--scheduler: cannot connect to '{scheduler}' ({e}): expected the address of a running "
-                "dask scheduler, e.g. tcp://127.0.0.1:8786"
-            ) from None
-    else:
+    if client is None:
         n = workers or max(1, (os.cpu_count() or 2) // 2)
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
         client = Client(cluster)
@@ -359,8 +397,8 @@ def _run_dask(
         for fut in as_completed(futures):
             progress.update(fut.result())
     finally:
-        client.close()
         if cluster is not None:
+            client.close()
             cluster.close()
 
 

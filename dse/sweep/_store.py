@@ -86,7 +86,7 @@ def create_store(plan: Plan, store: Path) -> None:
     for name in (*spec.outputs, "meets_constraints"):
         data_vars[name] = (
             plan.dims,
-            da.empty(plan.shape, chunks=plan.chunks, dtype=_var_dtype(name)),
+            da.empty(plan.shape, chunks=plan.shape, dtype=_var_dtype(name)),  # one task: only metadata is written here
             _metric_attrs(name),
         )
         enc[name] = {"chunks": plan.chunks, "compressors": _compressors()}
@@ -111,7 +111,7 @@ def create_store(plan: Plan, store: Path) -> None:
         for a in spec.sampled:
             coords[a.key] = (
                 "design",
-                da.empty(n, chunks=dchunk, dtype=np.float32),
+                da.empty(n, chunks=n, dtype=np.float32),
                 {
                     "units": axis_units(plan, a.key),
                     "description": f"sampled knob {a.key} ("
@@ -122,7 +122,7 @@ def create_store(plan: Plan, store: Path) -> None:
             enc[a.key] = {"chunks": (dchunk,), "compressors": _compressors()}
     done = (
         ("sweep_group", "sweep_chunk"),
-        da.zeros((len(plan.groups), plan.chunks_per_group), chunks=1, dtype=np.uint8),
+        da.zeros((len(plan.groups), plan.chunks_per_group), chunks=-1, dtype=np.uint8),
         {"description": "1 when the chunk is written (removed when the sweep completes)"},
     )
     data_vars[DONE] = done
