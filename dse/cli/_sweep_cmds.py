@@ -12,7 +12,7 @@ import yaml
 import calibration
 from dse import analysis, sweep
 from dse.engine import enable_compilation_cache
-from dse.specs import SpecError, load_yaml, read_input
+from dse.specs import SpecError, load_yaml, note_input, read_input
 
 from ._args import at_most_
 
@@ -63,6 +63,7 @@ def _split(text: str | None) -> list[str]:
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:
+    note_input(Path(args.store))  # its outputs are checked against it before any work
     front, objectives, constraints, stats = analysis.store_pareto(
         Path(args.store),
         _split(args.objectives) or None,
@@ -78,6 +79,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    note_input(Path(args.store))
     at_most_(args.designs, "--designs", 50, "each is a sensitivity line of the chart")
     out = Path(args.output) if args.output else RESULTS / Path(args.store).stem
     paths = analysis.plot_store(
@@ -94,6 +96,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    note_input(Path(args.store))
     out = Path(args.output) if args.output else RESULTS / f"{Path(args.store).stem}_report.html"
     if out.suffix.lower() not in (".html", ".htm"):
         raise SpecError(f"-o {out}: expected an .html file")
