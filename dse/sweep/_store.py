@@ -220,8 +220,9 @@ class ChunkCodec:
         return cls(blosc, rest == ["crc32c"], itemsize, int(np.prod(chunk, dtype=np.int64)))
 
     def encode(self, value: np.ndarray) -> bytes:
-        raw = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<")).tobytes()
-        frame = self.blosc.encode(raw) if self.blosc is not None else raw
+        raw = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<"))
+        # The array, not its bytes: blosc shuffles by the item size it is given.
+        frame = self.blosc.encode(raw) if self.blosc is not None else raw.tobytes()
         return frame + np.uint32(google_crc32c.value(frame)).tobytes() if self.crc else frame
 
     def problem(self, data: bytes) -> str | None:
