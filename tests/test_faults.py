@@ -598,6 +598,7 @@ CASES = [
         "multiple of sd3-medium's 16",
     ),
     ("eval-prompt-cv-negative", [*E, "--prompt-cv=-1"], "--prompt-cv"),
+    ("pareto-partial-truncated", ["pareto", "{w}/truncated.zarr", "--partial", "-o", "{w}/f2"], "damaged: feasible"),
     ("unknown-command", ["benchmark"], "invalid choice"),
     ("unknown-option", ["evaluate", "--modle", "x"], "unrecognized|required"),
 ]
@@ -991,3 +992,15 @@ def test_the_shipped_fitted_files_pass_their_own_check():
 
     for path in sorted(FITTED_DIR.glob("*.yaml")):
         check_fitted(path, load_yaml(path.read_text()))
+
+
+def test_the_lock_is_keyed_by_the_real_path(tmp_path, capsys):
+    # A symlink to a store (or another spelling of its path) finds the lock its writer holds.
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(FILES["sweep.yaml"])
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    with store_lock(tmp_path / "real" / "s.zarr"):
+        assert main(["sweep", str(spec), "-o", str(tmp_path / "alias" / "s.zarr"), "--quiet"]) == 2
+    assert "is being written by process" in capsys.readouterr().err
+    assert not (tmp_path / "real" / "s.zarr").exists()
