@@ -26,10 +26,14 @@ from ._interface import achievable_software as achievable_software
 from ._interface import dtype_bytes as dtype_bytes
 from ._interface import ideal_software as ideal_software
 from ._interface import widest as widest
+from ._metrics import BOUND_NAMES as BOUND_NAMES
+from ._metrics import INFEASIBLE_REASONS as INFEASIBLE_REASONS
+from ._metrics import METRIC as METRIC
+from ._metrics import METRICS as METRICS
+from ._metrics import Infeasible as Infeasible
+from ._metrics import MetricInfo as MetricInfo
+from ._metrics import Metrics as Metrics
 from ._serve import BATCHING as BATCHING
-from ._serve import BOUND_NAMES as BOUND_NAMES
-from ._serve import INFEASIBLE_REASONS as INFEASIBLE_REASONS
-from ._serve import Metrics as Metrics
 from ._serve import gemm_cost as gemm_cost
 from ._serve import serve as serve
 from ._serve import sum_max_affine as sum_max_affine

@@ -22,20 +22,11 @@ import jax.scipy.stats
 
 from models._economics import EconomicsSpec, usd_per_million_tokens
 from models._interface import Chip, LayerComm, Scenario, SoftwareParams, Workload, widest
+from models._metrics import Infeasible, Metrics
 from models.platform import PlatformSpec, pipeline_fill_factor
 from models.workloads import gemm_operator
 
 Array = jax.Array
-
-BOUND_NAMES = ("compute", "memory", "network", "overhead")
-INFEASIBLE_REASONS = (
-    "ok",
-    "memory: model and KV cache exceed the chip capacity",
-    "tp exceeds the attention heads",
-    "pp exceeds the layers",
-    "undefined: a latency, energy or cost is not finite (inputs outside the model's range)",
-    "ep exceeds the experts",
-)
 
 
 def sum_max_affine(p: Array, q: Array, r: Array, s: Array, n: Array) -> Array:
@@ -207,58 +198,6 @@ def _bound(ph: PhaseCost) -> Array:
         index = jnp.where(t > best, i, index)
         best = jnp.maximum(best, t)
     return index
-
-
-class Metrics(NamedTuple):
-    """Outputs of one configuration (whole request unless the name says a phase).
-
-    Units are in the names; counts of tokens are output tokens unless stated.
-    """
-
-    ttft_s: Array
-    tpot_s: Array
-    latency_s: Array
-    prefill_latency_s: Array
-    decode_latency_s: Array
-    throughput_tokens_per_s: Array
-    throughput_tokens_per_s_per_chip: Array
-    prefill_tokens_per_s: Array
-    decode_tokens_per_s_per_chip: Array
-    energy_j: Array
-    prefill_energy_j: Array
-    decode_energy_j: Array
-    j_per_token: Array
-    prefill_j_per_token: Array
-    decode_j_per_token: Array
-    tokens_per_kwh: Array
-    average_power_w: Array
-    usd_per_mtok: Array
-    memory_per_chip_bytes: Array
-    memory_fill: Array
-    weight_bytes_per_chip: Array
-    kv_bytes_per_chip: Array
-    feasible: Array
-    infeasible_reason: Array
-    mfu: Array
-    mbu: Array
-    prefill_mfu: Array
-    decode_mbu: Array
-    arithmetic_intensity_flop_per_byte: Array
-    prefill_arithmetic_intensity_flop_per_byte: Array
-    decode_arithmetic_intensity_flop_per_byte: Array
-    flops: Array
-    prefill_flops: Array
-    decode_flops: Array
-    bound: Array
-    prefill_bound: Array
-    decode_bound: Array
-    network_s: Array
-    n_chips: Array
-    slo_attainment: Array
-    goodput_tokens_per_s: Array
-    requests_per_s: Array
-    j_per_request: Array
-    usd_per_k_requests: Array
 
 
 BATCHING = ("static", "continuous", "chunked", "disaggregated")
@@ -533,16 +472,16 @@ def serve(
     e_dec = e_dec + host_w * (dec_total if static else out_tokens / throughput)
     energy = e_pre + e_dec if static else e_dec
     # Feasibility (infeasible is a value: outputs stay finite).
-    reason = jnp.where(fp.weight_bytes + kv - kv_host + fp.act_bytes > chip.capacity_bytes, 1, 0)
-    reason = jnp.where(tp > model.max_tp, 2, reason)
-    reason = jnp.where(pp > model.n_layers, 3, reason)
-    reason = jnp.where(platform.ep > model.max_ep, 5, reason)
+    reason = jnp.where(fp.weight_bytes + kv - kv_host + fp.act_bytes > chip.capacity_bytes, Infeasible.MEMORY, 0)
+    reason = jnp.where(tp > model.max_tp, Infeasible.TP_BEYOND_HEADS, reason)
+    reason = jnp.where(pp > model.n_layers, Infeasible.PP_BEYOND_LAYERS, reason)
+    reason = jnp.where(platform.ep > model.max_ep, Infeasible.EP_BEYOND_EXPERTS, reason)
     span = out_tokens / throughput  # seconds the platform takes for the batch's output tokens
     busy_span = latency if static else span
     avg_power = energy / busy_span
     usd = usd_per_million_tokens(economics, chip.price_usd * n_chips, avg_power, busy_span, out_tokens)
     defined = jnp.isfinite(ttft) & jnp.isfinite(latency) & jnp.isfinite(energy) & jnp.isfinite(usd)
-    reason = jnp.where(defined, reason, 4)  # flagged with its reason, never a silent NaN
+    reason = jnp.where(defined, reason, Infeasible.UNDEFINED)  # flagged with its reason, never a silent NaN
     # Goodput: a request's TTFT is the wait plus its own prompt's time, which scales (to first
     # order) with its length; TPOT is the running batch's, the same for every request.
     ttft_ok = jnp.where(

@@ -92,7 +92,9 @@ def test_evaluate_set_override_and_dataset(capsys, tmp_path):
     )
     assert code == 0
     ds = xr.open_zarr(out_path, consolidated=False)
-    assert list(ds.hbm_bandwidth_bytes_per_s.values) == [1e12, 4e12]
+    # Stored as a sweep stores it: the spec key in its file unit, the SI name and factor in attrs.
+    assert list(ds.hbm_bandwidth_tb_s.values) == [1.0, 4.0] and ds.hbm_bandwidth_tb_s.attrs["units"] == "TB/s"
+    assert ds.hbm_bandwidth_tb_s.attrs["si_name"] == "hbm_bandwidth_bytes_per_s"
     assert ds.tpot_s.attrs["units"] == "s"
     # The table shows the --set axis in the spec file's key and units.
     head, _, *rows = out.splitlines()[:4]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from dse.engine import LEVELS, run_designs, software_levels
+from dse.engine import LEVELS, column, run_designs, software_levels
 from dse.specs import load_hardware, refuse_foreign, writing
 from dse.sweep import open_sweep
 
@@ -37,12 +37,8 @@ figure { margin: 1em 0; } figure svg { max-width: 100%; height: auto; }
 """
 
 # Metrics shown for the best designs at each level: (metric, label, scale).
-_LEVEL_METRICS = (
-    ("ttft_s", "TTFT ms", 1e3),
-    ("tpot_s", "TPOT ms", 1e3),
-    ("throughput_tokens_per_s_per_chip", "tok/s/chip", 1.0),
-    ("j_per_token", "J/token", 1.0),
-    ("usd_per_mtok", "$/1M tok", 1.0),
+_LEVEL_METRICS = tuple(
+    column(n) for n in ("ttft_s", "tpot_s", "throughput_tokens_per_s_per_chip", "j_per_token", "usd_per_mtok")
 )
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 import calibration
 from dse import analysis, engine, sweep
-from dse.engine import enable_compilation_cache, make_config, run_designs, software_levels
+from dse.engine import display_scale, enable_compilation_cache, make_config, run_designs, software_levels
 from dse.specs import load_hardware, load_model, refuse_foreign
 
 RESULTS = Path("results")
@@ -61,7 +61,7 @@ def _tpot_at_levels(hardware: str, design) -> list[float]:
     res = run_designs(
         cfg, {k: np.array([v]) for k, v in knobs.items()}, software_levels(h, ("ideal", "achievable", "calibrated"))
     )
-    return [float(t) * 1e3 for t in res["tpot_s"][:, 0]]
+    return [float(t) * display_scale("tpot_s") for t in res["tpot_s"][:, 0]]
 
 
 def _real_chips() -> None:
@@ -88,9 +88,9 @@ def _real_chips() -> None:
         i = np.unravel_index(int(np.nanargmin(cost.values)), cost.shape)
         at = dict(zip(cost.dims, (cost[d].values[k] for d, k in zip(cost.dims, i, strict=True)), strict=True))
         p = ds.sel(hardware=hw, **at)
-        tpot = [float(p.tpot_s.sel(level=lv)) * 1e3 for lv in ("ideal", "achievable", "calibrated")]
+        tpot = [float(p.tpot_s.sel(level=lv)) * display_scale("tpot_s") for lv in ("ideal", "achievable", "calibrated")]
         c = p.sel(level="calibrated")
-        rows.append([hw, int(at["tp"]), int(at["batch"]), float(c.ttft_s) * 1e3, *tpot,
+        rows.append([hw, int(at["tp"]), int(at["batch"]), float(c.ttft_s) * display_scale("ttft_s"), *tpot,
                      float(c.throughput_tokens_per_s_per_chip), float(c.j_per_token), float(c.usd_per_mtok),
                      str(ds.calibration.sel(hardware=hw).item()).split(",")[0]])  # fmt: skip
         if best is None or float(c.usd_per_mtok) < best[1]:
@@ -151,7 +151,7 @@ def run_demo(output: Path, quiet: bool = False) -> int:
                 int(p.tp),
                 int(p.batch),
                 float(p.hbm_bandwidth_tb_s),
-                float(p.ttft_s) * 1e3,
+                float(p.ttft_s) * display_scale("ttft_s"),
                 *tpot_levels,
                 float(p.throughput_tokens_per_s_per_chip),
                 float(p.j_per_token),

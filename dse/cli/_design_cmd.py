@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from dse import analysis
-from dse.engine import LEVELS, calibration_source, make_config, run_designs, software_levels
+from dse.engine import LEVELS, calibration_source, display_scale, make_config, run_designs, software_levels
 from dse.specs import SpecError, load_hardware, load_model, load_use_case, use_cases
 from dse.sweep import parse_constraint, parse_objective
 from models import BOUND_NAMES
@@ -150,8 +150,8 @@ def _print(out: dict[str, Any], knobs: list[Any], objective: Any) -> None:
     table = [
         [
             lv,
-            m["ttft_s"] * 1e3,
-            m["tpot_s"] * 1e3,
+            m["ttft_s"] * display_scale("ttft_s"),
+            m["tpot_s"] * display_scale("tpot_s"),
             m["throughput_tokens_per_s_per_chip"],
             m["j_per_token"],
             m["usd_per_mtok"],

@@ -21,6 +21,7 @@ from dse.engine import (
     calibration_source,
     check_context,
     check_physics,
+    column,
     evaluate_grid,
     framework_of,
     gemm_designs,
@@ -180,12 +181,12 @@ def _scenario(args: argparse.Namespace) -> dict[str, Any]:
 
 
 _IMAGE_COLUMNS = [
-    ("latency_s", "latency ms", 1e3),
-    ("tpot_s", "step ms", 1e3),
-    ("requests_per_s", "images/s", 1),
-    ("j_per_request", "J/image", 1),
-    ("usd_per_k_requests", "$/1k images", 1),
-    ("bound", "bound", None),
+    column("latency_s"),
+    column("tpot_s", "step"),
+    column("requests_per_s"),
+    column("j_per_request"),
+    column("usd_per_k_requests"),
+    column("bound"),
 ]
 
 
@@ -300,28 +301,16 @@ def _economics(args: argparse.Namespace):
 # Headline columns per phase: (metric, header, scale).
 _COLUMNS = {
     "prefill": [
-        ("ttft_s", "TTFT ms", 1e3),
-        ("prefill_tokens_per_s", "prompt tok/s", 1),
-        ("prefill_j_per_token", "J/prompt tok", 1),
-        ("prefill_mfu", "MFU", 1),
-        ("prefill_bound", "bound", None),
+        column(n) for n in ("ttft_s", "prefill_tokens_per_s", "prefill_j_per_token", "prefill_mfu", "prefill_bound")
     ],
-    "decode": [
-        ("tpot_s", "step ms", 1e3),
-        ("decode_tokens_per_s_per_chip", "tok/s/chip", 1),
-        ("decode_j_per_token", "J/token", 1),
-        ("decode_mbu", "MBU", 1),
-        ("decode_bound", "bound", None),
-    ],
+    "decode": [column("tpot_s", "step")]
+    + [column(n) for n in ("decode_tokens_per_s_per_chip", "decode_j_per_token", "decode_mbu", "decode_bound")],
     "request": [
-        ("ttft_s", "TTFT ms", 1e3),
-        ("tpot_s", "TPOT ms", 1e3),
-        ("throughput_tokens_per_s_per_chip", "tok/s/chip", 1),
-        ("j_per_token", "J/token", 1),
-        ("usd_per_mtok", "$/1M tok", 1),
-        ("bound", "bound", None),
+        column(n)
+        for n in ("ttft_s", "tpot_s", "throughput_tokens_per_s_per_chip", "j_per_token", "usd_per_mtok", "bound")
     ],
 }
+MEMORY_COLUMN = column("memory_per_chip_bytes")
 
 
 def _check_output(output: str | None) -> None:
@@ -393,12 +382,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     }
     cols = _IMAGE_COLUMNS if images else _COLUMNS[args.phase]
     if args.phase == "request" and (args.ttft_slo_ms or args.tpot_slo_ms):
-        cols = [*cols[:3], ("goodput_tokens_per_s", "goodput tok/s", 1), ("slo_attainment", "in SLO", 1), *cols[3:]]
+        cols = [*cols[:3], column("goodput_tokens_per_s"), column("slo_attainment"), *cols[3:]]
     key_names = ["model", "hardware", *(shown[d].key if d in shown else d for d in grid.axes)]
     headers = list(key_names)
     main_metric = cols[0]
     headers += [f"{main_metric[1]} ideal", f"{main_metric[1]} achv", f"{main_metric[1]} calib"]
-    headers += [c[1] for c in cols[1:]] + ["mem/chip GB", "fits"]
+    headers += [c[1] for c in cols[1:]] + [MEMORY_COLUMN[1], "fits"]
     level_names = [str(lv) for lv in coord["level"][1]]
     per_level = [k for k, (dims, _, _) in var.items() if "level" in dims]
     # JSON and the dataset hold what describes the phase, under the metric's own name.
@@ -427,7 +416,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             else:
                 vals.append(float(v) * scale)
         fits = "yes" if feasible else f"no: {INFEASIBLE_REASONS[reason].split(':')[0]}"
-        vals += [float(cal["memory_per_chip_bytes"]) / 1e9, fits]
+        vals += [float(cal["memory_per_chip_bytes"]) * MEMORY_COLUMN[2], fits]
         rows.append(key + vals)
         rec = dict(zip(key_names, key, strict=True))
         rec["levels"] = {
@@ -442,7 +431,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(records, indent=1))
     else:
         print(analysis.render(headers, rows))
-        shown = "achievable (--uncalibrated)" if args.uncalibrated else "calibrated"
+        level_shown = "achievable (--uncalibrated)" if args.uncalibrated else "calibrated"
         hw_ids = [str(h) for h in coord["hardware"][1]]
         profiles = ", ".join(f"{h}: {var['calibration'][1][i]}, {var['framework'][1][i]}" for i, h in enumerate(hw_ids))
         precision = "; ".join(f"{h}: {var['precision'][1][i]}" for i, h in enumerate(hw_ids))
@@ -450,7 +439,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         dt = w if w == a == kv else f"weights {w} / activations {a} / KV {kv}"
         print(
             f"\nphase: {args.phase}; levels: ideal = roofline, achv = hardware-achievable, calib = software-"
-            f"calibrated; other columns at the {shown} level; dtype {dt}\n"
+            f"calibrated; other columns at the {level_shown} level; dtype {dt}\n"
             f"precision: {precision}\n"
             f"energy: {grid.attrs['energy_scope']}\n"
             f"calibration and software profile: {profiles}" + ("" if args.framework else " (--framework to change)")
@@ -459,11 +448,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         metrics = {k: v for k, v in var.items() if "level" in v[0]}
         kept = {k: v for k, v in var.items() if k not in metrics}
         kept |= {k: metrics[src] for k, src in view.items() if src in metrics}
-        _write_dataset(
-            engine.to_dataset(dataclasses.replace(grid, variables=kept, attrs=grid.attrs | {"phase": args.phase})),
-            Path(args.output),
-        )
+        ds = engine.to_dataset(dataclasses.replace(grid, variables=kept, attrs=grid.attrs | {"phase": args.phase}))
+        _write_dataset(_spec_key_axes(ds, shown), Path(args.output))
     return 0
+
+
+def _spec_key_axes(ds: Any, shown: dict[str, Any]) -> Any:
+    """``--set`` axes under their spec key in its file unit, as a sweep store names them
+    (hbm_bandwidth_tb_s in TB/s, not hbm_bandwidth_bytes_per_s in B/s); the SI name in attrs."""
+    for field, info in shown.items():
+        if field in ds.dims:
+            values = ds[field].values / info.factor
+            ds = ds.rename({field: info.key}).assign_coords(
+                {
+                    info.key: (
+                        info.key,
+                        values,
+                        {
+                            "units": info.unit,
+                            "description": f"grid axis {info.key}",
+                            "si_name": field,
+                            "si_factor": info.factor,
+                        },
+                    )
+                }  # fmt: skip
+            )
+    return ds
 
 
 def _num(x: Any) -> int | float:

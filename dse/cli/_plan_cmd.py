@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from dse import analysis
+from dse.engine import display_scale
 from dse.specs import SpecError, load_platform, load_use_case, use_cases
 
 from ._args import at_most_, positive
@@ -71,8 +72,8 @@ def _row(r: dict[str, Any], objective: str) -> list[Any]:
     return [
         *layout,
         value,
-        r["ttft_s"] * 1e3,
-        r["tpot_s"] * 1e3,
+        r["ttft_s"] * display_scale("ttft_s"),
+        r["tpot_s"] * display_scale("tpot_s"),
         r["throughput_tokens_per_s_per_chip"],
         r["usd_per_mtok"],
         r["why"],

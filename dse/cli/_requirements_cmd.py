@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from dse import analysis
+from dse.engine import display_scale
 from dse.specs import SpecError, load_model, load_use_case, use_cases
 from models import DTYPES
 
@@ -32,7 +33,7 @@ def cmd_requirements(args: argparse.Namespace) -> int:
     table: list[list[Any]] = []
     for r in rows:
         row = [r["model"], r["use_case"], r["batch"], r["prompt_tokens"], r["output_tokens"], r["ttft_s"],
-               r["tpot_s"] * 1e3, r["memory_capacity_bytes"] / 1e9, r["kv_bytes"] / 1e9,
+               r["tpot_s"] * display_scale("tpot_s"), r["memory_capacity_bytes"] / 1e9, r["kv_bytes"] / 1e9,
                r["compute_flops_per_s"] / 1e15, r["memory_bandwidth_bytes_per_s"] / 1e12]  # fmt: skip
         table.append(row + ([r["interconnect_bytes_per_s_per_chip"] / 1e9] if tp > 1 else []))
     print(analysis.render(head, table))

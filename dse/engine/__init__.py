@@ -45,8 +45,11 @@ from ._levels import software_levels as software_levels
 from ._metrics import BOOL_METRICS as BOOL_METRICS
 from ._metrics import CODE_METRICS as CODE_METRICS
 from ._metrics import METRIC_INFO as METRIC_INFO
+from ._metrics import column as column
+from ._metrics import display_scale as display_scale
 from ._metrics import metric_attrs as metric_attrs
 from ._metrics import phase_metrics as phase_metrics
+from ._metrics import storage_dtype as storage_dtype
 
 # The Dataset (xarray) side of evaluate: loaded on first use (a printed query never needs it).
 __getattr__ = lazy_exports(__name__, {"evaluate": "_evaluate", "to_dataset": "_evaluate"})

@@ -57,6 +57,7 @@ from ._platforms import load_platform as load_platform
 from ._platforms import network_of as network_of
 from ._platforms import platform_ids as platform_ids
 from ._units import UNITS as UNITS
+from ._units import to_si as to_si
 from ._use_cases import UseCase as UseCase
 from ._use_cases import load_use_case as load_use_case
 from ._use_cases import use_cases as use_cases

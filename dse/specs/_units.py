@@ -26,6 +26,7 @@ UNITS: dict[str, tuple[float, str]] = {
     "TOP/s": (TERA, "OP/s"),
     "GHz": (GIGA, "Hz"),
     "us": (MICRO, "s"),
+    "ms": (1e-3, "s"),
     "W": (1.0, "W"),
     "USD": (1.0, "USD"),
     "mm2": (1.0, "mm2"),

@@ -21,8 +21,6 @@ import jax
 import numpy as np
 
 from dse.engine import (
-    BOOL_METRICS,
-    CODE_METRICS,
     EVAL_BLOCK,
     SWEEP_PRECISION,
     Config,
@@ -35,6 +33,7 @@ from dse.engine import (
     make_config,
     resolve_knob,
     software_levels,
+    storage_dtype,
     with_knobs,
 )
 from dse.specs import SpecError, load_hardware, load_model, load_platform
@@ -317,12 +316,7 @@ def finish_chunk(plan: Plan, res: Pending, n: int) -> dict[str, np.ndarray]:
         ok &= c.holds(full[c.metric])
     out: dict[str, np.ndarray] = {}
     for k in spec.outputs:
-        v = full[k]
-        if k in BOOL_METRICS:
-            out[k] = v > 0.5
-        elif k in CODE_METRICS:
-            out[k] = np.rint(v).astype(np.int8)
-        else:
-            out[k] = v.astype(np.float32)
+        v, dtype = full[k], storage_dtype(k)
+        out[k] = v > 0.5 if dtype == "bool" else np.rint(v).astype(dtype) if dtype == "int8" else v.astype(dtype)
     out["meets_constraints"] = ok
     return out

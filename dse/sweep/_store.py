@@ -43,7 +43,7 @@ from numcodecs import Blosc
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from dse._version import __version__
-from dse.engine import BOOL_METRICS, CODE_METRICS, metric_attrs
+from dse.engine import metric_attrs, storage_dtype
 from dse.specs import SpecError, checksummed, consolidate, note_input
 
 from ._plan import Plan
@@ -61,9 +61,7 @@ def _metric_attrs(name: str) -> dict[str, Any]:
 
 
 def _var_dtype(name: str) -> str:
-    if name in BOOL_METRICS or name == "meets_constraints":
-        return "bool"
-    return "int8" if name in CODE_METRICS else "float32"
+    return "bool" if name == "meets_constraints" else storage_dtype(name)
 
 
 def axis_units(plan: Plan, key: str) -> str:
