@@ -233,6 +233,270 @@ def _share_within(limit: Array, fixed_s: Array, scaled_s: Array, cv: Array) -> A
     return jnp.where(limit > 0.0, share, 1.0)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Serving:
+    """What every schedule shares: the configuration (one of the dp replicas' scenario),
+    the request's shape, its memory and the pass costs' helpers."""
+
+    model: Workload
+    chip: Chip
+    platform: PlatformSpec
+    scenario: Scenario  # one replica's: batch = the platform's batch / dp
+    software: SoftwareParams
+    batch_all: Array  # the platform's batch
+    d_passes: Array  # decode (or denoising) passes of a request
+    outputs: Array  # what a request yields, in the metrics' unit
+    accepted: Array  # tokens a verify pass yields
+    new_dec: Array  # tokens per sequence in a decode (verify) pass
+    fp: Any  # the footprint of one chip
+    kv: Array  # KV cache bytes per chip (the prompt's shared by the beams)
+    kv_host: Array  # of which spilled to the host tier
+    depth: Array  # decode pipeline depth (stages, or layer regions of a chip in space)
+
+    @property
+    def one(self) -> Array:
+        return jnp.ones_like(self.scenario.batch)
+
+    @property
+    def zero(self) -> Array:
+        return jnp.zeros_like(self.scenario.batch)
+
+    def with_draft(self, ph: PhaseCost, passes: Array, seqs: Array) -> PhaseCost:
+        # γ draft steps before each verify pass: each costs ``draft_cost_ratio`` of the verify
+        # pass's operator work (a smaller model over the same tokens) plus the framework's
+        # fixed time per pass, which does not shrink with the model.
+        gamma, platform = self.scenario.draft_tokens, self.platform
+        c = gamma * self.scenario.draft_cost_ratio
+        fixed = gamma * passes * self.software.pass_overhead_s(seqs / platform.ep, platform.stage_chips)
+        scaled = PhaseCost(*(x * (1.0 + c) for x in ph))
+        return scaled._replace(
+            network_s=ph.network_s,
+            overhead_s=scaled.overhead_s + fixed,
+            wall_s=ph.wall_s + c * ph.busy_s + fixed,
+        )
+
+    def micro_batches(self, seqs: Array) -> Array:
+        # Decode keeps m = min(depth, B) micro-batches of B/m sequences in flight, one per
+        # stage (or layer region of a chip that lays its layers out in space) in steady state,
+        # as vLLM and TensorRT-LLM schedule pipeline-parallel decode. (At least one, so
+        # depth = 1 has no kink; at B = depth the gradient is that of depth's side.)
+        return jnp.where(seqs < self.depth, jnp.maximum(seqs, 1.0), self.depth)
+
+    def round_s(self, ph: PhaseCost, m: Array) -> Array:
+        # A round advances every sequence once: each micro-batch crosses all pp stages in turn
+        # and each stage serves the m micro-batches in turn: max(m, pp) stage-times of 1/pp
+        # of a micro-batch's pass (the per-token latency a sequence sees, stage hops included).
+        # Layers laid out in space: a stage's work on a micro-batch takes its layers in turn,
+        # each on its region of the chip: max(m, depth) region-times of the busy work.
+        pp = self.platform.pp
+        spatial = ph.busy_s * (jnp.maximum(m, self.depth) - jnp.maximum(m, pp)) / pp
+        return ph.wall_s * jnp.maximum(m, pp) / pp + spatial
+
+    def platform_energy(self, ph: PhaseCost, wall: Array, replicas: Array) -> Array:
+        # In each replica tp·ep chips do every operator row of all layers (each stage its
+        # share); the rest of the chip-time is idle (GenZ Eq. 2 with U = 0).
+        platform = self.platform
+        idle_chip_s = jnp.maximum(platform.replica_chips * wall - platform.stage_chips * ph.busy_s, 0.0)
+        return replicas * (platform.stage_chips * ph.chip_energy_j + self.chip.idle_w * idle_chip_s)
+
+    def with_offload(self, ph: PhaseCost) -> PhaseCost:
+        # The host share of the KV cache crosses the host link on every pass that reads it.
+        host_share = self.kv_host / jnp.maximum(self.kv, 1.0)
+        extra = host_share * ph.kv_bytes / self.platform.host_bandwidth_bytes_per_s
+        return ph._replace(wall_s=ph.wall_s + extra, memory_s=ph.memory_s + extra)
+
+    def network(self, *passes: tuple[Scenario, Array, Any]) -> list[Array]:
+        # The network time of every pass of the mode, in one vectorized evaluation.
+        comms = [_pass_comm(self.model, sc_, self.platform, new_, chunk_) for sc_, new_, chunk_ in passes]
+        return _network_s(self.model, self.chip, self.software, self.platform, comms)
+
+    def phase(self, sc: Scenario, new: Array, ctx: Array, passes: Array, **kw: Any) -> PhaseCost:
+        return _phase(self.model, self.chip, self.software, sc, self.platform, new, ctx, passes, **kw)
+
+    def prompt_pass(self, net: Array) -> PhaseCost:
+        # The prompt pass of the batch (every mode reports it: prefill throughput, MFU, energy).
+        return self.phase(self.scenario, self.scenario.prompt_tokens, self.zero, self.one, single=True, net=net)
+
+
+class _Schedule(NamedTuple):
+    """What a batching schedule yields for the shared accounting of :func:`serve`."""
+
+    pre: PhaseCost  # the prompt pass of the batch
+    dec: PhaseCost  # decode work (per round in the steady-state modes)
+    rounds: Array  # rounds of a replica for the batch's output tokens
+    ttft: Array
+    ttft_static: Array  # the batch's prompt pass with its pipeline fill
+    ttft_wait: Array  # the part of a request's TTFT that does not scale with its prompt
+    ttft_prompt: Array  # the part that does
+    tpot: Array
+    dec_total: Array
+    latency: Array
+    e_pre: Array
+    e_dec: Array
+    out_tokens: Array
+    throughput: Array
+    decode_rate: Array
+
+
+def _static(c: _Serving) -> _Schedule:
+    """One batch of requests from the first prompt token to the last output token: prefill,
+    then decode steps with the context growing, summed in closed form."""
+    sc, platform = c.scenario, c.platform
+    b, s, one, zero = sc.batch, sc.prompt_tokens, c.one, c.zero
+    dec_seqs = b * sc.beam
+    micro = c.micro_batches(dec_seqs)
+    dec_sc = dataclasses.replace(sc, batch=dec_seqs / micro)
+    net_pre, net_dec = c.network((sc, s * one, None), (dec_sc, c.new_dec, None))
+    pre = c.prompt_pass(net_pre)
+    ttft = pre.wall_s * pipeline_fill_factor(b, platform.pp)
+    passes = c.d_passes / c.accepted
+    dec_micro = c.phase(dec_sc, c.new_dec, s, passes, growth=c.accepted, net=net_dec)
+    dec_micro = c.with_offload(c.with_draft(dec_micro, passes, dec_seqs / micro))
+    dec = _times(dec_micro, micro)
+    dec_total = c.round_s(dec_micro, micro)
+    e_pre, e_dec = c.platform_energy(pre, ttft, platform.dp), c.platform_energy(dec, dec_total, platform.dp)
+    out_tokens = c.batch_all * c.outputs
+    throughput = out_tokens / (ttft + dec_total)
+    tpot = dec_total / jnp.where(c.d_passes > 0, c.d_passes, 1.0)
+    decode_rate = jnp.where(dec_total > 0, out_tokens / jnp.where(dec_total > 0, dec_total, 1.0), 0.0)
+    # One pass for the batch: every request sees the same TTFT (no wait, no own prompt).
+    return _Schedule(pre, dec, one, ttft, ttft, zero, zero, tpot, dec_total, ttft + dec_total, e_pre, e_dec,
+                     out_tokens, throughput, decode_rate)  # fmt: skip
+
+
+class _Round(NamedTuple):
+    """One round of a steady-state schedule: every running sequence advances once."""
+
+    pre: PhaseCost
+    ttft_static: Array
+    work: PhaseCost  # the round's operator work (decode, and the prompts it absorbs)
+    t_round: Array
+    tpot: Array
+    tokens_round: Array  # output tokens per round, one replica
+    chunk: Array  # prompt tokens per chunk (the whole prompt without chunking)
+    t_prompt: Array  # a new prompt's own time: its pass (continuous) or its chunks' rounds
+    net_extra: Array
+    one_sc: Scenario
+
+
+def _round(c: _Serving, mode: str) -> _Round:
+    """Continuous batching in steady state (Orca, Yu et al. OSDI 2022; vLLM): a round is one
+    decode pass of the ``running`` sequences at the mean context S + D/2, plus the prefill of
+    the prompts that replace the sequences finishing in it (b·S/D tokens): as a pass of its
+    own that stalls the round (``continuous``), or in chunks of at most ``chunk_tokens`` that
+    ride along in the decode pass (``chunked``: Sarathi-Serve, Agrawal et al. OSDI 2024; GenZ
+    Fig. 9; a budget below b·S/D caps the sequences that keep running)."""
+    sc, platform = c.scenario, c.platform
+    b, s, d, one = sc.batch, sc.prompt_tokens, sc.output_tokens, c.one
+    life = d / c.accepted  # iterations a sequence runs
+    ctx = s + d / 2.0  # mean context of the running sequences
+    if mode == "chunked":
+        chunk = jnp.minimum(sc.chunk_tokens, s)
+        running = jnp.minimum(b, sc.chunk_tokens * life / s)
+    else:
+        chunk = s
+        running = b
+    fed = running * s / life  # prompt tokens an iteration absorbs in steady state
+    micro = c.micro_batches(running * sc.beam)
+    dec_sc = dataclasses.replace(sc, batch=running * sc.beam / micro)
+    entering = fed / s
+    arrivals_sc = dataclasses.replace(sc, batch=jnp.maximum(entering, 1.0))
+    one_sc = dataclasses.replace(sc, batch=one)
+    # On average a round carries ``fed`` prompt tokens (chunks at their mean prefix);
+    # while a new prompt is being fed a round carries a full chunk of it.
+    ride = (fed / chunk / micro, chunk, (s - chunk) / 2.0) if mode == "chunked" else None
+    full = (jnp.maximum(fed / chunk, 1.0) / micro, chunk, (s - chunk) / 2.0)
+    extra = {"chunked": (dec_sc, c.new_dec, full), "continuous": (arrivals_sc, s * one, None)}
+    extra["disaggregated"] = (one_sc, s * one, None)
+    net_pre, net_it, net_extra = c.network((sc, s * one, None), (dec_sc, c.new_dec, ride), extra[mode])
+    pre = c.prompt_pass(net_pre)
+    ttft_static = pre.wall_s * pipeline_fill_factor(b, platform.pp)
+    it = c.phase(dec_sc, c.new_dec, ctx, one, single=True, chunk=ride, net=net_it)
+    t_prompt = c.zero
+    if mode == "chunked":
+        feeding = c.phase(dec_sc, c.new_dec, ctx, one, single=True, chunk=full, net=net_extra)
+        t_prompt = s / chunk * c.round_s(c.with_offload(c.with_draft(feeding, one, running * sc.beam / micro)), micro)
+    it = c.with_offload(c.with_draft(it, one, running * sc.beam / micro))
+    t_round = c.round_s(it, micro)
+    work = _times(it, micro)
+    if mode == "continuous":
+        # The prompts entering run as their own pass and stall the decode: fed/s prompts a
+        # round, in one pass of max(fed/s, 1) prompts every min(fed/s, 1) rounds.
+        arrivals = c.phase(arrivals_sc, s, c.zero, one, single=True, net=net_extra)
+        t_prompt = arrivals.wall_s * pipeline_fill_factor(jnp.maximum(entering, 1.0), platform.pp)
+        share = jnp.minimum(entering, 1.0)
+        t_round = t_round + share * t_prompt
+        work = PhaseCost(*(x + share * y for x, y in zip(work, arrivals, strict=True)))
+    tokens_round = running * c.accepted
+    return _Round(pre, ttft_static, work, t_round, t_round / c.accepted, tokens_round, chunk, t_prompt, net_extra,
+                  one_sc)  # fmt: skip
+
+
+def _colocated(c: _Serving, r: _Round) -> tuple[Array, Array, Array, Array, Array]:
+    """(ttft, wait, prompt part, throughput, J per output token) when prefill and decode share
+    the replicas: a request waits half a round on average, then its prompt is fed."""
+    ttft_wait = 0.5 * r.t_round
+    ttft = ttft_wait + r.t_prompt
+    throughput = c.platform.dp * r.tokens_round / r.t_round
+    return ttft, ttft_wait, r.t_prompt, throughput, c.platform_energy(r.work, r.t_round, c.one) / r.tokens_round
+
+
+def _disaggregated(c: _Serving, r: _Round) -> tuple[Array, Array, Array, Array, Array]:
+    """(ttft, wait, prompt part, throughput, J per output token) with prefill and decode on
+    separate pools (DistServe, Zhong et al. OSDI 2024; Splitwise): ``prefill_share`` of the dp
+    replicas prefill one request per pass and send its KV cache over the scale-out network;
+    the rest only decode; throughput is that of the slower pool."""
+    chip, platform, sc = c.chip, c.platform, c.scenario
+    s, d = sc.prompt_tokens, sc.output_tokens
+    one_req = c.phase(r.one_sc, s, c.zero, c.one, single=True, net=r.net_extra)
+    kv_request = c.fp.kv_bytes / sc.batch * s / (s + d)
+    send = platform.collective_s(chip, c.software, "send_recv", kv_request, 2.0 * c.one, platform.replica_chips)
+    ttft = one_req.wall_s + send
+    prefill_replicas = platform.dp * platform.prefill_share
+    decode_replicas = platform.dp - prefill_replicas
+    rate_decode = decode_replicas * r.tokens_round / r.t_round
+    rate_prefill = prefill_replicas * d / one_req.wall_s
+    throughput = jnp.minimum(rate_decode, rate_prefill)
+    busy_p = throughput / jnp.maximum(rate_prefill, 1e-30)
+    busy_d = throughput / jnp.maximum(rate_decode, 1e-30)
+    # Energy per second of each pool: its work at its utilization, idle otherwise.
+    p_pre = c.platform_energy(one_req, one_req.wall_s, prefill_replicas) / one_req.wall_s
+    p_dec = c.platform_energy(r.work, r.t_round, decode_replicas) / r.t_round
+    idle_w = chip.idle_w * platform.replica_chips
+    power = busy_p * p_pre + (1.0 - busy_p) * prefill_replicas * idle_w
+    power = power + busy_d * p_dec + (1.0 - busy_d) * decode_replicas * idle_w
+    # A request's prefill and KV transfer scale with its prompt; it does not wait for a round.
+    return ttft, c.zero, ttft, throughput, power / throughput
+
+
+def _steady(c: _Serving, mode: str) -> _Schedule:
+    """A steady-state schedule: its round, then how its prompts are served."""
+    r = _round(c, mode)
+    ttft, ttft_wait, ttft_prompt, throughput, j_token = (_disaggregated if mode == "disaggregated" else _colocated)(
+        c, r
+    )
+    out_tokens = c.batch_all * c.scenario.output_tokens
+    dec_total = c.scenario.output_tokens * r.tpot
+    e_dec = j_token * out_tokens
+    e_pre = c.platform_energy(r.pre, r.ttft_static, c.platform.dp)
+    rounds = out_tokens / c.platform.dp / r.tokens_round
+    return _Schedule(r.pre, r.work, rounds, ttft, r.ttft_static, ttft_wait, ttft_prompt, r.tpot, dec_total,
+                     ttft + dec_total, e_pre, e_dec, out_tokens, throughput, throughput)  # fmt: skip
+
+
+def _sram_pipeline(model: Workload, chip: Chip, platform: PlatformSpec, scenario: Scenario) -> PlatformSpec:
+    """SRAM-only chips: as many pipeline stages as the weights and KV cache need (GenZ Table
+    VII, "Multiple SRAM chips"); the chip count is an output. Activations are those of one
+    micro-batch (one sequence) once the model is pipelined."""
+    fp1 = model.footprint(scenario, platform.split, jnp.ones_like(platform.pp))
+    room = chip.capacity_bytes - fp1.act_bytes * platform.ep / scenario.batch
+    stages = jnp.where(
+        room > 0, jnp.ceil((fp1.weight_bytes + fp1.kv_bytes) / jnp.maximum(room, 1.0)), model.n_layers + 1.0
+    )  # not even one sequence fits: infeasible (pp > layers)
+    stages = jnp.minimum(stages, model.n_layers + 1.0)
+    return dataclasses.replace(platform, pp=jnp.maximum(platform.pp, stages))
+
+
 def serve(
     model: Workload,
     chip: Chip,
@@ -282,199 +546,54 @@ def serve(
     if hasattr(model, "request_tokens"):  # a VLM's image tokens join the prompt; a ViT's patches
         scenario = dataclasses.replace(scenario, prompt_tokens=model.request_tokens(scenario))
     if chip.chips_from_capacity:
-        # SRAM-only chips: as many pipeline stages as the weights and KV cache need
-        # (GenZ Table VII, "Multiple SRAM chips"); the chip count is an output.
-        # Activations are those of one micro-batch (one sequence) once the model is pipelined.
-        fp1 = model.footprint(scenario, platform.split, jnp.ones_like(platform.pp))
-        room = chip.capacity_bytes - fp1.act_bytes * platform.ep / scenario.batch
-        stages = jnp.where(
-            room > 0, jnp.ceil((fp1.weight_bytes + fp1.kv_bytes) / jnp.maximum(room, 1.0)), model.n_layers + 1.0
-        )  # not even one sequence fits: infeasible (pp > layers)
-        stages = jnp.minimum(stages, model.n_layers + 1.0)
-        platform = dataclasses.replace(platform, pp=jnp.maximum(platform.pp, stages))
-    tp, pp, dp = platform.tp, platform.pp, platform.dp
-    stage_chips = platform.stage_chips  # chips that each do one stage's share of every row
-    n_chips = platform.n_chips
+        platform = _sram_pipeline(model, chip, platform, scenario)
     batch_all = scenario.batch
-    scenario = dataclasses.replace(scenario, batch=batch_all / dp)  # one of dp replicas
+    scenario = dataclasses.replace(scenario, batch=batch_all / platform.dp)  # one of dp replicas
     b, s, d = scenario.batch, scenario.prompt_tokens, scenario.output_tokens
     one, zero = jnp.ones_like(b), jnp.zeros_like(b)
-    d_passes = d if decodes else zero  # decode (or denoising) passes of a request
-    outputs = d if unit == "token" else one  # what a request yields, in the metrics' unit
-    beam, gamma = scenario.beam, scenario.draft_tokens
-    accepted = expected_accepted_tokens(scenario.acceptance, gamma)
-    new_dec = (1.0 + gamma) * one  # tokens per sequence in a decode (verify) pass
-
-    def with_draft(ph: PhaseCost, passes: Array, seqs: Array) -> PhaseCost:
-        # γ draft steps before each verify pass: each costs ``draft_cost_ratio`` of the verify
-        # pass's operator work (a smaller model over the same tokens) plus the framework's
-        # fixed time per pass, which does not shrink with the model.
-        c = gamma * scenario.draft_cost_ratio
-        fixed = gamma * passes * software.pass_overhead_s(seqs / platform.ep, platform.stage_chips)
-        scaled = PhaseCost(*(x * (1.0 + c) for x in ph))
-        return scaled._replace(
-            network_s=ph.network_s,
-            overhead_s=scaled.overhead_s + fixed,
-            wall_s=ph.wall_s + c * ph.busy_s + fixed,
-        )
-
-    def micro_batches(seqs: Array) -> Array:
-        # Decode keeps m = min(depth, B) micro-batches of B/m sequences in flight, one per
-        # stage (or layer region of a chip that lays its layers out in space) in steady state,
-        # as vLLM and TensorRT-LLM schedule pipeline-parallel decode. (At least one, so
-        # depth = 1 has no kink; at B = depth the gradient is that of depth's side.)
-        return jnp.where(seqs < depth, jnp.maximum(seqs, 1.0), depth)
-
-    def round_s(ph: PhaseCost, m: Array) -> Array:
-        # A round advances every sequence once: each micro-batch crosses all pp stages in turn
-        # and each stage serves the m micro-batches in turn: max(m, pp) stage-times of 1/pp
-        # of a micro-batch's pass (the per-token latency a sequence sees, stage hops included).
-        # Layers laid out in space: a stage's work on a micro-batch takes its layers in turn,
-        # each on its region of the chip: max(m, depth) region-times of the busy work.
-        spatial = ph.busy_s * (jnp.maximum(m, depth) - jnp.maximum(m, pp)) / pp
-        return ph.wall_s * jnp.maximum(m, pp) / pp + spatial
-
-    def platform_energy(ph: PhaseCost, wall: Array, replicas: Array) -> Array:
-        # In each replica tp·ep chips do every operator row of all layers (each stage its
-        # share); the rest of the chip-time is idle (GenZ Eq. 2 with U = 0).
-        idle_chip_s = jnp.maximum(platform.replica_chips * wall - stage_chips * ph.busy_s, 0.0)
-        return replicas * (stage_chips * ph.chip_energy_j + chip.idle_w * idle_chip_s)
-
     # Memory: weights, the KV cache (the prompt's shared by the beams) and activations; KV
     # beyond the chip's capacity spills to the host tier, up to its size.
-    fp = model.footprint(scenario, platform.split, pp)
-    kv = fp.kv_bytes * (s + beam * d) / (s + d)
-    depth = pp * chip.layers_in_space(fp.weight_bytes, kv, model.n_layers / pp)  # decode pipeline depth
+    fp = model.footprint(scenario, platform.split, platform.pp)
+    kv = fp.kv_bytes * (s + scenario.beam * d) / (s + d)
+    layers_per_stage = model.n_layers / platform.pp
+    depth = platform.pp * chip.layers_in_space(fp.weight_bytes, kv, layers_per_stage)  # decode pipeline depth
     room = jnp.maximum(chip.capacity_bytes - fp.weight_bytes - fp.act_bytes, 0.0)
-    kv_host = jnp.clip(kv - room, 0.0, platform.kv_offload_bytes)
-    host_share = kv_host / jnp.maximum(kv, 1.0)
+    c = _Serving(
+        model=model,
+        chip=chip,
+        platform=platform,
+        scenario=scenario,
+        software=software,
+        batch_all=batch_all,
+        d_passes=d if decodes else zero,
+        outputs=d if unit == "token" else one,
+        accepted=expected_accepted_tokens(scenario.acceptance, scenario.draft_tokens),
+        new_dec=(1.0 + scenario.draft_tokens) * one,
+        fp=fp,
+        kv=kv,
+        kv_host=jnp.clip(kv - room, 0.0, platform.kv_offload_bytes),
+        depth=depth,
+    )
+    return _account(c, _static(c) if mode == "static" else _steady(c, mode), economics, mode == "static")
 
-    def with_offload(ph: PhaseCost) -> PhaseCost:
-        # The host share of the KV cache crosses the host link on every pass that reads it.
-        extra = host_share * ph.kv_bytes / platform.host_bandwidth_bytes_per_s
-        return ph._replace(wall_s=ph.wall_s + extra, memory_s=ph.memory_s + extra)
 
-    def network(*passes: tuple[Scenario, Array, Any]) -> list[Array]:
-        # The network time of every pass of the mode, in one vectorized evaluation.
-        comms = [_pass_comm(model, sc_, platform, new_, chunk_) for sc_, new_, chunk_ in passes]
-        return _network_s(model, chip, software, platform, comms)
-
-    def prompt_pass(net: Array) -> PhaseCost:
-        # The prompt pass of the batch (every mode reports it: prefill throughput, MFU, energy).
-        return _phase(model, chip, software, scenario, platform, s, zero, one, single=True, net=net)
-
-    if mode == "static":
-        dec_seqs = b * beam
-        micro = micro_batches(dec_seqs)
-        dec_sc = dataclasses.replace(scenario, batch=dec_seqs / micro)
-        net_pre, net_dec = network((scenario, s * one, None), (dec_sc, new_dec, None))
-        pre = prompt_pass(net_pre)
-        ttft_static = pre.wall_s * pipeline_fill_factor(b, pp)
-        dec_micro = _phase(
-            model, chip, software, dec_sc, platform, new_dec, s, d_passes / accepted, growth=accepted, net=net_dec
-        )
-        dec_micro = with_offload(with_draft(dec_micro, d_passes / accepted, dec_seqs / micro))
-        dec = _times(dec_micro, micro)
-        rounds = one  # the decode work above is the whole batch's
-        ttft = ttft_static
-        ttft_wait, ttft_prompt = zero, zero  # one pass for the batch: every request sees the same
-        dec_total = round_s(dec_micro, micro)
-        e_pre, e_dec = platform_energy(pre, ttft, dp), platform_energy(dec, dec_total, dp)
-        out_tokens = batch_all * outputs
-        throughput = out_tokens / (ttft + dec_total)
-        tpot = dec_total / jnp.where(d_passes > 0, d_passes, 1.0)
-        decode_rate = jnp.where(dec_total > 0, out_tokens / jnp.where(dec_total > 0, dec_total, 1.0), 0.0)
-        latency = ttft + dec_total
-    else:
-        life = d / accepted  # iterations a sequence runs
-        ctx = s + d / 2.0  # mean context of the running sequences
-        if mode == "chunked":
-            chunk = jnp.minimum(scenario.chunk_tokens, s)
-            running = jnp.minimum(b, scenario.chunk_tokens * life / s)
-        else:
-            chunk = s
-            running = b
-        fed = running * s / life  # prompt tokens an iteration absorbs in steady state
-        micro = micro_batches(running * beam)
-        dec_sc = dataclasses.replace(scenario, batch=running * beam / micro)
-        entering = fed / s
-        arrivals_sc = dataclasses.replace(scenario, batch=jnp.maximum(entering, 1.0))
-        one_sc = dataclasses.replace(scenario, batch=one)
-        # On average a round carries ``fed`` prompt tokens (chunks at their mean prefix);
-        # while a new prompt is being fed a round carries a full chunk of it.
-        ride = (fed / chunk / micro, chunk, (s - chunk) / 2.0) if mode == "chunked" else None
-        full = (jnp.maximum(fed / chunk, 1.0) / micro, chunk, (s - chunk) / 2.0)
-        extra = {"chunked": (dec_sc, new_dec, full), "continuous": (arrivals_sc, s * one, None)}
-        extra["disaggregated"] = (one_sc, s * one, None)
-        net_pre, net_it, net_extra = network((scenario, s * one, None), (dec_sc, new_dec, ride), extra[mode])
-        pre = prompt_pass(net_pre)
-        ttft_static = pre.wall_s * pipeline_fill_factor(b, pp)
-        it = _phase(model, chip, software, dec_sc, platform, new_dec, ctx, one, single=True, chunk=ride, net=net_it)
-        if mode == "chunked":
-            feeding = _phase(
-                model, chip, software, dec_sc, platform, new_dec, ctx, one, single=True, chunk=full, net=net_extra
-            )
-            t_feeding = round_s(with_offload(with_draft(feeding, one, running * beam / micro)), micro)
-        it = with_offload(with_draft(it, one, running * beam / micro))
-        t_round = round_s(it, micro)
-        work = _times(it, micro)
-        if mode == "continuous":
-            # The prompts entering run as their own pass and stall the decode: fed/s prompts a
-            # round, in one pass of max(fed/s, 1) prompts every min(fed/s, 1) rounds.
-            arrivals = _phase(model, chip, software, arrivals_sc, platform, s, zero, one, True, net=net_extra)
-            t_arrivals = arrivals.wall_s * pipeline_fill_factor(jnp.maximum(entering, 1.0), pp)
-            share = jnp.minimum(entering, 1.0)
-            t_round = t_round + share * t_arrivals
-            work = PhaseCost(*(x + share * y for x, y in zip(work, arrivals, strict=True)))
-        tokens_round = running * accepted  # output tokens per round, one replica
-        tpot = t_round / accepted
-        if mode == "disaggregated":
-            # Prefill pool: one request per pass; its KV cache (all layers, per chip of the
-            # stage) goes to a decode replica over the scale-out network.
-            one_req = _phase(model, chip, software, one_sc, platform, s, zero, one, True, net=net_extra)
-            kv_request = fp.kv_bytes / b * s / (s + d)
-            send = platform.collective_s(chip, software, "send_recv", kv_request, 2.0 * one, platform.replica_chips)
-            ttft = one_req.wall_s + send
-            ttft_wait, ttft_prompt = zero, ttft  # a request's prefill and KV transfer scale with its prompt
-            prefill_replicas = dp * platform.prefill_share
-            decode_replicas = dp - prefill_replicas
-            rate_decode = decode_replicas * tokens_round / t_round
-            rate_prefill = prefill_replicas * d / one_req.wall_s
-            throughput = jnp.minimum(rate_decode, rate_prefill)
-            busy_p = throughput / jnp.maximum(rate_prefill, 1e-30)
-            busy_d = throughput / jnp.maximum(rate_decode, 1e-30)
-            # Energy per second of each pool: its work at its utilization, idle otherwise.
-            p_pre = platform_energy(one_req, one_req.wall_s, prefill_replicas) / one_req.wall_s
-            p_dec = platform_energy(work, t_round, decode_replicas) / t_round
-            idle_w = chip.idle_w * platform.replica_chips
-            power = busy_p * p_pre + (1.0 - busy_p) * prefill_replicas * idle_w
-            power = power + busy_d * p_dec + (1.0 - busy_d) * decode_replicas * idle_w
-            j_token = power / throughput
-        else:
-            # A request waits half a round on average, then its prompt is fed.
-            ttft_wait = 0.5 * t_round
-            ttft_prompt = t_arrivals if mode == "continuous" else s / chunk * t_feeding
-            ttft = ttft_wait + ttft_prompt
-            throughput = dp * tokens_round / t_round
-            j_token = platform_energy(work, t_round, one) / tokens_round
-        out_tokens = batch_all * d
-        dec_total = d * tpot
-        latency = ttft + dec_total
-        e_dec = j_token * out_tokens
-        e_pre = platform_energy(pre, ttft_static, dp)
-        dec = work
-        rounds = out_tokens / dp / tokens_round  # rounds of a replica for the batch's tokens
-        decode_rate = throughput
-    static = mode == "static"
+def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool) -> Metrics:
+    """The accounting every schedule shares: energy with the hosts, feasibility, cost,
+    goodput and the utilization and intensity of the work."""
+    model, chip, platform, scenario = c.model, c.chip, c.platform, c.scenario
+    s, zero, fp, kv, kv_host = scenario.prompt_tokens, c.zero, c.fp, c.kv, c.kv_host
+    n_chips, batch_all, pre, dec = platform.n_chips, c.batch_all, sc.pre, sc.dec
+    ttft, tpot, latency, out_tokens, throughput = sc.ttft, sc.tpot, sc.latency, sc.out_tokens, sc.throughput
     # Hosts, switches and NICs of the platform draw their power whenever it serves.
     host_w = platform.host_power_w * n_chips
-    e_pre = e_pre + host_w * (ttft if static else ttft_static)
-    e_dec = e_dec + host_w * (dec_total if static else out_tokens / throughput)
+    e_pre = sc.e_pre + host_w * (ttft if static else sc.ttft_static)
+    e_dec = sc.e_dec + host_w * (sc.dec_total if static else out_tokens / throughput)
     energy = e_pre + e_dec if static else e_dec
     # Feasibility (infeasible is a value: outputs stay finite).
-    reason = jnp.where(fp.weight_bytes + kv - kv_host + fp.act_bytes > chip.capacity_bytes, Infeasible.MEMORY, 0)
-    reason = jnp.where(tp > model.max_tp, Infeasible.TP_BEYOND_HEADS, reason)
-    reason = jnp.where(pp > model.n_layers, Infeasible.PP_BEYOND_LAYERS, reason)
+    memory = fp.weight_bytes + kv - kv_host + fp.act_bytes
+    reason = jnp.where(memory > chip.capacity_bytes, Infeasible.MEMORY, 0)
+    reason = jnp.where(platform.tp > model.max_tp, Infeasible.TP_BEYOND_HEADS, reason)
+    reason = jnp.where(platform.pp > model.n_layers, Infeasible.PP_BEYOND_LAYERS, reason)
     reason = jnp.where(platform.ep > model.max_ep, Infeasible.EP_BEYOND_EXPERTS, reason)
     span = out_tokens / throughput  # seconds the platform takes for the batch's output tokens
     busy_span = latency if static else span
@@ -487,15 +606,14 @@ def serve(
     ttft_ok = jnp.where(
         static,
         _share_within(scenario.slo_ttft_s, zero, ttft, zero),
-        _share_within(scenario.slo_ttft_s, ttft_wait, jnp.maximum(ttft_prompt, 1e-30), scenario.prompt_tokens_cv),
+        _share_within(scenario.slo_ttft_s, sc.ttft_wait, jnp.maximum(sc.ttft_prompt, 1e-30), scenario.prompt_tokens_cv),
     )
     attainment = ttft_ok * _share_within(scenario.slo_tpot_s, zero, tpot, zero)
-    gemm_dtype = widest(scenario.weight_dtype, scenario.act_dtype)
-    peak = chip.peak_flops_per_s(gemm_dtype)
+    peak = chip.peak_flops_per_s(widest(scenario.weight_dtype, scenario.act_dtype))
     bw = chip.memory_bandwidth_bytes_per_s
-    work_chips = stage_chips * dp  # layers are split over pp: tp·ep·dp copies in all
-    dec_flops = work_chips * dec.flops * rounds
-    dec_bytes = work_chips * dec.bytes * rounds
+    work_chips = platform.stage_chips * platform.dp  # layers are split over pp: tp·ep·dp copies in all
+    dec_flops = work_chips * dec.flops * sc.rounds
+    dec_bytes = work_chips * dec.bytes * sc.rounds
     flops_all = work_chips * pre.flops + dec_flops
     bytes_all = work_chips * pre.bytes + dec_bytes
     return Metrics(
@@ -503,11 +621,11 @@ def serve(
         tpot_s=tpot,
         latency_s=latency,
         prefill_latency_s=ttft,
-        decode_latency_s=dec_total,
+        decode_latency_s=sc.dec_total,
         throughput_tokens_per_s=throughput,
         throughput_tokens_per_s_per_chip=throughput / n_chips,
-        prefill_tokens_per_s=batch_all * s / ttft_static,
-        decode_tokens_per_s_per_chip=decode_rate / n_chips,
+        prefill_tokens_per_s=batch_all * s / sc.ttft_static,
+        decode_tokens_per_s_per_chip=sc.decode_rate / n_chips,
         energy_j=energy,
         prefill_energy_j=e_pre,
         decode_energy_j=e_dec,
@@ -517,16 +635,16 @@ def serve(
         tokens_per_kwh=out_tokens / energy * 3.6e6,
         average_power_w=avg_power,
         usd_per_mtok=usd,
-        memory_per_chip_bytes=fp.weight_bytes + kv - kv_host + fp.act_bytes,
-        memory_fill=(fp.weight_bytes + kv - kv_host + fp.act_bytes) / chip.capacity_bytes,
+        memory_per_chip_bytes=memory,
+        memory_fill=memory / chip.capacity_bytes,
         weight_bytes_per_chip=fp.weight_bytes,
         kv_bytes_per_chip=kv - kv_host,
         feasible=reason == 0,
         infeasible_reason=reason,
         mfu=flops_all / (busy_span * n_chips * peak),
         mbu=bytes_all / (busy_span * n_chips * bw),
-        prefill_mfu=work_chips * pre.flops / (ttft_static * n_chips * peak),
-        decode_mbu=dec_bytes / ((dec_total if static else span) * n_chips * bw),
+        prefill_mfu=work_chips * pre.flops / (sc.ttft_static * n_chips * peak),
+        decode_mbu=dec_bytes / ((sc.dec_total if static else span) * n_chips * bw),
         arithmetic_intensity_flop_per_byte=flops_all / bytes_all,
         prefill_arithmetic_intensity_flop_per_byte=pre.flops / pre.bytes,
         decode_arithmetic_intensity_flop_per_byte=dec.flops / dec.bytes,
@@ -540,9 +658,9 @@ def serve(
         n_chips=n_chips,
         slo_attainment=attainment,
         goodput_tokens_per_s=throughput * attainment,
-        requests_per_s=throughput / outputs,
+        requests_per_s=throughput / c.outputs,
         j_per_request=energy / batch_all,
-        usd_per_k_requests=usd * outputs / 1e3,
+        usd_per_k_requests=usd * c.outputs / 1e3,
     )
 
 

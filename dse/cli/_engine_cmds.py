@@ -19,6 +19,7 @@ import calibration
 from dse import analysis, engine, specs
 from dse.engine import (
     calibration_source,
+    check_batch_split,
     check_context,
     check_physics,
     column,
@@ -623,6 +624,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for i in idx:
             row = parsed[i]
             check_physics(cfg, {k: row[k] for k in ("batch", "tp", "pp", "ep", "sp", "dp")}, f"{path}: row {i + 2}")
+            check_batch_split(row["batch"], row["dp"], f"{path}: row {i + 2}")
             check_context(m, row["tokens"], row["output"], f"{path}: row {i + 2}")
         knobs = {
             k: np.array([parsed[i][src] for i in idx])

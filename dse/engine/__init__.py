@@ -24,6 +24,7 @@ from ._config import COMPONENTS as COMPONENTS
 from ._config import Config as Config
 from ._config import ContextWarning as ContextWarning
 from ._config import Knob as Knob
+from ._config import check_batch_split as check_batch_split
 from ._config import check_context as check_context
 from ._config import check_dtype as check_dtype
 from ._config import check_physics as check_physics

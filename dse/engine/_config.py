@@ -180,15 +180,19 @@ def check_physics(config: Config, values: Mapping[str, Any], where: str, uneven_
             raise SpecError(
                 f"{label} = {arr.max():g}: expected at most the model's {float(model.n_layers):g} layers (one per stage)"
             )
-    # The platform's batch is split evenly over its data-parallel replicas (every pair of a grid).
-    batches = {float(x) for name in ("batch",) if name in values for x in np.atleast_1d(values[name])}
-    degrees = {float(x) for name in ("dp",) if name in values for x in np.atleast_1d(values[name])}
-    for b, dp in ((b, dp) for b in sorted(batches) for dp in sorted(degrees)):
-        if dp > 0 and b % dp:
-            raise SpecError(
-                f"{where}: 'dp' = {dp:g}: expected a divisor of the batch {b:g} (the whole platform's batch, split "
-                "evenly over the dp replicas)"
-            )
+
+
+def check_batch_split(batch: Any, dp: Any, where: str) -> None:
+    """Refuse a platform batch that its data-parallel replicas cannot split evenly (every
+    pair of the given values: the combinations of a grid)."""
+    batches = sorted({float(x) for x in np.atleast_1d(np.asarray(batch, dtype=float))})
+    for d in sorted({float(x) for x in np.atleast_1d(np.asarray(dp, dtype=float))}):
+        for b in batches:
+            if d > 0 and b % d:
+                raise SpecError(
+                    f"{where}: 'dp' = {d:g}: expected a divisor of the batch {b:g} (the whole platform's batch, "
+                    "split evenly over the dp replicas)"
+                )
 
 
 def splits_heads(model: Workload, tp: float) -> bool:

@@ -28,7 +28,7 @@ from dse.specs import (
 from models import EconomicsSpec, Metrics
 
 from ._boundary import check_knobs, run_designs
-from ._config import check_context, check_physics, knob_keys, make_config, with_knobs
+from ._config import check_batch_split, check_context, check_physics, knob_keys, make_config, with_knobs
 from ._levels import LEVEL_DESCRIPTIONS, LEVELS, calibration_source, framework_of, software_levels
 from ._metrics import BOOL_METRICS, CODE_METRICS, metric_attrs
 
@@ -152,6 +152,7 @@ def evaluate_grid(
         check_placement(f"{m.id} on {platform.id if platform else h.id}", network_of(h, platform), float(biggest))
         _check_serving(knobs, base, batching, f"{m.id} on {h.id}")
         check_physics(cfg, {**rest, **axes}, f"{m.id} on {h.id}", uneven_heads)
+        check_batch_split(axes.get("batch", base["batch"]), axes.get("dp", base["dp"]), f"{m.id} on {h.id}")
         check_context(
             m, axes.get("prompt_tokens", base["prompt_tokens"]), axes.get("output_tokens", base["output_tokens"]), m.id
         )

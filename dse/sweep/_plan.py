@@ -27,6 +27,7 @@ from dse.engine import (
     Knob,
     Pending,
     calibration_source,
+    check_batch_split,
     check_physics,
     dispatch,
     framework_of,
@@ -163,7 +164,11 @@ def _inner_chunking(shape: tuple[int, ...], target: int) -> tuple[tuple[int, ...
 
 
 def _check_axes(spec: SweepSpec, group: Group, where: str) -> None:
-    """The physics of every axis value (integral counts, tp splitting the heads, ranges)."""
+    """The physics of every axis value (integral counts, tp splitting the heads, ranges; the
+    batch split evenly over the dp replicas in every combination of the grid)."""
+    listed = {a.key: group.si_values(a.key, np.asarray(a.values), a.relative) for a in spec.grid}
+    cfg = group.config
+    check_batch_split(listed.get("batch", cfg.scenario.batch), listed.get("dp", cfg.platform.dp), f"{where}: grid")
     for a in spec.grid:
         knob = group.knobs[a.key]
         check_physics(
