@@ -577,6 +577,18 @@ def serve(
     return _account(c, _static(c) if mode == "static" else _steady(c, mode), economics, mode == "static")
 
 
+def _attainment(scenario: Scenario, sc: _Schedule, static: bool, zero: Array) -> Array:
+    """Share of requests within both SLOs (goodput). A request's TTFT is the wait plus its own
+    prompt's time, which scales (to first order) with its length; TPOT is the running batch's,
+    the same for every request."""
+    ttft_ok = jnp.where(
+        static,
+        _share_within(scenario.slo_ttft_s, zero, sc.ttft, zero),
+        _share_within(scenario.slo_ttft_s, sc.ttft_wait, jnp.maximum(sc.ttft_prompt, 1e-30), scenario.prompt_tokens_cv),
+    )
+    return ttft_ok * _share_within(scenario.slo_tpot_s, zero, sc.tpot, zero)
+
+
 def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool) -> Metrics:
     """The accounting every schedule shares: energy with the hosts, feasibility, cost,
     goodput and the utilization and intensity of the work."""
@@ -601,14 +613,7 @@ def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool)
     usd = usd_per_million_tokens(economics, chip.price_usd * n_chips, avg_power, busy_span, out_tokens)
     defined = jnp.isfinite(ttft) & jnp.isfinite(latency) & jnp.isfinite(energy) & jnp.isfinite(usd)
     reason = jnp.where(defined, reason, Infeasible.UNDEFINED)  # flagged with its reason, never a silent NaN
-    # Goodput: a request's TTFT is the wait plus its own prompt's time, which scales (to first
-    # order) with its length; TPOT is the running batch's, the same for every request.
-    ttft_ok = jnp.where(
-        static,
-        _share_within(scenario.slo_ttft_s, zero, ttft, zero),
-        _share_within(scenario.slo_ttft_s, sc.ttft_wait, jnp.maximum(sc.ttft_prompt, 1e-30), scenario.prompt_tokens_cv),
-    )
-    attainment = ttft_ok * _share_within(scenario.slo_tpot_s, zero, tpot, zero)
+    attainment = _attainment(scenario, sc, static, zero)
     peak = chip.peak_flops_per_s(widest(scenario.weight_dtype, scenario.act_dtype))
     bw = chip.memory_bandwidth_bytes_per_s
     work_chips = platform.stage_chips * platform.dp  # layers are split over pp: tp·ep·dp copies in all

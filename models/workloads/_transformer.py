@@ -20,6 +20,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -427,44 +428,42 @@ def _mla_rows(model, row, b, h, tokens, new_here, kv_split, ctx_mean, ctx_all, w
     absorbed = abs_flops <= non_flops
     latent = b * ctx_all / kv_split * (r + rope) * kvb  # the cache this pass reads
     if "q_lora" in model.parts:
-        row("q_down", GEMM, 2 * tokens * dims["q_down"], dims["q_down"] * w, tokens * (d + qr) * a, 0 * one, tokens, qr,
-            d, n_attn)  # fmt: skip
-    row("q_up", GEMM, 2 * tokens * dims["q_up"], dims["q_up"] * w, tokens * (q_in + h * (nope + rope)) * a, 0 * one,
-        tokens, h * (nope + rope), q_in, n_attn)  # fmt: skip
-    row("kv_down", GEMM, 2 * tokens * dims["kv_down"], dims["kv_down"] * w, tokens * d * a, tokens * (r + rope) * kvb,
-        tokens, r + rope, d, n_attn)  # fmt: skip
+        row("q_down", GEMM, flops=2 * tokens * dims["q_down"], weight_bytes=dims["q_down"] * w,
+            act_bytes=tokens * (d + qr) * a, kv_bytes=0 * one, m=tokens, n=qr, k=d, repeat=n_attn)  # fmt: skip
+    row("q_up", GEMM, flops=2 * tokens * dims["q_up"], weight_bytes=dims["q_up"] * w,
+        act_bytes=tokens * (q_in + h * (nope + rope)) * a, kv_bytes=0 * one, m=tokens, n=h * (nope + rope), k=q_in,
+        repeat=n_attn)  # fmt: skip
+    row("kv_down", GEMM, flops=2 * tokens * dims["kv_down"], weight_bytes=dims["kv_down"] * w,
+        act_bytes=tokens * d * a, kv_bytes=tokens * (r + rope) * kvb, m=tokens, n=r + rope, k=d, repeat=n_attn)  # fmt: skip
     # W_UK: folded into the queries (absorbed) or applied, with W_UV, to every cached latent.
     kv_tokens = b * ctx_all / kv_split
-    row(
-        "kv_up",
-        GEMM,
-        jnp.where(absorbed, 2 * tokens * dims["w_uk"], 2 * kv_tokens * (dims["w_uk"] + dims["w_uv"])),
-        jnp.where(absorbed, dims["w_uk"], dims["w_uk"] + dims["w_uv"]) * w,
-        jnp.where(absorbed, tokens * h * (nope + r), kv_tokens * h * (nope + vd)) * a,
-        jnp.where(absorbed, 0.0, latent),
-        jnp.where(absorbed, tokens, kv_tokens),
-        jnp.where(absorbed, h * r, h * (nope + vd)),
-        jnp.where(absorbed, nope, r),
-        n_attn,
-        dims["w_uk"] * w,
-    )
+    row("kv_up", GEMM,
+        flops=jnp.where(absorbed, 2 * tokens * dims["w_uk"], 2 * kv_tokens * (dims["w_uk"] + dims["w_uv"])),
+        weight_bytes=jnp.where(absorbed, dims["w_uk"], dims["w_uk"] + dims["w_uv"]) * w,
+        act_bytes=jnp.where(absorbed, tokens * h * (nope + r), kv_tokens * h * (nope + vd)) * a,
+        kv_bytes=jnp.where(absorbed, 0.0, latent), m=jnp.where(absorbed, tokens, kv_tokens),
+        n=jnp.where(absorbed, h * r, h * (nope + vd)), k=jnp.where(absorbed, nope, r), repeat=n_attn,
+        stored_bytes=dims["w_uk"] * w)  # fmt: skip
     key_width = jnp.where(absorbed, r + rope, nope + rope)
     val_width = jnp.where(absorbed, r, vd)
     score_bytes = queries * ctx_mean * a
     materialised = jnp.where(absorbed, 0.0, kv_tokens * h * (nope + rope + vd) * a)  # non-absorbed K and V
     q_group = jnp.where(absorbed, h, 1.0) * new_here
-    row("attn_scores", ATTENTION, 2 * queries * ctx_mean * key_width, 0 * one,
-        tokens * h * key_width * a + (0 if fused else score_bytes) + materialised * (nope + rope) / (nope + rope + vd),
-        jnp.where(absorbed, latent, 0.0), q_group, ctx_mean / kv_split, key_width, n_attn)  # fmt: skip
-    row("softmax", ELEMENTWISE, _SOFTMAX_FLOPS * queries * ctx_mean, 0 * one, (0 if fused else 2.0) * score_bytes,
-        0 * one, b * h * new_here, ctx_mean / kv_split, one, n_attn)  # fmt: skip
-    row("attn_values", ATTENTION, 2 * queries * ctx_mean * val_width, 0 * one,
-        tokens * h * val_width * a + (0 if fused else score_bytes) + materialised * vd / (nope + rope + vd),
-        0 * one, q_group, val_width, ctx_mean / kv_split, n_attn)  # fmt: skip
-    row("v_up", GEMM, jnp.where(absorbed, 2 * tokens * dims["w_uv"], 0.0), jnp.where(absorbed, dims["w_uv"] * w, 0.0),
-        jnp.where(absorbed, tokens * h * (r + vd) * a, 0.0), 0 * one, tokens, h * vd, r, n_attn, dims["w_uv"] * w)  # fmt: skip
-    row("out_proj", GEMM, 2 * tokens * dims["out"], dims["out"] * w, tokens * (h * vd + d) * a, 0 * one, tokens, d,
-        h * vd, n_attn)  # fmt: skip
+    row("attn_scores", ATTENTION, flops=2 * queries * ctx_mean * key_width, weight_bytes=0 * one,
+        act_bytes=tokens * h * key_width * a + (0 if fused else score_bytes) + materialised * (nope + rope) / (nope + rope + vd),
+        kv_bytes=jnp.where(absorbed, latent, 0.0), m=q_group, n=ctx_mean / kv_split, k=key_width, repeat=n_attn)  # fmt: skip
+    row("softmax", ELEMENTWISE, flops=_SOFTMAX_FLOPS * queries * ctx_mean, weight_bytes=0 * one,
+        act_bytes=(0 if fused else 2.0) * score_bytes, kv_bytes=0 * one, m=b * h * new_here, n=ctx_mean / kv_split,
+        k=one, repeat=n_attn)  # fmt: skip
+    row("attn_values", ATTENTION, flops=2 * queries * ctx_mean * val_width, weight_bytes=0 * one,
+        act_bytes=tokens * h * val_width * a + (0 if fused else score_bytes) + materialised * vd / (nope + rope + vd),
+        kv_bytes=0 * one, m=q_group, n=val_width, k=ctx_mean / kv_split, repeat=n_attn)  # fmt: skip
+    row("v_up", GEMM, flops=jnp.where(absorbed, 2 * tokens * dims["w_uv"], 0.0),
+        weight_bytes=jnp.where(absorbed, dims["w_uv"] * w, 0.0),
+        act_bytes=jnp.where(absorbed, tokens * h * (r + vd) * a, 0.0), kv_bytes=0 * one, m=tokens, n=h * vd, k=r,
+        repeat=n_attn, stored_bytes=dims["w_uv"] * w)  # fmt: skip
+    row("out_proj", GEMM, flops=2 * tokens * dims["out"], weight_bytes=dims["out"] * w,
+        act_bytes=tokens * (h * vd + d) * a, kv_bytes=0 * one, m=tokens, n=d, k=h * vd, repeat=n_attn)  # fmt: skip
 
 
 def _ssd_groups(model: TransformerSpec, tp: Array | float) -> Array:
@@ -484,22 +483,24 @@ def _ssd_rows(model, row, b, tokens, tp, w, a, kvb, one) -> None:
     rep = model.ssm_layers
     bc = 2 * g * ds
     width = 2 * di + bc + h
-    row("ssm_in_proj", GEMM, 2 * tokens * d * width, d * width * w, tokens * (d + width) * a, 0 * one, tokens, width,
-        d, rep)  # fmt: skip
+    row("ssm_in_proj", GEMM, flops=2 * tokens * d * width, weight_bytes=d * width * w,
+        act_bytes=tokens * (d + width) * a, kv_bytes=0 * one, m=tokens, n=width, k=d, repeat=rep)  # fmt: skip
     conv_state = 2 * b * (di + bc) * jnp.maximum(dc - 1.0, 0.0) * kvb
-    row("ssm_conv", ELEMENTWISE, 2 * tokens * (di + bc) * dc, (di + bc) * (dc + 1) * w, 2 * tokens * (di + bc) * a,
-        conv_state, tokens, di + bc, one, rep)  # fmt: skip
+    row("ssm_conv", ELEMENTWISE, flops=2 * tokens * (di + bc) * dc, weight_bytes=(di + bc) * (dc + 1) * w,
+        act_bytes=2 * tokens * (di + bc) * a, kv_bytes=conv_state, m=tokens, n=di + bc, k=one, repeat=rep)  # fmt: skip
     chunk = jnp.minimum(tokens / b, 256.0)  # the reference kernels' chunk length
     prompt = chunk > 1.0
     state = 2 * b * di * ds * kvb
-    row("ssm_ssd_chunks", GEMM, jnp.where(prompt, tokens * (2 * chunk * (g * ds + di) + 4 * di * ds), 0.0),
-        jnp.where(prompt, 3 * h * w, 0.0), jnp.where(prompt, tokens * (di + bc + h + di) * a, 0.0),
-        jnp.where(prompt, state, 0.0), tokens, di, chunk, rep)  # fmt: skip
-    row("ssm_ssd_step", ELEMENTWISE, jnp.where(prompt, 0.0, 5 * tokens * di * ds), jnp.where(prompt, 0.0, 3 * h * w),
-        jnp.where(prompt, 0.0, tokens * (2 * di + bc + h) * a), jnp.where(prompt, 0.0, state), tokens, di * ds, one,
-        rep)  # fmt: skip
-    row("ssm_out_proj", GEMM, 2 * tokens * di * d, (di + di * d) * w, tokens * (2 * di + d) * a, 0 * one, tokens, d,
-        di, rep)  # fmt: skip
+    row("ssm_ssd_chunks", GEMM, flops=jnp.where(prompt, tokens * (2 * chunk * (g * ds + di) + 4 * di * ds), 0.0),
+        weight_bytes=jnp.where(prompt, 3 * h * w, 0.0),
+        act_bytes=jnp.where(prompt, tokens * (di + bc + h + di) * a, 0.0), kv_bytes=jnp.where(prompt, state, 0.0),
+        m=tokens, n=di, k=chunk, repeat=rep)  # fmt: skip
+    row("ssm_ssd_step", ELEMENTWISE, flops=jnp.where(prompt, 0.0, 5 * tokens * di * ds),
+        weight_bytes=jnp.where(prompt, 0.0, 3 * h * w),
+        act_bytes=jnp.where(prompt, 0.0, tokens * (2 * di + bc + h) * a), kv_bytes=jnp.where(prompt, 0.0, state),
+        m=tokens, n=di * ds, k=one, repeat=rep)  # fmt: skip
+    row("ssm_out_proj", GEMM, flops=2 * tokens * di * d, weight_bytes=(di + di * d) * w,
+        act_bytes=tokens * (2 * di + d) * a, kv_bytes=0 * one, m=tokens, n=d, k=di, repeat=rep)  # fmt: skip
 
 
 def _mamba_rows(model, row, b, tokens, tp, w, a, kvb, one) -> None:
@@ -510,75 +511,65 @@ def _mamba_rows(model, row, b, tokens, tp, w, a, kvb, one) -> None:
     di = model.ssm_d_inner / tp
     ds, dc, dtr = model.ssm_d_state, model.ssm_d_conv, model.ssm_dt_rank
     rep = model.ssm_layers
-    row(
-        "ssm_in_proj",
-        GEMM,
-        2 * tokens * d * 2 * di,
-        d * 2 * di * w,
-        tokens * (d + 2 * di) * a,
-        0 * one,
-        tokens,
-        2 * di,
-        d,
-        rep,
-    )
+    row("ssm_in_proj", GEMM, flops=2 * tokens * d * 2 * di, weight_bytes=d * 2 * di * w,
+        act_bytes=tokens * (d + 2 * di) * a, kv_bytes=0 * one, m=tokens, n=2 * di, k=d, repeat=rep)  # fmt: skip
     conv_state = 2 * b * di * jnp.maximum(dc - 1.0, 0.0) * kvb
-    row(
-        "ssm_conv",
-        ELEMENTWISE,
-        2 * tokens * di * dc,
-        di * (dc + 1) * w,
-        2 * tokens * di * a,
-        conv_state,
-        tokens,
-        di,
-        one,
-        rep,
-    )
-    row("ssm_x_proj", GEMM, 2 * tokens * di * (dtr + 2 * ds), di * (dtr + 2 * ds) * w, tokens * (di + dtr + 2 * ds) * a,
-        0 * one, tokens, dtr + 2 * ds, di, rep)  # fmt: skip
-    row(
-        "ssm_dt_proj",
-        GEMM,
-        2 * tokens * dtr * di,
-        (dtr + 1) * di * w,
-        tokens * (dtr + di) * a,
-        0 * one,
-        tokens,
-        di,
-        dtr,
-        rep,
-    )
+    row("ssm_conv", ELEMENTWISE, flops=2 * tokens * di * dc, weight_bytes=di * (dc + 1) * w,
+        act_bytes=2 * tokens * di * a, kv_bytes=conv_state, m=tokens, n=di, k=one, repeat=rep)  # fmt: skip
+    row("ssm_x_proj", GEMM, flops=2 * tokens * di * (dtr + 2 * ds), weight_bytes=di * (dtr + 2 * ds) * w,
+        act_bytes=tokens * (di + dtr + 2 * ds) * a, kv_bytes=0 * one, m=tokens, n=dtr + 2 * ds, k=di, repeat=rep)  # fmt: skip
+    row("ssm_dt_proj", GEMM, flops=2 * tokens * dtr * di, weight_bytes=(dtr + 1) * di * w,
+        act_bytes=tokens * (dtr + di) * a, kv_bytes=0 * one, m=tokens, n=di, k=dtr, repeat=rep)  # fmt: skip
     # Selective scan: discretize (exp(Δ·A), Δ·B·x), update h = Ā·h + B̄x, read y = C·h, + D·x,
     # gate by SiLU(z): ≈ 9 FLOPs per channel and state (an estimate of the elementwise ops).
     scan_state = 2 * b * di * ds * kvb
-    row("ssm_scan", ELEMENTWISE, 9 * tokens * di * ds, di * (ds + 1) * w, tokens * (4 * di + 2 * ds) * a, scan_state,
-        tokens, di * ds, one, rep)  # fmt: skip
-    row("ssm_out_proj", GEMM, 2 * tokens * di * d, di * d * w, tokens * (di + d) * a, 0 * one, tokens, d, di, rep)
+    row("ssm_scan", ELEMENTWISE, flops=9 * tokens * di * ds, weight_bytes=di * (ds + 1) * w,
+        act_bytes=tokens * (4 * di + 2 * ds) * a, kv_bytes=scan_state, m=tokens, n=di * ds, k=one, repeat=rep)  # fmt: skip
+    row("ssm_out_proj", GEMM, flops=2 * tokens * di * d, weight_bytes=di * d * w, act_bytes=tokens * (di + d) * a,
+        kv_bytes=0 * one, m=tokens, n=d, k=di, repeat=rep)  # fmt: skip
 
 
-def operator_table(
-    model: TransformerSpec,
-    scenario: Scenario,
-    split: Split,
-    new_tokens: Array,
-    past_tokens: Array,
-) -> OperatorTable:
-    """Per-chip operator table of one forward pass.
+class _Rows(list):
+    """The operator rows of a pass, each given by keyword (what every number of a row is)."""
 
-    Args:
-        model: the transformer.
-        scenario: batch and dtypes (its token counts are not used here).
-        split: tensor-parallel degree (heads and FFN columns split Megatron-style) and
-            expert-parallel groups (each serves batch/ep sequences and 1/ep of the experts).
-        new_tokens: tokens per sequence processed in this pass (prompt S for prefill, 1 for
-            a decode step).
-        past_tokens: tokens already in each sequence's KV cache (0 for prefill, C for decode).
+    def __call__(
+        self, name: str, kind: int, *, flops: Any, weight_bytes: Any, act_bytes: Any, kv_bytes: Any, m: Any, n: Any,
+        k: Any, repeat: Any, stored_bytes: Any = None,
+    ) -> None:  # fmt: skip
+        stored = weight_bytes if stored_bytes is None else stored_bytes
+        self.append((name, kind, flops, weight_bytes, act_bytes, kv_bytes, m, n, k, repeat, stored))
 
-    Returns:
-        The operator table; it is affine in ``past_tokens`` (what the closed-form decode sum
-        in :mod:`models.system` relies on).
-    """
+
+class _Pass(NamedTuple):
+    """What the rows of one forward pass read, per chip: the split, the sequences and tokens
+    this chip computes, dtype widths, the model's shape and the mean and final contexts."""
+
+    model: Any
+    scenario: Any
+    split: Any
+    tp: Any
+    ep: Any
+    b: Any
+    kv_split: Any
+    new_here: Any
+    w: Any
+    a: Any
+    kvb: Any
+    d: Any
+    hd: Any
+    L: Any
+    n_attn: Any
+    h: Any
+    kv: Any
+    kv_per_token_layer: Any
+    group: Any
+    tokens: Any
+    one: Any
+    ctx_mean: Any
+    ctx_all: Any
+
+
+def _pass(model: TransformerSpec, scenario: Scenario, split: Split, new_tokens: Array, past_tokens: Array) -> _Pass:
     split = as_split(split)
     tp, ep = split.tp, split.ep
     b = scenario.batch / ep  # sequences of this chip's expert-parallel group
@@ -617,218 +608,184 @@ def operator_table(
         wl = windowed_layers(model) / jnp.maximum(n_attn, 1.0)  # share of attention layers windowed
         ctx_mean = (1.0 - wl) * ctx_mean + wl * win_mean
         ctx_all = (1.0 - wl) * ctx_all + wl * jnp.minimum(ctx_all, win)
-
-    rows: list[tuple] = []
-
-    def row(name, kind, flops, wbytes, abytes, kbytes, m, n, k, rep, stored=None):
-        rows.append((name, kind, flops, wbytes, abytes, kbytes, m, n, k, rep, wbytes if stored is None else stored))
-
-    # --- per layer -------------------------------------------------------------------
-    # Pre-mixer and pre-FFN norms (RMSNorm/LayerNorm), replicated across TP ranks.
-    row(
-        "norms",
-        ELEMENTWISE,
-        2 * _NORM_FLOPS * tokens * d,
-        2 * d * w,
-        2 * 2 * tokens * d * a,
-        0 * one,
-        tokens,
+    return _Pass(
+        model,
+        scenario,
+        split,
+        tp,
+        ep,
+        b,
+        kv_split,
+        new_here,
+        w,
+        a,
+        kvb,
         d,
-        one,
+        hd,
         L,
+        n_attn,
+        h,
+        kv,
+        kv_per_token_layer,
+        group,
+        tokens,
+        one,
+        ctx_mean,
+        ctx_all,
     )
-    fused = scenario.fused_attention
-    if model.attention == "mla":
-        _mla_rows(model, row, b, h, tokens, new_here, kv_split, ctx_mean, ctx_all, w, a, kvb, n_attn, fused, one)
-    else:
-        # Fused QKV projection: N = (h + 2 kv)·head_dim per chip, K = d_model.
-        n_qkv = (h + 2.0 * kv) * hd
-        row(
-            "qkv_proj",
-            GEMM,
-            2 * tokens * n_qkv * d,
-            d * n_qkv * w,
-            tokens * d * a + tokens * h * hd * a,
-            tokens * kv_per_token_layer * (0.0 if model.encoder else 1.0),  # K and V written to the cache
-            tokens,
-            n_qkv,
-            d,
-            n_attn,
-        )
-        # Attention scores Q·Kᵀ: per (sequence, KV head) a GEMM of M = group·T queries,
-        # N = keys, K = head_dim; 2·T·ctx·hd FLOPs per query head.
-        attn_flops = 2.0 * b * h * new_here * ctx_mean * hd / kv_split
-        q_bytes = tokens * h * hd * a
-        cache_read = b * ctx_all * kv_per_token_layer / 2.0 / kv_split  # one of K or V, this chip's heads
-        score_bytes = b * h * new_here * ctx_mean / kv_split * a  # materialised only when not fused
-        row(
-            "attn_scores",
-            ATTENTION,
-            attn_flops,
-            0 * one,
-            q_bytes + (0 if fused else score_bytes),
-            cache_read,
-            group * new_here,
-            ctx_mean / kv_split,
-            hd,
-            n_attn,
-        )
-        row(
-            "softmax",
-            ELEMENTWISE,
-            _SOFTMAX_FLOPS * b * h * new_here * ctx_mean / kv_split,
-            0 * one,
-            (0 if fused else 2.0) * score_bytes,
-            0 * one,
-            b * h * new_here,
-            ctx_mean / kv_split,
-            one,
-            n_attn,
-        )
-        # Attention-times-values P·V: M = group·T, N = head_dim, K = keys.
-        row(
-            "attn_values",
-            ATTENTION,
-            attn_flops,
-            0 * one,
-            q_bytes + (0 if fused else score_bytes),
-            cache_read,
-            group * new_here,
-            hd,
-            ctx_mean / kv_split,
-            n_attn,
-        )
-        # Output projection (row-parallel): N = d_model, K = heads per chip · head_dim.
-        row(
-            "out_proj",
-            GEMM,
-            2 * tokens * d * h * hd,
-            h * hd * d * w,
-            tokens * h * hd * a + tokens * d * a,
-            0 * one,
-            tokens,
-            d,
-            h * hd,
-            n_attn,
-        )
-    if model.ssm:
-        (_ssd_rows if "ssd" in model.parts else _mamba_rows)(model, row, b, tokens, tp, w, a, kvb, one)
-    # Two residual adds: read two tensors, write one.
-    row("residual", ELEMENTWISE, 2 * tokens * d, 0 * one, 2 * 3 * tokens * d * a, 0 * one, tokens, d, one, L)
-    # FFN. Gated: up and gate fused (N = 2·d_ff), SiLU·mul, down. MoE: per-expert GEMMs on
-    # the tokens routed to the experts that are hit; weights read once per distinct expert.
-    gate = 1.0 + model.gated_ffn
+
+
+def _gqa_rows(p: _Pass, row: _Rows) -> None:
+    """GQA/MQA attention rows of one layer: fused QKV projection, scores, softmax, values and
+    output projection (FlashAttention-style fused kernels keep the scores on chip)."""
+    (model, b, kv_split, new_here, w, a, d, hd, n_attn, h, kv, kv_per_token_layer, group, tokens, one, ctx_mean,
+        ctx_all) = (
+        p.model, p.b, p.kv_split, p.new_here, p.w, p.a, p.d, p.hd, p.n_attn, p.h, p.kv, p.kv_per_token_layer, p.group,
+        p.tokens, p.one, p.ctx_mean, p.ctx_all
+    )  # fmt: skip
+    fused = p.scenario.fused_attention
+    # Fused QKV projection: N = (h + 2 kv)·head_dim per chip, K = d_model.
+    n_qkv = (h + 2.0 * kv) * hd
+    # K and V written to the cache
+    row("qkv_proj", GEMM, flops=2 * tokens * n_qkv * d, weight_bytes=d * n_qkv * w,
+        act_bytes=tokens * d * a + tokens * h * hd * a,
+        kv_bytes=tokens * kv_per_token_layer * (0.0 if model.encoder else 1.0), m=tokens, n=n_qkv, k=d, repeat=n_attn)  # fmt: skip
+    # Attention scores Q·Kᵀ: per (sequence, KV head) a GEMM of M = group·T queries,
+    # N = keys, K = head_dim; 2·T·ctx·hd FLOPs per query head.
+    attn_flops = 2.0 * b * h * new_here * ctx_mean * hd / kv_split
+    q_bytes = tokens * h * hd * a
+    cache_read = b * ctx_all * kv_per_token_layer / 2.0 / kv_split  # one of K or V, this chip's heads
+    score_bytes = b * h * new_here * ctx_mean / kv_split * a  # materialised only when not fused
+    row("attn_scores", ATTENTION, flops=attn_flops, weight_bytes=0 * one,
+        act_bytes=q_bytes + (0 if fused else score_bytes), kv_bytes=cache_read, m=group * new_here,
+        n=ctx_mean / kv_split, k=hd, repeat=n_attn)  # fmt: skip
+    row("softmax", ELEMENTWISE, flops=_SOFTMAX_FLOPS * b * h * new_here * ctx_mean / kv_split, weight_bytes=0 * one,
+        act_bytes=(0 if fused else 2.0) * score_bytes, kv_bytes=0 * one, m=b * h * new_here, n=ctx_mean / kv_split,
+        k=one, repeat=n_attn)  # fmt: skip
+    # Attention-times-values P·V: M = group·T, N = head_dim, K = keys.
+    row("attn_values", ATTENTION, flops=attn_flops, weight_bytes=0 * one,
+        act_bytes=q_bytes + (0 if fused else score_bytes), kv_bytes=cache_read, m=group * new_here, n=hd,
+        k=ctx_mean / kv_split, repeat=n_attn)  # fmt: skip
+    # Output projection (row-parallel): N = d_model, K = heads per chip · head_dim.
+    row("out_proj", GEMM, flops=2 * tokens * d * h * hd, weight_bytes=h * hd * d * w,
+        act_bytes=tokens * h * hd * a + tokens * d * a, kv_bytes=0 * one, m=tokens, n=d, k=h * hd, repeat=n_attn)  # fmt: skip
+
+
+def _ffn_rows(
+    p: _Pass, row: _Rows, prefix: str, width: Any, m_rows: Any, routed: Any, hit: Any, stored_experts: Any, rep: Any
+) -> None:
+    """One FFN's rows: up (and gate, fused: N = 2·width), activation, down; ``routed`` token
+    rows over ``hit`` distinct experts (1, 1 for a dense FFN), weights read once per expert."""
+    tp, w, a, d, one = p.tp, p.w, p.a, p.d, p.one
+    gate = 1.0 + p.model.gated_ffn
+    f = width / tp
+    up_n = gate * f
+    row(f"{prefix}_up", GEMM, flops=2 * routed * up_n * d, weight_bytes=hit * d * up_n * w,
+        act_bytes=routed * d * a + routed * up_n * a, kv_bytes=0 * one, m=m_rows, n=up_n, k=d, repeat=rep,
+        stored_bytes=stored_experts * d * up_n * w)  # fmt: skip
+    row(f"{prefix}_act", ELEMENTWISE, flops=_ACT_FLOPS * routed * f, weight_bytes=0 * one,
+        act_bytes=(up_n + f) * routed * a, kv_bytes=0 * one, m=routed, n=f, k=one, repeat=rep)  # fmt: skip
+    row(f"{prefix}_down", GEMM, flops=2 * routed * d * f, weight_bytes=hit * f * d * w,
+        act_bytes=routed * f * a + routed * d * a, kv_bytes=0 * one, m=m_rows, n=d, k=f, repeat=rep,
+        stored_bytes=stored_experts * f * d * w)  # fmt: skip
+
+
+def _ffn_block(p: _Pass, row: _Rows) -> None:
+    """FFN. Gated: up and gate fused (N = 2·d_ff), SiLU·mul, down. MoE: per-expert GEMMs on
+    the tokens routed to the experts that are hit; weights read once per distinct expert."""
+    model, split, ep, w, a, d, L, tokens, one = p.model, p.split, p.ep, p.w, p.a, p.d, p.L, p.tokens, p.one
     n_moe = moe_layers(model)
-
-    def ffn_rows(prefix, width, m_rows, routed, hit, stored_experts, rep):
-        f = width / tp
-        up_n = gate * f
-        row(
-            f"{prefix}_up",
-            GEMM,
-            2 * routed * up_n * d,
-            hit * d * up_n * w,
-            routed * d * a + routed * up_n * a,
-            0 * one,
-            m_rows,
-            up_n,
-            d,
-            rep,
-            stored_experts * d * up_n * w,
-        )
-        row(
-            f"{prefix}_act",
-            ELEMENTWISE,
-            _ACT_FLOPS * routed * f,
-            0 * one,
-            (up_n + f) * routed * a,
-            0 * one,
-            routed,
-            f,
-            one,
-            rep,
-        )
-        row(
-            f"{prefix}_down",
-            GEMM,
-            2 * routed * d * f,
-            hit * f * d * w,
-            routed * f * a + routed * d * a,
-            0 * one,
-            m_rows,
-            d,
-            f,
-            rep,
-            stored_experts * f * d * w,
-        )
-
     if model.moe:
         # Token-expert pairs this chip's group computes: 1/ep of the stage's (all groups'
         # tokens are dispatched), times the imbalance of the busiest group, which paces the
         # layer; at most all of them. Its experts: 1/ep of those the stage's tokens hit.
         routed = tokens * model.top_k * jnp.minimum(split.expert_imbalance, ep)
         hit = distinct_experts(model.n_experts, model.top_k, tokens * ep) / ep
-        row(
-            "router",
-            GEMM,
-            2 * tokens * d * model.n_experts,
-            d * model.n_experts * w,
-            tokens * d * a + tokens * model.n_experts * a,
-            0 * one,
-            tokens,
-            model.n_experts,
-            d,
-            n_moe,
-        )
-        ffn_rows("ffn", expert_width(model), routed / hit, routed, hit, model.n_experts / ep, n_moe)
+        row("router", GEMM, flops=2 * tokens * d * model.n_experts, weight_bytes=d * model.n_experts * w,
+            act_bytes=tokens * d * a + tokens * model.n_experts * a, kv_bytes=0 * one, m=tokens, n=model.n_experts,
+            k=d, repeat=n_moe)  # fmt: skip
+        _ffn_rows(p, row, "ffn", expert_width(model), routed / hit, routed, hit, model.n_experts / ep, n_moe)
         # Shared experts (DeepSeekMoE, Dai et al. 2024): every token, as one dense FFN of their
         # summed width, split over the TP ranks of each group.
         shared = model.n_shared_experts * expert_width(model)
         if "shared_experts" in model.parts:
-            ffn_rows("shared", shared, tokens, tokens, one, one, n_moe)
+            _ffn_rows(p, row, "shared", shared, tokens, tokens, one, one, n_moe)
         # The first layers of DeepSeek-V2/V3 (and Jamba's odd layers) keep a dense FFN.
         if "dense_layers" in model.parts:
-            ffn_rows("dense", model.d_ff, tokens, tokens, one, one, model.n_layers - n_moe)
+            _ffn_rows(p, row, "dense", model.d_ff, tokens, tokens, one, one, model.n_layers - n_moe)
     elif "ffn" in model.parts:
-        ffn_rows("ffn", model.d_ff, tokens, tokens, one, one, L)
-    # --- once per pass ---------------------------------------------------------------
+        _ffn_rows(p, row, "ffn", model.d_ff, tokens, tokens, one, one, L)
+
+
+def _head_rows(p: _Pass, row: _Rows) -> None:
+    """Rows run once per pass: the embedding (a lookup, or a ViT's patch GEMM) and the final
+    norm and LM head."""
+    model, tp, b, w, a, d, tokens, one = p.model, p.tp, p.b, p.w, p.a, p.d, p.tokens, p.one
     if model.vision:
         # Patch embedding (ViT, Dosovitskiy et al. 2021): a GEMM of the flattened patches,
         # channels · patch² values each, to d_model.
         patch = model.channels * model.patch_px**2
-        row("embedding", GEMM, 2 * tokens * patch * d, patch * d * w, tokens * (patch + d) * a, 0 * one, tokens, d, patch,
-            one, patch * d * w)  # fmt: skip
+        row("embedding", GEMM, flops=2 * tokens * patch * d, weight_bytes=patch * d * w,
+            act_bytes=tokens * (patch + d) * a, kv_bytes=0 * one, m=tokens, n=d, k=patch, repeat=one,
+            stored_bytes=patch * d * w)  # fmt: skip
     else:
         # Embedding lookup: one row of d_model weights per token.
-        row(
-            "embedding",
-            GATHER,
-            0 * one,
-            tokens * d * w,
-            tokens * d * a,
-            0 * one,
-            tokens,
-            d,
-            one,
-            one,
-            model.vocab_size * d * w / tp,
-        )
+        row("embedding", GATHER, flops=0 * one, weight_bytes=tokens * d * w, act_bytes=tokens * d * a,
+            kv_bytes=0 * one, m=tokens, n=d, k=one, repeat=one, stored_bytes=model.vocab_size * d * w / tp)  # fmt: skip
     # Final norm and LM head, only on the last position of each sequence (prefill and
     # decode alike); the vocabulary is split across TP ranks.
     vocab = model.vocab_size / tp
-    row(
-        "lm_head",
-        GEMM,
-        2 * b * vocab * d + _NORM_FLOPS * b * d,
-        vocab * d * w,
-        b * d * a + b * vocab * a,
-        0 * one,
-        b,
-        vocab,
-        d,
-        one * (0.0 if model.encoder and not model.vision else 1.0),  # a text encoder has no head
-    )
+    # a text encoder has no head
+    row("lm_head", GEMM, flops=2 * b * vocab * d + _NORM_FLOPS * b * d, weight_bytes=vocab * d * w,
+        act_bytes=b * d * a + b * vocab * a, kv_bytes=0 * one, m=b, n=vocab, k=d,
+        repeat=one * (0.0 if model.encoder and not model.vision else 1.0))  # fmt: skip
 
+
+def operator_table(
+    model: TransformerSpec,
+    scenario: Scenario,
+    split: Split,
+    new_tokens: Array,
+    past_tokens: Array,
+) -> OperatorTable:
+    """Per-chip operator table of one forward pass.
+
+    Args:
+        model: the transformer.
+        scenario: batch and dtypes (its token counts are not used here).
+        split: tensor-parallel degree (heads and FFN columns split Megatron-style) and
+            expert-parallel groups (each serves batch/ep sequences and 1/ep of the experts).
+        new_tokens: tokens per sequence processed in this pass (prompt S for prefill, 1 for
+            a decode step).
+        past_tokens: tokens already in each sequence's KV cache (0 for prefill, C for decode).
+
+    Returns:
+        The operator table; it is affine in ``past_tokens`` (what the closed-form decode sum
+        in :mod:`models.system` relies on).
+    """
+    p = _pass(model, scenario, as_split(split), new_tokens, past_tokens)
+    (split, tp, b, h, kv_split, new_here, w, a, kvb, d, L, n_attn, tokens, one, ctx_mean, ctx_all) = (
+        p.split, p.tp, p.b, p.h, p.kv_split, p.new_here, p.w, p.a, p.kvb, p.d, p.L, p.n_attn, p.tokens, p.one,
+        p.ctx_mean, p.ctx_all
+    )  # fmt: skip
+    row = _Rows()
+    # --- per layer -------------------------------------------------------------------
+    # Pre-mixer and pre-FFN norms (RMSNorm/LayerNorm), replicated across TP ranks.
+    row("norms", ELEMENTWISE, flops=2 * _NORM_FLOPS * tokens * d, weight_bytes=2 * d * w,
+        act_bytes=2 * 2 * tokens * d * a, kv_bytes=0 * one, m=tokens, n=d, k=one, repeat=L)  # fmt: skip
+    if model.attention == "mla":
+        _mla_rows(model, row, b, h, tokens, new_here, kv_split, ctx_mean, ctx_all, w, a, kvb, n_attn,
+                  scenario.fused_attention, one)  # fmt: skip
+    else:
+        _gqa_rows(p, row)
+    if model.ssm:
+        (_ssd_rows if "ssd" in model.parts else _mamba_rows)(model, row, b, tokens, tp, w, a, kvb, one)
+    # Two residual adds: read two tensors, write one.
+    row("residual", ELEMENTWISE, flops=2 * tokens * d, weight_bytes=0 * one, act_bytes=2 * 3 * tokens * d * a,
+        kv_bytes=0 * one, m=tokens, n=d, k=one, repeat=L)  # fmt: skip
+
+    _ffn_block(p, row)
+    _head_rows(p, row)
     if model.vision_tower:
         # The prompt's images through the vision tower and the projector, once per request:
         # a pass within the prompt (past + new ≤ its tokens: the whole prompt, or one chunk of
@@ -843,9 +800,10 @@ def operator_table(
         merged = model.vision_merge**2 * tower.d_model
         image_tokens = b * scenario.images * model.tokens_per_image(scenario)
         for name, n_out, k_in in (("projector_up", merged, merged), ("projector_down", d, merged)):
-            row(name, GEMM, 2 * image_tokens * n_out * k_in, n_out * k_in * w, image_tokens * (n_out + k_in) * a,
-                0 * one, image_tokens, n_out, k_in, prompt_pass)  # fmt: skip
-    table = table_from_rows(rows, split, ("embedding", "lm_head", "projector_up", "projector_down"))
+            row(name, GEMM, flops=2 * image_tokens * n_out * k_in, weight_bytes=n_out * k_in * w,
+                act_bytes=image_tokens * (n_out + k_in) * a, kv_bytes=0 * one, m=image_tokens, n=n_out, k=k_in,
+                repeat=prompt_pass)  # fmt: skip
+    table = table_from_rows(row, split, ("embedding", "lm_head", "projector_up", "projector_down"))
     if model.vision_tower:
         vision = operator_table(tower, sc_v, split, patches, jnp.zeros_like(patches))
         names = tuple(f"vision_{n}" for n in vision.names)
