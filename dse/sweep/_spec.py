@@ -327,6 +327,94 @@ def _scenario(src: str, where: str, v: Any, index: int | None) -> ScenarioSpec:
     )
 
 
+def _scenarios(src: str, sc: Any) -> tuple[ScenarioSpec, ...]:
+    if not isinstance(sc, list):
+        return (_scenario(src, "scenario", sc, None),)
+    if not sc:
+        raise SpecError(f"{src}: scenario: expected a mapping or a non-empty list of mappings")
+    scenarios = tuple(_scenario(src, f"scenario[{i}]", s, i) for i, s in enumerate(sc))
+    if len({s.name for s in scenarios}) != len(scenarios):
+        raise SpecError(f"{src}: scenario: duplicate names: expected distinct scenario names")
+    return scenarios
+
+
+def _platform(src: str, raw: Any) -> tuple[tuple[tuple[str, float], ...], str | None]:
+    """(parallel degrees, platform id or path) of ``platform:``."""
+    plat = _mapping(src, "platform", raw, ("id", *PLATFORM_DEGREES))
+    degrees = tuple((k, _num(src, f"platform.{k}", plat.get(k, 1), integer=True)) for k in PLATFORM_DEGREES)
+    platform_id = plat.get("id")
+    if platform_id is not None and (not isinstance(platform_id, str) or not platform_id):
+        raise SpecError(f"{src}: platform.id = {platform_id!r}: expected a platform catalog id or YAML path")
+    return degrees, platform_id
+
+
+def _choice(src: str, data: dict[str, Any], key: str, default: str, options: Any) -> str:
+    value = data.get(key, default)
+    if value not in options:
+        raise SpecError(f"{src}: {key} = {value!r}: expected one of {', '.join(options)}")
+    return value
+
+
+def _sample(src: str, sample: Any) -> tuple[str | None, int, int, tuple[SampledAxis, ...]]:
+    """(method, n, seed, axes) of ``sample:`` (None, 0, 0, () without one)."""
+    if sample is None:
+        return None, 0, 0, ()
+    sample = _mapping(src, "sample", sample, ("method", "n", "seed", "axes"))
+    method = sample.get("method", "random")
+    if method not in SAMPLE_METHODS:
+        raise SpecError(f"{src}: sample.method = {method!r}: expected one of {', '.join(SAMPLE_METHODS)}")
+    if "n" not in sample:
+        raise SpecError(f"{src}: sample: missing key 'n': expected the number of designs (integer > 0)")
+    n = int(_num(src, "sample.n", sample["n"], integer=True))
+    seed = int(_num(src, "sample.seed", sample.get("seed", 0), positive=False, integer=True))
+    axes = sample.get("axes")
+    if not isinstance(axes, dict) or not axes:
+        raise SpecError(f"{src}: sample.axes: expected a mapping of knob keys to {{low, high, scale, integer}}")
+    return method, n, seed, tuple(_sampled_axis(src, str(k), v) for k, v in axes.items())
+
+
+def _check_axis_keys(src: str, keys: list[str], fixed: set[str]) -> None:
+    dup = {k for k in keys if keys.count(k) > 1} | (fixed & set(keys))
+    if dup:
+        raise SpecError(f"{src}: key '{sorted(dup)[0]}' appears in more than one of grid, sample.axes and set")
+    bad = {"model", "hardware", "scenario", "design", "level"} & set(keys)
+    if bad:
+        raise SpecError(
+            f"{src}: axis '{sorted(bad)[0]}': expected a knob; list models, hardware or scenarios under their own keys"
+        )
+
+
+def _goals(src: str, data: dict[str, Any]) -> tuple[tuple[Constraint, ...], tuple[Objective, ...]]:
+    cons_raw = data.get("constraints", []) or []
+    if isinstance(cons_raw, str):
+        cons_raw = [cons_raw]
+    if not isinstance(cons_raw, list):
+        raise SpecError(f"{src}: constraints: expected a list such as ['ttft_s <= 0.5', 'tpot_s <= 0.02']")
+    constraints = tuple(c for i, t in enumerate(cons_raw) if (c := parse_constraint(src, f"constraints[{i}]", t)))
+    obj_raw = data.get("objectives", []) or []
+    if not isinstance(obj_raw, list):
+        raise SpecError(f"{src}: objectives: expected a list such as ['maximize throughput_tokens_per_s_per_chip']")
+    objectives = tuple(parse_objective(src, f"objectives[{i}]", t) for i, t in enumerate(obj_raw))
+    if len({o.metric for o in objectives}) != len(objectives):
+        raise SpecError(f"{src}: objectives: a metric appears twice: expected distinct metrics")
+    return constraints, objectives
+
+
+def _outputs(
+    src: str, raw: Any, constraints: tuple[Constraint, ...], objectives: tuple[Objective, ...]
+) -> tuple[str, ...]:
+    """The metrics a store keeps: ``outputs:`` (and what the constraints and objectives need), else all."""
+    if raw is None:
+        return METRICS
+    if not isinstance(raw, list) or not raw:
+        raise SpecError(f"{src}: outputs: expected a non-empty list of metric names")
+    for i, m in enumerate(raw):
+        if m not in METRICS:
+            raise SpecError(f"{src}: outputs[{i}]: unknown metric {m!r}{suggest(str(m), METRICS)}")
+    needed = {"feasible"} | {c.metric for c in constraints} | {o.metric for o in objectives}
+    return tuple(m for m in METRICS if m in set(raw) | needed)
+
+
 def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None) -> SweepSpec:
     """Validate a sweep mapping (as read from YAML). ``source`` names it in errors."""
     src = source
@@ -357,33 +445,15 @@ def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None
     hardware, hw_dim = _names(src, "hardware", data["hardware"])
     models, hardware = tuple(ref(m) for m in models), tuple(ref(h) for h in hardware)
     sc = data["scenario"]
-    if isinstance(sc, list):
-        if not sc:
-            raise SpecError(f"{src}: scenario: expected a mapping or a non-empty list of mappings")
-        scenarios = tuple(_scenario(src, f"scenario[{i}]", s, i) for i, s in enumerate(sc))
-        if len({s.name for s in scenarios}) != len(scenarios):
-            raise SpecError(f"{src}: scenario: duplicate names: expected distinct scenario names")
-    else:
-        scenarios = (_scenario(src, "scenario", sc, None),)
-    plat = _mapping(src, "platform", data.get("platform", {}) or {}, ("id", *PLATFORM_DEGREES))
-    degrees = tuple((k, _num(src, f"platform.{k}", plat.get(k, 1), integer=True)) for k in PLATFORM_DEGREES)
-    platform_id = plat.get("id")
-    if platform_id is not None:
-        if not isinstance(platform_id, str) or not platform_id:
-            raise SpecError(f"{src}: platform.id = {platform_id!r}: expected a platform catalog id or YAML path")
-        platform_id = ref(platform_id)
+    scenarios = _scenarios(src, sc)
+    degrees, platform_id = _platform(src, data.get("platform", {}) or {})
+    platform_id = ref(platform_id) if platform_id is not None else None
     framework = data.get("framework")
     if framework is not None and (not isinstance(framework, str) or not framework):
         raise SpecError(f"{src}: framework = {framework!r}: expected a software profile name such as tensorrt-llm")
-    batching = data.get("batching", "static")
-    if batching not in BATCHING:
-        raise SpecError(f"{src}: batching = {batching!r}: expected one of {', '.join(BATCHING)}")
-    dtype = data.get("dtype", "bf16")
-    if dtype not in DTYPES:
-        raise SpecError(f"{src}: dtype = {dtype!r}: expected one of {', '.join(DTYPES)}")
-    level = data.get("level", "calibrated")
-    if level not in LEVELS:
-        raise SpecError(f"{src}: level = {level!r}: expected one of {', '.join(LEVELS)}")
+    batching = _choice(src, data, "batching", "static", BATCHING)
+    dtype = _choice(src, data, "dtype", "bf16", DTYPES)
+    level = _choice(src, data, "level", "calibrated", LEVELS)
     fixed_raw = data.get("set", {}) or {}
     if not isinstance(fixed_raw, dict):
         raise SpecError(f"{src}: set: expected a mapping of spec keys to numbers")
@@ -393,55 +463,10 @@ def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None
     if not isinstance(grid_raw, dict):
         raise SpecError(f"{src}: grid: expected a mapping of knob keys to axes")
     grid = tuple(_grid_axis(src, str(k), v) for k, v in grid_raw.items())
-    sample = data.get("sample")
-    method, n, seed, sampled = None, 0, 0, ()
-    if sample is not None:
-        sample = _mapping(src, "sample", sample, ("method", "n", "seed", "axes"))
-        method = sample.get("method", "random")
-        if method not in SAMPLE_METHODS:
-            raise SpecError(f"{src}: sample.method = {method!r}: expected one of {', '.join(SAMPLE_METHODS)}")
-        if "n" not in sample:
-            raise SpecError(f"{src}: sample: missing key 'n': expected the number of designs (integer > 0)")
-        n = int(_num(src, "sample.n", sample["n"], integer=True))
-        seed = int(_num(src, "sample.seed", sample.get("seed", 0), positive=False, integer=True))
-        axes = sample.get("axes")
-        if not isinstance(axes, dict) or not axes:
-            raise SpecError(f"{src}: sample.axes: expected a mapping of knob keys to {{low, high, scale, integer}}")
-        sampled = tuple(_sampled_axis(src, str(k), v) for k, v in axes.items())
-    keys = [a.key for a in grid] + [a.key for a in sampled]
-    dup = {k for k in keys if keys.count(k) > 1} | ({k for k, _ in fixed} & set(keys))
-    if dup:
-        raise SpecError(f"{src}: key '{sorted(dup)[0]}' appears in more than one of grid, sample.axes and set")
-    reserved = {"model", "hardware", "scenario", "design", "level"}
-    bad = reserved & set(keys)
-    if bad:
-        raise SpecError(
-            f"{src}: axis '{sorted(bad)[0]}': expected a knob; list models, hardware or scenarios under their own keys"
-        )
-
-    cons_raw = data.get("constraints", []) or []
-    if isinstance(cons_raw, str):
-        cons_raw = [cons_raw]
-    if not isinstance(cons_raw, list):
-        raise SpecError(f"{src}: constraints: expected a list such as ['ttft_s <= 0.5', 'tpot_s <= 0.02']")
-    constraints = tuple(c for i, t in enumerate(cons_raw) if (c := parse_constraint(src, f"constraints[{i}]", t)))
-    obj_raw = data.get("objectives", []) or []
-    if not isinstance(obj_raw, list):
-        raise SpecError(f"{src}: objectives: expected a list such as ['maximize throughput_tokens_per_s_per_chip']")
-    objectives = tuple(parse_objective(src, f"objectives[{i}]", t) for i, t in enumerate(obj_raw))
-    if len({o.metric for o in objectives}) != len(objectives):
-        raise SpecError(f"{src}: objectives: a metric appears twice: expected distinct metrics")
-    outputs_raw = data.get("outputs")
-    if outputs_raw is None:
-        outputs = METRICS
-    else:
-        if not isinstance(outputs_raw, list) or not outputs_raw:
-            raise SpecError(f"{src}: outputs: expected a non-empty list of metric names")
-        for i, m in enumerate(outputs_raw):
-            if m not in METRICS:
-                raise SpecError(f"{src}: outputs[{i}]: unknown metric {m!r}{suggest(str(m), METRICS)}")
-        needed = {"feasible"} | {c.metric for c in constraints} | {o.metric for o in objectives}
-        outputs = tuple(m for m in METRICS if m in set(outputs_raw) | needed)
+    method, n, seed, sampled = _sample(src, data.get("sample"))
+    _check_axis_keys(src, [a.key for a in grid] + [a.key for a in sampled], {k for k, _ in fixed})
+    constraints, objectives = _goals(src, data)
+    outputs = _outputs(src, data.get("outputs"), constraints, objectives)
     chunk = data.get("chunk")
     if chunk is not None:
         chunk = int(_num(src, "chunk", chunk, integer=True))

@@ -411,6 +411,98 @@ def _grid(meta: dict[str, Any]) -> tuple[int, ...]:
     return tuple(-(-s // c) for s, c in zip(shape, chunks, strict=True))
 
 
+@dataclasses.dataclass
+class _Check:
+    """What a verification has found so far: damage, leftover files, the checksum records."""
+
+    store: Path
+    damage: list[Damage] = dataclasses.field(default_factory=list)
+    leftovers: list[Path] = dataclasses.field(default_factory=list)
+    records: dict[tuple[int, ...], np.ndarray] = dataclasses.field(default_factory=dict)
+    names: list[str] = dataclasses.field(default_factory=list)  # the variables with a record column
+    grid: tuple[int, ...] = ()  # the records' grid (the data arrays' chunk grid)
+
+    def rel(self, f: Path) -> str:
+        return str(f.relative_to(self.store))
+
+    def files(self, name: str, grid: tuple[int, ...]) -> dict[tuple[int, ...], Path]:
+        files, temporaries, strays = _chunk_files(self.store / name, grid)
+        self.leftovers += temporaries + strays
+        self.damage += [Damage(name, self.rel(f), "not a chunk of this store", None) for f in strays]
+        return files
+
+
+def _read_records(check: _Check) -> bool:
+    """Read the checksum records into ``check`` (False when their description is unreadable)."""
+    try:
+        info = json.loads((check.store / SUMS / "zarr.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return True  # a store written before checksums were recorded
+    except (OSError, ValueError):
+        info = {}
+    try:
+        check.names, check.grid = list(info["attributes"]["variables"]), _grid(info)
+    except (KeyError, TypeError, ValueError):
+        check.damage.append(Damage(SUMS, f"{SUMS}/zarr.json", "unreadable metadata", None))
+        return False
+    row_codec = ChunkCodec(None, True, 4, len(check.names))
+    for key, f in check.files(SUMS, check.grid).items():
+        data = f.read_bytes()
+        if row_codec.problem(data) is not None:  # the record is gone: the whole chunk is recomputed
+            check.damage.append(Damage(SUMS, check.rel(f), "checksum mismatch", key[:-1]))
+        else:
+            check.records[key[:-1]] = np.frombuffer(data[:-4], "<u4")
+    return True
+
+
+def _verify_static(check: _Check, name: str, meta: dict[str, Any], files: dict[tuple[int, ...], Path]) -> None:
+    """An array written once by xarray at creation: its codec's checksum only; in a store
+    written before checksums were recorded, every result chunk must be there."""
+    codec, grid = ChunkCodec.of(meta), _grid(meta)
+    for f in files.values():
+        why = codec.problem(f.read_bytes()) if codec is not None and codec.crc else None
+        if why:
+            check.damage.append(Damage(name, check.rel(f), why, None))
+    if not check.names and meta.get("dimension_names") and codec is not None and codec.blosc is not None:
+        check.damage += [
+            Damage(name, check.rel(check.store / name / "c" / "/".join(map(str, k))), "missing", k)
+            for k in np.ndindex(*grid)
+            if k not in files and len(grid) > 1
+        ]
+
+
+def _verify_recorded(
+    check: _Check, name: str, meta: dict[str, Any], files: dict[tuple[int, ...], Path], rows: set[tuple[int, ...]]
+) -> None:
+    """A variable with a record column: each chunk there, whole, and the one written at its place."""
+    codec, grid, column = ChunkCodec.of(meta), _grid(meta), check.names.index(name)
+    # {chunk: (the rows that wrote it, the tags they recorded)}: a data variable has one row
+    # per chunk; a sampled coordinate's chunk k is written by the rows whose last index is k.
+    expected: dict[tuple[int, ...], list[tuple[tuple[int, ...], int | None]]] = {}
+    for row in sorted(rows):
+        key = row if len(grid) == len(row) else (row[-1],)
+        tag = int(check.records[row][column]) if row in check.records else None
+        if len(key) == 1 and len(row) > 1 and tag == 0:
+            continue  # a coordinate is written by the first group's rows only
+        expected.setdefault(key, []).append((row, tag))
+    for key, writers in expected.items():
+        f, row = files.get(key), writers[0][0]
+        where = check.rel(check.store / name / "c" / "/".join(map(str, key)))
+        if f is None:
+            check.damage.append(Damage(name, where, "missing", row))
+            continue
+        data = f.read_bytes()
+        why = codec.problem(data) if codec is not None else None
+        recorded = {t for _, t in writers if t is not None}
+        if why is None and codec is not None and codec.crc:
+            if not recorded:
+                why = "no checksum recorded for it"
+            elif ChunkCodec.tag(data) not in recorded:
+                why = "not the chunk written at this place"
+        if why:
+            check.damage.append(Damage(name, where, why, row))
+
+
 def verify_store(
     store: Path, rows: set[tuple[int, ...]] | None = None, tidy: bool = False, recorded_only: bool = False
 ) -> list[Damage]:
@@ -421,96 +513,28 @@ def verify_store(
     Temporary files never count as chunks; with ``tidy`` they are removed, and so are files in
     the chunk folders that are no chunk of their array (the caller holds the store's lock).
     """
-    store = Path(store)
-    metas = _array_metas(store)
-    damage: list[Damage] = []
-    records: dict[tuple[int, ...], np.ndarray] = {}
-    names: list[str] = []
-    leftovers: list[Path] = []
-
-    def rel(f: Path) -> str:
-        return str(f.relative_to(store))
-
-    try:
-        info = json.loads((store / SUMS / "zarr.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        info = None
-    except (OSError, ValueError):
-        info = {}
-    if info is not None:
-        try:
-            names, sums_grid = list(info["attributes"]["variables"]), _grid(info)
-        except (KeyError, TypeError, ValueError):
-            return [Damage(SUMS, f"{SUMS}/zarr.json", "unreadable metadata", None)]
-        files, temporaries, strays = _chunk_files(store / SUMS, sums_grid)
-        leftovers += temporaries + strays
-        damage += [Damage(SUMS, rel(f), "not a chunk of this store", None) for f in strays]
-        for key, f in files.items():
-            data = f.read_bytes()
-            if ChunkCodec(None, True, 4, len(names)).problem(data) is not None:
-                damage.append(Damage(SUMS, rel(f), "checksum mismatch", key[:-1]))  # the record is gone: recompute
-            else:
-                records[key[:-1]] = np.frombuffer(data[:-4], "<u4")
-    for name, meta in metas.items():
+    check = _Check(Path(store))
+    if not _read_records(check):
+        return check.damage
+    if rows is None:
+        rows = set(check.records) if recorded_only else set(np.ndindex(*check.grid[:-1])) if check.grid else set()
+    for name, meta in _array_metas(check.store).items():
         if name == DONE:
             continue
         try:
-            grid = _grid(meta)
+            files = check.files(name, _grid(meta))
         except (KeyError, TypeError):
-            damage.append(Damage(name, f"{name}/zarr.json", "unreadable metadata", None))
+            check.damage.append(Damage(name, f"{name}/zarr.json", "unreadable metadata", None))
             continue
-        codec = ChunkCodec.of(meta)
-        files, temporaries, strays = _chunk_files(store / name, grid)
-        leftovers += temporaries + strays
-        damage += [Damage(name, rel(f), "not a chunk of this store", None) for f in strays]
-        column = names.index(name) if name in names else None
-        if column is None:  # written once by xarray at creation: its codec's checksum only
-            for f in files.values():
-                data = f.read_bytes()
-                why = codec.problem(data) if codec is not None and codec.crc else None
-                if why:
-                    damage.append(Damage(name, rel(f), why, None))
-            if not names and meta.get("dimension_names") and codec is not None and codec.blosc is not None:
-                # A store written before checksums were recorded: every result chunk must be there.
-                damage += [
-                    Damage(name, rel(store / name / "c" / "/".join(map(str, k))), "missing", k)
-                    for k in np.ndindex(*grid)
-                    if k not in files and len(grid) > 1
-                ]
-            continue
-        # {chunk: (the rows that wrote it, the tags they recorded)}: a data variable has one row
-        # per chunk; a sampled coordinate's chunk k is written by the rows whose last index is k.
-        expected: dict[tuple[int, ...], list[tuple[tuple[int, ...], int]]] = {}
-        if rows is None:
-            rows = set(records) if recorded_only else set(np.ndindex(*sums_grid[:-1]))
-        for row in sorted(rows):
-            key = row if len(grid) == len(row) else (row[-1],)
-            tag = int(records[row][column]) if row in records else None
-            if len(key) == 1 and len(row) > 1 and tag == 0:
-                continue  # a coordinate is written by the first group's rows only
-            expected.setdefault(key, []).append((row, tag))
-        for key, writers in expected.items():
-            f = files.get(key)
-            where = rel(store / name / "c" / "/".join(map(str, key)))
-            recorded = {t for _, t in writers if t is not None}
-            row = writers[0][0]
-            if f is None:
-                damage.append(Damage(name, where, "missing", row))
-                continue
-            data = f.read_bytes()
-            why = codec.problem(data) if codec is not None else None
-            if why is None and codec is not None and codec.crc:
-                if not recorded:
-                    why = "no checksum recorded for it"
-                elif ChunkCodec.tag(data) not in recorded:
-                    why = "not the chunk written at this place"
-            if why:
-                damage.append(Damage(name, where, why, row))
+        if name in check.names:
+            _verify_recorded(check, name, meta, files, rows)
+        else:
+            _verify_static(check, name, meta, files)
     if tidy:
-        for f in leftovers:
+        for f in check.leftovers:
             with contextlib.suppress(OSError):
                 f.unlink()
-    return damage
+    return check.damage
 
 
 def damaged_chunks(plan: Plan, store: Path, tidy: bool = False) -> dict[tuple[int, int], list[str]]:
