@@ -233,33 +233,27 @@ def _image_knobs(args: argparse.Namespace, models: Sequence[str], images: bool) 
     return knobs
 
 
-def _serving(args: argparse.Namespace, models: Sequence[str]) -> tuple[dict[str, Any], str]:
-    """Serving flags → (knobs, batching mode). ``--chunk-tokens`` implies chunked prefill and
-    ``--disaggregate P:D`` (prefill and decode replicas) disaggregated pools, unless
-    ``--batching`` says otherwise; ``--draft-model`` sets the draft's cost from its active
-    parameters."""
+def _pools(text: str) -> tuple[list[float], list[float]]:
+    """``--disaggregate P:D[,P:D]`` → (prefill shares, [dp]): pools of one total size."""
+    shares, dps = [], []
+    for part in text.split(","):
+        p, _, d = part.partition(":")
+        try:
+            n_p, n_d = int(p), int(d)
+        except ValueError:
+            n_p = n_d = 0
+        if n_p <= 0 or n_d <= 0:
+            raise SpecError(f"--disaggregate: '{part}': expected PREFILL:DECODE replica counts, e.g. 1:3")
+        shares.append(n_p / (n_p + n_d))
+        dps.append(float(n_p + n_d))
+    if len(set(dps)) > 1:
+        raise SpecError("--disaggregate: expected pools of one total size (the dp of the platform), e.g. 1:3,2:2")
+    return shares, dps[:1]
+
+
+def _speculation(args: argparse.Namespace, models: Sequence[str]) -> dict[str, Any]:
+    """``--draft-tokens``, ``--acceptance`` (both or neither) and ``--draft-model``'s cost."""
     knobs: dict[str, Any] = {}
-    batching = args.batching
-    if args.chunk_tokens is not None:
-        knobs["chunk_tokens"] = _floats(args.chunk_tokens, "chunk-tokens", integer=True)
-        batching = batching or "chunked"
-    if args.disaggregate is not None:
-        shares, dps = [], []
-        for part in args.disaggregate.split(","):
-            p, _, d = part.partition(":")
-            try:
-                n_p, n_d = int(p), int(d)
-            except ValueError:
-                n_p = n_d = 0
-            if n_p <= 0 or n_d <= 0:
-                raise SpecError(f"--disaggregate: '{part}': expected PREFILL:DECODE replica counts, e.g. 1:3")
-            shares.append(n_p / (n_p + n_d))
-            dps.append(float(n_p + n_d))
-        if len(set(dps)) > 1:
-            raise SpecError("--disaggregate: expected pools of one total size (the dp of the platform), e.g. 1:3,2:2")
-        knobs["prefill_share"] = shares
-        knobs["dp"] = dps[:1]
-        batching = batching or "disaggregated"
     if args.draft_tokens is not None:
         knobs["draft_tokens"] = _floats(args.draft_tokens, "draft-tokens", integer=True, allow_zero=True)
     if args.acceptance is not None:
@@ -276,6 +270,23 @@ def _serving(args: argparse.Namespace, models: Sequence[str]) -> tuple[dict[str,
         knobs["draft_cost_ratio"] = [float(active_params(draft.spec) / active_params(target.spec))]
     if ("draft_tokens" in knobs) != ("acceptance" in knobs):
         raise SpecError("--draft-tokens and --acceptance: expected both (speculative decoding) or neither")
+    return knobs
+
+
+def _serving(args: argparse.Namespace, models: Sequence[str]) -> tuple[dict[str, Any], str]:
+    """Serving flags → (knobs, batching mode). ``--chunk-tokens`` implies chunked prefill and
+    ``--disaggregate P:D`` (prefill and decode replicas) disaggregated pools, unless
+    ``--batching`` says otherwise; ``--draft-model`` sets the draft's cost from its active
+    parameters."""
+    knobs: dict[str, Any] = {}
+    batching = args.batching
+    if args.chunk_tokens is not None:
+        knobs["chunk_tokens"] = _floats(args.chunk_tokens, "chunk-tokens", integer=True)
+        batching = batching or "chunked"
+    if args.disaggregate is not None:
+        knobs["prefill_share"], knobs["dp"] = _pools(args.disaggregate)
+        batching = batching or "disaggregated"
+    knobs |= _speculation(args, models)
     if args.beam is not None:
         knobs["beam"] = _floats(args.beam, "beam", integer=True)
     if args.kv_offload_gb is not None:
@@ -324,6 +335,17 @@ def _check_output(output: str | None) -> None:
 MAX_EVALUATE = 1_000_000
 
 
+def _check_combinations(n_pairs: int, knobs: dict[str, Any]) -> None:
+    """Every combination is printed and held in memory (~1.2 kB each at three levels): a larger
+    design space is a sweep, streamed to a store."""
+    n = n_pairs * int(np.prod([len(v) if isinstance(v, list) else 1 for v in knobs.values()]))
+    if n > MAX_EVALUATE:
+        raise SpecError(
+            f"evaluate: {n:,} combinations of the given lists: expected at most {MAX_EVALUATE:,} "
+            "(`inferbench sweep` streams larger design spaces to a store)"
+        )
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     _check_output(args.output)
     models = [m.strip() for m in args.model.split(",") if m.strip()]
@@ -350,14 +372,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         knobs |= {k: v if isinstance(v, list) else [v] for k, v in _set_knobs(args.set, families).items()}
     except _Listed:
         return 0
-    # Every combination is printed and held in memory (~1.2 kB each at three levels): a larger
-    # design space is a sweep, streamed to a store.
-    n = len(models) * len(hws) * int(np.prod([len(v) if isinstance(v, list) else 1 for v in knobs.values()]))
-    if n > MAX_EVALUATE:
-        raise SpecError(
-            f"evaluate: {n:,} combinations of the given lists: expected at most {MAX_EVALUATE:,} "
-            "(`inferbench sweep` streams larger design spaces to a store)"
-        )
+    _check_combinations(len(models) * len(hws), knobs)
     levels = ("ideal", "achievable") if args.uncalibrated else ("ideal", "achievable", "calibrated")
     dtypes = {f"{part}_dtype": getattr(args, f"{part}_dtype") or args.dtype for part in ("weight", "act", "kv")}
     grid = evaluate_grid(
@@ -432,19 +447,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(records, indent=1))
     else:
         print(analysis.render(headers, rows))
-        level_shown = "achievable (--uncalibrated)" if args.uncalibrated else "calibrated"
-        hw_ids = [str(h) for h in coord["hardware"][1]]
-        profiles = ", ".join(f"{h}: {var['calibration'][1][i]}, {var['framework'][1][i]}" for i, h in enumerate(hw_ids))
-        precision = "; ".join(f"{h}: {var['precision'][1][i]}" for i, h in enumerate(hw_ids))
-        w, a, kv = dtypes.values()
-        dt = w if w == a == kv else f"weights {w} / activations {a} / KV {kv}"
-        print(
-            f"\nphase: {args.phase}; levels: ideal = roofline, achv = hardware-achievable, calib = software-"
-            f"calibrated; other columns at the {level_shown} level; dtype {dt}\n"
-            f"precision: {precision}\n"
-            f"energy: {grid.attrs['energy_scope']}\n"
-            f"calibration and software profile: {profiles}" + ("" if args.framework else " (--framework to change)")
-        )
+        print(_table_notes(args, grid, dtypes))
     if args.output:
         metrics = {k: v for k, v in var.items() if "level" in v[0]}
         kept = {k: v for k, v in var.items() if k not in metrics}
@@ -452,6 +455,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         ds = engine.to_dataset(dataclasses.replace(grid, variables=kept, attrs=grid.attrs | {"phase": args.phase}))
         _write_dataset(_spec_key_axes(ds, shown), Path(args.output))
     return 0
+
+
+def _table_notes(args: argparse.Namespace, grid: Any, dtypes: dict[str, str]) -> str:
+    """The lines under evaluate's table: the phase and levels, precision, energy scope and
+    each chip's calibration and software profile."""
+    var, coord = grid.variables, grid.coords
+    level_shown = "achievable (--uncalibrated)" if args.uncalibrated else "calibrated"
+    hw_ids = [str(h) for h in coord["hardware"][1]]
+    profiles = ", ".join(f"{h}: {var['calibration'][1][i]}, {var['framework'][1][i]}" for i, h in enumerate(hw_ids))
+    precision = "; ".join(f"{h}: {var['precision'][1][i]}" for i, h in enumerate(hw_ids))
+    w, a, kv = dtypes.values()
+    dt = w if w == a == kv else f"weights {w} / activations {a} / KV {kv}"
+    return (
+        f"\nphase: {args.phase}; levels: ideal = roofline, achv = hardware-achievable, calib = software-"
+        f"calibrated; other columns at the {level_shown} level; dtype {dt}\n"
+        f"precision: {precision}\n"
+        f"energy: {grid.attrs['energy_scope']}\n"
+        f"calibration and software profile: {profiles}" + ("" if args.framework else " (--framework to change)")
+    )
 
 
 def _spec_key_axes(ds: Any, shown: dict[str, Any]) -> Any:

@@ -146,40 +146,49 @@ def check_physics(config: Config, values: Mapping[str, Any], where: str, uneven_
             bad = arr[arr != np.round(arr)][0]
             raise SpecError(f"{label} = {bad:g}: expected an integer ({knob.key.doc or 'a count'})")
         if knob.field == "tp" and hasattr(model, "n_heads") and not uneven_heads:
-            heads, kv = float(model.n_heads), float(model.n_kv_heads)
-            # tp beyond the heads is left to the engine: it flags such designs infeasible.
-            for tp in np.unique(arr[arr <= heads]):
-                if not splits_heads(model, tp):
-                    raise SpecError(
-                        f"{label} = {tp:g}: expected a divisor of the model's {heads:g} attention heads that "
-                        f"divides (or is a multiple of) its {kv:g} KV heads"
-                    )
+            _check_tp(model, arr, label)
         lo, hi = PHYSICAL_RANGE.get(knob.field, (-np.inf, np.inf))
         if np.any(arr < lo) or np.any(arr > hi):
             bad = arr[(arr < lo) | (arr > hi)][0]
             raise SpecError(f"{label} = {bad:g}: expected {lo:g} to {hi:g} ({knob.key.doc})")
-        if knob.field == "tdp_w" and hasattr(config.chip, "idle_w"):
-            idle = float(config.chip.idle_w)
-            if np.any(arr <= idle):
-                raise SpecError(f"{label} = {arr.min():g}: expected more than the chip's idle power of {idle:.4g} W")
-        if knob.field == "ep" and hasattr(model, "n_experts"):
-            experts = float(model.n_experts) if getattr(model, "moe", False) else 1.0
-            for ep in np.unique(arr):
-                if experts % ep:
-                    what = (
-                        f"a divisor of the model's {experts:g} experts"
-                        if experts > 1
-                        else "1 (a dense model has no experts)"
-                    )
-                    raise SpecError(f"{label} = {ep:g}: expected {what}")
-        if knob.field == "overlap" and np.any((arr < 0) | (arr > 1)):
+        _check_against_config(config, knob, arr, label)
+
+
+def _check_tp(model: Workload, arr: np.ndarray, label: str) -> None:
+    heads, kv = float(model.n_heads), float(model.n_kv_heads)
+    # tp beyond the heads is left to the engine: it flags such designs infeasible.
+    for tp in np.unique(arr[arr <= heads]):
+        if not splits_heads(model, tp):
             raise SpecError(
-                f"{label} = {arr[(arr < 0) | (arr > 1)][0]:g}: expected a share from 0 to 1 ({knob.key.doc})"
+                f"{label} = {tp:g}: expected a divisor of the model's {heads:g} attention heads that "
+                f"divides (or is a multiple of) its {kv:g} KV heads"
             )
-        if knob.field == "pp" and hasattr(model, "n_layers") and np.any(arr > float(model.n_layers)):
-            raise SpecError(
-                f"{label} = {arr.max():g}: expected at most the model's {float(model.n_layers):g} layers (one per stage)"
-            )
+
+
+def _check_against_config(config: Config, knob: Knob, arr: np.ndarray, label: str) -> None:
+    """The limits a knob's value has in this configuration: TDP above the idle power, ep
+    dividing the experts, overlap a share, pp at most the layers."""
+    model = config.model
+    if knob.field == "tdp_w" and hasattr(config.chip, "idle_w"):
+        idle = float(config.chip.idle_w)
+        if np.any(arr <= idle):
+            raise SpecError(f"{label} = {arr.min():g}: expected more than the chip's idle power of {idle:.4g} W")
+    if knob.field == "ep" and hasattr(model, "n_experts"):
+        experts = float(model.n_experts) if getattr(model, "moe", False) else 1.0
+        for ep in np.unique(arr):
+            if experts % ep:
+                what = (
+                    f"a divisor of the model's {experts:g} experts"
+                    if experts > 1
+                    else "1 (a dense model has no experts)"
+                )
+                raise SpecError(f"{label} = {ep:g}: expected {what}")
+    if knob.field == "overlap" and np.any((arr < 0) | (arr > 1)):
+        raise SpecError(f"{label} = {arr[(arr < 0) | (arr > 1)][0]:g}: expected a share from 0 to 1 ({knob.key.doc})")
+    if knob.field == "pp" and hasattr(model, "n_layers") and np.any(arr > float(model.n_layers)):
+        raise SpecError(
+            f"{label} = {arr.max():g}: expected at most the model's {float(model.n_layers):g} layers (one per stage)"
+        )
 
 
 def check_batch_split(batch: Any, dp: Any, where: str) -> None:

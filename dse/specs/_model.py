@@ -97,44 +97,54 @@ def load_model(ref: str | Path) -> ModelEntry:
     return _transformer_entry(path, data)
 
 
-def _transformer_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
-    """A decoder, encoder or vision-language model from its checked keys."""
-    tower = data.pop("vision_tower", None)
-    v = check(path, data, MODEL_KEYS)
+def _check_shape(path: Path, v: dict[str, Any]) -> None:
+    """Heads that split the width, KV heads that divide the heads, top-k within the experts,
+    layer counts within the layers."""
     if "head_dim" not in v and v["d_model"] % v["n_heads"]:
         raise SpecError(
             f"{path}: key 'd_model' = {v['d_model']}: expected a multiple of n_heads = {v['n_heads']} "
             "(or an explicit head_dim)"
         )
-    head_dim = v.get("head_dim", v["d_model"] // v["n_heads"])
     if v["n_heads"] % v["n_kv_heads"]:
         raise SpecError(f"{path}: key 'n_kv_heads' = {v['n_kv_heads']}: expected a divisor of n_heads = {v['n_heads']}")
     n_experts, top_k = v.get("n_experts", 1), v.get("top_k", 1)
     if top_k > n_experts:
         raise SpecError(f"{path}: key 'top_k' = {top_k}: expected at most n_experts = {n_experts}")
-    attention = v.get("attention", "gqa")
-    if attention == "mla":
-        for key in ("kv_lora_rank", "qk_rope_dim", "qk_nope_dim", "v_head_dim"):
-            if not v.get(key):
-                raise SpecError(f"{path}: key '{key}' missing: expected an integer > 0 for attention: mla")
     for key in ("dense_layers", "ssm_layers", "window_layers", "mtp_layers"):
         if v.get(key, 0) > v["n_layers"] or v.get(key, 0) != int(v.get(key, 0)):
             raise SpecError(f"{path}: key '{key}' = {v[key]}: expected an integer from 0 to n_layers = {v['n_layers']}")
-    ssm = v.get("ssm_layers", 0) > 0
-    ssd = ssm and v.get("ssm_heads", 0) > 0  # Mamba-2
+
+
+def _check_parts(path: Path, v: dict[str, Any], attention: str, ssm: bool, ssd: bool) -> None:
+    """The keys each part needs: MLA's widths, a Mamba mixer's, a vision encoder's."""
+    needed = [(k, "for attention: mla") for k in ("kv_lora_rank", "qk_rope_dim", "qk_nope_dim", "v_head_dim")
+              if attention == "mla"]  # fmt: skip
     if ssm:
-        for key in ("ssm_d_inner", "ssm_d_state", "ssm_d_conv") + (("ssm_groups",) if ssd else ("ssm_dt_rank",)):
-            if not v.get(key):
-                raise SpecError(f"{path}: key '{key}' missing: expected an integer > 0 when ssm_layers > 0")
+        keys = ("ssm_d_inner", "ssm_d_state", "ssm_d_conv") + (("ssm_groups",) if ssd else ("ssm_dt_rank",))
+        needed += [(k, "when ssm_layers > 0") for k in keys]
+    if v.get("patch_px", 0) > 0:
+        needed += [(k, "for a vision encoder (patch_px)") for k in ("channels", "image_px")]
+    for key, when in needed:
+        if not v.get(key):
+            raise SpecError(f"{path}: key '{key}' missing: expected an integer > 0 {when}")
     if ssd and v["ssm_d_inner"] % v["ssm_heads"]:
         raise SpecError(
             f"{path}: key 'ssm_heads' = {v['ssm_heads']}: expected a divisor of ssm_d_inner = {v['ssm_d_inner']}"
         )
+
+
+def _transformer_entry(path: Path, data: dict[str, Any]) -> ModelEntry:
+    """A decoder, encoder or vision-language model from its checked keys."""
+    tower = data.pop("vision_tower", None)
+    v = check(path, data, MODEL_KEYS)
+    _check_shape(path, v)
+    head_dim = v.get("head_dim", v["d_model"] // v["n_heads"])
+    n_experts, top_k = v.get("n_experts", 1), v.get("top_k", 1)
+    attention = v.get("attention", "gqa")
+    ssm = v.get("ssm_layers", 0) > 0
+    ssd = ssm and v.get("ssm_heads", 0) > 0  # Mamba-2
+    _check_parts(path, v, attention, ssm, ssd)
     vision = v.get("patch_px", 0) > 0
-    if vision:
-        for key in ("channels", "image_px"):
-            if not v.get(key):
-                raise SpecError(f"{path}: key '{key}' missing: expected an integer > 0 for a vision encoder (patch_px)")
     if v.get("window", 0) and "window_layers" not in v:
         v["window_layers"] = v["n_layers"] - v.get("ssm_layers", 0)  # every attention layer
     optional = (
@@ -285,6 +295,53 @@ def _from_hf_config(path: Path, cfg: dict[str, Any], read_as: str | None = None)
     return out
 
 
+def _refuse_unmodelled(path: Path, cfg: dict[str, Any], refuse: Any) -> None:
+    """Encoder-decoders, diffusers components, vision towers other than Qwen2-VL's and the
+    architectures listed as not modelled are refused, naming the key."""
+    model_type = cfg.get("model_type")
+    if cfg.get("is_encoder_decoder") or model_type in _ENCODER_DECODER_TYPES:
+        raise SpecError(
+            f"{path}: model_type '{model_type}' is an encoder-decoder model: expected a decoder-only "
+            "model (encoder-decoder models are not modelled)"
+        )
+    if "_class_name" in cfg:
+        raise refuse("_class_name", "a diffusers component: expected a transformers config.json (not modelled yet)")
+    if "vision_config" in cfg and model_type != "qwen2_vl":
+        raise refuse(
+            "vision_config", f"the vision tower of model_type '{model_type}' is not modelled: expected qwen2_vl"
+        )
+    if model_type in _NOT_MODELLED:
+        raise refuse("model_type", _NOT_MODELLED[model_type])
+
+
+def _mixer_keys(path: Path, cfg: dict[str, Any], d: Any, layers: Any, first: Any) -> dict[str, Any]:
+    """A Mamba stack's mixer keys, or the attention heads and FFN of a decoder."""
+    model_type = cfg.get("model_type")
+    if model_type in ("mamba", "falcon_mamba", "mamba2"):
+        # Mamba stacks (Gu & Dao 2023; Dao & Gu 2024): a Mamba mixer per layer, no attention, no FFN.
+        out = _mamba2_keys(path, cfg, d, first) if model_type == "mamba2" else _mamba_keys(cfg, d, first)
+        return out | dict(n_heads=1, n_kv_heads=1, d_ff=0, ffn="plain", ssm_layers=layers)
+    heads = first("num_attention_heads", "n_head", "num_heads", what="the attention heads (integer > 0)")
+    kv = first("num_key_value_heads", "n_head_kv", default=1 if cfg.get("multi_query") else heads, what="the KV heads")
+    d_ff = first("intermediate_size", "n_inner", "ffn_dim", default=4 * d if isinstance(d, int) else None,
+                 what="the FFN width")  # fmt: skip
+    return dict(n_heads=heads, n_kv_heads=kv, d_ff=d_ff, ffn="plain" if model_type in _PLAIN_FFN_TYPES else "gated")
+
+
+def _moe_keys(cfg: dict[str, Any], layers: Any, out: dict[str, Any], refuse: Any) -> dict[str, Any]:
+    """Routed experts (a count >= 1; 1 is dense), experts per token, their width and layout."""
+    key = next((k for k in ("num_local_experts", "num_experts", "n_routed_experts") if cfg.get(k) is not None), None)
+    experts = cfg[key] if key else None
+    if key and (isinstance(experts, bool) or not isinstance(experts, int) or experts < 1):
+        raise refuse(key, "expected the routed experts per MoE layer (an integer >= 1; 1 for a dense model)")
+    if not experts or experts <= 1:
+        return {}
+    moe: dict[str, Any] = {"n_experts": experts, "top_k": cfg.get("num_experts_per_tok", 2)}
+    if cfg.get("moe_intermediate_size"):
+        moe["d_expert"] = cfg["moe_intermediate_size"]
+    return moe | _moe_layout(cfg, layers, out | moe, refuse)
+
+
 def _map_hf_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     def first(*names: str, default: Any = None, what: str) -> Any:
         for n in names:
@@ -300,19 +357,7 @@ def _map_hf_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
         return SpecError(f"{path}: key '{key}' = {cfg.get(key)!r}: {why}")
 
     model_type = cfg.get("model_type")
-    if cfg.get("is_encoder_decoder") or model_type in _ENCODER_DECODER_TYPES:
-        raise SpecError(
-            f"{path}: model_type '{model_type}' is an encoder-decoder model: expected a decoder-only "
-            "model (encoder-decoder models are not modelled)"
-        )
-    if "_class_name" in cfg:
-        raise refuse("_class_name", "a diffusers component: expected a transformers config.json (not modelled yet)")
-    if "vision_config" in cfg and model_type != "qwen2_vl":
-        raise refuse(
-            "vision_config", f"the vision tower of model_type '{model_type}' is not modelled: expected qwen2_vl"
-        )
-    if model_type in _NOT_MODELLED:
-        raise refuse("model_type", _NOT_MODELLED[model_type])
+    _refuse_unmodelled(path, cfg, refuse)
     if model_type == "vit":
         return _vit(path, cfg)
     if "image_size" in cfg or "patch_size" in cfg:
@@ -320,19 +365,7 @@ def _map_hf_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     d = first("hidden_size", "n_embd", "d_model", what="the model width (integer > 0)")
     layers = first("num_hidden_layers", "n_layer", "num_layers", what="the layer count (integer > 0)")
     out: dict[str, Any] = {"name": str(cfg.get("_name_or_path") or path.parent.name or path.stem), "n_layers": layers}
-    if model_type in ("mamba", "falcon_mamba", "mamba2"):
-        # Mamba stacks (Gu & Dao 2023; Dao & Gu 2024): a Mamba mixer per layer, no attention, no FFN.
-        out.update(_mamba2_keys(path, cfg, d, first) if model_type == "mamba2" else _mamba_keys(cfg, d, first))
-        out.update(n_heads=1, n_kv_heads=1, d_ff=0, ffn="plain", ssm_layers=layers)
-    else:
-        heads = first("num_attention_heads", "n_head", "num_heads", what="the attention heads (integer > 0)")
-        kv = first(
-            "num_key_value_heads", "n_head_kv", default=1 if cfg.get("multi_query") else heads, what="the KV heads"
-        )
-        out.update(n_heads=heads, n_kv_heads=kv)
-        out["d_ff"] = first("intermediate_size", "n_inner", "ffn_dim", default=4 * d if isinstance(d, int) else None,
-                            what="the FFN width")  # fmt: skip
-        out["ffn"] = "plain" if model_type in _PLAIN_FFN_TYPES else "gated"
+    out.update(_mixer_keys(path, cfg, d, layers, first))
     out.update(d_model=d, vocab_size=first("vocab_size", what="the vocabulary size (integer > 0)"))
     out["tied_embeddings"] = bool(cfg.get("tie_word_embeddings", True))
     if cfg.get("head_dim"):
@@ -340,16 +373,7 @@ def _map_hf_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     context = cfg.get("max_position_embeddings") or cfg.get("n_positions") or cfg.get("seq_length")
     if isinstance(context, int) and context > 0:
         out["max_context_tokens"] = context
-    key = next((k for k in ("num_local_experts", "num_experts", "n_routed_experts") if cfg.get(k) is not None), None)
-    experts = cfg[key] if key else None
-    if key and (isinstance(experts, bool) or not isinstance(experts, int) or experts < 1):
-        raise refuse(key, "expected the routed experts per MoE layer (an integer >= 1; 1 for a dense model)")
-    if experts and experts > 1:
-        out["n_experts"] = experts
-        out["top_k"] = cfg.get("num_experts_per_tok", 2)
-        if cfg.get("moe_intermediate_size"):
-            out["d_expert"] = cfg["moe_intermediate_size"]
-        out.update(_moe_layout(cfg, layers, out, refuse))
+    out.update(_moe_keys(cfg, layers, out, refuse))
     if cfg.get("kv_lora_rank"):
         # MLA (DeepSeek-V2/V3): latent KV cache; num_key_value_heads is not a GQA count there.
         out.update(
@@ -361,6 +385,13 @@ def _map_hf_config(path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
             v_head_dim=first("v_head_dim", what="the MLA value width"),
             n_kv_heads=out["n_heads"],
         )
+    return out | _extra_keys(path, cfg, d, layers, first, refuse)
+
+
+def _extra_keys(path: Path, cfg: dict[str, Any], d: Any, layers: Any, first: Any, refuse: Any) -> dict[str, Any]:
+    """Qwen2-VL's vision tower, multi-token prediction layers, sliding windows, Jamba's hybrid layout."""
+    model_type = cfg.get("model_type")
+    out: dict[str, Any] = {}
     if model_type == "qwen2_vl":
         out.update(_qwen2_vl_tower(path, cfg.get("vision_config") or {}))
     if cfg.get("num_nextn_predict_layers"):
