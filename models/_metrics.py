@@ -3,15 +3,15 @@ inputs) — name with its SI unit, description, kind, display unit and direction
 
 :class:`Metrics` (what :func:`models.serve` returns), the datasets' attributes, the stores'
 dtypes, the command line's tables, JSON and CSV, the report and the plots derive from
-:data:`METRICS`. Adding a metric is one :func:`metric` line here plus its formula in
-``serve``.
+:data:`METRICS`. Adding a metric is one annotated field of :class:`Metrics` here plus its formula
+in ``serve``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import NamedTuple
+from typing import Annotated, NamedTuple, get_type_hints
 
 import jax
 
@@ -65,162 +65,180 @@ class MetricInfo:
         return f"{label} {self.display}" if self.display else label
 
 
-def metric(name: str, unit: str, description: str, **kw: object) -> MetricInfo:
-    return MetricInfo(name, unit, description, **kw)  # type: ignore[arg-type]
+def metric(
+    unit: str,
+    description: str,
+    *,
+    kind: str = "float",
+    codes: tuple[str, ...] = (),
+    label: str | None = None,
+    display: str | None = None,
+    better: str | None = None,
+) -> MetricInfo:
+    """A metric's declaration, in the annotation of its :class:`Metrics` field (which names it)."""
+    return MetricInfo("", unit, description, kind, codes, label, display, better)
 
 
-METRICS: tuple[MetricInfo, ...] = (
-    metric(
-        "ttft_s",
-        "s",
-        "time to first token: prefill of the whole batch, pipeline fill included",
-        label="TTFT",
-        display="ms",
-        better="min",
-    ),
-    metric(
-        "tpot_s",
-        "s",
-        "time per output token: mean decode step over the output tokens",
-        label="TPOT",
-        display="ms",
-        better="min",
-    ),
-    metric(
-        "latency_s", "s", "request latency: prefill plus all decode steps", label="latency", display="ms", better="min"
-    ),
-    metric("prefill_latency_s", "s", "prefill pass of the batch", display="ms", better="min"),
-    metric("decode_latency_s", "s", "all decode steps of the batch", display="ms", better="min"),
-    metric(
-        "throughput_tokens_per_s", "token/s", "output tokens per second of the replica", label="tok/s", better="max"
-    ),
-    metric(
-        "throughput_tokens_per_s_per_chip",
-        "token/s",
-        "output tokens per second per chip",
-        label="tok/s/chip",
-        better="max",
-    ),
-    metric(
-        "prefill_tokens_per_s", "token/s", "prompt tokens per second during prefill", label="prompt tok/s", better="max"
-    ),
-    metric(
-        "decode_tokens_per_s_per_chip",
-        "token/s",
-        "output tokens per second per chip during decode",
-        label="tok/s/chip",
-        better="max",
-    ),
-    metric("energy_j", "J", "energy of the whole request batch, all chips", label="energy J", better="min"),
-    metric("prefill_energy_j", "J", "energy of the prefill pass, all chips", better="min"),
-    metric("decode_energy_j", "J", "energy of all decode steps, all chips", better="min"),
-    metric("j_per_token", "J/token", "energy per output token, prefill included", label="J/token", better="min"),
-    metric("prefill_j_per_token", "J/token", "prefill energy per prompt token", label="J/prompt tok", better="min"),
-    metric("decode_j_per_token", "J/token", "decode energy per output token", label="J/token", better="min"),
-    metric("tokens_per_kwh", "token/kWh", "output tokens per kWh, prefill included", better="max"),
-    metric("average_power_w", "W", "average power of the replica over the request", better="min"),
-    metric(
-        "usd_per_mtok",
-        "USD/1M token",
-        "TCO cost per million output tokens (capex amortized + energy × PUE)",
-        label="$/1M tok",
-        better="min",
-    ),
-    metric(
-        "memory_per_chip_bytes",
-        "B",
-        "weights + KV cache + activations held by one chip",
-        label="mem/chip",
-        display="GB",
-        better="min",
-    ),
-    metric("memory_fill", "1", "memory held by one chip over its capacity (fits when <= 1)", better="min"),
-    metric("weight_bytes_per_chip", "B", "weights held by one chip", display="GB", better="min"),
-    metric("kv_bytes_per_chip", "B", "KV cache held by one chip at the end of the request", display="GB", better="min"),
-    metric(
-        "feasible", "1", "the configuration fits and respects its constraints", kind="bool", label="fits", better="max"
-    ),
-    metric("infeasible_reason", "1", "reason code, see flag_meanings", kind="code", codes=INFEASIBLE_REASONS),
-    metric("mfu", "1", "model FLOPs utilization over the request", label="MFU", better="max"),
-    metric("mbu", "1", "memory bandwidth utilization over the request", label="MBU", better="max"),
-    metric("prefill_mfu", "1", "model FLOPs utilization of prefill", label="MFU", better="max"),
-    metric("decode_mbu", "1", "memory bandwidth utilization of decode", label="MBU", better="max"),
-    metric("arithmetic_intensity_flop_per_byte", "FLOP/B", "FLOPs per byte moved, whole request"),
-    metric("prefill_arithmetic_intensity_flop_per_byte", "FLOP/B", "FLOPs per byte moved, prefill"),
-    metric("decode_arithmetic_intensity_flop_per_byte", "FLOP/B", "FLOPs per byte moved, decode"),
-    metric("flops", "FLOP", "FLOPs of the request, all chips"),
-    metric("prefill_flops", "FLOP", "FLOPs of prefill, all chips"),
-    metric("decode_flops", "FLOP", "FLOPs of all decode steps, all chips"),
-    metric(
-        "bound",
-        "1",
-        "largest time component over the request, see flag_meanings",
-        kind="code",
-        codes=BOUND_NAMES,
-        label="bound",
-    ),
-    metric(
-        "prefill_bound",
-        "1",
-        "largest time component of prefill, see flag_meanings",
-        kind="code",
-        codes=BOUND_NAMES,
-        label="bound",
-    ),
-    metric(
-        "decode_bound",
-        "1",
-        "largest time component of decode, see flag_meanings",
-        kind="code",
-        codes=BOUND_NAMES,
-        label="bound",
-    ),
-    metric(
-        "network_s",
-        "s",
-        "exposed network time: TP and SP all-reduces, EP all-to-alls, PP transfers",
-        display="ms",
-        better="min",
-    ),
-    metric("n_chips", "1", "chips of the platform (tp · pp · ep · sp · dp)", better="min"),
-    metric(
-        "slo_attainment",
-        "1",
-        "share of requests meeting the TTFT and TPOT SLOs (1 without SLOs)",
-        label="in SLO",
-        better="max",
-    ),
-    metric(
-        "goodput_tokens_per_s",
-        "token/s",
-        "output tokens/s of the requests that meet both SLOs",
-        label="goodput tok/s",
-        better="max",
-    ),
-    metric(
-        "requests_per_s",
-        "request/s",
-        "requests completed per second (images/s for image workloads)",
-        label="images/s",
-        better="max",
-    ),
-    metric(
-        "j_per_request",
-        "J/request",
-        "energy per request, prefill included (J per image for image workloads)",
-        label="J/image",
-        better="min",
-    ),
-    metric(
-        "usd_per_k_requests",
-        "USD/1k request",
-        "TCO cost per thousand requests ($ per 1k images for image workloads)",
-        label="$/1k images",
-        better="min",
-    ),
+class Metrics(NamedTuple):
+    """The outputs of one configuration, each declared once with :func:`metric` (whole
+    request unless the name says a phase; counts of tokens are output tokens unless stated)."""
+
+    ttft_s: Annotated[
+        Array,
+        metric(
+            "s",
+            "time to first token: prefill of the whole batch, pipeline fill included",
+            label="TTFT",
+            display="ms",
+            better="min",
+        ),
+    ]
+    tpot_s: Annotated[
+        Array,
+        metric(
+            "s",
+            "time per output token: mean decode step over the output tokens",
+            label="TPOT",
+            display="ms",
+            better="min",
+        ),
+    ]
+    latency_s: Annotated[
+        Array,
+        metric("s", "request latency: prefill plus all decode steps", label="latency", display="ms", better="min"),
+    ]
+    prefill_latency_s: Annotated[Array, metric("s", "prefill pass of the batch", display="ms", better="min")]
+    decode_latency_s: Annotated[Array, metric("s", "all decode steps of the batch", display="ms", better="min")]
+    throughput_tokens_per_s: Annotated[
+        Array, metric("token/s", "output tokens per second of the replica", label="tok/s", better="max")
+    ]
+    throughput_tokens_per_s_per_chip: Annotated[
+        Array, metric("token/s", "output tokens per second per chip", label="tok/s/chip", better="max")
+    ]
+    prefill_tokens_per_s: Annotated[
+        Array, metric("token/s", "prompt tokens per second during prefill", label="prompt tok/s", better="max")
+    ]
+    decode_tokens_per_s_per_chip: Annotated[
+        Array, metric("token/s", "output tokens per second per chip during decode", label="tok/s/chip", better="max")
+    ]
+    energy_j: Annotated[
+        Array, metric("J", "energy of the whole request batch, all chips", label="energy J", better="min")
+    ]
+    prefill_energy_j: Annotated[Array, metric("J", "energy of the prefill pass, all chips", better="min")]
+    decode_energy_j: Annotated[Array, metric("J", "energy of all decode steps, all chips", better="min")]
+    j_per_token: Annotated[
+        Array, metric("J/token", "energy per output token, prefill included", label="J/token", better="min")
+    ]
+    prefill_j_per_token: Annotated[
+        Array, metric("J/token", "prefill energy per prompt token", label="J/prompt tok", better="min")
+    ]
+    decode_j_per_token: Annotated[
+        Array, metric("J/token", "decode energy per output token", label="J/token", better="min")
+    ]
+    tokens_per_kwh: Annotated[Array, metric("token/kWh", "output tokens per kWh, prefill included", better="max")]
+    average_power_w: Annotated[Array, metric("W", "average power of the replica over the request", better="min")]
+    usd_per_mtok: Annotated[
+        Array,
+        metric(
+            "USD/1M token",
+            "TCO cost per million output tokens (capex amortized + energy × PUE)",
+            label="$/1M tok",
+            better="min",
+        ),
+    ]
+    memory_per_chip_bytes: Annotated[
+        Array,
+        metric("B", "weights + KV cache + activations held by one chip", label="mem/chip", display="GB", better="min"),
+    ]
+    memory_fill: Annotated[
+        Array, metric("1", "memory held by one chip over its capacity (fits when <= 1)", better="min")
+    ]
+    weight_bytes_per_chip: Annotated[Array, metric("B", "weights held by one chip", display="GB", better="min")]
+    kv_bytes_per_chip: Annotated[
+        Array, metric("B", "KV cache held by one chip at the end of the request", display="GB", better="min")
+    ]
+    feasible: Annotated[
+        Array,
+        metric("1", "the configuration fits and respects its constraints", kind="bool", label="fits", better="max"),
+    ]
+    infeasible_reason: Annotated[
+        Array, metric("1", "reason code, see flag_meanings", kind="code", codes=INFEASIBLE_REASONS)
+    ]
+    mfu: Annotated[Array, metric("1", "model FLOPs utilization over the request", label="MFU", better="max")]
+    mbu: Annotated[Array, metric("1", "memory bandwidth utilization over the request", label="MBU", better="max")]
+    prefill_mfu: Annotated[Array, metric("1", "model FLOPs utilization of prefill", label="MFU", better="max")]
+    decode_mbu: Annotated[Array, metric("1", "memory bandwidth utilization of decode", label="MBU", better="max")]
+    arithmetic_intensity_flop_per_byte: Annotated[Array, metric("FLOP/B", "FLOPs per byte moved, whole request")]
+    prefill_arithmetic_intensity_flop_per_byte: Annotated[Array, metric("FLOP/B", "FLOPs per byte moved, prefill")]
+    decode_arithmetic_intensity_flop_per_byte: Annotated[Array, metric("FLOP/B", "FLOPs per byte moved, decode")]
+    flops: Annotated[Array, metric("FLOP", "FLOPs of the request, all chips")]
+    prefill_flops: Annotated[Array, metric("FLOP", "FLOPs of prefill, all chips")]
+    decode_flops: Annotated[Array, metric("FLOP", "FLOPs of all decode steps, all chips")]
+    bound: Annotated[
+        Array,
+        metric(
+            "1",
+            "largest time component over the request, see flag_meanings",
+            kind="code",
+            codes=BOUND_NAMES,
+            label="bound",
+        ),
+    ]
+    prefill_bound: Annotated[
+        Array,
+        metric(
+            "1", "largest time component of prefill, see flag_meanings", kind="code", codes=BOUND_NAMES, label="bound"
+        ),
+    ]
+    decode_bound: Annotated[
+        Array,
+        metric(
+            "1", "largest time component of decode, see flag_meanings", kind="code", codes=BOUND_NAMES, label="bound"
+        ),
+    ]
+    network_s: Annotated[
+        Array,
+        metric(
+            "s", "exposed network time: TP and SP all-reduces, EP all-to-alls, PP transfers", display="ms", better="min"
+        ),
+    ]
+    n_chips: Annotated[Array, metric("1", "chips of the platform (tp · pp · ep · sp · dp)", better="min")]
+    slo_attainment: Annotated[
+        Array,
+        metric("1", "share of requests meeting the TTFT and TPOT SLOs (1 without SLOs)", label="in SLO", better="max"),
+    ]
+    goodput_tokens_per_s: Annotated[
+        Array,
+        metric("token/s", "output tokens/s of the requests that meet both SLOs", label="goodput tok/s", better="max"),
+    ]
+    requests_per_s: Annotated[
+        Array,
+        metric(
+            "request/s", "requests completed per second (images/s for image workloads)", label="images/s", better="max"
+        ),
+    ]
+    j_per_request: Annotated[
+        Array,
+        metric(
+            "J/request",
+            "energy per request, prefill included (J per image for image workloads)",
+            label="J/image",
+            better="min",
+        ),
+    ]
+    usd_per_k_requests: Annotated[
+        Array,
+        metric(
+            "USD/1k request",
+            "TCO cost per thousand requests ($ per 1k images for image workloads)",
+            label="$/1k images",
+            better="min",
+        ),
+    ]
+
+
+METRICS: tuple[MetricInfo, ...] = tuple(
+    dataclasses.replace(hint.__metadata__[0], name=name)
+    for name, hint in get_type_hints(Metrics, include_extras=True).items()
 )
 METRIC: dict[str, MetricInfo] = {m.name: m for m in METRICS}
-
-# The outputs of one configuration, in the order of METRICS (whole request unless the name
-# says a phase; counts of tokens are output tokens unless stated).
-Metrics = NamedTuple("Metrics", [(m.name, Array) for m in METRICS])  # type: ignore[misc]

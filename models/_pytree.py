@@ -8,7 +8,7 @@ a different compiled program, which is what structure (family, dtype, operator l
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypeVar
+from typing import Any, TypeVar, dataclass_transform
 
 import jax
 import numpy as np
@@ -21,6 +21,7 @@ def static_field(**kwargs: Any) -> Any:
     return dataclasses.field(metadata={"static": True}, **kwargs)
 
 
+@dataclass_transform(frozen_default=True)
 def pytree_dataclass(cls: type[T]) -> type[T]:
     """Make ``cls`` a frozen dataclass and register it with JAX as a PyTree."""
     cls = dataclasses.dataclass(frozen=True)(cls)

@@ -533,7 +533,7 @@ class _Rows(list):
     """The operator rows of a pass, each given by keyword (what every number of a row is)."""
 
     def __call__(
-        self, name: str, kind: int, *, flops: Any, weight_bytes: Any, act_bytes: Any, kv_bytes: Any, m: Any, n: Any,
+        self, name: str, kind: str, *, flops: Any, weight_bytes: Any, act_bytes: Any, kv_bytes: Any, m: Any, n: Any,
         k: Any, repeat: Any, stored_bytes: Any = None,
     ) -> None:  # fmt: skip
         stored = weight_bytes if stored_bytes is None else stored_bytes
