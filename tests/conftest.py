@@ -1,8 +1,8 @@
-"""Shared test settings: float64 (the engine's precision, see dse.engine), one tolerance helper.
+"""Shared test settings: the ``float64`` fixture, one tolerance helper.
 
 The models are dtype-agnostic; the engine evaluates in float64 inside its boundary. Tests
-that call model functions directly run them in float64 too, so that hand-derived references
-hold to 1e-9.
+that call model functions directly run them in float64 too (``float64``), so that
+hand-derived references hold to 1e-9.
 """
 
 from __future__ import annotations
@@ -17,8 +17,19 @@ os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 
 import jax  # noqa: E402 (after XLA_FLAGS)
 import numpy as np
+import pytest  # noqa: E402
 
-jax.config.update("jax_enable_x64", True)
+# No global float64: the engine's boundary enters float64 itself (dse.engine.float64), and
+# what the tests run through it passes in JAX's default precision. Tests that call the
+# pure model functions directly (outside the engine) ask for float64 with this fixture, as a
+# caller of the models outside the engine would.
+
+
+@pytest.fixture
+def float64():
+    with jax.enable_x64(True):
+        yield
+
 
 # One compile cache for the test session, fresh each run and shared by the xdist workers and
 # the CLI subprocesses (the controller creates it before the workers start): a program one

@@ -17,6 +17,9 @@ from models import Scenario, achievable_software, gemm_cost, serve
 from models.hardware import reconfiguration_s_per_pass, systolic_utilization
 from models.workloads import memory_per_chip
 
+# Model functions called directly, outside the engine: in float64, as the engine calls them.
+pytestmark = pytest.mark.usefixtures("float64")
+
 SW = achievable_software()
 
 

@@ -32,6 +32,14 @@ SHIPPED_BOUNDS_PCT = {
 }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def float64_module():
+    """The fit's internals (its problems, predictors and expansions) are called directly here,
+    outside calibration's entry points, which enter float64 themselves: so do these tests."""
+    with jax.enable_x64(True):
+        yield
+
+
 @pytest.fixture(scope="module")
 def prep():
     return _fit.prepare()

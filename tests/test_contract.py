@@ -18,6 +18,9 @@ from models import achievable_software, gemm_cost, serve
 from models.platform import Level, collective_s
 from models.workloads import operator_table
 
+# The pure model functions, called directly: in float64, as the engine calls them.
+pytestmark = pytest.mark.usefixtures("float64")
+
 
 def _serve_case(model="llama-3-70b", hw="h100-sxm5-80gb"):
     c = config(model, hw, tp=4, batch=8, prompt_tokens=1024, output_tokens=128)

@@ -11,6 +11,9 @@ from models import achievable_software, gemm_cost, ideal_software
 from models._interface import linear_power_energy_j as simt_energy_j
 from models.hardware import gemm_utilization
 
+# Model functions called directly, outside the engine: in float64, as the engine calls them.
+pytestmark = pytest.mark.usefixtures("float64")
+
 A100 = dse.load_hardware("a100-sxm4-80gb").spec
 
 

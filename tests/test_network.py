@@ -19,6 +19,9 @@ from dse.engine import float64
 from models import achievable_software, ideal_software
 from models.platform import Level, collective_s, level_collective_s, smooth_min
 
+# Model functions called directly, outside the engine: in float64, as the engine calls them.
+pytestmark = pytest.mark.usefixtures("float64")
+
 MB = 1e6
 
 

@@ -17,6 +17,9 @@ from models import achievable_software, default_economics, serve, sum_max_affine
 from models._serve import _phase
 from models.platform import pipeline_fill_factor
 
+# Model functions called directly, outside the engine: in float64, as the engine calls them.
+pytestmark = pytest.mark.usefixtures("float64")
+
 
 @settings(max_examples=200, deadline=None)
 @given(st.floats(-5, 5), st.floats(-1, 1), st.floats(-5, 5), st.floats(-1, 1), st.integers(1, 60))

@@ -13,6 +13,9 @@ import dse
 from dse.specs import SpecError
 from models._serve import expected_accepted_tokens
 
+# Model functions called directly, outside the engine: in float64, as the engine calls them.
+pytestmark = pytest.mark.usefixtures("float64")
+
 L70 = dict(model="llama-3-70b", hardware="h100-sxm5-80gb", tp=8, prompt_tokens=2048, output_tokens=256)
 
 

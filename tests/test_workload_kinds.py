@@ -15,6 +15,9 @@ from dse.specs import SpecError
 from models import Scenario, achievable_software, serve
 from models.workloads import active_params, kv_bytes_per_token, memory_per_chip, operator_table, total_params
 
+# Model functions called directly, outside the engine: in float64, as the engine calls them.
+pytestmark = pytest.mark.usefixtures("float64")
+
 SW = achievable_software()
 
 
