@@ -9,12 +9,9 @@ margin). Defaults are documented estimates, overridable per evaluation.
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 
-from models._pytree import pytree_dataclass, spec_field
-
-Array = jax.Array
+from models._pytree import Array, pytree_dataclass, spec_field
 
 SECONDS_PER_YEAR = 365.25 * 24 * 3600.0
 J_PER_KWH = 3.6e6

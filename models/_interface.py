@@ -18,13 +18,10 @@ import abc
 import dataclasses
 from typing import ClassVar, NamedTuple, Protocol
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from models._pytree import pytree_dataclass, spec_field, static_field
-
-Array = jax.Array
+from models._pytree import Array, pytree_dataclass, spec_field, static_field
 
 # ---------------------------------------------------------------------------------------
 # Data types: storage width in bits and whether the format is floating point.

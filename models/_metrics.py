@@ -13,9 +13,7 @@ import dataclasses
 import enum
 from typing import Annotated, NamedTuple, get_type_hints
 
-import jax
-
-Array = jax.Array
+from models._pytree import Array
 
 BOUND_NAMES = ("compute", "memory", "network", "overhead")
 

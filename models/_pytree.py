@@ -15,6 +15,10 @@ import numpy as np
 
 T = TypeVar("T")
 
+# A leaf of the models' PyTrees: a numpy float64 scalar as a spec file loads it, a JAX array
+# inside the engine's traced programs (the one declaration of the models' array type).
+Array = jax.Array | np.ndarray
+
 
 def static_field(**kwargs: Any) -> Any:
     """A dataclass field that is static metadata of the PyTree, not a leaf."""

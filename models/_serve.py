@@ -23,10 +23,9 @@ import jax.scipy.stats
 from models._economics import EconomicsSpec, usd_per_million_tokens
 from models._interface import Chip, LayerComm, Scenario, SoftwareParams, Workload, widest
 from models._metrics import Infeasible, Metrics
+from models._pytree import Array
 from models.platform import PlatformSpec, pipeline_fill_factor
 from models.workloads import gemm_operator
-
-Array = jax.Array
 
 
 def sum_max_affine(p: Array, q: Array, r: Array, s: Array, n: Array) -> Array:

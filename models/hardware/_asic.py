@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import jax
 import jax.numpy as jnp
 
 from models._interface import (
@@ -26,9 +25,7 @@ from models._interface import (
     SoftwareParams,
     widest,
 )
-from models._pytree import pytree_dataclass, spec_field
-
-Array = jax.Array
+from models._pytree import Array, pytree_dataclass, spec_field
 
 
 def _derated(software: SoftwareParams, util: Array) -> Array:

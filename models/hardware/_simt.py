@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import jax
 import jax.numpy as jnp
 
 from models._interface import (
@@ -39,9 +38,7 @@ from models._interface import (
     linear_power_energy_j,
     widest,
 )
-from models._pytree import pytree_dataclass, spec_field
-
-Array = jax.Array
+from models._pytree import Array, pytree_dataclass, spec_field
 
 
 def simt_rate_class(dtype: str) -> str:

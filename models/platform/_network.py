@@ -31,12 +31,10 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 
 from models._interface import SoftwareParams
-
-Array = jax.Array
+from models._pytree import Array
 
 # Topologies of a network level (static structure).
 #   switch         every chip one hop from every other through a switch (NVSwitch, IB, Ethernet)

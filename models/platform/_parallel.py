@@ -9,15 +9,12 @@ References:
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 from models._interface import Chip, SoftwareParams, Split
-from models._pytree import pytree_dataclass, spec_field, static_field
+from models._pytree import Array, pytree_dataclass, spec_field, static_field
 
 from ._network import Level, collective_s
-
-Array = jax.Array
 
 
 @pytree_dataclass

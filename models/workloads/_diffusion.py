@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
 import jax.numpy as jnp
 
 from models._interface import (
@@ -41,11 +40,9 @@ from models._interface import (
     Split,
     dtype_bytes,
 )
-from models._pytree import pytree_dataclass, spec_field, static_field
+from models._pytree import Array, pytree_dataclass, spec_field, static_field
 
 from ._transformer import as_split, image_side, operator_table, table_from_rows, total_params
-
-Array = jax.Array
 
 
 @pytree_dataclass

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 from models._interface import GEMM, OperatorTable, dtype_bytes
-
-Array = jax.Array
+from models._pytree import Array
 
 
 def gemm_operator(m: Array, n: Array, k: Array, dtype: str) -> OperatorTable:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -38,9 +37,7 @@ from models._interface import (
     Split,
     dtype_bytes,
 )
-from models._pytree import pytree_dataclass, spec_field, static_field
-
-Array = jax.Array
+from models._pytree import Array, pytree_dataclass, spec_field, static_field
 
 # Elementwise cost in FLOPs per element (estimates: RMSNorm ≈ square, sum, rsqrt, scale,
 # weight ≈ 5; softmax ≈ max, sub, exp, sum, div ≈ 5; SiLU·up ≈ 5; residual add = 1).
