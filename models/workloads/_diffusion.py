@@ -185,32 +185,36 @@ def _denoiser_table(m: DiffusionSpec, scenario: Scenario, split: Split, step: Ar
     one = jnp.ones_like(tokens)
     rows: list[tuple] = []
 
-    def row(name, kind, flops, wbytes, abytes, mm, nn, kk, rep):
-        mm, nn, kk = (jnp.maximum(x, 1.0) for x in (mm, nn, kk))
-        rows.append((name, kind, flops, wbytes, abytes, 0 * one, mm, nn, kk, rep * step, wbytes))
+    def row(name, kind, *, flops, weight_bytes, act_bytes, m, n, k, repeat):
+        m, n, k = (jnp.maximum(x, 1.0) for x in (m, n, k))
+        rows.append((name, kind, flops, weight_bytes, act_bytes, 0 * one, m, n, k, repeat * step, weight_bytes))
 
     def gemm(name, m_rows, n_cols, k, copies, rep):
         # ``copies`` sets of weights (the two streams of a joint block share the GEMM shape).
-        row(name, GEMM, 2 * m_rows * n_cols * k, copies * n_cols * k * w, m_rows * (n_cols + k) * a, m_rows, n_cols, k,
-            rep)  # fmt: skip
+        row(name, GEMM, flops=2 * m_rows * n_cols * k, weight_bytes=copies * n_cols * k * w,
+            act_bytes=m_rows * (n_cols + k) * a, m=m_rows, n=n_cols, k=k, repeat=rep)  # fmt: skip
 
     def attention(prefix, rep):
         # Bidirectional attention over all n tokens of each sequence.
         f = 2.0 * b * h * n * n * hd
-        row(f"{prefix}attn_scores", ATTENTION, f, 0 * one, 3 * tokens * h * hd * a, n, n, hd, rep)
-        row(f"{prefix}softmax", ELEMENTWISE, 5.0 * b * h * n * n, 0 * one, 0 * one, b * h * n, n, one, rep)
-        row(f"{prefix}attn_values", ATTENTION, f, 0 * one, tokens * h * hd * a, n, hd, n, rep)
+        row(f"{prefix}attn_scores", ATTENTION, flops=f, weight_bytes=0 * one, act_bytes=3 * tokens * h * hd * a, m=n,
+            n=n, k=hd, repeat=rep)  # fmt: skip
+        row(f"{prefix}softmax", ELEMENTWISE, flops=5.0 * b * h * n * n, weight_bytes=0 * one, act_bytes=0 * one,
+            m=b * h * n, n=n, k=one, repeat=rep)  # fmt: skip
+        row(f"{prefix}attn_values", ATTENTION, flops=f, weight_bytes=0 * one, act_bytes=tokens * h * hd * a, m=n,
+            n=hd, k=n, repeat=rep)  # fmt: skip
 
     joint, single = m.joint_layers, m.single_layers
     # Joint blocks: both streams' GEMMs (one row each, weights counted twice).
     gemm("adaln", b, 2 * 6 * c / tp, c, 1.0, joint)
-    row("norms", ELEMENTWISE, 2 * 5 * tokens * c, 0 * one, 4 * tokens * c * a, tokens, c, one, joint)
+    row("norms", ELEMENTWISE, flops=2 * 5 * tokens * c, weight_bytes=0 * one, act_bytes=4 * tokens * c * a, m=tokens,
+        n=c, k=one, repeat=joint)  # fmt: skip
     gemm("qkv_proj", tokens, 3 * c / tp, c, 2.0, joint)
     attention("", joint)
     gemm("out_proj", tokens, c, c / tp, 2.0, joint)
     gemm("mlp_up", tokens, r * c / tp, c, 2.0, joint)
-    row("mlp_act", ELEMENTWISE, 5 * tokens * r * c / tp, 0 * one, 2 * tokens * r * c / tp * a, tokens, r * c / tp, one,
-        joint)  # fmt: skip
+    row("mlp_act", ELEMENTWISE, flops=5 * tokens * r * c / tp, weight_bytes=0 * one,
+        act_bytes=2 * tokens * r * c / tp * a, m=tokens, n=r * c / tp, k=one, repeat=joint)  # fmt: skip
     gemm("mlp_down", tokens, c, r * c / tp, 2.0, joint)
     # Single-stream blocks (Flux): fused QKV + MLP input, attention, fused output.
     gemm("single_adaln", b, 3 * c / tp, c, 1.0, single)
