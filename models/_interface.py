@@ -84,7 +84,7 @@ class OperatorTable(NamedTuple):
     names: tuple[str, ...]
     kinds: tuple[str, ...]
     per_layer: tuple[bool, ...]
-    stages: Array = 1.0  # pipeline stages the layers are spread over (each chip holds 1/stages)
+    stages: Array | float = 1.0  # pipeline stages the layers are spread over (each chip holds 1/stages)
 
     @property
     def bytes(self) -> Array:
@@ -125,12 +125,9 @@ class OperatorTable(NamedTuple):
         arrays = [
             jnp.concatenate([jnp.atleast_1d(x), jnp.atleast_1d(y)]) for x, y in zip(self[:9], other[:9], strict=True)
         ]
-        return OperatorTable(
-            *arrays,
-            names=self.names + other.names,
-            kinds=self.kinds + other.kinds,
-            per_layer=self.per_layer + other.per_layer,
-            stages=self.stages,
+        # _make: the nine row arrays, then the names, kinds, per-layer flags and stages.
+        return OperatorTable._make(
+            [*arrays, self.names + other.names, self.kinds + other.kinds, self.per_layer + other.per_layer, self.stages]
         )
 
     @property
@@ -165,8 +162,8 @@ class LayerComm(NamedTuple):
     stage_bytes: Array
     alltoall_bytes: Array
     alltoalls: Array
-    sp_gather_bytes: Array = 0.0
-    sp_reduce_bytes: Array = 0.0
+    sp_gather_bytes: Array | float = 0.0
+    sp_reduce_bytes: Array | float = 0.0
 
 
 class Split(NamedTuple):
@@ -184,8 +181,8 @@ class Split(NamedTuple):
     tp: Array
     ep: Array
     expert_imbalance: Array
-    sp: Array = 1.0
-    pp: Array = 1.0
+    sp: Array | float = 1.0
+    pp: Array | float = 1.0
 
     @staticmethod
     def of(tp: Array) -> Split:

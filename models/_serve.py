@@ -137,7 +137,7 @@ def _phase(
     c0 = chip.operator_cost(software, first, *dt)
     if single:
         last, c1 = first, c0
-        op_roof = jnp.maximum(c0.compute_s, c0.memory_s) * n_passes
+        op_roof: Array = jnp.maximum(c0.compute_s, c0.memory_s) * n_passes
     else:
         last = model.operator_table(scenario, split, new_tokens, past_first + growth * (n_passes - 1.0))
         c1 = chip.operator_cost(software, last, *dt)
@@ -390,8 +390,8 @@ def _round(c: _Serving, mode: str) -> _Round:
     life = d / c.accepted  # iterations a sequence runs
     ctx = s + d / 2.0  # mean context of the running sequences
     if mode == "chunked":
-        chunk = jnp.minimum(sc.chunk_tokens, s)
-        running = jnp.minimum(b, sc.chunk_tokens * life / s)
+        chunk: Array = jnp.minimum(sc.chunk_tokens, s)
+        running: Array = jnp.minimum(b, sc.chunk_tokens * life / s)
     else:
         chunk = s
         running = b
@@ -614,7 +614,7 @@ def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool)
     reason = jnp.where(defined, reason, Infeasible.UNDEFINED)  # flagged with its reason, never a silent NaN
     attainment = _attainment(scenario, sc, static, zero)
     peak = chip.peak_flops_per_s(widest(scenario.weight_dtype, scenario.act_dtype))
-    bw = chip.memory_bandwidth_bytes_per_s
+    bw = chip.memory_bandwidth_bytes_per_s  # type: ignore[attr-defined]  # every family declares it
     work_chips = platform.stage_chips * platform.dp  # layers are split over pp: tp·ep·dp copies in all
     dec_flops = work_chips * dec.flops * sc.rounds
     dec_bytes = work_chips * dec.bytes * sc.rounds

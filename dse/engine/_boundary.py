@@ -126,7 +126,7 @@ def _stored(fn: Callable[..., Any], args: tuple[Any, ...], options: dict[str, An
         (
             label,
             str(tree),
-            jax.config.jax_enable_x64,
+            getattr(jax.config, "jax_enable_x64"),
             [(np.shape(x), np.dtype(getattr(x, "dtype", None) or np.result_type(x)).str) for x in leaves],
         )
     )
@@ -252,7 +252,7 @@ def program_cost(
     with _precision(precision):
         part = {k: jnp.full(block, float(np.atleast_1d(v)[0])) for k, v in knobs.items()}
         analysis = _serve_batch.lower(config, part, software).compile().cost_analysis()
-    analysis = analysis[0] if isinstance(analysis, list) else analysis
+    analysis = (analysis[0] if isinstance(analysis, list) else analysis) or {}
     return {
         "flops_per_config": float(analysis.get("flops", np.nan)) / block,
         "bytes_per_config": float(analysis.get("bytes accessed", np.nan)) / block,
@@ -422,7 +422,7 @@ def log_jacobian(
 
 def compiled_programs() -> int:
     """How many programs the design evaluation has compiled (for the no-recompilation test)."""
-    return sum(f._cache_size() for f in (_serve_batch, _serve_batch_quick, *_programs.values()))
+    return sum(getattr(f, "_cache_size")() for f in (_serve_batch, _serve_batch_quick, *_programs.values()))
 
 
 def enable_compilation_cache() -> None:
@@ -430,7 +430,7 @@ def enable_compilation_cache() -> None:
 
     Off with ``INFERBENCH_JAX_CACHE=0``; a cache directory already configured is kept.
     """
-    if os.environ.get("INFERBENCH_JAX_CACHE", "1") == "0" or jax.config.jax_compilation_cache_dir:
+    if os.environ.get("INFERBENCH_JAX_CACHE", "1") == "0" or getattr(jax.config, "jax_compilation_cache_dir"):
         return
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     jax.config.update("jax_compilation_cache_dir", str(base / "inferbench" / "jax"))

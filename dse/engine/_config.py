@@ -62,8 +62,9 @@ def knob_keys(config: Config) -> dict[str, Knob]:
     out: dict[str, Knob] = {}
     for comp in COMPONENTS:
         for key, info in keys_of(type(getattr(config, comp))).items():
-            knob = Knob(comp, info.field, info)
-            out.setdefault(info.field, knob)
+            field = info.field or key  # every key of a component is a leaf's
+            knob = Knob(comp, field, info)
+            out.setdefault(field, knob)
             out.setdefault(key, knob)
     return out
 
@@ -154,7 +155,7 @@ def check_physics(config: Config, values: Mapping[str, Any], where: str, uneven_
         _check_against_config(config, knob, arr, label)
 
 
-def _check_tp(model: Workload, arr: np.ndarray, label: str) -> None:
+def _check_tp(model: Any, arr: np.ndarray, label: str) -> None:  # a model with attention heads
     heads, kv = float(model.n_heads), float(model.n_kv_heads)
     # tp beyond the heads is left to the engine: it flags such designs infeasible.
     for tp in np.unique(arr[arr <= heads]):
@@ -204,7 +205,7 @@ def check_batch_split(batch: Any, dp: Any, where: str) -> None:
                 )
 
 
-def splits_heads(model: Workload, tp: float) -> bool:
+def splits_heads(model: Any, tp: float) -> bool:  # a model with attention heads
     """Whether ``tp`` splits the attention heads evenly and divides (or replicates) the KV heads."""
     heads, kv = float(model.n_heads), float(model.n_kv_heads)
     return heads % tp == 0 and (kv % tp == 0 or tp % kv == 0)
@@ -266,8 +267,8 @@ def make_config(
     if batching not in BATCHING:
         raise SpecError(f"batching: unknown mode '{batching}': expected one of {', '.join(BATCHING)}")
     network = network_of(hardware, platform)
-    leaves = {k: _leaf(v) for k, v in network.items() if k in _PLATFORM_LEAVES}
-    static = {k: v for k, v in network.items() if k.endswith("_topology")}
+    leaves: dict[str, Any] = {k: _leaf(v) for k, v in network.items() if k in _PLATFORM_LEAVES}
+    static: dict[str, Any] = {k: v for k, v in network.items() if k.endswith("_topology")}
     chip = hardware.spec
     if platform is not None and platform.chip_links:
         chip = dataclasses.replace(chip, **{k: _leaf(v) for k, v in platform.chip_links.items()})

@@ -88,7 +88,7 @@ def _ring_steps(lv: Level) -> Array:
 
 
 def level_collective_s(
-    collective: str, message_bytes: Array, lv: Level, sw: SoftwareParams, direct: bool = True
+    collective: str, message_bytes: Array | float, lv: Level, sw: SoftwareParams, direct: bool = True
 ) -> Array:
     """Time of one collective among ``lv.n`` chips of one level.
 
@@ -153,8 +153,8 @@ def level_collective_s(
 
 def collective_s(
     collective: str,
-    message_bytes: Array,
-    n: Array,
+    message_bytes: Array | float,
+    n: Array | float,
     stride: Array,
     up: Level,
     out: Level,

@@ -134,7 +134,13 @@ class PlatformSpec:
         return up, out
 
     def collective_s(
-        self, chip: Chip, software: SoftwareParams, collective: str, message_bytes: Array, n: Array, stride: Array
+        self,
+        chip: Chip,
+        software: SoftwareParams,
+        collective: str,
+        message_bytes: Array | float,
+        n: Array | float,
+        stride: Array,
     ) -> Array:
         """One collective among ``n`` chips ``stride`` apart on this platform's network."""
         up, out = self.levels(chip)

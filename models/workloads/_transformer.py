@@ -20,6 +20,8 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
@@ -68,7 +70,7 @@ def table_from_rows(rows: list[tuple], split: Split, once: tuple[str, ...]) -> O
 
     stack = [column(c) for c in cols[2:]]
     per_layer = tuple(name not in once for name in cols[0])
-    return OperatorTable(*stack, names=tuple(cols[0]), kinds=tuple(cols[1]), per_layer=per_layer, stages=split.pp)
+    return OperatorTable._make([*stack, tuple(cols[0]), tuple(cols[1]), per_layer, split.pp])
 
 
 def _optional(doc: str) -> Array:
@@ -269,7 +271,7 @@ def weight_params(model: TransformerSpec) -> dict[str, Array]:
     dense layers), routers, embeddings, norms; multi-token prediction layers apart."""
     d, hd = model.d_model, model.head_dim
     if model.attention == "mla":
-        attn = sum(_mla_dims(model, model.n_heads).values())
+        attn = functools.reduce(operator.add, _mla_dims(model, model.n_heads).values())
     else:
         attn = d * hd * (2.0 * model.n_heads + 2.0 * model.n_kv_heads)  # Wq, Wo, Wk, Wv
     di, ds, dc, dtr = model.ssm_d_inner, model.ssm_d_state, model.ssm_d_conv, model.ssm_dt_rank
@@ -394,7 +396,7 @@ def as_split(split: Split | Array) -> Split:
     return split if isinstance(split, Split) else Split.of(jnp.asarray(split))
 
 
-def kv_heads_per_chip(model: TransformerSpec, tp: Array) -> Array:
+def kv_heads_per_chip(model: TransformerSpec, tp: Array | float) -> Array:
     """KV heads held by one chip: n_kv/tp, replicated (at least one) when tp > n_kv."""
     return jnp.maximum(model.n_kv_heads / tp, 1.0)
 
