@@ -599,6 +599,12 @@ CASES = [
     ),
     ("eval-prompt-cv-negative", [*E, "--prompt-cv=-1"], "--prompt-cv"),
     ("pareto-partial-truncated", ["pareto", "{w}/truncated.zarr", "--partial", "-o", "{w}/f2"], "damaged: feasible"),
+    ("eval-out-inside-sweep-store", [*E, "-o", "{w}/s.zarr/mine.zarr"], "is inside the sweep store"),
+    (
+        "predict-out-inside-sweep-store",
+        ["predict", "{w}/scen.csv", "-o", "{w}/s.zarr/p.csv"],
+        "is inside the sweep store",
+    ),
     ("unknown-command", ["benchmark"], "invalid choice"),
     ("unknown-option", ["evaluate", "--modle", "x"], "unrecognized|required"),
 ]

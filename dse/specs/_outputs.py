@@ -120,6 +120,13 @@ def refuse_foreign(path: Path, own: Callable[[Path], bool] | None = None, overwr
     and ``overwrite`` (default: the command's --overwrite) is not given."""
     path = Path(path)
     _refuse_input(path)
+    for parent in Path(os.path.abspath(path)).parents:  # nothing is written into a sweep store
+        attrs = _store_attrs(parent)
+        if attrs and "sweep_spec" in attrs and "sweep_complete" in attrs:
+            raise SpecError(
+                f"{path}: is inside the sweep store {parent}: expected an output path outside it "
+                "(a store holds only what its sweep writes; nothing was changed)"
+            )
     state = ownership(path, own)
     if state == "foreign":
         kind = "a folder" if path.is_dir() else "a file"
