@@ -600,6 +600,8 @@ def load_serving_energy(data_dir: PathLike | None = None) -> pd.DataFrame:
             match = _MLE_FILE.match(path.name)
             if match is None:
                 raise ValueError(f"{path}: file name is not bs<B>+tp<T>+pp<P>.json")
+            if not path.is_file():  # a FIFO or device would block the read below
+                raise FileNotFoundError(f"{path}: not a regular measurement file")
             raw = pd.DataFrame([json.loads(path.read_text())])
             _require_columns(raw, _MLE_KEYS, path)
             _check_values(raw, numeric_keys, path)
