@@ -345,6 +345,11 @@ CASES = [
     ("sweep-different-spec", ["sweep", "{w}/other.yaml", "-o", "{w}/s.zarr"], "different sweep spec"),
     ("sweep-locked", ["sweep", "{w}/sweep.yaml", "-o", "{w}/locked.zarr"], "is being written by process"),
     ("sweep-finished-damaged", ["sweep", "{w}/sweep.yaml", "-o", "{w}/holes.zarr"], "damaged: tpot_s .* --repair"),
+    (
+        "sweep-finished-stray",
+        ["sweep", "{w}/sweep.yaml", "-o", "{w}/stray.zarr"],
+        "not a chunk of this store.*--repair",
+    ),
     ("sweep-flags-lost", ["sweep", "{w}/sweep.yaml", "-o", "{w}/noflags.zarr"], "--repair"),
     # pareto and plot
     ("pareto-missing", ["pareto", "{w}/none.zarr"], "not an InferBench sweep store"),
@@ -639,6 +644,9 @@ def workspace(tmp_path_factory):
     shutil.copytree(w / "s.zarr", w / "holes.zarr")
     chunk = sorted(p for p in (w / "holes.zarr" / "tpot_s" / "c").rglob("*") if p.is_file())[0]
     chunk.unlink()
+    shutil.copytree(w / "s.zarr", w / "stray.zarr")  # a file in a chunk folder that no chunk is
+    first = sorted(p for p in (w / "stray.zarr" / "tpot_s" / "c").rglob("*") if p.is_file())[0]
+    (first.parent / "99").write_bytes(first.read_bytes())
     shutil.copytree(w / "s.zarr", w / "truncated.zarr")
     feasible = sorted(p for p in (w / "truncated.zarr" / "feasible" / "c").rglob("*") if p.is_file())[0]
     feasible.write_bytes(feasible.read_bytes()[:-3])

@@ -121,8 +121,7 @@ def refuse_foreign(path: Path, own: Callable[[Path], bool] | None = None, overwr
     path = Path(path)
     _refuse_input(path)
     for parent in Path(os.path.abspath(path)).parents:  # nothing is written into a sweep store
-        attrs = _store_attrs(parent)
-        if attrs and "sweep_spec" in attrs and "sweep_complete" in attrs:
+        if _is_sweep_store(_store_attrs(parent)):
             raise SpecError(
                 f"{path}: is inside the sweep store {parent}: expected an output path outside it "
                 "(a store holds only what its sweep writes; nothing was changed)"
@@ -135,13 +134,7 @@ def refuse_foreign(path: Path, own: Callable[[Path], bool] | None = None, overwr
             "InferBench's own outputs (nothing was changed)"
         )
     attrs = _store_attrs(path) if state == "own" and path.is_dir() else None
-    # A sweep store has both (a Pareto front written from one keeps the spec, not the progress).
-    if (
-        attrs
-        and "sweep_spec" in attrs
-        and "sweep_complete" in attrs
-        and not (_OVERWRITE.get() if overwrite is None else overwrite)
-    ):
+    if _is_sweep_store(attrs) and not (_OVERWRITE.get() if overwrite is None else overwrite):
         done = "finished" if attrs.get("sweep_complete") else "unfinished"
         n = attrs.get("n_designs")
         size = f" of {n:,} designs" if isinstance(n, int) else ""
@@ -149,6 +142,11 @@ def refuse_foreign(path: Path, own: Callable[[Path], bool] | None = None, overwr
             f"{path}: holds the {done} sweep store '{attrs.get('sweep_name', '?')}'{size}, which this would "
             "replace: expected a new path, or --overwrite to replace it (nothing was changed)"
         )
+
+
+def _is_sweep_store(attrs: dict | None) -> bool:
+    # A sweep store has both (a Pareto front written from one keeps the spec, not the progress).
+    return bool(attrs) and "sweep_spec" in attrs and "sweep_complete" in attrs
 
 
 def _record(path: Path) -> None:

@@ -112,13 +112,13 @@ def _prepare(
             )
         # Every chunk flagged as written is verified (checksum, size, place) and the damaged ones
         # recomputed; temporaries a killed run left behind are removed (with --repair, stray files
-        # in the chunk folders too).
+        # in the chunk folders too; without it they are refused, not removed).
         if state == "complete" and not repair:
-            damage = verify_store(store, tidy=True)
+            damage = verify_store(store, remove_temporaries=True)
             if damage:
                 raise SpecError(f"{store}: finished but damaged: {damage[0]}: expected --repair to recompute it")
             return None, "already complete"
-        bad = damaged_chunks(plan, store, tidy=repair)
+        bad = damaged_chunks(plan, store, repair=repair)
         if state == "complete" and not bad:
             return None, "already complete (every chunk verified)"
         if bad:

@@ -417,7 +417,8 @@ class _Check:
 
     store: Path
     damage: list[Damage] = dataclasses.field(default_factory=list)
-    leftovers: list[Path] = dataclasses.field(default_factory=list)
+    temporaries: list[Path] = dataclasses.field(default_factory=list)  # a killed run's: never chunks
+    strays: list[Path] = dataclasses.field(default_factory=list)  # files that are no chunk of their array
     records: dict[tuple[int, ...], np.ndarray] = dataclasses.field(default_factory=dict)
     names: list[str] = dataclasses.field(default_factory=list)  # the variables with a record column
     grid: tuple[int, ...] = ()  # the records' grid (the data arrays' chunk grid)
@@ -427,7 +428,8 @@ class _Check:
 
     def files(self, name: str, grid: tuple[int, ...]) -> dict[tuple[int, ...], Path]:
         files, temporaries, strays = _chunk_files(self.store / name, grid)
-        self.leftovers += temporaries + strays
+        self.temporaries += temporaries
+        self.strays += strays
         self.damage += [Damage(name, self.rel(f), "not a chunk of this store", None) for f in strays]
         return files
 
@@ -504,14 +506,20 @@ def _verify_recorded(
 
 
 def verify_store(
-    store: Path, rows: set[tuple[int, ...]] | None = None, tidy: bool = False, recorded_only: bool = False
+    store: Path,
+    rows: set[tuple[int, ...]] | None = None,
+    *,
+    recorded_only: bool = False,
+    remove_temporaries: bool = False,
+    remove_strays: bool = False,
 ) -> list[Damage]:
     """Every chunk file of a sweep store checked against its codec's CRC-32C, its size and the
     checksum recorded for its place; ``rows``: the chunks expected written (None: all; with
     ``recorded_only``, those with a record: what an unfinished store has written).
 
-    Temporary files never count as chunks; with ``tidy`` they are removed, and so are files in
-    the chunk folders that are no chunk of their array (the caller holds the store's lock).
+    Temporary files never count as chunks; the caller holding the store's lock may remove them
+    (``remove_temporaries``) and the files in the chunk folders that are no chunk of their
+    array (``remove_strays``, which ``--repair`` does: they are reported otherwise).
     """
     check = _Check(Path(store))
     if not _read_records(check):
@@ -530,16 +538,16 @@ def verify_store(
             _verify_recorded(check, name, meta, files, rows)
         else:
             _verify_static(check, name, meta, files)
-    if tidy:
-        for f in check.leftovers:
-            with contextlib.suppress(OSError):
-                f.unlink()
+    removed = (check.temporaries if remove_temporaries else []) + (check.strays if remove_strays else [])
+    for f in removed:
+        with contextlib.suppress(OSError):
+            f.unlink()
     return check.damage
 
 
-def damaged_chunks(plan: Plan, store: Path, tidy: bool = False) -> dict[tuple[int, int], list[str]]:
+def damaged_chunks(plan: Plan, store: Path, repair: bool = False) -> dict[tuple[int, int], list[str]]:
     """{(group, chunk): damaged variables} among the chunks a store says are written
-    (temporaries and stray files removed with ``tidy``)."""
+    (a killed run's temporaries removed; with ``repair`` stray files too, else they are refused)."""
     done = read_done(store, plan)
     writer = StoreWriter(plan, store, mode="r")
     try:
@@ -548,10 +556,10 @@ def damaged_chunks(plan: Plan, store: Path, tidy: bool = False) -> dict[tuple[in
         writer.close()
     flagged = {row for row, (g, ci) in where.items() if done[g, ci]}
     out: dict[tuple[int, int], list[str]] = {}
-    for d in verify_store(store, flagged, tidy):
+    for d in verify_store(store, flagged, remove_temporaries=True, remove_strays=repair):
         if d.row is not None and d.row in where:
             out.setdefault(where[d.row], []).append(str(d))
-        elif d.row is None and not tidy:  # a stray file or unreadable metadata: --repair removes strays
+        elif d.row is None and not repair:  # a stray file or unreadable metadata: --repair removes strays
             raise SpecError(f"{store}: damaged: {d}: expected `inferbench sweep SPEC -o {store} --repair`")
     return out
 
