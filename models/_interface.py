@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import ClassVar, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import jax.numpy as jnp
 import numpy as np
@@ -305,7 +305,7 @@ UTIL_KNOTS_M = (32.0, 128.0, 512.0, 4096.0)
 SEED_UTIL = (0.15, 0.70, 0.70, 0.85)
 
 
-def _scalar(v: float):
+def _scalar(v: float) -> Any:
     return dataclasses.field(default_factory=lambda: np.asarray(v))
 
 

@@ -151,7 +151,10 @@ def _phase(
             (c1.memory_s - c0.memory_s) / steps,
             n_passes,
         )
-    mean = lambda x0, x1: n_passes * (x0 + x1) / 2.0  # noqa: E731
+
+    def mean(x0: Array, x1: Array) -> Array:
+        return n_passes * (x0 + x1) / 2.0
+
     op_compute, op_memory = mean(c0.compute_s, c1.compute_s), mean(c0.memory_s, c1.memory_s)
     op_over = n_passes * c0.overhead_s
     op_flops, op_bytes = mean(first.flops, last.flops), mean(first.bytes, last.bytes)

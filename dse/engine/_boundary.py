@@ -161,7 +161,8 @@ def _serve_block(config: Config, knobs: dict[str, np.ndarray], software: Softwar
     """:data:`_serve_batch` of one block, through the on-disk program cache when it is on."""
     quick = len(next(iter(knobs.values()))) <= QUICK_COMPILE_BLOCK
     if not _stores_programs():
-        return (_serve_batch_quick if quick else _serve_batch)(config, _shard(knobs), software)
+        metrics: Metrics = (_serve_batch_quick if quick else _serve_batch)(config, _shard(knobs), software)
+        return metrics
     options = _QUICK_OPTIONS if quick else _COMPILER_OPTIONS
     return Metrics(*_stored(_serve_levels, (config, knobs, software), options, "serve"))
 
@@ -382,7 +383,8 @@ def _design_jacobian_fn(
 ) -> tuple[jax.Array, jax.Array]:
     """K designs at once, each with its forward-mode Jacobian (a design search has a few knobs)."""
     jac = jax.vmap(jax.jacfwd(_log_metrics_twice, has_aux=True), in_axes=(0, None, None, None, None))
-    return jac(log_knobs, config, names, metrics, software)
+    out: tuple[jax.Array, jax.Array] = jac(log_knobs, config, names, metrics, software)
+    return out
 
 
 # Its blocks are small: compiled as quickly as a single query's (12.3 s instead of 15.4 s for
@@ -417,7 +419,8 @@ def log_jacobian(
     """
     names = tuple(knobs)
     logs = np.log([[float(knobs[k]) for k in names]])
-    return log_metrics_and_jacobian(config, logs, names, metrics, software)[1][0]
+    jacobians: np.ndarray = log_metrics_and_jacobian(config, logs, names, metrics, software)[1]
+    return np.asarray(jacobians[0])
 
 
 def compiled_programs() -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
@@ -57,7 +57,7 @@ def software_levels(
     hardware: HardwareEntry, levels: Sequence[str] = LEVELS, framework: str | None = None
 ) -> SoftwareParams:
     """The efficiency levels of ``hardware``'s chip stacked along a leading axis."""
-    table = {
+    table: dict[str, Callable[[], SoftwareParams]] = {
         "ideal": ideal_software,
         "achievable": achievable_software,
         "calibrated": lambda: calibrated_software(hardware, framework),
@@ -66,9 +66,11 @@ def software_levels(
         if lv not in table:
             raise SpecError(f"levels: unknown level '{lv}': expected one of {', '.join(LEVELS)}")
     params = [table[lv]() for lv in levels]
-    return jax.tree.map(lambda *x: np.stack([np.asarray(v, dtype=np.float64) for v in x]), *params)
+    stacked: SoftwareParams = jax.tree.map(lambda *x: np.stack([np.asarray(v, dtype=np.float64) for v in x]), *params)
+    return stacked
 
 
 def level_of(software: SoftwareParams, index: int = 0) -> SoftwareParams:
     """One level of :func:`software_levels`' stack (for single-level evaluations)."""
-    return jax.tree.map(lambda x: x[index], software)
+    one: SoftwareParams = jax.tree.map(lambda x: x[index], software)
+    return one

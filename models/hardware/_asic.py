@@ -85,7 +85,9 @@ class SystolicSpec(Chip):
     def memory_bandwidth_bytes_per_s(self) -> Array:
         return self.hbm_bandwidth_bytes_per_s
 
-    def operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype) -> OpCost:
+    def operator_cost(
+        self, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str
+    ) -> OpCost:
         return systolic_operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype)
 
 
@@ -183,10 +185,14 @@ class ImcSpec(Chip):
     def capacity_bytes(self) -> Array:
         return self.memory_capacity_bytes
 
-    def operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype) -> OpCost:
+    def operator_cost(
+        self, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str
+    ) -> OpCost:
         return imc_operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype)
 
-    def work_energy_j(self, time_s, flops, bytes_, ops, weight_dtype, act_dtype) -> Array:
+    def work_energy_j(
+        self, time_s: Array, flops: Array, bytes_: Array, ops: OperatorTable, weight_dtype: str, act_dtype: str
+    ) -> Array:
         return imc_energy_j(self, time_s, flops, bytes_, ops, weight_dtype, act_dtype)
 
     def conversion_energy_j(self) -> Array:
@@ -261,7 +267,9 @@ class DataflowSpec(Chip):
     def memory_bandwidth_bytes_per_s(self) -> Array:
         return self.sram_bandwidth_bytes_per_s
 
-    def operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype) -> OpCost:
+    def operator_cost(
+        self, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str
+    ) -> OpCost:
         return dataflow_operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype)
 
     def weights_resident(self, weight_bytes: Array, kv_bytes: Array) -> Array:
@@ -324,7 +332,9 @@ class SramChipletSpec(Chip):
     def memory_bandwidth_bytes_per_s(self) -> Array:
         return self.sram_bandwidth_bytes_per_s
 
-    def operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype) -> OpCost:
+    def operator_cost(
+        self, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str
+    ) -> OpCost:
         return sram_chiplet_operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype)
 
 
@@ -376,7 +386,9 @@ class CgraSpec(Chip):
     def memory_bandwidth_bytes_per_s(self) -> Array:
         return self.hbm_bandwidth_bytes_per_s
 
-    def operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype) -> OpCost:
+    def operator_cost(
+        self, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str
+    ) -> OpCost:
         return cgra_operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype)
 
 

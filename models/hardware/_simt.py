@@ -101,7 +101,8 @@ class SimtSpec(Chip):
 
     def peak_flops_per_s(self, dtype: str) -> Array:
         """Tensor rate for GEMMs whose widest operand has storage dtype ``dtype``."""
-        return getattr(self, RATE_FIELDS[simt_rate_class(dtype)])
+        rate: Array = getattr(self, RATE_FIELDS[simt_rate_class(dtype)])
+        return rate
 
     def operator_cost(
         self, software: SoftwareParams, ops: OperatorTable, weight_dtype: str, act_dtype: str, kv_dtype: str

@@ -26,6 +26,7 @@ channels, K = 9 × input channels.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import jax.numpy as jnp
 
@@ -42,7 +43,8 @@ from models._interface import (
 )
 from models._pytree import Array, pytree_dataclass, spec_field, static_field
 
-from ._transformer import as_split, image_side, operator_table, table_from_rows, total_params
+from ._rows import operator_table, table_from_rows
+from ._transformer import as_split, image_side, total_params
 
 
 @pytree_dataclass
@@ -67,9 +69,9 @@ class DiffusionSpec:
     image_px: Array = spec_field(kind="int", doc="default image side in pixels")
     default_steps: Array = spec_field(kind="int", doc="default denoising steps")
     vae_layers_per_block: Array = spec_field(kind="int", doc="ResNet blocks per VAE level (the decoder has one more)")
-    encoder_tokens: tuple = ()
-    encoders: tuple = ()
-    vae_channels: tuple = static_field(default=(128, 256, 512, 512))
+    encoder_tokens: tuple[Any, ...] = ()
+    encoders: tuple[Any, ...] = ()
+    vae_channels: tuple[float, ...] = static_field(default=(128, 256, 512, 512))
 
     output_unit = "image"
     decodes = True
@@ -183,18 +185,20 @@ def _denoiser_table(m: DiffusionSpec, scenario: Scenario, split: Split, step: Ar
     h = m.n_heads / tp
     hd = m.d_model / m.n_heads
     one = jnp.ones_like(tokens)
-    rows: list[tuple] = []
+    rows: list[tuple[Any, ...]] = []
 
-    def row(name, kind, *, flops, weight_bytes, act_bytes, m, n, k, repeat):
+    def row(
+        name: str, kind: str, *, flops: Any, weight_bytes: Any, act_bytes: Any, m: Any, n: Any, k: Any, repeat: Any
+    ) -> None:
         m, n, k = (jnp.maximum(x, 1.0) for x in (m, n, k))
         rows.append((name, kind, flops, weight_bytes, act_bytes, 0 * one, m, n, k, repeat * step, weight_bytes))
 
-    def gemm(name, m_rows, n_cols, k, copies, rep):
+    def gemm(name: str, m_rows: Any, n_cols: Any, k: Any, copies: float, rep: Any) -> None:
         # ``copies`` sets of weights (the two streams of a joint block share the GEMM shape).
         row(name, GEMM, flops=2 * m_rows * n_cols * k, weight_bytes=copies * n_cols * k * w,
             act_bytes=m_rows * (n_cols + k) * a, m=m_rows, n=n_cols, k=k, repeat=rep)  # fmt: skip
 
-    def attention(prefix, rep):
+    def attention(prefix: str, rep: Any) -> None:
         # Bidirectional attention over all n tokens of each sequence.
         f = 2.0 * b * h * n * n * hd
         row(f"{prefix}attn_scores", ATTENTION, flops=f, weight_bytes=0 * one, act_bytes=3 * tokens * h * hd * a, m=n,
@@ -238,9 +242,9 @@ def _vae_table(m: DiffusionSpec, scenario: Scenario, split: Split, once: Array) 
     res = px / m.vae_factor  # latent side
     lpb = m.vae_layers_per_block
     one = jnp.ones_like(b * res)
-    rows: list[tuple] = []
+    rows: list[tuple[Any, ...]] = []
 
-    def conv(name, side, cin, cout, k, rep):
+    def conv(name: str, side: Any, cin: Any, cout: Any, k: float, rep: Any) -> None:
         # A k×k convolution as a GEMM over b·side² pixels, output channels split over TP ranks.
         pixels = b * side**2
         kk = k * k * cin

@@ -17,7 +17,10 @@ def gemm_operator(m: Array, n: Array, k: Array, dtype: str) -> OperatorTable:
     e = dtype_bytes(dtype)
     out = max(e, 2.0)
     one = jnp.ones_like(m)
-    as_row = lambda x: jnp.reshape(jnp.asarray(x, dtype=jnp.result_type(float)), (1,))  # noqa: E731
+
+    def as_row(x: Array | float) -> Array:
+        return jnp.reshape(jnp.asarray(x, dtype=jnp.result_type(float)), (1,))
+
     return OperatorTable(
         flops=as_row(2.0 * m * n * k),
         weight_bytes=as_row(k * n * e),
