@@ -275,8 +275,8 @@ def test_error_bad_arguments(capsys):
     assert_user_error(
         capsys,
         ["evaluate", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--batch", "0"],
-        "--batch",
-        "integers from 1",
+        "--batch = 0",
+        "expected a number > 0",
     )
     assert_user_error(
         capsys,
@@ -309,7 +309,7 @@ def test_error_predict_csv(capsys, tmp_path):
         "s2.csv",
         "model,hardware,phase,batch,prompt_tokens,context_tokens,tp\nllama-3-8b,a100-sxm4-80gb,prefill,x,8,0,1\n",
     )
-    assert_user_error(capsys, ["predict", str(p)], str(p), "row 2", "'batch'", "an integer from 1")
+    assert_user_error(capsys, ["predict", str(p)], str(p), "row 2", "column 'batch' = 'x'", "expected a number")
     p = write(
         tmp_path,
         "s3.csv",

@@ -275,7 +275,7 @@ BAD = [
     ({"grid": {"hbm_bandwidth_tb_s": {"start": 1, "num": 3}}}, "missing key 'stop'"),
     ({"grid": {"hbm_bandwidth_tb_s": {"start": 1, "stop": 2, "num": 3, "scale": "cubic"}}}, "expected linear or log"),
     ({"grid": {"hbm_bandwidth_tb_s": [1, -2]}}, r"values\[1\] = -2: expected a number >= 0"),
-    ({"grid": {"hbm_bandwidth_tb_s": [0, 2]}}, r"grid.hbm_bandwidth_tb_s: .* = 0: expected a number > 0"),
+    ({"grid": {"hbm_bandwidth_tb_s": [0, 2]}}, r"grid.hbm_bandwidth_tb_s = 0: expected a number > 0"),
     ({"platform": {"id": "dgx-h1000"}}, "platform.id: .*unknown platform 'dgx-h1000'"),
     ({"platform": {"tp": 1, "ep": 0}}, r"platform.ep = 0: expected an integer > 0"),
     ({"platform": {"tp": 1, "ep": 2}}, "'ep' = 2: expected 1 \\(a dense model has no experts\\)"),

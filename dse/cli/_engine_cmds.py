@@ -18,10 +18,10 @@ import numpy as np
 import calibration
 from dse import analysis, engine, specs
 from dse.engine import (
+    MAX_COUNT,
     calibration_source,
-    check_batch_split,
     check_context,
-    check_physics,
+    check_values,
     column,
     evaluate_grid,
     framework_of,
@@ -48,22 +48,32 @@ from models import BOUND_NAMES, DTYPES, INFEASIBLE_REASONS, default_economics
 from models.workloads import active_params, kv_bytes_per_token, total_params
 
 
-def _floats(text: str, what: str, integer: bool = False, allow_zero: bool = False) -> list[float]:
+def _floats(text: str, what: str) -> list[float]:
+    """``--what A,B,…`` → numbers. Parsing only: what a value may be is the engine's one check
+    (:func:`dse.engine.check_values`), which names the flag (:data:`_FLAGS`)."""
     out = []
     for part in str(text).split(","):
         try:
-            v = float(part)
+            out.append(float(part))
         except ValueError:
-            raise SpecError(
-                f"--{what}: '{part}' is not a number: expected {'integers' if integer else 'numbers'} > 0, comma-separated"
-            ) from None
-        if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero) or (integer and (v != int(v) or v > MAX_COUNT)):
-            expected = "numbers >= 0" if allow_zero else "numbers > 0"
-            raise SpecError(
-                f"--{what}: '{part}': expected {f'integers from 1 to {MAX_COUNT:,}' if integer else expected}"
-            )
-        out.append(v)
+            raise SpecError(f"--{what}: '{part}' is not a number: expected numbers, comma-separated") from None
     return out
+
+
+# The flag each knob is given by, and the factor from SI to the flag's units (errors name them).
+_FLAGS: dict[str, tuple[str, float]] = {
+    **{k: (f"--{k}", 1.0) for k in ("tp", "pp", "ep", "sp", "dp", "batch", "overlap", "images", "beam", "acceptance")},
+    "expert_imbalance": ("--expert-imbalance", 1.0),
+    "prompt_tokens": ("--prompt-tokens", 1.0),
+    "output_tokens": ("--output-tokens", 1.0),
+    "image_px": ("--resolution", 1.0),
+    "draft_tokens": ("--draft-tokens", 1.0),
+    "chunk_tokens": ("--chunk-tokens", 1.0),
+    "kv_offload_bytes": ("--kv-offload-gb", 1e9),
+    "slo_ttft_s": ("--ttft-slo-ms", 1e-3),
+    "slo_tpot_s": ("--tpot-slo-ms", 1e-3),
+    "prompt_tokens_cv": ("--prompt-cv", 1.0),
+}
 
 
 def _scalar_or_list(values: list[float]) -> Any:
@@ -172,12 +182,12 @@ def _scenario(args: argparse.Namespace) -> dict[str, Any]:
     for flag in ("prompt_tokens", "context"):
         if getattr(args, flag) is not None and not getattr(args, flag).strip():
             raise SpecError(f"--{flag.replace('_', '-')}: empty: expected integers > 0, comma-separated")
-    batch = _floats(args.batch, "batch", integer=True)
+    batch = _floats(args.batch, "batch")
     if args.phase == "decode":
-        ctx = _floats(args.context or args.prompt_tokens or "2048", "context", integer=True)
+        ctx = _floats(args.context or args.prompt_tokens or "2048", "context")
         return dict(batch=batch, prompt_tokens=ctx, output_tokens=[1.0])
-    prompt = _floats(args.prompt_tokens or args.context or "2048", "prompt-tokens", integer=True)
-    out = [1.0] if args.phase == "prefill" else _floats(args.output_tokens, "output-tokens", integer=True)
+    prompt = _floats(args.prompt_tokens or args.context or "2048", "prompt-tokens")
+    out = [1.0] if args.phase == "prefill" else _floats(args.output_tokens, "output-tokens")
     return dict(batch=batch, prompt_tokens=prompt, output_tokens=out)
 
 
@@ -204,14 +214,14 @@ def _image_knobs(args: argparse.Namespace, models: Sequence[str], images: bool) 
                 )
         knobs: dict[str, Any] = {}
         if vlm and args.images is not None:
-            knobs["images"] = _floats(args.images, "images", integer=True, allow_zero=True)
+            knobs["images"] = _floats(args.images, "images")
         if vlm and args.resolution is not None:
-            knobs["image_px"] = _floats(args.resolution, "resolution", integer=True)
+            knobs["image_px"] = _floats(args.resolution, "resolution")
         return knobs
     knobs: dict[str, Any] = {}
     specs = [load_model(m).spec for m in models]
     if args.resolution is not None:
-        knobs["image_px"] = _floats(args.resolution, "resolution", integer=True)
+        knobs["image_px"] = _floats(args.resolution, "resolution")
         for m, spec in zip(models, specs, strict=True):
             # An image is cut into whole tokens: side / (VAE factor x latent patch) for a diffusion
             # transformer, side / patch for a ViT; a remainder would be a fractional token.
@@ -224,7 +234,7 @@ def _image_knobs(args: argparse.Namespace, models: Sequence[str], images: bool) 
                     f"--resolution: {_num(bad[0])}: expected a multiple of {m}'s {tile:g} pixels per token side"
                 )
     if args.steps is not None:
-        knobs["output_tokens"] = _floats(args.steps, "steps", integer=True)
+        knobs["output_tokens"] = _floats(args.steps, "steps")
     else:
         steps = {float(getattr(s, "default_steps", 1.0)) for s in specs}
         if len(steps) > 1:
@@ -255,12 +265,9 @@ def _speculation(args: argparse.Namespace, models: Sequence[str]) -> dict[str, A
     """``--draft-tokens``, ``--acceptance`` (both or neither) and ``--draft-model``'s cost."""
     knobs: dict[str, Any] = {}
     if args.draft_tokens is not None:
-        knobs["draft_tokens"] = _floats(args.draft_tokens, "draft-tokens", integer=True, allow_zero=True)
+        knobs["draft_tokens"] = _floats(args.draft_tokens, "draft-tokens")
     if args.acceptance is not None:
-        vals = _floats(args.acceptance, "acceptance", allow_zero=True)
-        if any(v > 1 for v in vals):
-            raise SpecError(f"--acceptance: '{args.acceptance}': expected rates from 0 to 1")
-        knobs["acceptance"] = vals
+        knobs["acceptance"] = _floats(args.acceptance, "acceptance")
     if args.draft_model is not None:
         if len(models) != 1:
             raise SpecError("--draft-model: expected one --model (the draft's cost is relative to the target's)")
@@ -281,21 +288,21 @@ def _serving(args: argparse.Namespace, models: Sequence[str]) -> tuple[dict[str,
     knobs: dict[str, Any] = {}
     batching = args.batching
     if args.chunk_tokens is not None:
-        knobs["chunk_tokens"] = _floats(args.chunk_tokens, "chunk-tokens", integer=True)
+        knobs["chunk_tokens"] = _floats(args.chunk_tokens, "chunk-tokens")
         batching = batching or "chunked"
     if args.disaggregate is not None:
         knobs["prefill_share"], knobs["dp"] = _pools(args.disaggregate)
         batching = batching or "disaggregated"
     knobs |= _speculation(args, models)
     if args.beam is not None:
-        knobs["beam"] = _floats(args.beam, "beam", integer=True)
+        knobs["beam"] = _floats(args.beam, "beam")
     if args.kv_offload_gb is not None:
-        knobs["kv_offload_bytes"] = [v * 1e9 for v in _floats(args.kv_offload_gb, "kv-offload-gb", allow_zero=True)]
+        knobs["kv_offload_bytes"] = [v * 1e9 for v in _floats(args.kv_offload_gb, "kv-offload-gb")]
     for flag, knob in (("ttft_slo_ms", "slo_ttft_s"), ("tpot_slo_ms", "slo_tpot_s")):
         if getattr(args, flag) is not None:
             knobs[knob] = [v / 1e3 for v in _floats(getattr(args, flag), flag.replace("_", "-"))]
     if args.prompt_cv is not None:
-        knobs["prompt_tokens_cv"] = _floats(args.prompt_cv, "prompt-cv", allow_zero=True)
+        knobs["prompt_tokens_cv"] = _floats(args.prompt_cv, "prompt-cv")
     return knobs, batching or "static"
 
 
@@ -346,6 +353,16 @@ def _check_combinations(n_pairs: int, knobs: dict[str, Any]) -> None:
         )
 
 
+def _labels(args: argparse.Namespace, shown: dict[str, Any], images: bool) -> dict[str, tuple[str, float]]:
+    """How the engine's errors name each knob: by the flag (or ``--set`` key) it came from."""
+    labels = _FLAGS | {k: (f"--set {i.key}", i.factor) for k, i in shown.items()}
+    if args.phase == "decode":
+        labels["prompt_tokens"] = ("--context", 1.0)
+    if images:
+        labels["output_tokens"] = ("--steps", 1.0)
+    return labels
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     _check_output(args.output)
     models = [m.strip() for m in args.model.split(",") if m.strip()]
@@ -354,9 +371,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not given:
             raise SpecError(f"{flag}: empty list: expected one or more catalog ids or spec files, comma-separated")
     hws = [load_hardware(h, calibrated=not args.uncalibrated) for h in hw_ids]
-    knobs: dict[str, Any] = {k: _floats(getattr(args, k), k, integer=True) for k in ("tp", "pp", "ep", "sp", "dp")}
+    knobs: dict[str, Any] = {k: _floats(getattr(args, k), k) for k in ("tp", "pp", "ep", "sp", "dp")}
     if args.overlap is not None:
-        knobs["overlap"] = _floats(args.overlap, "overlap", allow_zero=True)
+        knobs["overlap"] = _floats(args.overlap, "overlap")
     if args.expert_imbalance is not None:
         knobs["expert_imbalance"] = _floats(args.expert_imbalance, "expert_imbalance")
     knobs |= _scenario(args)
@@ -375,6 +392,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _check_combinations(len(models) * len(hws), knobs)
     levels = ("ideal", "achievable") if args.uncalibrated else ("ideal", "achievable", "calibrated")
     dtypes = {f"{part}_dtype": getattr(args, f"{part}_dtype") or args.dtype for part in ("weight", "act", "kv")}
+    # --set axes in the spec file's key and units (hbm_bandwidth_tb_s = 2, not 2e12 bytes/s).
+    shown = {
+        info.field: info
+        for item in args.set or []
+        if "=" in item
+        for info in [hardware_keys(families[0]).get(item.split("=", 1)[0])]
+        if info is not None and info.field
+    }
     grid = evaluate_grid(
         models,
         hws,
@@ -384,18 +409,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         platform=args.platform,
         batching=batching,
         framework=args.framework,
+        labels=_labels(args, shown, images),
         **{k: _scalar_or_list(v) if k not in ("batch", "tp") else v for k, v in knobs.items()},
     )
     # The rows are read from the grid's arrays: a printed query never builds a Dataset.
     var, coord = grid.variables, grid.coords
-    # --set axes in the spec file's key and units (hbm_bandwidth_tb_s = 2, not 2e12 bytes/s).
-    shown = {
-        info.field: info
-        for item in args.set or []
-        if "=" in item
-        for info in [hardware_keys(families[0]).get(item.split("=", 1)[0])]
-        if info is not None and info.field
-    }
     cols = _IMAGE_COLUMNS if images else _COLUMNS[args.phase]
     if args.phase == "request" and (args.ttft_slo_ms or args.tpot_slo_ms):
         cols = [*cols[:3], column("goodput_tokens_per_s"), column("slo_attainment"), *cols[3:]]
@@ -560,25 +578,22 @@ def _read_csv(
 
 
 def _cell(path: Path, i: int, row: dict[str, str], col: str, kind: str = "int", default: str | None = None) -> Any:
+    """A CSV cell: text (``str``), a number (``number``: the engine checks what it may be) or
+    a GEMM dimension (``int``: a count of a kernel row, which is no knob)."""
     raw = (row.get(col) or "").strip() or default
     where = f"{path}: row {i + 2}: column '{col}'"
     if raw is None:
         raise SpecError(f"{where} is empty: expected a value")
     if kind == "str":
         return raw
-    expected = f"expected an integer from 1 to {MAX_COUNT:,}"
+    expected = "expected a number" if kind == "number" else f"expected an integer from 1 to {MAX_COUNT:,}"
     try:
         v = float(raw)
     except ValueError:
         raise SpecError(f"{where} = '{raw}': {expected}") from None
-    if not np.isfinite(v) or v <= 0 or v != int(v) or v > MAX_COUNT:
+    if kind == "int" and (not np.isfinite(v) or v <= 0 or v != int(v) or v > MAX_COUNT):
         raise SpecError(f"{where} = '{raw}': {expected}")
     return v
-
-
-# Largest count a CSV cell may hold: GEMM dimensions, batch and tokens are 32-bit integers in
-# BLAS interfaces (cuBLAS ``int m, n, k``), and nothing served comes near it.
-MAX_COUNT = 2**31 - 1
 
 
 # predict's phases: the metric of latency, of energy, of the bound, and the held-out error
@@ -619,14 +634,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise SpecError(f"{path}: row {i + 2}: column 'dtype' = '{dtype}': expected one of {', '.join(DTYPES)}")
         p = dict(
             phase=phase,
-            batch=_cell(path, i, r, "batch"),
-            tp=_cell(path, i, r, "tp"),
-            pp=_cell(path, i, r, "pp", default="1"),
-            ep=_cell(path, i, r, "ep", default="1"),
-            sp=_cell(path, i, r, "sp", default="1"),
-            dp=_cell(path, i, r, "dp", default="1"),
-            tokens=_cell(path, i, r, "context_tokens" if phase == "decode" else "prompt_tokens"),
-            output=_cell(path, i, r, "output_tokens") if phase == "request" else 1.0,
+            batch=_cell(path, i, r, "batch", "number"),
+            tp=_cell(path, i, r, "tp", "number"),
+            pp=_cell(path, i, r, "pp", "number", "1"),
+            ep=_cell(path, i, r, "ep", "number", "1"),
+            sp=_cell(path, i, r, "sp", "number", "1"),
+            dp=_cell(path, i, r, "dp", "number", "1"),
+            tokens=_cell(path, i, r, "context_tokens" if phase == "decode" else "prompt_tokens", "number"),
+            output=_cell(path, i, r, "output_tokens", "number") if phase == "request" else 1.0,
         )
         parsed.append(p)
         framework = _cell(path, i, r, "framework", "str", "") or args.framework
@@ -645,8 +660,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         cfg = make_config(m, h, weight_dtype=dtype, act_dtype=dtype, kv_dtype=dtype)
         for i in idx:
             row = parsed[i]
-            check_physics(cfg, {k: row[k] for k in ("batch", "tp", "pp", "ep", "sp", "dp")}, f"{path}: row {i + 2}")
-            check_batch_split(row["batch"], row["dp"], f"{path}: row {i + 2}")
+            values = {k: row[k] for k in ("batch", "tp", "pp", "ep", "sp", "dp")}
+            values |= {"prompt_tokens": row["tokens"], "output_tokens": row["output"]}
+            labels = {k: (f"column '{k}'", 1.0) for k in values}
+            if row["phase"] == "decode":
+                labels["prompt_tokens"] = ("column 'context_tokens'", 1.0)
+            check_values(cfg, values, f"{path}: row {i + 2}", labels=labels)
             check_context(m, row["tokens"], row["output"], f"{path}: row {i + 2}")
         knobs = {
             k: np.array([parsed[i][src] for i in idx])

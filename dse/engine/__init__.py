@@ -21,13 +21,16 @@ from ._boundary import program_cost as program_cost
 from ._boundary import run_designs as run_designs
 from ._boundary import serve_rows as serve_rows
 from ._config import COMPONENTS as COMPONENTS
+from ._config import MAX_COUNT as MAX_COUNT
 from ._config import Config as Config
 from ._config import ContextWarning as ContextWarning
 from ._config import Knob as Knob
+from ._config import Labels as Labels
 from ._config import check_batch_split as check_batch_split
 from ._config import check_context as check_context
 from ._config import check_dtype as check_dtype
 from ._config import check_physics as check_physics
+from ._config import check_values as check_values
 from ._config import knob_keys as knob_keys
 from ._config import knob_owner as knob_owner
 from ._config import make_config as make_config

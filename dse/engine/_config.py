@@ -118,16 +118,91 @@ PHYSICAL_RANGE = {
 }
 
 
-def check_physics(config: Config, values: Mapping[str, Any], where: str, uneven_heads: bool = False) -> None:
+# Largest count a knob may hold: GEMM dimensions, batch and tokens are 32-bit integers in BLAS
+# interfaces (cuBLAS ``int m, n, k``), and nothing served comes near it.
+MAX_COUNT = 2**31 - 1
+
+# How a knob is named in an error: the flag, column or spec key the user wrote, and the factor
+# from SI to the units they wrote it in (``{"kv_offload_bytes": ("--kv-offload-gb", 1e9)}``).
+Labels = Mapping[str, tuple[str, float]]
+
+
+def check_values(
+    config: Config,
+    values: Mapping[str, Any],
+    where: str,
+    *,
+    uneven_heads: bool = False,
+    labels: Labels | None = None,
+) -> None:
+    """The one check of knob values users give the engine, scalars and axes alike: the command
+    line (which only parses), the Python API (:func:`dse.engine.evaluate`), predict's rows and
+    sweeps' axes all come through here.
+
+    Every name is a knob of ``config`` (SI field or spec key) with a number or a 1-D list of
+    them; each value passes :func:`check_physics`; the platform's batch splits evenly over
+    its dp replicas in every combination; serving knobs that only make sense together are
+    given together. Errors name ``where`` and the knob as the user wrote it (``labels``).
+    """
+    table = knob_keys(config)
+    for name, value in values.items():
+        if name not in table:
+            raise SpecError(f"{where}: unknown knob '{name}'{suggest(name, table)}")
+        if np.ndim(value) > 1:
+            raise SpecError(f"{where}: {_label(name, labels)}: expected a number or a 1-D list of numbers")
+    check_physics(config, values, where, uneven_heads, labels)
+    fields = {table[k].field: v for k, v in values.items()}
+    check_batch_split(fields.get("batch", config.scenario.batch), fields.get("dp", config.platform.dp), where, labels)
+    _check_serving(config, fields, where, labels)
+
+
+def _label(name: str, labels: Labels | None) -> str:
+    return labels[name][0] if labels and name in labels else f"'{name}'"
+
+
+def _shown(name: str, value: float, labels: Labels | None) -> str:
+    """``value`` (SI) in the units the user wrote ``name`` in."""
+    return f"{value / (labels[name][1] if labels and name in labels else 1.0):g}"
+
+
+def _check_serving(config: Config, fields: Mapping[str, Any], where: str, labels: Labels | None) -> None:
+    """Serving knobs that only make sense together: a chunk within the prompt, a chunk budget
+    for chunked prefill, a prefill pool for disaggregation."""
+    batching = config.scenario.batching
+
+    def given(name: str) -> np.ndarray:  # the values given, else the configuration's own
+        knob = knob_keys(config)[name]
+        value = fields.get(name, getattr(getattr(config, knob.component), knob.field))
+        return np.atleast_1d(np.asarray(value, dtype=float))
+
+    prompt = float(np.min(given("prompt_tokens")))
+    chunk = given("chunk_tokens")
+    label = _label("chunk_tokens", labels)
+    if float(np.max(chunk)) > prompt:
+        raise SpecError(f"{where}: {label} = {float(np.max(chunk)):g}: expected at most the prompt ({prompt:g} tokens)")
+    if batching == "chunked" and float(np.min(chunk)) <= 0:
+        raise SpecError(f"{where}: batching 'chunked' needs {label} > 0 (prefill tokens per iteration)")
+    if batching == "disaggregated":
+        if np.any(given("prefill_share") <= 0) or np.any(given("dp") < 2):
+            raise SpecError(
+                f"{where}: batching 'disaggregated' needs dp >= 2 replicas and 'prefill_share' in (0, 1) "
+                "(the share of them that prefill)"
+            )
+
+
+def check_physics(
+    config: Config, values: Mapping[str, Any], where: str, uneven_heads: bool = False, labels: Labels | None = None
+) -> None:
     """Refuse knob values the physics cannot have, naming ``where`` and the knob.
 
     ``values`` maps knob names (SI fields or spec keys) to a number or an array of them.
     Counts (every key of kind ``int``: tp, pp, batch, tokens, chip counts, ADC bits …) are
-    integers; every value is finite; tp up to the head count splits the attention heads (and
-    divides the KV heads or replicates them); pp is at most the number of layers. The engine
-    itself takes any positive reals (a continuous relaxation, for gradients); this is the check
-    of what users give. ``uneven_heads`` admits a tp that splits the heads unevenly (the
-    engine charges the mean heads per chip), for studies that publish such splits.
+    integers up to :data:`MAX_COUNT`; every value is finite; tp up to the head count splits
+    the attention heads (and divides the KV heads or replicates them); pp is at most the
+    number of layers. The engine itself takes any positive reals (a continuous relaxation,
+    for gradients); this is the check of what users give. ``uneven_heads`` admits a tp that
+    splits the heads unevenly (the engine charges the mean heads per chip), for studies that
+    publish such splits.
     """
     table = knob_keys(config)
     model = config.model
@@ -136,22 +211,29 @@ def check_physics(config: Config, values: Mapping[str, Any], where: str, uneven_
         if knob is None:
             continue
         arr = np.atleast_1d(np.asarray(value, dtype=float))
-        label = f"{where}: '{name}'"
+        label = f"{where}: {_label(name, labels)}"
+
+        def shown(x: float, name: str = name) -> str:
+            return _shown(name, x, labels)
+
         if not np.all(np.isfinite(arr)):
             raise SpecError(f"{label} is not finite: expected numbers")
         zero_ok = knob.key.kind in ("fraction", "nonnegative")  # shares and offsets may be 0
         if np.any(arr < 0) or (not zero_ok and np.any(arr == 0)):
             bad = arr[(arr < 0) | (arr == 0)][0]
-            raise SpecError(f"{label} = {bad:g}: expected a number {'>= 0' if zero_ok else '> 0'} ({knob.key.doc})")
-        if knob.key.kind == "int" and np.any(arr != np.round(arr)):
-            bad = arr[arr != np.round(arr)][0]
-            raise SpecError(f"{label} = {bad:g}: expected an integer ({knob.key.doc or 'a count'})")
+            raise SpecError(
+                f"{label} = {shown(bad)}: expected a number {'>= 0' if zero_ok else '> 0'} ({knob.key.doc})"
+            )
+        if knob.key.kind == "int" and np.any((arr != np.round(arr)) | (arr > MAX_COUNT)):
+            bad = arr[(arr != np.round(arr)) | (arr > MAX_COUNT)][0]
+            what = knob.key.doc or "a count"
+            raise SpecError(f"{label} = {shown(bad)}: expected an integer from 1 to {MAX_COUNT:,} ({what})")
         if knob.field == "tp" and hasattr(model, "n_heads") and not uneven_heads:
             _check_tp(model, arr, label)
         lo, hi = PHYSICAL_RANGE.get(knob.field, (-np.inf, np.inf))
         if np.any(arr < lo) or np.any(arr > hi):
             bad = arr[(arr < lo) | (arr > hi)][0]
-            raise SpecError(f"{label} = {bad:g}: expected {lo:g} to {hi:g} ({knob.key.doc})")
+            raise SpecError(f"{label} = {shown(bad)}: expected {shown(lo)} to {shown(hi)} ({knob.key.doc})")
         _check_against_config(config, knob, arr, label)
 
 
@@ -192,7 +274,7 @@ def _check_against_config(config: Config, knob: Knob, arr: np.ndarray, label: st
         )
 
 
-def check_batch_split(batch: Any, dp: Any, where: str) -> None:
+def check_batch_split(batch: Any, dp: Any, where: str, labels: Labels | None = None) -> None:
     """Refuse a platform batch that its data-parallel replicas cannot split evenly (every
     pair of the given values: the combinations of a grid)."""
     batches = sorted({float(x) for x in np.atleast_1d(np.asarray(batch, dtype=float))})
@@ -200,8 +282,8 @@ def check_batch_split(batch: Any, dp: Any, where: str) -> None:
         for b in batches:
             if d > 0 and b % d:
                 raise SpecError(
-                    f"{where}: 'dp' = {d:g}: expected a divisor of the batch {b:g} (the whole platform's batch, "
-                    "split evenly over the dp replicas)"
+                    f"{where}: {_label('dp', labels)} = {d:g}: expected a divisor of the batch {b:g} (the whole "
+                    "platform's batch, split evenly over the dp replicas)"
                 )
 
 
@@ -259,6 +341,7 @@ def make_config(
     uneven_heads: bool = False,
     platform: PlatformEntry | None = None,
     batching: str = "static",
+    labels: Labels | None = None,
 ) -> Config:
     """The base configuration of one model on one hardware (scalar leaves), on the network
     of ``platform`` (a platform file) or else of the chip's own system (its hardware file)."""
@@ -291,6 +374,8 @@ def make_config(
     )
     counts = {"tp": tp, "pp": pp, "ep": ep, "sp": sp, "dp": dp, "batch": batch}
     counts |= {"prompt_tokens": prompt_tokens, "output_tokens": output_tokens}
-    check_physics(config, counts, where, uneven_heads)
+    # The base's counts, each alone (how they combine with the axes, and serving knobs that go
+    # together, are checked with the rest of the knobs by :func:`check_values`).
+    check_physics(config, counts, where, uneven_heads, labels)
     check_context(model, prompt_tokens, output_tokens, model.id)
     return config

@@ -27,8 +27,8 @@ from dse.specs import (
 )
 from models import EconomicsSpec, Metrics
 
-from ._boundary import check_knobs, run_designs
-from ._config import check_batch_split, check_context, check_physics, knob_keys, make_config, with_knobs
+from ._boundary import run_designs
+from ._config import Labels, check_context, check_values, knob_keys, make_config, with_knobs
 from ._levels import LEVEL_DESCRIPTIONS, LEVELS, calibration_source, framework_of, software_levels
 from ._metrics import BOOL_METRICS, CODE_METRICS, metric_attrs
 
@@ -37,27 +37,6 @@ def _entries(ref: Any, loader: Callable[[Any], Any]) -> list[Any]:
     if isinstance(ref, str | bytes) or not isinstance(ref, Sequence):
         return [ref if isinstance(ref, ModelEntry | HardwareEntry) else loader(ref)]
     return [r if isinstance(r, ModelEntry | HardwareEntry) else loader(r) for r in ref]
-
-
-def _check_serving(knobs: dict[str, Any], base: dict[str, Any], batching: str, where: str) -> None:
-    """Serving knobs that only make sense together: a chunk within the prompt, a chunk budget
-    for chunked prefill, a prefill pool for disaggregation."""
-    prompt = float(np.min(np.asarray(knobs.get("prompt_tokens", base["prompt_tokens"]), dtype=float)))
-    chunk = knobs.get("chunk_tokens")
-    if chunk is not None and float(np.max(np.asarray(chunk, dtype=float))) > prompt:
-        raise SpecError(
-            f"{where}: 'chunk_tokens' = {float(np.max(chunk)):g}: expected at most the prompt ({prompt:g} tokens)"
-        )
-    if batching == "chunked" and (chunk is None or float(np.min(np.asarray(chunk, dtype=float))) <= 0):
-        raise SpecError(f"{where}: batching 'chunked' needs 'chunk_tokens' > 0 (prefill tokens per iteration)")
-    share = knobs.get("prefill_share")
-    if batching == "disaggregated":
-        dp = np.asarray(knobs.get("dp", base["dp"]), dtype=float)
-        if share is None or np.any(np.asarray(share, dtype=float) <= 0) or np.any(dp < 2):
-            raise SpecError(
-                f"{where}: batching 'disaggregated' needs dp >= 2 replicas and 'prefill_share' in (0, 1) "
-                "(the share of them that prefill)"
-            )
 
 
 Variable = tuple[tuple[str, ...], np.ndarray, dict[str, Any]]
@@ -94,6 +73,7 @@ def evaluate_grid(
     platform: str | PlatformEntry | None = None,
     batching: str = "static",
     framework: str | None = None,
+    labels: Labels | None = None,
     **knobs: Any,
 ) -> Grid:
     """Evaluate a grid of configurations: the arrays of :func:`dse.engine.evaluate`'s Dataset.
@@ -103,7 +83,7 @@ def evaluate_grid(
     economics) may be a scalar or a 1-D sequence; each sequence becomes a dimension of the
     result (outer product). ``model`` and ``hardware`` may be lists: they become the
     ``model`` and ``hardware`` dimensions, one compiled program per static structure.
-    Knob values are checked (:func:`check_physics`); ``uneven_heads`` admits a tp that does
+    Knob values are checked (:func:`check_values`); ``uneven_heads`` admits a tp that does
     not divide the attention heads, as some published studies use. ``platform`` (a platform
     id or file) puts the chips on that platform's network; otherwise each chip runs on its
     own system's (its hardware file's scale-up domain and scale-out NICs). Parallel knobs:
@@ -115,6 +95,8 @@ def evaluate_grid(
     ``kv_offload_bytes``, ``host_bandwidth_bytes_per_s``. ``framework`` picks the software
     profile of the calibrated level (``vllm-offline``, ``vllm-server``, ``tensorrt-llm``,
     ``deepspeed-mii``; default: the fit's default); the ``framework`` variable names the one used.
+    Every knob value is checked once (:func:`check_values`); ``labels`` names knobs in its
+    errors as the caller's user wrote them (a flag and its units).
     """
     if dtype is not None:
         weight_dtype = act_dtype = kv_dtype = dtype
@@ -145,14 +127,12 @@ def evaluate_grid(
             uneven_heads=uneven_heads,
             platform=platform,
             batching=batching,
+            labels=labels,
             **base,
         )
-        check_knobs(cfg, rest)
         biggest = np.prod([np.max(np.asarray(knobs.get(k, 1), dtype=float)) for k in ("tp", "pp", "ep", "sp")])
         check_placement(f"{m.id} on {platform.id if platform else h.id}", network_of(h, platform), float(biggest))
-        _check_serving(knobs, base, batching, f"{m.id} on {h.id}")
-        check_physics(cfg, {**rest, **axes}, f"{m.id} on {h.id}", uneven_heads)
-        check_batch_split(axes.get("batch", base["batch"]), axes.get("dp", base["dp"]), f"{m.id} on {h.id}")
+        check_values(cfg, {**rest, **axes}, f"{m.id} on {h.id}", uneven_heads=uneven_heads, labels=labels)
         check_context(
             m, axes.get("prompt_tokens", base["prompt_tokens"]), axes.get("output_tokens", base["output_tokens"]), m.id
         )

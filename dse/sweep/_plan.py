@@ -27,8 +27,8 @@ from dse.engine import (
     Knob,
     Pending,
     calibration_source,
-    check_batch_split,
     check_physics,
+    check_values,
     dispatch,
     framework_of,
     make_config,
@@ -164,18 +164,14 @@ def _inner_chunking(shape: tuple[int, ...], target: int) -> tuple[tuple[int, ...
 
 
 def _check_axes(spec: SweepSpec, group: Group, where: str) -> None:
-    """The physics of every axis value (integral counts, tp splitting the heads, ranges; the
-    batch split evenly over the dp replicas in every combination of the grid)."""
-    listed = {a.key: group.si_values(a.key, np.asarray(a.values), a.relative) for a in spec.grid}
+    """The listed axes' values through the engine's one check (:func:`dse.engine.check_values`:
+    integral counts, tp splitting the heads, ranges, the batch split evenly over the dp
+    replicas in every combination of the grid); each sampled axis' bounds through its
+    per-value part."""
     cfg = group.config
-    check_batch_split(listed.get("batch", cfg.scenario.batch), listed.get("dp", cfg.platform.dp), f"{where}: grid")
-    for a in spec.grid:
-        knob = group.knobs[a.key]
-        check_physics(
-            group.config,
-            {knob.field: group.si_values(a.key, np.asarray(a.values), a.relative)},
-            f"{where}: grid.{a.key}",
-        )
+    listed = {group.knobs[a.key].field: group.si_values(a.key, np.asarray(a.values), a.relative) for a in spec.grid}
+    labels = {group.knobs[a.key].field: (f"grid.{a.key}", group.knobs[a.key].key.factor) for a in spec.grid}
+    check_values(cfg, listed, where, labels=labels)
     for a in spec.sampled:
         knob = group.knobs[a.key]
         label = f"{where}: sample.axes.{a.key}"
@@ -183,7 +179,8 @@ def _check_axes(spec: SweepSpec, group: Group, where: str) -> None:
             raise SpecError(f"{label}: expected a grid axis ({a.key} must split the model evenly; list its values)")
         if knob.key.kind == "int" and not a.integer:
             raise SpecError(f"{label}: expected integer: true ({a.key} is a count: {knob.key.doc})")
-        check_physics(group.config, {knob.field: group.si_values(a.key, np.asarray([a.low, a.high]), False)}, label)
+        bounds = {knob.field: group.si_values(a.key, np.asarray([a.low, a.high]), False)}
+        check_physics(cfg, bounds, where, labels={knob.field: (f"sample.axes.{a.key}", knob.key.factor)})
 
 
 def make_plan(spec: SweepSpec, chunk: int | None = None) -> Plan:
