@@ -479,7 +479,7 @@ CASES = [
     ("predict-output-column", ["predict", "{w}/has_output.csv"], "column 'latency_s' is one this command writes"),
     ("predict-ops-unknown-column", ["predict", "--ops", "{w}/ops_extra.csv"], "unknown column 'note'"),
     ("predict-ops-output-column", ["predict", "--ops", "{w}/ops_output.csv"], "column 'energy_j' is one"),
-    ("predict-dp-batch", ["predict", "{w}/dp_row.csv"], "--dp = 8: expected a divisor of the batch 1"),
+    ("predict-dp-batch", ["predict", "{w}/dp_row.csv"], "column 'dp' = 8: expected a divisor of the batch 1"),
     ("eval-dp-batch", [*E, "--dp", "8", "--batch", "1"], "--dp = 8: expected a divisor of the batch 1"),
     ("eval-dp-batch-grid", [*E, "--dp", "2,4", "--batch", "4,6"], "--dp = 4: expected a divisor of the batch 6"),
     (
