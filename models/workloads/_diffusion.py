@@ -44,7 +44,8 @@ from models._interface import (
 from models._pytree import Array, pytree_dataclass, spec_field, static_field
 
 from ._rows import operator_table, table_from_rows
-from ._transformer import as_split, image_side, total_params
+from ._shapes import as_split
+from ._transformer import image_side, total_params
 
 
 @pytree_dataclass

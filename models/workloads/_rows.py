@@ -5,7 +5,7 @@ rows are in :mod:`._ssm`. Conventions of the table: :mod:`._transformer`."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -13,22 +13,24 @@ import numpy as np
 from models._interface import ATTENTION, ELEMENTWISE, GATHER, GEMM, OperatorTable, Scenario, Split, dtype_bytes
 from models._pytree import Array
 
-from ._ssm import mamba_rows, ssd_rows
-from ._transformer import (
+from ._shapes import (
     _ACT_FLOPS,
     _NORM_FLOPS,
     _SOFTMAX_FLOPS,
-    TransformerSpec,
     as_split,
     attention_layers,
+    cached_values,
     distinct_experts,
     expert_width,
     kv_heads_per_chip,
-    kv_values_per_token_layer,
     mla_dims,
     moe_layers,
     windowed_layers,
 )
+from ._ssm import mamba_rows, ssd_rows
+
+if TYPE_CHECKING:
+    from ._transformer import TransformerSpec
 
 
 def table_from_rows(rows: list[tuple[Any, ...]], split: Split, once: tuple[str, ...]) -> OperatorTable:
@@ -111,7 +113,7 @@ def _pass(model: TransformerSpec, scenario: Scenario, split: Split, new_tokens: 
     n_attn = attention_layers(model)
     h = model.n_heads / tp  # query heads per chip
     kv = kv_heads_per_chip(model, tp)
-    kv_per_token_layer = kv_values_per_token_layer(model, tp) * kvb  # K and V (or the latent), one layer
+    kv_per_token_layer = cached_values(model, tp) * kvb  # K and V (or the latent), one layer
     group = model.n_heads / model.n_kv_heads  # queries sharing one KV head (GQA/MQA)
     tokens = b * new_here  # GEMM rows of this pass
     one = jnp.ones_like(tokens)

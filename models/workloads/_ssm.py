@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from models._interface import ELEMENTWISE, GEMM
 
-from ._transformer import ssd_groups
+from ._shapes import ssd_groups
 
 if TYPE_CHECKING:
     from ._rows import _Pass, _Rows

@@ -35,9 +35,17 @@ from models._interface import (
 )
 from models._pytree import Array, pytree_dataclass, spec_field, static_field
 
-# Elementwise cost in FLOPs per element (estimates: RMSNorm ≈ square, sum, rsqrt, scale,
-# weight ≈ 5; softmax ≈ max, sub, exp, sum, div ≈ 5; SiLU·up ≈ 5; residual add = 1).
-_NORM_FLOPS, _SOFTMAX_FLOPS, _ACT_FLOPS = 5.0, 5.0, 5.0
+from ._rows import operator_table
+from ._shapes import (
+    as_split,
+    attention_layers,
+    cached_values,
+    expert_width,
+    mla_dims,
+    moe_layers,
+    ssd_groups,
+    windowed_layers,
+)
 
 
 def image_side(scenario: Scenario, native_px: Array) -> Array:
@@ -150,8 +158,6 @@ class TransformerSpec:
     # --- the Workload interface (models._interface.Workload) ----------------------------
 
     def operator_table(self, scenario: Scenario, split: Split, new_tokens: Array, past_tokens: Array) -> OperatorTable:
-        from ._rows import operator_table  # the rows import this module's shapes
-
         return operator_table(self, scenario, split, new_tokens, past_tokens)
 
     def footprint(self, scenario: Scenario, split: Split, pp: Array) -> Footprint:
@@ -197,28 +203,6 @@ class TransformerSpec:
     @property
     def max_ep(self) -> Array:
         return self.n_experts if self.moe else jnp.ones_like(self.n_experts)
-
-
-def attention_layers(model: TransformerSpec) -> Array:
-    """Layers whose token mixer is attention (the rest are Mamba layers)."""
-    return model.n_layers - model.ssm_layers
-
-
-def moe_layers(model: TransformerSpec) -> Array:
-    """Layers whose FFN is a mixture of experts."""
-    return model.n_layers - model.dense_layers if model.moe else jnp.zeros_like(model.n_layers)
-
-
-def expert_width(model: TransformerSpec) -> Array:
-    """Hidden width of one routed (or shared) expert."""
-    return jnp.where(model.d_expert > 0, model.d_expert, model.d_ff)
-
-
-def windowed_layers(model: TransformerSpec) -> Array:
-    """Attention layers whose keys are limited to the sliding window."""
-    if "window" not in model.parts:
-        return jnp.zeros_like(model.n_layers)
-    return jnp.where(model.window > 0, jnp.minimum(model.window_layers, attention_layers(model)), 0.0)
 
 
 def weight_params(model: TransformerSpec) -> dict[str, Array]:
@@ -295,13 +279,11 @@ def active_params(model: TransformerSpec) -> Array:
 
 
 def kv_values_per_token_layer(model: TransformerSpec, tp: Array | float = 1.0) -> Array:
-    """Values one chip caches per token and attention layer: K and V of its KV heads, or the
-    MLA latent and rotary key, which every head needs (replicated across TP ranks)."""
+    """Values one chip caches per token and attention layer (:func:`cached_values`); none for
+    a workload that caches nothing between passes."""
     if not isinstance(model, TransformerSpec):
-        return jnp.zeros_like(jnp.asarray(tp, dtype=float))  # nothing cached between passes
-    if model.attention == "mla":
-        return (model.kv_lora_rank + model.qk_rope_dim) * jnp.ones_like(jnp.asarray(tp, dtype=float))
-    return 2.0 * kv_heads_per_chip(model, tp) * model.head_dim
+        return jnp.zeros_like(jnp.asarray(tp, dtype=float))
+    return cached_values(model, tp)
 
 
 def kv_bytes_per_token(model: TransformerSpec, kv_dtype: str = "bf16", tp: Array | float = 1.0) -> Array:
@@ -334,50 +316,6 @@ def kv_bytes_per_sequence(
     wl = windowed_layers(model)
     tokens = (attention_layers(model) - wl) * context + wl * jnp.minimum(context, model.window)
     return per_layer * tokens + ssm_state_bytes(model, kv_dtype, tp)
-
-
-def distinct_experts(n_experts: Array, top_k: Array, tokens: Array) -> Array:
-    """Expected number of distinct experts hit by ``tokens`` tokens under uniform routing.
-
-    Each expert is missed by one token with probability 1 − k/E, so by all tokens with
-    (1 − k/E)^T: E_hit = E·(1 − (1 − k/E)^T). At T = 1 this is k; for T ≫ E it is E.
-    """
-    miss = jnp.clip(1.0 - top_k / n_experts, 0.0, 1.0)
-    return n_experts * (1.0 - miss**tokens)
-
-
-def mla_dims(model: TransformerSpec, heads: Array) -> dict[str, Array]:
-    """Parameter counts of one MLA layer's projections for ``heads`` heads (DeepSeek-V2,
-    DeepSeek-AI 2024, §2.1.2): query down/up (or one query matrix without q_lora_rank), the
-    joint KV down-projection to the latent and the rotary key, its up-projections to the heads'
-    keys (W_UK) and values (W_UV), and the output projection."""
-    d, r, qr = model.d_model, model.kv_lora_rank, model.q_lora_rank
-    qk = model.qk_nope_dim + model.qk_rope_dim
-    q_in = jnp.where(qr > 0, qr, d)
-    return {
-        "q_down": d * qr,
-        "q_up": q_in * heads * qk,
-        "kv_down": d * (r + model.qk_rope_dim),
-        "w_uk": r * heads * model.qk_nope_dim,
-        "w_uv": r * heads * model.v_head_dim,
-        "out": heads * model.v_head_dim * d,
-        "norms": qr + r,  # the latent RMSNorms
-    }
-
-
-def ssd_groups(model: TransformerSpec, tp: Array | float) -> Array:
-    """Mamba-2 B/C groups on one TP rank: split over ranks, one replicated when fewer."""
-    return jnp.maximum(model.ssm_groups / tp, jnp.minimum(model.ssm_groups, 1.0))
-
-
-def as_split(split: Split | Array) -> Split:
-    """A :class:`Split`, or tensor parallelism only when given a tensor-parallel degree."""
-    return split if isinstance(split, Split) else Split.of(jnp.asarray(split))
-
-
-def kv_heads_per_chip(model: TransformerSpec, tp: Array | float) -> Array:
-    """KV heads held by one chip: n_kv/tp, replicated (at least one) when tp > n_kv."""
-    return jnp.maximum(model.n_kv_heads / tp, 1.0)
 
 
 def memory_per_chip(model: TransformerSpec, scenario: Scenario, split: Split, pp: Array) -> Footprint:
