@@ -1,0 +1,19 @@
+"""Silicon: process nodes, wafers, yield, die cost, HBM stacks and data converters — what a
+design's area, parts and price follow from (pure functions, jit-, vmap- and grad-able)."""
+
+from ._memory import ADC_REF_AREA_MM2 as ADC_REF_AREA_MM2
+from ._memory import HBM as HBM
+from ._memory import HbmGeneration as HbmGeneration
+from ._memory import adc_area_mm2 as adc_area_mm2
+from ._memory import adc_energy_j as adc_energy_j
+from ._memory import hbm_cost_usd as hbm_cost_usd
+from ._memory import hbm_stacks as hbm_stacks
+from ._memory import stacks_needed as stacks_needed
+from ._process import NODES as NODES
+from ._process import RETICLE_MM2 as RETICLE_MM2
+from ._process import WAFER_DIAMETER_MM as WAFER_DIAMETER_MM
+from ._process import Node as Node
+from ._process import die_yield as die_yield
+from ._process import dies_per_wafer as dies_per_wafer
+from ._process import good_die_cost_usd as good_die_cost_usd
+from ._process import sram_mm2 as sram_mm2

@@ -1,0 +1,86 @@
+"""Silicon economics against hand-derived numbers: dies per wafer, yield, die cost, HBM stacks
+and converter area (models.silicon)."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.silicon import (
+    HBM,
+    NODES,
+    RETICLE_MM2,
+    adc_area_mm2,
+    adc_energy_j,
+    die_yield,
+    dies_per_wafer,
+    good_die_cost_usd,
+    hbm_cost_usd,
+    hbm_stacks,
+    sram_mm2,
+)
+
+pytestmark = pytest.mark.usefixtures("float64")
+
+
+def test_dies_per_wafer_by_hand():
+    # 300 mm wafer, A100's 826 mm^2: 70,685.83 / 826 - 942.478 / sqrt(1652) = 85.576 - 23.188.
+    assert float(dies_per_wafer(826.0)) == pytest.approx(62.388, abs=1e-3)
+    # 100 mm^2: 706.858 - 942.478 / 14.142 = 640.215.
+    assert float(dies_per_wafer(100.0)) == pytest.approx(640.215, abs=1e-3)
+    assert RETICLE_MM2 == 858.0  # 26 mm x 33 mm
+
+
+def test_yield_models_by_hand():
+    # A = 1 cm^2 at D0 = 0.1: Murphy ((1 - e^-0.1) / 0.1)^2 = 0.951626^2; negative binomial
+    # alpha = 2: 1.05^-2; both above Poisson's e^-0.1 = 0.904837 (defects cluster).
+    assert float(die_yield(100.0, 0.1)) == pytest.approx(0.905592, abs=1e-6)
+    assert float(die_yield(100.0, 0.1, clustering=2.0)) == pytest.approx(0.907029, abs=1e-6)
+    assert float(die_yield(0.0, 0.1)) == 1.0
+    assert float(die_yield(100.0, 0.1)) > np.exp(-0.1)
+
+
+def test_good_die_cost_of_a_reticle_sized_7nm_die_by_hand():
+    # 826 mm^2 on N7 ($9,346 wafer, D0 0.1): AD = 0.826, Murphy yield 0.680633^2 = 0.463261,
+    # 62.388 x 0.463261 = 28.902 good dies -> $323.4 each.
+    assert float(good_die_cost_usd(826.0, NODES["n7"])) == pytest.approx(323.4, abs=0.1)
+
+
+def test_hbm_stacks_of_catalog_gpus_by_hand():
+    # H100 SXM5: 3.35 TB/s over HBM3's 819.2 GB/s = 4.09, 80 GB over 24 GB = 3.33 -> 5 stacks
+    # (the H100 SXM5 has five active HBM3 stacks). A100 80GB: 2.039 TB/s / 460.8 GB/s = 4.42,
+    # 80 / 16 GB = 5 -> 5 HBM2E stacks (as built).
+    assert float(hbm_stacks(3.35e12, 80e9, HBM["hbm3"])) == 5.0
+    assert float(hbm_stacks(2.039e12, 80e9, HBM["hbm2e"])) == 5.0
+    assert HBM["hbm4"].bandwidth_bytes_per_s == 2048e9  # 2048 pins x 8 Gb/s (JESD270-4)
+    assert float(hbm_cost_usd(5.0, HBM["hbm3"])) == pytest.approx(5 * 24 * 12.0)
+
+
+def test_adc_area_and_energy_at_4_and_8_bits():
+    # The 8-bit reference is 0.0012 mm^2; every bit fewer halves the capacitive DAC: 4 bits is
+    # 1/16 of it. Walden energy at 20 fJ/step: 20e-15 x 256 = 5.12 pJ, x 16 = 0.32 pJ.
+    assert float(adc_area_mm2(8.0)) == pytest.approx(0.0012)
+    assert float(adc_area_mm2(4.0)) == pytest.approx(0.0012 / 16)
+    assert float(adc_energy_j(8.0, 20e-15)) == pytest.approx(5.12e-12)
+    assert float(adc_energy_j(4.0, 20e-15)) == pytest.approx(0.32e-12)
+
+
+def test_sram_area_by_hand():
+    # 50 MB of N5 SRAM: 400e6 bits x 0.021 um^2 = 8.4 mm^2 of cells, / 0.7 -> 12 mm^2.
+    assert float(sram_mm2(50e6, NODES["n5"])) == pytest.approx(12.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(area=st.floats(10.0, RETICLE_MM2), extra=st.floats(1.0, 100.0), node=st.sampled_from(sorted(NODES)))
+def test_a_larger_die_never_costs_less(area, extra, node):
+    n = NODES[node]
+    assert float(good_die_cost_usd(area + extra, n)) > float(good_die_cost_usd(area, n))
+    assert float(dies_per_wafer(area + extra)) < float(dies_per_wafer(area))
+
+
+def test_die_cost_is_differentiable_in_area():
+    grad = jax.grad(lambda a: good_die_cost_usd(a, NODES["n5"]))(400.0)
+    assert np.isfinite(float(grad)) and float(grad) > 0
