@@ -153,3 +153,30 @@ def test_engine_boundary_does_not_recompile():
     c2 = dataclasses.replace(c, chip=dataclasses.replace(c.chip, tdp_w=f(500)))
     run_designs(c2, {"batch": np.arange(2.0, 10.0)}, sw, chunk=8)
     assert compiled_programs() == before
+
+
+def test_declared_floors_are_the_versions_ci_installs():
+    """Every floor in pyproject.toml is pinned exactly in .ci/minimum-versions.txt, which CI
+    installs: the minimum versions a user is promised are the tested ones."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    declared = [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    floors = {}
+    for req in declared:
+        m = re.fullmatch(r"([A-Za-z0-9_.-]+)(?:\[[a-z,]+\])?>=([0-9.]+)(?:,<[0-9.]+)?", req)
+        assert m, f"pyproject: '{req}': expected NAME>=FLOOR"
+        floors[m[1].lower().replace("_", "-")] = m[2]
+    pins = {}
+    for line in (root / ".ci" / "minimum-versions.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.lower().replace("_", "-")] = version
+    for name, floor in floors.items():
+        assert name in pins, f"{name} has a floor but no pin in .ci/minimum-versions.txt"
+        assert tuple(map(int, pins[name].split("."))) == tuple(map(int, floor.split("."))) + (0,) * (
+            len(pins[name].split(".")) - len(floor.split("."))
+        ), f"{name}: floor {floor}, pinned {pins[name]}"
