@@ -101,6 +101,11 @@ class Metrics(NamedTuple):
             better="min",
         ),
     ]
+    tokens_per_s_per_user: Annotated[
+        Array,
+        metric("token/s", "output tokens per second one request sees while it decodes (1 / TPOT; 0: no decode)",
+               label="tok/s/user", better="max"),
+    ]  # fmt: skip
     latency_s: Annotated[
         Array,
         metric("s", "request latency: prefill plus all decode steps", label="latency", display="ms", better="min"),

@@ -626,6 +626,7 @@ def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool)
     return Metrics(
         ttft_s=ttft,
         tpot_s=tpot,
+        tokens_per_s_per_user=jnp.where(tpot > 0, 1.0 / jnp.where(tpot > 0, tpot, 1.0), 0.0),
         latency_s=latency,
         prefill_latency_s=ttft,
         decode_latency_s=sc.dec_total,

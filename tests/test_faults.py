@@ -279,7 +279,11 @@ CASES = [
     ("eval-acceptance", [*E, "--draft-tokens", "4", "--acceptance", "1.2"], "--acceptance"),
     ("eval-acceptance-alone", [*E, "--acceptance", "0.5"], "--draft-tokens and --acceptance"),
     ("eval-disaggregate", [*E, "--disaggregate", "2"], "--disaggregate"),
-    ("eval-imbalance", [*E[:3], "--hardware", "h100-sxm5-80gb", "--expert-imbalance", "0.5"], "--expert-imbalance = 0.5"),
+    (
+        "eval-imbalance",
+        [*E[:3], "--hardware", "h100-sxm5-80gb", "--expert-imbalance", "0.5"],
+        "--expert-imbalance = 0.5",
+    ),
     ("eval-overlap", [*E, "--overlap", "1.5"], "overlap"),
     ("eval-platform-typo", [*E, "--platform", "dgx-h10"], "unknown platform"),
     (

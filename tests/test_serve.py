@@ -131,6 +131,9 @@ def test_evaluate_dataset_units_and_dims():
     assert ds.feasible.dtype == bool
     b = ds.sel(level="calibrated")
     assert np.all(np.diff(b.tpot_s.values) >= 0)
+    # The per-user decode rate is the inverse of TPOT, in its declared unit.
+    np.testing.assert_allclose(b.tokens_per_s_per_user.values * b.tpot_s.values, 1.0, rtol=1e-12)
+    assert ds.tokens_per_s_per_user.attrs["units"] == "token/s"
 
 
 def test_evaluate_hardware_knob_grid():

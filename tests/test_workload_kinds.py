@@ -264,6 +264,7 @@ def test_vit_l16_at_224_is_the_seeds_122_7_gflop():
     assert float(total_params(c.model)) == pytest.approx(304_326_632, rel=0.002)  # torchvision vit_l_16
     m = serve(c.model, c.chip, c.platform, c.scenario, c.economics, SW)
     assert float(m.decode_latency_s) == 0 and float(m.kv_bytes_per_chip) == 0  # one pass, nothing cached
+    assert float(m.tokens_per_s_per_user) == 0  # an encoder decodes nothing: no rate, not inf
     assert float(m.requests_per_s) == pytest.approx(1 / float(m.latency_s), rel=1e-12)  # images/s
 
 
