@@ -84,3 +84,30 @@ def test_a_larger_die_never_costs_less(area, extra, node):
 def test_die_cost_is_differentiable_in_area():
     grad = jax.grad(lambda a: good_die_cost_usd(a, NODES["n5"]))(400.0)
     assert np.isfinite(float(grad)) and float(grad) > 0
+
+
+def test_catalog_silicon_cost_of_h100_wse3_and_an_unpublished_die():
+    from dse.specs import load_hardware, silicon_of
+
+    # H100: 814 mm^2 on N4 ($16,988 wafer): 86.838 - 23.358 = 63.480 dies, Murphy yield at AD =
+    # 0.814 is 0.684189^2 = 0.468115 -> 29.716 good dies, $571.7 each; 80 GB of HBM3 at $12/GB.
+    h100 = silicon_of(load_hardware("h100-sxm5-80gb"))
+    assert h100["logic_cost_usd"] == pytest.approx(571.7, abs=0.1)
+    assert h100["hbm_cost_usd"] == pytest.approx(960.0)
+    assert h100["price_over_silicon"] == pytest.approx(30000 / (571.7 + 960.0), rel=1e-4)
+    # WSE-3 is beyond the reticle: a wafer-scale engine costs one processed N5 wafer.
+    assert silicon_of(load_hardware("wse-3"))["silicon_cost_usd"] == pytest.approx(16988.0)
+    # TPU v5e: Google publishes neither die area nor node: no number, and what is missing named.
+    v5e = silicon_of(load_hardware("tpu-v5e"))
+    assert v5e["silicon_cost_usd"] is None and v5e["missing"] == ["die_area_mm2", "process_node", "hbm_generation"]
+
+
+def test_catalog_json_lists_each_chips_silicon(capsys):
+    import json
+
+    from dse.cli import main
+
+    assert main(["catalog", "--json"]) == 0
+    chips = {c["id"]: c for c in json.loads(capsys.readouterr().out)["hardware"]}
+    assert chips["a100-sxm4-80gb"]["process_node"] == "n7" and chips["a100-sxm4-80gb"]["hbm_stacks"] == 5
+    assert chips["a100-sxm4-80gb"]["silicon_cost_usd"] > 0 and chips["b200"]["missing"] == ["die_area_mm2"]

@@ -41,6 +41,7 @@ from dse.specs import (
     make_parent,
     model_ids,
     refuse_foreign,
+    silicon_of,
     suggest,
     writing,
 )
@@ -122,57 +123,64 @@ def _set_knobs(items: Sequence[str], families: Sequence[str]) -> dict[str, Any]:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
-    del args
-    rows = []
+    models, chips = [], []
     for mid in model_ids():
         m = load_model(mid)
-        rows.append(
-            [
-                mid,
-                m.name,
-                float(total_params(m.spec)) / 1e9,
-                float(active_params(m.spec)) / 1e9,
-                float(kv_bytes_per_token(m.spec)) / 1e3,
-                int(m.spec.n_layers),
-                int(m.spec.d_model),
-            ]
+        models.append(
+            {
+                "id": mid,
+                "name": m.name,
+                "params": float(total_params(m.spec)),
+                "active_params": float(active_params(m.spec)),
+                "kv_bytes_per_token_bf16": float(kv_bytes_per_token(m.spec)),
+                "layers": int(m.spec.n_layers),
+                "d_model": int(m.spec.d_model),
+            }
         )
-    print("Models")
-    print(analysis.render(["id", "name", "params (B)", "active (B)", "KV/token (kB, bf16)", "layers", "d_model"], rows))
-    rows = []
     for hid in hardware_ids():
         h = load_hardware(hid)
         s = h.spec
-        peaks = [float(s.peak_flops_per_s(d)) / 1e12 for d in ("bf16", "fp8", "int4")]
-        rows.append(
-            [
-                hid,
-                h.name,
-                s.family,
-                *peaks,
-                float(s.memory_bandwidth_bytes_per_s) / 1e12,
-                float(s.capacity_bytes) / 1e9,
-                float(s.tdp_w),
-                float(s.price_usd),
-            ]
+        chips.append(
+            {
+                "id": hid,
+                "name": h.name,
+                "family": s.family,
+                **{f"peak_{d}_flops_per_s": float(s.peak_flops_per_s(d)) for d in ("bf16", "fp8", "int4")},
+                "memory_bandwidth_bytes_per_s": float(s.memory_bandwidth_bytes_per_s),
+                "capacity_bytes": float(s.capacity_bytes),
+                "tdp_w": float(s.tdp_w),
+                "price_usd": float(s.price_usd),
+                **silicon_of(h),
+            }
         )
-    print("\nHardware")
+    if args.json:
+        print(json.dumps({"models": models, "hardware": chips}, indent=1))
+        return 0
+    print("Models")
+    head = ["id", "name", "params (B)", "active (B)", "KV/token (kB, bf16)", "layers", "d_model"]
     print(
         analysis.render(
+            head,
             [
-                "id",
-                "name",
-                "family",
-                "BF16 TFLOP/s",
-                "FP8 TFLOP/s",
-                "INT4 TOP/s",
-                "mem TB/s",
-                "capacity GB",
-                "TDP W",
-                "price $",
+                [m["id"], m["name"], m["params"] / 1e9, m["active_params"] / 1e9, m["kv_bytes_per_token_bf16"] / 1e3]
+                + [m["layers"], m["d_model"]]
+                for m in models
             ],
-            rows,
         )
+    )
+    print("\nHardware")
+    head = ["id", "name", "family", "BF16 TFLOP/s", "FP8 TFLOP/s", "INT4 TOP/s", "mem TB/s", "capacity GB", "TDP W"]
+    head += ["price $", "silicon $", "price/silicon"]
+    rows = [
+        [c["id"], c["name"], c["family"], *(c[f"peak_{d}_flops_per_s"] / 1e12 for d in ("bf16", "fp8", "int4"))]
+        + [c["memory_bandwidth_bytes_per_s"] / 1e12, c["capacity_bytes"] / 1e9, c["tdp_w"], c["price_usd"]]
+        + [c["silicon_cost_usd"] or "-", c["price_over_silicon"] or "-"]
+        for c in chips
+    ]
+    print(analysis.render(head, rows))
+    print(
+        "silicon $: good logic dies at the published die area on the stated node plus HBM at its generation's price "
+        "per GB (models.silicon; packaging, board and margin excluded); '-' where die area or node is not published"
     )
     return 0
 
@@ -785,6 +793,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
         description="The catalog's models (parameters, active parameters, KV bytes per token) and hardware (peaks, "
         "memory, calibration status). Example: inferbench catalog",
     )
+    s.add_argument("--json", action="store_true", help="print JSON, with each chip's silicon and its modelled cost")
     s.set_defaults(func=cmd_catalog)
 
     s = sub.add_parser(

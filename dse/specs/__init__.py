@@ -33,6 +33,7 @@ from ._hardware import hardware_keys as hardware_keys
 from ._hardware import knob_of_hardware_key as knob_of_hardware_key
 from ._hardware import load_hardware as load_hardware
 from ._hardware import power_shares as power_shares
+from ._hardware import silicon_of as silicon_of
 from ._hardware import transferred_power as transferred_power
 from ._keys import KeyInfo as KeyInfo
 from ._keys import check as check

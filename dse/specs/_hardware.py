@@ -17,6 +17,7 @@ import numpy as np
 from models import DTYPE_BITS, Chip, widest
 from models.hardware import FAMILIES, RATE_FALLBACK, RATE_FIELDS, simt_rate_class
 from models.platform import TOPOLOGIES
+from models.silicon import HBM, NODES, silicon_cost_usd
 
 from ._errors import SpecError, suggest
 from ._files import HARDWARE_DIR, ids, read_mapping, resolve
@@ -38,6 +39,11 @@ DESCRIPTIVE_KEYS: dict[str, KeyInfo] = {
     ),
     "vendor": described("vendor", "str", "a name"),
     "release_year": described("release_year", "int", "a year"),
+    # Silicon (models.silicon): what the chip is built from, for its modelled cost.
+    "process_node": described("process_node", "choice", "the logic process node", choices=tuple(NODES)),
+    "dies": described("dies", "int", "logic dies of die_area_mm2 each per package, integer > 0"),
+    "hbm_generation": described("hbm_generation", "choice", "the HBM generation", choices=tuple(HBM)),
+    "hbm_stacks": described("hbm_stacks", "int", "HBM stacks in the package, integer > 0"),
 }
 
 
@@ -229,3 +235,39 @@ def knob_of_hardware_key(family: str, key: str) -> KeyInfo:
             f"unknown key '{key}' for hardware family {family}{suggest(key, known)} (known: {', '.join(known)})"
         )
     return info
+
+
+def silicon_of(entry: HardwareEntry) -> dict[str, Any]:
+    """A catalog chip's silicon as its file states it and what it costs (models.silicon): good
+    logic dies at the published die area on the stated node, plus the HBM at its generation's
+    price per GB. ``silicon_cost_usd`` is None, with ``missing`` naming what is not published,
+    when the file lacks the die area or the node (or the HBM generation of a chip with HBM)."""
+    raw = entry.raw
+    area = float(raw["die_area_mm2"]) if raw.get("die_area_mm2") else None
+    node, generation = raw.get("process_node"), raw.get("hbm_generation")
+    hbm_bytes = float(getattr(entry.spec, "hbm_capacity_bytes", 0.0))
+    out: dict[str, Any] = {
+        "process_node": node,
+        "dies": int(raw.get("dies", 1)),
+        "die_area_mm2": area,
+        "hbm_generation": generation,
+        "hbm_stacks": raw.get("hbm_stacks"),
+        "silicon_cost_usd": None,
+        "logic_cost_usd": None,
+        "hbm_cost_usd": None,
+        "price_over_silicon": None,
+    }
+    missing = [k for k, v in (("die_area_mm2", area), ("process_node", node)) if v is None]
+    if hbm_bytes > 0 and generation is None:
+        missing.append("hbm_generation")
+    if missing:
+        return out | {"missing": missing}
+    cost = silicon_cost_usd(area, NODES[node], out["dies"], hbm_bytes, HBM[generation] if generation else None)
+    total = float(cost.total_usd)
+    return out | {
+        "silicon_cost_usd": total,
+        "logic_cost_usd": float(cost.logic_usd),
+        "hbm_cost_usd": float(cost.hbm_usd),
+        "price_over_silicon": float(entry.spec.price_usd) / total,
+        "missing": [],
+    }

@@ -1,6 +1,8 @@
 """Silicon: process nodes, wafers, yield, die cost, HBM stacks and data converters — what a
 design's area, parts and price follow from (pure functions, jit-, vmap- and grad-able)."""
 
+from ._cost import SiliconCost as SiliconCost
+from ._cost import silicon_cost_usd as silicon_cost_usd
 from ._memory import ADC_REF_AREA_MM2 as ADC_REF_AREA_MM2
 from ._memory import HBM as HBM
 from ._memory import HbmGeneration as HbmGeneration

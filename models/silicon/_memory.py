@@ -53,7 +53,7 @@ def stacks_needed(bandwidth_bytes_per_s: Array, capacity_bytes: Array, generatio
 
 
 def hbm_cost_usd(stacks: Array, generation: HbmGeneration) -> Array:
-    """Memory cost of ``stacks`` full stacks."""
+    """Memory cost of ``stacks`` full stacks of the generation's largest height."""
     return jnp.asarray(stacks, dtype=float) * generation.capacity_gb * generation.usd_per_gb
 
 

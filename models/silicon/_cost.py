@@ -1,0 +1,37 @@
+"""What the silicon of a packaged chip costs: its logic dies (or its wafer) and its HBM."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+
+from models._pytree import Array
+
+from ._memory import HbmGeneration
+from ._process import RETICLE_MM2, Node, good_die_cost_usd
+
+class SiliconCost(NamedTuple):
+    logic_usd: Array  # good logic dies, or the wafer of a wafer-scale engine
+    hbm_usd: Array  # the HBM stacks' memory
+    total_usd: Array
+
+
+def silicon_cost_usd(
+    die_mm2: Array,
+    node: Node,
+    dies: Array | float = 1.0,
+    hbm_capacity_bytes: Array | float = 0.0,
+    hbm: HbmGeneration | None = None,
+) -> SiliconCost:
+    """Cost of a chip's silicon: ``dies`` good dies of ``die_mm2`` on ``node`` and its HBM at the
+    generation's price per GB. A die beyond the reticle is a wafer-scale engine (Cerebras WSE:
+    46,225 mm^2 of one 300 mm wafer), which yields by redundancy — spare cores and links route
+    around defects — so it costs one processed wafer.
+    Packaging, test, board and margin are not included."""
+    area = jnp.asarray(die_mm2, dtype=float)
+    wafer_scale = area > RETICLE_MM2
+    per_die = jnp.where(wafer_scale, node.wafer_usd, good_die_cost_usd(jnp.minimum(area, RETICLE_MM2), node))
+    logic = dies * per_die
+    memory = jnp.asarray(hbm_capacity_bytes, dtype=float) / 1e9 * (hbm.usd_per_gb if hbm is not None else 0.0)
+    return SiliconCost(logic, memory, logic + memory)
