@@ -439,6 +439,12 @@ class Chip(abc.ABC):
     )
     link_latency_s: Array = spec_field("link_latency_us", "us", doc="scale-up per-hop latency")
     die_area_mm2: Array = spec_field(unit="mm2", required=False, doc="die area")
+    # The design the given TDP belongs to: its BF16 peak rate and memory bandwidth (set at
+    # load; 0: none recorded). A variant's TDP follows its own rates from there (design_tdp_w)
+    # unless the TDP itself was given for it (``tdp_given``, set by the engine's with_knobs).
+    tdp_ref_flops_per_s: float = static_field(default=0.0, kw_only=True)
+    tdp_ref_bytes_per_s: float = static_field(default=0.0, kw_only=True)
+    tdp_given: bool = static_field(default=False, kw_only=True)
 
     family: ClassVar[str] = ""
     chips_from_capacity: ClassVar[bool] = False  # the platform sizes pp from capacity (SRAM-only chips)
@@ -465,6 +471,19 @@ class Chip(abc.ABC):
         del ops, weight_dtype, act_dtype
         return linear_power_energy_j(self, time_s, flops, bytes_)
 
+    @property
+    def design_tdp_w(self) -> Array:
+        """TDP of this design: the given TDP, plus the power model's dynamic power at the peak
+        rates this design adds over the design that TDP belongs to, α·Δpeak + β·Δbandwidth
+        (the linear model at full rate, seeds/000); never below the idle power. A catalog
+        chip's own TDP is its datasheet figure; one given with the design is kept."""
+        if self.tdp_given or self.tdp_ref_flops_per_s == 0.0:
+            return self.tdp_w
+        bandwidth: Array = self.memory_bandwidth_bytes_per_s  # type: ignore[attr-defined]  # every family has it
+        extra = self.energy_per_flop_j * (self.peak_flops_per_s("bf16") - self.tdp_ref_flops_per_s)
+        extra = extra + self.energy_per_byte_j * (bandwidth - self.tdp_ref_bytes_per_s)
+        return jnp.maximum(self.tdp_w + extra, self.idle_w)
+
     def layers_in_space(self, weight_bytes: Array, kv_bytes: Array, stage_layers: Array) -> Array:
         """Layers of a pipeline stage laid out side by side on the chip, each on its own share
         of it (1: the chip runs its layers one after another, each on the whole chip).
@@ -479,4 +498,4 @@ class Chip(abc.ABC):
 def linear_power_energy_j(chip: Chip, time_s: Array, flops: Array, bytes_: Array) -> Array:
     """E = min(TDP·t, P_idle·t + α·FLOPs + β·bytes) (seeds/000 power model, TDP cap)."""
     uncapped = chip.idle_w * time_s + chip.energy_per_flop_j * flops + chip.energy_per_byte_j * bytes_
-    return jnp.minimum(chip.tdp_w * time_s, uncapped)
+    return jnp.minimum(chip.design_tdp_w * time_s, uncapped)

@@ -140,6 +140,11 @@ class Metrics(NamedTuple):
     ]
     tokens_per_kwh: Annotated[Array, metric("token/kWh", "output tokens per kWh, prefill included", better="max")]
     average_power_w: Annotated[Array, metric("W", "average power of the replica over the request", better="min")]
+    tdp_w: Annotated[
+        Array,
+        metric("W", "TDP of one chip of the design: follows its peak rate and bandwidth from the base's, or as given",
+               label="TDP W", better="min"),
+    ]  # fmt: skip
     usd_per_mtok: Annotated[
         Array,
         metric(

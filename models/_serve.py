@@ -177,7 +177,7 @@ def _phase(
     exposed = (1.0 - platform.overlap) * net + jnp.maximum(platform.overlap * net - per_pass, 0.0)
     # GenZ Eq. 2's network term: the links draw P_icn while they carry the pass's collectives
     # (hidden under compute or not).
-    icn_j = n_passes * net * ICN_POWER_SHARE * chip.tdp_w
+    icn_j = n_passes * net * ICN_POWER_SHARE * chip.design_tdp_w
     return PhaseCost(
         busy_s=busy,
         compute_s=jnp.where(compute_bound, op_roof * rep, 0.0).sum(),
@@ -642,6 +642,7 @@ def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool)
         decode_j_per_token=e_dec / out_tokens,
         tokens_per_kwh=out_tokens / energy * 3.6e6,
         average_power_w=avg_power,
+        tdp_w=chip.design_tdp_w * jnp.ones_like(avg_power),
         usd_per_mtok=usd,
         memory_per_chip_bytes=memory,
         memory_fill=memory / chip.capacity_bytes,

@@ -111,3 +111,41 @@ def test_catalog_json_lists_each_chips_silicon(capsys):
     chips = {c["id"]: c for c in json.loads(capsys.readouterr().out)["hardware"]}
     assert chips["a100-sxm4-80gb"]["process_node"] == "n7" and chips["a100-sxm4-80gb"]["hbm_stacks"] == 5
     assert chips["a100-sxm4-80gb"]["silicon_cost_usd"] > 0 and chips["b200"]["missing"] == ["die_area_mm2"]
+
+
+def test_a_variants_tdp_follows_its_rates_and_a_given_tdp_is_kept():
+    import dataclasses
+
+    from dse.engine import make_config, with_knobs
+    from dse.specs import load_hardware, load_model
+
+    cfg = make_config(load_model("llama-3-8b"), load_hardware("h100-sxm5-80gb", calibrated=False))
+    chip = cfg.chip
+    assert float(chip.design_tdp_w) == 700.0  # the catalog chip's own TDP is its datasheet figure
+    # 10 TB/s more bandwidth adds beta x 10 TB/s (the linear power model at full rate).
+    fast = with_knobs(cfg, {"hbm_bandwidth_bytes_per_s": np.asarray(3.35e12 + 10e12)}).chip
+    beta = float(chip.energy_per_byte_j)
+    assert float(fast.design_tdp_w) == pytest.approx(700.0 + beta * 10e12, rel=1e-12)
+    # Twice the peak adds alpha x 989.4 TFLOP/s.
+    big = with_knobs(cfg, {"peak_bf16_flops_per_s": np.asarray(2 * 989.4e12)}).chip
+    assert float(big.design_tdp_w) == pytest.approx(700.0 + float(chip.energy_per_flop_j) * 989.4e12, rel=1e-12)
+    # A TDP given with the design is kept whatever else changes.
+    given = with_knobs(cfg, {"hbm_bandwidth_bytes_per_s": np.asarray(13.35e12), "tdp_w": np.asarray(650.0)}).chip
+    assert given.tdp_given and float(given.design_tdp_w) == 650.0
+    # A slower variant never draws less than idle.
+    slow = dataclasses.replace(chip, peak_bf16_flops_per_s=np.asarray(1e9), hbm_bandwidth_bytes_per_s=np.asarray(1e6))
+    assert float(slow.design_tdp_w) >= float(chip.idle_w)
+
+
+@settings(max_examples=30, deadline=None)
+@given(peak=st.floats(1.0, 20.0), bandwidth=st.floats(1.0, 20.0))
+def test_adding_compute_or_bandwidth_never_lowers_tdp(peak, bandwidth):
+    from dse.specs import load_hardware
+
+    chip = load_hardware("tpu-v5e").spec  # systolic: the peak follows arrays x size^2 x 2 x clock
+    import dataclasses
+
+    more = dataclasses.replace(chip, clock_hz=chip.clock_hz * peak)
+    assert float(more.design_tdp_w) >= float(chip.design_tdp_w)
+    wider = dataclasses.replace(more, hbm_bandwidth_bytes_per_s=more.hbm_bandwidth_bytes_per_s * bandwidth)
+    assert float(wider.design_tdp_w) >= float(more.design_tdp_w)

@@ -92,6 +92,8 @@ def with_knobs(config: Config, knobs: Mapping[str, Any]) -> Config:
     parts: dict[str, dict[str, Any]] = {c: {} for c in COMPONENTS}
     for name, value in knobs.items():
         parts[owner[name]][name] = value
+    if "tdp_w" in parts["chip"]:  # a TDP given for the design is kept (Chip.design_tdp_w)
+        parts["chip"]["tdp_given"] = True
     return Config(
         **{
             c: dataclasses.replace(getattr(config, c), **parts[c]) if parts[c] else getattr(config, c)
@@ -354,7 +356,8 @@ def make_config(
     static: dict[str, Any] = {k: v for k, v in network.items() if k.endswith("_topology")}
     chip = hardware.spec
     if platform is not None and platform.chip_links:
-        chip = dataclasses.replace(chip, **{k: _leaf(v) for k, v in platform.chip_links.items()})
+        links: dict[str, Any] = {k: _leaf(v) for k, v in platform.chip_links.items()}
+        chip = dataclasses.replace(chip, **links)
     where = f"{model.id} on {platform.id if platform is not None else hardware.id}"
     check_placement(where, network, float(np.max(tp)) * float(np.max(pp)) * float(np.max(ep)) * float(np.max(sp)))
     config = Config(

@@ -136,7 +136,13 @@ def chip_from(path: Path | str, data: dict[str, Any]) -> Chip:
     chip = FAMILIES[family](
         **{k: _leaf(v) for k, v in si.items()}, energy_per_flop_j=_leaf(np.nan), energy_per_byte_j=_leaf(np.nan)
     )
-    return dataclasses.replace(chip, **{k: _leaf(v) for k, v in _power_coefficients(chip, given).items()})
+    chip = dataclasses.replace(chip, **{k: _leaf(v) for k, v in _power_coefficients(chip, given).items()})
+    # The design this file's TDP belongs to: a variant's TDP follows its rates from here.
+    return dataclasses.replace(
+        chip,
+        tdp_ref_flops_per_s=float(chip.peak_flops_per_s("bf16")),
+        tdp_ref_bytes_per_s=float(chip.memory_bandwidth_bytes_per_s),  # type: ignore[attr-defined]
+    )
 
 
 def _power_coefficients(chip: Chip, given: dict[str, float]) -> dict[str, float]:

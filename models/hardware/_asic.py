@@ -432,4 +432,4 @@ def imc_energy_j(
     gemm = _rows(ops, GEMM)
     per_op = jnp.where(gemm > 0, chip.energy_per_matmul_op_j(weight_dtype, act_dtype), chip.digital_energy_per_op_j)
     uncapped = chip.idle_w * time_s + per_op * flops + chip.energy_per_byte_j * bytes_
-    return jnp.minimum(chip.tdp_w * time_s, uncapped)
+    return jnp.minimum(chip.design_tdp_w * time_s, uncapped)

@@ -11,6 +11,7 @@ from models._pytree import Array
 from ._memory import HbmGeneration
 from ._process import RETICLE_MM2, Node, good_die_cost_usd
 
+
 class SiliconCost(NamedTuple):
     logic_usd: Array  # good logic dies, or the wafer of a wafer-scale engine
     hbm_usd: Array  # the HBM stacks' memory
