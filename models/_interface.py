@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from models._pytree import Array, pytree_dataclass, spec_field, static_field
+from models.silicon import SiliconBase, variant_silicon
 
 # ---------------------------------------------------------------------------------------
 # Data types: storage width in bits and whether the format is floating point.
@@ -445,6 +446,10 @@ class Chip(abc.ABC):
     tdp_ref_flops_per_s: float = static_field(default=0.0, kw_only=True)
     tdp_ref_bytes_per_s: float = static_field(default=0.0, kw_only=True)
     tdp_given: bool = static_field(default=False, kw_only=True)
+    # The published silicon a variant's area, silicon cost and price are measured from (set at
+    # load for chips whose die area and node are published; None: the price stays as given).
+    silicon: SiliconBase | None = static_field(default=None, kw_only=True)
+    price_given: bool = static_field(default=False, kw_only=True)
 
     family: ClassVar[str] = ""
     chips_from_capacity: ClassVar[bool] = False  # the platform sizes pp from capacity (SRAM-only chips)
@@ -483,6 +488,35 @@ class Chip(abc.ABC):
         extra = self.energy_per_flop_j * (self.peak_flops_per_s("bf16") - self.tdp_ref_flops_per_s)
         extra = extra + self.energy_per_byte_j * (bandwidth - self.tdp_ref_bytes_per_s)
         return jnp.maximum(self.tdp_w + extra, self.idle_w)
+
+    @property
+    def mac_units(self) -> Array:
+        """Multiply-accumulate units in the family's own measure: the BF16 peak over the clock
+        where the family has one (a faster clock adds no units), else the peak."""
+        peak = self.peak_flops_per_s("bf16")
+        clock = getattr(self, "clock_hz", None)
+        return peak / clock if clock is not None else peak
+
+    def design_silicon(self) -> tuple[Array, Array, Array] | None:
+        """(die area per die in mm^2, HBM stacks, silicon cost in USD) of this design, from the
+        published silicon it varies (``silicon``); None without one."""
+        if self.silicon is None:
+            return None
+        sram = getattr(self, "sram_capacity_bytes", 0.0)
+        bandwidth = getattr(self, "hbm_bandwidth_bytes_per_s", 0.0)
+        capacity = getattr(self, "hbm_capacity_bytes", 0.0)
+        return variant_silicon(self.silicon, self.mac_units, sram, bandwidth, capacity)
+
+    @property
+    def design_price_usd(self) -> Array:
+        """Price of this design: the given price plus the base's margin (price over silicon)
+        times the silicon this design adds; the given price where it was given for the design
+        or where no published silicon is recorded."""
+        silicon = self.design_silicon()
+        if self.price_given or silicon is None or self.silicon is None:
+            return self.price_usd
+        added = silicon[2] - self.silicon.silicon_usd
+        return jnp.maximum(self.price_usd + self.silicon.margin * added, silicon[2])
 
     def layers_in_space(self, weight_bytes: Array, kv_bytes: Array, stage_layers: Array) -> Array:
         """Layers of a pipeline stage laid out side by side on the chip, each on its own share

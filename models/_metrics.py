@@ -27,6 +27,7 @@ class Infeasible(enum.IntEnum):
     PP_BEYOND_LAYERS = 3
     UNDEFINED = 4
     EP_BEYOND_EXPERTS = 5
+    DIE_TOO_LARGE = 6
 
 
 _REASON_TEXT = {
@@ -36,6 +37,7 @@ _REASON_TEXT = {
     Infeasible.PP_BEYOND_LAYERS: "pp exceeds the layers",
     Infeasible.UNDEFINED: "undefined: a latency, energy or cost is not finite (inputs outside the model's range)",
     Infeasible.EP_BEYOND_EXPERTS: "ep exceeds the experts",
+    Infeasible.DIE_TOO_LARGE: "die: beyond the reticle (858 mm^2), or a wafer-scale engine beyond its wafer",
 }
 INFEASIBLE_REASONS = tuple(_REASON_TEXT[r] for r in Infeasible)
 
@@ -145,6 +147,30 @@ class Metrics(NamedTuple):
         metric("W", "TDP of one chip of the design: follows its peak rate and bandwidth from the base's, or as given",
                label="TDP W", better="min"),
     ]  # fmt: skip
+    chip_price_usd: Annotated[
+        Array,
+        metric("USD", "price of one chip of the design: the base's plus its margin on the silicon added, or as given",
+               label="chip $", better="min"),
+    ]  # fmt: skip
+    die_area_mm2: Annotated[
+        Array,
+        metric("mm2", "die area of the design, per die (published for a catalog chip; 0: not published)",
+               label="die mm2", better="min"),
+    ]  # fmt: skip
+    silicon_cost_usd: Annotated[
+        Array,
+        metric("USD", "good logic dies and HBM of one chip of the design (0: no published silicon to vary)",
+               label="silicon $", better="min"),
+    ]  # fmt: skip
+    die_fill: Annotated[
+        Array,
+        metric("1", "die area over the largest it may have: the reticle, or a wafer-scale engine's wafer (0: not "
+               "modelled)", label="die fill", better="min"),
+    ]  # fmt: skip
+    power_density_w_mm2: Annotated[
+        Array,
+        metric("W/mm2", "TDP over the logic silicon area (0: area not published)", label="W/mm2", better="min"),
+    ]
     usd_per_mtok: Annotated[
         Array,
         metric(

@@ -25,6 +25,7 @@ from models._interface import Chip, LayerComm, Scenario, SoftwareParams, Workloa
 from models._metrics import Infeasible, Metrics
 from models._pytree import Array
 from models.platform import PlatformSpec, pipeline_fill_factor
+from models.silicon import RETICLE_MM2
 from models.workloads import gemm_operator
 
 
@@ -591,6 +592,21 @@ def _attainment(scenario: Scenario, sc: _Schedule, static: bool, zero: Array) ->
     return ttft_ok * _share_within(scenario.slo_tpot_s, zero, sc.tpot, zero)
 
 
+def _dies(chip: Chip) -> float:
+    return chip.silicon.dies if chip.silicon is not None else 1.0
+
+
+def _silicon(chip: Chip, zero: Array) -> tuple[Array, Array, Array]:
+    """(die area per die, silicon cost, the largest die the design may have) of the design:
+    modelled from its published silicon, else the published area and no cost, unlimited."""
+    silicon = chip.design_silicon()
+    if silicon is None or chip.silicon is None:
+        return chip.die_area_mm2 + zero, zero, jnp.inf + zero
+    area, _, usd = silicon
+    limit = chip.silicon.die_mm2 if chip.silicon.wafer_scale else RETICLE_MM2
+    return area + zero, usd + zero, limit * (1.0 + 1e-9) + zero
+
+
 def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool) -> Metrics:
     """The accounting every schedule shares: energy with the hosts, feasibility, cost,
     goodput and the utilization and intensity of the work."""
@@ -609,10 +625,13 @@ def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool)
     reason = jnp.where(platform.tp > model.max_tp, Infeasible.TP_BEYOND_HEADS, reason)
     reason = jnp.where(platform.pp > model.n_layers, Infeasible.PP_BEYOND_LAYERS, reason)
     reason = jnp.where(platform.ep > model.max_ep, Infeasible.EP_BEYOND_EXPERTS, reason)
+    die, silicon_usd, die_limit = _silicon(chip, zero)
+    reason = jnp.where(die > die_limit, Infeasible.DIE_TOO_LARGE, reason)
+    price = chip.design_price_usd
     span = out_tokens / throughput  # seconds the platform takes for the batch's output tokens
     busy_span = latency if static else span
     avg_power = energy / busy_span
-    usd = usd_per_million_tokens(economics, chip.price_usd * n_chips, avg_power, busy_span, out_tokens)
+    usd = usd_per_million_tokens(economics, price * n_chips, avg_power, busy_span, out_tokens)
     defined = jnp.isfinite(ttft) & jnp.isfinite(latency) & jnp.isfinite(energy) & jnp.isfinite(usd)
     reason = jnp.where(defined, reason, Infeasible.UNDEFINED)  # flagged with its reason, never a silent NaN
     attainment = _attainment(scenario, sc, static, zero)
@@ -643,6 +662,11 @@ def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool)
         tokens_per_kwh=out_tokens / energy * 3.6e6,
         average_power_w=avg_power,
         tdp_w=chip.design_tdp_w * jnp.ones_like(avg_power),
+        chip_price_usd=price + zero,
+        die_area_mm2=die,
+        silicon_cost_usd=silicon_usd,
+        die_fill=die / die_limit,
+        power_density_w_mm2=jnp.where(die > 0, chip.design_tdp_w / jnp.where(die > 0, die * _dies(chip), 1.0), 0.0),
         usd_per_mtok=usd,
         memory_per_chip_bytes=memory,
         memory_fill=memory / chip.capacity_bytes,

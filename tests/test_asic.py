@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import dse
 from dse.engine import run_designs, software_levels
 from dse.specs import load_hardware
-from models import Scenario, achievable_software, gemm_cost, serve
+from models import Infeasible, Scenario, achievable_software, gemm_cost, serve
 from models.hardware import reconfiguration_s_per_pass, systolic_utilization
 from models.workloads import memory_per_chip
 
@@ -220,12 +220,16 @@ def test_groq_platform_power_scales_with_chips():
     assert float(m.average_power_w) >= int(m.n_chips) * float(groq.idle_w)
 
 
-def test_more_sram_never_less_feasible():
+def test_more_sram_never_less_feasible_until_the_die_outgrows_the_reticle():
     c = config("llama-3-70b", "groq-lpu", tp=8, batch=4, prompt_tokens=1024, output_tokens=128)
     sw = software_levels(load_hardware("groq-lpu"), ["achievable"])
     r = run_designs(c, {"sram_capacity_bytes": np.geomspace(50e6, 2e9, 16)}, sw, chunk=16)
-    assert np.all(np.diff(r["feasible"][0]) >= 0)
-    assert r["feasible"][0][0] == 0 and r["feasible"][0][-1] == 1
+    fits = r["die_fill"][0] <= 1
+    assert np.all(np.diff(r["die_area_mm2"][0]) > 0)  # every byte of SRAM takes bit cells
+    assert np.all(np.diff(r["feasible"][0][fits]) >= 0)
+    assert r["feasible"][0][0] == 0 and r["feasible"][0][fits][-1] == 1
+    # Past the reticle the design cannot be made: infeasible, and it says why.
+    assert not fits.all() and np.all(r["infeasible_reason"][0][~fits] == Infeasible.DIE_TOO_LARGE)
     assert np.all(np.diff(r["n_chips"][0]) <= 0)  # more SRAM per chip, fewer chips
 
 

@@ -149,3 +149,46 @@ def test_adding_compute_or_bandwidth_never_lowers_tdp(peak, bandwidth):
     assert float(more.design_tdp_w) >= float(chip.design_tdp_w)
     wider = dataclasses.replace(more, hbm_bandwidth_bytes_per_s=more.hbm_bandwidth_bytes_per_s * bandwidth)
     assert float(wider.design_tdp_w) >= float(more.design_tdp_w)
+
+
+def test_a_variants_price_moves_by_the_bases_margin_on_the_silicon_it_adds():
+    from dse.engine import make_config, with_knobs
+    from dse.specs import load_hardware, load_model
+
+    cfg = make_config(load_model("llama-3-8b"), load_hardware("h100-sxm5-80gb"))
+    assert float(cfg.chip.design_price_usd) == pytest.approx(30000.0)  # the catalog chip: its own price
+    # One more HBM3 stack of the H100's own kind (670 GB/s, 16 GB): $192 of memory, times the
+    # H100's price over silicon, 30,000 / 1,531.71 = 19.586 -> +$3,760.6.
+    wider = with_knobs(cfg, {"hbm_bandwidth_bytes_per_s": np.asarray(3.35e12 * 6 / 5)}).chip
+    assert float(wider.design_price_usd) == pytest.approx(30000.0 + 30000.0 / 1531.71 * 192.0, rel=1e-4)
+    # A price given with the design is kept.
+    given = with_knobs(cfg, {"hbm_bandwidth_bytes_per_s": np.asarray(6e12), "price_usd": np.asarray(25000.0)}).chip
+    assert given.price_given and float(given.design_price_usd) == 25000.0
+    # A chip whose die area is not published keeps its price (and says so: no silicon recorded).
+    v5e = load_hardware("tpu-v5e").spec
+    assert v5e.silicon is None and float(v5e.design_price_usd) == 5000.0
+
+
+@settings(max_examples=30, deadline=None)
+@given(compute=st.floats(1.0, 1.2), sram=st.floats(1.0, 1.5), hbm=st.floats(1.0, 3.0))
+def test_adding_compute_sram_or_hbm_never_lowers_area_silicon_or_price(compute, sram, hbm):
+    import dataclasses
+
+    from dse.specs import load_hardware
+
+    base = load_hardware("a100-sxm4-80gb").spec
+    steps = [
+        dict(peak_bf16_flops_per_s=base.peak_bf16_flops_per_s * compute),
+        dict(sram_capacity_bytes=base.sram_capacity_bytes * sram),
+        dict(hbm_bandwidth_bytes_per_s=base.hbm_bandwidth_bytes_per_s * hbm),
+        dict(hbm_capacity_bytes=base.hbm_capacity_bytes * hbm),
+    ]
+    chip = base
+    for change in steps:
+        bigger = dataclasses.replace(chip, **change)
+        a0, _, s0 = chip.design_silicon()
+        a1, _, s1 = bigger.design_silicon()
+        assert float(a1) >= float(a0) and float(s1) >= float(s0)
+        assert float(bigger.design_price_usd) >= float(chip.design_price_usd)
+        assert float(bigger.design_tdp_w) >= float(chip.design_tdp_w)
+        chip = bigger

@@ -5,6 +5,7 @@ from dse._lazy import lazy_exports
 _EXPORTS = {
     "run_curve_study": "_curves",
     "DesignKnob": "_design",
+    "always": "_design",
     "design": "_design",
     "parse_knobs": "_design",
     "random_search": "_design",

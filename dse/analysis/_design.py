@@ -28,6 +28,7 @@ from dse.sweep._spec import Constraint, Objective
 from models import SoftwareParams
 
 _FIT = Constraint("memory_fill", "<=", 1.0)  # weights, KV cache and activations fit the chip
+_DIE = Constraint("die_fill", "<=", 1.0)  # the die fits the reticle (or its wafer): where it is modelled
 _TOL = 1e-6  # relative slack on a constraint met "exactly"
 _EXACT_BLOCK = 64  # designs per compiled call of an exact evaluation
 
@@ -113,6 +114,12 @@ class _Problem:
         return -v if self.objective.maximize else v
 
 
+def always(config: Config) -> list[Constraint]:
+    """The constraints every design meets: the memory fit, and a die that can be made where
+    the base chip's silicon is modelled (its die area follows the knobs)."""
+    return [_FIT, _DIE] if config.chip.silicon is not None else [_FIT]
+
+
 def design(
     config: Config,
     software: SoftwareParams,
@@ -134,7 +141,7 @@ def design(
         software,
         list(knobs),
         objective,
-        [*constraints, _FIT],
+        [*constraints, *always(config)],
     )
     lo = np.log([k.low for k in knobs])
     span = np.log([k.high for k in knobs]) - lo

@@ -67,7 +67,7 @@ def cmd_design(args: argparse.Namespace) -> int:
         "calibration": calibration_source(hw),
         "level": args.level,
         "objective_metric": str(objective),
-        "constraints": [str(c) for c in constraints] + ["memory_fill <= 1 (fits)"],
+        "constraints": [str(c) for c in constraints] + [f"{c} (always)" for c in analysis.always(config)],
         "design": {k.key: found["design"][k.field] / k.factor for k in knobs},
         "units": {k.key: k.unit for k in knobs},
         "feasible": found["feasible"],

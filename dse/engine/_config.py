@@ -94,6 +94,8 @@ def with_knobs(config: Config, knobs: Mapping[str, Any]) -> Config:
         parts[owner[name]][name] = value
     if "tdp_w" in parts["chip"]:  # a TDP given for the design is kept (Chip.design_tdp_w)
         parts["chip"]["tdp_given"] = True
+    if "price_usd" in parts["chip"]:  # as is a price (Chip.design_price_usd)
+        parts["chip"]["price_given"] = True
     return Config(
         **{
             c: dataclasses.replace(getattr(config, c), **parts[c]) if parts[c] else getattr(config, c)

@@ -17,7 +17,7 @@ import numpy as np
 from models import DTYPE_BITS, Chip, widest
 from models.hardware import FAMILIES, RATE_FALLBACK, RATE_FIELDS, simt_rate_class
 from models.platform import TOPOLOGIES
-from models.silicon import HBM, NODES, silicon_cost_usd
+from models.silicon import HBM, NODES, RETICLE_MM2, SiliconBase, silicon_cost_usd, variant_silicon
 
 from ._errors import SpecError, suggest
 from ._files import HARDWARE_DIR, ids, read_mapping, resolve
@@ -137,12 +137,48 @@ def chip_from(path: Path | str, data: dict[str, Any]) -> Chip:
         **{k: _leaf(v) for k, v in si.items()}, energy_per_flop_j=_leaf(np.nan), energy_per_byte_j=_leaf(np.nan)
     )
     chip = dataclasses.replace(chip, **{k: _leaf(v) for k, v in _power_coefficients(chip, given).items()})
-    # The design this file's TDP belongs to: a variant's TDP follows its rates from here.
-    return dataclasses.replace(
+    # The design this file's TDP and silicon belong to: a variant's follow from here.
+    chip = dataclasses.replace(
         chip,
         tdp_ref_flops_per_s=float(chip.peak_flops_per_s("bf16")),
         tdp_ref_bytes_per_s=float(chip.memory_bandwidth_bytes_per_s),  # type: ignore[attr-defined]
     )
+    return dataclasses.replace(chip, silicon=silicon_base(chip, data))
+
+
+def silicon_base(chip: Chip, data: dict[str, Any]) -> SiliconBase | None:
+    """The published silicon of a hardware file (die area, node, dies; HBM generation and
+    stacks for a chip with HBM), or None where any of it is not published."""
+    area, node = data.get("die_area_mm2"), data.get("process_node")
+    hbm_bytes = float(getattr(chip, "hbm_capacity_bytes", 0.0))
+    generation, stacks = data.get("hbm_generation"), data.get("hbm_stacks")
+    if not area or node is None or (hbm_bytes > 0 and (generation is None or not stacks)):
+        return None
+    dies = float(data.get("dies", 1))
+    fields: dict[str, Any] = dict(
+        node=NODES[node],
+        die_mm2=float(area),
+        dies=dies,
+        macs=float(chip.mac_units),
+        sram_bytes=float(getattr(chip, "sram_capacity_bytes", 0.0)),
+        stack_bytes_per_s=float(getattr(chip, "hbm_bandwidth_bytes_per_s", 0.0)) / float(stacks or 1),
+        stack_bytes=hbm_bytes / float(stacks or 1),
+        usd_per_gb=HBM[generation].usd_per_gb if generation else 0.0,
+        wafer_scale=float(area) > RETICLE_MM2,
+        silicon_usd=1.0,
+        margin=1.0,
+    )
+    probe = SiliconBase(**fields)
+    silicon = float(
+        variant_silicon(
+            probe,
+            probe.macs,
+            probe.sram_bytes,
+            float(getattr(chip, "hbm_bandwidth_bytes_per_s", 0.0)),
+            hbm_bytes,
+        )[2]
+    )
+    return SiliconBase(**(fields | {"silicon_usd": silicon, "margin": float(chip.price_usd) / silicon}))
 
 
 def _power_coefficients(chip: Chip, given: dict[str, float]) -> dict[str, float]:

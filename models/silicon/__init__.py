@@ -3,6 +3,9 @@ design's area, parts and price follow from (pure functions, jit-, vmap- and grad
 
 from ._cost import SiliconCost as SiliconCost
 from ._cost import silicon_cost_usd as silicon_cost_usd
+from ._design import COMPUTE_SHARE as COMPUTE_SHARE
+from ._design import SiliconBase as SiliconBase
+from ._design import variant_silicon as variant_silicon
 from ._memory import ADC_REF_AREA_MM2 as ADC_REF_AREA_MM2
 from ._memory import HBM as HBM
 from ._memory import HbmGeneration as HbmGeneration
