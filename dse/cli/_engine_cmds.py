@@ -491,6 +491,7 @@ def _table_notes(args: argparse.Namespace, grid: Any, dtypes: dict[str, str]) ->
     hw_ids = [str(h) for h in coord["hardware"][1]]
     profiles = ", ".join(f"{h}: {var['calibration'][1][i]}, {var['framework'][1][i]}" for i, h in enumerate(hw_ids))
     precision = "; ".join(f"{h}: {var['precision'][1][i]}" for i, h in enumerate(hw_ids))
+    silicon = "; ".join(f"{h}: {var['silicon'][1][i]}" for i, h in enumerate(hw_ids))
     w, a, kv = dtypes.values()
     dt = w if w == a == kv else f"weights {w} / activations {a} / KV {kv}"
     return (
@@ -498,7 +499,8 @@ def _table_notes(args: argparse.Namespace, grid: Any, dtypes: dict[str, str]) ->
         f"calibrated; other columns at the {level_shown} level; dtype {dt}\n"
         f"precision: {precision}\n"
         f"energy: {grid.attrs['energy_scope']}\n"
-        f"calibration and software profile: {profiles}" + ("" if args.framework else " (--framework to change)")
+        f"calibration and software profile: {profiles}" + ("" if args.framework else " (--framework to change)") + "\n"
+        f"silicon: {silicon}"
     )
 
 

@@ -33,6 +33,17 @@ from ._levels import LEVEL_DESCRIPTIONS, LEVELS, calibration_source, framework_o
 from ._metrics import BOOL_METRICS, CODE_METRICS, metric_attrs
 
 
+def silicon_source(hardware: HardwareEntry, knobs: dict[str, Any]) -> str:
+    """One line: whether this chip's price, TDP and die follow the knobs, or were given."""
+    given = [k for k in ("price_usd", "tdp_w") if k in knobs]
+    base = hardware.spec.silicon
+    if base is None:
+        modelled = "datasheet: price and die as published (no die area and node to vary); TDP follows"
+    else:
+        modelled = f"modelled: {base.node.name}, {base.die_mm2:g} mm2 x {base.dies:g}; price, TDP and die follow"
+    return modelled + (f" ({', '.join(given)} given)" if given else "")
+
+
 def _entries(ref: Any, loader: Callable[[Any], Any]) -> list[Any]:
     if isinstance(ref, str | bytes) or not isinstance(ref, Sequence):
         return [ref if isinstance(ref, ModelEntry | HardwareEntry) else loader(ref)]
@@ -171,6 +182,11 @@ def evaluate_grid(
             "tensor rate the GEMMs run at for the weight and activation dtypes (fallback if noted)",
         ),
         "framework": (profiles, "software profile (framework overheads) of the calibrated level; none without a fit"),
+        "silicon": (
+            [silicon_source(h, knobs) for h in hws],
+            "where price, TDP and die area come from: modelled (the chip's published silicon: they follow the "
+            "knobs), given (set with the design) or datasheet (no published die area and node: the price stays)",
+        ),
     }
     for name, (values, doc) in per_hardware.items():
         data_vars[name] = (("hardware",), np.asarray(values[: len(hws)], dtype=object), {"description": doc})
