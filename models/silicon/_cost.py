@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax.numpy as jnp
-
 from models._pytree import Array
 
 from ._memory import HbmGeneration
-from ._process import RETICLE_MM2, Node, good_die_cost_usd
+from ._process import RETICLE_MM2, Node, good_die_cost_usd, xp
 
 
 class SiliconCost(NamedTuple):
@@ -30,9 +28,10 @@ def silicon_cost_usd(
     46,225 mm^2 of one 300 mm wafer), which yields by redundancy — spare cores and links route
     around defects — so it costs one processed wafer.
     Packaging, test, board and margin are not included."""
-    area = jnp.asarray(die_mm2, dtype=float)
+    m = xp(die_mm2, dies, hbm_capacity_bytes)  # numpy for a spec's numbers, jax.numpy when traced
+    area = m.asarray(die_mm2, dtype=float)
     wafer_scale = area > RETICLE_MM2
-    per_die = jnp.where(wafer_scale, node.wafer_usd, good_die_cost_usd(jnp.minimum(area, RETICLE_MM2), node))
+    per_die = m.where(wafer_scale, node.wafer_usd, good_die_cost_usd(m.minimum(area, RETICLE_MM2), node))
     logic = dies * per_die
-    memory = jnp.asarray(hbm_capacity_bytes, dtype=float) / 1e9 * (hbm.usd_per_gb if hbm is not None else 0.0)
+    memory = m.asarray(hbm_capacity_bytes, dtype=float) / 1e9 * (hbm.usd_per_gb if hbm is not None else 0.0)
     return SiliconCost(logic, memory, logic + memory)

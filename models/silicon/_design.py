@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax.numpy as jnp
-
 from models._pytree import Array
 
-from ._process import RETICLE_MM2, Node, good_die_cost_usd, sram_mm2
+from ._process import RETICLE_MM2, Node, good_die_cost_usd, sram_mm2, xp
 
 # Share of a die that its matrix units take: TPU v1's matrix multiply unit is 24 % of the die
 # (Jouppi et al., "In-Datacenter Performance Analysis of a Tensor Processing Unit", ISCA 2017,
@@ -49,17 +47,18 @@ def variant_silicon(
     hbm_capacity: Array | float,
 ) -> tuple[Array, Array, Array]:
     """(die area per die in mm^2, HBM stacks, silicon cost in USD) of a variant of ``base``."""
-    compute = base.die_mm2 * COMPUTE_SHARE * (jnp.asarray(macs) / base.macs - 1.0)
-    sram = sram_mm2(jnp.asarray(sram_bytes) - base.sram_bytes, base.node) / base.dies
-    area = jnp.maximum(base.die_mm2 + compute + sram, 1.0)
+    m = xp(macs, sram_bytes, hbm_bandwidth, hbm_capacity)  # numpy at load, jax.numpy when traced
+    compute = base.die_mm2 * COMPUTE_SHARE * (m.asarray(macs) / base.macs - 1.0)
+    sram = sram_mm2(m.asarray(sram_bytes) - base.sram_bytes, base.node) / base.dies
+    area = m.maximum(base.die_mm2 + compute + sram, 1.0)
     logic: Array
     if base.wafer_scale:
-        logic = base.dies * base.node.wafer_usd * jnp.ones_like(area)
+        logic = base.dies * base.node.wafer_usd * m.ones_like(area)
     else:
-        logic = base.dies * good_die_cost_usd(jnp.minimum(area, RETICLE_MM2), base.node)
-    stacks = jnp.zeros_like(area)
+        logic = base.dies * good_die_cost_usd(m.minimum(area, RETICLE_MM2), base.node)
+    stacks = m.zeros_like(area)
     if base.stack_bytes_per_s > 0:
-        by_bandwidth = jnp.asarray(hbm_bandwidth) / base.stack_bytes_per_s
-        stacks = jnp.maximum(by_bandwidth, jnp.asarray(hbm_capacity) / base.stack_bytes) * jnp.ones_like(area)
+        by_bandwidth = m.asarray(hbm_bandwidth) / base.stack_bytes_per_s
+        stacks = m.maximum(by_bandwidth, m.asarray(hbm_capacity) / base.stack_bytes) * m.ones_like(area)
     memory = stacks * base.stack_bytes / 1e9 * base.usd_per_gb
     return area, stacks, logic + memory

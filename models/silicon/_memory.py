@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax.numpy as jnp
-
 from models._pytree import Array
+
+from ._process import xp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,20 +41,22 @@ HBM = {
 
 def hbm_stacks(bandwidth_bytes_per_s: Array, capacity_bytes: Array, generation: HbmGeneration) -> Array:
     """Whole stacks that give at least the bandwidth and the capacity."""
-    return jnp.ceil(stacks_needed(bandwidth_bytes_per_s, capacity_bytes, generation) - 1e-9)
+    needed = stacks_needed(bandwidth_bytes_per_s, capacity_bytes, generation)
+    return xp(needed).ceil(needed - 1e-9)
 
 
 def stacks_needed(bandwidth_bytes_per_s: Array, capacity_bytes: Array, generation: HbmGeneration) -> Array:
     """Stacks as a continuous quantity (for gradients): the larger of bandwidth and capacity
     over one stack's."""
-    by_bw = jnp.asarray(bandwidth_bytes_per_s, dtype=float) / generation.bandwidth_bytes_per_s
-    by_cap = jnp.asarray(capacity_bytes, dtype=float) / (generation.capacity_gb * 1e9)
-    return jnp.maximum(by_bw, by_cap)
+    m = xp(bandwidth_bytes_per_s, capacity_bytes)
+    by_bw = m.asarray(bandwidth_bytes_per_s, dtype=float) / generation.bandwidth_bytes_per_s
+    by_cap = m.asarray(capacity_bytes, dtype=float) / (generation.capacity_gb * 1e9)
+    return m.maximum(by_bw, by_cap)
 
 
 def hbm_cost_usd(stacks: Array, generation: HbmGeneration) -> Array:
     """Memory cost of ``stacks`` full stacks of the generation's largest height."""
-    return jnp.asarray(stacks, dtype=float) * generation.capacity_gb * generation.usd_per_gb
+    return xp(stacks).asarray(stacks, dtype=float) * generation.capacity_gb * generation.usd_per_gb
 
 
 # A reference ADC: ISAAC's 8-bit 1.28 GS/s SAR ADC (Shafiee et al., ISCA 2016, Table 1; from
@@ -70,10 +72,10 @@ def adc_area_mm2(bits: Array) -> Array:
     share at 8 bits), so the area scales as 2^(bits - 8) from the reference (the scaling
     ISAAC and its successors use). Analog area scales little with the node: kept at 32 nm
     (an upper bound for newer nodes)."""
-    return ADC_REF_AREA_MM2 * 2.0 ** (jnp.asarray(bits, dtype=float) - ADC_REF_BITS)
+    return ADC_REF_AREA_MM2 * 2.0 ** (xp(bits).asarray(bits, dtype=float) - ADC_REF_BITS)
 
 
 def adc_energy_j(bits: Array, walden_fom_j: Array) -> Array:
     """Energy of one conversion from Walden's figure of merit: FoM x 2^bits (Murmann, ADC
     Performance Survey; ENOB taken as the resolution)."""
-    return walden_fom_j * 2.0 ** jnp.asarray(bits, dtype=float)
+    return walden_fom_j * 2.0 ** xp(bits).asarray(bits, dtype=float)

@@ -7,10 +7,22 @@ continuous knob, so dies per wafer and yield stay continuous too (no floor).
 from __future__ import annotations
 
 import dataclasses
+from types import ModuleType
+from typing import Any
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from models._pytree import Array
+
+
+def xp(*values: Any) -> ModuleType:
+    """The array library of ``values``: jax.numpy inside the engine's traced programs, numpy
+    for the plain numbers of a spec being loaded (an eager JAX op compiles a program: a chip's
+    silicon at load took 0.8 s that way)."""
+    return jnp if any(isinstance(v, jax.Array) for v in values) else np
+
 
 WAFER_DIAMETER_MM = 300.0
 # Largest field a lithography scanner exposes at once: 26 mm x 33 mm (ASML NXT/NXE full field).
@@ -52,19 +64,21 @@ def dies_per_wafer(die_mm2: Array, wafer_mm: float = WAFER_DIAMETER_MM) -> Array
     """Whole dies on a round wafer: wafer area over die area less the partial dies along the
     edge, pi d^2 / (4 A) - pi d / sqrt(2 A) (Hennessy & Patterson, Computer Architecture,
     6th ed., Sec. 1.6). Continuous in A; at least 0."""
-    a = jnp.asarray(die_mm2, dtype=float)
-    return jnp.maximum(jnp.pi * wafer_mm**2 / (4.0 * a) - jnp.pi * wafer_mm / jnp.sqrt(2.0 * a), 0.0)
+    m = xp(die_mm2)
+    a = m.asarray(die_mm2, dtype=float)
+    return m.maximum(np.pi * wafer_mm**2 / (4.0 * a) - np.pi * wafer_mm / m.sqrt(2.0 * a), 0.0)
 
 
 def die_yield(die_mm2: Array, defects_per_cm2: Array | float, clustering: float | None = None) -> Array:
     """Share of dies without a killer defect. Murphy's model ((1 - e^-AD) / AD)^2 by default
     (Murphy 1964); with ``clustering`` alpha the negative binomial (1 + AD / alpha)^-alpha
     (Stapper 1983; alpha of 2-4 is typical of logic, the ITRS uses 2)."""
-    ad = jnp.asarray(die_mm2, dtype=float) / 100.0 * defects_per_cm2
+    m = xp(die_mm2, defects_per_cm2)
+    ad = m.asarray(die_mm2, dtype=float) / 100.0 * defects_per_cm2
     if clustering is not None:
         return (1.0 + ad / clustering) ** (-clustering)
-    safe = jnp.where(ad > 0, ad, 1.0)
-    return jnp.where(ad > 0, ((1.0 - jnp.exp(-safe)) / safe) ** 2, 1.0)
+    safe = m.where(ad > 0, ad, 1.0)
+    return m.where(ad > 0, ((1.0 - m.exp(-safe)) / safe) ** 2, 1.0)
 
 
 def good_die_cost_usd(die_mm2: Array, node: Node, clustering: float | None = None) -> Array:
@@ -77,5 +91,5 @@ def sram_mm2(capacity_bytes: Array, node: Node, array_efficiency: float = 0.7) -
     """Area of an SRAM of ``capacity_bytes``: bit cells over the array efficiency (the share of
     a macro that is cells rather than decoders, sense amplifiers and wiring: about 0.6-0.8 for
     large high-density macros, CACTI's typical range; 0.7 is an estimate)."""
-    bits = jnp.asarray(capacity_bytes, dtype=float) * 8.0
+    bits = xp(capacity_bytes).asarray(capacity_bytes, dtype=float) * 8.0
     return bits * node.sram_bitcell_um2 * 1e-6 / array_efficiency
