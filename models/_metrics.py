@@ -28,6 +28,7 @@ class Infeasible(enum.IntEnum):
     UNDEFINED = 4
     EP_BEYOND_EXPERTS = 5
     DIE_TOO_LARGE = 6
+    HBM_SHORELINE = 7
 
 
 _REASON_TEXT = {
@@ -38,6 +39,7 @@ _REASON_TEXT = {
     Infeasible.UNDEFINED: "undefined: a latency, energy or cost is not finite (inputs outside the model's range)",
     Infeasible.EP_BEYOND_EXPERTS: "ep exceeds the experts",
     Infeasible.DIE_TOO_LARGE: "die: beyond the reticle (858 mm^2), or a wafer-scale engine beyond its wafer",
+    Infeasible.HBM_SHORELINE: "hbm: more HBM stacks than the dies' edges hold",
 }
 INFEASIBLE_REASONS = tuple(_REASON_TEXT[r] for r in Infeasible)
 
@@ -166,6 +168,16 @@ class Metrics(NamedTuple):
         Array,
         metric("1", "die area over the largest it may have: the reticle, or a wafer-scale engine's wafer (0: not "
                "modelled)", label="die fill", better="min"),
+    ]  # fmt: skip
+    hbm_stacks: Annotated[
+        Array,
+        metric("1", "HBM stacks of the design, of its base chip's kind (0: no HBM or not modelled)", label="stacks",
+               better="min"),
+    ]  # fmt: skip
+    hbm_fill: Annotated[
+        Array,
+        metric("1", "HBM stacks over the sites along the dies' edges (0: no HBM or not modelled)", label="HBM fill",
+               better="min"),
     ]  # fmt: skip
     power_density_w_mm2: Annotated[
         Array,

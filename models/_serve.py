@@ -25,7 +25,7 @@ from models._interface import Chip, LayerComm, Scenario, SoftwareParams, Workloa
 from models._metrics import Infeasible, Metrics
 from models._pytree import Array
 from models.platform import PlatformSpec, pipeline_fill_factor
-from models.silicon import RETICLE_MM2
+from models.silicon import RETICLE_MM2, hbm_sites
 from models.workloads import gemm_operator
 
 
@@ -596,15 +596,25 @@ def _dies(chip: Chip) -> float:
     return chip.silicon.dies if chip.silicon is not None else 1.0
 
 
-def _silicon(chip: Chip, zero: Array) -> tuple[Array, Array, Array]:
-    """(die area per die, silicon cost, the largest die the design may have) of the design:
-    modelled from its published silicon, else the published area and no cost, unlimited."""
+class _Silicon(NamedTuple):
+    die_mm2: Array  # per die
+    usd: Array
+    die_limit: Array  # the largest die the design may have
+    stacks: Array  # HBM stacks (0: none, or not modelled)
+    sites: Array  # stacks the dies' edges hold
+
+
+def _silicon(chip: Chip, zero: Array) -> _Silicon:
+    """The design's silicon: modelled from its published silicon, else the published area, no
+    cost, and no limit."""
     silicon = chip.design_silicon()
     if silicon is None or chip.silicon is None:
-        return chip.die_area_mm2 + zero, zero, jnp.inf + zero
-    area, _, usd = silicon
-    limit = chip.silicon.die_mm2 if chip.silicon.wafer_scale else RETICLE_MM2
-    return area + zero, usd + zero, limit * (1.0 + 1e-9) + zero
+        return _Silicon(chip.die_area_mm2 + zero, zero, jnp.inf + zero, zero, jnp.inf + zero)
+    area, stacks, usd = silicon
+    base = chip.silicon
+    limit = base.die_mm2 if base.wafer_scale else RETICLE_MM2
+    sites = hbm_sites(area, base.dies) if base.stack_bytes_per_s > 0 else jnp.inf
+    return _Silicon(area + zero, usd + zero, limit * (1.0 + 1e-9) + zero, stacks + zero, sites + zero)
 
 
 def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool) -> Metrics:
@@ -625,8 +635,10 @@ def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool)
     reason = jnp.where(platform.tp > model.max_tp, Infeasible.TP_BEYOND_HEADS, reason)
     reason = jnp.where(platform.pp > model.n_layers, Infeasible.PP_BEYOND_LAYERS, reason)
     reason = jnp.where(platform.ep > model.max_ep, Infeasible.EP_BEYOND_EXPERTS, reason)
-    die, silicon_usd, die_limit = _silicon(chip, zero)
-    reason = jnp.where(die > die_limit, Infeasible.DIE_TOO_LARGE, reason)
+    si = _silicon(chip, zero)
+    die = si.die_mm2
+    reason = jnp.where(jnp.ceil(si.stacks - 1e-9) > si.sites, Infeasible.HBM_SHORELINE, reason)
+    reason = jnp.where(die > si.die_limit, Infeasible.DIE_TOO_LARGE, reason)
     price = chip.design_price_usd
     span = out_tokens / throughput  # seconds the platform takes for the batch's output tokens
     busy_span = latency if static else span
@@ -664,8 +676,10 @@ def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool)
         tdp_w=chip.design_tdp_w * jnp.ones_like(avg_power),
         chip_price_usd=price + zero,
         die_area_mm2=die,
-        silicon_cost_usd=silicon_usd,
-        die_fill=die / die_limit,
+        silicon_cost_usd=si.usd,
+        die_fill=die / si.die_limit,
+        hbm_stacks=si.stacks,
+        hbm_fill=si.stacks / si.sites,
         power_density_w_mm2=jnp.where(die > 0, chip.design_tdp_w / jnp.where(die > 0, die * _dies(chip), 1.0), 0.0),
         usd_per_mtok=usd,
         memory_per_chip_bytes=memory,

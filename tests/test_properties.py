@@ -86,6 +86,8 @@ def test_outputs_finite_and_feasibility_consistent(s):
     r = _eval(s["model"], **_base(s), hbm_capacity_bytes=np.geomspace(1e9, 1e12, N))
     for k, v in r.items():
         assert np.all(np.isfinite(v)), k
-    feas = r["feasible"][0]
-    # more capacity never less feasible
+    fits = (r["hbm_fill"][0] <= 1) & (r["die_fill"][0] <= 1)
+    feas = r["feasible"][0][fits]
+    # more capacity never less feasible while its HBM stacks fit along the die
     assert np.all(np.diff(feas) >= 0)
+    assert np.all(r["feasible"][0][~fits] == 0)

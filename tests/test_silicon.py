@@ -157,9 +157,12 @@ def test_a_variants_price_moves_by_the_bases_margin_on_the_silicon_it_adds():
 
     cfg = make_config(load_model("llama-3-8b"), load_hardware("h100-sxm5-80gb"))
     assert float(cfg.chip.design_price_usd) == pytest.approx(30000.0)  # the catalog chip: its own price
-    # One more HBM3 stack of the H100's own kind (670 GB/s, 16 GB): $192 of memory, times the
-    # H100's price over silicon, 30,000 / 1,531.71 = 19.586 -> +$3,760.6.
-    wider = with_knobs(cfg, {"hbm_bandwidth_bytes_per_s": np.asarray(3.35e12 * 6 / 5)}).chip
+    # Up to 5 x 819.2 GB/s the H100's five 16 GB stacks suffice (a faster HBM3 bin); 6 x 819.2
+    # GB/s takes a sixth stack: $192 of memory, times the H100's price over silicon, 30,000 /
+    # 1,531.71 = 19.586 -> +$3,760.6.
+    same = with_knobs(cfg, {"hbm_bandwidth_bytes_per_s": np.asarray(5 * 819.2e9)}).chip
+    assert float(same.design_price_usd) == pytest.approx(30000.0)
+    wider = with_knobs(cfg, {"hbm_bandwidth_bytes_per_s": np.asarray(6 * 819.2e9)}).chip
     assert float(wider.design_price_usd) == pytest.approx(30000.0 + 30000.0 / 1531.71 * 192.0, rel=1e-4)
     # A price given with the design is kept.
     given = with_knobs(cfg, {"hbm_bandwidth_bytes_per_s": np.asarray(6e12), "price_usd": np.asarray(25000.0)}).chip
@@ -192,3 +195,21 @@ def test_adding_compute_sram_or_hbm_never_lowers_area_silicon_or_price(compute, 
         assert float(bigger.design_price_usd) >= float(chip.design_price_usd)
         assert float(bigger.design_tdp_w) >= float(chip.design_tdp_w)
         chip = bigger
+
+
+def test_hbm_stacks_fit_along_the_dies_edges():
+    from dse.engine import make_config, run_designs, software_levels
+    from dse.specs import load_hardware, load_model
+    from models import Infeasible
+    from models.silicon import hbm_sites
+
+    # sqrt(814) = 28.53 mm per edge / 7.75 mm per stack = 3 sites, on two edges: 6 (as built).
+    assert float(hbm_sites(814.0)) == 6.0 and float(hbm_sites(826.0)) == 6.0
+    h100 = load_hardware("h100-sxm5-80gb")
+    cfg = make_config(load_model("llama-3-8b"), h100)
+    # 6 stacks of the H100's kind (16 GB, up to HBM3's 819.2 GB/s each) fit; a 7th does not.
+    bw = np.array([3.35e12, 6 * 819.2e9, 7 * 819.2e9])
+    r = run_designs(cfg, {"hbm_bandwidth_bytes_per_s": bw}, software_levels(h100, ["achievable"]))
+    np.testing.assert_allclose(r["hbm_stacks"][0], [5, 6, 7], rtol=1e-9)
+    assert list(r["feasible"][0]) == [1, 1, 0]
+    assert r["infeasible_reason"][0][2] == Infeasible.HBM_SHORELINE

@@ -29,6 +29,7 @@ from models import SoftwareParams
 
 _FIT = Constraint("memory_fill", "<=", 1.0)  # weights, KV cache and activations fit the chip
 _DIE = Constraint("die_fill", "<=", 1.0)  # the die fits the reticle (or its wafer): where it is modelled
+_HBM = Constraint("hbm_fill", "<=", 1.0)  # the HBM stacks fit along the dies' edges
 _TOL = 1e-6  # relative slack on a constraint met "exactly"
 _EXACT_BLOCK = 64  # designs per compiled call of an exact evaluation
 
@@ -115,9 +116,13 @@ class _Problem:
 
 
 def always(config: Config) -> list[Constraint]:
-    """The constraints every design meets: the memory fit, and a die that can be made where
-    the base chip's silicon is modelled (its die area follows the knobs)."""
-    return [_FIT, _DIE] if config.chip.silicon is not None else [_FIT]
+    """The constraints every design meets: the memory fit, and — where the base chip's silicon
+    is modelled (its die and HBM follow the knobs) — a die that can be made and HBM stacks that
+    fit along its edges."""
+    base = config.chip.silicon
+    if base is None:
+        return [_FIT]
+    return [_FIT, _DIE, _HBM] if base.stack_bytes_per_s > 0 else [_FIT, _DIE]
 
 
 def design(

@@ -161,7 +161,12 @@ def silicon_base(chip: Chip, data: dict[str, Any]) -> SiliconBase | None:
         dies=dies,
         macs=float(chip.mac_units),
         sram_bytes=float(getattr(chip, "sram_capacity_bytes", 0.0)),
-        stack_bytes_per_s=float(getattr(chip, "hbm_bandwidth_bytes_per_s", 0.0)) / float(stacks or 1),
+        # A stack of the base's kind runs at least at its generation's top pin rate in a variant
+        # (a faster bin before another stack); the base itself is capacity-bound at that rate.
+        stack_bytes_per_s=max(
+            float(getattr(chip, "hbm_bandwidth_bytes_per_s", 0.0)) / float(stacks or 1),
+            HBM[generation].bandwidth_bytes_per_s if generation else 0.0,
+        ),
         stack_bytes=hbm_bytes / float(stacks or 1),
         usd_per_gb=HBM[generation].usd_per_gb if generation else 0.0,
         wafer_scale=float(area) > RETICLE_MM2,

@@ -8,10 +8,12 @@ from ._design import SiliconBase as SiliconBase
 from ._design import variant_silicon as variant_silicon
 from ._memory import ADC_REF_AREA_MM2 as ADC_REF_AREA_MM2
 from ._memory import HBM as HBM
+from ._memory import HBM_STACK_EDGE_MM as HBM_STACK_EDGE_MM
 from ._memory import HbmGeneration as HbmGeneration
 from ._memory import adc_area_mm2 as adc_area_mm2
 from ._memory import adc_energy_j as adc_energy_j
 from ._memory import hbm_cost_usd as hbm_cost_usd
+from ._memory import hbm_sites as hbm_sites
 from ._memory import hbm_stacks as hbm_stacks
 from ._memory import stacks_needed as stacks_needed
 from ._process import NODES as NODES

@@ -4,7 +4,7 @@ A catalog chip with a published die area and node (and, with HBM, its generation
 records its silicon at load (:class:`SiliconBase`). A variant — more compute, SRAM or HBM —
 then has a die area, a silicon cost and a price that follow: the compute share of the base
 die scales with the multiply-accumulate units, SRAM adds bit cells, HBM adds stacks of the
-base's own kind, the die cost follows area through dies per wafer and yield, and the price
+base's own kind (at its generation's top pin rate), the die cost follows area through dies per wafer and yield, and the price
 moves by the base's price-over-silicon margin times the silicon added.
 """
 
@@ -31,7 +31,7 @@ class SiliconBase:
     dies: float
     macs: float  # multiply-accumulate units, in the base's own measure (peak / clock, or peak)
     sram_bytes: float
-    stack_bytes_per_s: float  # one HBM stack of the base (0: no HBM)
+    stack_bytes_per_s: float  # one HBM stack of the base at its generation's top speed (0: no HBM)
     stack_bytes: float
     usd_per_gb: float
     wafer_scale: bool  # one die is the wafer: it yields by redundancy and costs one wafer

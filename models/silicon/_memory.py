@@ -39,6 +39,18 @@ HBM = {
 }
 
 
+# An HBM stack's outline is 7.75 mm x 11.87 mm (HBM2/HBM2E known-good stack die, JEDEC MO-316);
+# stacks sit along two opposite edges of a logic die, short edge to it: H100 and A100 place six
+# stack sites along their ~28.5 mm edges, as this gives.
+HBM_STACK_EDGE_MM = 7.75
+
+
+def hbm_sites(die_mm2: Array | float, dies: Array | float = 1.0) -> Array:
+    """HBM stacks the package's shoreline holds: along two edges of each (square) logic die."""
+    m = xp(die_mm2, dies)
+    return dies * 2.0 * m.floor(m.sqrt(m.asarray(die_mm2, dtype=float)) / HBM_STACK_EDGE_MM)
+
+
 def hbm_stacks(bandwidth_bytes_per_s: Array, capacity_bytes: Array, generation: HbmGeneration) -> Array:
     """Whole stacks that give at least the bandwidth and the capacity."""
     needed = stacks_needed(bandwidth_bytes_per_s, capacity_bytes, generation)
