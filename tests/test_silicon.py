@@ -213,3 +213,12 @@ def test_hbm_stacks_fit_along_the_dies_edges():
     np.testing.assert_allclose(r["hbm_stacks"][0], [5, 6, 7], rtol=1e-9)
     assert list(r["feasible"][0]) == [1, 1, 0]
     assert r["infeasible_reason"][0][2] == Infeasible.HBM_SHORELINE
+
+
+def test_every_result_says_where_price_tdp_and_die_come_from():
+    from dse.engine._grid import silicon_source
+    from dse.specs import load_hardware
+
+    assert silicon_source(load_hardware("h100-sxm5-80gb"), {}).startswith("modelled: TSMC N4/4N, 814 mm2")
+    assert "(price_usd given)" in silicon_source(load_hardware("h100-sxm5-80gb"), {"price_usd": [1.0]})
+    assert silicon_source(load_hardware("tpu-v5e"), {}).startswith("datasheet: price and die as published")
