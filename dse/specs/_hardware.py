@@ -17,7 +17,7 @@ import numpy as np
 from models import DTYPE_BITS, Chip, widest
 from models.hardware import FAMILIES, RATE_FALLBACK, RATE_FIELDS, simt_rate_class
 from models.platform import TOPOLOGIES
-from models.silicon import HBM, NODES, RETICLE_MM2, SiliconBase, silicon_cost_usd, variant_silicon
+from models.silicon import HBM, NODES, RETICLE_MM2, SiliconBase, silicon_cost_usd
 
 from ._errors import SpecError, suggest
 from ._files import HARDWARE_DIR, ids, read_mapping, resolve
@@ -154,8 +154,10 @@ def silicon_base(chip: Chip, data: dict[str, Any]) -> SiliconBase | None:
     generation, stacks = data.get("hbm_generation"), data.get("hbm_stacks")
     if not area or node is None or (hbm_bytes > 0 and (generation is None or not stacks)):
         return None
-    dies = float(data.get("dies", 1))
-    fields: dict[str, Any] = dict(
+    dies, wafer_scale = float(data.get("dies", 1)), float(area) > RETICLE_MM2
+    usd_per_gb = HBM[generation].usd_per_gb if generation else 0.0
+    silicon = float(silicon_cost_usd(float(area), NODES[node], dies, hbm_bytes, usd_per_gb, wafer_scale).total_usd)
+    return SiliconBase(
         node=NODES[node],
         die_mm2=float(area),
         dies=dies,
@@ -168,22 +170,11 @@ def silicon_base(chip: Chip, data: dict[str, Any]) -> SiliconBase | None:
             HBM[generation].bandwidth_bytes_per_s if generation else 0.0,
         ),
         stack_bytes=hbm_bytes / float(stacks or 1),
-        usd_per_gb=HBM[generation].usd_per_gb if generation else 0.0,
-        wafer_scale=float(area) > RETICLE_MM2,
-        silicon_usd=1.0,
-        margin=1.0,
+        usd_per_gb=usd_per_gb,
+        wafer_scale=wafer_scale,
+        silicon_usd=silicon,
+        margin=float(chip.price_usd) / silicon,
     )
-    probe = SiliconBase(**fields)
-    silicon = float(
-        variant_silicon(
-            probe,
-            probe.macs,
-            probe.sram_bytes,
-            float(getattr(chip, "hbm_bandwidth_bytes_per_s", 0.0)),
-            hbm_bytes,
-        )[2]
-    )
-    return SiliconBase(**(fields | {"silicon_usd": silicon, "margin": float(chip.price_usd) / silicon}))
 
 
 def _power_coefficients(chip: Chip, given: dict[str, float]) -> dict[str, float]:
@@ -304,17 +295,17 @@ def silicon_of(entry: HardwareEntry) -> dict[str, Any]:
         "hbm_cost_usd": None,
         "price_over_silicon": None,
     }
-    missing = [k for k, v in (("die_area_mm2", area), ("process_node", node)) if v is None]
-    if hbm_bytes > 0 and generation is None:
-        missing.append("hbm_generation")
-    if missing:
-        return out | {"missing": missing}
-    cost = silicon_cost_usd(area, NODES[node], out["dies"], hbm_bytes, HBM[generation] if generation else None)
-    total = float(cost.total_usd)
+    base = entry.spec.silicon  # the one judgement of what is published (silicon_base)
+    if base is None:
+        missing = [k for k, v in (("die_area_mm2", area), ("process_node", node)) if v is None]
+        if hbm_bytes > 0 and generation is None:
+            missing.append("hbm_generation")
+        return out | {"missing": missing or ["hbm_stacks"]}
+    cost = silicon_cost_usd(base.die_mm2, base.node, base.dies, hbm_bytes, base.usd_per_gb, base.wafer_scale)
     return out | {
-        "silicon_cost_usd": total,
+        "silicon_cost_usd": base.silicon_usd,
         "logic_cost_usd": float(cost.logic_usd),
         "hbm_cost_usd": float(cost.hbm_usd),
-        "price_over_silicon": float(entry.spec.price_usd) / total,
+        "price_over_silicon": float(entry.spec.price_usd) / base.silicon_usd,
         "missing": [],
     }

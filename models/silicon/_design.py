@@ -14,7 +14,8 @@ import dataclasses
 
 from models._pytree import Array
 
-from ._process import RETICLE_MM2, Node, good_die_cost_usd, sram_mm2, xp
+from ._cost import silicon_cost_usd
+from ._process import Node, sram_mm2, xp
 
 # Share of a die that its matrix units take: TPU v1's matrix multiply unit is 24 % of the die
 # (Jouppi et al., "In-Datacenter Performance Analysis of a Tensor Processing Unit", ISCA 2017,
@@ -51,14 +52,9 @@ def variant_silicon(
     compute = base.die_mm2 * COMPUTE_SHARE * (m.asarray(macs) / base.macs - 1.0)
     sram = sram_mm2(m.asarray(sram_bytes) - base.sram_bytes, base.node) / base.dies
     area = m.maximum(base.die_mm2 + compute + sram, 1.0)
-    logic: Array
-    if base.wafer_scale:
-        logic = base.dies * base.node.wafer_usd * m.ones_like(area)
-    else:
-        logic = base.dies * good_die_cost_usd(m.minimum(area, RETICLE_MM2), base.node)
     stacks = m.zeros_like(area)
     if base.stack_bytes_per_s > 0:
         by_bandwidth = m.asarray(hbm_bandwidth) / base.stack_bytes_per_s
         stacks = m.maximum(by_bandwidth, m.asarray(hbm_capacity) / base.stack_bytes) * m.ones_like(area)
-    memory = stacks * base.stack_bytes / 1e9 * base.usd_per_gb
-    return area, stacks, logic + memory
+    cost = silicon_cost_usd(area, base.node, base.dies, stacks * base.stack_bytes, base.usd_per_gb, base.wafer_scale)
+    return area, stacks, cost.total_usd
