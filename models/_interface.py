@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from models._pytree import Array, pytree_dataclass, spec_field, static_field
-from models.silicon import SiliconBase, variant_silicon
+from models.silicon import SiliconBase, variant_plan, variant_silicon
 
 # ---------------------------------------------------------------------------------------
 # Data types: storage width in bits and whether the format is floating point.
@@ -497,15 +497,32 @@ class Chip(abc.ABC):
         clock = getattr(self, "clock_hz", None)
         return peak / clock if clock is not None else peak
 
+    @property
+    def datapath_macs(self) -> Array | None:
+        """16-bit MAC units of the datapath where the family's knobs give them (None: the
+        hardware file states them as ``datapath_macs``)."""
+        return None
+
+    def floorplan_parts(self) -> dict[str, Array]:
+        """The knobs of this design that the floorplan model (models.silicon) prices, besides
+        MAC units and HBM: SRAM and off-chip links (a family adds its own)."""
+        return {
+            "sram_bytes": getattr(self, "sram_capacity_bytes", 0.0),
+            "link_bytes_per_s": self.link_bandwidth_bytes_per_s,
+        }
+
     def design_silicon(self) -> tuple[Array, Array, Array] | None:
         """(die area per die in mm^2, HBM stacks, silicon cost in USD) of this design, from the
-        published silicon it varies (``silicon``); None without one."""
+        silicon it varies (``silicon``); None without one."""
         if self.silicon is None:
             return None
-        sram = getattr(self, "sram_capacity_bytes", 0.0)
         bandwidth = getattr(self, "hbm_bandwidth_bytes_per_s", 0.0)
         capacity = getattr(self, "hbm_capacity_bytes", 0.0)
-        return variant_silicon(self.silicon, self.mac_units, sram, bandwidth, capacity)
+        macs = self.datapath_macs  # from the family's knobs, else the base's scaled by the MAC units
+        if macs is None:
+            macs = self.silicon.plan.macs * (self.mac_units / self.silicon.macs)
+        plan = variant_plan(self.silicon, macs, bandwidth, capacity, **self.floorplan_parts())
+        return variant_silicon(self.silicon, plan)
 
     @property
     def design_price_usd(self) -> Array:

@@ -97,9 +97,14 @@ def test_catalog_silicon_cost_of_h100_wse3_and_an_unpublished_die():
     assert h100["price_over_silicon"] == pytest.approx(30000 / (571.7 + 960.0), rel=1e-4)
     # WSE-3 is beyond the reticle: a wafer-scale engine costs one processed N5 wafer.
     assert silicon_of(load_hardware("wse-3"))["silicon_cost_usd"] == pytest.approx(16988.0)
-    # TPU v5e: Google publishes neither die area nor node: no number, and what is missing named.
+    # B200: node and HBM stated, but neither die area nor MAC count: no number, what is missing named.
+    b200 = silicon_of(load_hardware("b200"))
+    assert b200["silicon_cost_usd"] is None and b200["missing"] == ["die_area_mm2 or datapath_macs"]
+    # TPU v5e: no published die; the floorplan model's from its knobs, at N5: 4 x 128^2 MACs x
+    # 0.1534 MTr / 171.3 MTr/mm^2 = 58.69, 134.2 MB of SRAM at 0.021 um^2 / 0.74991 = 30.06,
+    # two HBM PHYs 23.25 and 200 GB/s of links 8.0 -> 120.0 mm^2.
     v5e = silicon_of(load_hardware("tpu-v5e"))
-    assert v5e["silicon_cost_usd"] is None and v5e["missing"] == ["die_area_mm2", "process_node", "hbm_generation"]
+    assert v5e["area_source"] == "modelled" and v5e["modelled_die_area_mm2"] == pytest.approx(120.0, abs=0.05)
 
 
 def test_catalog_json_lists_each_chips_silicon(capsys):
@@ -110,7 +115,12 @@ def test_catalog_json_lists_each_chips_silicon(capsys):
     assert main(["catalog", "--json"]) == 0
     chips = {c["id"]: c for c in json.loads(capsys.readouterr().out)["hardware"]}
     assert chips["a100-sxm4-80gb"]["process_node"] == "n7" and chips["a100-sxm4-80gb"]["hbm_stacks"] == 5
-    assert chips["a100-sxm4-80gb"]["silicon_cost_usd"] > 0 and chips["b200"]["missing"] == ["die_area_mm2"]
+    assert chips["a100-sxm4-80gb"]["silicon_cost_usd"] > 0 and chips["b200"]["missing"] == [
+        "die_area_mm2 or datapath_macs"
+    ]
+    h100 = chips["h100-sxm5-80gb"]
+    assert h100["die_area_mm2"] == 814 and h100["modelled_die_area_mm2"] > 0 and h100["modelled_tdp_w"] > 0
+    assert h100["modelled_cost_usd"] > 0 and h100["tdp_w"] == 700 and h100["price_usd"] == 30000
 
 
 def test_a_variants_tdp_follows_its_rates_and_a_given_tdp_is_kept():
@@ -158,18 +168,19 @@ def test_a_variants_price_moves_by_the_bases_margin_on_the_silicon_it_adds():
     cfg = make_config(load_model("llama-3-8b"), load_hardware("h100-sxm5-80gb"))
     assert float(cfg.chip.design_price_usd) == pytest.approx(30000.0)  # the catalog chip: its own price
     # Up to 5 x 819.2 GB/s the H100's five 16 GB stacks suffice (a faster HBM3 bin); 6 x 819.2
-    # GB/s takes a sixth stack: $192 of memory, times the H100's price over silicon, 30,000 /
-    # 1,531.71 = 19.586 -> +$3,760.6.
+    # GB/s takes a sixth stack: $192 of memory and its PHY (7.75 x 1.5 mm^2 more die), times the
+    # H100's price over silicon, 30,000 / 1,531.71 = 19.586.
     same = with_knobs(cfg, {"hbm_bandwidth_bytes_per_s": np.asarray(5 * 819.2e9)}).chip
     assert float(same.design_price_usd) == pytest.approx(30000.0)
     wider = with_knobs(cfg, {"hbm_bandwidth_bytes_per_s": np.asarray(6 * 819.2e9)}).chip
-    assert float(wider.design_price_usd) == pytest.approx(30000.0 + 30000.0 / 1531.71 * 192.0, rel=1e-4)
+    die = float(good_die_cost_usd(814.0 + 11.625, NODES["n4"]) - good_die_cost_usd(814.0, NODES["n4"]))
+    assert float(wider.design_price_usd) == pytest.approx(30000.0 + 30000.0 / 1531.71 * (192.0 + die), rel=1e-4)
     # A price given with the design is kept.
     given = with_knobs(cfg, {"hbm_bandwidth_bytes_per_s": np.asarray(6e12), "price_usd": np.asarray(25000.0)}).chip
     assert given.price_given and float(given.design_price_usd) == 25000.0
-    # A chip whose die area is not published keeps its price (and says so: no silicon recorded).
-    v5e = load_hardware("tpu-v5e").spec
-    assert v5e.silicon is None and float(v5e.design_price_usd) == 5000.0
+    # A chip whose silicon is not stated keeps its price (and says so: no silicon recorded).
+    b200 = load_hardware("b200").spec
+    assert b200.silicon is None and float(b200.design_price_usd) == 40000.0
 
 
 @settings(max_examples=30, deadline=None)
@@ -219,6 +230,45 @@ def test_every_result_says_where_price_tdp_and_die_come_from():
     from dse.engine._grid import silicon_source
     from dse.specs import load_hardware
 
-    assert silicon_source(load_hardware("h100-sxm5-80gb"), {}).startswith("modelled: TSMC N4/4N, 814 mm2")
+    h100 = silicon_source(load_hardware("h100-sxm5-80gb"), {})
+    assert h100.startswith("modelled: TSMC N4/4N, 814 mm2 x 1 (published)")
     assert "(price_usd given)" in silicon_source(load_hardware("h100-sxm5-80gb"), {"price_usd": [1.0]})
-    assert silicon_source(load_hardware("tpu-v5e"), {}).startswith("datasheet: price and die as published")
+    assert silicon_source(load_hardware("tpu-v5e"), {}).startswith("modelled: TSMC N5, 120 mm2 x 1 (modelled)")
+    assert silicon_source(load_hardware("b200"), {}).startswith("datasheet: price as published")
+
+
+def test_floorplan_constants_are_the_fit_and_hold_out_on_the_other_dies():
+    import calibration
+    from models.silicon import J_PER_FLOP_N7, MTR_PER_MAC
+
+    dies = calibration.published_dies()
+    mtr, joules = calibration.fit_floorplan(dies)
+    assert mtr == pytest.approx(MTR_PER_MAC, rel=1e-3) and joules == pytest.approx(J_PER_FLOP_N7, rel=1e-3)
+    rows = {r["die"]: r for r in calibration.check_floorplan()}
+    held = [r for r in rows.values() if r["role"] == "held out"]
+    assert sum(r["role"] == "fitted" for r in rows.values()) <= len(rows) / 2  # fitted on at most half
+    assert {"a100-sxm4-40gb", "h100-sxm5-80gb", "wse-3", "amd-mi300x-xcd"} <= {r["die"] for r in held}
+    assert calibration.held_out_mape(list(rows.values()), "area_error") <= 0.15
+    for gpu in ("a100-sxm4-40gb", "h100-sxm5-80gb"):  # board TDPs (the wafers' are system powers)
+        assert abs(rows[gpu]["tdp_error"]) <= 0.25
+
+
+def test_architectural_knobs_move_area_by_their_parts():
+    import dataclasses
+
+    from dse.specs import load_hardware
+    from models.silicon import MTR_PER_MAC, NODES, adc_area_mm2
+
+    # A TPU v5e with 256 x 256 arrays: 3 x 4 x 128^2 more MACs at the array class's cost.
+    v5e = load_hardware("tpu-v5e").spec
+    bigger = dataclasses.replace(v5e, array_size=np.asarray(256.0))
+    added = float(bigger.design_silicon()[0]) - float(v5e.design_silicon()[0])
+    assert added == pytest.approx(3 * 4 * 128**2 * MTR_PER_MAC["array"] / NODES["n5"].logic_mtr_per_mm2, rel=1e-9)
+    # d-Matrix at 8-bit ADCs: every one of its 73 x 256 ADCs grows by 2^8 - 2^4 units, over 8 chiplets.
+    dm = load_hardware("dmatrix-corsair").spec
+    wide = dataclasses.replace(dm, adc_bits=np.asarray(8.0))
+    added = float(wide.design_silicon()[0]) - float(dm.design_silicon()[0])
+    assert added == pytest.approx(73 * 256 * (float(adc_area_mm2(8.0)) - float(adc_area_mm2(4.0))) / 8, rel=1e-9)
+    # More link bandwidth costs SerDes area.
+    faster = dataclasses.replace(v5e, link_bandwidth_bytes_per_s=v5e.link_bandwidth_bytes_per_s * 2)
+    assert float(faster.design_silicon()[0]) > float(v5e.design_silicon()[0])

@@ -123,6 +123,8 @@ def _set_knobs(items: Sequence[str], families: Sequence[str]) -> dict[str, Any]:
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
+    if args.silicon:
+        return _silicon_check(args.json)
     models, chips = [], []
     for mid in model_ids():
         m = load_model(mid)
@@ -170,17 +172,52 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     )
     print("\nHardware")
     head = ["id", "name", "family", "BF16 TFLOP/s", "FP8 TFLOP/s", "INT4 TOP/s", "mem TB/s", "capacity GB", "TDP W"]
-    head += ["price $", "silicon $", "price/silicon"]
+    head += ["price $", "die mm2", "silicon $", "price/silicon"]
     rows = [
         [c["id"], c["name"], c["family"], *(c[f"peak_{d}_flops_per_s"] / 1e12 for d in ("bf16", "fp8", "int4"))]
         + [c["memory_bandwidth_bytes_per_s"] / 1e12, c["capacity_bytes"] / 1e9, c["tdp_w"], c["price_usd"]]
-        + [c["silicon_cost_usd"] or "-", c["price_over_silicon"] or "-"]
+        + [_die_cell(c), c["silicon_cost_usd"] or "-", c["price_over_silicon"] or "-"]
         for c in chips
     ]
     print(analysis.render(head, rows))
     print(
-        "silicon $: good logic dies at the published die area on the stated node plus HBM at its generation's price "
-        "per GB (models.silicon; packaging, board and margin excluded); '-' where die area or node is not published"
+        "die mm2: all logic dies, published or (m) modelled from the microarchitecture; silicon $: good logic dies on "
+        "the stated node plus HBM at its generation's price per GB (models.silicon; packaging, board and margin "
+        "excluded); '-' where node or microarchitecture is not stated. The model's check: inferbench catalog --silicon"
+    )
+    return 0
+
+
+def _die_cell(chip: dict[str, Any]) -> str:
+    area = chip["die_area_mm2"] or chip["modelled_die_area_mm2"]
+    if area is None or chip["area_source"] is None:
+        return "-"
+    return f"{area:,.0f}" + (" (m)" if chip["area_source"] == "modelled" else "")
+
+
+def _silicon_check(as_json: bool) -> int:
+    """The floorplan model against every published die: area and TDP, fitted or held out."""
+    rows = calibration.check_floorplan()
+    summary = {k: calibration.held_out_mape(rows, f"{k}_error") for k in ("area", "tdp")}
+    if as_json:
+        print(json.dumps({"dies": rows, "held_out_mape": summary}, indent=1))
+        return 0
+    head = ["die", "class", "node", "role", "die mm2", "model mm2", "error", "TDP W", "model W", "error"]
+    print(
+        analysis.render(
+            head,
+            [
+                [r["die"], r["class"], r["node"], r["role"], r["die_area_mm2"], r["modelled_die_area_mm2"]]
+                + [f"{r['area_error']:+.1%}", r["tdp_w"] or "-", r["modelled_tdp_w"] or "-"]
+                + [f"{r['tdp_error']:+.1%}" if r["tdp_error"] is not None else "-"]
+                for r in rows
+            ],
+        )
+    )
+    print(
+        f"held out: die area MAPE {summary['area']:.1%}, TDP MAPE {summary['tdp']:.1%} (per-class constants fitted "
+        "on the oldest die of each class: V100, Groq TSP, WSE-2; TDP '-' where the file's is an estimate; the "
+        "wafers' TDP is their system's power)"
     )
     return 0
 
@@ -796,6 +833,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
         "memory, calibration status). Example: inferbench catalog",
     )
     s.add_argument("--json", action="store_true", help="print JSON, with each chip's silicon and its modelled cost")
+    s.add_argument(
+        "--silicon",
+        action="store_true",
+        help="check the floorplan model (die area, TDP) against every published die, fitted and held out",
+    )
     s.set_defaults(func=cmd_catalog)
 
     s = sub.add_parser(

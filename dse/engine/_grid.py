@@ -38,9 +38,10 @@ def silicon_source(hardware: HardwareEntry, knobs: dict[str, Any]) -> str:
     given = [k for k in ("price_usd", "tdp_w") if k in knobs]
     base = hardware.spec.silicon
     if base is None:
-        modelled = "datasheet: price and die as published (no die area and node to vary); TDP follows"
+        modelled = "datasheet: price as published (no node and die or microarchitecture to vary); TDP follows"
     else:
-        modelled = f"modelled: {base.node.name}, {base.die_mm2:g} mm2 x {base.dies:g}; price, TDP and die follow"
+        die = f"{base.die_mm2:.4g} mm2 x {base.dies:g} ({base.area_source})"
+        modelled = f"modelled: {base.node.name}, {die}; price, TDP and die follow"
     return modelled + (f" ({', '.join(given)} given)" if given else "")
 
 

@@ -27,11 +27,13 @@ from ._fitted import software_to_mapping as software_to_mapping
 from ._fitted import write_fitted as write_fitted
 from ._hardware import HardwareEntry as HardwareEntry
 from ._hardware import chip_from as chip_from
+from ._hardware import floorplan_of as floorplan_of
 from ._hardware import gemm_precision as gemm_precision
 from ._hardware import hardware_ids as hardware_ids
 from ._hardware import hardware_keys as hardware_keys
 from ._hardware import knob_of_hardware_key as knob_of_hardware_key
 from ._hardware import load_hardware as load_hardware
+from ._hardware import power_inputs as power_inputs
 from ._hardware import power_shares as power_shares
 from ._hardware import silicon_of as silicon_of
 from ._hardware import transferred_power as transferred_power

@@ -17,7 +17,18 @@ import numpy as np
 from models import DTYPE_BITS, Chip, widest
 from models.hardware import FAMILIES, RATE_FALLBACK, RATE_FIELDS, simt_rate_class
 from models.platform import TOPOLOGIES
-from models.silicon import HBM, NODES, RETICLE_MM2, SiliconBase, silicon_cost_usd
+from models.silicon import (
+    AREA_CLASS,
+    HBM,
+    MTR_PER_MAC,
+    NODES,
+    RETICLE_MM2,
+    Floorplan,
+    SiliconBase,
+    floorplan_area,
+    floorplan_tdp,
+    silicon_cost_usd,
+)
 
 from ._errors import SpecError, suggest
 from ._files import HARDWARE_DIR, ids, read_mapping, resolve
@@ -44,6 +55,13 @@ DESCRIPTIVE_KEYS: dict[str, KeyInfo] = {
     "dies": described("dies", "int", "logic dies of die_area_mm2 each per package, integer > 0"),
     "hbm_generation": described("hbm_generation", "choice", "the HBM generation", choices=tuple(HBM)),
     "hbm_stacks": described("hbm_stacks", "int", "HBM stacks in the package, integer > 0"),
+    "datapath_macs": described(
+        "datapath_macs", "positive", "16-bit multiply-accumulate units of the datapath, spares included, > 0"
+    ),
+    "cores_on_die": described("cores_on_die", "int", "cores (SMs, CUs, tiles) of the silicon, integer > 0"),
+    "dense_bf16_tflops": described(
+        "dense_bf16_tflops", "positive", "the datapath's dense 16-bit rate where the quoted peak is not, TFLOP/s > 0"
+    ),
 }
 
 
@@ -146,23 +164,54 @@ def chip_from(path: Path | str, data: dict[str, Any]) -> Chip:
     return dataclasses.replace(chip, silicon=silicon_base(chip, data))
 
 
+def floorplan_of(chip: Chip, data: dict[str, Any]) -> Floorplan | None:
+    """The microarchitecture a hardware file states (models.silicon.Floorplan): its node, its
+    datapath's MAC units (``datapath_macs``, or the family's knobs), SRAM, HBM stacks and links;
+    None where the node or the MAC units are not stated."""
+    node, macs = data.get("process_node"), data.get("datapath_macs") or chip.datapath_macs
+    if node is None or macs is None:
+        return None
+    sram = float(getattr(chip, "sram_capacity_bytes", 0.0))
+    parts = {k: float(v) for k, v in chip.floorplan_parts().items()}
+    return Floorplan(
+        node=node,
+        area_class=AREA_CLASS[chip.family],
+        macs=float(macs),
+        sram_macro_bytes=sram / float(data.get("cores_on_die", 1)),
+        hbm_stacks=float(data.get("hbm_stacks", 0)),
+        **parts,
+    )
+
+
 def silicon_base(chip: Chip, data: dict[str, Any]) -> SiliconBase | None:
-    """The published silicon of a hardware file (die area, node, dies; HBM generation and
-    stacks for a chip with HBM), or None where any of it is not published."""
+    """The silicon a hardware file describes: its published die area where there is one, else
+    the floorplan model's from its microarchitecture (``floorplan_of``); None where neither
+    (or, for a chip with HBM, its generation and stacks) is stated."""
+    plan = floorplan_of(chip, data)
     area, node = data.get("die_area_mm2"), data.get("process_node")
     hbm_bytes = float(getattr(chip, "hbm_capacity_bytes", 0.0))
     generation, stacks = data.get("hbm_generation"), data.get("hbm_stacks")
-    if not area or node is None or (hbm_bytes > 0 and (generation is None or not stacks)):
+    if node is None or (not area and plan is None) or (hbm_bytes > 0 and (generation is None or not stacks)):
         return None
-    dies, wafer_scale = float(data.get("dies", 1)), float(area) > RETICLE_MM2
+    dies = float(data.get("dies", 1))
+    if plan is None:  # a published die without its MAC count: the datapath is what the rest leaves
+        parts = {k: float(v) for k, v in chip.floorplan_parts().items()}
+        plan = Floorplan(
+            node, AREA_CLASS[chip.family], 0.0, sram_macro_bytes=4e6, hbm_stacks=float(stacks or 0), **parts
+        )
+        datapath_mm2 = max(float(area) * dies - float(floorplan_area(plan).total_mm2), 0.1 * float(area) * dies)
+        plan = plan._replace(macs=datapath_mm2 * NODES[node].logic_mtr_per_mm2 / MTR_PER_MAC[plan.area_class])
+    source = "published" if area else "modelled"
+    die_mm2 = float(area) if area else float(floorplan_area(plan).total_mm2) / dies
+    wafer_scale = die_mm2 > RETICLE_MM2
     usd_per_gb = HBM[generation].usd_per_gb if generation else 0.0
-    silicon = float(silicon_cost_usd(float(area), NODES[node], dies, hbm_bytes, usd_per_gb, wafer_scale).total_usd)
+    silicon = float(silicon_cost_usd(die_mm2, NODES[node], dies, hbm_bytes, usd_per_gb, wafer_scale).total_usd)
     return SiliconBase(
         node=NODES[node],
-        die_mm2=float(area),
+        die_mm2=die_mm2,
         dies=dies,
+        plan=plan,
         macs=float(chip.mac_units),
-        sram_bytes=float(getattr(chip, "sram_capacity_bytes", 0.0)),
         # A stack of the base's kind runs at least at its generation's top pin rate in a variant
         # (a faster bin before another stack); the base itself is capacity-bound at that rate.
         stack_bytes_per_s=max(
@@ -174,6 +223,7 @@ def silicon_base(chip: Chip, data: dict[str, Any]) -> SiliconBase | None:
         wafer_scale=wafer_scale,
         silicon_usd=silicon,
         margin=float(chip.price_usd) / silicon,
+        area_source=source,
     )
 
 
@@ -275,35 +325,67 @@ def knob_of_hardware_key(family: str, key: str) -> KeyInfo:
     return info
 
 
+def power_inputs(chip: Chip, data: dict[str, Any]) -> tuple[float, float]:
+    """(dense 16-bit FLOP/s of the datapath, off-chip DRAM bytes/s) a file states, for the
+    floorplan model's TDP: ``dense_bf16_tflops`` where the quoted peak is not a dense rate."""
+    dense = float(data.get("dense_bf16_tflops", 0.0)) * 1e12 or float(chip.peak_flops_per_s("bf16"))
+    keys = ("hbm_bandwidth_bytes_per_s", "ddr_bandwidth_bytes_per_s", "external_bandwidth_bytes_per_s")
+    dram = sum(float(getattr(chip, k, 0.0)) for k in keys)
+    if chip.family == "imc":  # its main memory is off-chip LPDDR
+        dram += float(chip.memory_bandwidth_bytes_per_s)  # type: ignore[attr-defined]
+    return dense, dram
+
+
 def silicon_of(entry: HardwareEntry) -> dict[str, Any]:
     """A catalog chip's silicon as its file states it and what it costs (models.silicon): good
-    logic dies at the published die area on the stated node, plus the HBM at its generation's
-    price per GB. ``silicon_cost_usd`` is None, with ``missing`` naming what is not published,
-    when the file lacks the die area or the node (or the HBM generation of a chip with HBM)."""
+    logic dies at the published (else modelled) die area on the stated node, plus the HBM at
+    its generation's price per GB; and the floorplan model's own area and TDP beside the
+    published ones. Costs are None, with ``missing`` naming what is not stated, when the file
+    lacks the node, or both the die area and the microarchitecture (``datapath_macs``), or the
+    HBM generation and stacks of a chip with HBM."""
     raw = entry.raw
-    area = float(raw["die_area_mm2"]) if raw.get("die_area_mm2") else None
+    area = float(raw["die_area_mm2"]) * float(raw.get("dies", 1)) if raw.get("die_area_mm2") else None
     node, generation = raw.get("process_node"), raw.get("hbm_generation")
     hbm_bytes = float(getattr(entry.spec, "hbm_capacity_bytes", 0.0))
+    plan = floorplan_of(entry.spec, raw)
+    modelled_area = float(floorplan_area(plan).total_mm2) if plan is not None else None
+    modelled_tdp = None
+    if plan is not None and modelled_area is not None:
+        modelled_tdp = float(floorplan_tdp(plan, *power_inputs(entry.spec, raw), modelled_area).tdp_w)
     out: dict[str, Any] = {
         "process_node": node,
         "dies": int(raw.get("dies", 1)),
         "die_area_mm2": area,
+        "modelled_die_area_mm2": modelled_area,
+        "modelled_tdp_w": modelled_tdp,
+        "area_source": None,
         "hbm_generation": generation,
         "hbm_stacks": raw.get("hbm_stacks"),
         "silicon_cost_usd": None,
+        "modelled_cost_usd": None,
         "logic_cost_usd": None,
         "hbm_cost_usd": None,
         "price_over_silicon": None,
     }
-    base = entry.spec.silicon  # the one judgement of what is published (silicon_base)
+    base = entry.spec.silicon  # the one judgement of what is stated (silicon_base)
     if base is None:
-        missing = [k for k, v in (("die_area_mm2", area), ("process_node", node)) if v is None]
-        if hbm_bytes > 0 and generation is None:
-            missing.append("hbm_generation")
-        return out | {"missing": missing or ["hbm_stacks"]}
+        missing = [k for k, v in (("process_node", node),) if v is None]
+        if area is None and plan is None:
+            missing.append("die_area_mm2 or datapath_macs")
+        if hbm_bytes > 0 and (generation is None or not raw.get("hbm_stacks")):
+            missing.append("hbm_generation and hbm_stacks")
+        return out | {"missing": missing}
     cost = silicon_cost_usd(base.die_mm2, base.node, base.dies, hbm_bytes, base.usd_per_gb, base.wafer_scale)
+    modelled_cost = None
+    if modelled_area is not None:
+        per_die = modelled_area / base.dies
+        modelled_cost = float(
+            silicon_cost_usd(per_die, base.node, base.dies, hbm_bytes, base.usd_per_gb, base.wafer_scale).total_usd
+        )
     return out | {
+        "area_source": base.area_source,
         "silicon_cost_usd": base.silicon_usd,
+        "modelled_cost_usd": modelled_cost,
         "logic_cost_usd": float(cost.logic_usd),
         "hbm_cost_usd": float(cost.hbm_usd),
         "price_over_silicon": float(entry.spec.price_usd) / base.silicon_usd,

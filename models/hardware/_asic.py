@@ -78,6 +78,10 @@ class SystolicSpec(Chip):
         return self.peak_bf16_flops_per_s * (self.int8_speedup if DTYPE_BITS[dtype] <= 8 else 1.0)
 
     @property
+    def datapath_macs(self) -> Array:
+        return self.n_arrays * self.array_size**2
+
+    @property
     def capacity_bytes(self) -> Array:
         return self.hbm_capacity_bytes
 
@@ -157,6 +161,20 @@ class ImcSpec(Chip):
     )
 
     family: ClassVar[str] = "imc"
+
+    @property
+    def datapath_macs(self) -> Array:
+        """The digital vector units as 16-bit MACs at the ADC clock (estimate: the crossbars
+        themselves are priced as compute-in-memory cells and converters)."""
+        return self.digital_flops_per_s / (2.0 * self.adc_freq_hz)
+
+    def floorplan_parts(self) -> dict[str, Array]:
+        return {
+            **super().floorplan_parts(),
+            "cim_bytes": self.imc_capacity_bytes,
+            "adcs": self.n_tiles * self.adcs_per_tile,
+            "adc_bits": self.adc_bits,
+        }
 
     def passes(self, weight_dtype: str = "int4", act_dtype: str = "int4") -> Array:
         """n_passes = ⌈input_bits/dac_bits⌉ · ⌈effective_bits/adc_bits⌉ (seeds/000, IMC).

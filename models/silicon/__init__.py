@@ -1,11 +1,21 @@
-"""Silicon: process nodes, wafers, yield, die cost, HBM stacks and data converters — what a
-design's area, parts and price follow from (pure functions, jit-, vmap- and grad-able)."""
+"""Silicon: process nodes, wafers, yield, die cost, HBM stacks, data converters and a die's
+floorplan — what a design's area, power, parts and price follow from (pure functions, jit-, vmap- and grad-able)."""
 
 from ._cost import SiliconCost as SiliconCost
 from ._cost import silicon_cost_usd as silicon_cost_usd
-from ._design import COMPUTE_SHARE as COMPUTE_SHARE
 from ._design import SiliconBase as SiliconBase
+from ._design import variant_plan as variant_plan
 from ._design import variant_silicon as variant_silicon
+from ._floorplan import AREA_CLASS as AREA_CLASS
+from ._floorplan import J_PER_FLOP_N7 as J_PER_FLOP_N7
+from ._floorplan import MTR_PER_MAC as MTR_PER_MAC
+from ._floorplan import NODE_ENERGY as NODE_ENERGY
+from ._floorplan import AreaParts as AreaParts
+from ._floorplan import Floorplan as Floorplan
+from ._floorplan import PowerParts as PowerParts
+from ._floorplan import floorplan_area as floorplan_area
+from ._floorplan import floorplan_tdp as floorplan_tdp
+from ._floorplan import sram_efficiency as sram_efficiency
 from ._memory import ADC_REF_AREA_MM2 as ADC_REF_AREA_MM2
 from ._memory import HBM as HBM
 from ._memory import HBM_STACK_EDGE_MM as HBM_STACK_EDGE_MM
