@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from models._pytree import Array, pytree_dataclass, spec_field, static_field
-from models.silicon import SiliconBase, variant_plan, variant_silicon
+from models.silicon import SiliconBase, VariantSilicon, floorplan_tdp, variant_plan, variant_silicon
 
 # ---------------------------------------------------------------------------------------
 # Data types: storage width in bits and whether the format is floating point.
@@ -478,16 +478,34 @@ class Chip(abc.ABC):
 
     @property
     def design_tdp_w(self) -> Array:
-        """TDP of this design: the given TDP, plus the power model's dynamic power at the peak
-        rates this design adds over the design that TDP belongs to, α·Δpeak + β·Δbandwidth
-        (the linear model at full rate, seeds/000); never below the idle power. A catalog
-        chip's own TDP is its datasheet figure; one given with the design is kept."""
+        """TDP of this design: the given TDP plus what the design's parts add at their peak
+        rates — the floorplan model's power (models.silicon: datapath energy per FLOP by class
+        and node, DRAM and link energy per bit, leakage by area) of this design less its base's,
+        where the silicon is recorded; else the power model's dynamic power at the added peak
+        rates, α·Δpeak + β·Δbandwidth (seeds/000). Never below the idle power. A catalog chip's
+        own TDP is its datasheet figure; one given with the design is kept."""
         if self.tdp_given or self.tdp_ref_flops_per_s == 0.0:
             return self.tdp_w
+        if self.silicon is not None:
+            base, silicon = self.silicon, self.design_silicon()
+            assert silicon is not None
+            plan = base.plan._replace(link_bytes_per_s=self.link_bandwidth_bytes_per_s)
+            dense = base.dense_flops_per_s * self.peak_flops_per_s("bf16") / self.tdp_ref_flops_per_s
+            power = floorplan_tdp(plan, dense, self.dram_bytes_per_s, silicon.die_mm2 * base.dies).tdp_w
+            return jnp.maximum(self.tdp_w + power - base.tdp_model_w, self.idle_w)
         bandwidth: Array = self.memory_bandwidth_bytes_per_s  # type: ignore[attr-defined]  # every family has it
         extra = self.energy_per_flop_j * (self.peak_flops_per_s("bf16") - self.tdp_ref_flops_per_s)
         extra = extra + self.energy_per_byte_j * (bandwidth - self.tdp_ref_bytes_per_s)
         return jnp.maximum(self.tdp_w + extra, self.idle_w)
+
+    @property
+    def dram_bytes_per_s(self) -> Array:
+        """Bandwidth of the off-chip DRAM (HBM, DDR, external memory): what the floorplan
+        model's memory power follows."""
+        total: Array = jnp.zeros(())
+        for name in ("hbm_bandwidth_bytes_per_s", "ddr_bandwidth_bytes_per_s", "external_bandwidth_bytes_per_s"):
+            total = total + getattr(self, name, 0.0)
+        return total
 
     @property
     def mac_units(self) -> Array:
@@ -511,8 +529,8 @@ class Chip(abc.ABC):
             "link_bytes_per_s": self.link_bandwidth_bytes_per_s,
         }
 
-    def design_silicon(self) -> tuple[Array, Array, Array] | None:
-        """(die area per die in mm^2, HBM stacks, silicon cost in USD) of this design, from the
+    def design_silicon(self) -> VariantSilicon | None:
+        """This design's die area, HBM stacks, silicon cost and embodied carbon, from the
         silicon it varies (``silicon``); None without one."""
         if self.silicon is None:
             return None
@@ -532,8 +550,8 @@ class Chip(abc.ABC):
         silicon = self.design_silicon()
         if self.price_given or silicon is None or self.silicon is None:
             return self.price_usd
-        added = silicon[2] - self.silicon.silicon_usd
-        return jnp.maximum(self.price_usd + self.silicon.margin * added, silicon[2])
+        added = silicon.cost_usd - self.silicon.silicon_usd
+        return jnp.maximum(self.price_usd + self.silicon.margin * added, silicon.cost_usd)
 
     def layers_in_space(self, weight_bytes: Array, kv_bytes: Array, stage_layers: Array) -> Array:
         """Layers of a pipeline stage laid out side by side on the chip, each on its own share

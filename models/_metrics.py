@@ -29,6 +29,7 @@ class Infeasible(enum.IntEnum):
     EP_BEYOND_EXPERTS = 5
     DIE_TOO_LARGE = 6
     HBM_SHORELINE = 7
+    POWER_DENSITY = 8
 
 
 _REASON_TEXT = {
@@ -40,6 +41,7 @@ _REASON_TEXT = {
     Infeasible.EP_BEYOND_EXPERTS: "ep exceeds the experts",
     Infeasible.DIE_TOO_LARGE: "die: beyond the reticle (858 mm^2), or a wafer-scale engine beyond its wafer",
     Infeasible.HBM_SHORELINE: "hbm: more HBM stacks than the dies' edges hold",
+    Infeasible.POWER_DENSITY: "power: more W/mm^2 than the cooling removes (1 W/mm^2, or the base chip's own)",
 }
 INFEASIBLE_REASONS = tuple(_REASON_TEXT[r] for r in Infeasible)
 
@@ -164,6 +166,11 @@ class Metrics(NamedTuple):
         metric("USD", "good logic dies and HBM of one chip of the design (0: no published silicon to vary)",
                label="silicon $", better="min"),
     ]  # fmt: skip
+    embodied_carbon_kg: Annotated[
+        Array,
+        metric("kg", "CO2e of making one chip's logic dies and HBM (ACT model; 0: not modelled)", label="kgCO2e",
+               better="min"),
+    ]  # fmt: skip
     die_fill: Annotated[
         Array,
         metric("1", "die area over the largest it may have: the reticle, or a wafer-scale engine's wafer (0: not "
@@ -183,6 +190,11 @@ class Metrics(NamedTuple):
         Array,
         metric("W/mm2", "TDP over the logic silicon area (0: area not published)", label="W/mm2", better="min"),
     ]
+    power_density_fill: Annotated[
+        Array,
+        metric("1", "power density over the most the cooling removes: 1 W/mm^2, or the base chip's own where "
+               "higher (0: not modelled)", label="W/mm2 fill", better="min"),
+    ]  # fmt: skip
     usd_per_mtok: Annotated[
         Array,
         metric(

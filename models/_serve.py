@@ -25,7 +25,7 @@ from models._interface import Chip, LayerComm, Scenario, SoftwareParams, Workloa
 from models._metrics import Infeasible, Metrics
 from models._pytree import Array
 from models.platform import PlatformSpec, pipeline_fill_factor
-from models.silicon import RETICLE_MM2, hbm_sites
+from models.silicon import COOLING_W_PER_MM2, RETICLE_MM2, hbm_sites
 from models.workloads import gemm_operator
 
 
@@ -592,8 +592,8 @@ def _attainment(scenario: Scenario, sc: _Schedule, static: bool, zero: Array) ->
     return ttft_ok * _share_within(scenario.slo_tpot_s, zero, sc.tpot, zero)
 
 
-def _dies(chip: Chip) -> float:
-    return chip.silicon.dies if chip.silicon is not None else 1.0
+# A base's own design sits exactly at its limits; float32 sweeps compute it to about 1e-7.
+_SLACK = 1e-5
 
 
 class _Silicon(NamedTuple):
@@ -602,6 +602,9 @@ class _Silicon(NamedTuple):
     die_limit: Array  # the largest die the design may have
     stacks: Array  # HBM stacks (0: none, or not modelled)
     sites: Array  # stacks the dies' edges hold
+    density_w_mm2: Array  # TDP over all logic dies (0: no area)
+    density_limit: Array  # the most the cooling removes
+    carbon_kg: Array  # embodied CO2e of one chip's silicon (0: not modelled)
 
 
 def _silicon(chip: Chip, zero: Array) -> _Silicon:
@@ -609,12 +612,26 @@ def _silicon(chip: Chip, zero: Array) -> _Silicon:
     cost, and no limit."""
     silicon = chip.design_silicon()
     if silicon is None or chip.silicon is None:
-        return _Silicon(chip.die_area_mm2 + zero, zero, jnp.inf + zero, zero, jnp.inf + zero)
-    area, stacks, usd = silicon
+        die = chip.die_area_mm2 + zero
+        density = jnp.where(die > 0, chip.design_tdp_w / jnp.where(die > 0, die, 1.0), 0.0)
+        return _Silicon(die, zero, jnp.inf + zero, zero, jnp.inf + zero, density, jnp.inf + zero, zero)
+    area, stacks, usd, carbon = silicon
     base = chip.silicon
     limit = base.die_mm2 if base.wafer_scale else RETICLE_MM2
     sites = hbm_sites(area, base.dies) if base.stack_bytes_per_s > 0 else jnp.inf
-    return _Silicon(area + zero, usd + zero, limit * (1.0 + 1e-9) + zero, stacks + zero, sites + zero)
+    density = chip.design_tdp_w / (area * base.dies)
+    # A catalog chip is built and cooled: a variant may reach its base's density, or the cooling's.
+    density_limit = max(COOLING_W_PER_MM2, base.density_w_mm2) * (1.0 + _SLACK)
+    return _Silicon(
+        area + zero,
+        usd + zero,
+        limit * (1.0 + _SLACK) + zero,
+        stacks + zero,
+        sites + zero,
+        density + zero,
+        density_limit + zero,
+        carbon + zero,
+    )
 
 
 def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool) -> Metrics:
@@ -639,6 +656,7 @@ def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool)
     die = si.die_mm2
     reason = jnp.where(jnp.ceil(si.stacks - 1e-9) > si.sites, Infeasible.HBM_SHORELINE, reason)
     reason = jnp.where(die > si.die_limit, Infeasible.DIE_TOO_LARGE, reason)
+    reason = jnp.where(si.density_w_mm2 > si.density_limit, Infeasible.POWER_DENSITY, reason)
     price = chip.design_price_usd
     span = out_tokens / throughput  # seconds the platform takes for the batch's output tokens
     busy_span = latency if static else span
@@ -677,10 +695,12 @@ def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool)
         chip_price_usd=price + zero,
         die_area_mm2=die,
         silicon_cost_usd=si.usd,
+        embodied_carbon_kg=si.carbon_kg,
         die_fill=die / si.die_limit,
         hbm_stacks=si.stacks,
         hbm_fill=si.stacks / si.sites,
-        power_density_w_mm2=jnp.where(die > 0, chip.design_tdp_w / jnp.where(die > 0, die * _dies(chip), 1.0), 0.0),
+        power_density_w_mm2=si.density_w_mm2,
+        power_density_fill=jnp.where(jnp.isfinite(si.density_limit), si.density_w_mm2 / si.density_limit, 0.0),
         usd_per_mtok=usd,
         memory_per_chip_bytes=memory,
         memory_fill=memory / chip.capacity_bytes,

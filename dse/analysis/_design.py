@@ -30,6 +30,7 @@ from models import SoftwareParams
 _FIT = Constraint("memory_fill", "<=", 1.0)  # weights, KV cache and activations fit the chip
 _DIE = Constraint("die_fill", "<=", 1.0)  # the die fits the reticle (or its wafer): where it is modelled
 _HBM = Constraint("hbm_fill", "<=", 1.0)  # the HBM stacks fit along the dies' edges
+_POWER = Constraint("power_density_fill", "<=", 1.0)  # the cooling removes the TDP from the dies
 _TOL = 1e-6  # relative slack on a constraint met "exactly"
 _EXACT_BLOCK = 64  # designs per compiled call of an exact evaluation
 
@@ -122,7 +123,7 @@ def always(config: Config) -> list[Constraint]:
     base = config.chip.silicon
     if base is None:
         return [_FIT]
-    return [_FIT, _DIE, _HBM] if base.stack_bytes_per_s > 0 else [_FIT, _DIE]
+    return [_FIT, _DIE, _POWER, _HBM] if base.stack_bytes_per_s > 0 else [_FIT, _DIE, _POWER]
 
 
 def design(

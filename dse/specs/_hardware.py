@@ -206,6 +206,7 @@ def silicon_base(chip: Chip, data: dict[str, Any]) -> SiliconBase | None:
     wafer_scale = die_mm2 > RETICLE_MM2
     usd_per_gb = HBM[generation].usd_per_gb if generation else 0.0
     silicon = float(silicon_cost_usd(die_mm2, NODES[node], dies, hbm_bytes, usd_per_gb, wafer_scale).total_usd)
+    dense, dram = power_inputs(chip, data)
     return SiliconBase(
         node=NODES[node],
         die_mm2=die_mm2,
@@ -224,6 +225,9 @@ def silicon_base(chip: Chip, data: dict[str, Any]) -> SiliconBase | None:
         silicon_usd=silicon,
         margin=float(chip.price_usd) / silicon,
         area_source=source,
+        density_w_mm2=float(chip.tdp_w) / (die_mm2 * dies),
+        dense_flops_per_s=dense,
+        tdp_model_w=float(floorplan_tdp(plan, dense, dram, die_mm2 * dies).tdp_w),
     )
 
 
@@ -329,11 +333,7 @@ def power_inputs(chip: Chip, data: dict[str, Any]) -> tuple[float, float]:
     """(dense 16-bit FLOP/s of the datapath, off-chip DRAM bytes/s) a file states, for the
     floorplan model's TDP: ``dense_bf16_tflops`` where the quoted peak is not a dense rate."""
     dense = float(data.get("dense_bf16_tflops", 0.0)) * 1e12 or float(chip.peak_flops_per_s("bf16"))
-    keys = ("hbm_bandwidth_bytes_per_s", "ddr_bandwidth_bytes_per_s", "external_bandwidth_bytes_per_s")
-    dram = sum(float(getattr(chip, k, 0.0)) for k in keys)
-    if chip.family == "imc":  # its main memory is off-chip LPDDR
-        dram += float(chip.memory_bandwidth_bytes_per_s)  # type: ignore[attr-defined]
-    return dense, dram
+    return dense, float(chip.dram_bytes_per_s)
 
 
 def silicon_of(entry: HardwareEntry) -> dict[str, Any]:

@@ -168,6 +168,10 @@ class ImcSpec(Chip):
         themselves are priced as compute-in-memory cells and converters)."""
         return self.digital_flops_per_s / (2.0 * self.adc_freq_hz)
 
+    @property
+    def dram_bytes_per_s(self) -> Array:
+        return self.memory_bandwidth_bytes_per_s  # off-chip LPDDR
+
     def floorplan_parts(self) -> dict[str, Array]:
         return {
             **super().floorplan_parts(),

@@ -2,8 +2,10 @@
 floorplan — what a design's area, power, parts and price follow from (pure functions, jit-, vmap- and grad-able)."""
 
 from ._cost import SiliconCost as SiliconCost
+from ._cost import embodied_carbon_kg as embodied_carbon_kg
 from ._cost import silicon_cost_usd as silicon_cost_usd
 from ._design import SiliconBase as SiliconBase
+from ._design import VariantSilicon as VariantSilicon
 from ._design import variant_plan as variant_plan
 from ._design import variant_silicon as variant_silicon
 from ._floorplan import AREA_CLASS as AREA_CLASS
@@ -26,6 +28,7 @@ from ._memory import hbm_cost_usd as hbm_cost_usd
 from ._memory import hbm_sites as hbm_sites
 from ._memory import hbm_stacks as hbm_stacks
 from ._memory import stacks_needed as stacks_needed
+from ._process import COOLING_W_PER_MM2 as COOLING_W_PER_MM2
 from ._process import NODES as NODES
 from ._process import RETICLE_MM2 as RETICLE_MM2
 from ._process import WAFER_DIAMETER_MM as WAFER_DIAMETER_MM

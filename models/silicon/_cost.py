@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from models._pytree import Array
 
-from ._process import RETICLE_MM2, Node, good_die_cost_usd, xp
+from ._process import RETICLE_MM2, WAFER_DIAMETER_MM, Node, die_yield, good_die_cost_usd, xp
 
 
 class SiliconCost(NamedTuple):
@@ -35,3 +36,33 @@ def silicon_cost_usd(
         logic = dies * good_die_cost_usd(m.minimum(area, RETICLE_MM2), node)
     memory = m.asarray(hbm_bytes, dtype=float) / 1e9 * usd_per_gb
     return SiliconCost(logic, memory, logic + memory)
+
+
+# Embodied carbon, after the ACT model (Gupta et al., ISCA 2022): a processed cm^2 carries its
+# fab electricity at the fab's grid intensity (Taiwan, about 0.56 kg CO2e/kWh: Taiwan Bureau of
+# Energy, 2021 electricity emission factor 0.509-0.56; 0.56 taken), its process gases (about
+# 0.2 kg/cm^2) and its materials (about 0.5 kg/cm^2, ACT's wafer figure), over the good-die yield;
+# DRAM carries about 0.3 kg CO2e per GB (ACT's DRAM range, mid value). Estimates, stated.
+FAB_KG_PER_KWH = 0.56
+GAS_KG_PER_CM2 = 0.2
+MATERIALS_KG_PER_CM2 = 0.5
+DRAM_KG_PER_GB = 0.3
+
+
+def embodied_carbon_kg(
+    die_mm2: Array | float,
+    node: Node,
+    dies: Array | float = 1.0,
+    hbm_bytes: Array | float = 0.0,
+    wafer_scale: bool = False,
+) -> Array:
+    """kg CO2e of making a chip's silicon: its good logic dies (a wafer-scale engine: the
+    whole wafer, it yields by redundancy) and its DRAM."""
+    m = xp(die_mm2, dies, hbm_bytes)
+    area = m.asarray(die_mm2, dtype=float)
+    per_cm2 = node.fab_kwh_per_cm2 * FAB_KG_PER_KWH + GAS_KG_PER_CM2 + MATERIALS_KG_PER_CM2
+    if wafer_scale:
+        logic = dies * per_cm2 * math.pi * (WAFER_DIAMETER_MM / 20.0) ** 2 * m.ones_like(area)
+    else:
+        logic = dies * per_cm2 * area / 100.0 / die_yield(m.minimum(area, RETICLE_MM2), node.defects_per_cm2)
+    return logic + m.asarray(hbm_bytes, dtype=float) / 1e9 * DRAM_KG_PER_GB

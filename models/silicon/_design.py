@@ -12,10 +12,11 @@ margin times the silicon added.
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 from models._pytree import Array
 
-from ._cost import silicon_cost_usd
+from ._cost import embodied_carbon_kg, silicon_cost_usd
 from ._floorplan import Floorplan, floorplan_area
 from ._process import Node, xp
 
@@ -36,6 +37,9 @@ class SiliconBase:
     silicon_usd: float  # variant_silicon at the base's own values
     margin: float  # published (or estimated) price over silicon_usd
     area_source: str  # "published" or "modelled"
+    density_w_mm2: float  # the base's datasheet TDP over its logic silicon: it is built and cooled
+    dense_flops_per_s: float  # the base's datapath at its dense 16-bit rate (floorplan power)
+    tdp_model_w: float  # the floorplan model's TDP of the base (a variant's TDP moves from it)
 
 
 def variant_plan(
@@ -56,12 +60,21 @@ def variant_plan(
     return base.plan._replace(macs=m.asarray(macs), hbm_stacks=stacks, **parts)
 
 
-def variant_silicon(base: SiliconBase, plan: Floorplan) -> tuple[Array, Array, Array]:
-    """(die area per die in mm^2, HBM stacks, silicon cost in USD) of the variant ``plan`` of
-    ``base``: the base's die plus what the floorplan model says the variant adds."""
+class VariantSilicon(NamedTuple):
+    die_mm2: Array  # per die
+    hbm_stacks: Array
+    cost_usd: Array  # good logic dies and HBM
+    carbon_kg: Array  # embodied CO2e of the same
+
+
+def variant_silicon(base: SiliconBase, plan: Floorplan) -> VariantSilicon:
+    """The silicon of the variant ``plan`` of ``base``: the base's die plus what the floorplan
+    model says the variant adds, its HBM stacks, cost and embodied carbon."""
     m = xp(*plan[2:])
     added = floorplan_area(plan).total_mm2 - floorplan_area(base.plan).total_mm2
     area = m.maximum(base.die_mm2 + added / base.dies, 1.0)
     stacks = m.asarray(plan.hbm_stacks, dtype=float) * m.ones_like(area)
-    cost = silicon_cost_usd(area, base.node, base.dies, stacks * base.stack_bytes, base.usd_per_gb, base.wafer_scale)
-    return area, stacks, cost.total_usd
+    hbm_bytes = stacks * base.stack_bytes
+    cost = silicon_cost_usd(area, base.node, base.dies, hbm_bytes, base.usd_per_gb, base.wafer_scale)
+    carbon = embodied_carbon_kg(area, base.node, base.dies, hbm_bytes, base.wafer_scale)
+    return VariantSilicon(area, stacks, cost.total_usd, carbon)

@@ -27,6 +27,9 @@ def xp(*values: Any) -> ModuleType:
 WAFER_DIAMETER_MM = 300.0
 # Largest field a lithography scanner exposes at once: 26 mm x 33 mm (ASML NXT/NXE full field).
 RETICLE_MM2 = 26.0 * 33.0
+# Heat a liquid cold plate removes from a die: about 1 W/mm^2 (estimate: H100 SXM5 dissipates
+# 700 W over 814 mm^2, 0.86 W/mm^2, and direct-liquid-cooled parts reach about 1 W/mm^2).
+COOLING_W_PER_MM2 = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Node:
     sram_bitcell_um2: float  # high-density 6T SRAM bit cell
     wafer_usd: float  # foundry sale price of one processed 300 mm wafer
     defects_per_cm2: float  # D0, killer defects per cm^2
+    fab_kwh_per_cm2: float  # fab electricity per cm^2 of processed wafer (embodied carbon)
 
 
 # Densities: WikiChip's TSMC process pages (16FF+ 28.9, N7 91.2, N5 171.3 MTr/mm^2); N6 and N4
@@ -50,13 +54,17 @@ class Node:
 # $20,000 (press reports of TSMC's 2022-23 quotes; estimate). D0: TSMC reported about 0.1
 # defects/cm^2 for N7 and N5 at volume (2020 Technology Symposium); 0.07 for the mature
 # 16/12 nm and 0.12 for N3 are estimates.
+# Fab electricity per cm^2: read off the energy-per-area curve of the ACT carbon model (Gupta
+# et al., "ACT: Designing Sustainable Computer Systems with an Architectural Carbon Modeling
+# Tool", ISCA 2022, from imec and TSMC data): about 1.2 kWh/cm^2 at 16-12 nm, 1.5 at 7 nm, 2.0
+# at 5 nm, 2.5 at 3 nm (approximate readings, estimate).
 NODES = {
-    "n16": Node("TSMC 16FF+/12FFC", 28.9, 0.070, 3984.0, 0.07),
-    "n7": Node("TSMC N7", 91.2, 0.027, 9346.0, 0.10),
-    "n6": Node("TSMC N6", 91.2 * 1.18, 0.027, 9346.0, 0.10),
-    "n5": Node("TSMC N5", 171.3, 0.021, 16988.0, 0.10),
-    "n4": Node("TSMC N4/4N", 171.3 * 1.06, 0.021, 16988.0, 0.10),
-    "n3": Node("TSMC N3E", 171.3 * 1.6, 0.021, 20000.0, 0.12),
+    "n16": Node("TSMC 16FF+/12FFC", 28.9, 0.070, 3984.0, 0.07, 1.2),
+    "n7": Node("TSMC N7", 91.2, 0.027, 9346.0, 0.10, 1.5),
+    "n6": Node("TSMC N6", 91.2 * 1.18, 0.027, 9346.0, 0.10, 1.5),
+    "n5": Node("TSMC N5", 171.3, 0.021, 16988.0, 0.10, 2.0),
+    "n4": Node("TSMC N4/4N", 171.3 * 1.06, 0.021, 16988.0, 0.10, 2.0),
+    "n3": Node("TSMC N3E", 171.3 * 1.6, 0.021, 20000.0, 0.12, 2.5),
 }
 
 
