@@ -525,7 +525,7 @@ class Chip(abc.ABC):
         """The knobs of this design that the floorplan model (models.silicon) prices, besides
         MAC units and HBM: SRAM and off-chip links (a family adds its own)."""
         return {
-            "sram_bytes": getattr(self, "sram_capacity_bytes", 0.0),
+            "sram_bytes": getattr(self, "sram_capacity_bytes", np.zeros(())),
             "link_bytes_per_s": self.link_bandwidth_bytes_per_s,
         }
 

@@ -619,7 +619,7 @@ def _silicon(chip: Chip, zero: Array) -> _Silicon:
     base = chip.silicon
     limit = base.die_mm2 if base.wafer_scale else RETICLE_MM2
     sites = hbm_sites(area, base.dies) if base.stack_bytes_per_s > 0 else jnp.inf
-    density = chip.design_tdp_w / (area * base.dies)
+    density = jnp.asarray(chip.design_tdp_w / (area * base.dies))
     # A catalog chip is built and cooled: a variant may reach its base's density, or the cooling's.
     density_limit = max(COOLING_W_PER_MM2, base.density_w_mm2) * (1.0 + _SLACK)
     return _Silicon(

@@ -57,7 +57,7 @@ def variant_plan(
     if base.stack_bytes_per_s > 0:
         by_bandwidth = m.asarray(hbm_bandwidth) / base.stack_bytes_per_s
         stacks = m.maximum(by_bandwidth, m.asarray(hbm_capacity) / base.stack_bytes)
-    return base.plan._replace(macs=m.asarray(macs), hbm_stacks=stacks, **parts)
+    return base.plan._replace(macs=m.asarray(macs), hbm_stacks=stacks, **parts)  # type: ignore[arg-type]
 
 
 class VariantSilicon(NamedTuple):

@@ -78,7 +78,7 @@ ADC_REF_AREA_MM2 = 0.0012
 ADC_REF_RATE_HZ = 1.28e9
 
 
-def adc_area_mm2(bits: Array) -> Array:
+def adc_area_mm2(bits: Array | float) -> Array:
     """Area of one SAR ADC of ``bits`` at the reference's rate and node: its capacitive DAC
     doubles with every bit (unit capacitors 2^bits; the comparator and logic are a small
     share at 8 bits), so the area scales as 2^(bits - 8) from the reference (the scaling
@@ -87,7 +87,7 @@ def adc_area_mm2(bits: Array) -> Array:
     return ADC_REF_AREA_MM2 * 2.0 ** (xp(bits).asarray(bits, dtype=float) - ADC_REF_BITS)
 
 
-def adc_energy_j(bits: Array, walden_fom_j: Array) -> Array:
+def adc_energy_j(bits: Array | float, walden_fom_j: Array | float) -> Array:
     """Energy of one conversion from Walden's figure of merit: FoM x 2^bits (Murmann, ADC
     Performance Survey; ENOB taken as the resolution)."""
     return walden_fom_j * 2.0 ** xp(bits).asarray(bits, dtype=float)
