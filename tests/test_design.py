@@ -1,5 +1,5 @@
 """Inverse design: the gradient search meets the constraints and matches or beats a random
-sweep of the same box with a hundredth of its evaluations (an IMC chip, ADC bits an integer knob)."""
+sweep of the same box with a fortieth of its evaluations (an IMC chip, ADC bits an integer knob)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dse.engine import make_config, run_designs, software_levels
 from dse.sweep import parse_constraint, parse_objective
 
 
-def test_design_beats_a_random_sweep_with_a_hundredth_of_the_evaluations():
+def test_design_matches_a_random_sweep_with_a_fortieth_of_the_evaluations():
     hw = dse.load_hardware("dmatrix-corsair")
     cfg = make_config(dse.load_model("llama-3-8b"), hw, batch=8)
     sw = software_levels(hw, ["calibrated"])
@@ -21,13 +21,33 @@ def test_design_beats_a_random_sweep_with_a_hundredth_of_the_evaluations():
     constraints = [parse_constraint("test", "c", t) for t in ("tpot_s <= 0.05", "ttft_s <= 0.5")]
     found = design(cfg, sw, knobs, objective, constraints)
     rnd = random_search(cfg, sw, knobs, objective, constraints, 100_000)
-    assert found["feasible"] and found["evaluations"] <= 1_000
-    # Within 0.5 % of the random sweep's best at a hundredth of its evaluations: the modelled
-    # power density (TDP follows the ADCs) bounds this design space along a kinked surface.
-    assert found["objective"] <= rnd["objective"] * 1.005
+    assert found["feasible"] and found["evaluations"] <= 2_500
+    # Within 0.1 % of the random sweep's best at a fortieth of its evaluations (the objective is
+    # flat there: elasticities below 0.01).
+    assert found["objective"] <= rnd["objective"] * 1.001
     # The design is what the engine gives for it, integers and all.
     x = found["design"]
     assert x["adc_bits"] == int(x["adc_bits"]) and x["adcs_per_tile"] == int(x["adcs_per_tile"])
     res = run_designs(cfg, {k: np.array([v]) for k, v in x.items()}, sw)
     assert res["j_per_token"][0, 0] == found["objective"]
     assert res["tpot_s"][0, 0] <= 0.05 and res["ttft_s"][0, 0] <= 0.5 and res["feasible"][0, 0]
+
+
+def test_architectural_knobs_find_a_buildable_interior_design():
+    """A TPU v5e derivative (arrays, array size, clock, HBM): its die, stacks, TDP and price
+    follow the knobs, whole stacks must fit the die's edges, and the search still finds a
+    design no random one of the same box beats."""
+    hw = dse.load_hardware("tpu-v5e")
+    cfg = make_config(dse.load_model("llama-3-70b"), hw, tp=8, batch=16)
+    sw = software_levels(hw, ["calibrated"])
+    box = "array_size=64:512,n_arrays=1:16,clock_ghz=0.8:2,hbm_bandwidth_tb_s=0.5:8,hbm_capacity_gb=16:192"
+    knobs = parse_knobs(cfg, box)
+    objective = parse_objective("test", "objective", "min:usd_per_mtok")
+    constraints = [parse_constraint("test", "c", t) for t in ("ttft_s <= 2", "tpot_s <= 0.03")]
+    found = design(cfg, sw, knobs, objective, constraints)
+    rnd = random_search(cfg, sw, knobs, objective, constraints, 20_000)
+    assert found["feasible"] and found["objective"] <= rnd["objective"] * (1 + 1e-9)
+    x = found["design"]
+    assert 64 < x["array_size"] < 512 and 0.5e12 < x["hbm_bandwidth_bytes_per_s"] < 8e12  # inside the box
+    m = found["metrics"]
+    assert m["hbm_fill"] <= 1 and m["die_fill"] <= 1 and m["power_density_fill"] <= 1 and m["chip_price_usd"] > 5000

@@ -154,8 +154,12 @@ def design(
     names = [k.field for k in knobs]
     ints = [i for i, k in enumerate(knobs) if k.integer and len(_grid(k)) <= _FEW]  # set mid-search
     rng = np.random.default_rng(seed)
-    # Projected Adam on the box's unit cube (log scale): bounds are reachable exactly.
-    u = np.concatenate([np.full((1, len(knobs)), 0.5), rng.random((starts - 1, len(knobs)))])
+    # Projected Adam on the box's unit cube (log scale): bounds are reachable exactly. It starts
+    # at the box's centre and at the best of a screen of random designs evaluated exactly: the
+    # limits of buildable silicon (whole HBM stacks along a die's edges) split the feasible
+    # region into pieces a gradient cannot cross.
+    u = np.concatenate([np.full((1, len(knobs)), 0.5), _screen(prob, lo, span, starts - 1, rng)])
+    screened = lo + u * span  # kept as candidates: the search never ends worse than its starts
     opt = optax.adam(0.05)
     state = opt.init(u)
     lam = np.zeros((starts, len(prob.constraints)))
@@ -167,7 +171,7 @@ def design(
     switch = int(0.6 * steps) if ints else -1
     for step in range(steps):
         if step == switch:
-            fixed = _best_integers(prob, lo + u * span, knobs, ints)
+            fixed = _best_integers(prob, np.concatenate([lo + u * span, screened]), knobs, ints)
             relaxed_best = None  # from here on, designs with their integers
         logx = lo + u * span
         for i, v in fixed.items():
@@ -197,7 +201,7 @@ def design(
     logx = lo + u * span
     for i, v in fixed.items():
         logx[:, i] = v
-    cands = [np.exp(logx)]
+    cands = [np.exp(logx), np.exp(screened)]
     if relaxed_best is not None:
         cands.insert(0, relaxed_best[1][None, :])
     si = _integer_variants(np.concatenate(cands), knobs)
@@ -210,7 +214,11 @@ def design(
         viol = np.nansum(np.maximum(prob.slack(np.log(np.stack([res[m] for m in prob.metrics], axis=1))), 0), axis=1)
         i = int(np.nanargmin(np.where(res["infeasible_reason"] > 1, np.inf, viol)))
         best = (float(prob.score(res)[i]), si[i])
-    x = best[1]
+    if ok.any():  # a pattern search from there: whole stacks and integer knobs are steps
+        res, i, x = _polish(prob, si[i], res, i, knobs)
+        ok = prob.meets(res)
+    else:
+        x = best[1]
     final = {k: float(v[i]) for k, v in res.items()}
     vals, jac = log_metrics_and_jacobian(
         prob.config, np.log(x)[None, :], [k.field for k in knobs], prob.metrics, prob.software
@@ -226,6 +234,56 @@ def design(
         "elasticities": {k.field: float(e) for k, e in zip(knobs, jac[0, 0, :], strict=True)},
         "at_bound": [k.key for k, v in zip(knobs, x, strict=True) if v <= k.low * 1.01 or v >= k.high / 1.01],
     }
+
+
+_SCREEN = 64  # random designs screened per start
+_POLISH_STEPS = (0.25, 0.1, 0.04, 0.015)  # relative steps of the pattern search, coarse to fine
+
+
+def _polish(
+    prob: _Problem, x: np.ndarray, res: dict[str, np.ndarray], i: int, knobs: Sequence[DesignKnob]
+) -> tuple[dict[str, np.ndarray], int, np.ndarray]:
+    """Compass search from the feasible design ``x`` (row ``i`` of ``res``): each knob up and
+    down by a relative step, all at once, evaluated exactly; move to the best that improves and
+    meets every constraint, else take a smaller step. The metrics, row and design it ends at."""
+    best_res, best_i, score = res, i, float(prob.score(res)[i])
+    lo, hi = np.array([k.low for k in knobs]), np.array([k.high for k in knobs])
+    for step in _POLISH_STEPS:
+        for _ in range(8):
+            cand = np.repeat(x[None, :], 2 * len(knobs), axis=0)
+            for j, k in enumerate(knobs):
+                for row, sign in ((2 * j, 1.0), (2 * j + 1, -1.0)):
+                    v = x[j] * (1.0 + step) ** sign
+                    if k.integer:  # at least one whole unit
+                        f = k.factor
+                        v = (np.ceil(v / f - 1e-9) if sign > 0 else np.floor(v / f + 1e-9)) * f
+                        v = v if v != x[j] else x[j] + sign * f
+                    cand[row, j] = np.clip(v, lo[j], hi[j])
+            r = prob.exact(cand)
+            scores = np.where(prob.meets(r), prob.score(r), np.inf)
+            j = int(np.argmin(scores))
+            if not scores[j] < score * (1.0 - 1e-9):
+                break
+            best_res, best_i, score, x = r, j, float(scores[j]), cand[j]
+    return best_res, best_i, x
+
+
+def _screen(prob: _Problem, lo: np.ndarray, span: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` starting points (unit cube): the best of ``_SCREEN`` x ``n`` random designs of the
+    box by objective among those that meet every constraint, then by least violation."""
+    if n <= 0:
+        return np.zeros((0, len(lo)))
+    u = rng.random((_SCREEN * n, len(lo)))
+    si = np.exp(lo + u * span)
+    for i, k in enumerate(prob.knobs):  # evaluated as the engine takes them: integers rounded
+        if k.integer:
+            si[:, i] = np.clip(np.rint(si[:, i] / k.factor), np.ceil(k.low / k.factor), np.floor(k.high / k.factor))
+            si[:, i] *= k.factor
+    res = prob.exact(si)
+    logs = np.log(np.stack([res[m] for m in prob.metrics], axis=1))
+    violation = np.nansum(np.maximum(prob.slack(logs), 0.0), axis=1) + (res["feasible"] < 1)
+    order = np.lexsort((prob.score(res), np.where(prob.meets(res), 0.0, 1.0 + violation)))
+    return np.clip((np.log(si[order[:n]]) - lo) / span, 0.0, 1.0)
 
 
 def _best_integers(prob: _Problem, logx: np.ndarray, knobs: Sequence[DesignKnob], ints: list[int]) -> dict[int, float]:
