@@ -654,7 +654,7 @@ def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool)
     reason = jnp.where(platform.ep > model.max_ep, Infeasible.EP_BEYOND_EXPERTS, reason)
     si = _silicon(chip, zero)
     die = si.die_mm2
-    reason = jnp.where(jnp.ceil(si.stacks - 1e-9) > si.sites, Infeasible.HBM_SHORELINE, reason)
+    reason = jnp.where(jnp.ceil(si.stacks * (1.0 - _SLACK)) > si.sites, Infeasible.HBM_SHORELINE, reason)
     reason = jnp.where(die > si.die_limit, Infeasible.DIE_TOO_LARGE, reason)
     reason = jnp.where(si.density_w_mm2 > si.density_limit, Infeasible.POWER_DENSITY, reason)
     price = chip.design_price_usd

@@ -1,8 +1,9 @@
 """``inferbench demo`` as a small sweep: Llama-3-70B chat on GPU-class chips, in well under a minute.
 
 Six catalog GPUs (a discrete axis: one compiled group each) × tensor-parallel degree 2..8 ×
-batch 1..64 (grid axes) × 512 Sobol variants of HBM bandwidth and price around each chip
-(the sampled ``design`` axis); constraints TTFT ≤ 1 s and TPOT ≤ 50 ms; the Pareto front of
+batch 1..64 (grid axes) × 512 Sobol variants of HBM bandwidth around each chip (the sampled
+``design`` axis; a variant's stacks, die, TDP and price follow where the chip's silicon is
+recorded, models.silicon); constraints TTFT ≤ 1 s and TPOT ≤ 50 ms; the Pareto front of
 tokens/s per chip, J/token and $/1M tokens; charts (front, roofline, sensitivity).
 """
 
@@ -24,7 +25,7 @@ RESULTS = Path("results")
 
 DEMO_SPEC = {
     "name": "demo",
-    "description": "inferbench demo: Llama-3-70B chat on GPU-class chips, TP x batch x HBM bandwidth and price",
+    "description": "inferbench demo: Llama-3-70B chat on GPU-class chips, TP x batch x HBM bandwidth (stacks, TDP and price follow)",
     "model": "llama-3-70b",
     "hardware": ["a100-sxm4-80gb", "h100-sxm5-80gb", "h200-sxm-141gb", "b200", "mi300x", "gaudi2"],
     "scenario": {"name": "chat", "phase": "request", "prompt_tokens": 2048, "output_tokens": 256, "batch": 1},
@@ -36,7 +37,6 @@ DEMO_SPEC = {
         "seed": 0,
         "axes": {
             "hbm_bandwidth_tb_s": {"low": 1.5, "high": 10, "scale": "log"},
-            "price_usd": {"low": 10000, "high": 50000, "scale": "log"},
         },
     },
     "constraints": ["ttft_s <= 1", "tpot_s <= 0.05"],
@@ -56,7 +56,6 @@ def _tpot_at_levels(hardware: str, design) -> list[float]:
         "tp": float(design.tp),
         "batch": float(design.batch),
         "hbm_bandwidth_bytes_per_s": float(design.hbm_bandwidth_tb_s) * 1e12,
-        "price_usd": float(design.price_usd),
     }
     res = run_designs(
         cfg, {k: np.array([v]) for k, v in knobs.items()}, software_levels(h, ("ideal", "achievable", "calibrated"))
@@ -125,8 +124,8 @@ def run_demo(output: Path, quiet: bool = False) -> int:
     print(f"InferBench demo — {DEMO_SPEC['description']}\n")
     _real_chips()
     print(
-        "Hypothetical variants: each chip with its HBM bandwidth and price sampled around its datasheet "
-        "(1.5-10 TB/s, 10-50 k$) — designs, not products"
+        "Hypothetical variants: each chip with its HBM bandwidth sampled around its datasheet (1.5-10 TB/s; "
+        "stacks, die, TDP and price follow where its silicon is recorded) — designs, not products"
     )
     result = sweep.run_sweep(spec, output, overwrite=True, quiet=quiet)
     front, objs, cons, stats = analysis.store_pareto(output)
@@ -140,7 +139,7 @@ def run_demo(output: Path, quiet: bool = False) -> int:
         sub = ds.sel(hardware=hw)
         cost = sub.usd_per_mtok.where(sub.meets_constraints).values
         if not np.isfinite(cost).any():
-            rows.append([str(hw), "-", "-", "-", "-", "-", "-", "-", "no design meets the constraints"])
+            rows.append([str(hw), *["-"] * 10, "no design meets the constraints"])
             continue
         i = np.unravel_index(np.nanargmin(cost), cost.shape)
         p = sub.isel(dict(zip(sub.usd_per_mtok.dims, i, strict=True)))
@@ -156,6 +155,7 @@ def run_demo(output: Path, quiet: bool = False) -> int:
                 float(p.throughput_tokens_per_s_per_chip),
                 float(p.j_per_token),
                 float(p.usd_per_mtok),
+                f"{float(p.chip_price_usd):,.0f}",
             ]
         )
     print(
@@ -177,6 +177,7 @@ def run_demo(output: Path, quiet: bool = False) -> int:
                 "tok/s/chip",
                 "J/token",
                 "$/1M tok",
+                "price $",
             ],
             rows,
         )
