@@ -178,7 +178,7 @@ class Metrics(NamedTuple):
     ]  # fmt: skip
     hbm_stacks: Annotated[
         Array,
-        metric("1", "HBM stacks of the design, of its base chip's kind (0: no HBM or not modelled)", label="stacks",
+        metric("1", "whole HBM stacks of the design, of its base chip's kind (0: no HBM or not modelled)", label="stacks",
                better="min"),
     ]  # fmt: skip
     hbm_fill: Annotated[

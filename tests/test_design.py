@@ -1,5 +1,5 @@
 """Inverse design: the gradient search meets the constraints and matches or beats a random
-sweep of the same box with a fortieth of its evaluations (an IMC chip, ADC bits an integer knob)."""
+sweep of the same box with a twentieth of its evaluations (an IMC chip, ADC bits an integer knob)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dse.engine import make_config, run_designs, software_levels
 from dse.sweep import parse_constraint, parse_objective
 
 
-def test_design_matches_a_random_sweep_with_a_fortieth_of_the_evaluations():
+def test_design_beats_a_random_sweep_with_a_twentieth_of_the_evaluations():
     hw = dse.load_hardware("dmatrix-corsair")
     cfg = make_config(dse.load_model("llama-3-8b"), hw, batch=8)
     sw = software_levels(hw, ["calibrated"])
@@ -21,10 +21,8 @@ def test_design_matches_a_random_sweep_with_a_fortieth_of_the_evaluations():
     constraints = [parse_constraint("test", "c", t) for t in ("tpot_s <= 0.05", "ttft_s <= 0.5")]
     found = design(cfg, sw, knobs, objective, constraints)
     rnd = random_search(cfg, sw, knobs, objective, constraints, 100_000)
-    assert found["feasible"] and found["evaluations"] <= 2_500
-    # Within 0.1 % of the random sweep's best at a fortieth of its evaluations (the objective is
-    # flat there: elasticities below 0.01).
-    assert found["objective"] <= rnd["objective"] * 1.001
+    assert found["feasible"] and found["evaluations"] <= 5_000
+    assert found["objective"] <= rnd["objective"] * (1 + 1e-9)
     # The design is what the engine gives for it, integers and all.
     x = found["design"]
     assert x["adc_bits"] == int(x["adc_bits"]) and x["adcs_per_tile"] == int(x["adcs_per_tile"])

@@ -152,6 +152,7 @@ def design(
     lo = np.log([k.low for k in knobs])
     span = np.log([k.high for k in knobs]) - lo
     names = [k.field for k in knobs]
+    relaxed = _relaxed(config)  # the gradient's: HBM stacks relaxed like integer knobs
     ints = [i for i, k in enumerate(knobs) if k.integer and len(_grid(k)) <= _FEW]  # set mid-search
     rng = np.random.default_rng(seed)
     # Projected Adam on the box's unit cube (log scale): bounds are reachable exactly. It starts
@@ -176,7 +177,7 @@ def design(
         logx = lo + u * span
         for i, v in fixed.items():
             logx[:, i] = v
-        vals, jac = log_metrics_and_jacobian(prob.config, logx, names, prob.metrics, prob.software)
+        vals, jac = log_metrics_and_jacobian(relaxed, logx, names, prob.metrics, prob.software)
         prob.evaluations += starts
         g = prob.slack(vals)
         # ∂L/∂log x: the objective's elasticity plus each violated (or multiplier-held) constraint's.
@@ -214,8 +215,9 @@ def design(
         viol = np.nansum(np.maximum(prob.slack(np.log(np.stack([res[m] for m in prob.metrics], axis=1))), 0), axis=1)
         i = int(np.nanargmin(np.where(res["infeasible_reason"] > 1, np.inf, viol)))
         best = (float(prob.score(res)[i]), si[i])
-    if ok.any():  # a pattern search from there: whole stacks and integer knobs are steps
-        res, i, x = _polish(prob, si[i], res, i, knobs)
+    if ok.any():  # a pattern search from the best few: whole stacks and integer knobs are steps
+        top = np.flatnonzero(ok)[np.argsort(prob.score(res)[ok])][:_POLISH_STARTS]
+        res, i, x = _polish(prob, si[top], knobs)
         ok = prob.meets(res)
     else:
         x = best[1]
@@ -236,36 +238,62 @@ def design(
     }
 
 
+def _relaxed(config: Config) -> Config:
+    """``config`` with its chip's HBM stacks continuous (models.silicon.SiliconBase.whole_stacks):
+    what the gradient sees; designs are evaluated exactly with whole stacks."""
+    base = config.chip.silicon
+    if base is None:
+        return config
+    chip = dataclasses.replace(config.chip, silicon=dataclasses.replace(base, whole_stacks=False))
+    return dataclasses.replace(config, chip=chip)
+
+
 _SCREEN = 64  # random designs screened per start
 _POLISH_STEPS = (0.25, 0.1, 0.04, 0.015)  # relative steps of the pattern search, coarse to fine
+_POLISH_STARTS = 4  # the best feasible designs it starts from
 
 
 def _polish(
-    prob: _Problem, x: np.ndarray, res: dict[str, np.ndarray], i: int, knobs: Sequence[DesignKnob]
+    prob: _Problem, xs: np.ndarray, knobs: Sequence[DesignKnob]
 ) -> tuple[dict[str, np.ndarray], int, np.ndarray]:
-    """Compass search from the feasible design ``x`` (row ``i`` of ``res``): each knob up and
-    down by a relative step, all at once, evaluated exactly; move to the best that improves and
-    meets every constraint, else take a smaller step. The metrics, row and design it ends at."""
-    best_res, best_i, score = res, i, float(prob.score(res)[i])
+    """Pattern search from each feasible design of ``xs`` [n, d] at once: every knob, and every
+    pair of knobs, up and down by a relative step (a pair moves along a constraint's edge: more
+    bandwidth paid for by more die), evaluated exactly; each design moves to its best neighbour
+    that improves and meets every constraint; when none moves, a smaller step. The metrics, row
+    and design of the best it ends at."""
     lo, hi = np.array([k.low for k in knobs]), np.array([k.high for k in knobs])
+    n, d = xs.shape
+    moves = [np.eye(d)[j] * sign for j in range(d) for sign in (1.0, -1.0)]
+    moves += [np.eye(d)[a] * sa + np.eye(d)[b] * sb for a, b in itertools.combinations(range(d), 2)
+              for sa in (1.0, -1.0) for sb in (1.0, -1.0)]  # fmt: skip
+    directions = np.array(moves)  # [m, d] in {-1, 0, 1}
+    m = len(directions)
+    res = prob.exact(xs)
+    scores = np.where(prob.meets(res), prob.score(res), np.inf)
+    i = int(np.argmin(scores))
+    best: tuple[dict[str, np.ndarray], int, np.ndarray, float] = (res, i, xs[i], float(scores[i]))
     for step in _POLISH_STEPS:
         for _ in range(8):
-            cand = np.repeat(x[None, :], 2 * len(knobs), axis=0)
+            cand = xs[:, None, :] * (1.0 + step) ** directions[None, :, :]  # [n, m, d]
             for j, k in enumerate(knobs):
-                for row, sign in ((2 * j, 1.0), (2 * j + 1, -1.0)):
-                    v = x[j] * (1.0 + step) ** sign
-                    if k.integer:  # at least one whole unit
-                        f = k.factor
-                        v = (np.ceil(v / f - 1e-9) if sign > 0 else np.floor(v / f + 1e-9)) * f
-                        v = v if v != x[j] else x[j] + sign * f
-                    cand[row, j] = np.clip(v, lo[j], hi[j])
+                if k.integer:  # at least one whole unit
+                    f, v, up = k.factor, cand[:, :, j], directions[None, :, j]
+                    v = np.where(up > 0, np.ceil(v / f - 1e-9), np.where(up < 0, np.floor(v / f + 1e-9), v / f)) * f
+                    cand[:, :, j] = np.where((v == xs[:, None, j]) & (up != 0), xs[:, None, j] + up * f, v)
+            cand = np.clip(cand, lo, hi).reshape(n * m, d)
             r = prob.exact(cand)
-            scores = np.where(prob.meets(r), prob.score(r), np.inf)
-            j = int(np.argmin(scores))
-            if not scores[j] < score * (1.0 - 1e-9):
+            s = np.where(prob.meets(r), prob.score(r), np.inf)
+            per = s.reshape(n, m)
+            pick = np.argmin(per, axis=1)
+            moved = per[np.arange(n), pick] < scores * (1.0 - 1e-9)
+            if not moved.any():
                 break
-            best_res, best_i, score, x = r, j, float(scores[j]), cand[j]
-    return best_res, best_i, x
+            xs = np.where(moved[:, None], cand.reshape(n, m, d)[np.arange(n), pick], xs)
+            scores = np.where(moved, per[np.arange(n), pick], scores)
+            k = int(np.argmin(s))
+            if s[k] < best[3]:
+                best = (r, k, cand[k], float(s[k]))
+    return best[0], best[1], best[2]
 
 
 def _screen(prob: _Problem, lo: np.ndarray, span: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -40,6 +40,9 @@ class SiliconBase:
     density_w_mm2: float  # the base's datasheet TDP over its logic silicon: it is built and cooled
     dense_flops_per_s: float  # the base's datapath at its dense 16-bit rate (floorplan power)
     tdp_model_w: float  # the floorplan model's TDP of the base (a variant's TDP moves from it)
+    # Whole HBM stacks (what is built); False relaxes them to a continuous count, as a gradient
+    # search relaxes an integer knob before it evaluates designs exactly.
+    whole_stacks: bool = True
 
 
 def variant_plan(
@@ -49,14 +52,16 @@ def variant_plan(
     hbm_capacity: Array | float,
     **parts: Array | float,
 ) -> Floorplan:
-    """The floorplan of a variant: ``macs`` datapath MACs, its HBM as stacks of the base's kind
-    (the larger of bandwidth and capacity over one stack's), and ``parts`` (SRAM, links,
-    converters) as given."""
+    """The floorplan of a variant: ``macs`` datapath MACs, its HBM as whole stacks of the base's
+    kind (the larger of bandwidth and capacity over one stack's, rounded up: a partly used stack
+    is bought, placed and wired whole), and ``parts`` (SRAM, links, converters) as given."""
     m = xp(macs, hbm_bandwidth, hbm_capacity, *parts.values())
     stacks = m.asarray(0.0)
     if base.stack_bytes_per_s > 0:
         by_bandwidth = m.asarray(hbm_bandwidth) / base.stack_bytes_per_s
         stacks = m.maximum(by_bandwidth, m.asarray(hbm_capacity) / base.stack_bytes)
+        if base.whole_stacks:  # a float32 sweep computes a base's own count to about 1e-7
+            stacks = m.ceil(stacks * (1.0 - 1e-5))
     return base.plan._replace(macs=m.asarray(macs), hbm_stacks=stacks, **parts)  # type: ignore[arg-type]
 
 
