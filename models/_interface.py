@@ -490,13 +490,25 @@ class Chip(abc.ABC):
             base, silicon = self.silicon, self.design_silicon()
             assert silicon is not None
             plan = base.plan._replace(link_bytes_per_s=self.link_bandwidth_bytes_per_s)
-            dense = base.dense_flops_per_s * self.peak_flops_per_s("bf16") / self.tdp_ref_flops_per_s
-            power = floorplan_tdp(plan, dense, self.dram_bytes_per_s, silicon.die_mm2 * base.dies).tdp_w
+            dense = base.dense_flops_per_s * self.datapath_flops_per_s / base.datapath_flops_per_s
+            area = silicon.die_mm2 * base.dies
+            power = floorplan_tdp(plan, dense, self.dram_bytes_per_s, area, self.converter_power_w).tdp_w
             return jnp.maximum(self.tdp_w + power - base.tdp_model_w, self.idle_w)
         bandwidth: Array = self.memory_bandwidth_bytes_per_s  # type: ignore[attr-defined]  # every family has it
         extra = self.energy_per_flop_j * (self.peak_flops_per_s("bf16") - self.tdp_ref_flops_per_s)
         extra = extra + self.energy_per_byte_j * (bandwidth - self.tdp_ref_bytes_per_s)
         return jnp.maximum(self.tdp_w + extra, self.idle_w)
+
+    @property
+    def datapath_flops_per_s(self) -> Array:
+        """The rate the datapath's power follows: the BF16 peak (a family computing elsewhere,
+        in memory arrays, overrides it)."""
+        return self.peak_flops_per_s("bf16")
+
+    @property
+    def converter_power_w(self) -> Array | float:
+        """Power of data converters and analog arrays at full rate (0: none)."""
+        return 0.0
 
     @property
     def dram_bytes_per_s(self) -> Array:

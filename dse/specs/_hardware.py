@@ -227,7 +227,8 @@ def silicon_base(chip: Chip, data: dict[str, Any]) -> SiliconBase | None:
         area_source=source,
         density_w_mm2=float(chip.tdp_w) / (die_mm2 * dies),
         dense_flops_per_s=dense,
-        tdp_model_w=float(floorplan_tdp(plan, dense, dram, die_mm2 * dies).tdp_w),
+        datapath_flops_per_s=float(chip.datapath_flops_per_s),
+        tdp_model_w=float(floorplan_tdp(plan, dense, dram, die_mm2 * dies, float(chip.converter_power_w)).tdp_w),
     )
 
 
@@ -332,7 +333,7 @@ def knob_of_hardware_key(family: str, key: str) -> KeyInfo:
 def power_inputs(chip: Chip, data: dict[str, Any]) -> tuple[float, float]:
     """(dense 16-bit FLOP/s of the datapath, off-chip DRAM bytes/s) a file states, for the
     floorplan model's TDP: ``dense_bf16_tflops`` where the quoted peak is not a dense rate."""
-    dense = float(data.get("dense_bf16_tflops", 0.0)) * 1e12 or float(chip.peak_flops_per_s("bf16"))
+    dense = float(data.get("dense_bf16_tflops", 0.0)) * 1e12 or float(chip.datapath_flops_per_s)
     return dense, float(chip.dram_bytes_per_s)
 
 
@@ -351,7 +352,8 @@ def silicon_of(entry: HardwareEntry) -> dict[str, Any]:
     modelled_area = float(floorplan_area(plan).total_mm2) if plan is not None else None
     modelled_tdp = None
     if plan is not None and modelled_area is not None:
-        modelled_tdp = float(floorplan_tdp(plan, *power_inputs(entry.spec, raw), modelled_area).tdp_w)
+        converters = float(entry.spec.converter_power_w)
+        modelled_tdp = float(floorplan_tdp(plan, *power_inputs(entry.spec, raw), modelled_area, converters).tdp_w)
     out: dict[str, Any] = {
         "process_node": node,
         "dies": int(raw.get("dies", 1)),

@@ -172,6 +172,18 @@ class ImcSpec(Chip):
     def dram_bytes_per_s(self) -> Array:
         return self.memory_bandwidth_bytes_per_s  # off-chip LPDDR
 
+    @property
+    def datapath_flops_per_s(self) -> Array:
+        return self.digital_flops_per_s  # the crossbars' power is the converters' and cells'
+
+    @property
+    def converter_power_w(self) -> Array:
+        """Every ADC converting at its rate and every array op at its native peak: the
+        conversions' energy, the analog MAC's and the digital shift-and-add's."""
+        tiles = self.n_tiles * self.tile_ops_per_s
+        adcs = self.n_tiles * self.adcs_per_tile * self.adc_freq_hz * self.conversion_energy_j()
+        return adcs + tiles * (self.analog_energy_per_op_j + self.digital_energy_per_op_j)
+
     def floorplan_parts(self) -> dict[str, Array]:
         return {
             **super().floorplan_parts(),

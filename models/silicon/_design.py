@@ -39,6 +39,7 @@ class SiliconBase:
     area_source: str  # "published" or "modelled"
     density_w_mm2: float  # the base's datasheet TDP over its logic silicon: it is built and cooled
     dense_flops_per_s: float  # the base's datapath at its dense 16-bit rate (floorplan power)
+    datapath_flops_per_s: float  # the rate that dense rate follows (Chip.datapath_flops_per_s)
     tdp_model_w: float  # the floorplan model's TDP of the base (a variant's TDP moves from it)
     # Whole HBM stacks (what is built); False relaxes them to a continuous count, as a gradient
     # search relaxes an integer knob before it evaluates designs exactly.

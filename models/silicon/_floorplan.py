@@ -130,13 +130,16 @@ def floorplan_tdp(
     dense_flops_per_s: Array | float,
     memory_bytes_per_s: Array | float,
     area_mm2: Array | float,
+    converter_w: Array | float = 0.0,
 ) -> PowerParts:
     """Board TDP of ``plan`` running its datapath at ``dense_flops_per_s`` (16-bit), its main
-    memory at ``memory_bytes_per_s`` and its links both ways at full rate, W."""
+    memory at ``memory_bytes_per_s``, its links both ways and its converters (``converter_w``:
+    an in-memory-compute chip's ADCs and arrays) at full rate, W."""
     m = xp(dense_flops_per_s, memory_bytes_per_s, area_mm2, plan.link_bytes_per_s)
     j_per_flop = J_PER_FLOP_N7[plan.area_class] * NODE_ENERGY[plan.node]
     compute = m.asarray(dense_flops_per_s, dtype=float) * j_per_flop
     memory = m.asarray(memory_bytes_per_s, dtype=float) * 8.0 * DRAM_J_PER_BIT
     link = 2.0 * m.asarray(plan.link_bytes_per_s, dtype=float) * 8.0 * LINK_J_PER_BIT
     static = m.asarray(area_mm2, dtype=float) * STATIC_W_PER_MM2
+    compute = compute + converter_w
     return PowerParts(compute, memory, link, static, (compute + memory + link + static) / BOARD_EFFICIENCY)
