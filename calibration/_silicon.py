@@ -132,6 +132,8 @@ def check_floorplan() -> list[dict[str, object]]:
                 "modelled_die_area_mm2": area,
                 "area_error": area / die.area_mm2 - 1.0,
                 "tdp_w": die.tdp_w if die.tdp_published else None,
+                # A wafer's published power is its system's (CS-2, CS-3: fans, pumps, supplies).
+                "tdp_scope": "system" if die.plan.area_class == "tile" else "board",
                 "modelled_tdp_w": tdp if die.dense_flops_per_s > 0 else None,
                 "tdp_error": tdp / float(die.tdp_w) - 1.0 if die.tdp_published and die.tdp_w else None,
             }
@@ -139,8 +141,13 @@ def check_floorplan() -> list[dict[str, object]]:
     return rows
 
 
-def held_out_mape(rows: list[dict[str, object]], error: str) -> float:
-    errors = [abs(float(r[error])) for r in rows if r["role"] == "held out" and r[error] is not None]  # type: ignore[arg-type]
+def held_out_mape(rows: list[dict[str, object]], error: str, scope: str | None = None) -> float:
+    """Mean absolute error of the held-out dies (``scope``: only TDPs of that scope)."""
+    errors = [
+        abs(float(r[error]))  # type: ignore[arg-type]
+        for r in rows
+        if r["role"] == "held out" and r[error] is not None and scope in (None, r["tdp_scope"])
+    ]
     return float(np.mean(errors))
 
 

@@ -258,7 +258,17 @@ def test_floorplan_constants_are_the_fit_and_hold_out_on_the_other_dies():
     assert {"a100-sxm4-40gb", "h100-sxm5-80gb", "wse-3", "amd-mi300x-xcd"} <= {r["die"] for r in held}
     assert calibration.held_out_mape(list(rows.values()), "area_error") <= 0.15
     for gpu in ("a100-sxm4-40gb", "h100-sxm5-80gb"):  # board TDPs (the wafers' are system powers)
-        assert abs(rows[gpu]["tdp_error"]) <= 0.25
+        assert abs(rows[gpu]["tdp_error"]) <= 0.25 and rows[gpu]["tdp_scope"] == "board"
+
+
+def test_readme_shows_the_silicon_check_as_the_command_prints_it(capsys):
+    from pathlib import Path
+
+    from dse.cli import main
+
+    assert main(["catalog", "--silicon"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed in (Path(__file__).parent.parent / "README.md").read_text()
 
 
 def test_architectural_knobs_move_area_by_their_parts():

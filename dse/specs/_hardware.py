@@ -145,6 +145,12 @@ def chip_from(path: Path | str, data: dict[str, Any]) -> Chip:
     schema = hardware_keys(family)
     values = check(path, {"family": family, **data}, schema)
     si = to_si_values(values, schema)
+    area = values.get("die_area_mm2")
+    if area is not None and float(area) > RETICLE_MM2 and family != "dataflow":
+        raise SpecError(
+            f"{path}: key 'die_area_mm2' = {area}: expected at most the reticle's {RETICLE_MM2:g} mm^2 per die "
+            "(a package of several dies states 'dies'; only a dataflow wafer-scale engine may exceed it)"
+        )
     if si["idle_w"] >= si["tdp_w"]:
         raise SpecError(f"{path}: key 'idle_w' = {values['idle_w']}: expected less than tdp_w = {values['tdp_w']}")
     for k, default in _DEFAULTS[family].items():
