@@ -511,10 +511,10 @@ class Chip(abc.ABC):
         return 0.0
 
     @property
-    def dram_bytes_per_s(self) -> Array:
+    def dram_bytes_per_s(self) -> Array | float:
         """Bandwidth of the off-chip DRAM (HBM, DDR, external memory): what the floorplan
         model's memory power follows."""
-        total: Array = jnp.zeros(())
+        total: Array | float = 0.0  # numpy at load, traced in the engine (no eager JAX op at load)
         for name in ("hbm_bandwidth_bytes_per_s", "ddr_bandwidth_bytes_per_s", "external_bandwidth_bytes_per_s"):
             total = total + getattr(self, name, 0.0)
         return total
