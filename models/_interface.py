@@ -535,11 +535,17 @@ class Chip(abc.ABC):
 
     def floorplan_parts(self) -> dict[str, Array]:
         """The knobs of this design that the floorplan model (models.silicon) prices, besides
-        MAC units and HBM: SRAM and off-chip links (a family adds its own)."""
+        MAC units and HBM: SRAM, off-chip links and LPDDR/DDR interfaces (a family adds its own)."""
         return {
             "sram_bytes": getattr(self, "sram_capacity_bytes", np.zeros(())),
             "link_bytes_per_s": self.link_bandwidth_bytes_per_s,
+            "ddr_bytes_per_s": getattr(self, "ddr_bandwidth_bytes_per_s", np.zeros(())),
         }
+
+    @property
+    def offchip_dram_bytes(self) -> Array | float:
+        """Off-package LPDDR or DDR the chip carries (HBM apart): priced with its silicon."""
+        return getattr(self, "ddr_capacity_bytes", 0.0)
 
     def design_silicon(self) -> VariantSilicon | None:
         """This design's die area, HBM stacks, silicon cost and embodied carbon, from the
@@ -552,7 +558,7 @@ class Chip(abc.ABC):
         if macs is None:
             macs = self.silicon.plan.macs * (self.mac_units / self.silicon.macs)
         plan = variant_plan(self.silicon, macs, bandwidth, capacity, **self.floorplan_parts())
-        return variant_silicon(self.silicon, plan)
+        return variant_silicon(self.silicon, plan, self.offchip_dram_bytes)
 
     @property
     def design_price_usd(self) -> Array:

@@ -211,7 +211,9 @@ def silicon_base(chip: Chip, data: dict[str, Any]) -> SiliconBase | None:
     die_mm2 = float(area) if area else float(floorplan_area(plan).total_mm2) / dies
     wafer_scale = die_mm2 > RETICLE_MM2
     usd_per_gb = HBM[generation].usd_per_gb if generation else 0.0
-    silicon = float(silicon_cost_usd(die_mm2, NODES[node], dies, hbm_bytes, usd_per_gb, wafer_scale).total_usd)
+    dram_bytes = float(chip.offchip_dram_bytes)
+    cost = silicon_cost_usd(die_mm2, NODES[node], dies, hbm_bytes, usd_per_gb, wafer_scale, dram_bytes)
+    silicon = float(cost.total_usd)
     dense, dram = power_inputs(chip, data)
     return SiliconBase(
         node=NODES[node],
@@ -373,6 +375,7 @@ def silicon_of(entry: HardwareEntry) -> dict[str, Any]:
         "modelled_cost_usd": None,
         "logic_cost_usd": None,
         "hbm_cost_usd": None,
+        "dram_cost_usd": None,
         "price_over_silicon": None,
     }
     base = entry.spec.silicon  # the one judgement of what is stated (silicon_base)
@@ -383,19 +386,19 @@ def silicon_of(entry: HardwareEntry) -> dict[str, Any]:
         if hbm_bytes > 0 and (generation is None or not raw.get("hbm_stacks")):
             missing.append("hbm_generation and hbm_stacks")
         return out | {"missing": missing}
-    cost = silicon_cost_usd(base.die_mm2, base.node, base.dies, hbm_bytes, base.usd_per_gb, base.wafer_scale)
+    dram_bytes = float(entry.spec.offchip_dram_bytes)
+    memory = (hbm_bytes, base.usd_per_gb, base.wafer_scale, dram_bytes)
+    cost = silicon_cost_usd(base.die_mm2, base.node, base.dies, *memory)
     modelled_cost = None
     if modelled_area is not None:
-        per_die = modelled_area / base.dies
-        modelled_cost = float(
-            silicon_cost_usd(per_die, base.node, base.dies, hbm_bytes, base.usd_per_gb, base.wafer_scale).total_usd
-        )
+        modelled_cost = float(silicon_cost_usd(modelled_area / base.dies, base.node, base.dies, *memory).total_usd)
     return out | {
         "area_source": base.area_source,
         "silicon_cost_usd": base.silicon_usd,
         "modelled_cost_usd": modelled_cost,
         "logic_cost_usd": float(cost.logic_usd),
         "hbm_cost_usd": float(cost.hbm_usd),
+        "dram_cost_usd": float(cost.dram_usd),
         "price_over_silicon": float(entry.spec.price_usd) / base.silicon_usd,
         "missing": [],
     }

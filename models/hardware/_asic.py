@@ -184,9 +184,14 @@ class ImcSpec(Chip):
         adcs = self.n_tiles * self.adcs_per_tile * self.adc_freq_hz * self.conversion_energy_j()
         return adcs + tiles * (self.analog_energy_per_op_j + self.digital_energy_per_op_j)
 
+    @property
+    def offchip_dram_bytes(self) -> Array:
+        return self.memory_capacity_bytes  # LPDDR
+
     def floorplan_parts(self) -> dict[str, Array]:
         return {
             **super().floorplan_parts(),
+            "ddr_bytes_per_s": self.memory_bandwidth_bytes_per_s,
             "cim_bytes": self.imc_capacity_bytes,
             "adcs": self.n_tiles * self.adcs_per_tile,
             "adc_bits": self.adc_bits,

@@ -73,14 +73,15 @@ class VariantSilicon(NamedTuple):
     carbon_kg: Array  # embodied CO2e of the same
 
 
-def variant_silicon(base: SiliconBase, plan: Floorplan) -> VariantSilicon:
+def variant_silicon(base: SiliconBase, plan: Floorplan, dram_bytes: Array | float = 0.0) -> VariantSilicon:
     """The silicon of the variant ``plan`` of ``base``: the base's die plus what the floorplan
-    model says the variant adds, its HBM stacks, cost and embodied carbon."""
+    model says the variant adds, its HBM stacks, and the cost and embodied carbon of both with
+    ``dram_bytes`` of off-package DRAM."""
     m = xp(*plan[2:])
     added = floorplan_area(plan).total_mm2 - floorplan_area(base.plan).total_mm2
     area = m.maximum(base.die_mm2 + added / base.dies, 1.0)
     stacks = m.asarray(plan.hbm_stacks, dtype=float) * m.ones_like(area)
     hbm_bytes = stacks * base.stack_bytes
-    cost = silicon_cost_usd(area, base.node, base.dies, hbm_bytes, base.usd_per_gb, base.wafer_scale)
-    carbon = embodied_carbon_kg(area, base.node, base.dies, hbm_bytes, base.wafer_scale)
+    cost = silicon_cost_usd(area, base.node, base.dies, hbm_bytes, base.usd_per_gb, base.wafer_scale, dram_bytes)
+    carbon = embodied_carbon_kg(area, base.node, base.dies, hbm_bytes, base.wafer_scale, dram_bytes)
     return VariantSilicon(area, stacks, cost.total_usd, carbon)

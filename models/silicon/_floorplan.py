@@ -4,7 +4,8 @@ Area (per package, all logic dies): the datapath's 16-bit multiply-accumulate un
 class's transistor cost per MAC — everything a MAC brings with it: operand registers, its
 core's control and register files, its share of the NoC and the uncore — over the node's
 logic density; SRAM as bit cells over an array efficiency that falls for small macros; an
-HBM PHY and controller per stack; SerDes area per GB/s of off-chip link; the ADCs of an
+HBM PHY and controller per stack, LPDDR/DDR PHYs per GB/s; SerDes area per GB/s of off-chip
+link; the ADCs of an
 in-memory-compute chip. The per-MAC cost is one number per class, fitted on the oldest
 published die of each class (``calibration.silicon``) and checked on the rest.
 
@@ -47,6 +48,9 @@ HBM_PHY_MM2 = 7.75 * 1.5
 # Off-chip SerDes: about 0.5 mm^2 per 100 Gb/s lane and direction at 7-5 nm (estimate from
 # published 112G PAM4 SerDes macros of 0.3-0.7 mm^2 per lane) -> 0.04 mm^2 per GB/s.
 SERDES_MM2_PER_GB_S = 0.04
+# LPDDR5X/DDR5 PHY and controller: about 1.5-2 mm^2 per 32-bit channel of ~34 GB/s at 7-5 nm
+# (estimate) -> 0.05 mm^2 per GB/s.
+DDR_PHY_MM2_PER_GB_S = 0.05
 # Compute-in-memory cells: 8T-10T cells with their compute wiring take about twice the area of
 # a 6T storage cell (estimate; digital SRAM-CIM macros report 1.5-2.5x).
 CIM_CELL_FACTOR = 2.0
@@ -80,6 +84,7 @@ class Floorplan(NamedTuple):
     sram_macro_bytes: Array | float  # SRAM per core: sets the array efficiency
     hbm_stacks: Array | float
     link_bytes_per_s: Array | float  # off-package links, per direction
+    ddr_bytes_per_s: Array | float = 0.0  # off-package LPDDR/DDR interfaces (HBM: hbm_stacks)
     cim_bytes: Array | float = 0.0  # compute-in-memory arrays
     adcs: Array | float = 0.0
     adc_bits: Array | float = 8.0
@@ -113,6 +118,7 @@ def floorplan_area(plan: Floorplan) -> AreaParts:
     sram = sram + m.asarray(plan.cim_bytes, dtype=float) * 8.0 * cell_mm2 * CIM_CELL_FACTOR / sram_efficiency(4e6)
     phy = m.asarray(plan.hbm_stacks, dtype=float) * HBM_PHY_MM2
     phy = phy + m.asarray(plan.link_bytes_per_s, dtype=float) / 1e9 * SERDES_MM2_PER_GB_S
+    phy = phy + m.asarray(plan.ddr_bytes_per_s, dtype=float) / 1e9 * DDR_PHY_MM2_PER_GB_S
     converters = m.asarray(plan.adcs, dtype=float) * adc_area_mm2(plan.adc_bits)
     return AreaParts(datapath, sram, phy, converters, datapath + sram + phy + converters)
 
