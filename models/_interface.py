@@ -525,7 +525,10 @@ class Chip(abc.ABC):
         where the family has one (a faster clock adds no units), else the peak."""
         peak = self.peak_flops_per_s("bf16")
         clock = getattr(self, "clock_hz", None)
-        return peak / clock if clock is not None else peak
+        if clock is None:
+            return peak
+        units: Array = peak / (clock + (clock <= 0))  # no clock stated (0): the peak itself
+        return units
 
     @property
     def datapath_macs(self) -> Array | None:

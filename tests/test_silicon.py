@@ -290,3 +290,27 @@ def test_architectural_knobs_move_area_by_their_parts():
     # More link bandwidth costs SerDes area.
     faster = dataclasses.replace(v5e, link_bandwidth_bytes_per_s=v5e.link_bandwidth_bytes_per_s * 2)
     assert float(faster.design_silicon()[0]) > float(v5e.design_silicon()[0])
+
+
+def test_a_gpus_sms_and_clock_are_architectural_knobs():
+    from dse.engine import make_config, with_knobs
+    from dse.specs import SpecError, load_hardware, load_model
+
+    cfg = make_config(load_model("llama-3-8b"), load_hardware("h100-sxm5-80gb", calibrated=False))
+    base = cfg.chip
+    # 144 SMs at the file's per-SM rate and clock: 989.4 x 144 / 132 TFLOP/s; a datapath
+    # 144/132 as large (area) and more power; 2.2 GHz: the rate x 2.2 / 1.83, the same die.
+    wide = with_knobs(cfg, {"sm_count": np.asarray(144.0)}).chip
+    assert float(wide.peak_flops_per_s("bf16")) == pytest.approx(989.4e12 * 144 / 132, rel=1e-12)
+    assert float(wide.peak_flops_per_s("fp8")) == pytest.approx(1978.9e12 * 144 / 132, rel=1e-12)
+    assert float(wide.design_silicon().die_mm2) > 814.0 and float(wide.design_tdp_w) > 700.0
+    fast = with_knobs(cfg, {"clock_hz": np.asarray(2.2e9)}).chip
+    assert float(fast.peak_flops_per_s("bf16")) == pytest.approx(989.4e12 * 2.2 / 1.83, rel=1e-12)
+    assert float(fast.design_silicon().die_mm2) == pytest.approx(814.0) and float(fast.design_tdp_w) > 700.0
+    assert float(base.peak_flops_per_s("bf16")) == pytest.approx(989.4e12, rel=1e-12)
+    # A file that states no clock cannot be clocked: said, not ignored.
+    b200 = make_config(load_model("llama-3-8b"), load_hardware("b200"))
+    from dse.engine import check_values
+
+    with pytest.raises(SpecError, match="states no clock_ghz"):
+        check_values(b200, {"clock_ghz": [2.0]}, "test")

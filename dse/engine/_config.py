@@ -156,8 +156,20 @@ def check_values(
             raise SpecError(f"{where}: {_label(name, labels)}: expected a number or a 1-D list of numbers")
     check_physics(config, values, where, uneven_heads, labels)
     fields = {table[k].field: v for k, v in values.items()}
+    _check_architecture(config, fields, where, labels)
     check_batch_split(fields.get("batch", config.scenario.batch), fields.get("dp", config.platform.dp), where, labels)
     _check_serving(config, fields, where, labels)
+
+
+def _check_architecture(config: Config, fields: Mapping[str, Any], where: str, labels: Labels | None) -> None:
+    """A GPU's SM count or clock scales its rates only from the ones its file quotes them at."""
+    for field, ref, key in (("sm_count", "sm_ref", "sm_count"), ("clock_hz", "clock_ref_hz", "clock_ghz")):
+        if field in fields and getattr(config.chip, ref, None) == 0.0:
+            name = next((k for k in (key, field) if labels and k in labels), key)
+            raise SpecError(
+                f"{where}: {_label(name, labels)}: the hardware file states no {key} its rates are quoted at: "
+                f"expected {key} in the file to vary it"
+            )
 
 
 def _label(name: str, labels: Labels | None) -> str:

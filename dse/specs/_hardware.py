@@ -83,6 +83,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "peak_vector_flops_per_s": lambda si: si["peak_bf16_flops_per_s"] / 8.0,
         "sram_capacity_bytes": 0.0,
         "sm_count": 0.0,
+        "clock_hz": 0.0,  # not stated: the rates do not scale with a clock knob
     },
     "systolic": {
         "int8_speedup": 1.0,
@@ -162,6 +163,8 @@ def chip_from(path: Path | str, data: dict[str, Any]) -> Chip:
     )
     chip = dataclasses.replace(chip, **{k: _leaf(v) for k, v in _power_coefficients(chip, given).items()})
     # The design this file's TDP and silicon belong to: a variant's follow from here.
+    if family == "simt":  # the SMs and clock the rates are quoted at (0: not stated)
+        chip = dataclasses.replace(chip, sm_ref=float(chip.sm_count), clock_ref_hz=float(chip.clock_hz))  # type: ignore[call-arg]
     chip = dataclasses.replace(
         chip,
         tdp_ref_flops_per_s=float(chip.peak_flops_per_s("bf16")),

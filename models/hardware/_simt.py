@@ -38,7 +38,7 @@ from models._interface import (
     linear_power_energy_j,
     widest,
 )
-from models._pytree import Array, pytree_dataclass, spec_field
+from models._pytree import Array, pytree_dataclass, spec_field, static_field
 
 
 def simt_rate_class(dtype: str) -> str:
@@ -88,8 +88,24 @@ class SimtSpec(Chip):
     hbm_capacity_bytes: Array = spec_field("hbm_capacity_gb", "GB", doc="HBM capacity")
     sram_capacity_bytes: Array = spec_field("sram_mb", "MB", required=False, doc="on-chip SRAM (L2 + shared)")
     sm_count: Array = spec_field(kind="int", required=False, doc="streaming multiprocessors")
+    clock_hz: Array = spec_field("clock_ghz", "GHz", required=False, doc="clock the peak rates are quoted at")
+    # The SM count and clock the file's rates belong to (set at load; 0: not stated). A design
+    # with more SMs or a faster clock has its rates scaled from there: peak = SMs x per-SM rate
+    # x clock, the per-SM rate per clock being the file's.
+    sm_ref: float = static_field(default=0.0, kw_only=True)
+    clock_ref_hz: float = static_field(default=0.0, kw_only=True)
 
     family: ClassVar[str] = "simt"
+
+    @property
+    def rate_scale(self) -> Array | float:
+        """This design's SMs and clock over those its rates are quoted at (1 on the file's)."""
+        scale: Array | float = 1.0
+        if self.sm_ref > 0:
+            scale = scale * self.sm_count / self.sm_ref
+        if self.clock_ref_hz > 0:
+            scale = scale * self.clock_hz / self.clock_ref_hz
+        return scale
 
     @property
     def capacity_bytes(self) -> Array:
@@ -101,7 +117,7 @@ class SimtSpec(Chip):
 
     def peak_flops_per_s(self, dtype: str) -> Array:
         """Tensor rate for GEMMs whose widest operand has storage dtype ``dtype``."""
-        rate: Array = getattr(self, RATE_FIELDS[simt_rate_class(dtype)])
+        rate: Array = getattr(self, RATE_FIELDS[simt_rate_class(dtype)]) * self.rate_scale
         return rate
 
     def operator_cost(
@@ -116,7 +132,7 @@ class SimtSpec(Chip):
         k× the BF16 rate (FP8, INT8, FP4) draws 1/k of a BF16 FLOP's energy (the same power
         for the same busy time)."""
         del ops
-        rate = self.peak_flops_per_s(widest(weight_dtype, act_dtype)) / self.peak_bf16_flops_per_s
+        rate = self.peak_flops_per_s(widest(weight_dtype, act_dtype)) / self.peak_flops_per_s("bf16")
         return linear_power_energy_j(self, time_s, flops / rate, bytes_)
 
 
@@ -204,7 +220,9 @@ def simt_operator_cost(
     rate = jnp.where(
         gemm,
         chip.peak_flops_per_s(gemm_dtype) * util_gemm,
-        jnp.where(attention, chip.peak_flops_per_s(attn_dtype) * util_attn, chip.peak_vector_flops_per_s),
+        jnp.where(
+            attention, chip.peak_flops_per_s(attn_dtype) * util_attn, chip.peak_vector_flops_per_s * chip.rate_scale
+        ),
     )
     compute_s = ops.flops / rate
     streaming = jnp.asarray([kind in (ELEMENTWISE, GATHER) for kind in ops.kinds])
