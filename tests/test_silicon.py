@@ -314,3 +314,36 @@ def test_a_gpus_sms_and_clock_are_architectural_knobs():
 
     with pytest.raises(SpecError, match="states no clock_ghz"):
         check_values(b200, {"clock_ghz": [2.0]}, "test")
+
+
+def test_no_feasible_design_breaks_a_limit_and_shipped_studies_derive_tdp_and_price():
+    from pathlib import Path
+
+    from dse.engine import make_config, run_designs, software_levels
+    from dse.specs import load_hardware, load_model
+    from dse.sweep import load_sweep
+    from models import Infeasible
+
+    hw = load_hardware("tpu-v5e")
+    cfg = make_config(load_model("llama-3-8b"), hw, batch=4)
+    rng = np.random.default_rng(0)
+    n = 2048
+    knobs = {
+        "array_size": np.rint(np.exp(rng.uniform(np.log(64), np.log(512), n))),
+        "n_arrays": np.rint(np.exp(rng.uniform(0, np.log(16), n))),
+        "clock_hz": rng.uniform(0.8e9, 2e9, n),
+        "hbm_bandwidth_bytes_per_s": np.exp(rng.uniform(np.log(0.5e12), np.log(8e12), n)),
+        "hbm_capacity_bytes": np.exp(rng.uniform(np.log(16e9), np.log(192e9), n)),
+    }
+    r = {k: v[0] for k, v in run_designs(cfg, knobs, software_levels(hw, ["achievable"])).items()}
+    ok = r["feasible"].astype(bool)
+    assert 0 < ok.sum() < n  # both kinds occur in this box
+    for fill in ("die_fill", "hbm_fill", "power_density_fill"):
+        assert np.all(r[fill][ok] <= 1 + 1e-5)
+    limits = {Infeasible.DIE_TOO_LARGE, Infeasible.HBM_SHORELINE, Infeasible.POWER_DENSITY}
+    assert limits <= set(r["infeasible_reason"][~ok].astype(int).tolist())
+    assert np.all(r["hbm_stacks"] == np.round(r["hbm_stacks"]))  # whole stacks
+    root = Path(__file__).parent.parent / "sweeps"
+    for study in ("asic_pareto", "asic_pareto_imc"):
+        spec = load_sweep(root / f"{study}.yaml")
+        assert not {"tdp_w", "price_usd"} & {a.key for a in (*spec.sampled, *spec.grid)}
