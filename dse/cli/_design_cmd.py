@@ -11,7 +11,15 @@ from typing import Any
 import numpy as np
 
 from dse import analysis
-from dse.engine import LEVELS, calibration_source, display_scale, make_config, run_designs, software_levels
+from dse.engine import (
+    LEVELS,
+    calibration_source,
+    display_scale,
+    make_config,
+    run_designs,
+    silicon_source,
+    software_levels,
+)
 from dse.specs import SpecError, load_hardware, load_model, load_use_case, use_cases
 from dse.sweep import parse_constraint, parse_objective
 from models import BOUND_NAMES
@@ -82,6 +90,23 @@ def cmd_design(args: argparse.Namespace) -> int:
             k.key: found["elasticities"][k.field] * found["objective"] / (found["design"][k.field] / k.factor)
             for k in knobs
         },
+        # What the design is built from (the same at every level): models.silicon.
+        "silicon": {
+            m: _plain(m, float(all_levels[m][0, 0]))
+            for m in (
+                "die_area_mm2",
+                "hbm_stacks",
+                "tdp_w",
+                "power_density_w_mm2",
+                "chip_price_usd",
+                "silicon_cost_usd",
+                "embodied_carbon_kg",
+                "die_fill",
+                "hbm_fill",
+                "power_density_fill",
+            )
+        },
+        "silicon_source": silicon_source(hw, {k.key: None for k in knobs}),
         "levels": {
             lv: {
                 m: _plain(m, float(all_levels[m][i, 0]))
@@ -146,6 +171,15 @@ def _print(out: dict[str, Any], knobs: list[Any], objective: Any) -> None:
             ["knob", "value", "bounds", "d log obj / d log knob", f"d {objective.metric} / d knob", "note"], rows
         )
     )
+    si = out["silicon"]
+    if si["die_area_mm2"]:
+        stacks = f", {si['hbm_stacks']:g} HBM stacks" if si["hbm_stacks"] else ""
+        price = f"${si['chip_price_usd']:,.0f} (silicon ${si['silicon_cost_usd']:,.0f})"
+        print(
+            f"silicon: {si['die_area_mm2']:,.0f} mm2 per die (fill {si['die_fill']:.2f}){stacks}, TDP "
+            f"{si['tdp_w']:,.0f} W ({si['power_density_w_mm2']:.2f} W/mm2), {price}, "
+            f"{si['embodied_carbon_kg']:.0f} kg CO2e embodied; base {out['silicon_source']}"
+        )
     head = ["level", "TTFT ms", "TPOT ms", "tok/s/chip", "J/token", "$/1M tok", "memory fill", "bound", "fits"]
     table = [
         [

@@ -39,6 +39,7 @@ from ._config import splits_heads as splits_heads
 from ._config import with_knobs as with_knobs
 from ._grid import Grid as Grid
 from ._grid import evaluate_grid as evaluate_grid
+from ._grid import silicon_source as silicon_source
 from ._levels import LEVEL_DESCRIPTIONS as LEVEL_DESCRIPTIONS
 from ._levels import LEVELS as LEVELS
 from ._levels import calibrated_software as calibrated_software
