@@ -565,14 +565,17 @@ class Chip(abc.ABC):
 
     @property
     def design_price_usd(self) -> Array:
-        """Price of this design: the given price plus the base's margin (price over silicon)
-        times the silicon this design adds; the given price where it was given for the design
+        """Price of this design: the given price plus the base's margin (price over silicon,
+        off-package DRAM apart) times the logic and HBM this design adds, plus the DRAM it adds
+        at its cost; the given price where it was given for the design
         or where no published silicon is recorded."""
         silicon = self.design_silicon()
         if self.price_given or silicon is None or self.silicon is None:
             return self.price_usd
-        added = silicon.cost_usd - self.silicon.silicon_usd
-        return jnp.maximum(self.price_usd + self.silicon.margin * added, silicon.cost_usd)
+        base = self.silicon
+        added = (silicon.cost_usd - silicon.dram_usd) - (base.silicon_usd - base.dram_usd)
+        price = self.price_usd + base.margin * added + (silicon.dram_usd - base.dram_usd)  # DRAM at its cost
+        return jnp.maximum(price, silicon.cost_usd)
 
     def layers_in_space(self, weight_bytes: Array, kv_bytes: Array, stage_layers: Array) -> Array:
         """Layers of a pipeline stage laid out side by side on the chip, each on its own share

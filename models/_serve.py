@@ -615,7 +615,7 @@ def _silicon(chip: Chip, zero: Array) -> _Silicon:
         die = chip.die_area_mm2 + zero
         density = jnp.where(die > 0, chip.design_tdp_w / jnp.where(die > 0, die, 1.0), 0.0)
         return _Silicon(die, zero, jnp.inf + zero, zero, jnp.inf + zero, density, jnp.inf + zero, zero)
-    area, stacks, usd, carbon = silicon
+    area, stacks, usd, carbon = silicon.die_mm2, silicon.hbm_stacks, silicon.cost_usd, silicon.carbon_kg
     base = chip.silicon
     limit = base.die_mm2 if base.wafer_scale else RETICLE_MM2
     sites = hbm_sites(area, base.dies) if base.stack_bytes_per_s > 0 else jnp.inf

@@ -183,7 +183,8 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     print(
         "die mm2: all logic dies, published or (m) modelled from the microarchitecture; silicon $: good logic dies on "
         "the stated node plus HBM at its generation's price per GB (models.silicon; packaging, board and margin "
-        "excluded); '-' where node or microarchitecture is not stated. The model's check: inferbench catalog --silicon"
+        "excluded); price/silicon: the margin a variant's added logic and HBM are priced at (off-package DRAM passes at its "
+        "cost); '-' where node or microarchitecture is not stated. The model's check: inferbench catalog --silicon"
     )
     return 0
 

@@ -234,7 +234,8 @@ def silicon_base(chip: Chip, data: dict[str, Any]) -> SiliconBase | None:
         usd_per_gb=usd_per_gb,
         wafer_scale=wafer_scale,
         silicon_usd=silicon,
-        margin=float(chip.price_usd) / silicon,
+        margin=(float(chip.price_usd) - float(cost.dram_usd)) / (silicon - float(cost.dram_usd)),
+        dram_usd=float(cost.dram_usd),
         area_source=source,
         density_w_mm2=float(chip.tdp_w) / (die_mm2 * dies),
         dense_flops_per_s=dense,
@@ -402,6 +403,6 @@ def silicon_of(entry: HardwareEntry) -> dict[str, Any]:
         "logic_cost_usd": float(cost.logic_usd),
         "hbm_cost_usd": float(cost.hbm_usd),
         "dram_cost_usd": float(cost.dram_usd),
-        "price_over_silicon": float(entry.spec.price_usd) / base.silicon_usd,
+        "price_over_silicon": base.margin,  # off-package DRAM apart (it passes at its cost)
         "missing": [],
     }

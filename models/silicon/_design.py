@@ -35,8 +35,9 @@ class SiliconBase:
     usd_per_gb: float
     wafer_scale: bool  # one die is the wafer: it yields by redundancy and costs one wafer
     silicon_usd: float  # variant_silicon at the base's own values
-    margin: float  # published (or estimated) price over silicon_usd
+    margin: float  # (price - DRAM) over (silicon - DRAM): off-package DRAM passes at its cost
     area_source: str  # "published" or "modelled"
+    dram_usd: float  # of silicon_usd, the off-package DRAM's
     density_w_mm2: float  # the base's datasheet TDP over its logic silicon: it is built and cooled
     dense_flops_per_s: float  # the base's datapath at its dense 16-bit rate (floorplan power)
     datapath_flops_per_s: float  # the rate that dense rate follows (Chip.datapath_flops_per_s)
@@ -69,7 +70,8 @@ def variant_plan(
 class VariantSilicon(NamedTuple):
     die_mm2: Array  # per die
     hbm_stacks: Array
-    cost_usd: Array  # good logic dies and HBM
+    cost_usd: Array  # good logic dies, HBM and off-package DRAM
+    dram_usd: Array | float  # of which off-package DRAM
     carbon_kg: Array  # embodied CO2e of the same
 
 
@@ -84,4 +86,4 @@ def variant_silicon(base: SiliconBase, plan: Floorplan, dram_bytes: Array | floa
     hbm_bytes = stacks * base.stack_bytes
     cost = silicon_cost_usd(area, base.node, base.dies, hbm_bytes, base.usd_per_gb, base.wafer_scale, dram_bytes)
     carbon = embodied_carbon_kg(area, base.node, base.dies, hbm_bytes, base.wafer_scale, dram_bytes)
-    return VariantSilicon(area, stacks, cost.total_usd, carbon)
+    return VariantSilicon(area, stacks, cost.total_usd, cost.dram_usd, carbon)
