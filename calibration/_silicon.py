@@ -53,13 +53,11 @@ def published_dies() -> list[Die]:
         die = Die(hid, entry.name, plan, total, entry.raw["tdp_w"], published, *power_inputs(entry.spec, entry.raw))
         dies.setdefault((total, plan.macs), die)  # the first file of a shared die names it
     for did, raw in read_mapping(DIES_FILE).items():
-        fields = {k: v for k, v in raw.items() if k not in ("dense_bf16_tflops", "dram_bandwidth_tb_s", "cores_on_die")}
-        chip = _reference_chip(DIES_FILE, raw)
-        plan = floorplan_of(chip, raw)
+        plan = floorplan_of(_Reference.of(raw), raw)
         assert plan is not None, did
         dies[(float(raw["die_area_mm2"]), plan.macs)] = Die(
             did,
-            fields["name"],
+            raw["name"],
             plan,
             float(raw["die_area_mm2"]) * float(raw.get("dies", 1)),
             raw.get("tdp_w"),
@@ -78,23 +76,22 @@ def _comment(path: Path, key: str) -> str:
     return ""
 
 
-def _reference_chip(path: Path, raw: dict[str, object]) -> object:
-    """A stand-in chip for a reference die: the fields its floorplan reads (SRAM, links)."""
+@dataclasses.dataclass(frozen=True)
+class _Reference:
+    """A reference die's stand-in chip: the fields its floorplan reads (SRAM, links)."""
 
-    @dataclasses.dataclass(frozen=True)
-    class Reference:
-        sram_capacity_bytes: float
-        link_bandwidth_bytes_per_s: float
-        family: str
-        datapath_macs: None = None
+    sram_capacity_bytes: float
+    link_bandwidth_bytes_per_s: float
+    family: str
+    datapath_macs: None = None  # stated in the file
 
-        def floorplan_parts(self) -> dict[str, float]:
-            return {"sram_bytes": self.sram_capacity_bytes, "link_bytes_per_s": self.link_bandwidth_bytes_per_s}
+    @classmethod
+    def of(cls, raw: dict[str, object]) -> _Reference:
+        sram, link = float(raw.get("sram_mb", 0.0)), float(raw.get("link_bandwidth_gb_s", 0.0))  # type: ignore[arg-type]
+        return cls(sram * 1e6, link * 1e9, str(raw["family"]))
 
-    del path
-    return Reference(
-        float(raw.get("sram_mb", 0.0)) * 1e6, float(raw.get("link_bandwidth_gb_s", 0.0)) * 1e9, str(raw["family"])
-    )
+    def floorplan_parts(self) -> dict[str, float]:
+        return {"sram_bytes": self.sram_capacity_bytes, "link_bytes_per_s": self.link_bandwidth_bytes_per_s}
 
 
 def fit_floorplan(dies: list[Die]) -> tuple[dict[str, float], dict[str, float]]:

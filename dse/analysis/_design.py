@@ -104,6 +104,11 @@ class _Problem:
         res = run_designs(self.config, knobs, self.levels, chunk=_EXACT_BLOCK, fixed=True)
         return {name: v[0] for name, v in res.items()}
 
+    def violation(self, res: dict[str, np.ndarray]) -> np.ndarray:
+        """How far each design is from meeting the constraints: the sum of positive slacks."""
+        logs = np.log(np.stack([res[m] for m in self.metrics], axis=1))
+        return np.nansum(np.maximum(self.slack(logs), 0.0), axis=1)
+
     def meets(self, res: dict[str, np.ndarray]) -> np.ndarray:
         ok = res["feasible"].astype(bool)
         for c in self.constraints:
@@ -208,19 +213,13 @@ def design(
     si = _integer_variants(np.concatenate(cands), knobs)
     res = prob.exact(si)
     ok = prob.meets(res)
-    if ok.any():
-        i = int(np.flatnonzero(ok)[np.argmin(prob.score(res)[ok])])
-        best = (float(prob.score(res)[i]), si[i])
-    else:  # nothing feasible: the least-violating design, reported as such
-        viol = np.nansum(np.maximum(prob.slack(np.log(np.stack([res[m] for m in prob.metrics], axis=1))), 0), axis=1)
-        i = int(np.nanargmin(np.where(res["infeasible_reason"] > 1, np.inf, viol)))
-        best = (float(prob.score(res)[i]), si[i])
     if ok.any():  # a pattern search from the best few: whole stacks and integer knobs are steps
         top = np.flatnonzero(ok)[np.argsort(prob.score(res)[ok])][:_POLISH_STARTS]
         res, i, x = _polish(prob, si[top], knobs)
         ok = prob.meets(res)
-    else:
-        x = best[1]
+    else:  # nothing feasible: the least-violating design, reported as such
+        i = int(np.nanargmin(np.where(res["infeasible_reason"] > 1, np.inf, prob.violation(res))))
+        x = si[i]
     final = {k: float(v[i]) for k, v in res.items()}
     vals, jac = log_metrics_and_jacobian(
         prob.config, np.log(x)[None, :], [k.field for k in knobs], prob.metrics, prob.software
@@ -301,15 +300,9 @@ def _screen(prob: _Problem, lo: np.ndarray, span: np.ndarray, n: int, rng: np.ra
     box by objective among those that meet every constraint, then by least violation."""
     if n <= 0:
         return np.zeros((0, len(lo)))
-    u = rng.random((_SCREEN * n, len(lo)))
-    si = np.exp(lo + u * span)
-    for i, k in enumerate(prob.knobs):  # evaluated as the engine takes them: integers rounded
-        if k.integer:
-            si[:, i] = np.clip(np.rint(si[:, i] / k.factor), np.ceil(k.low / k.factor), np.floor(k.high / k.factor))
-            si[:, i] *= k.factor
+    si = _sample_box(prob.knobs, _SCREEN * n, rng)
     res = prob.exact(si)
-    logs = np.log(np.stack([res[m] for m in prob.metrics], axis=1))
-    violation = np.nansum(np.maximum(prob.slack(logs), 0.0), axis=1) + (res["feasible"] < 1)
+    violation = prob.violation(res) + (res["feasible"] < 1)
     order = np.lexsort((prob.score(res), np.where(prob.meets(res), 0.0, 1.0 + violation)))
     return np.clip((np.log(si[order[:n]]) - lo) / span, 0.0, 1.0)
 
@@ -321,7 +314,7 @@ def _best_integers(prob: _Problem, logx: np.ndarray, knobs: Sequence[DesignKnob]
     res = prob.exact(si)
     score = np.where(prob.meets(res), prob.score(res), np.inf)
     if not np.isfinite(score).any():  # none meets the constraints: the least violating
-        score = np.nansum(np.maximum(prob.slack(np.log(np.stack([res[m] for m in prob.metrics], axis=1))), 0), axis=1)
+        score = prob.violation(res)
     best = si[int(np.nanargmin(score))]
     return {i: float(np.log(best[i])) for i in ints}
 
@@ -354,6 +347,18 @@ def _integer_variants(si: np.ndarray, knobs: Sequence[DesignKnob]) -> np.ndarray
     return np.unique(np.array(rows), axis=0)
 
 
+def _sample_box(knobs: Sequence[DesignKnob], n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` log-uniform designs of the knobs' box (SI), integer knobs rounded as the engine
+    takes them."""
+    lo, hi = np.log([k.low for k in knobs]), np.log([k.high for k in knobs])
+    si = np.exp(lo + rng.random((n, len(knobs))) * (hi - lo))
+    for i, k in enumerate(knobs):
+        if k.integer:
+            si[:, i] = np.clip(np.rint(si[:, i] / k.factor), np.ceil(k.low / k.factor), np.floor(k.high / k.factor))
+            si[:, i] *= k.factor
+    return si
+
+
 def random_search(
     config: Config,
     software: SoftwareParams,
@@ -365,13 +370,7 @@ def random_search(
 ) -> dict[str, Any]:
     """The best design of ``n`` uniform samples of the box (log-uniform, integers rounded)."""
     prob = _Problem(config, level_of(software), software, list(knobs), objective, list(constraints))
-    rng = np.random.default_rng(seed + 1)
-    lo, hi = np.log([k.low for k in knobs]), np.log([k.high for k in knobs])
-    si = np.exp(lo + rng.random((n, len(knobs))) * (hi - lo))
-    for i, k in enumerate(knobs):
-        if k.integer:
-            si[:, i] = np.clip(np.rint(si[:, i] / k.factor), np.ceil(k.low / k.factor), np.floor(k.high / k.factor))
-            si[:, i] *= k.factor
+    si = _sample_box(knobs, n, np.random.default_rng(seed + 1))
     res = prob.exact(si)
     ok = prob.meets(res)
     if not ok.any():
