@@ -344,6 +344,9 @@ class SoftwareParams:
         direct_allreduce: 1 when the stack has one-kernel all-reduces over a switch or a fully
             connected level (one-shot and two-shot, as vLLM's and TensorRT-LLM's custom
             all-reduce), 0 when it has the collective library's algorithms only.
+        compute_efficiency: factor on the matrix rate the level reaches (GEMM and attention
+            utilization, array fill), capped at the peak: what a user's calibration fits
+            for a stack that kernel-level data does not describe (1: the level as it is).
     """
 
     util_knots: Array
@@ -363,6 +366,12 @@ class SoftwareParams:
     reduce_efficiency: Array = _scalar(1.0)
     direct_allreduce: Array = _scalar(1.0)
     rank_overhead_s: Array = _scalar(0.0)
+    compute_efficiency: Array = _scalar(1.0)
+
+    def matrix_share(self, utilization: Array) -> Array:
+        """Share of a matrix peak reached: the structural ``utilization`` times
+        :attr:`compute_efficiency`, never above the peak."""
+        return jnp.minimum(utilization * self.compute_efficiency, 1.0)
 
     def pass_overhead_s(self, batch: Array, ranks: Array) -> Array:
         """Framework time of one forward pass of ``batch`` sequences on ``ranks`` chips that

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import io
 import itertools
 import json
 import sys
@@ -17,8 +16,18 @@ import numpy as np
 
 import calibration
 from dse import analysis, engine, specs
+from dse.analysis._scenarios import (
+    INTERVAL_COLUMNS,
+    PREDICT_OPTIONAL,
+    PREDICT_PHASES,
+    PREDICT_REQUIRED,
+    ROW_KNOBS,
+    cell,
+    parse_row,
+    read_csv,
+    row_labels,
+)
 from dse.engine import (
-    MAX_COUNT,
     calibration_source,
     check_context,
     check_values,
@@ -591,77 +600,8 @@ def _write_dataset(ds, path: Path) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
-def _read_csv(
-    path: Path, required: Sequence[str], optional: Sequence[str] = (), outputs: Sequence[str] = ()
-) -> list[dict[str, str]]:
-    """The rows of a CSV of scenarios: every column one of ``required`` or ``optional``, each
-    once; a column the command writes (``outputs``) is refused, not silently replaced."""
-    text = specs.read_input(path, "a CSV file")
-    try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        rows = list(reader)
-        cols = reader.fieldnames or []
-    except csv.Error as e:
-        raise SpecError(f"{path}: not a valid CSV file ({e})") from None
-    seen: set[str] = set()
-    for c in cols:
-        if c in seen:
-            raise SpecError(f"{path}: column '{c}' appears twice: expected each column once")
-        seen.add(c)
-        if c in outputs and c not in optional:
-            raise SpecError(
-                f"{path}: column '{c}' is one this command writes: expected an input without it (remove the "
-                "output columns of an earlier run)"
-            )
-        if c not in required and c not in optional:
-            known = [*required, *optional]
-            raise SpecError(f"{path}: unknown column '{c}'{suggest(c, known)}: expected columns of {', '.join(known)}")
-    for i, row in enumerate(rows):
-        if None in row:  # csv.DictReader keeps the cells beyond the header under None
-            raise SpecError(
-                f"{path}: row {i + 2}: {len(cols) + len(row[None])} cells: expected {len(cols)} (the header's)"
-            )
-    for c in required:
-        if c not in cols:
-            raise SpecError(f"{path}: missing column '{c}': expected columns {', '.join(required)}")
-    if not rows:
-        raise SpecError(f"{path}: no rows: expected at least one scenario")
-    return rows
-
-
-def _cell(path: Path, i: int, row: dict[str, str], col: str, kind: str = "int", default: str | None = None) -> Any:
-    """A CSV cell: text (``str``), a number (``number``: the engine checks what it may be) or
-    a GEMM dimension (``int``: a count of a kernel row, which is no knob)."""
-    raw = (row.get(col) or "").strip() or default
-    where = f"{path}: row {i + 2}: column '{col}'"
-    if raw is None:
-        raise SpecError(f"{where} is empty: expected a value")
-    if kind == "str":
-        return raw
-    expected = "expected a number" if kind == "number" else f"expected an integer from 1 to {MAX_COUNT:,}"
-    try:
-        v = float(raw)
-    except ValueError:
-        raise SpecError(f"{where} = '{raw}': {expected}") from None
-    if kind == "int" and (not np.isfinite(v) or v <= 0 or v != int(v) or v > MAX_COUNT):
-        raise SpecError(f"{where} = '{raw}': {expected}")
-    return v
-
-
-# predict's phases: the metric of latency, of energy, of the bound, and the held-out error
-# that gives the interval. A decode row is one step at the context; a request row is the
-# prefill of the batch and its output_tokens decode steps.
-PREDICT_PHASES = {
-    "prefill": ("prefill_latency_s", "prefill_energy_j", "prefill_bound", "prefill"),
-    "decode": ("decode_latency_s", "decode_energy_j", "decode_bound", "decode"),
-    "request": ("latency_s", "energy_j", "bound", "latency"),
-}
-
-
-PREDICT_REQUIRED = ("model", "hardware", "phase", "batch", "prompt_tokens", "context_tokens", "tp")
-PREDICT_OPTIONAL = ("pp", "ep", "sp", "dp", "dtype", "output_tokens", "framework")
-INTERVAL_COLUMNS = ("latency_lo_s", "latency_hi_s", "energy_lo_j", "energy_hi_j")
-PREDICT_OUTPUTS = ("latency_s", "energy_j", "memory_per_chip_bytes", "feasible", "bound", "calibration", "framework",
+PREDICT_OUTPUTS = ("latency_s", "energy_j", "ttft_s", "tpot_s", "throughput_tokens_per_s", "average_power_w",
+                   "memory_per_chip_bytes", "feasible", "bound", "calibration", "framework",
                    *INTERVAL_COLUMNS)  # fmt: skip
 
 
@@ -672,66 +612,38 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not args.scenarios:
         raise SpecError("predict: expected SCENARIOS.csv or --ops OPS.csv")
     path = Path(args.scenarios)
-    rows = _read_csv(path, PREDICT_REQUIRED, PREDICT_OPTIONAL, PREDICT_OUTPUTS)
-    groups: dict[tuple[str, str, str], list[int]] = {}
+    rows = read_csv(path, PREDICT_REQUIRED, PREDICT_OPTIONAL, PREDICT_OUTPUTS)
+    groups: dict[tuple[str, ...], list[int]] = {}
     parsed = []
     for i, r in enumerate(rows):
-        phase = _cell(path, i, r, "phase", "str")
-        if phase not in PREDICT_PHASES:
-            raise SpecError(
-                f"{path}: row {i + 2}: column 'phase' = '{phase}': expected one of {', '.join(PREDICT_PHASES)}"
-            )
-        dtype = _cell(path, i, r, "dtype", "str", "bf16")
-        if dtype not in DTYPES:
-            raise SpecError(f"{path}: row {i + 2}: column 'dtype' = '{dtype}': expected one of {', '.join(DTYPES)}")
-        p = dict(
-            phase=phase,
-            batch=_cell(path, i, r, "batch", "number"),
-            tp=_cell(path, i, r, "tp", "number"),
-            pp=_cell(path, i, r, "pp", "number", "1"),
-            ep=_cell(path, i, r, "ep", "number", "1"),
-            sp=_cell(path, i, r, "sp", "number", "1"),
-            dp=_cell(path, i, r, "dp", "number", "1"),
-            tokens=_cell(path, i, r, "context_tokens" if phase == "decode" else "prompt_tokens", "number"),
-            output=_cell(path, i, r, "output_tokens", "number") if phase == "request" else 1.0,
-        )
+        p = parse_row(path, i, r)
         parsed.append(p)
-        framework = _cell(path, i, r, "framework", "str", "") or args.framework
-        key = (_cell(path, i, r, "model", "str"), _cell(path, i, r, "hardware", "str"), dtype, framework)
+        framework = cell(path, i, r, "framework", "str", "") or args.framework
+        key = (
+            cell(path, i, r, "model", "str"),
+            cell(path, i, r, "hardware", "str"),
+            p["dtype"],
+            p["batching"],
+            framework,
+        )
         groups.setdefault(key, []).append(i)
     out: list[dict[str, Any]] = [{} for _ in rows]
     calibrated = not args.uncalibrated
     level = "calibrated" if calibrated else "achievable"
-    for (mid, hid, dtype, framework), idx in groups.items():
+    for (mid, hid, dtype, batching, framework), idx in groups.items():
         m = _entry(load_model, mid, path)
         h = _entry(lambda r: load_hardware(r, calibrated=calibrated), hid, path)
         try:
             profile = framework_of(h, framework) if calibrated else "none"
         except SpecError as e:
             raise SpecError(f"{path}: row {idx[0] + 2}: column 'framework': {str(e).split(': ', 1)[1]}") from None
-        cfg = make_config(m, h, weight_dtype=dtype, act_dtype=dtype, kv_dtype=dtype)
+        cfg = make_config(m, h, weight_dtype=dtype, act_dtype=dtype, kv_dtype=dtype, batching=batching)
         for i in idx:
             row = parsed[i]
-            values = {k: row[k] for k in ("batch", "tp", "pp", "ep", "sp", "dp")}
-            values |= {"prompt_tokens": row["tokens"], "output_tokens": row["output"]}
-            labels = {k: (f"column '{k}'", 1.0) for k in values}
-            if row["phase"] == "decode":
-                labels["prompt_tokens"] = ("column 'context_tokens'", 1.0)
-            check_values(cfg, values, f"{path}: row {i + 2}", labels=labels)
+            values = {k: row[src] for k, src in ROW_KNOBS}
+            check_values(cfg, values, f"{path}: row {i + 2}", labels=row_labels(row))
             check_context(m, row["tokens"], row["output"], f"{path}: row {i + 2}")
-        knobs = {
-            k: np.array([parsed[i][src] for i in idx])
-            for k, src in (
-                ("batch", "batch"),
-                ("tp", "tp"),
-                ("pp", "pp"),
-                ("ep", "ep"),
-                ("sp", "sp"),
-                ("dp", "dp"),
-                ("prompt_tokens", "tokens"),
-                ("output_tokens", "output"),
-            )
-        }
+        knobs = {k: np.array([parsed[i][src] for i in idx]) for k, src in ROW_KNOBS}
         res = run_designs(cfg, knobs, software_levels(h, [level], framework))
         for j, i in enumerate(idx):
             phase = parsed[i]["phase"]
@@ -740,6 +652,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             out[i] = {
                 "latency_s": lat,
                 "energy_j": energy,
+                "ttft_s": res["ttft_s"][0, j],
+                "tpot_s": res["tpot_s"][0, j],
+                "throughput_tokens_per_s": res["throughput_tokens_per_s"][0, j],
+                "average_power_w": energy / lat if lat > 0 else 0.0,
                 "memory_per_chip_bytes": res["memory_per_chip_bytes"][0, j],
                 "feasible": bool(res["feasible"][0, j]),
                 "bound": _bound_name(res[bound_key][0, j]),
@@ -765,9 +681,12 @@ def _intervals(hw, calibrated: bool, level: float, items, framework: str | None 
     out: dict[str, Any] = {}
     for name, value, quantity in items:
         unit = "s" if name == "latency" else "j"
-        lo, hi = (
-            calibration.prediction_interval(hw.id, value, quantity, level, framework) if applies else (np.nan, np.nan)
-        )
+        if applies and hw.fit is not None:  # a user's fit: its own cross-validated errors
+            lo, hi = hw.fit.interval(value, name, level)
+        elif applies:
+            lo, hi = calibration.prediction_interval(hw.id, value, quantity, level, framework)
+        else:
+            lo, hi = np.nan, np.nan
         lo, hi = float(lo), float(hi)
         out[f"{name}_lo_{unit}"] = lo if np.isfinite(lo) else ""
         out[f"{name}_hi_{unit}"] = hi if np.isfinite(hi) else ""
@@ -804,18 +723,18 @@ def _write_rows(rows: list[dict[str, str]], extra: list[dict[str, Any]], output:
 
 
 def _predict_ops(path: Path, output: str | None, args: argparse.Namespace) -> int:
-    rows = _read_csv(path, ["hardware", "op", "m", "n", "k", "dtype"], (), ("latency_s", "energy_j", *INTERVAL_COLUMNS))
+    rows = read_csv(path, ["hardware", "op", "m", "n", "k", "dtype"], (), ("latency_s", "energy_j", *INTERVAL_COLUMNS))
     groups: dict[tuple[str, str], list[int]] = {}
     for i, r in enumerate(rows):
-        op = _cell(path, i, r, "op", "str")
+        op = cell(path, i, r, "op", "str")
         if op != "gemm":
             raise SpecError(f"{path}: row {i + 2}: column 'op' = '{op}': expected gemm")
-        dt = _cell(path, i, r, "dtype", "str")
+        dt = cell(path, i, r, "dtype", "str")
         if dt not in DTYPES:
             raise SpecError(f"{path}: row {i + 2}: column 'dtype' = '{dt}': expected one of {', '.join(DTYPES)}")
         for c in ("m", "n", "k"):
-            _cell(path, i, r, c)
-        groups.setdefault((_cell(path, i, r, "hardware", "str"), dt), []).append(i)
+            cell(path, i, r, c)
+        groups.setdefault((cell(path, i, r, "hardware", "str"), dt), []).append(i)
     out: list[dict[str, Any]] = [{} for _ in rows]
     for (hid, dt), idx in groups.items():
         calibrated = not args.uncalibrated

@@ -19,11 +19,15 @@ LEVEL_DESCRIPTIONS = {
 
 
 def calibration_source(hardware: HardwareEntry) -> str:
-    """Where the calibrated level of ``hardware`` comes from: ``fitted`` (its own fit),
-    ``transferred`` (a GPU using the A100 software fit with its own datasheet) or
-    ``datasheet`` (no fit applies: calibrated = achievable)."""
+    """Where the calibrated level of ``hardware`` comes from: ``fitted`` (its own fit; a
+    user's fit in effect names its file, rows and cross-validated error:
+    ``fitted (FIT.yaml: 30 rows, CV MAPE 4.2 %)``), ``transferred`` (a GPU using the A100
+    software fit with its own datasheet) or ``datasheet`` (no fit applies: calibrated =
+    achievable)."""
     if not hardware.calibrated:
         return "datasheet"
+    if hardware.fit is not None:
+        return hardware.fit.label
     if has_own_fit(hardware.id):
         return "fitted"
     return "transferred" if hardware.family == "simt" else "datasheet"
@@ -32,6 +36,13 @@ def calibration_source(hardware: HardwareEntry) -> str:
 def framework_of(hardware: HardwareEntry, framework: str | None = None) -> str:
     """The software profile the calibrated level of ``hardware`` uses: ``framework`` if its
     fit has it (one-line error otherwise), else the fit's default; 'none' without a fit."""
+    if hardware.fit is not None:
+        if framework not in (None, hardware.fit.framework):
+            raise SpecError(
+                f"--framework: '{framework}': the fit in effect for {hardware.id} ({hardware.fit.path}) is of "
+                f"'{hardware.fit.framework}': expected that name or no --framework"
+            )
+        return hardware.fit.framework
     if calibration_source(hardware) == "datasheet":
         return "none"
     default, names = fitted_frameworks(hardware.id)
@@ -47,6 +58,9 @@ def framework_of(hardware: HardwareEntry, framework: str | None = None) -> str:
 def calibrated_software(hardware: HardwareEntry, framework: str | None = None) -> SoftwareParams:
     """The calibrated level of one chip (see :func:`calibration_source`) with the overheads of
     ``framework`` (default: the fit's default framework)."""
+    if hardware.fit is not None:
+        framework_of(hardware, framework)  # a --framework other than the fit's is refused
+        return hardware.fit.software
     source = calibration_source(hardware)
     if source == "datasheet":
         return achievable_software()

@@ -64,6 +64,13 @@ from ._units import to_si as to_si
 from ._use_cases import UseCase as UseCase
 from ._use_cases import load_use_case as load_use_case
 from ._use_cases import use_cases as use_cases
+from ._userfit import UserFit as UserFit
+from ._userfit import fits_in_effect as fits_in_effect
+from ._userfit import named_fit_path as named_fit_path
+from ._userfit import named_fits as named_fits
+from ._userfit import read_fit as read_fit
+from ._userfit import spec_digest as spec_digest
+from ._userfit import write_fit as write_fit
 
 # Writing a dataset imports zarr: loaded on first use (a query that prints a table never does).
 __getattr__ = lazy_exports(

@@ -81,6 +81,7 @@ _SOFTWARE_RANGES: dict[str, tuple[float, float, str]] = {
     "direct_allreduce": _FRACTION,
     "k_half": (0.0, 1e9, "a reduction depth >= 0"),
     "elementwise_bw_factor": (1e-6, 10.0, "a factor in (0, 10]"),
+    "compute_efficiency": (1e-6, 10.0, "a factor in (0, 10]"),
 }
 _SOFTWARE_SHAPES = {"util_knots": 4, "tile_efficiency": 4}
 _TIME = (0.0, 60.0, "a time in seconds in [0, 60]")

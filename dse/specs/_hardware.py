@@ -34,6 +34,7 @@ from ._errors import SpecError, suggest
 from ._files import HARDWARE_DIR, ids, read_mapping, resolve
 from ._fitted import FALLBACK, fitted_chip
 from ._keys import KeyInfo, check, described, keys_of, to_si_values
+from ._userfit import UserFit, user_fit
 
 # Keys every hardware file may carry that fill no leaf.
 DESCRIPTIVE_KEYS: dict[str, KeyInfo] = {
@@ -124,6 +125,7 @@ class HardwareEntry:
     spec: Chip
     raw: dict[str, Any]
     calibrated: bool = True  # fitted chip parameters applied (when the chip has a fit)
+    fit: UserFit | None = None  # a user's fit in effect for this chip (``--fit``)
 
     @property
     def family(self) -> str:
@@ -268,11 +270,20 @@ def load_hardware(ref: str | Path, calibrated: bool = True) -> HardwareEntry:
     path = resolve(ref, HARDWARE_DIR, "hardware", (".yaml", ".yml"))
     data = read_mapping(path)
     spec = chip_from(path, data)
+    fit = user_fit(path.stem, data) if calibrated else None
     if calibrated:
         overrides = fitted_chip(path.stem) or (transferred_power(spec) if spec.family == "simt" else {})
+        if fit is not None:
+            fields = {f.name for f in dataclasses.fields(spec)}
+            unknown = sorted(set(fit.chip) - fields)
+            if unknown:
+                raise SpecError(
+                    f"{fit.path}: chip: unknown key(s) {', '.join(unknown)}: expected {spec.family} chip fields"
+                )
+            overrides = {**overrides, **fit.chip}
         if overrides:
             spec = dataclasses.replace(spec, **{k: _leaf(v) for k, v in overrides.items()})
-    return HardwareEntry(path.stem, str(data["name"]), path, spec, data, calibrated)
+    return HardwareEntry(path.stem, str(data["name"]), path, spec, data, calibrated, fit)
 
 
 def power_shares(chip: Chip) -> dict[str, float]:

@@ -193,7 +193,7 @@ def operator_utilization(
     wave = tile_wave_utilization(software.tile_efficiency, software.k_half, m, n, k, sm_count, waves)
     w = software.util_wave
     # Floor: keeps the rate positive (finite time) whatever the parameters.
-    return jnp.maximum((1.0 - w) * table + w * wave, 1e-6)
+    return jnp.maximum(software.matrix_share((1.0 - w) * table + w * wave), 1e-6)
 
 
 def simt_operator_cost(
