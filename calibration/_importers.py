@@ -10,7 +10,10 @@ Each importer states the mapping it assumes:
   output = ``Input Output Length``, ``measured_latency_s`` = ``Latency`` (mean wall time of the
   call). ``Throughput`` is batch × (prompt + output) / latency, the same number: not imported.
   ``tp`` = ``Num of Hardware`` × ``chips_per_unit`` (an MI250 module is two GPUs to ROCm).
-  Data type float16 (the upstream scripts' ``--dtype``).
+  Data type float16 (the upstream scripts' ``--dtype``). ``llama.cpp`` rows are ``llama-bench
+  -p N -n N -pg N,N -b B``: one sequence (the throughput column is (2N) / latency at every B),
+  its prompt processed in chunks of B tokens (``chunk_tokens``), the GPUs splitting the layers
+  (llama.cpp's default split mode: ``pp`` = the GPU count, ``tp`` 1).
 - ``vllm-latency``: ``benchmark_latency.py --output-json`` (``vllm bench latency``): keys
   ``avg_latency`` (s), ``latencies``, ``percentiles``. One ``generate()`` of ``--batch-size``
   prompts of ``--input-len`` tokens and ``--output-len`` tokens each (``ignore_eos``): phase
@@ -96,14 +99,14 @@ def llm_inference_bench(
             continue
         where = f"row {i + 2}"
         tokens = _number(path, f"{where}: column 'Input Output Length'", r["Input Output Length"])
-        out.append({
-            "model": model, "hardware": hardware, "phase": "request",
-            "batch": _number(path, f"{where}: column 'Batch Size'", r["Batch Size"]),
-            "prompt_tokens": tokens, "context_tokens": tokens, "output_tokens": tokens,
-            "tp": _number(path, f"{where}: column 'Num of Hardware'", r["Num of Hardware"]) * chips_per_unit,
-            "dtype": UPSTREAM_DTYPE, "batching": "static",
-            "measured_latency_s": _number(path, f"{where}: column 'Latency'", r["Latency"]),
-        })  # fmt: skip
+        batch = _number(path, f"{where}: column 'Batch Size'", r["Batch Size"])
+        chips = _number(path, f"{where}: column 'Num of Hardware'", r["Num of Hardware"]) * chips_per_unit
+        row = {"model": model, "hardware": hardware, "phase": "request", "batch": batch, "prompt_tokens": tokens,
+               "context_tokens": tokens, "output_tokens": tokens, "tp": chips, "dtype": UPSTREAM_DTYPE,
+               "batching": "static", "measured_latency_s": _number(path, f"{where}: column 'Latency'", r["Latency"])}  # fmt: skip
+        if r["Framework"] == "llama.cpp":  # llama-bench: one sequence; -b is the prompt chunk; GPUs split by layer
+            row |= {"batch": 1.0, "chunk_tokens": batch, "tp": 1.0, "pp": chips}
+        out.append(row)
     notes = [
         f"skipped {n} rows of {m}: no catalog model with that hf_id (write a model file)" for m, n in skipped.items()
     ]

@@ -99,6 +99,7 @@ class Prior:
 
 PRIORS: tuple[Prior, ...] = (
     Prior("compute_efficiency", "software", "log", 0.4, "1", "matrix rate reached (GEMM, attention, array fill) relative to the level"),
+    Prior("attention_efficiency", "software", "logit", 1.5, "1", "share of its roofline the attention kernel reaches (compute and KV reads)", ("simt",)),
     Prior("bw_efficiency", "software", "logit", 1.0, "1", "share of the memory bandwidth streaming kernels reach"),
     Prior("kernel_overhead_s", "software", "log", 1.0, "s", "time per kernel launch"),
     Prior("step_overhead_s", "software", "log", 1.5, "s", "framework time per forward pass"),
@@ -220,8 +221,8 @@ def _prior_centre(p: Prior, hw: HardwareEntry, sw: SoftwareParams) -> float:
     if v <= 0.0 and p.transform == "log":
         v = float(np.asarray(getattr(fitted_software("a100-sxm4-40gb"), p.name)))
         v = v if v > 0 else float(INITIAL.get(p.name, 1e-6))
-    if p.transform == "logit":
-        v = min(max(v, 1e-3), 1 - 1e-3)
+    if p.transform == "logit":  # a share at 1 (a kernel at its roofline) is centred just below it
+        v = min(max(v, 1e-3), 0.95)
     return v
 
 
@@ -388,8 +389,10 @@ def fold_groups(rows: Rows, train: np.ndarray) -> tuple[str, np.ndarray]:
     models = np.asarray(rows.models)
     for scheme, key in (
         ("leave one model out", models),
-        ("grouped by tp", np.array([str(r["tp"]) for r in rows.parsed])),
-        ("grouped by batch", np.array([str(r["batch"]) for r in rows.parsed])),
+        ("grouped by tp", np.array([f"tp {r['tp']:g}" for r in rows.parsed])),
+        ("grouped by pp", np.array([f"pp {r['pp']:g}" for r in rows.parsed])),
+        ("grouped by batch", np.array([f"batch {r['batch']:g}" for r in rows.parsed])),
+        ("grouped by prompt length", np.array([f"prompt {r['tokens']:g}" for r in rows.parsed])),
     ):
         n = len(set(key[train]))
         if (scheme.startswith("leave") and n >= 3) or (not scheme.startswith("leave") and n >= 2):
@@ -589,3 +592,40 @@ def _intervals(problem, cv_sel, cv_pred, fitted, train) -> dict[str, dict[str, f
             "n": int(len(r)), "rows": "cross-validated" if pred is cv_pred else "training",
         }  # fmt: skip
     return out
+
+
+def format_fit(content: Mapping[str, Any]) -> str:
+    """The fit as text: each parameter prior -> posterior and whether the data determined it,
+    then the cross-validated and held-out errors of the fitted and the unfitted level."""
+    lines = [
+        f"fit of {content['hardware']} under {content['framework']}: {content['rows']} rows; prior: "
+        f"{content['prior']['calibration']}, software {content['prior']['framework'] or 'none'}",
+        "",
+        f"{'parameter':<22}{'unit':>8}{'prior':>12}{'posterior':>12}{'sd/prior sd':>13}  status",
+    ]
+    for p in content["parameters"]:
+        lines.append(
+            f"{p['name']:<22}{p['unit']:>8}{p['prior']:>12.4g}{p['posterior']:>12.4g}{p['posterior_sd_ratio']:>13.2f}"
+            f"  {p['status']}"
+        )
+    v = content["validation"]
+    for title, table in ((f"cross-validation ({v['scheme']}, {v['folds']} folds)", v["cv"]),
+                         (f"held-out models {', '.join(content['measurements']['holdout_models'])}", v["holdout"])):  # fmt: skip
+        if not table:
+            continue
+        lines += ["", f"{title}: MAPE / median APE, fitted vs unfitted",
+                  f"{'column':<34}{'rows':>6}{'fitted':>16}{'unfitted':>18}"]  # fmt: skip
+        for t in table:
+            lines.append(
+                f"{t['column']:<34}{t['rows']:>6}{t['fitted_mape_pct']:>8.1f} /{t['fitted_median_ape_pct']:>5.1f} %"
+                f"{t['unfitted_mape_pct']:>10.1f} /{t['unfitted_median_ape_pct']:>5.1f} %"
+            )
+    excluded = content["measurements"]["excluded_rows_infeasible"]
+    if excluded:
+        lines += ["", f"not fitted: rows {', '.join(map(str, excluded))} do not fit in memory by the model "
+                      "(a run in waves or with preemption is not one batch)"]  # fmt: skip
+    n_fitted = sum(p["status"] == "determined" for p in content["parameters"])
+    if content["rows"] < len(content["parameters"]):
+        lines.append(f"{content['rows']} rows < {len(content['parameters'])} parameters: the priors hold the rest")
+    lines.append(f"{n_fitted} of {len(content['parameters'])} parameters determined by the rows")
+    return "\n".join(lines)

@@ -347,6 +347,8 @@ class SoftwareParams:
         compute_efficiency: factor on the matrix rate the level reaches (GEMM and attention
             utilization, array fill), capped at the peak: what a user's calibration fits
             for a stack that kernel-level data does not describe (1: the level as it is).
+        attention_efficiency: factor on the attention kernels' rates, compute and KV-cache
+            reads alike (a paged or flash kernel at 1; a naive one reads and writes the scores).
     """
 
     util_knots: Array
@@ -367,6 +369,7 @@ class SoftwareParams:
     direct_allreduce: Array = _scalar(1.0)
     rank_overhead_s: Array = _scalar(0.0)
     compute_efficiency: Array = _scalar(1.0)
+    attention_efficiency: Array = _scalar(1.0)
 
     def matrix_share(self, utilization: Array) -> Array:
         """Share of a matrix peak reached: the structural ``utilization`` times

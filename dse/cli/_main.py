@@ -10,11 +10,12 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from dse._version import __version__
 from dse.engine import enable_compilation_cache
-from dse.specs import SpecError, invocation
+from dse.specs import SpecError, UserFit, fits_in_effect, invocation, named_fits, read_fit
 
 from . import (
     _bench,
@@ -57,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     for module in SUBCOMMAND_MODULES:
         module.add_subcommands(sub)
+    for name in FIT_COMMANDS:  # every command that evaluates a chip can use a user's fit of it
+        sub.choices[name].add_argument(
+            "--fit",
+            metavar="FIT.yaml",
+            help="the calibrated level of its chip from a fit of your measurements (`inferbench calibrate "
+            "MEASUREMENTS.csv -o FIT.yaml`)",
+        )
     for s in sub.choices.values():  # every command that writes a result can be told to replace one
         options = {o for a in s._actions for o in a.option_strings}
         if options & {"--output", "--output-dir"} and "--overwrite" not in options:
@@ -64,6 +72,27 @@ def build_parser() -> argparse.ArgumentParser:
                 "--overwrite", action="store_true", help="replace an existing sweep store at the output path"
             )
     return p
+
+
+FIT_COMMANDS = ("evaluate", "predict", "plan", "design", "requirements", "report", "sweep")
+
+
+def _fits(args: argparse.Namespace) -> list[UserFit]:
+    """The user's fits this command uses: ``--fit FIT.yaml`` (refused when it is of a chip the
+    command does not evaluate), else the named fits of ``--framework NAME`` in the fits folder."""
+    if getattr(args, "fit", None):
+        fit = read_fit(args.fit)
+        given = getattr(args, "hardware", None)
+        refs = [r.strip() for r in (given if isinstance(given, list) else str(given or "").split(",")) if r.strip()]
+        ids = {Path(r).stem if (r.endswith((".yaml", ".yml")) or "/" in r) else r for r in refs}
+        if ids and fit.hardware not in ids:
+            raise SpecError(
+                f"--fit {args.fit}: a fit of {fit.hardware}: expected a fit of the chip evaluated ({', '.join(sorted(ids))})"
+            )
+        return [fit]
+    if getattr(args, "framework", None) and args.command != "calibrate":
+        return named_fits(args.framework)
+    return []
 
 
 def _one_line(text: str) -> str:
@@ -88,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 0
         enable_compilation_cache()  # every command: a second run loads its programs from disk
-        with invocation(overwrite=getattr(args, "overwrite", False)):
+        with invocation(overwrite=getattr(args, "overwrite", False)), fits_in_effect(_fits(args)):
             return int(args.func(args))
     except SpecError as e:
         print(f"inferbench: error: {_one_line(str(e))}", file=sys.stderr)

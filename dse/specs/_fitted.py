@@ -82,6 +82,7 @@ _SOFTWARE_RANGES: dict[str, tuple[float, float, str]] = {
     "k_half": (0.0, 1e9, "a reduction depth >= 0"),
     "elementwise_bw_factor": (1e-6, 10.0, "a factor in (0, 10]"),
     "compute_efficiency": (1e-6, 10.0, "a factor in (0, 10]"),
+    "attention_efficiency": (1e-6, 1.0, "a fraction in (0, 1]"),
 }
 _SOFTWARE_SHAPES = {"util_knots": 4, "tile_efficiency": 4}
 _TIME = (0.0, 60.0, "a time in seconds in [0, 60]")
@@ -255,7 +256,9 @@ def _plain(x: Any) -> Any:
         return {str(k): _plain(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
         return [_plain(v) for v in x]
-    if isinstance(x, str | bool) or x is None:
+    if isinstance(x, str):
+        return str(x)  # numpy strings as plain ones
+    if isinstance(x, bool) or x is None:
         return x
     if isinstance(x, int | np.integer):
         return int(x)

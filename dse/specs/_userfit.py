@@ -30,7 +30,7 @@ from models import SoftwareParams
 from ._errors import SpecError
 from ._files import load_yaml
 from ._fitted import _check_software, _check_value, _plain, software_from_mapping
-from ._outputs import note_input, writing
+from ._outputs import make_parent, note_input, refuse_foreign, writing
 
 FIT_HEADER = "# InferBench fit of "
 FIT_KIND = "inferbench-fit"
@@ -192,3 +192,9 @@ def is_fit_file(path: Path) -> bool:
             return f.readline().startswith(FIT_HEADER)
     except (OSError, UnicodeDecodeError):
         return False
+
+
+def check_fit_writable(path: str | Path) -> None:
+    """One-line error now if :func:`write_fit` would have to refuse later."""
+    refuse_foreign(Path(path), own=is_fit_file)
+    make_parent(Path(path))

@@ -224,9 +224,11 @@ def simt_operator_cost(
             attention, chip.peak_flops_per_s(attn_dtype) * util_attn, chip.peak_vector_flops_per_s * chip.rate_scale
         ),
     )
-    compute_s = ops.flops / rate
+    # The attention kernel's own efficiency scales its compute and its KV reads alike.
+    kernel = jnp.where(attention, jnp.minimum(software.attention_efficiency, 1.0), 1.0)
+    compute_s = ops.flops / (rate * kernel)
     streaming = jnp.asarray([kind in (ELEMENTWISE, GATHER) for kind in ops.kinds])
-    bw_eff = software.bw_efficiency * jnp.where(streaming, software.elementwise_bw_factor, 1.0)
+    bw_eff = software.bw_efficiency * jnp.where(streaming, software.elementwise_bw_factor, 1.0) * kernel
     memory_s = ops.bytes / (chip.hbm_bandwidth_bytes_per_s * bw_eff)
     overhead_s = software.kernel_overhead_s * jnp.ones_like(compute_s)
     return OpCost(compute_s, memory_s, overhead_s)
