@@ -298,7 +298,6 @@ class Fitter:
         params, u0 = problem.params, jnp.asarray(problem.u0)
         widths = jnp.asarray([p.width for p in params])
         obs_row, obs_col = jnp.asarray(problem.obs_row), jnp.asarray(problem.obs_col)
-        log_measured = jnp.log(jnp.asarray(problem.obs_value))
 
         def predictions(u, software, use_software):
             values = {}
@@ -310,7 +309,7 @@ class Fitter:
                 values[p.name] = v
             return _quantities(problem, values, software)
 
-        def program(u, weight, sd, software, use_software):
+        def program(u, weight, sd, software, use_software, log_measured):
             def residuals(x):
                 q = predictions(x, software, use_software)
                 pred = q[obs_row, obs_col]
@@ -322,12 +321,13 @@ class Fitter:
             return r, jac, pred, feasible
 
         n = len(problem.obs_value)
-        args = (u0, jnp.ones(n), jnp.ones(n), problem.base_software, jnp.ones(()))
+        args = (u0, jnp.ones(n), jnp.ones(n), problem.base_software, jnp.ones(()), jnp.zeros(n))
         self._run = fast_jit(program, *args)
         self.n_obs = n
 
-    def __call__(self, u, weight, sd, software=None, use_software=1.0):
+    def __call__(self, u, weight, sd, software=None, use_software=1.0, measured=None):
         software = self.problem.base_software if software is None else software
+        measured = self.problem.obs_value if measured is None else measured
         with float64():
             r, jac, pred, feasible = self._run(
                 jnp.asarray(u, dtype=float),
@@ -335,18 +335,21 @@ class Fitter:
                 jnp.asarray(sd, dtype=float),
                 software,
                 jnp.asarray(use_software, dtype=float),
+                jnp.log(jnp.asarray(measured, dtype=float)),
             )
         return np.asarray(r), np.asarray(jac), np.asarray(pred), np.asarray(feasible)
 
-    def minimize(self, weight: np.ndarray, sd: np.ndarray, u_start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def minimize(
+        self, weight: np.ndarray, sd: np.ndarray, u_start: np.ndarray, measured: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Levenberg–Marquardt from ``u_start``; returns the optimum and the Jacobian there."""
         u = np.asarray(u_start, dtype=float)
-        r, jac, _, _ = self(u, weight, sd)
+        r, jac, _, _ = self(u, weight, sd, measured=measured)
         cost, lam = float(r @ r), 1e-3
         for _ in range(LM_ITERATIONS):
             a, g = jac.T @ jac, jac.T @ r
             step = np.linalg.solve(a + lam * np.diag(np.diag(a)) + 1e-12 * np.eye(len(u)), -g)
-            r2, jac2, _, _ = self(u + step, weight, sd)
+            r2, jac2, _, _ = self(u + step, weight, sd, measured=measured)
             cost2 = float(r2 @ r2) if np.all(np.isfinite(r2)) else np.inf
             if cost2 < cost:
                 done = cost - cost2 < 1e-10 * max(cost, 1e-30)
@@ -359,18 +362,19 @@ class Fitter:
                     break
         return u, jac
 
-    def fit(self, weight: np.ndarray) -> dict[str, Any]:
+    def fit(self, weight: np.ndarray, measured: np.ndarray | None = None) -> dict[str, Any]:
         """Two passes: 10 % errors, then each measured column's own residual spread."""
         col = self.problem.obs_col
+        measured = self.problem.obs_value if measured is None else np.asarray(measured, dtype=float)
         sd = np.full(self.n_obs, MEASUREMENT_SD_LOG)
-        u, _ = self.minimize(weight, sd, self.problem.u0)
-        _, _, pred, _ = self(u, weight, sd)
-        err = np.log(pred / self.problem.obs_value)
+        u, _ = self.minimize(weight, sd, self.problem.u0, measured)
+        _, _, pred, _ = self(u, weight, sd, measured=measured)
+        err = np.log(pred / measured)
         for c in np.unique(col):
             sel = (col == c) & (weight > 0)
             if sel.any():
                 sd[col == c] = max(float(np.sqrt(np.mean(err[sel] ** 2))), MIN_SD_LOG)
-        u, jac = self.minimize(weight, sd, u)
+        u, jac = self.minimize(weight, sd, u, measured)
         cov = np.linalg.pinv(jac.T @ jac)
         return {"u": u, "sd_u": np.sqrt(np.clip(np.diag(cov), 0.0, None)), "sd_obs": sd}
 
