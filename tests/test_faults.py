@@ -830,7 +830,7 @@ def test_a_second_process_on_a_locked_store_is_refused(tmp_path):
 
 
 def test_yaml_exponents_are_numbers_and_a_byte_order_mark_is_read(tmp_path):
-    from dse.cli._engine_cmds import _read_csv
+    from dse.analysis._scenarios import read_csv as _read_csv
 
     # YAML 1.1 reads `7e2` (no dot) as a string; spec files mean a number.
     text = yaml.safe_dump({**H100, "tdp_w": 700}).replace("tdp_w: 700", "tdp_w: 7e2")
