@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 import calibration
-from dse import analysis, sweep
+from dse import analysis, specs, sweep
 from dse.engine import enable_compilation_cache
 from dse.specs import SpecError, load_yaml, note_input, read_input
 
@@ -40,6 +40,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.repair and args.overwrite:
         raise SpecError("--repair and --overwrite: expected one of them (repair keeps what is readable)")
     enable_compilation_cache()
+    if (spec.fit or getattr(args, "fit", None)) and (args.dask or args.workers is not None):
+        raise SpecError(f"{args.spec}: fit: a fit applies in this process only: expected no --dask or --workers")
+    with specs.fits_in_effect([specs.read_fit(spec.fit)] if spec.fit else []):
+        return _run(args, spec, store)
+
+
+def _run(args: argparse.Namespace, spec, store: Path) -> int:
     result = sweep.run_sweep(
         spec,
         store,

@@ -58,6 +58,7 @@ TOP_KEYS = (
     "platform",
     "batching",
     "framework",
+    "fit",
     "dtype",
     "level",
     "set",
@@ -156,6 +157,7 @@ class SweepSpec:
     outputs: tuple[str, ...]
     chunk: int | None
     raw: dict[str, Any]
+    fit: str | None = None  # a user's fit file (path resolved against the sweep file's folder)
 
     @property
     def tp(self) -> float:
@@ -451,6 +453,10 @@ def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None
     framework = data.get("framework")
     if framework is not None and (not isinstance(framework, str) or not framework):
         raise SpecError(f"{src}: framework = {framework!r}: expected a software profile name such as tensorrt-llm")
+    fit = data.get("fit")
+    if fit is not None and (not isinstance(fit, str) or not fit.endswith((".yaml", ".yml"))):
+        raise SpecError(f"{src}: fit = {fit!r}: expected the path of a fit file (FIT.yaml from `inferbench calibrate`)")
+    fit = ref(fit) if fit is not None else None
     batching = _choice(src, data, "batching", "static", BATCHING)
     dtype = _choice(src, data, "dtype", "bf16", DTYPES)
     level = _choice(src, data, "level", "calibrated", LEVELS)
@@ -481,6 +487,7 @@ def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None
         "platform": {**({"id": platform_id} if platform_id else {}), **dict(degrees)},
         "batching": batching,
         "framework": framework,
+        **({"fit": fit} if fit else {}),
         "dtype": dtype,
         "level": level,
         "set": dict(fixed),
@@ -528,6 +535,7 @@ def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None
         outputs,
         chunk,
         raw,
+        fit,
     )
 
 
