@@ -371,7 +371,7 @@ class SoftwareParams:
     compute_efficiency: Array = _scalar(1.0)
     attention_efficiency: Array = _scalar(1.0)
 
-    def matrix_share(self, utilization: Array) -> Array:
+    def matrix_share(self, utilization: Array | float = 1.0) -> Array:
         """Share of a matrix peak reached: the structural ``utilization`` times
         :attr:`compute_efficiency`, never above the peak."""
         return jnp.minimum(utilization * self.compute_efficiency, 1.0)

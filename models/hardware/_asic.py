@@ -265,7 +265,7 @@ def imc_operator_cost(
     passes = chip.passes(weight_dtype, act_dtype)
     k_fill = _derated(software, ops.k / (jnp.ceil(ops.k / chip.array_rows) * chip.array_rows))
     array_rate = chip.n_tiles * chip.tile_ops_per_s / _derated(software, passes) * k_fill
-    rate = jnp.where(gemm > 0, array_rate * software.matrix_share(1.0), chip.digital_flops_per_s)
+    rate = jnp.where(gemm > 0, array_rate * software.matrix_share(), chip.digital_flops_per_s)
     resident = chip.weight_resident_fraction(ops.stored_weight_total_bytes)
     bw = software.bw_efficiency
     memory_s = (ops.weight_bytes * (1.0 - resident) + ops.kv_bytes) / (
@@ -338,7 +338,7 @@ def dataflow_operator_cost(
     w_s = ops.weight_bytes * (resident / sram + (1.0 - resident) / ext)
     kv_s = ops.kv_bytes * (kv_on_wafer / sram + (1.0 - kv_on_wafer) / ext)
     memory_s = w_s + kv_s + ops.act_bytes / sram
-    compute_s = ops.flops / (chip.peak_bf16_flops_per_s * software.matrix_share(1.0))
+    compute_s = ops.flops / (chip.peak_bf16_flops_per_s * software.matrix_share())
     return OpCost(compute_s, memory_s, software.kernel_overhead_s * jnp.ones_like(memory_s))
 
 
@@ -390,7 +390,7 @@ def sram_chiplet_operator_cost(
     peak = jnp.where(narrow, chip.peak_int8_ops_per_s, chip.peak_bf16_flops_per_s)
     memory_s = ops.bytes / (chip.sram_bandwidth_bytes_per_s * software.bw_efficiency)
     return OpCost(
-        ops.flops / (peak * software.matrix_share(1.0)), memory_s, software.kernel_overhead_s * jnp.ones_like(memory_s)
+        ops.flops / (peak * software.matrix_share()), memory_s, software.kernel_overhead_s * jnp.ones_like(memory_s)
     )
 
 
@@ -457,7 +457,7 @@ def cgra_operator_cost(
     layer = ops.layer_mask
     per_row = chip.reconfig_time_s * chip.config_groups_per_layer / layer.sum()
     overhead = software.kernel_overhead_s + per_row * layer
-    return OpCost(ops.flops / (chip.peak_bf16_flops_per_s * software.matrix_share(1.0)), memory_s, overhead)
+    return OpCost(ops.flops / (chip.peak_bf16_flops_per_s * software.matrix_share()), memory_s, overhead)
 
 
 # ----------------------------------------------------------------------------------------
