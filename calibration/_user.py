@@ -52,7 +52,7 @@ from dse.engine import (
     serve_rows,
 )
 from dse.specs import HardwareEntry, SpecError, fitted_software, load_hardware, load_model, spec_digest
-from models import SoftwareParams, ideal_software
+from models import DTYPES, SoftwareParams, gemm_cost, ideal_software
 
 Array = jax.Array
 
@@ -68,8 +68,11 @@ MEASURED: dict[str, tuple[str, str, str]] = {
     "measured_throughput_tokens_per_s": ("throughput", "token/s", "output tokens per second, all sequences"),
     "measured_energy_j": ("energy", "J", "energy of what the latency times, all chips"),
     "measured_power_w": ("power", "W", "average power over it, all chips"),
+    "measured_s": ("kernel", "s", "a kernel row's time (--ops)"),
 }  # fmt: skip
-COLUMNS = tuple(MEASURED)
+COLUMNS = tuple(MEASURED)[:-1]  # a scenario row's measured columns
+KERNEL_COLUMN = "measured_s"  # a kernel row's time (--ops OPS.csv)
+NAMES = (*COLUMNS, KERNEL_COLUMN)  # every observation's column, by its index
 PHASES = ("request", "prefill", "decode")
 _LATENCY = {"request": "latency_s", "prefill": "prefill_latency_s", "decode": "decode_latency_s"}
 _ENERGY = {"request": "energy_j", "prefill": "prefill_energy_j", "decode": "decode_energy_j"}
@@ -197,11 +200,53 @@ def read_measurements(path: str | Path, hardware: HardwareEntry) -> Rows:
 
 
 @dataclasses.dataclass
+class Ops:
+    """Kernel rows (``--ops OPS.csv``: ``hardware,op,m,n,k,dtype,measured_s``; GEMMs)."""
+
+    dtype: list[str]
+    m: np.ndarray
+    n: np.ndarray
+    k: np.ndarray
+    measured: np.ndarray
+
+
+def read_ops(path: str | Path, hardware: HardwareEntry) -> Ops:
+    p = Path(path)
+    rows = read_csv(p, ["op", "m", "n", "k", "dtype", KERNEL_COLUMN], ["hardware"], ())
+    dims: dict[str, list[float]] = {"m": [], "n": [], "k": [], KERNEL_COLUMN: []}
+    dtypes = []
+    for i, r in enumerate(rows):
+        hw = (r.get("hardware") or "").strip()
+        if hw and hw not in (hardware.id, str(hardware.path)) and Path(hw).stem != hardware.id:
+            raise SpecError(
+                f"{p}: row {i + 2}: column 'hardware' = '{hw}': expected the chip being fitted ({hardware.id})"
+            )
+        if cell(p, i, r, "op", "str") != "gemm":
+            raise SpecError(f"{p}: row {i + 2}: column 'op' = '{r['op']}': expected gemm")
+        dt = cell(p, i, r, "dtype", "str")
+        if dt not in DTYPES:
+            raise SpecError(f"{p}: row {i + 2}: column 'dtype' = '{dt}': expected one of {', '.join(DTYPES)}")
+        dtypes.append(dt)
+        for c in ("m", "n", "k"):
+            dims[c].append(cell(p, i, r, c))
+        raw = (r.get(KERNEL_COLUMN) or "").strip()
+        try:
+            v = float(raw)
+        except ValueError:
+            v = float("nan")
+        if not (np.isfinite(v) and v > 0):
+            raise SpecError(f"{p}: row {i + 2}: column '{KERNEL_COLUMN}' = '{raw}': expected a number > 0 (s)")
+        dims[KERNEL_COLUMN].append(v)
+    return Ops(dtypes, *(np.asarray(dims[c], dtype=float) for c in ("m", "n", "k", KERNEL_COLUMN)))
+
+
+@dataclasses.dataclass
 class Problem:
     """Everything the jitted residual needs: groups of rows (one per model structure, dtype and
     batching mode) and the observations (row, column, measured)."""
 
     groups: list[tuple[Any, dict[str, Any]]]  # (config, knobs) per group
+    gemms: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]  # kernel rows: (dtype, m, n, k) per dtype
     order: np.ndarray  # group-concatenated rows -> row order
     phase: np.ndarray  # phase code per row
     obs_row: np.ndarray
@@ -210,6 +255,7 @@ class Problem:
     params: tuple[Prior, ...]
     u0: np.ndarray  # prior centres (unconstrained)
     base_software: SoftwareParams
+    chip: Any = None  # the chip spec the chip parameters replace fields of
 
 
 def _prior_centre(p: Prior, hw: HardwareEntry, sw: SoftwareParams) -> float:
@@ -226,8 +272,9 @@ def _prior_centre(p: Prior, hw: HardwareEntry, sw: SoftwareParams) -> float:
     return v
 
 
-def build(rows: Rows, hw: HardwareEntry, sw: SoftwareParams) -> Problem:
-    """Group the rows for one vmapped ``serve`` each; check each row as ``predict`` does."""
+def build(rows: Rows, hw: HardwareEntry, sw: SoftwareParams, ops: Ops | None = None) -> Problem:
+    """Group the rows for one vmapped ``serve`` each; check each row as ``predict`` does.
+    Kernel rows (``ops``) follow the rows' observations, under the row index ``len(rows)``."""
     keys: dict[Any, list[int]] = {}
     specs = {mid: load_model(mid) for mid in set(rows.models)}
     for i, mid in enumerate(rows.models):
@@ -258,12 +305,24 @@ def build(rows: Rows, hw: HardwareEntry, sw: SoftwareParams) -> Problem:
     params = tuple(p for p in params if _prior_centre(p, hw, sw) > 0)
     u0 = np.array([float(prior_of(p)(_prior_centre(p, hw, sw))) for p in params])
     r_idx, c_idx = np.nonzero(np.isfinite(rows.measured))
+    value = rows.measured[r_idx, c_idx]
     phase = np.array([PHASES.index(r["phase"]) for r in rows.parsed])
-    return Problem(groups, order, phase, r_idx, c_idx, rows.measured[r_idx, c_idx], params, u0, sw)
+    gemms = []
+    if ops is not None:
+        for dt in sorted(set(ops.dtype)):
+            sel = np.asarray(ops.dtype) == dt
+            gemms.append((dt, ops.m[sel], ops.n[sel], ops.k[sel]))
+            r_idx = np.append(r_idx, np.full(int(sel.sum()), len(rows)))
+            c_idx = np.append(c_idx, np.full(int(sel.sum()), len(COLUMNS)))
+            value = np.append(value, ops.measured[sel])
+    return Problem(groups, gemms, order, phase, r_idx, c_idx, value, params, u0, sw, hw.spec)
 
 
-def _quantities(problem: Problem, values: Mapping[str, Array], software: SoftwareParams) -> Array:
-    """[n_rows, len(COLUMNS)] predictions of every measured quantity of every row."""
+def _quantities(
+    problem: Problem, values: Mapping[str, Array], software: SoftwareParams, chip: Any
+) -> tuple[Array, Array]:
+    """[n_rows, len(COLUMNS) + 1] predictions of every measured quantity of every row (and
+    whether it fits in memory), and the time of every kernel row."""
     chip_values = {p.name: values[p.name] for p in problem.params if p.owner == "chip"}
     sw = dataclasses.replace(software, **{p.name: values[p.name] for p in problem.params if p.owner == "software"})
     outs = []
@@ -278,9 +337,15 @@ def _quantities(problem: Problem, values: Mapping[str, Array], software: Softwar
     )
     energy = jnp.select([phase == 0, phase == 1], [cat["energy_j"], cat["prefill_energy_j"]], cat["decode_energy_j"])
     power = energy / latency
-    return jnp.stack(
+    quantities = jnp.stack(
         [latency, cat["ttft_s"], cat["tpot_s"], cat["throughput_tokens_per_s"], energy, power, cat["feasible"]], axis=1
     )
+    fitted_chip = dataclasses.replace(chip, **{k: jnp.asarray(v) for k, v in chip_values.items()})
+    kernels = [_gemm_rows(fitted_chip, sw, m, n, k, dt)[0] for dt, m, n, k in problem.gemms]
+    return quantities, (jnp.concatenate(kernels) if kernels else jnp.zeros((0,)))
+
+
+_gemm_rows = jax.vmap(gemm_cost, in_axes=(None, None, 0, 0, 0, None))
 
 
 # ---------------------------------------------------------------------------------------
@@ -307,12 +372,14 @@ class Fitter:
                     base = jnp.asarray(getattr(software, p.name), dtype=float)
                     v = base + use_software * (v - base)
                 values[p.name] = v
-            return _quantities(problem, values, software)
+            return _quantities(problem, values, software, problem.chip)
+
+        n_rows_obs = int(np.sum(problem.obs_col < len(COLUMNS)))
 
         def program(u, weight, sd, software, use_software, log_measured):
             def residuals(x):
-                q = predictions(x, software, use_software)
-                pred = q[obs_row, obs_col]
+                q, kernels = predictions(x, software, use_software)
+                pred = jnp.concatenate([q[obs_row[:n_rows_obs], obs_col[:n_rows_obs]], kernels])
                 data = weight * (jnp.log(pred) - log_measured) / sd
                 return jnp.concatenate([data, (x - u0) / widths]), (pred, q[:, -1])
 
@@ -414,7 +481,7 @@ def _table(problem: Problem, sel: np.ndarray, fitted: np.ndarray, unfitted: np.n
     for c in np.unique(problem.obs_col[sel]):
         s = sel & (problem.obs_col == c)
         f, u = _errors(fitted[s], problem.obs_value[s]), _errors(unfitted[s], problem.obs_value[s])
-        out.append({"column": COLUMNS[c], "rows": int(s.sum()),
+        out.append({"column": NAMES[c], "rows": int(s.sum()),
                     "fitted_mape_pct": f["mape_pct"], "fitted_median_ape_pct": f["median_ape_pct"],
                     "unfitted_mape_pct": u["mape_pct"], "unfitted_median_ape_pct": u["median_ape_pct"]})  # fmt: skip
     return out
@@ -427,6 +494,7 @@ def calibrate_user(
     framework: str,
     holdout_models: Sequence[str] = (),
     log: Callable[[str], None] = lambda line: None,
+    ops: str | Path | None = None,
 ) -> dict[str, Any]:
     """Fit ``hardware`` under ``framework`` to the rows of ``measurements``; validate by grouped
     cross-validation (and on ``holdout_models``, never fitted). Returns the fit file's content
@@ -447,15 +515,16 @@ def calibrate_user(
     if missing:
         raise SpecError(f"--holdout-models: no row of {', '.join(missing)} in {rows.path}: expected models of its rows")
     stage(f"{len(rows)} rows of {len(set(rows.models))} model(s); compiling the model of every row")
-    problem = build(rows, hw, sw)
+    problem = build(rows, hw, sw, read_ops(ops, hw) if ops else None)
     fitter = Fitter(problem)
     n_obs = len(problem.obs_value)
     ones = np.ones(n_obs)
     # Rows faster than the ideal roofline of their stated work did not do that work.
     _, _, ideal, feasible = fitter(problem.u0, ones, ones, ideal_software(), 0.0)
     _refuse_below_roofline(rows, problem, ideal)
-    infeasible = ~(feasible[problem.obs_row] > 0)
-    row_held = np.isin(np.asarray(rows.models), sorted(held))
+    # Kernel rows are row len(rows): always fitted, in every fold.
+    infeasible = ~(np.append(feasible, 1.0)[problem.obs_row] > 0)
+    row_held = np.append(np.isin(np.asarray(rows.models), sorted(held)), False)
     train_obs = ~row_held[problem.obs_row] & ~infeasible
     if not train_obs.any():
         raise SpecError(f"{rows.path}: no row to fit: expected rows of models not held out, that fit in memory")
@@ -464,9 +533,10 @@ def calibrate_user(
     final = fitter.fit(train_obs.astype(float))
     fitted_all = fitter.predict(final["u"])
     # Cross-validation over the training rows.
-    scheme, key = fold_groups(rows, ~row_held)
+    scheme, key = fold_groups(rows, ~row_held[:-1])
+    key = np.append(key, "")
     cv_pred = np.full(n_obs, np.nan)
-    folds = sorted(set(key[~row_held])) if scheme else []
+    folds = sorted(set(key[:-1][~row_held[:-1]])) if scheme else []
     for k, g in enumerate(folds, start=1):
         stage(f"cross-validation ({scheme}): fold {k}/{len(folds)} without {g}")
         out = key[problem.obs_row] == g
@@ -500,6 +570,8 @@ def calibrate_user(
     intervals = _intervals(problem, cv_sel, cv_pred, fitted_all, train_obs)
     cv_mape = 100 * float(np.mean(np.abs(cv_pred[cv_sel] / problem.obs_value[cv_sel] - 1))) if cv_sel.any() else None
     excluded = sorted({rows.line[r] for r in problem.obs_row[infeasible]})
+    scenario_obs = problem.obs_col < len(COLUMNS)  # kernel rows count one each
+    n_fitted_rows = len(set(problem.obs_row[train_obs & scenario_obs])) + int((train_obs & ~scenario_obs).sum())
     fit_s = time.perf_counter() - t0
     content = {
         "kind": "inferbench-fit",
@@ -513,12 +585,12 @@ def calibrate_user(
             "framework": base,
             "widths": "calibration/_user.py PRIORS (log or logit standard deviations)",
         },  # fmt: skip
-        "rows": int(len(set(problem.obs_row[train_obs]))),
+        "rows": n_fitted_rows,
         "measurements": {
             "file": rows.path.name,
             "digest": rows.digest,
-            "columns": [COLUMNS[c] for c in np.unique(problem.obs_col)],
-            "models": sorted(set(np.asarray(rows.models)[~row_held])),
+            "columns": [NAMES[c] for c in np.unique(problem.obs_col)],
+            "models": sorted(set(np.asarray(rows.models)[~row_held[:-1]])),
             "holdout_models": sorted(held),
             "excluded_rows_infeasible": excluded,
         },  # fmt: skip
@@ -537,7 +609,7 @@ def calibrate_user(
             "method": "MAP, Levenberg-Marquardt, forward-mode Jacobian through serve",
             "fit_s": round(fit_s, 1),
             "measurement_sd_log": {
-                COLUMNS[c]: float(final["sd_obs"][problem.obs_col == c][0]) for c in np.unique(problem.obs_col)
+                NAMES[c]: float(final["sd_obs"][problem.obs_col == c][0]) for c in np.unique(problem.obs_col)
             },
         },  # fmt: skip
     }
@@ -567,8 +639,8 @@ def _prior_framework(hw: HardwareEntry, framework: str) -> str | None:
 
 def _refuse_below_roofline(rows: Rows, problem: Problem, ideal: np.ndarray) -> None:
     for j in range(len(problem.obs_value)):
-        name = COLUMNS[problem.obs_col[j]]
-        if name in ("measured_energy_j", "measured_power_w"):
+        name = NAMES[problem.obs_col[j]]
+        if name in ("measured_energy_j", "measured_power_w", KERNEL_COLUMN):
             continue
         measured, bound = problem.obs_value[j], ideal[j]
         faster = (
@@ -591,7 +663,7 @@ def _intervals(problem, cv_sel, cv_pred, fitted, train) -> dict[str, dict[str, f
         pred = cv_pred if s.sum() >= 2 else fitted
         s = s if s.sum() >= 2 else train & (problem.obs_col == c)
         r = np.log(problem.obs_value[s] / pred[s])
-        out[MEASURED[COLUMNS[c]][0]] = {
+        out[MEASURED[NAMES[c]][0]] = {
             "mean_log": float(r.mean()), "sd_log": float(r.std(ddof=1)) if len(r) > 1 else 0.0,
             "n": int(len(r)), "rows": "cross-validated" if pred is cv_pred else "training",
         }  # fmt: skip

@@ -48,6 +48,11 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         "--holdout-models",
         help="models whose rows are never fitted, only scored (comma-separated): the held-out check",
     )
+    s.add_argument(
+        "--ops",
+        metavar="OPS.csv",
+        help="kernel rows fitted with the scenarios: hardware,op,m,n,k,dtype,measured_s (GEMMs)",
+    )
     s.add_argument("--json", action="store_true", help="print the fit (parameters, validation) as JSON")
     s.add_argument(
         "--util-form",
@@ -142,7 +147,11 @@ def _data_dir(ref: str | None) -> Path | None:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.measurements:
         return _calibrate_user(args)
-    for flag, given in (("--framework", args.framework), ("--holdout-models", args.holdout_models)):
+    for flag, given in (
+        ("--framework", args.framework),
+        ("--holdout-models", args.holdout_models),
+        ("--ops", args.ops),
+    ):
         if given:
             raise SpecError(f"{flag}: only with MEASUREMENTS.csv: expected `inferbench calibrate MEASUREMENTS.csv ...`")
     hw = _hardware(args.hardware or "a100-sxm4-40gb")
@@ -224,9 +233,11 @@ def _calibrate_user(args: argparse.Namespace) -> int:
         raise SpecError(f"-o: '{out}': expected a .yaml file for the fit")
     check_fit_writable(out)  # before the fit, not after it
     note_input(args.measurements)
+    if args.ops:
+        note_input(args.ops)
     holdout = [m.strip() for m in (args.holdout_models or "").split(",") if m.strip()]
     result = calibration.calibrate_user(
-        args.measurements, args.hardware, args.framework, holdout, log=lambda s: print(s, file=sys.stderr)
+        args.measurements, args.hardware, args.framework, holdout, log=lambda s: print(s, file=sys.stderr), ops=args.ops
     )
     content = result["content"]
     write_fit(out, content)
