@@ -4,9 +4,8 @@ the fit's use as a chip's calibrated level, the importers and one-line errors.""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +13,18 @@ import pytest
 
 import dse
 from calibration import _importers
-from calibration._user import COLUMNS, Fitter, build, calibrate_user, read_measurements, value_of
+from calibration._user import (
+    COLUMNS,
+    Fitter,
+    _refuse_below_roofline,
+    build,
+    read_measurements,
+    value_of,
+)
+from dse.cli import main
 from dse.engine import calibrated_software
 from dse.specs import SpecError
+from models import ideal_software
 from tests.helpers import serve_eager
 
 HW = "a100-sxm4-80gb"
@@ -60,11 +68,11 @@ def synthetic(tmp_path_factory):
         u_true[names.index(k)] = np.log(v)
     clean = fitter.predict(u_true)
     noisy = clean * np.exp(0.05 * np.random.default_rng(1).standard_normal(len(clean)))
-    return problem, fitter, noisy, names
+    return problem, fitter, noisy, names, rows
 
 
 def test_synthetic_recovery_and_identifiability(synthetic):
-    problem, fitter, noisy, names = synthetic
+    problem, fitter, noisy, names, rows = synthetic
     fit = fitter.fit(np.ones(len(noisy)), noisy)
     for k, v in TRUE.items():
         i = names.index(k)
@@ -75,38 +83,14 @@ def test_synthetic_recovery_and_identifiability(synthetic):
     i = names.index("rank_overhead_s")
     assert fit["u"][i] == pytest.approx(problem.u0[i], abs=1e-9)
     assert fit["sd_u"][i] == pytest.approx(problem.params[i].width, rel=1e-6)
-
-
-def test_fit_end_to_end_and_use(synthetic, tmp_path, monkeypatch):
-    """calibrate -> FIT.yaml -> predict --fit names the fit; a fit of another chip is refused."""
-    problem, _, noisy, _ = synthetic
-    scen = _scenarios()
-    path = _write(
-        tmp_path / "m.csv", [r | {"measured_latency_s": f"{v:.6g}"} for r, v in zip(scen, noisy, strict=True)]
-    )
-    out = calibrate_user(path, HW, "my-stack", holdout_models=["qwen2-7b"])
-    content = out["content"]
-    assert content["validation"]["scheme"] == "grouped by batch"  # two training models, TP 1 only
-    table = content["validation"]["holdout"][0]
-    assert table["fitted_mape_pct"] < 10.0 < table["unfitted_mape_pct"]
-    status = {p["name"]: p["status"] for p in content["parameters"]}
-    assert status["rank_overhead_s"].startswith("not fitted") and status["compute_efficiency"] == "determined"
-    fit_path = tmp_path / "fit.yaml"
-    dse.specs.write_fit(fit_path, content)
-    env = {"INFERBENCH_DAEMON": "0", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "dse", *a], capture_output=True, text=True, env=env)  # noqa: E731
-    scen_path = _write(tmp_path / "s.csv", [{k: r[k] for k in r if k != "dtype"} for r in scen[:3]])
-    res = run("predict", str(scen_path), "--fit", str(fit_path))
-    assert res.returncode == 0, res.stderr
-    lines = list(csv.DictReader(res.stdout.splitlines()))
-    assert lines[0]["calibration"].startswith("fitted (fit.yaml: ") and lines[0]["framework"] == "my-stack"
-    assert float(lines[0]["ttft_s"]) > 0 and float(lines[0]["throughput_tokens_per_s"]) > 0
-    res = run("evaluate", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb", "--fit", str(fit_path))
-    assert res.returncode == 2 and "a fit of a100-sxm4-80gb" in res.stderr and res.stderr.count("\n") == 1
     # A row faster than the ideal roofline of its stated work is refused, naming the row.
-    fast = [r | {"measured_latency_s": "1e-6"} for r in scen[:4]]
-    with pytest.raises(SpecError, match=r"row 2: measured_latency_s = 1e-06 s is beyond the ideal roofline"):
-        calibrate_user(_write(tmp_path / "fast.csv", fast), HW, "my-stack")
+    ones = np.ones(len(noisy))
+    ideal = fitter(problem.u0, ones, ones, ideal_software(), 0.0)[2]
+    _refuse_below_roofline(rows, dataclasses.replace(problem, obs_value=noisy), ideal)  # the truth passes
+    fast = noisy.copy()
+    fast[3] = 0.5 * ideal[3]
+    with pytest.raises(SpecError, match=r"row 5: measured_latency_s = .* s is beyond the ideal roofline"):
+        _refuse_below_roofline(rows, dataclasses.replace(problem, obs_value=fast), ideal)
 
 
 @pytest.mark.parametrize(
@@ -128,21 +112,16 @@ def test_bad_rows_one_line(tmp_path, cell, value, message):
     assert "row 2" in str(e.value) and "\n" not in str(e.value)
 
 
-def test_missing_measured_column_and_foreign_output(tmp_path):
+def test_missing_measured_column_and_foreign_output(tmp_path, capsys):
     path = _write(tmp_path / "m.csv", _scenarios(2))
     with pytest.raises(SpecError, match="no measured column: expected one or more of measured_latency_s"):
         read_measurements(path, dse.load_hardware(HW))
     mine = tmp_path / "notes.yaml"
     mine.write_text("my own notes\n")
-    env = {"INFERBENCH_DAEMON": "0", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     rows = _write(tmp_path / "r.csv", [_scenarios(1)[0] | {"measured_latency_s": "2"}])
-    res = subprocess.run(
-        [sys.executable, "-m", "dse", "calibrate", str(rows), "--hardware", HW, "--framework", "x", "-o", str(mine)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert res.returncode == 2 and mine.read_text() == "my own notes\n" and res.stderr.count("\n") == 1
+    assert main(["calibrate", str(rows), "--hardware", HW, "--framework", "x", "-o", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert mine.read_text() == "my own notes\n" and err.count("\n") == 1 and "notes.yaml" in err
 
 
 def test_importers_state_their_mapping(tmp_path):
