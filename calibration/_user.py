@@ -383,8 +383,11 @@ class Fitter:
                 data = weight * (jnp.log(pred) - log_measured) / sd
                 return jnp.concatenate([data, (x - u0) / widths]), (pred, q[:, -1])
 
-            jac, (pred, feasible) = jax.jacfwd(residuals, has_aux=True)(u)
-            r, _ = residuals(u)
+            # Forward mode, one tangent per parameter, the value traced once with them.
+            tangents = jnp.eye(len(params))
+            (r, (pred, feasible)), (jac, _) = jax.vmap(
+                lambda t: jax.jvp(residuals, (u,), (t,)), out_axes=((None, None), (1, 0))
+            )(tangents)
             return r, jac, pred, feasible
 
         n = len(problem.obs_value)
