@@ -532,7 +532,9 @@ def calibrate_user(
     if not train_obs.any():
         raise SpecError(f"{rows.path}: no row to fit: expected rows of models not held out, that fit in memory")
     stage(f"fitting {len(problem.params)} parameters to {int(train_obs.sum())} measurements (MAP, Levenberg-Marquardt)")
-    unfitted = fitter.predict(problem.u0)
+    # The unfitted prediction is the chip's level as it is (the prior centre of an overhead
+    # the level sets to zero is not the level).
+    unfitted = fitter(problem.u0, ones, ones, None, 0.0)[2]
     final = fitter.fit(train_obs.astype(float))
     fitted_all = fitter.predict(final["u"])
     # Cross-validation over the training rows.
