@@ -349,11 +349,13 @@ def _static(c: _Serving) -> _Schedule:
     dec_seqs = b * sc.beam
     micro = c.micro_batches(dec_seqs)
     dec_sc = dataclasses.replace(sc, batch=dec_seqs / micro)
-    # Prompts in chunks of ``chunk_tokens`` (0: whole), one pass per chunk with the context
-    # growing: an engine's prompt batch size (llama.cpp's n_batch) re-reads the weights per chunk.
+    # Prompts in chunks of ``chunk_tokens`` (0: whole), one pass per chunk: an engine's prompt
+    # batch size (llama.cpp's n_batch) re-reads the weights per chunk. Every pass is costed at
+    # the mean context (s - chunk)/2: exact for the work, which is linear in the context, and
+    # one operator table as for a whole prompt (the same pass when there is one chunk).
     chunk = jnp.where((sc.chunk_tokens > 0) & (sc.chunk_tokens < s), sc.chunk_tokens, s)
     net_pre, net_dec = c.network((sc, chunk * one, None), (dec_sc, c.new_dec, None))
-    pre = c.phase(sc, chunk, zero, jnp.ceil(s / chunk), growth=chunk, net=net_pre)
+    pre = c.phase(sc, chunk, (s - chunk) / 2.0, jnp.ceil(s / chunk), single=True, net=net_pre)
     ttft = pre.wall_s * pipeline_fill_factor(b, platform.pp)
     passes = c.d_passes / c.accepted
     dec_micro = c.phase(dec_sc, c.new_dec, s, passes, growth=c.accepted, net=net_dec)
