@@ -1,16 +1,18 @@
 """The README's held-out table of user calibration reproduces: each row's import and
 calibrate commands, run here, print the figures the README states; the MI250 fit is then
-used by predict (--fit) and refused for another chip."""
+the chip's calibrated level where it is in effect, and refused for another chip."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
 
 from dse.cli import main
+from dse.cli._engine_cmds import _intervals
+from dse.engine import calibrated_software, calibration_source, framework_of
+from dse.specs import fits_in_effect, load_hardware, read_fit
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "calibration" / "data" / "llm-inference-bench-other" / "All_results_MI250_PVC_vLLM_A100_llama.cpp.csv"
@@ -65,16 +67,15 @@ def test_readme_user_calibration_row_reproduces(label, tmp_path, capsys, monkeyp
     if not label.startswith("AMD"):
         return
     # The fit is the chip's calibrated level wherever it is given, and names itself.
-    scen = tmp_path / "s.csv"
-    scen.write_text(
-        "model,hardware,phase,batch,prompt_tokens,context_tokens,output_tokens,tp\n"
-        f"llama-3-8b,{hardware},request,16,512,0,128,2\n"
-    )
-    assert main(["predict", str(scen), "--fit", str(fit), "--intervals", "0.9"]) == 0
-    (out,) = csv.DictReader(capsys.readouterr().out.splitlines())
-    assert out["calibration"].startswith("fitted (fit.yaml: 128 rows, CV MAPE ") and out["framework"] == framework
-    assert float(out["latency_lo_s"]) < float(out["latency_s"]) < float(out["latency_hi_s"])
-    assert float(out["ttft_s"]) > 0 and float(out["average_power_w"]) > 0
+    with fits_in_effect([read_fit(fit)]):
+        hw = load_hardware(hardware)
+        assert calibration_source(hw).startswith("fitted (fit.yaml: 128 rows, CV MAPE ")
+        assert framework_of(hw) == framework and calibrated_software(hw) is hw.fit.software
+        lo, hi = hw.fit.interval(2.0, "latency", 0.9)
+        assert lo < 2.0 < hi
+        # predict --intervals takes the fit's own cross-validated errors.
+        cols = _intervals(hw, True, 0.9, (("latency", 2.0, "latency"),), framework)
+        assert (cols["latency_lo_s"], cols["latency_hi_s"]) == (float(lo), float(hi))
     assert main(["evaluate", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb", "--fit", str(fit)]) == 2
     err = capsys.readouterr().err
     assert "a fit of mi250-gcd" in err and err.count("\n") == 1

@@ -120,6 +120,10 @@ def test_predict_scenarios(capsys, tmp_path):
     # One Llama-3-8B decode step at batch 8 on an A100: ≥ weights / bandwidth = 16.06 GB / 2.039 TB/s.
     assert float(rows[1]["latency_s"]) > 16.06e9 / 2.039e12
     assert all(float(r["energy_j"]) > 0 for r in rows)
+    # Serving metrics of the same evaluation; power is the span's energy over its time.
+    for r in rows:
+        assert float(r["average_power_w"]) == pytest.approx(float(r["energy_j"]) / float(r["latency_s"]), rel=1e-5)
+        assert float(r["ttft_s"]) > 0 and float(r["throughput_tokens_per_s"]) > 0 and float(r["tpot_s"]) >= 0
 
 
 def test_predict_ops(capsys, tmp_path):
