@@ -1,6 +1,6 @@
 """The README's held-out table of user calibration reproduces: each row's import and
-calibrate commands, run here, print the figures the README states; the MI250 fit is then
-the chip's calibrated level where it is in effect, and refused for another chip."""
+calibrate commands, run here, print the figures the README states (the MI250 row, and what
+its fit does, in test_calibration_user_mi250.py)."""
 
 from __future__ import annotations
 
