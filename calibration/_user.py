@@ -51,7 +51,15 @@ from dse.engine import (
     make_config,
     serve_rows,
 )
-from dse.specs import HardwareEntry, SpecError, fitted_software, load_hardware, load_model, spec_digest
+from dse.specs import (
+    HardwareEntry,
+    SpecError,
+    fitted_software,
+    load_hardware,
+    load_model,
+    software_to_mapping,
+    spec_digest,
+)
 from models import DTYPES, SoftwareParams, gemm_cost, ideal_software
 
 Array = jax.Array
@@ -607,7 +615,7 @@ def calibrate_user(
             "holdout": held_table,
         },  # fmt: skip
         "parameters": parameters,
-        "software": software_mapping(software),
+        "software": software_to_mapping(software),
         "chip": chip,
         "intervals": intervals,
         "fit": {
@@ -623,14 +631,6 @@ def calibrate_user(
 
 def p_index(problem: Problem, name: str) -> int:
     return [p.name for p in problem.params].index(name)
-
-
-def software_mapping(sw: SoftwareParams) -> dict[str, Any]:
-    out = {}
-    for f in dataclasses.fields(sw):
-        v = np.asarray(getattr(sw, f.name), dtype=float)
-        out[f.name] = [float(x) for x in v] if v.ndim else float(v)
-    return out
 
 
 def _prior_framework(hw: HardwareEntry, framework: str) -> str | None:

@@ -22,9 +22,10 @@ from calibration._user import (
     value_of,
 )
 from dse.cli import main
-from dse.engine import calibrated_software
-from dse.specs import SpecError
-from models import ideal_software
+from dse.cli._engine_cmds import _intervals
+from dse.engine import calibrated_software, calibration_source, framework_of
+from dse.specs import SpecError, fits_in_effect, load_hardware, read_fit, software_to_mapping, spec_digest, write_fit
+from models import achievable_software, ideal_software
 from tests.helpers import serve_eager
 
 HW = "a100-sxm4-80gb"
@@ -173,3 +174,31 @@ def test_static_chunked_prompt(float64):
     assert float(whole_again.prefill_latency_s) == pytest.approx(float(whole.prefill_latency_s), rel=1e-9)
     assert float(chunked.prefill_flops) == pytest.approx(float(whole.prefill_flops), rel=1e-2)  # causal masks per chunk
     assert float(chunked.prefill_latency_s) > 5 * float(whole.prefill_latency_s)
+
+
+def test_a_fit_is_the_chips_level_where_it_is_in_effect(tmp_path, capsys):
+    """A fit file (as calibrate writes it) makes the chip's calibrated level, names itself,
+    gives its intervals, and is refused for another chip or a changed spec."""
+    hw = dse.load_hardware(HW)
+    software = software_to_mapping(achievable_software()) | {"step_overhead_s": 4e-3}
+    content = {"kind": "inferbench-fit", "hardware": HW, "hardware_digest": spec_digest(hw.raw),
+               "framework": "my-stack", "rows": 24, "validation": {"cv_mape_pct": 4.25},
+               "software": software, "chip": {"idle_w": 55.0},
+               "intervals": {"latency": {"mean_log": 0.0, "sd_log": 0.1}}}  # fmt: skip
+    path = write_fit(tmp_path / "fit.yaml", content)
+    with fits_in_effect([read_fit(path)]):
+        fitted = load_hardware(HW)
+        assert calibration_source(fitted) == "fitted (fit.yaml: 24 rows, CV MAPE 4.2 %)"
+        assert framework_of(fitted) == "my-stack" and float(fitted.spec.idle_w) == 55.0
+        assert float(calibrated_software(fitted).step_overhead_s) == 4e-3
+        cols = _intervals(fitted, True, 0.9, (("latency", 2.0, "latency"),), "my-stack")
+        assert cols["latency_lo_s"] == pytest.approx(2.0 * np.exp(-1.6448536 * 0.1), rel=1e-6)
+        with pytest.raises(SpecError, match="expected that name or no --framework"):
+            framework_of(fitted, "vllm-server")
+    assert calibration_source(load_hardware(HW)) != calibration_source(fitted)  # only in effect
+    assert main(["evaluate", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb", "--fit", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "a fit of a100-sxm4-80gb: expected a fit of the chip evaluated (h100-sxm5-80gb)" in err
+    stale = write_fit(tmp_path / "stale.yaml", content | {"hardware_digest": "0" * 16})
+    with fits_in_effect([read_fit(stale)]), pytest.raises(SpecError, match="its datasheet values changed"):
+        load_hardware(HW)

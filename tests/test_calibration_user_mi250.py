@@ -3,11 +3,15 @@ level where it is in effect (label, framework, intervals) and refused for anothe
 
 from __future__ import annotations
 
+import pytest
+
 from dse.cli import main
 from dse.cli._engine_cmds import _intervals
 from dse.engine import calibrated_software, calibration_source, framework_of
 from dse.specs import fits_in_effect, load_hardware, read_fit
 from tests.test_calibration_user_readme import CASES, reproduce
+
+pytestmark = pytest.mark.figures  # CI runs these after the suite (pyproject: markers)
 
 LABEL = "AMD MI250 (one GCD per rank), vLLM 0.6.1 ROCm"
 

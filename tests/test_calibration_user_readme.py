@@ -11,6 +11,8 @@ import pytest
 
 from dse.cli import main
 
+pytestmark = pytest.mark.figures  # CI runs these after the suite (pyproject: markers)
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "calibration" / "data" / "llm-inference-bench-other" / "All_results_MI250_PVC_vLLM_A100_llama.cpp.csv"
 README = (ROOT / "README.md").read_text()
