@@ -243,6 +243,9 @@ class _Stream:
     def isatty(self) -> bool:
         return False
 
+    def close(self) -> None:  # the connection is the caller's to close (a library closing
+        pass  # sys.stderr at shutdown ended the daemon's log with a traceback)
+
 
 def _answer(conn: socket.socket, request: dict[str, Any], main: Any) -> None:
     home = os.getcwd()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -21,6 +22,13 @@ MAX_LOCAL_WORKERS = 4 * (os.cpu_count() or 1)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    if args.list:
+        for name, what in sweep.shipped_studies().items():
+            print(f"{name:<24}{what}")
+        return 0
+    if not args.spec:
+        raise SpecError("sweep: expected a sweep YAML or the name of a shipped study (inferbench sweep --list)")
+    args.spec = str(sweep.study_path(args.spec))
     study = _study_kind(Path(args.spec))
     if study is not None:
         outdir = Path(args.output) if args.output else RESULTS
@@ -123,10 +131,42 @@ def _study_kind(path: Path) -> str | None:
     return kind if kind in ("platforms", "curves") else None
 
 
+def cmd_examples(args: argparse.Namespace) -> int:
+    folders = specs.shipped_folders("examples")
+    if not folders:
+        raise SpecError("examples: no shipped examples found: expected an installation with its examples/ folder")
+    files = sorted(p.relative_to(folders[0]) for p in folders[0].rglob("*") if p.is_file())
+    if not args.copy:
+        for f in files:
+            print(f)
+        print(f"(in {folders[0]}; `inferbench examples --copy DIR` copies them to a folder of yours)", file=sys.stderr)
+        return 0
+    dest = Path(args.copy)
+    clash = [f for f in files if (dest / f).exists()]
+    if clash:
+        raise SpecError(
+            f"--copy: {dest / clash[0]} exists: expected a folder without the example files (nothing copied)"
+        )
+    for f in files:
+        (dest / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(folders[0] / f, dest / f)
+    print(f"copied {len(files)} example files to {dest}", file=sys.stderr)
+    return 0
+
+
 PARTIAL_HELP = "use an unfinished or damaged store (what is missing is left out, with a warning)"
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser(
+        "examples",
+        help="list the shipped example files (scenarios, kernels, measurements, hardware specs); --copy DIR copies them",
+        description="The example inputs of the README's commands, from any folder. Example: inferbench examples "
+        "--copy ex && inferbench predict ex/scenarios.csv",
+    )
+    s.add_argument("--copy", metavar="DIR", help="copy every example file into DIR (refused if one exists there)")
+    s.set_defaults(func=cmd_examples)
+
     s = sub.add_parser(
         "sweep",
         help="explore a design space from a sweep YAML; streams a zarr store",
@@ -134,7 +174,12 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
         "to a zarr store, resumable after an interruption; a study file (study: platforms or curves) runs that "
         "study. Example: inferbench sweep sweeps/asic_pareto.yaml -o results/asic_pareto.zarr",
     )
-    s.add_argument("spec", help="sweep specification (YAML), e.g. sweeps/asic_pareto.yaml")
+    s.add_argument(
+        "spec",
+        nargs="?",
+        help="sweep specification: a YAML path, or the name of a shipped study (e.g. decode_batch; --list)",
+    )
+    s.add_argument("--list", action="store_true", help="list the shipped studies and what each asks")
     s.add_argument("-o", "--output", help="zarr store (default results/NAME.zarr)")
     s.add_argument(
         "--overwrite",

@@ -14,6 +14,7 @@ from ._files import load_yaml as load_yaml
 from ._files import read_input as read_input
 from ._files import read_mapping as read_mapping
 from ._files import resolve as resolve
+from ._files import shipped_folders as shipped_folders
 from ._fitted import FITTED_DIR as FITTED_DIR
 from ._fitted import check_fitted_writable as check_fitted_writable
 from ._fitted import fitted_chip as fitted_chip

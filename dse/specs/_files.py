@@ -133,3 +133,10 @@ def resolve(ref: str | Path, folder: Path, what: str, exts: tuple[str, ...]) -> 
             f"(known: {', '.join(known)})"
         )
     return cand
+
+
+def shipped_folders(kind: str) -> tuple[Path, ...]:
+    """Where the shipped ``sweeps`` or ``examples`` are: the checkout's folder (an editable
+    install), or the copy an installed wheel carries under ``dse/_shipped``."""
+    here = Path(__file__).resolve()
+    return tuple(p for p in (here.parents[2] / kind, here.parents[1] / "_shipped" / kind) if p.is_dir())

@@ -16,6 +16,8 @@ _EXPORTS = {
     "sample_values": "_sampling",
     "SweepSpec": "_spec",
     "load_sweep": "_spec",
+    "shipped_studies": "_spec",
+    "study_path": "_spec",
     "parse_constraint": "_spec",
     "parse_objective": "_spec",
     "parse_sweep": "_spec",

@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from dse.engine import LEVELS
-from dse.specs import SpecError, read_mapping, suggest
+from dse.specs import SpecError, read_mapping, shipped_folders, suggest
 from models import BATCHING, DTYPES, Metrics
 
 METRICS: tuple[str, ...] = Metrics._fields
@@ -539,7 +540,59 @@ def parse_sweep(data: Any, source: str = "<sweep>", base_dir: Path | None = None
     )
 
 
+# The shipped studies: the checkout's sweeps/ (editable install), or the copy a wheel carries.
+STUDY_DIRS = (
+    Path(__file__).resolve().parents[2] / "sweeps",
+    Path(__file__).resolve().parents[1] / "_shipped" / "sweeps",
+)
+
+
+def shipped_studies() -> dict[str, str]:
+    """Name -> the opening sentence of every shipped study."""
+    out: dict[str, str] = {}
+    for folder in shipped_folders("sweeps"):
+        for path in sorted(folder.glob("*.yaml")):
+            if path.stem in out:
+                continue
+            out[path.stem] = _summary(path.read_text(encoding="utf-8"))
+    return out
+
+
+_SENTENCE_END = re.compile(r"(?<!Fig)(?<!al)(?<!Eq)(?<!vs)(?<!e\.g)(?<!i\.e)\.\s+(?=[A-Z])")
+
+
+def _summary(text: str, width: int = 100) -> str:
+    """A study file's opening comment, to its first sentence (at most ``width`` characters)."""
+    words = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        words += line[1:].split()
+    summary = " ".join(words)
+    end = _SENTENCE_END.search(summary)
+    summary = summary[: end.start() + 1] if end else summary
+    return summary if len(summary) <= width else summary[: width - 1].rsplit(" ", 1)[0] + " …"
+
+
+def study_path(ref: str | Path) -> Path:
+    """A sweep file: ``ref`` itself when it is a path that exists (or looks like one), else the
+    shipped study of that name, from any working folder."""
+    p = Path(ref)
+    if p.exists() or p.suffix in (".yaml", ".yml") and (os.sep in str(ref) or "/" in str(ref)):
+        return p
+    name = p.stem if p.suffix in (".yaml", ".yml") else str(ref)
+    for folder in shipped_folders("sweeps"):
+        if (folder / f"{name}.yaml").is_file():
+            return folder / f"{name}.yaml"
+    if p.suffix in (".yaml", ".yml"):
+        return p  # load_sweep names the missing file
+    names = sorted(shipped_studies())
+    raise SpecError(
+        f"sweep: unknown study '{ref}'{suggest(str(ref), names)}: expected a YAML path or one of {', '.join(names)}"
+    )
+
+
 def load_sweep(path: str | Path) -> SweepSpec:
-    """Read and validate a sweep YAML file."""
-    p = Path(path)
+    """Read and validate a sweep YAML file (or a shipped study by name)."""
+    p = study_path(path)
     return parse_sweep(read_mapping(p), str(p), p.parent)
