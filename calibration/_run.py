@@ -154,7 +154,10 @@ def calibrate(
             gemm = forms[forms["dataset"] == "kernel_gemm"].set_index("util_form")["lomo_mape_pct"]
             util_form = str(gemm.idxmin())
     util_form = util_form or "wave"
-    stage(f"fitting kernels, collectives, frameworks and power (form '{util_form}', {steps} steps per stage)")
+    stage(
+        f"fitting kernels, collectives, frameworks and power (form '{util_form}'; L-BFGS steps: {steps} for the "
+        f"kernels, {max(steps, _fit.SYSTEM_STEPS)} for the systems)"
+    )
     result = _fit.fit(prep, util_form, steps)
     fit_s = time.perf_counter() - t0
     stage("evaluating every measurement with the fit")

@@ -59,7 +59,12 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         choices=("table", "wave"),
         help="GEMM utilization form (default: the one with the lower leave-one-model-out GEMM error)",
     )
-    s.add_argument("--steps", type=int, default=100, help="L-BFGS iterations per stage (default 100)")
+    s.add_argument(
+        "--steps",
+        type=int,
+        default=100,
+        help="L-BFGS iterations of the kernel stage (default 100; the system stage takes at least 300)",
+    )
     s.add_argument("--no-compare", action="store_true", help="skip the leave-one-model-out comparison of the forms")
     s.add_argument("--data", help="measurement folder with the layout of calibration/data (default: shipped data)")
     s.add_argument(
