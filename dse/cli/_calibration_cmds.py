@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 import calibration
+from calibration import _importers
 from dse.specs import SpecError, hardware_ids, load_hardware, load_model, named_fit_path, note_input, write_fit
 from dse.specs._userfit import check_fit_writable
 
@@ -262,8 +263,6 @@ IMPORT_FORMATS = ("llm-inference-bench", "vllm-latency", "vllm-serving")
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from calibration import _importers
-
     hw = load_hardware(args.hardware)
     files = [Path(f) for f in args.files]
     for f in files:

@@ -226,7 +226,13 @@ def write_fitted(hardware_id: str, content: Mapping[str, Any], folder: Path | No
         f"{FITTED_HEADER}{hardware_id}, written by `inferbench calibrate --hardware {hardware_id} --write`.\n"
         "# Do not edit by hand: rerun the calibration. See calibration/_fit.py for the model and the split.\n"
     )
-    with writing(path, own=_is_fitted_file) as tmp:
+    return write_headed_yaml(path, header, content, FITTED_HEADER)
+
+
+def write_headed_yaml(path: Path, header: str, content: Mapping[str, Any], mark: str) -> Path:
+    """``content`` as YAML under a comment ``header`` that starts with ``mark``: the mark is
+    how a later write knows the file as its own (any other file there is refused)."""
+    with writing(path, own=lambda p: starts_with(p, mark)) as tmp:
         tmp.write_text(header + yaml.safe_dump(_plain(dict(content)), sort_keys=False, width=110), encoding="utf-8")
     return path
 
@@ -243,9 +249,14 @@ FITTED_HEADER = "# Calibrated parameters of "
 
 def _is_fitted_file(path: Path) -> bool:
     """A fitted file the calibration wrote (its header says so), e.g. the shipped ones."""
+    return starts_with(path, FITTED_HEADER)
+
+
+def starts_with(path: Path, mark: str) -> bool:
+    """Whether the file's first line starts with ``mark`` (False if it cannot be read)."""
     try:
-        with path.open(encoding="utf-8") as f:
-            return f.readline().startswith(FITTED_HEADER)
+        with Path(path).open(encoding="utf-8") as f:
+            return f.readline().startswith(mark)
     except (OSError, UnicodeDecodeError):
         return False
 

@@ -29,8 +29,8 @@ from models import SoftwareParams
 
 from ._errors import SpecError
 from ._files import load_yaml
-from ._fitted import _check_software, _check_value, _plain, software_from_mapping
-from ._outputs import make_parent, note_input, refuse_foreign, writing
+from ._fitted import _check_software, _check_value, _plain, software_from_mapping, starts_with, write_headed_yaml
+from ._outputs import make_parent, note_input, refuse_foreign
 
 FIT_HEADER = "# InferBench fit of "
 FIT_KIND = "inferbench-fit"
@@ -181,17 +181,11 @@ def write_fit(path: str | Path, content: Mapping[str, Any]) -> Path:
         f"{FIT_HEADER}{content['hardware']} under {content['framework']}, written by `inferbench calibrate`.\n"
         "# Do not edit by hand: rerun the calibration (the file records the rows and the split).\n"
     )
-    with writing(p, own=is_fit_file) as tmp:
-        tmp.write_text(header + yaml.safe_dump(_plain(dict(content)), sort_keys=False, width=110), encoding="utf-8")
-    return p
+    return write_headed_yaml(p, header, content, FIT_HEADER)
 
 
 def is_fit_file(path: Path) -> bool:
-    try:
-        with Path(path).open(encoding="utf-8") as f:
-            return f.readline().startswith(FIT_HEADER)
-    except (OSError, UnicodeDecodeError):
-        return False
+    return starts_with(path, FIT_HEADER)
 
 
 def check_fit_writable(path: str | Path) -> None:
