@@ -47,3 +47,55 @@ def serve_eager(model: str, hardware: str, level: str = "calibrated", platform=N
     with float64():
         m = serve(c.model, c.chip, c.platform, c.scenario, c.economics, sw)
         return type(m)(*(float(x) for x in m))
+
+
+# Boxes of the texts of the page's inline SVG figures (matplotlib draws each text as a group
+# text_N), of the page's width and of every element wider than it.
+_LAYOUT_JS = """
+const figs = Array.from(document.querySelectorAll('figure svg'));
+const boxes = figs.map(s => Array.from(s.querySelectorAll('g[id^="text_"]')).map(g => {
+  const r = g.getBoundingClientRect(); return [g.id, r.left, r.top, r.right, r.bottom]; }));
+const width = document.documentElement.clientWidth;
+const wide = Array.from(document.querySelectorAll('body *')).filter(e => {
+  const r = e.getBoundingClientRect(); return r.right > width + 1 && !e.closest('.scroll'); }).map(e => e.tagName);
+return {areas: figs.map(s => { const r = s.getBoundingClientRect(); return r.width * r.height; }),
+        texts: boxes, overflow: wide, scroll: document.documentElement.scrollWidth, width: width};
+"""
+
+
+def check_in_browser(page, figures: int) -> None:
+    """Open ``page`` in headless Chromium: no console error, ``figures`` figures drawn, no
+    element beyond the page's width (tables scroll in their own box), no two texts of a
+    figure overlapping."""
+    import shutil
+
+    import pytest
+
+    driver_path = shutil.which("chromedriver")
+    if not (shutil.which("chromium") and driver_path):
+        pytest.skip("no Chromium: apt-get install chromium chromium-driver (the rest of the page is checked)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    opts = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1280,900"):  # fmt: skip
+        opts.add_argument(flag)
+    opts.binary_location = shutil.which("chromium")
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    browser = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=driver_path))
+    try:
+        browser.get(page.as_uri())
+        got = browser.execute_script(_LAYOUT_JS)
+        assert len(got["areas"]) == figures and all(a > 10_000 for a in got["areas"]), got["areas"]
+        assert not got["overflow"] and got["scroll"] <= got["width"] + 1, (got["overflow"], got["scroll"])
+        for texts in got["texts"]:
+            clashes = [
+                (a[0], b[0])
+                for i, a in enumerate(texts)
+                for b in texts[i + 1 :]
+                if min(a[3], b[3]) - max(a[1], b[1]) > 1 and min(a[4], b[4]) - max(a[2], b[2]) > 1
+            ]
+            assert not clashes, clashes
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        browser.quit()

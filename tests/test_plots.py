@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from helpers import check_in_browser
 
 from dse.cli import main
 from dse.sweep import run_sweep
@@ -107,32 +108,4 @@ def test_report_is_one_self_contained_file_with_the_stores_numbers(store, tmp_pa
     from dse.analysis import fmt
 
     assert f"<td>{fmt(best)}</td>" in page
-    _check_in_browser(out)
-
-
-def _check_in_browser(page: Path) -> None:
-    """Open the page in headless Chromium: no console error, every figure drawn."""
-    import shutil
-
-    driver_path = shutil.which("chromedriver")
-    if not (shutil.which("chromium") and driver_path):
-        pytest.skip("no Chromium: apt-get install chromium chromium-driver (the rest of the report is checked)")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    opts = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        opts.add_argument(flag)
-    opts.binary_location = shutil.which("chromium")
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = webdriver.ChromeService(executable_path=driver_path)
-    browser = webdriver.Chrome(options=opts, service=service)
-    try:
-        browser.get(page.as_uri())
-        sizes = browser.execute_script(
-            "return Array.from(document.querySelectorAll('figure svg')).map(s => s.getBoundingClientRect().width"
-            " * s.getBoundingClientRect().height)"
-        )
-        assert len(sizes) == 3 and all(a > 10_000 for a in sizes), sizes
-        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-        assert not errors, errors
-    finally:
-        browser.quit()
+    check_in_browser(out, figures=3)

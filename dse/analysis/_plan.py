@@ -42,7 +42,7 @@ OBJECTIVES = {
 ATTAINMENT = 0.9
 BATCH_LADDER = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)  # sequences running per replica
 CHUNK_LADDER = (256, 512, 1024, 2048, 4096, 8192)  # prefill tokens per iteration (Sarathi-Serve)
-LAYOUT = ("batching", "tp", "pp", "ep", "dp")
+LAYOUT = ("batching", "tp", "pp", "ep")  # a layout; dp replicates it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +148,8 @@ def plan(
     ok = [r for r in rows if not r["why"]]
     ok.sort(key=lambda r: (r["score"], r["chips"]))
     best = ok[0] if ok else None
-    # The best candidate of every other layout, and why it loses.
+    # The best candidate of every other layout, and why it loses. Replicas (dp) of a layout serve
+    # the same per chip: a layout is (batching, tp, pp, ep), shown at its best replica count.
     by_layout: dict[tuple, dict[str, Any]] = {}
     for r in ok:
         by_layout.setdefault(tuple(r[k] for k in LAYOUT), r)
@@ -156,15 +157,15 @@ def plan(
     for r in runners:
         r["why"] = _loses(r, best, metric, sense)
     # Layouts with no candidate meeting everything: the closest miss.
-    met = set(by_layout)
     excluded: dict[tuple, dict[str, Any]] = {}
-    for r in sorted(rows, key=lambda r: r["miss"]):
+    for r in sorted(rows, key=lambda r: (r["miss"], r["chips"])):
         key = tuple(r[k] for k in LAYOUT)
-        if key not in met:
+        if key not in by_layout:
             excluded.setdefault(key, r)
     return {
         "model": m.id,
         "hardware": h.id,
+        "hardware_name": h.name,
         "calibration": calibration_source(h) if level == "calibrated" else "datasheet",
         "framework": framework_of(h, framework) if level == "calibrated" else "none",
         "level": level,
@@ -179,7 +180,26 @@ def plan(
         "best": best,
         "runners_up": runners[:top],
         "excluded": sorted(excluded.values(), key=lambda r: r["miss"])[:top],
+        "curve": throughput_curve(rows, slo),
     }
+
+
+def throughput_curve(rows: list[dict[str, Any]], slo: Slo) -> list[dict[str, Any]]:
+    """The throughput-per-chip vs tokens/s-per-user frontier of the candidates that run and
+    meet the TTFT SLO (the TPOT SLO is where the curve is read, not a filter): no other such
+    candidate is faster for its users and serves more tokens per chip. Ordered by tokens/s
+    per user; each point is a candidate row with ``tokens_per_s_per_user`` added."""
+    pts = [
+        r | {"tokens_per_s_per_user": 1.0 / r["tpot_s"]}
+        for r in rows
+        if r["feasible"] and (slo.ttft_s is None or r["ttft_s"] <= slo.ttft_s)
+    ]
+    pts.sort(key=lambda r: (-r["tokens_per_s_per_user"], -r["throughput_tokens_per_s_per_chip"], r["chips"]))
+    front: list[dict[str, Any]] = []
+    for r in pts:  # faster per user first: a point joins when it serves more per chip than all before it
+        if not front or r["throughput_tokens_per_s_per_chip"] > front[-1]["throughput_tokens_per_s_per_chip"]:
+            front.append(r)
+    return front[::-1]
 
 
 def _violation(r: dict[str, Any], slo: Slo) -> str:

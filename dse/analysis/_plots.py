@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.colors
+import matplotlib.patches
 import numpy as np
 
 from dse.engine import float64, level_of, log_jacobian, with_knobs
@@ -37,7 +39,7 @@ PHASE_METRIC = {"prefill": "prefill_latency_s", "decode": "tpot_s", "request": "
 CHARTS = ("pareto", "roofline", "sensitivity", "axes")
 
 
-def _save(fig: Any, out: Path, name: str) -> list[Path]:
+def save_figure(fig: Any, out: Path, name: str) -> list[Path]:
     paths = [out / f"{name}.png", out / f"{name}.svg"]
     for p in paths:
         refuse_foreign(p)  # both checked before either is written
@@ -80,25 +82,31 @@ def plot_pareto(ds: Any, front: Any, objs: list[Any], out: Path, max_points: int
     fx, fy = front[x].values, front[y].values
     c = front[objs[2].metric].values if len(objs) > 2 else None
     style = {"c": c, "cmap": "viridis"} if c is not None else {"color": "tab:red"}
-    sc = ax.scatter(
-        fx, fy, s=14, edgecolors="k", linewidths=0.3, zorder=3, label=f"Pareto front ({len(fx):,})", **style
-    )
-    if c is not None:
+    # One marker per chip, so each streak of the front says whose it is.
+    chips = np.asarray(front["hardware"].values).astype(str) if "hardware" in front.coords else np.full(len(fx), "")
+    norm = matplotlib.colors.Normalize(np.nanmin(c), np.nanmax(c)) if c is not None and len(c) else None
+    sc = None
+    for marker, chip in zip("osD^vP*Xph<>", dict.fromkeys(chips), strict=False):
+        sel = chips == chip
+        part = {**style, "c": c[sel], "norm": norm} if c is not None else style
+        label = f"{chip}: front ({int(sel.sum()):,})" if chip else f"Pareto front ({len(fx):,})"
+        sc = ax.scatter(fx[sel], fy[sel], s=16, marker=marker, edgecolors="k", linewidths=0.3, zorder=3,
+                        label=label, **part)  # fmt: skip
+    if c is not None and sc is not None:
         fig.colorbar(sc, ax=ax, label=_label(ds, objs[2].metric))
     if len(xs) or len(fx):
         ax.set_xscale("log")
         ax.set_yscale("log")
     ax.set_xlabel(f"{'↑' if objs[0].maximize else '↓'} {_label(ds, x)}")
     ax.set_ylabel(f"{'↑' if objs[1].maximize else '↓'} {_label(ds, y)}")
-    calibration = f"\n{ds.attrs['calibration']}" if ds.attrs.get("calibration") else ""
-    shown = (
-        f"{empty.splitlines()[0]} (grey: the {len(xs):,} feasible designs)"
-        if empty
-        else f"{len(xs):,} designs meeting the constraints (grey: dominated)"
-    )
-    ax.set_title(f"{ds.attrs.get('sweep_name', '')}: {shown}" + calibration, fontsize=9)
-    ax.legend(loc="best", fontsize=8)
-    return _save(fig, out, "pareto")
+    shown = empty.splitlines()[0] if empty else f"{len(xs):,} designs meeting the constraints"
+    ax.set_title(f"{ds.attrs.get('sweep_name', '')}: {shown}", fontsize=9)
+    shade = "feasible designs" if empty else "designs meeting the constraints, dominated"
+    handles, labels = ax.get_legend_handles_labels()
+    handles.append(matplotlib.patches.Patch(color="0.55"))
+    labels.append(f"grey: {shade} (darker: more per cell, log)")
+    ax.legend(handles, labels, loc="best", fontsize=7)
+    return save_figure(fig, out, "pareto")
 
 
 def _design_knobs(plan: Any, ds: Any, point: dict[str, Any]) -> tuple[int, dict[str, float]]:
@@ -135,7 +143,8 @@ def plot_roofline(ds: Any, plan: Any, point: dict[str, Any], out: Path) -> list[
     peak = float(chip.peak_flops_per_s(widest(sc.weight_dtype, sc.act_dtype)))
     bw = float(chip.memory_bandwidth_bytes_per_s)
     fig, ax = plt.subplots(figsize=(7, 5))
-    all_ai = []
+    all_ai: list[float] = []
+    labels: list[tuple[str, float, float]] = []
     for label, new, past, marker in (
         ("prefill", sc.prompt_tokens, np.zeros_like(sc.prompt_tokens), "o"),
         ("decode step", np.ones_like(sc.batch), sc.prompt_tokens, "s"),
@@ -150,8 +159,7 @@ def plot_roofline(ds: Any, plan: Any, point: dict[str, Any], out: Path) -> list[
         ai, perf = flops[good] / byts[good], flops[good] / t[good]
         all_ai += list(ai)
         ax.scatter(ai, perf, marker=marker, s=30, label=label, zorder=3)
-        for name, a, p in zip(np.asarray(ops.names)[good], ai, perf, strict=True):
-            ax.annotate(name, (a, p), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        labels += list(zip(np.asarray(ops.names)[good], ai, perf, strict=True))
     ridge = peak / bw
     lo, hi = min([ridge / 100, *all_ai]) / 2, max([ridge * 100, *all_ai]) * 2
     xs = np.geomspace(lo, hi, 200)
@@ -171,7 +179,51 @@ def plot_roofline(ds: Any, plan: Any, point: dict[str, Any], out: Path) -> list[
     )
     ax.set_title(textwrap.fill(f"roofline of the chosen design ({where})", 90), fontsize=7)
     ax.legend(fontsize=7, loc="lower right")
-    return _save(fig, out, "roofline")
+    place_labels(ax, labels)
+    return save_figure(fig, out, "roofline")
+
+
+def place_labels(ax: Any, points: list[tuple[str, float, float]], fontsize: float = 6) -> None:
+    """Label data points without two labels (or a label and the legend) overlapping: points
+    closer than a few pixels share one label; each label takes the first free spot of eight
+    around its point; a label with no free spot is left out and named in a note under the axes."""
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    groups: list[tuple[list[str], Any]] = []
+    for name, x, y in points:
+        xy = ax.transData.transform((x, y))
+        for names, at in groups:
+            if np.hypot(*(xy - at)) < 4:
+                if str(name) not in names:
+                    names.append(str(name))
+                break
+        else:
+            groups.append(([str(name)], xy))
+    legend = ax.get_legend()
+    taken = [legend.get_window_extent(renderer)] if legend is not None else []
+    offsets = ((3, 3), (3, -9), (-3, 3), (-3, -9), (6, -3), (-6, -3), (0, 8), (0, -14))
+    left = []
+    for names, at in groups:
+        text = ", ".join(names)
+        point = ax.transData.inverted().transform(at)
+        for dx, dy in offsets:
+            t = ax.annotate(text, point, fontsize=fontsize, xytext=(dx, dy), textcoords="offset points",
+                            ha="left" if dx >= 0 else "right")  # fmt: skip
+            box, frame = t.get_window_extent(renderer), ax.get_window_extent(renderer)
+            if (
+                frame.contains(box.x0, box.y0)
+                and frame.contains(box.x1, box.y1)
+                and not any(box.overlaps(b) for b in taken)
+            ):
+                taken.append(box)
+                break
+            t.remove()
+        else:
+            left += names
+    if left:
+        ax.text(0.0, -0.16, textwrap.fill("not labelled (no free space): " + ", ".join(left), 110),
+                transform=ax.transAxes, fontsize=fontsize, va="top")  # fmt: skip
 
 
 def sensitivities(plan: Any, ds: Any, points: list[dict[str, Any]], metrics: list[str]) -> dict[str, np.ndarray]:
@@ -192,7 +244,8 @@ def plot_sensitivity(ds: Any, plan: Any, points: list[dict[str, Any]], objs: lis
     metrics = [o.metric for o in objs] or ["tpot_s"]
     sens = sensitivities(plan, ds, points, metrics)
     keys = [a.key for a in plan.spec.grid] + [a.key for a in plan.spec.sampled]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 0.35 * len(keys) + 2), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 0.35 * len(keys) + 2), squeeze=False,
+                             sharey=True, layout="constrained")  # fmt: skip
     for ax, m in zip(axes[0], metrics, strict=True):
         e = sens[m]
         h = 0.8 / len(points)
@@ -200,10 +253,11 @@ def plot_sensitivity(ds: Any, plan: Any, points: list[dict[str, Any]], objs: lis
             ax.barh(np.arange(len(keys)) + i * h, e[i], height=h, label=f"front design {i + 1}")
         ax.set_yticks(np.arange(len(keys)) + 0.4 - h / 2, keys, fontsize=7)
         ax.axvline(0, color="k", lw=0.5)
-        ax.set_xlabel(f"∂ log {m} / ∂ log knob")
+        ax.set_xlabel(f"∂ log {m}\n/ ∂ log knob", fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
     axes[0][0].legend(fontsize=7)
     fig.suptitle("sensitivity (elasticity, forward-mode derivative) at chosen designs", fontsize=9)
-    return _save(fig, out, "sensitivity")
+    return save_figure(fig, out, "sensitivity")
 
 
 def plot_axes(ds: Any, plan: Any, out: Path) -> list[Path]:
@@ -241,7 +295,7 @@ def plot_axes(ds: Any, plan: Any, out: Path) -> list[Path]:
             ax.set_ylabel(_label(ds, m), fontsize=7)
     fig.suptitle(f"{ds.attrs.get('sweep_name', '')}: one axis at a time", fontsize=9)
     fig.tight_layout()
-    return _save(fig, out, "axes")
+    return save_figure(fig, out, "axes")
 
 
 def _axis_metrics(ds: Any, plan: Any) -> list[str]:

@@ -34,6 +34,7 @@ th { background: #f4f4f4; } td.t { text-align: left; }
 pre { background: #f8f8f8; padding: 0.8em; font-size: 0.8em; overflow-x: auto; }
 figure { margin: 1em 0; } figure svg { max-width: 100%; height: auto; }
 .note { color: #666; font-size: 0.85em; } .scroll { overflow-x: auto; }
+ul.commands code { font-size: 0.8em; overflow-wrap: anywhere; }
 """
 
 # Metrics shown for the best designs at each level: (metric, label, scale).
@@ -181,3 +182,52 @@ def _interval(interval: Interval | None, hw_id: str, res: dict[str, np.ndarray],
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return "none (not calibrated)"
     return f"{lo * 1e3:.4g} - {hi * 1e3:.4g}"
+
+
+def write_answer_page(results: list[dict[str, Any]], question: Any, curves_svg: Path, out: Path) -> Path:
+    """The page of a question put to several chips (``inferbench demo``): the answer for the real
+    chips first, the curves, the hypothetical variants, the command of every row."""
+    from ._headline import ANSWER_HEADER, answer_rows
+
+    refuse_foreign(out)
+    q = question
+    slo = f"TTFT &le; {q.slo.ttft_s * 1e3:g} ms, TPOT &le; {q.slo.tpot_s * 1e3:g} ms"
+    title = f"{q.model}: {q.prompt_tokens} prompt + {q.output_tokens} output tokens"
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    parts.append(
+        f"<p>The cheapest deployment ({html.escape(q.objective)}) on up to {q.max_chips} chips of each kind meeting "
+        f"{slo}: <code>inferbench plan</code>'s search over batching (continuous, chunked prefill), TP, PP, EP, DP, "
+        "running sequences and chunk size, at the calibrated level.</p>"
+    )
+    real = [r for r in results if r["kind"] == "real"]
+    hypo = [r for r in results if r["kind"] != "real"]
+    rows, notes = answer_rows(real)
+    parts.append('<h2 id="answer">Answer: real chips at their datasheet specs</h2>')
+    parts.append(_table(["hardware", *ANSWER_HEADER, "calibration"], rows))
+    parts += [f'<p class="note">{html.escape(n)}</p>' for n in notes]
+    parts.append(
+        '<p class="note">running: sequences in flight over all replicas; chunk: prefill tokens per iteration; '
+        "fitted: the chip's own measurements; transferred: the A100 fit carried over with the chip's datasheet; "
+        "datasheet: no measurements (the achievable level).</p>"
+    )
+    parts.append('<h2 id="curves">Throughput per chip and cost against tokens/s per user</h2>')
+    parts.append(f'<figure id="curves-figure">{_svg(curves_svg)}</figure>')
+    parts.append(
+        '<p class="note">Each line is a chip: the deployments (any layout, batch and chunk) that meet the TTFT SLO '
+        "and that no other serves faster per user with more tokens per chip. Right of the dotted line the TPOT SLO "
+        "holds; the ring is the answer above. Dashed lines: hypothetical variants.</p>"
+    )
+    if hypo:
+        rows, notes = answer_rows(hypo, price=True)
+        parts.append('<h2 id="hypothetical">Hypothetical variants (designs, not products)</h2>')
+        parts.append(_table(["variant", *ANSWER_HEADER, "price $", "calibration"], rows))
+        parts += [f'<p class="note">{html.escape(n)}</p>' for n in notes]
+    commands = "".join(f"<li><code>{html.escape(r['command'])}</code></li>" for r in results)
+    parts.append(f'<h2 id="commands">Each row\'s command</h2><ul class="commands">{commands}</ul>')
+    doc = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
+    )
+    with writing(out) as tmp_path:
+        tmp_path.write_text(doc, encoding="utf-8")
+    return out

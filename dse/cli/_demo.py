@@ -1,210 +1,228 @@
-"""``inferbench demo`` as a small sweep: Llama-3-70B chat on GPU-class chips, in well under a minute.
+"""``inferbench demo``: the cheapest way to serve Llama-3-70B chat on each GPU-class chip.
 
-Six catalog GPUs (a discrete axis: one compiled group each) × tensor-parallel degree 2..8 ×
-batch 1..64 (grid axes) × 512 Sobol variants of HBM bandwidth around each chip (the sampled
-``design`` axis; a variant's stacks, die, TDP and price follow where the chip's silicon is
-recorded, models.silicon); constraints TTFT ≤ 1 s and TPOT ≤ 50 ms; the Pareto front of
-tokens/s per chip, J/token and $/1M tokens; charts (front, roofline, sensitivity).
+The question (2,048 prompt and 256 output tokens, TTFT <= 1 s, TPOT <= 50 ms, up to 8 chips,
+lowest $/1M tokens) is put to ``inferbench plan``'s search on each chip — batching mode
+(continuous, chunked prefill), TP/PP/EP/DP, running sequences, chunk — so every row is what
+``plan`` answers, with the command that reproduces it. Then the same chips with twice their
+HBM bandwidth (stacks, TDP and price follow where the silicon is recorded): hypothetical,
+labelled so. Writes the curves (throughput per chip vs tokens/s per user) as a dataset, a
+chart, a CSV of the answers and one HTML page.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import xarray as xr
 
-import calibration
-from dse import analysis, engine, sweep
-from dse.engine import display_scale, enable_compilation_cache, make_config, run_designs, software_levels
-from dse.specs import load_hardware, load_model, refuse_foreign
+from dse import analysis
+from dse.analysis import Question, Variant
+from dse.engine import enable_compilation_cache
+from dse.specs import load_hardware, refuse_foreign, write_dataset, writing
 
 RESULTS = Path("results")
 
-DEMO_SPEC = {
-    "name": "demo",
-    "description": "inferbench demo: Llama-3-70B chat on GPU-class chips, TP x batch x HBM bandwidth (stacks, TDP and price follow)",
-    "model": "llama-3-70b",
-    "hardware": ["a100-sxm4-80gb", "h100-sxm5-80gb", "h200-sxm-141gb", "b200", "mi300x", "gaudi2"],
-    "scenario": {"name": "chat", "phase": "request", "prompt_tokens": 2048, "output_tokens": 256, "batch": 1},
-    "dtype": "bf16",
-    "grid": {"tp": [2, 4, 8], "batch": [1, 4, 16, 64]},
-    "sample": {
-        "method": "sobol",
-        "n": 512,
-        "seed": 0,
-        "axes": {
-            "hbm_bandwidth_tb_s": {"low": 1.5, "high": 10, "scale": "log"},
-        },
-    },
-    "constraints": ["ttft_s <= 1", "tpot_s <= 0.05"],
-    "objectives": ["maximize throughput_tokens_per_s_per_chip", "minimize j_per_token", "minimize usd_per_mtok"],
+QUESTION = Question(
+    model="llama-3-70b",
+    prompt_tokens=2048,
+    output_tokens=256,
+    slo=analysis.Slo(ttft_s=1.0, tpot_s=0.05),
+    max_chips=8,
+    objective="usd_per_mtok",
+)
+CHIPS = ("a100-sxm4-80gb", "h100-sxm5-80gb", "h200-sxm-141gb", "b200", "mi300x", "gaudi2")
+HBM_FACTOR = 2.0  # the hypothetical variants: each chip with this times its HBM bandwidth
+
+
+def variants(chips: tuple[str, ...]) -> list[Variant]:
+    out = []
+    for hw in chips:
+        tb_s = float(load_hardware(hw).raw["hbm_bandwidth_tb_s"]) * HBM_FACTOR
+        out.append(Variant(hw, (f"hbm_bandwidth_tb_s={tb_s:g}",), f"{hw} + HBM x{HBM_FACTOR:g} ({tb_s:g} TB/s)"))
+    return out
+
+
+def summary(res: dict[str, Any]) -> dict[str, Any]:
+    """One chip's answer as JSON: the cost, the layout, the SLO metrics, how it was calibrated."""
+    best = res["best"]
+    out: dict[str, Any] = {"hardware": res["hardware"], "kind": res["kind"], "label": res["label"]}
+    if best is None:
+        return out | {"usd_per_mtok": None, "layout": None, "why": res["excluded"][0]["why"] if res["excluded"] else ""}
+    layout = {k: best[k] for k in ("batching", "tp", "pp", "ep", "dp", "chips", "batch", "chunk_tokens")}
+    return out | {
+        "usd_per_mtok": best["usd_per_mtok"],
+        "layout": layout,
+        "ttft_s": best["ttft_s"],
+        "tpot_s": best["tpot_s"],
+        "tokens_per_s_per_user": 1.0 / best["tpot_s"],
+        "throughput_tokens_per_s_per_chip": best["throughput_tokens_per_s_per_chip"],
+        "j_per_token": best["j_per_token"],
+        "chip_price_usd": best["chip_price_usd"],
+        "calibration": res["calibration"],
+        "software": res["framework"],
+        "command": res["command"],
+    }
+
+
+CURVE_VARIABLES = {
+    "tokens_per_s_per_user": ("tokens/s", "tokens per second each user sees (1 / TPOT)"),
+    "throughput_tokens_per_s_per_chip": ("tokens/s", "output tokens per second per chip"),
+    "usd_per_mtok": ("USD/Mtoken", "dollars per million output tokens"),
+    "ttft_s": ("s", "time to first token"),
+    "tpot_s": ("s", "time per output token"),
+    "j_per_token": ("J/token", "energy per output token"),
 }
 
 
-def _tpot_at_levels(hardware: str, design) -> list[float]:
-    """TPOT (ms) of one stored design at the ideal, achievable and calibrated levels."""
-
-    h = load_hardware(hardware)
-    sc = DEMO_SPEC["scenario"]
-    cfg = make_config(
-        load_model(DEMO_SPEC["model"]), h, prompt_tokens=sc["prompt_tokens"], output_tokens=sc["output_tokens"]
-    )
-    knobs = {
-        "tp": float(design.tp),
-        "batch": float(design.batch),
-        "hbm_bandwidth_bytes_per_s": float(design.hbm_bandwidth_tb_s) * 1e12,
+def curves_dataset(results: list[dict[str, Any]]) -> xr.Dataset:
+    """The curves as one table (dim ``point``): which chip (or variant), its layout, its metrics."""
+    pts = [(res, p) for res in results for p in res["curve"]]
+    coords = {
+        "entry": ("point", [res["label"] for res, _ in pts]),
+        "hardware": ("point", [res["hardware"] for res, _ in pts]),
+        "kind": ("point", [res["kind"] for res, _ in pts]),
+        "batching": ("point", [p["batching"] for _, p in pts]),
+        **{
+            k: ("point", np.array([p[k] for _, p in pts], dtype=np.int64))
+            for k in ("tp", "pp", "ep", "dp", "chips", "batch")
+        },
+        "chunk_tokens": ("point", np.array([p["chunk_tokens"] or 0 for _, p in pts], dtype=np.int64)),
     }
-    res = run_designs(
-        cfg, {k: np.array([v]) for k, v in knobs.items()}, software_levels(h, ("ideal", "achievable", "calibrated"))
-    )
-    return [float(t) * display_scale("tpot_s") for t in res["tpot_s"][:, 0]]
+    data = {
+        k: ("point", np.array([p[k] for _, p in pts], dtype=float), {"units": u, "long_name": d})
+        for k, (u, d) in CURVE_VARIABLES.items()
+    }
+    q = QUESTION
+    return xr.Dataset(data, coords=coords).assign_attrs(
+        description="inferbench demo: the throughput-per-chip vs tokens/s-per-user frontier of each chip's deployments "
+        f"meeting TTFT <= {q.slo.ttft_s:g} s (chunk_tokens 0: whole prompts)",
+        model=q.model, prompt_tokens=q.prompt_tokens, output_tokens=q.output_tokens,
+    )  # fmt: skip
 
 
-def _real_chips() -> None:
-    """The headline answer first: each catalog chip at its datasheet specs, its cheapest
-    deployment (TP x batch) meeting the constraints at the calibrated level, at three levels."""
-    sc = DEMO_SPEC["scenario"]
-    chips = DEMO_SPEC["hardware"]
-    ds = engine.evaluate(
-        DEMO_SPEC["model"],
-        [load_hardware(h) for h in chips],
-        prompt_tokens=sc["prompt_tokens"],
-        output_tokens=sc["output_tokens"],
-        **DEMO_SPEC["grid"],
-    )
-    ds = ds.sel(model=DEMO_SPEC["model"]) if "model" in ds.dims else ds
-    cal = ds.sel(level="calibrated")
-    ok = cal.feasible.astype(bool) & (cal.ttft_s <= 1.0) & (cal.tpot_s <= 0.05)
-    rows, best = [], None
-    for hw in chips:
-        cost = cal.usd_per_mtok.sel(hardware=hw).where(ok.sel(hardware=hw))
-        if not np.isfinite(cost.values).any():
-            rows.append([hw, "-", "-", "-", "-", "-", "-", "-", "-", "-", "no deployment meets the constraints"])
-            continue
-        i = np.unravel_index(int(np.nanargmin(cost.values)), cost.shape)
-        at = dict(zip(cost.dims, (cost[d].values[k] for d, k in zip(cost.dims, i, strict=True)), strict=True))
-        p = ds.sel(hardware=hw, **at)
-        tpot = [float(p.tpot_s.sel(level=lv)) * display_scale("tpot_s") for lv in ("ideal", "achievable", "calibrated")]
-        c = p.sel(level="calibrated")
-        rows.append([hw, int(at["tp"]), int(at["batch"]), float(c.ttft_s) * display_scale("ttft_s"), *tpot,
-                     float(c.throughput_tokens_per_s_per_chip), float(c.j_per_token), float(c.usd_per_mtok),
-                     str(ds.calibration.sel(hardware=hw).item()).split(",")[0]])  # fmt: skip
-        if best is None or float(c.usd_per_mtok) < best[1]:
-            best = (f"{hw} at TP {int(at['tp'])}, batch {int(at['batch'])}", float(c.usd_per_mtok))
-    print(
-        f"Real chips at their datasheet specs: the cheapest deployment of {DEMO_SPEC['model']} "
-        f"({sc['prompt_tokens']} in, {sc['output_tokens']} out) per chip meeting TTFT <= 1 s and TPOT <= 50 ms "
-        "(calibrated level; TPOT also at the ideal roofline and hardware-achievable levels)"
-    )
-    head = ["hardware", "tp", "batch", "TTFT ms", "TPOT ideal", "TPOT achv", "TPOT calib", "tok/s/chip", "J/token",
-            "$/1M tok", "calibration"]  # fmt: skip
-    print(analysis.render(head, rows))
-    if best is not None:
-        print(f"cheapest: {best[0]}, {best[1]:.3g} $/1M tokens\n")
+def _own_demo_store(path: Path) -> bool:
+    """An earlier demo's store (a sweep store of the demo before it planned) is replaced as a re-run."""
+    try:
+        return json.loads((path / "zarr.json").read_text())["attributes"].get("sweep_name") == "demo"
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
-def run_demo(output: Path, quiet: bool = False) -> int:
-    """Run the demo sweep into ``output`` (a zarr store), then its front, table and charts."""
-
+def run_demo(output: Path, chips: tuple[str, ...] = CHIPS, quiet: bool = False, as_json: bool = False) -> int:
+    """Put the demo's question to each chip and its variant; print the answer, write the files."""
     t0 = time.perf_counter()
     enable_compilation_cache()
     output = Path(output)
-    # Figures beside the store: demo.zarr -> demo/; a store named without a suffix -> NAME-figures/.
     out_dir = output.with_suffix("") if output.suffix else output.with_name(output.name + "-figures")
-    spec = sweep.parse_sweep(DEMO_SPEC, "inferbench demo")
-    # The demo replaces its own earlier store (the same spec) as a re-run; any other sweep store
-    # only with --overwrite.
-    state, attrs = sweep.store_state(output)
-    rerun = state in ("partial", "complete") and attrs.get("sweep_spec") == spec.to_json()
-    for p in (output, out_dir / "pareto.zarr", out_dir / "pareto.csv", out_dir / "report.html"):
-        refuse_foreign(p, overwrite=True if p == output and rerun else None)  # before the sweep runs, not after
-    print(f"InferBench demo — {DEMO_SPEC['description']}\n")
-    _real_chips()
-    print(
-        "Hypothetical variants: each chip with its HBM bandwidth sampled around its datasheet (1.5-10 TB/s; "
-        "stacks, die, TDP and price follow where its silicon is recorded) — designs, not products"
-    )
-    result = sweep.run_sweep(spec, output, overwrite=True, quiet=quiet)
-    front, objs, cons, stats = analysis.store_pareto(output)
-    print(sweep.describe(result))
-    print(analysis.pareto_table(front, objs, cons, stats, limit=12))
-    # The best design per chip by $/1M tokens, among those meeting the constraints.
-
-    ds = sweep.open_sweep(output)
-    rows = []
-    for hw in ds.hardware.values:
-        sub = ds.sel(hardware=hw)
-        cost = sub.usd_per_mtok.where(sub.meets_constraints).values
-        if not np.isfinite(cost).any():
-            rows.append([str(hw), *["-"] * 10, "no design meets the constraints"])
-            continue
-        i = np.unravel_index(np.nanargmin(cost), cost.shape)
-        p = sub.isel(dict(zip(sub.usd_per_mtok.dims, i, strict=True)))
-        tpot_levels = _tpot_at_levels(str(hw), p)
-        rows.append(
-            [
-                str(hw),
-                int(p.tp),
-                int(p.batch),
-                float(p.hbm_bandwidth_tb_s),
-                float(p.ttft_s) * display_scale("ttft_s"),
-                *tpot_levels,
-                float(p.throughput_tokens_per_s_per_chip),
-                float(p.j_per_token),
-                float(p.usd_per_mtok),
-                f"{float(p.chip_price_usd):,.0f}",
-            ]
-        )
-    print(
-        "\nCheapest hypothetical variant per chip meeting "
-        + ", ".join(str(c) for c in cons)
-        + " (TPOT at the three levels: ideal roofline, hardware-achievable, software-calibrated)"
-    )
-    print(
-        analysis.render(
-            [
-                "hardware",
-                "tp",
-                "batch",
-                "HBM TB/s",
-                "TTFT ms",
-                "TPOT ideal",
-                "TPOT achv",
-                "TPOT calib",
-                "tok/s/chip",
-                "J/token",
-                "$/1M tok",
-                "price $",
-            ],
-            rows,
-        )
-    )
-    written = analysis.write_front(front, out_dir / "pareto")
-    written += analysis.plot_store(output, out_dir)
-    written.append(analysis.write_report(output, out_dir / "report.html", calibration.prediction_interval))
-    print(f"\n{spec.n_designs:,} designs, front, table and charts in {time.perf_counter() - t0:.1f} s")
-    if not quiet:
+    files = [out_dir / n for n in ("answer.csv", "curves.png", "curves.svg", "report.html")]
+    for p in (output, *files):
+        refuse_foreign(p, overwrite=True if p == output and _own_demo_store(p) else None)  # before any work
+    q = QUESTION
+    if not as_json:
         print(
-            f"open it with: xarray.open_zarr('{output}'); wrote {', '.join(str(p) for p in written)}", file=sys.stderr
+            f"InferBench demo — the cheapest way to serve {q.model} chat ({q.prompt_tokens} prompt + "
+            f"{q.output_tokens} output tokens) with TTFT <= {q.slo.ttft_s * 1e3:g} ms and TPOT <= "
+            f"{q.slo.tpot_s * 1e3:g} ms on up to {q.max_chips} chips, per chip: inferbench plan's search over "
+            "batching (continuous, chunked prefill), TP, PP, EP, DP, running sequences and chunk size\n",
+            flush=True,
         )
+    results = analysis.answer(q, chips, variants(chips))
+    real = [r for r in results if r["kind"] == "real"]
+    hypo = [r for r in results if r["kind"] != "real"]
+    if as_json:
+        print(json.dumps([summary(r) for r in results], indent=1, default=float))
+    else:
+        _print_answer(real, hypo)
+    write_dataset(curves_dataset(results), output)
+    fig = analysis.plot_curves(results, q, out_dir)
+    written = [output, *analysis.save_figure(fig, out_dir, "curves")]
+    with writing(files[0]) as tmp:
+        tmp.write_text(_csv(results), encoding="utf-8")
+    written.append(files[0])
+    written.append(analysis.write_answer_page(results, q, out_dir / "curves.svg", files[3]))
+    if not as_json:
+        print(
+            f"\n{len(results)} searches of {sum(r['candidates'] for r in results):,} deployments in {time.perf_counter() - t0:.1f} s"
+        )
+    if not quiet:
+        print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     return 0
 
 
+def _print_answer(real: list[dict[str, Any]], hypo: list[dict[str, Any]]) -> None:
+    head = ["hardware", *analysis.ANSWER_HEADER]
+    print("Real chips at their datasheet specs (calibrated level: fitted = its own measurements, transferred = "
+          "the A100 fit carried over with the chip's datasheet)")  # fmt: skip
+    rows, notes = analysis.answer_rows(real)
+    print(analysis.render([*head, "calibration"], rows))
+    for note in notes:
+        print(note)
+    ok = [r for r in real if r["best"] is not None]
+    if ok:
+        b = min(ok, key=lambda r: r["best"]["usd_per_mtok"])
+        print(f"cheapest: {b['label']}, {b['best']['usd_per_mtok']:.3g} $/1M tokens on {b['best']['chips']} chip(s)")
+    print("running: sequences in flight per deployment (all replicas); chunk: prefill tokens per iteration")
+    print("each row is: " + real[0]["command"].replace(f"--hardware {real[0]['hardware']}", "--hardware CHIP"))
+    if hypo:
+        print(
+            f"\nHypothetical variants (designs, not products): each chip with {HBM_FACTOR:g}x its HBM bandwidth; "
+            "stacks, die, TDP and price follow where its silicon is recorded"
+        )
+        rows, notes = analysis.answer_rows(hypo, price=True)
+        print(analysis.render([*head, "price $", "calibration"], rows))
+        for note in notes:
+            print(note)
+        print("each row is: " + hypo[0]["command"].replace(hypo[0]["hardware"], "CHIP", 1).split(" --set")[0]
+              + " --set hbm_bandwidth_tb_s=TB_S")  # fmt: skip
+    print("\nthe curves of every chip: results/demo/curves.png; design a chip for this question: inferbench design "
+          "--help")  # fmt: skip
+
+
+CSV_KEYS = ("hardware", "kind", "label", "usd_per_mtok", "batching", "tp", "pp", "ep", "dp", "chips", "batch",
+            "chunk_tokens", "ttft_s", "tpot_s", "tokens_per_s_per_user", "throughput_tokens_per_s_per_chip",
+            "j_per_token", "chip_price_usd", "calibration", "software", "command")  # fmt: skip
+
+
+def _csv(results: list[dict[str, Any]]) -> str:
+    lines = [",".join(CSV_KEYS)]
+    for r in results:
+        s = summary(r)
+        flat = s | (s.get("layout") or {})
+        lines.append(",".join(_cell(flat.get(k)) for k in CSV_KEYS))
+    return "\n".join(lines) + "\n"
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    text = f"{v:.6g}" if isinstance(v, float) else str(v)
+    return f'"{text}"' if "," in text else text
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    return run_demo(Path(args.output), quiet=args.quiet)
+    chips = tuple(args.hardware.split(",")) if args.hardware else CHIPS
+    for hw in chips:
+        load_hardware(hw)  # an unknown id: one line, before any work
+    return run_demo(Path(args.output), chips, quiet=args.quiet, as_json=args.json)
 
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser(
         "demo",
-        help="the main job on the embedded default study",
-        description="Sweep Llama-3-70B chat on six GPU-class chips (TP, batch, HBM bandwidth and price), print the "
-        "front and the cheapest design per chip at the three levels, write the store, charts and an HTML report. "
-        "Example: inferbench demo -o results/demo.zarr",
+        help="the main job: the cheapest deployment of Llama-3-70B chat on six chips",
+        description="Put one question (Llama-3-70B, 2048 prompt / 256 output tokens, TTFT <= 1 s, TPOT <= 50 ms, "
+        "up to 8 chips, lowest $/1M tokens) to inferbench plan's search on six GPU-class chips and on each with "
+        "twice its HBM bandwidth (hypothetical); print the answers, write the curves (zarr), a chart, a CSV and an "
+        "HTML page. Example: inferbench demo --json",
     )
     s.add_argument("-o", "--output", default=str(RESULTS / "demo.zarr"), help="dataset path (zarr)")
-    s.add_argument("--quiet", action="store_true", help="no progress bar or file list on stderr")
+    s.add_argument("--hardware", help="comma-separated catalog ids (default: the six chips)")
+    s.add_argument("--json", action="store_true", help="print the answers as one JSON list (one object per chip)")
+    s.add_argument("--quiet", action="store_true", help="no file list on stderr")
     s.set_defaults(func=cmd_demo)

@@ -9,7 +9,7 @@ from typing import Any
 
 from dse import analysis
 from dse.engine import display_scale
-from dse.specs import SpecError, load_platform, load_use_case, use_cases
+from dse.specs import SpecError, load_hardware, load_platform, load_use_case, use_cases
 
 from ._args import at_most_, positive
 
@@ -24,6 +24,17 @@ def _cv(text: str | None) -> float:
     if not 0 <= v < float("inf"):
         raise SpecError(f"--prompt-cv: '{text}': expected a number >= 0 (coefficient of variation)")
     return v
+
+
+def _set_value(item: str) -> tuple[str, float]:
+    key, _, text = item.partition("=")
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (key and 0 < value < float("inf")):
+        raise SpecError(f"--set: '{item}': expected KEY=VALUE with one positive number, e.g. hbm_bandwidth_tb_s=6.7")
+    return key, value
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -43,6 +54,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     hardware = args.hardware or (platform.hardware if platform else None)
     if hardware is None:
         raise SpecError("plan: expected --hardware (or --platform)")
+    if args.set:  # a hypothetical chip: spec keys changed (file units), as --set of evaluate
+        try:
+            hardware = analysis.with_sets(load_hardware(hardware), dict(_set_value(item) for item in args.set))
+        except SpecError as e:
+            raise SpecError(str(e) if str(e).startswith("--set") else f"--set: {e}") from None
     result = analysis.plan(
         args.model,
         hardware,
@@ -64,25 +80,27 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+# The columns after the objective's (the objective's own is not repeated: see _print).
+_SHOWN = {
+    "TTFT ms": lambda r: r["ttft_s"] * display_scale("ttft_s"),
+    "TPOT ms": lambda r: r["tpot_s"] * display_scale("tpot_s"),
+    "tok/s/chip": lambda r: r["throughput_tokens_per_s_per_chip"],
+    "$/1M tok": lambda r: r["usd_per_mtok"],
+}
+
+
 def _row(r: dict[str, Any], objective: str) -> list[Any]:
     metric, _, _, scale = analysis.OBJECTIVES[objective]
     value = 1.0 / r["tpot_s"] if scale is None else r[metric] * scale
     chunk = "-" if r["chunk_tokens"] is None else int(r["chunk_tokens"])
-    layout = [r["batching"], int(r["tp"]), int(r["pp"]), int(r["ep"]), int(r["dp"]), int(r["batch"]), chunk]
-    return [
-        *layout,
-        value,
-        r["ttft_s"] * display_scale("ttft_s"),
-        r["tpot_s"] * display_scale("tpot_s"),
-        r["throughput_tokens_per_s_per_chip"],
-        r["usd_per_mtok"],
-        r["why"],
-    ]
+    layout = [r["batching"], *(int(r[k]) for k in ("tp", "pp", "ep", "dp", "chips", "batch")), chunk]
+    label = analysis.OBJECTIVES[objective][2]
+    return [*layout, value, *(f(r) for k, f in _SHOWN.items() if k != label), r["why"]]
 
 
 def _print(res: dict[str, Any]) -> None:
     label = analysis.OBJECTIVES[res["objective"]][2]
-    head = ["batching", "tp", "pp", "ep", "dp", "batch", "chunk", label, "TTFT ms", "TPOT ms", "tok/s/chip", "$/1M tok"]
+    head = ["batching", "tp", "pp", "ep", "dp", "chips", "batch", "chunk", label, *(k for k in _SHOWN if k != label)]
     slos = {k: v for k, v in res["slo"].items() if k != "prompt_cv"}
     slo = ", ".join(f"{k[:-2].upper()} <= {v * 1e3:g} ms" for k, v in slos.items() if v) or "none"
     if res["slo"]["prompt_cv"]:
@@ -142,6 +160,13 @@ def add_subcommands(sub: Any) -> None:
         "--framework",
         help="software profile of the calibrated level: vllm-offline (default), vllm-server, tensorrt-llm, "
         "deepspeed-mii",
+    )
+    s.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a hypothetical chip: a spec key of its family changed, in the file's units (repeatable), "
+        "e.g. hbm_bandwidth_tb_s=6.7",
     )
     s.add_argument("--top", type=int, default=5, help="runners-up and excluded layouts shown")
     s.add_argument("--json", action="store_true", help="print one JSON object")

@@ -1,0 +1,206 @@
+"""A deployment question asked of several chips: :func:`plan`'s search on each (the same
+function, the same candidates, so every row is what ``inferbench plan`` answers), the real
+chips at their datasheets first, then hypothetical variants labelled as such; the
+throughput-per-chip vs tokens/s-per-user curve of each; a chart of the curves.
+
+The plans run on two threads: a chip's programs are compiled for its own static structure,
+and XLA compiles without holding the interpreter, so two chips compile at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+
+from dse.engine import display_scale
+from dse.specs import HardwareEntry, knob_of_hardware_key, load_hardware
+
+from ._plan import OBJECTIVES, Slo, plan
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class Question:
+    """What is asked: a model, a request shape, SLOs, a chip budget and what to minimize."""
+
+    model: str
+    prompt_tokens: int
+    output_tokens: int
+    slo: Slo
+    max_chips: int
+    objective: str = "usd_per_mtok"
+    dtype: str = "bf16"
+
+    def plan_command(self, hardware: str, sets: Sequence[str] = ()) -> str:
+        """The ``inferbench plan`` command line that answers this question for one chip."""
+        parts = [
+            f"inferbench plan --model {self.model} --hardware {hardware} --max-chips {self.max_chips}",
+            f"--prompt-tokens {self.prompt_tokens} --output-tokens {self.output_tokens}",
+        ]
+        if self.slo.ttft_s:
+            parts.append(f"--ttft-ms {self.slo.ttft_s * 1e3:g}")
+        if self.slo.tpot_s:
+            parts.append(f"--tpot-ms {self.slo.tpot_s * 1e3:g}")
+        parts.append(f"--objective {self.objective}")
+        if self.dtype != "bf16":
+            parts.append(f"--dtype {self.dtype}")
+        parts += [f"--set {s}" for s in sets]
+        return " ".join(parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """A hypothetical chip: a catalog chip with spec keys changed (file keys and units)."""
+
+    hardware: str
+    sets: tuple[str, ...]
+    label: str
+
+
+# The answer's columns: (header, value of a plan row).
+COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("$/1M tok", lambda r: r["usd_per_mtok"]),
+    ("batching", lambda r: r["batching"]),
+    ("chunk", lambda r: "-" if r["chunk_tokens"] is None else int(r["chunk_tokens"])),
+    ("TP", lambda r: int(r["tp"])),
+    ("PP", lambda r: int(r["pp"])),
+    ("EP", lambda r: int(r["ep"])),
+    ("DP", lambda r: int(r["dp"])),
+    ("chips", lambda r: int(r["chips"])),
+    ("running", lambda r: int(r["batch"])),
+    ("TTFT ms", lambda r: r["ttft_s"] * display_scale("ttft_s")),
+    ("TPOT ms", lambda r: r["tpot_s"] * display_scale("tpot_s")),
+    ("tok/s/user", lambda r: 1.0 / r["tpot_s"]),
+    ("tok/s/chip", lambda r: r["throughput_tokens_per_s_per_chip"]),
+    ("J/token", lambda r: r["j_per_token"]),
+)
+
+
+def answer_rows(results: list[dict[str, Any]], price: bool = False) -> tuple[list[list[Any]], list[str]]:
+    """Table rows of each chip's best deployment, and a note for each chip with none."""
+    rows, notes = [], []
+    for res in results:
+        best, status = res["best"], res["calibration"].split(" (")[0].split(",")[0]
+        if best is None:
+            closest = res["excluded"][0]["why"] if res["excluded"] else "no candidate"
+            rows.append([res["label"], *["-"] * (len(COLUMNS) + price), status])
+            notes.append(f"{res['label']}: no deployment meets the SLOs (the closest: {closest})")
+            continue
+        row = [res["label"], *(f(best) for _, f in COLUMNS)]
+        rows.append(row + ([f"{best['chip_price_usd']:,.0f}"] if price else []) + [status])
+    return rows, notes
+
+
+ANSWER_HEADER = tuple(h for h, _ in COLUMNS)
+
+
+def with_sets(entry: HardwareEntry, values: dict[str, float]) -> HardwareEntry:
+    """``entry`` with spec keys (file units) replaced: the engine's own knobs, so a variant's
+    stacks, die, TDP and price follow its values as in a sweep (models.silicon)."""
+    spec = entry.spec
+    for key, value in values.items():
+        info = knob_of_hardware_key(entry.family, key)
+        spec = dataclasses.replace(spec, **{info.field: np.asarray(float(value) * info.factor)})
+    return dataclasses.replace(entry, spec=spec)
+
+
+def variant_entry(variant: Variant) -> HardwareEntry:
+    values = {k: float(v) for k, v in (s.split("=", 1) for s in variant.sets)}
+    return with_sets(load_hardware(variant.hardware), values)
+
+
+def answer(
+    question: Question, chips: Sequence[str], variants: Sequence[Variant] = (), workers: int = 2
+) -> list[dict[str, Any]]:
+    """:func:`plan` of ``question`` on each chip and each variant; one result per entry, in
+    order, each with ``kind`` ("real" or "hypothetical"), ``label`` and ``command``."""
+    entries: list[tuple[HardwareEntry, dict[str, Any]]] = []
+    for hw in chips:
+        entry = load_hardware(hw)  # here, not in a worker: a --fit in effect is this thread's context
+        entries.append((entry, {"kind": "real", "label": entry.id, "command": question.plan_command(entry.id)}))
+    for v in variants:
+        extra = {"kind": "hypothetical", "label": v.label, "command": question.plan_command(v.hardware, v.sets)}
+        entries.append((variant_entry(v), extra))
+
+    def one(item: tuple[HardwareEntry, dict[str, Any]]) -> dict[str, Any]:
+        entry, extra = item
+        res = plan(
+            question.model,
+            entry,
+            question.max_chips,
+            prompt_tokens=question.prompt_tokens,
+            output_tokens=question.output_tokens,
+            slo=question.slo,
+            objective=question.objective,
+            dtype=question.dtype,
+            top=3,
+        )
+        return res | extra
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        return list(pool.map(one, entries))
+
+
+def plot_curves(results: Sequence[dict[str, Any]], question: Question, out: Path) -> Any:
+    """Throughput per chip and $/1M tokens against tokens/s per user, one line per chip
+    (hypothetical variants dashed), each labelled at its end and in the legend; the TPOT SLO
+    is a vertical line and each chip's best deployment a ring. Returns the figure."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
+    colours = plt.get_cmap("tab10")
+    reals = [r for r in results if r["kind"] == "real"]
+    colour_of = {r["hardware"]: colours(i % 10) for i, r in enumerate(reals)}
+    for r in results:
+        if not r["curve"]:
+            continue
+        x = np.array([p["tokens_per_s_per_user"] for p in r["curve"]])
+        style = dict(color=colour_of.get(r["hardware"], "grey"), marker="o", markersize=3, linewidth=1.4)
+        if r["kind"] != "real":
+            style |= dict(linestyle="--", marker="^", alpha=0.8)
+        for ax, metric in zip(axes, ("throughput_tokens_per_s_per_chip", "usd_per_mtok"), strict=True):
+            ax.plot(x, [p[metric] for p in r["curve"]], label=r["label"], **style)
+            best = r["best"]
+            if best is not None:
+                ax.plot(1.0 / best["tpot_s"], best[metric], marker="o", markersize=9, markerfacecolor="none",
+                        markeredgecolor=style["color"], linestyle="none")  # fmt: skip
+    for ax, title in zip(axes, ("tokens/s per chip", "$ per 1M tokens"), strict=True):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("tokens/s per user (1 / TPOT)")
+        ax.set_ylabel(title)
+        ax.grid(True, which="major", alpha=0.3)
+        if question.slo.tpot_s:
+            ax.axvline(1.0 / question.slo.tpot_s, color="black", linewidth=0.8, linestyle=":")
+    axes[0].set_title(f"{question.model}: throughput vs interactivity", fontsize=10)
+    axes[1].set_title(f"cost ({OBJECTIVES['usd_per_mtok'][2]}) vs interactivity", fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if question.slo.tpot_s:
+        handles.append(plt.Line2D([], [], color="black", linewidth=0.8, linestyle=":"))
+        labels.append(f"TPOT SLO {question.slo.tpot_s * 1e3:g} ms")
+    handles.append(plt.Line2D([], [], color="grey", marker="o", markersize=9, markerfacecolor="none", linestyle="none"))
+    labels.append(f"cheapest meeting the SLOs ({question.objective})")
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    return fig
+
+
+def text_overlaps(fig: Any) -> list[tuple[str, str]]:
+    """Pairs of visible, non-empty texts of ``fig`` whose drawn boxes intersect (a layout check)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
+    out = []
+    for i, (a, ba) in enumerate(boxes):
+        for b, bb in boxes[i + 1 :]:
+            if ba.overlaps(bb) and ba.intersection(ba, bb) is not None:
+                inter = ba.intersection(ba, bb)
+                if inter.width > 1 and inter.height > 1:
+                    out.append((a, b))
+    return out
