@@ -139,7 +139,7 @@ INITIAL: dict[str, Any] = {
     "step_overhead_s": 2e-3,
     "seq_overhead_s": 0.1e-3,
     "rank_overhead_s": 0.2e-3,
-    "idle_w": 60.0,  # seed 000 power model
+    "idle_w": 60.0,  # docs/references.md#research-note power model
     "energy_per_flop_j": 0.2e-12,
     "energy_per_byte_j": 50e-12,
 }

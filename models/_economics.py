@@ -3,7 +3,7 @@
 cost rate = capex / lifetime + P_avg · PUE · electricity price
 $/1M tokens = cost rate · wall time / tokens · 1e6
 
-Never API prices (seed 000, "Why every existing benchmark is wrong": API pricing includes
+Never API prices (docs/references.md#research-note, "Why every existing benchmark is wrong": API pricing includes
 margin). Defaults are documented estimates, overridable per evaluation.
 """
 

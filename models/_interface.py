@@ -431,7 +431,7 @@ class OpCost(NamedTuple):
 class Chip(abc.ABC):
     """The base of every hardware family: power model, price, scale-up link, area.
 
-    Power (seeds/000, SIMT power; GenZ Eq. 2): P = P_idle + α·FLOP/s + β·bytes/s, capped at
+    Power (docs/references.md#research-note, SIMT power; GenZ Eq. 2): P = P_idle + α·FLOP/s + β·bytes/s, capped at
     TDP, so E = min(TDP·t, P_idle·t + α·FLOPs + β·bytes). A family overrides
     :meth:`operator_cost` (and :meth:`work_energy_j` where its energy is not linear) and
     provides ``memory_bandwidth_bytes_per_s`` (a field or a property: the bandwidth of its
@@ -494,7 +494,7 @@ class Chip(abc.ABC):
         rates — the floorplan model's power (models.silicon: datapath energy per FLOP by class
         and node, DRAM and link energy per bit, leakage by area) of this design less its base's,
         where the silicon is recorded; else the power model's dynamic power at the added peak
-        rates, α·Δpeak + β·Δbandwidth (seeds/000). Never below the idle power. A catalog chip's
+        rates, α·Δpeak + β·Δbandwidth (docs/references.md#research-note). Never below the idle power. A catalog chip's
         own TDP is its datasheet figure; one given with the design is kept."""
         if self.tdp_given or self.tdp_ref_flops_per_s == 0.0:
             return self.tdp_w
@@ -601,6 +601,6 @@ class Chip(abc.ABC):
 
 
 def linear_power_energy_j(chip: Chip, time_s: Array, flops: Array, bytes_: Array) -> Array:
-    """E = min(TDP·t, P_idle·t + α·FLOPs + β·bytes) (seeds/000 power model, TDP cap)."""
+    """E = min(TDP·t, P_idle·t + α·FLOPs + β·bytes) (docs/references.md#research-note power model, TDP cap)."""
     uncapped = chip.idle_w * time_s + chip.energy_per_flop_j * flops + chip.energy_per_byte_j * bytes_
     return jnp.minimum(chip.design_tdp_w * time_s, uncapped)

@@ -52,7 +52,7 @@ def spec_field(
     limit: float | None = None,
     **kwargs: Any,
 ) -> Any:
-    """A leaf with its spec-file key: the one table of keys and units (DESIGN rule 4).
+    """A leaf with its spec-file key: the one table of keys and units (docs/architecture.md#rules, rule 4).
 
     Args:
         key: the key in spec files (``hbm_bandwidth_tb_s``); defaults to the field name.

@@ -1,14 +1,14 @@
 """Serving metrics of one configuration: a request batch on a platform of chips.
 
 Prefill of S prompt tokens, then D decode steps with the context growing from S to
-S + D − 1, summed in closed form (DESIGN rule 5): the operator table is affine in the
+S + D − 1, summed in closed form (docs/architecture.md#rules, rule 5): the operator table is affine in the
 context, so each operator's compute and memory times are affine in the step index, and
 the sum over steps of their maximum is the sum of a piecewise-linear function with one
 kink (:func:`sum_max_affine`).
 
 References:
-  InferBench research note (seeds/000): roofline, power model, decode table.
-  GenZ (seeds/003) §III (prefill/decode stages, TP/PP, collectives), Eq. 2 (energy).
+  InferBench research note (docs/references.md#research-note): roofline, power model, decode table.
+  GenZ (docs/references.md#genz) §III (prefill/decode stages, TP/PP, collectives), Eq. 2 (energy).
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ def _bound(ph: PhaseCost) -> Array:
 BATCHING = ("static", "continuous", "chunked", "disaggregated")
 
 # Power of a chip's network links while they carry a collective, as a share of its TDP: GenZ
-# (seeds/003) §VII-B splits peak power P_static : P_C : P_mem : P_icn = 3 : 4 : 2 : 1 (Eq. 2).
+# (docs/references.md#genz) §VII-B splits peak power P_static : P_C : P_mem : P_icn = 3 : 4 : 2 : 1 (Eq. 2).
 ICN_POWER_SHARE = 0.1
 
 

@@ -148,7 +148,7 @@ def test_seed_wafer_residency():
     for model, fits in (("llama-3-8b", True), ("llama-3-70b", False)):
         m = dse.load_model(model).spec
         fp = memory_per_chip(m, Scenario(f(1), f(1), f(1), weight_dtype="fp16"), f(1), f(1))
-        # Llama 3 8B at FP16: 16.1 GB ≤ 44 GB; Llama 3 70B: 141 GB > 44 GB (seed 000).
+        # Llama 3 8B at FP16: 16.1 GB ≤ 44 GB; Llama 3 70B: 141 GB > 44 GB (docs/references.md#research-note).
         assert bool(wse.weights_resident(fp.weight_bytes, fp.kv_bytes)) is fits
 
 

@@ -259,7 +259,7 @@ def test_vit_l16_at_224_is_the_seeds_122_7_gflop():
     c = config("vit-l-16", "a100-sxm4-80gb", batch=1, prompt_tokens=1, output_tokens=1)
     assert float(c.model.request_tokens(c.scenario)) == 197  # 14 x 14 patches + [CLS]
     ops = operator_table(c.model, c.scenario, f(1), f(197), f(0))
-    # Layers 118.99 + attention 3.81 (seed 000) + patch embedding 2·196·768·1024 = 0.31 GFLOP.
+    # Layers 118.99 + attention 3.81 (docs/references.md#research-note) + patch embedding 2·196·768·1024 = 0.31 GFLOP.
     assert float((ops.flops * ops.repeat).sum()) / 1e9 == pytest.approx(122.7, rel=0.01)
     assert float(total_params(c.model)) == pytest.approx(304_326_632, rel=0.002)  # torchvision vit_l_16
     m = serve(c.model, c.chip, c.platform, c.scenario, c.economics, SW)

@@ -3,7 +3,7 @@
 - Pareto: the feasible designs as a density (hexagonal bins, grey: dominated) and the front
   on top, coloured by the third objective when there is one.
 - Roofline: the operators of the scenario (prefill pass and one decode step) of a chosen
-  design on its chip's roofline, min(peak, AI · bandwidth) (seed 000, SIMT roofline), with the
+  design on its chip's roofline, min(peak, AI · bandwidth) (docs/references.md#research-note, SIMT roofline), with the
   memory-bound region (left of the ridge point) shaded.
 - Sensitivity: the elasticity ∂ log objective / ∂ log knob of each swept knob at chosen front
   designs, from the engine boundary's ``log_jacobian`` (forward mode through the same cost model) (integer knobs are relaxed to reals).

@@ -138,7 +138,7 @@ def run_demo(output: Path, chips: tuple[str, ...] = CHIPS, quiet: bool = False, 
     if as_json:
         print(json.dumps([summary(r) for r in results], indent=1, default=float))
     else:
-        _print_answer(real, hypo)
+        _print_answer(real, hypo, out_dir)
     write_dataset(curves_dataset(results), output)
     fig = analysis.plot_curves(results, q, out_dir)
     written = [output, *analysis.save_figure(fig, out_dir, "curves")]
@@ -155,7 +155,7 @@ def run_demo(output: Path, chips: tuple[str, ...] = CHIPS, quiet: bool = False, 
     return 0
 
 
-def _print_answer(real: list[dict[str, Any]], hypo: list[dict[str, Any]]) -> None:
+def _print_answer(real: list[dict[str, Any]], hypo: list[dict[str, Any]], out_dir: Path) -> None:
     head = ["hardware", *analysis.ANSWER_HEADER]
     print("Real chips at their datasheet specs (calibrated level: fitted = its own measurements, transferred = "
           "the A100 fit carried over with the chip's datasheet)")  # fmt: skip
@@ -180,8 +180,7 @@ def _print_answer(real: list[dict[str, Any]], hypo: list[dict[str, Any]]) -> Non
             print(note)
         print("each row is: " + hypo[0]["command"].replace(hypo[0]["hardware"], "CHIP", 1).split(" --set")[0]
               + " --set hbm_bandwidth_tb_s=TB_S")  # fmt: skip
-    print("\nthe curves of every chip: results/demo/curves.png; design a chip for this question: inferbench design "
-          "--help")  # fmt: skip
+    print(f"\nthe curves of every chip: {out_dir / 'curves.png'}; the page: {out_dir / 'report.html'}")
 
 
 CSV_KEYS = ("hardware", "kind", "label", "usd_per_mtok", "batching", "tp", "pp", "ep", "dp", "chips", "batch",

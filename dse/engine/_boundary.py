@@ -1,4 +1,4 @@
-"""The one jit / vmap / grad boundary of the engine (DESIGN rule 1, STYLE rule 9).
+"""The one jit / vmap / grad boundary of the engine (docs/architecture.md#rules, rule 1).
 
 Every compiled evaluation of the cost model goes through this module: whole configurations
 (:func:`run_designs`, and :func:`dispatch` / :func:`collect` for the sweep's pipeline), single

@@ -105,7 +105,7 @@ def with_knobs(config: Config, knobs: Mapping[str, Any]) -> Config:
 
 
 # Physical ranges of bounded knobs. Converter resolutions: in-memory-compute macros use 1-8 bit
-# ADCs and 1-4 bit DACs (seeds/000, IMC); 16 bits bounds any converter fast enough to matter.
+# ADCs and 1-4 bit DACs (docs/references.md#research-note, IMC); 16 bits bounds any converter fast enough to matter.
 # PUE is facility energy over IT energy (The Green Grid): at least 1.
 # The busiest expert group carries at least the mean load (1 = balanced routing).
 # An acceptance rate is a probability.

@@ -108,7 +108,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 # Power shares (see :func:`power_shares`) of chips whose datasheet gives no coefficients and
-# that no fit covers: the seed's A100 model (seeds/000, SIMT power: 60 W idle, 0.2 mW per
+# that no fit covers: the seed's A100 model (docs/references.md#research-note, SIMT power: 60 W idle, 0.2 mW per
 # GFLOP/s, 50 mW per GB/s) at the A100 SXM4's 312 TFLOP/s, 2.039 TB/s and 400 W TDP. Estimate:
 # a chip's full-load dynamic power splits between compute and memory in the A100's ratio and
 # scales with its TDP − idle budget.

@@ -1,5 +1,5 @@
-"""The five non-GPU architecture families of the InferBench note (seeds/000, "Architecture
-Models") and GenZ Table VII (seeds/003): systolic arrays, in-memory compute, wafer-scale
+"""The five non-GPU architecture families of the InferBench note (docs/references.md#research-note, "Architecture
+Models") and GenZ Table VII (docs/references.md#genz): systolic arrays, in-memory compute, wafer-scale
 dataflow, SRAM chiplets and CGRAs.
 
 Each family answers the same question as the GPU model — compute, memory and overhead time
@@ -71,7 +71,7 @@ class SystolicSpec(Chip):
 
     @property
     def peak_bf16_flops_per_s(self) -> Array:
-        """peak = n_arrays · N² · 2 · f_clk (seeds/000, Systolic Array)."""
+        """peak = n_arrays · N² · 2 · f_clk (docs/references.md#research-note, Systolic Array)."""
         return self.n_arrays * self.array_size**2 * 2.0 * self.clock_hz
 
     def peak_flops_per_s(self, dtype: str) -> Array:
@@ -99,7 +99,7 @@ def systolic_utilization(m: Array, n: Array, k: Array, array_size: Array) -> Arr
     """Fraction of the array's peak a GEMM (M×K)·(K×N) reaches, weight-stationary.
 
     Streaming: M activation rows pass through each N×N weight tile, so min(1, M/N) of the
-    array works (seeds/000: M = 1 on 128×128 is 0.78 %). Tiling: K×N_out weights occupy
+    array works (docs/references.md#research-note: M = 1 on 128×128 is 0.78 %). Tiling: K×N_out weights occupy
     ⌈K/N⌉·⌈N_out/N⌉ tiles of N² cells, the edge tiles partly empty (Jouppi et al., ISCA
     2017, §4, on MXU fill).
     """
@@ -198,7 +198,7 @@ class ImcSpec(Chip):
         }
 
     def passes(self, weight_dtype: str = "int4", act_dtype: str = "int4") -> Array:
-        """n_passes = ⌈input_bits/dac_bits⌉ · ⌈effective_bits/adc_bits⌉ (seeds/000, IMC).
+        """n_passes = ⌈input_bits/dac_bits⌉ · ⌈effective_bits/adc_bits⌉ (docs/references.md#research-note, IMC).
 
         Effective weight bits and input bits are the wider of the array's native precision
         and the model's dtype.
@@ -210,7 +210,7 @@ class ImcSpec(Chip):
     @property
     def tile_ops_per_s(self) -> Array:
         """One conversion digitizes a dot product of ``array_rows`` MACs = 2·rows ops:
-        256 ADCs × 1 GHz × 2 × 256 rows = 131 TOPS per tile (seeds/000)."""
+        256 ADCs × 1 GHz × 2 × 256 rows = 131 TOPS per tile (docs/references.md#research-note)."""
         return self.adcs_per_tile * self.adc_freq_hz * 2.0 * self.array_rows
 
     @property
@@ -312,7 +312,7 @@ class DataflowSpec(Chip):
         return dataflow_operator_cost(self, software, ops, weight_dtype, act_dtype, kv_dtype)
 
     def weights_resident(self, weight_bytes: Array, kv_bytes: Array) -> Array:
-        """1.0 when weights and KV cache fit in the on-wafer SRAM (seeds/000: Llama 3 8B at
+        """1.0 when weights and KV cache fit in the on-wafer SRAM (docs/references.md#research-note: Llama 3 8B at
         FP16, 16 GB, fits WSE-3's 44 GB; Llama 3 70B, 140 GB, does not)."""
         return jnp.where(weight_bytes + kv_bytes <= self.sram_capacity_bytes, 1.0, 0.0)
 
@@ -434,7 +434,7 @@ class CgraSpec(Chip):
 
 
 def reconfiguration_s_per_pass(chip: CgraSpec, n_layers: Array) -> Array:
-    """t_reconf × configuration groups per layer × layers (seeds/000: 10 µs × 3 × 80 =
+    """t_reconf × configuration groups per layer × layers (docs/references.md#research-note: 10 µs × 3 × 80 =
     2.4 ms), paid once per forward pass, so amortized over the batch's tokens."""
     return chip.reconfig_time_s * chip.config_groups_per_layer * n_layers
 

@@ -7,14 +7,14 @@ power = P_idle + α · FLOP/s + β · bytes/s, capped at TDP;  energy = power ·
 ``dse.specs.transferred_power``)
 
 References:
-  InferBench research note (seeds/000), "Architecture Models — SIMT (GPU-like)": roofline,
+  InferBench research note (docs/references.md#research-note), "Architecture Models — SIMT (GPU-like)": roofline,
     cuBLAS utilization table (M<32: 15 %, M=128–512: 70 %, M>4096: 85 %), A100 power model
     60 W + 0.2 mW per GFLOP/s + 50 mW per GB/s.
   Tile and wave quantization of tiled GEMMs: NVIDIA, "Matrix Multiplication Background User's
     Guide" (Deep Learning Performance docs), sections "Tile Quantization" and "Wave
     Quantization"; CUTLASS threadblock tile shapes for SM80 (128x256, 128x128, 128x64, 64x64).
   Williams, Waterman, Patterson, "Roofline", CACM 2009.
-  GenZ (seeds/003) §III-B: efficiency factors Eff_C on top of the peak.
+  GenZ (docs/references.md#genz) §III-B: efficiency factors Eff_C on top of the peak.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def tile_wave_utilization(
     loop's prologue and epilogue amortized over the reduction depth). ``waves=False`` (or a
     chip without an SM count) drops the wave term: batched kernels (attention over batch ×
     heads) fill the SMs with independent instances. The ⌈·⌉ are the discrete physics
-    (DESIGN rule 6); the result is differentiable in the calibration parameters.
+    (docs/architecture.md#rules, rule 6); the result is differentiable in the calibration parameters.
     """
     sms = jnp.maximum(sm_count, 1.0)
     best = jnp.zeros_like(m * n)
@@ -204,7 +204,7 @@ def simt_operator_cost(
     act_dtype: str,
     kv_dtype: str,
 ) -> OpCost:
-    """Roofline terms of each operator (seed 000, SIMT): compute and memory time, overhead.
+    """Roofline terms of each operator (docs/references.md#research-note, SIMT): compute and memory time, overhead.
 
     GEMMs run at the tensor rate of their widest operand (weight-only quantization computes
     in the activation dtype); attention at the rate of max(activation, KV) width;

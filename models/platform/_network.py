@@ -23,7 +23,7 @@ References:
   vLLM custom all-reduce (vllm/distributed/device_communicators/custom_all_reduce.cuh) and
     TensorRT-LLM's: one-shot (every GPU reads all peers' buffers) and two-shot
     (reduce-scatter then all-gather through peer memory), one kernel, one or two barriers.
-  GenZ (seeds/003) §III-C: collective patterns per parallelism, hierarchical platforms.
+  GenZ (docs/references.md#genz) §III-C: collective patterns per parallelism, hierarchical platforms.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Multi-chip platform: parallel degrees, their placement on the network levels, pipelines.
 
 References:
-  GenZ (seeds/003) §III-C: TP all-reduce after the attention and FFN blocks of every layer,
+  GenZ (docs/references.md#genz) §III-C: TP all-reduce after the attention and FFN blocks of every layer,
     EP all-to-all, PP send/recv at stage boundaries; parallelism order TP:EP:PP.
   Huang et al., "GPipe", NeurIPS 2019: pipeline with m micro-batches over p stages takes
     (m + p − 1) stage-times.

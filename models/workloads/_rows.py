@@ -118,7 +118,7 @@ def _pass(model: TransformerSpec, scenario: Scenario, split: Split, new_tokens: 
     tokens = b * new_here  # GEMM rows of this pass
     one = jnp.ones_like(tokens)
     # Causal attention: query i of the pass sees past + i + 1 keys, on average
-    # past + (T + 1)/2 — about half of the S² work in prefill (seed 000, prefill).
+    # past + (T + 1)/2 — about half of the S² work in prefill (docs/references.md#research-note, prefill).
     causal = scenario.causal and not model.bidirectional
     ctx_mean = past_tokens + ((new_tokens + 1.0) / 2.0 if causal else new_tokens)
     ctx_all = past_tokens + new_tokens  # keys in the cache after this pass

@@ -13,8 +13,8 @@ Operator table conventions (all per chip, after the tensor-parallel split):
     probabilities stay on chip, so softmax moves no HBM bytes (Dao et al. 2022).
 
 References:
-  InferBench research note (seeds/000), "Workload Characterization".
-  GenZ, Bambhaniya et al. 2024 (seeds/003), §III-A (model profiler), Table IV (models).
+  InferBench research note (docs/references.md#research-note), "Workload Characterization".
+  GenZ, Bambhaniya et al. 2024 (docs/references.md#genz), §III-A (model profiler), Table IV (models).
 """
 
 from __future__ import annotations
