@@ -8,6 +8,7 @@ interfaces between the parts (``Workload``, ``Chip``, ``SoftwareParams``, ``OpCo
 from ._economics import EconomicsSpec as EconomicsSpec
 from ._economics import default_economics as default_economics
 from ._interface import ATTENTION as ATTENTION
+from ._interface import DEFAULT_DTYPE as DEFAULT_DTYPE
 from ._interface import DTYPE_BITS as DTYPE_BITS
 from ._interface import DTYPES as DTYPES
 from ._interface import ELEMENTWISE as ELEMENTWISE

@@ -38,6 +38,8 @@ DTYPE_BITS: dict[str, float] = {
     "fp4": 4.0,
 }
 DTYPES: tuple[str, ...] = tuple(DTYPE_BITS)
+# The dtype of weights, activations and KV cache wherever none is given (every command, the API).
+DEFAULT_DTYPE = "bf16"
 
 
 def dtype_bytes(dtype: str) -> float:

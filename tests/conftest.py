@@ -54,3 +54,17 @@ def assert_trees_all_close(a, b, rtol: float | None = None, atol: float = 0.0) -
         x, y = np.asarray(x), np.asarray(y)
         tol = rtol if rtol is not None else RTOL.get(x.dtype, 1e-9)
         np.testing.assert_allclose(x, y, rtol=tol, atol=atol)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Say up front what the run costs: the suite is minutes of compiling on a small machine."""
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller speaks
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        marks = session.config.getoption("markexpr") or ""
+        what = "the suite" if "not figures" in marks else f"the tests marked {marks!r}"
+        reporter.write_line(
+            f"InferBench: {what} on {os.cpu_count()} cores; expected about 5-6 minutes on 2 cores "
+            "(a dot per test, the share done at the end of each line; the slowest tests are listed last)"
+        )

@@ -1,4 +1,4 @@
-"""The README's MI250 row of user calibration reproduces, and its fit is the chip's calibrated
+"""docs/calibration.md's MI250 row of user calibration reproduces, and its fit is the chip's calibrated
 level where it is in effect (label, framework, intervals) and refused for another chip."""
 
 from __future__ import annotations

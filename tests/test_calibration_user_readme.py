@@ -1,4 +1,4 @@
-"""The README's held-out table of user calibration reproduces: each row's import and
+"""docs/calibration.md's held-out table of user calibration reproduces: each row's import and
 calibrate commands, run here, print the figures the README states (the MI250 row, and what
 its fit does, in test_calibration_user_mi250.py)."""
 
@@ -15,9 +15,9 @@ pytestmark = pytest.mark.figures  # CI runs these after the suite (pyproject: ma
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "calibration" / "data" / "llm-inference-bench-other" / "All_results_MI250_PVC_vLLM_A100_llama.cpp.csv"
-README = (ROOT / "README.md").read_text()
+README = (ROOT / "docs" / "calibration.md").read_text()
 CASES = {
-    # README row label: (import flags, hardware, framework, held-out models)
+    # docs/calibration.md row label: (import flags, hardware, framework, held-out models)
     "AMD MI250 (one GCD per rank), vLLM 0.6.1 ROCm": (
         ["--label", "AMD MI250 GPU", "--chips-per-unit", "2"],
         "examples/hardware/mi250-gcd.yaml",

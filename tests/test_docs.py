@@ -15,6 +15,7 @@ import io
 import os
 import re
 import shlex
+import warnings
 from pathlib import Path
 
 import pytest
@@ -48,8 +49,10 @@ def lines_of(body: str) -> list[str]:
 
 
 def run(argv: list[str]) -> str:
+    """Standard output of one command, run as a user runs it (its warnings are printed, not raised)."""
     buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
+    with contextlib.redirect_stdout(buf), warnings.catch_warnings():
+        warnings.simplefilter("default")
         code = main(argv)
     assert code == 0, f"inferbench {shlex.join(argv)} exited {code}"
     return buf.getvalue()

@@ -12,6 +12,7 @@ from models.workloads import active_params
 
 
 def req(model: str, case: str, **kw):
+    kw.setdefault("dtype", "fp8")  # GenZ §VI's figures are in FP8
     return requirements(dse.load_model(model), load_use_case(case), **kw)
 
 

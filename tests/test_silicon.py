@@ -261,16 +261,6 @@ def test_floorplan_constants_are_the_fit_and_hold_out_on_the_other_dies():
         assert abs(rows[gpu]["tdp_error"]) <= 0.25 and rows[gpu]["tdp_scope"] == "board"
 
 
-def test_readme_shows_the_silicon_check_as_the_command_prints_it(capsys):
-    from pathlib import Path
-
-    from dse.cli import main
-
-    assert main(["catalog", "--silicon"]) == 0
-    printed = capsys.readouterr().out.strip()
-    assert printed in (Path(__file__).parent.parent / "README.md").read_text()
-
-
 def test_architectural_knobs_move_area_by_their_parts():
     import dataclasses
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from dse.engine import display_scale
 from dse.specs import HardwareEntry, knob_of_hardware_key, load_hardware
+from models import DEFAULT_DTYPE
 
 from ._plan import OBJECTIVES, Slo, plan
 
@@ -37,7 +38,7 @@ class Question:
     slo: Slo
     max_chips: int
     objective: str = "usd_per_mtok"
-    dtype: str = "bf16"
+    dtype: str = DEFAULT_DTYPE
 
     def plan_command(self, hardware: str, sets: Sequence[str] = ()) -> str:
         """The ``inferbench plan`` command line that answers this question for one chip."""
@@ -50,7 +51,7 @@ class Question:
         if self.slo.tpot_s:
             parts.append(f"--tpot-ms {self.slo.tpot_s * 1e3:g}")
         parts.append(f"--objective {self.objective}")
-        if self.dtype != "bf16":
+        if self.dtype != DEFAULT_DTYPE:
             parts.append(f"--dtype {self.dtype}")
         parts += [f"--set {s}" for s in sets]
         return " ".join(parts)

@@ -28,7 +28,7 @@ from dse.engine import (
     splits_heads,
 )
 from dse.specs import HardwareEntry, ModelEntry, PlatformEntry, SpecError, load_hardware, load_model
-from models import INFEASIBLE_REASONS
+from models import DEFAULT_DTYPE, INFEASIBLE_REASONS
 
 # name: (metric, sense, label, scale)
 OBJECTIVES = {
@@ -88,7 +88,7 @@ def plan(
     beam: int = 1,
     slo: Slo = Slo(),
     objective: str = "tokens_per_s_per_chip",
-    dtype: str = "bf16",
+    dtype: str = DEFAULT_DTYPE,
     level: str = "calibrated",
     platform: PlatformEntry | None = None,
     top: int = 5,

@@ -22,14 +22,16 @@ import numpy as np
 
 from dse.engine import float64
 from dse.specs import ModelEntry, SpecError, UseCase
-from models import Scenario, Split
+from models import DEFAULT_DTYPE, Scenario, Split
 
 
 def _total(table: Any, field: str) -> float:
     return float(jnp.sum(getattr(table, field) * table.repeat))
 
 
-def requirements(model: ModelEntry, case: UseCase, batch: int = 1, dtype: str = "fp8", tp: int = 1) -> dict[str, Any]:
+def requirements(
+    model: ModelEntry, case: UseCase, batch: int = 1, dtype: str = DEFAULT_DTYPE, tp: int = 1
+) -> dict[str, Any]:
     """What a platform needs for ``case`` (its prompt, output, beam and SLOs) at ``batch``."""
     if case.ttft_s is None or case.tpot_s is None:
         raise SpecError(f"--use-case {case.id}: expected TTFT and TPOT SLOs to size a platform for")

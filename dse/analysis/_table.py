@@ -8,20 +8,23 @@ from typing import Any
 
 
 def fmt(x: Any) -> str:
-    """Format a number compactly (4 significant digits, SI-ish exponents for huge values)."""
+    """Format a number the one way every table does: 4 significant digits below 1,000, whole
+    numbers with thousands separators from 1,000 to 10^12, exponents only beyond (or below 10^-4)."""
     if isinstance(x, bool):
         return "yes" if x else "NO"
     if isinstance(x, str):
         return x
     if isinstance(x, int):
-        return str(x)
+        return f"{x:,}" if abs(x) >= 10_000 else str(x)
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "-"
     ax = abs(x)
-    if ax != 0 and (ax >= 1e6 or ax < 1e-3):
+    if ax != 0 and (ax >= 1e12 or ax < 1e-4):
         return f"{x:.3e}"
+    if ax >= 1000:
+        return f"{x:,.0f}"
     if ax >= 100:
-        return f"{x:.0f}" if ax >= 1000 else f"{x:.1f}"
+        return f"{x:.1f}"
     return f"{x:.4g}"
 
 

@@ -22,7 +22,7 @@ from dse.engine import (
 )
 from dse.specs import SpecError, load_hardware, load_model, load_use_case, use_cases
 from dse.sweep import parse_constraint, parse_objective
-from models import BOUND_NAMES
+from models import BOUND_NAMES, DEFAULT_DTYPE, DTYPES
 
 from ._args import positive
 
@@ -235,7 +235,11 @@ def add_subcommands(sub: Any) -> None:
     s.add_argument("--batch", help="sequences per batch (default 1)")
     s.add_argument("--prompt-tokens", help="prompt tokens (default: the use case's, else 2048)")
     s.add_argument("--output-tokens", help="output tokens (default: the use case's, else 256)")
-    s.add_argument("--dtype", default="bf16", help="weights, activations and KV dtype (default bf16)")
+    s.add_argument(
+        "--dtype",
+        default=DEFAULT_DTYPE,
+        help=f"weights, activations and KV dtype (default {DEFAULT_DTYPE}): " + ", ".join(DTYPES),
+    )
     s.add_argument("--level", default="calibrated", help="efficiency level searched (default calibrated)")
     s.add_argument("--starts", default="8", help="starting points searched at once (default 8)")
     s.add_argument("--steps", default="100", help="gradient steps (default 100)")

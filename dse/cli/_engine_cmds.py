@@ -43,18 +43,23 @@ from dse.engine import (
 )
 from dse.specs import (
     SpecError,
+    fitted_frameworks,
+    gemm_precision,
     hardware_ids,
     hardware_keys,
     load_hardware,
     load_model,
+    load_platform,
     make_parent,
     model_ids,
+    platform_ids,
     refuse_foreign,
     silicon_of,
     suggest,
+    use_cases,
     writing,
 )
-from models import BOUND_NAMES, DTYPES, INFEASIBLE_REASONS, default_economics
+from models import BOUND_NAMES, DEFAULT_DTYPE, DTYPES, INFEASIBLE_REASONS, default_economics
 from models.workloads import active_params, kv_bytes_per_token, total_params
 
 
@@ -148,27 +153,14 @@ def cmd_catalog(args: argparse.Namespace) -> int:
                 "d_model": int(m.spec.d_model),
             }
         )
-    for hid in hardware_ids():
-        h = load_hardware(hid)
-        s = h.spec
-        chips.append(
-            {
-                "id": hid,
-                "name": h.name,
-                "family": s.family,
-                **{f"peak_{d}_flops_per_s": float(s.peak_flops_per_s(d)) for d in ("bf16", "fp8", "int4")},
-                "memory_bandwidth_bytes_per_s": float(s.memory_bandwidth_bytes_per_s),
-                "capacity_bytes": float(s.capacity_bytes),
-                "tdp_w": float(s.tdp_w),
-                "price_usd": float(s.price_usd),
-                **silicon_of(h),
-            }
-        )
+    chips = [_catalog_chip(load_hardware(hid)) for hid in hardware_ids()]
+    platforms = [_catalog_platform(load_platform(pid)) for pid in platform_ids()]
+    cases = [dataclasses.asdict(c) for c in use_cases().values()]
     if args.json:
-        print(json.dumps({"models": models, "hardware": chips}, indent=1))
+        print(json.dumps({"models": models, "hardware": chips, "platforms": platforms, "use_cases": cases}, indent=1))
         return 0
     print("Models")
-    head = ["id", "name", "params (B)", "active (B)", "KV/token (kB, bf16)", "layers", "d_model"]
+    head = ["id", "name", "params B", "active B", "KV/token kB (bf16)", "layers", "d_model"]
     print(
         analysis.render(
             head,
@@ -180,22 +172,85 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         )
     )
     print("\nHardware")
-    head = ["id", "name", "family", "BF16 TFLOP/s", "FP8 TFLOP/s", "INT4 TOP/s", "mem TB/s", "capacity GB", "TDP W"]
-    head += ["price $", "die mm2", "silicon $", "price/silicon"]
+    head = ["id", "family", "BF16 TFLOP/s", "FP8 TFLOP/s", "INT4 TOP/s", "mem TB/s", "capacity GB", "TDP W"]
+    head += ["price $", "die mm2", "silicon $", "price/silicon", "calibration", "software profiles"]
     rows = [
-        [c["id"], c["name"], c["family"], *(c[f"peak_{d}_flops_per_s"] / 1e12 for d in ("bf16", "fp8", "int4"))]
+        [c["id"], c["family"], c["peak_bf16_flops_per_s"] / 1e12, *(_rate_cell(c, d) for d in ("fp8", "int4"))]
         + [c["memory_bandwidth_bytes_per_s"] / 1e12, c["capacity_bytes"] / 1e9, c["tdp_w"], c["price_usd"]]
-        + [_die_cell(c), c["silicon_cost_usd"] or "-", c["price_over_silicon"] or "-"]
+        + [_die_cell(c), c["silicon_cost_usd"] or "-", c["price_over_silicon"] or "-", c["calibration"]]
+        + [", ".join(c["software_profiles"]) or "-"]
         for c in chips
     ]
     print(analysis.render(head, rows))
     print(
-        "die mm2: all logic dies, published or (m) modelled from the microarchitecture; silicon $: good logic dies on "
-        "the stated node plus HBM at its generation's price per GB (models.silicon; packaging, board and margin "
-        "excluded); price/silicon: the margin a variant's added logic and HBM are priced at (off-package DRAM passes at its "
-        "cost); '-' where node or microarchitecture is not stated. The model's check: inferbench catalog --silicon"
+        "*: no such rate in the datasheet: GEMMs of that dtype run at the next wider rate shown (fallback). "
+        "calibration: fitted (its own measurements), transferred (the A100 fit with this datasheet), datasheet "
+        "(calibrated = achievable); software profiles: --framework names, the default first. die mm2: all logic "
+        "dies, published or (m) modelled from the microarchitecture; silicon $: good logic dies on the stated node "
+        "plus HBM at its generation's price per GB (packaging, board and margin excluded); price/silicon: the margin "
+        "a variant's added logic and HBM are priced at; '-': not stated. The model's check: inferbench catalog "
+        "--silicon"
     )
+    print("\nPlatforms (--platform)")
+    head = ["id", "hardware", "chips", "tp", "pp", "ep", "dp", "scale-up", "topology", "power kW"]
+    rows = [
+        [p["id"], p["hardware"], p["chips"] or "-", p["tp"], p["pp"] or "capacity", p["ep"], p["dp"]]
+        + [p["scale_up"], p["topology"], p["platform_power_kw"] or "-"]
+        for p in platforms
+    ]
+    print(analysis.render(head, rows))
+    print("\nUse cases (--use-case; GenZ Table III)")
+    head = ["id", "prompt", "output", "beam", "TTFT ms", "TPOT ms", "description"]
+    rows = [
+        [c["id"], c["prompt_tokens"], c["output_tokens"], c["beam"]]
+        + [c[k] * 1e3 if c[k] else "-" for k in ("ttft_s", "tpot_s")]
+        + [c["description"]]
+        for c in cases
+    ]
+    print(analysis.render(head, rows))
     return 0
+
+
+def _catalog_chip(h: specs.HardwareEntry) -> dict[str, Any]:
+    s = h.spec
+    default, names = fitted_frameworks(h.id) if calibration_source(h) != "datasheet" else (None, ())
+    return {
+        "id": h.id,
+        "name": h.name,
+        "family": s.family,
+        **{f"peak_{d}_flops_per_s": float(s.peak_flops_per_s(d)) for d in ("bf16", "fp8", "int4")},
+        # The dtypes whose GEMMs run at a wider rate than their own (no such rate in the datasheet).
+        "fallbacks": {d: gemm_precision(h, d, d) for d in ("fp8", "int4") if "fallback" in gemm_precision(h, d, d)},
+        "memory_bandwidth_bytes_per_s": float(s.memory_bandwidth_bytes_per_s),
+        "capacity_bytes": float(s.capacity_bytes),
+        "tdp_w": float(s.tdp_w),
+        "price_usd": float(s.price_usd),
+        "calibration": calibration_source(h),
+        "software_profiles": [n for n in dict.fromkeys((default, *names)) if n],
+        **silicon_of(h),
+    }
+
+
+def _rate_cell(chip: dict[str, Any], dtype: str) -> str:
+    rate = chip[f"peak_{dtype}_flops_per_s"] / 1e12
+    return analysis.fmt(rate) + ("*" if dtype in chip["fallbacks"] else "")
+
+
+def _catalog_platform(p: Any) -> dict[str, Any]:
+    net = p.network
+    return {
+        "id": p.id,
+        "name": p.name,
+        "hardware": p.hardware,
+        "chips": p.chips,
+        "tp": p.tp,
+        "pp": p.pp if p.pp > 1 or p.chips else None,
+        "ep": p.ep,
+        "dp": p.dp,
+        "scale_up": int(net["scale_up_chips"]) if "scale_up_chips" in net else "-",
+        "topology": str(net.get("scale_up_topology", "-")),
+        "platform_power_kw": p.platform_power_kw,
+    }
 
 
 def _die_cell(chip: dict[str, Any]) -> str:
@@ -477,7 +532,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.phase == "request" and (args.ttft_slo_ms or args.tpot_slo_ms):
         cols = [*cols[:3], column("goodput_tokens_per_s"), column("slo_attainment"), *cols[3:]]
     key_names = ["model", "hardware", *(shown[d].key if d in shown else d for d in grid.axes)]
-    headers = list(key_names)
+    # The chips each row occupies (tp·pp·ep·sp·dp, or what a chip family's placement needs).
+    headers = [*key_names, "chips"]
     main_metric = cols[0]
     headers += [f"{main_metric[1]} ideal", f"{main_metric[1]} achv", f"{main_metric[1]} calib"]
     headers += [c[1] for c in cols[1:]] + [MEMORY_COLUMN[1], "fits"]
@@ -494,7 +550,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         key += [
             _num(coord[d][1][i] / (shown[d].factor if d in shown else 1.0)) for d, i in zip(grid.axes, at, strict=True)
         ]
-        vals = [
+        vals = [int(round(cal["n_chips"]))]
+        vals += [
             row[main_metric[0]][level_names.index(lv)].item() * main_metric[2] if lv in level_names else float("nan")
             for lv in ("ideal", "achievable", "calibrated")
         ]
@@ -813,7 +870,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--steps", help="denoising steps of a diffusion model (default: its pipeline's)")
     s.add_argument("--resolution", help="image side(s) in pixels of a vision or diffusion model (default: its own)")
     s.add_argument("--images", help="images per prompt of a vision-language model (default 0)")
-    s.add_argument("--dtype", default="bf16", help="weights, activations and KV dtype: " + ", ".join(DTYPES))
+    s.add_argument(
+        "--dtype",
+        default=DEFAULT_DTYPE,
+        help=f"weights, activations and KV dtype (default {DEFAULT_DTYPE}): " + ", ".join(DTYPES),
+    )
     s.add_argument("--weight-dtype", help="weights dtype (overrides --dtype), e.g. int4 for weight-only quantization")
     s.add_argument("--act-dtype", help="activations dtype (overrides --dtype)")
     s.add_argument("--kv-dtype", help="KV-cache dtype (overrides --dtype)")

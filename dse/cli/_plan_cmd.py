@@ -10,6 +10,7 @@ from typing import Any
 from dse import analysis
 from dse.engine import display_scale
 from dse.specs import SpecError, load_hardware, load_platform, load_use_case, use_cases
+from models import DEFAULT_DTYPE, DTYPES
 
 from ._args import at_most_, positive
 
@@ -155,7 +156,11 @@ def add_subcommands(sub: Any) -> None:
         default="tokens_per_s_per_chip",
         help="what the best deployment maximizes (default tokens_per_s_per_chip)",
     )
-    s.add_argument("--dtype", default="bf16", help="weights, activations and KV dtype")
+    s.add_argument(
+        "--dtype",
+        default=DEFAULT_DTYPE,
+        help=f"weights, activations and KV dtype (default {DEFAULT_DTYPE}): " + ", ".join(DTYPES),
+    )
     s.add_argument(
         "--framework",
         help="software profile of the calibrated level: vllm-offline (default), vllm-server, tensorrt-llm, "

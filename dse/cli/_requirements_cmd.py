@@ -9,7 +9,7 @@ from typing import Any
 from dse import analysis
 from dse.engine import display_scale
 from dse.specs import SpecError, load_model, load_use_case, use_cases
-from models import DTYPES
+from models import DEFAULT_DTYPE, DTYPES
 
 from ._args import positive
 
@@ -58,7 +58,11 @@ def add_subcommands(sub: Any) -> None:
         "--use-case", required=True, help=f"GenZ Table III preset(s), comma-separated: {', '.join(use_cases())}"
     )
     s.add_argument("--batch", default="1", help="requests served together (default 1)")
-    s.add_argument("--dtype", default="fp8", help="weights, activations and KV dtype (default fp8, as GenZ §VI)")
+    s.add_argument(
+        "--dtype",
+        default=DEFAULT_DTYPE,
+        help=f"weights, activations and KV dtype (default {DEFAULT_DTYPE}, as every command; GenZ §VI uses fp8)",
+    )
     s.add_argument("--tp", default="1", help="tensor-parallel chips, for the interconnect requirement (default 1)")
     s.add_argument("--json", action="store_true", help="print JSON records")
     s.set_defaults(func=cmd_requirements)

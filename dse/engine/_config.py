@@ -27,7 +27,7 @@ from dse.specs import (
     network_of,
     suggest,
 )
-from models import BATCHING, DTYPES, Chip, EconomicsSpec, Scenario, Workload, default_economics
+from models import BATCHING, DEFAULT_DTYPE, DTYPES, Chip, EconomicsSpec, Scenario, Workload, default_economics
 from models.platform import PlatformSpec
 
 COMPONENTS = ("model", "chip", "platform", "scenario", "economics")
@@ -350,9 +350,9 @@ def make_config(
     batch: float = 1,
     prompt_tokens: float = 2048,
     output_tokens: float = 256,
-    weight_dtype: str = "bf16",
-    act_dtype: str = "bf16",
-    kv_dtype: str = "bf16",
+    weight_dtype: str = DEFAULT_DTYPE,
+    act_dtype: str = DEFAULT_DTYPE,
+    kv_dtype: str = DEFAULT_DTYPE,
     economics: EconomicsSpec | None = None,
     uneven_heads: bool = False,
     platform: PlatformEntry | None = None,

@@ -25,7 +25,7 @@ from dse.specs import (
     load_platform,
     network_of,
 )
-from models import EconomicsSpec, Metrics
+from models import DEFAULT_DTYPE, EconomicsSpec, Metrics
 
 from ._boundary import run_designs
 from ._config import Labels, check_context, check_values, knob_keys, make_config, with_knobs
@@ -77,9 +77,9 @@ def evaluate_grid(
     *,
     levels: Sequence[str] = LEVELS,
     dtype: str | None = None,
-    weight_dtype: str = "bf16",
-    act_dtype: str = "bf16",
-    kv_dtype: str = "bf16",
+    weight_dtype: str = DEFAULT_DTYPE,
+    act_dtype: str = DEFAULT_DTYPE,
+    kv_dtype: str = DEFAULT_DTYPE,
     economics: EconomicsSpec | None = None,
     uneven_heads: bool = False,
     platform: str | PlatformEntry | None = None,
