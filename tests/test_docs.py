@@ -111,3 +111,33 @@ def test_every_relative_link_and_cited_anchor_resolves():
                  *ROOT.glob("calibration/**/*.py"), *ROOT.glob("sweeps/*.yaml")]:  # fmt: skip
         for anchor in cited.findall(path.read_text(encoding="utf-8")):
             assert anchor in anchors, f"{path.relative_to(ROOT)} cites docs/references.md#{anchor}: no such section"
+
+
+def regenerate(page: Path, folder: Path) -> None:
+    """Rewrite the outputs of ``page``'s console blocks with what the commands print now
+    (``python tests/test_docs.py [PAGE...]``; run from the checkout, the commands in a scratch folder)."""
+    text = page.read_text(encoding="utf-8")
+
+    def block(m: re.Match) -> str:
+        skip, kind, body = m.group(1), m.group(2), m.group(3)
+        if skip or kind != "console":
+            return m.group(0)
+        first = body.partition("\n")[0]
+        cwd = os.getcwd()
+        os.chdir(folder)
+        try:
+            out = run(shlex.split(first[2:])[1:])
+        finally:
+            os.chdir(cwd)
+        return f"```console\n{first}\n{out.rstrip()}\n```"
+
+    page.write_text(BLOCK.sub(block, text), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    import sys
+    import tempfile
+
+    for name in sys.argv[1:] or [str(p) for p in PAGES]:
+        with tempfile.TemporaryDirectory() as tmp:
+            regenerate(Path(name).resolve(), Path(tmp))
