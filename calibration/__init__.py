@@ -10,6 +10,7 @@ _EXPORTS = {
     "prediction_interval": "_intervals",
     "CALIBRATABLE": "_run",
     "calibrate": "_run",
+    "against_shipped": "_run",
     "format_table": "_run",
     "gemm_generalization": "_run",
     "validate": "_run",

@@ -304,3 +304,35 @@ def parity_plots(df: pd.DataFrame, output_dir: Path) -> list[Path]:
 
 def format_table(tab: pd.DataFrame) -> str:
     return tab.to_string(index=False, float_format=lambda x: f"{x:.1f}")
+
+
+def against_shipped(refit: Mapping[str, Any], shipped_fit: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each fitted parameter of a refit next to the shipped fit's value and its Laplace standard
+    deviation: ``moved`` is the change in those deviations (|change| ≤ 2: the data do not tell
+    the two apart; a parameter whose deviation is as large as its value is poorly determined)."""
+    sd = shipped_fit.get("uncertainty", {}).get("sd", {})
+    rows = []
+    sections = [("software", "", shipped_fit.get("software", {}), refit.get("software", {}))]
+    sections += [
+        ("frameworks", f"@{name}", params, refit.get("frameworks", {}).get(name, {}))
+        for name, params in shipped_fit.get("frameworks", {}).items()
+    ]
+    sections.append(("chip", "", shipped_fit.get("chip", {}), refit.get("chip", {})))
+    for section, suffix, old, new in sections:
+        for key, value in old.items():
+            if not isinstance(value, (int, float)) or key not in new or (section == "software" and key not in sd):
+                continue
+            s = sd.get(f"{key}{suffix}", sd.get(key))
+            s = float(s) if isinstance(s, (int, float)) else float("nan")
+            change = float(new[key]) - float(value)
+            rows.append(
+                {
+                    "parameter": f"{key}{suffix}",
+                    "shipped": float(value),
+                    "refit": float(new[key]),
+                    "sd": s,
+                    "moved_sd": abs(change) / s if s > 0 else (0.0 if change == 0 else float("inf")),
+                    "poorly_determined": bool(s >= abs(float(value))) if s == s else False,
+                }
+            )
+    return rows

@@ -1,4 +1,5 @@
-"""``inferbench demo``: its answer is ``plan``'s, its files are complete and readable."""
+"""``inferbench demo``: its answer is ``plan``'s, its files are complete and readable. The demo is
+the README's first command: these run with the README's commands (python -m pytest -m docs)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from helpers import check_in_browser
 from dse import analysis
 from dse.cli import main
 from dse.cli._demo import QUESTION
+
+pytestmark = pytest.mark.docs
 
 
 @pytest.fixture(scope="module")
@@ -78,5 +81,5 @@ def test_the_page_starts_with_the_answer_and_lays_out_cleanly(demo):
 def test_the_curves_chart_has_no_overlapping_text(demo):
     _, answers = demo
     results = analysis.answer(QUESTION, ["b200"])  # the programs are compiled: a second
-    fig = analysis.plot_curves(results, QUESTION, None)
+    fig = analysis.plot_curves(results, QUESTION)
     assert analysis.text_overlaps(fig) == []

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from dse.sweep import chunk_knobs, make_plan, open_sweep, parse_sweep
 from models import widest
 
 from ._pareto import store_pareto
+from ._plan import OBJECTIVES
 
 matplotlib.use("Agg")  # files only: no display is needed or assumed
 import matplotlib.pyplot as plt  # noqa: E402
@@ -337,3 +339,60 @@ def plot_store(
     if plan.spec.grid and (not plan.spec.sampled or front is None):
         paths += plot_axes(ds, plan, out)
     return paths
+
+
+def plot_curves(results: Sequence[dict[str, Any]], question: Any) -> Any:
+    """Throughput per chip and $/1M tokens against tokens/s per user, one line per chip
+    (hypothetical variants dashed), labelled in the legend; the TPOT SLO
+    is a vertical line and each chip's best deployment a ring. Returns the figure."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
+    colours = plt.get_cmap("tab10")
+    reals = [r for r in results if r["kind"] == "real"]
+    colour_of = {r["hardware"]: colours(i % 10) for i, r in enumerate(reals)}
+    for r in results:
+        if not r["curve"]:
+            continue
+        x = np.array([p["tokens_per_s_per_user"] for p in r["curve"]])
+        style = dict(color=colour_of.get(r["hardware"], "grey"), marker="o", markersize=3, linewidth=1.4)
+        if r["kind"] != "real":
+            style |= dict(linestyle="--", marker="^", alpha=0.8)
+        for ax, metric in zip(axes, ("throughput_tokens_per_s_per_chip", "usd_per_mtok"), strict=True):
+            ax.plot(x, [p[metric] for p in r["curve"]], label=r["label"], **style)
+            best = r["best"]
+            if best is not None:
+                ax.plot(1.0 / best["tpot_s"], best[metric], marker="o", markersize=9, markerfacecolor="none",
+                        markeredgecolor=style["color"], linestyle="none")  # fmt: skip
+    for ax, title in zip(axes, ("tokens/s per chip", "$ per 1M tokens"), strict=True):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("tokens/s per user (1 / TPOT)")
+        ax.set_ylabel(title)
+        ax.grid(True, which="major", alpha=0.3)
+        if question.slo.tpot_s:
+            ax.axvline(1.0 / question.slo.tpot_s, color="black", linewidth=0.8, linestyle=":")
+    axes[0].set_title(f"{question.model}: throughput vs interactivity", fontsize=10)
+    axes[1].set_title(f"cost ({OBJECTIVES['usd_per_mtok'][2]}) vs interactivity", fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if question.slo.tpot_s:
+        handles.append(plt.Line2D([], [], color="black", linewidth=0.8, linestyle=":"))
+        labels.append(f"TPOT SLO {question.slo.tpot_s * 1e3:g} ms")
+    handles.append(plt.Line2D([], [], color="grey", marker="o", markersize=9, markerfacecolor="none", linestyle="none"))
+    labels.append(f"cheapest meeting the SLOs ({question.objective})")
+    fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    return fig
+
+
+def text_overlaps(fig: Any) -> list[tuple[str, str]]:
+    """Pairs of visible, non-empty texts of ``fig`` whose drawn boxes intersect (a layout check)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
+    out = []
+    for i, (a, ba) in enumerate(boxes):
+        for b, bb in boxes[i + 1 :]:
+            if ba.overlaps(bb) and ba.intersection(ba, bb) is not None:
+                inter = ba.intersection(ba, bb)
+                if inter.width > 1 and inter.height > 1:
+                    out.append((a, b))
+    return out

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from dse.engine import LEVELS, column, run_designs, software_levels
 from dse.specs import load_hardware, refuse_foreign, writing
@@ -231,3 +232,39 @@ def write_answer_page(results: list[dict[str, Any]], question: Any, curves_svg: 
     with writing(out) as tmp_path:
         tmp_path.write_text(doc, encoding="utf-8")
     return out
+
+
+CURVE_VARIABLES = {
+    "tokens_per_s_per_user": ("tokens/s", "tokens per second each user sees (1 / TPOT)"),
+    "throughput_tokens_per_s_per_chip": ("tokens/s", "output tokens per second per chip"),
+    "usd_per_mtok": ("USD/Mtoken", "dollars per million output tokens"),
+    "ttft_s": ("s", "time to first token"),
+    "tpot_s": ("s", "time per output token"),
+    "j_per_token": ("J/token", "energy per output token"),
+}
+
+
+def curves_dataset(results: list[dict[str, Any]], question: Any) -> Any:
+    """The curves as one table (dim ``point``): which chip (or variant), its layout, its metrics."""
+    pts = [(res, p) for res in results for p in res["curve"]]
+    coords = {
+        "entry": ("point", [res["label"] for res, _ in pts]),
+        "hardware": ("point", [res["hardware"] for res, _ in pts]),
+        "kind": ("point", [res["kind"] for res, _ in pts]),
+        "batching": ("point", [p["batching"] for _, p in pts]),
+        **{
+            k: ("point", np.array([p[k] for _, p in pts], dtype=np.int64))
+            for k in ("tp", "pp", "ep", "dp", "chips", "batch")
+        },
+        "chunk_tokens": ("point", np.array([p["chunk_tokens"] or 0 for _, p in pts], dtype=np.int64)),
+    }
+    data = {
+        k: ("point", np.array([p[k] for _, p in pts], dtype=float), {"units": u, "long_name": d})
+        for k, (u, d) in CURVE_VARIABLES.items()
+    }
+    q = question
+    return xr.Dataset(data, coords=coords).assign_attrs(
+        description="inferbench demo: the throughput-per-chip vs tokens/s-per-user frontier of each chip's deployments "
+        f"meeting TTFT <= {q.slo.ttft_s:g} s (chunk_tokens 0: whole prompts)",
+        model=q.model, prompt_tokens=q.prompt_tokens, output_tokens=q.output_tokens,
+    )  # fmt: skip

@@ -12,6 +12,7 @@ import numpy as np
 
 import calibration
 from calibration import _importers
+from dse import analysis, specs
 from dse.specs import SpecError, hardware_ids, load_hardware, load_model, named_fit_path, note_input, write_fit
 from dse.specs._userfit import check_fit_writable
 
@@ -184,12 +185,40 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             raise
         raise SpecError(str(e).splitlines()[0]) from None
     print(calibration.format_table(out["tables"]["dataset"]))
+    if not args.write:
+        _print_against_shipped(Path(out["path"]), hw)
     print(
         f"wrote {out['path']} (fit {out['fit_s']:.1f} s, utilization form {out['result'].util_form})"
         + ("" if args.write else "; --write makes it the shipped fit that chips load"),
         file=sys.stderr,
     )
     return 0
+
+
+def _print_against_shipped(path: Path, hardware_id: str) -> None:
+    """The refit next to the shipped fit, parameter by parameter, in the shipped fit's deviations."""
+    shipped_fit = specs.read_fitted(hardware_id)
+    if shipped_fit is None:
+        return
+    rows = calibration.against_shipped(specs.read_mapping(path), shipped_fit)
+    table = [
+        [
+            r["parameter"],
+            r["shipped"],
+            r["refit"],
+            r["sd"],
+            r["moved_sd"],
+            "poorly determined" if r["poorly_determined"] else "",
+        ]
+        for r in rows
+    ]
+    print("\nrefit against the shipped fit (sd: the shipped fit's Laplace standard deviation, a lower bound)")
+    print(analysis.render(["parameter", "shipped", "refit", "sd", "moved / sd", ""], table))
+    moved = [r["parameter"] for r in rows if r["moved_sd"] > 2 and not r["poorly_determined"]]
+    print(
+        f"{len(rows) - len(moved)} of {len(rows)} parameters within 2 sd of the shipped fit or poorly determined"
+        + (f"; moved: {', '.join(moved)}" if moved else "")
+    )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

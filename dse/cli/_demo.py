@@ -18,17 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import xarray as xr
-
-from dse import analysis
-from dse.analysis import Question, Variant
+from dse import analysis, specs
 from dse.engine import enable_compilation_cache
-from dse.specs import load_hardware, refuse_foreign, write_dataset, writing
+from dse.specs import load_hardware, refuse_foreign, writing
 
 RESULTS = Path("results")
 
-QUESTION = Question(
+QUESTION = analysis.Question(
     model="llama-3-70b",
     prompt_tokens=2048,
     output_tokens=256,
@@ -40,11 +36,13 @@ CHIPS = ("a100-sxm4-80gb", "h100-sxm5-80gb", "h200-sxm-141gb", "b200", "mi300x",
 HBM_FACTOR = 2.0  # the hypothetical variants: each chip with this times its HBM bandwidth
 
 
-def variants(chips: tuple[str, ...]) -> list[Variant]:
+def variants(chips: tuple[str, ...]) -> list[Any]:
     out = []
     for hw in chips:
         tb_s = float(load_hardware(hw).raw["hbm_bandwidth_tb_s"]) * HBM_FACTOR
-        out.append(Variant(hw, (f"hbm_bandwidth_tb_s={tb_s:g}",), f"{hw} + HBM x{HBM_FACTOR:g} ({tb_s:g} TB/s)"))
+        out.append(
+            analysis.Variant(hw, (f"hbm_bandwidth_tb_s={tb_s:g}",), f"{hw} + HBM x{HBM_FACTOR:g} ({tb_s:g} TB/s)")
+        )
     return out
 
 
@@ -68,42 +66,6 @@ def summary(res: dict[str, Any]) -> dict[str, Any]:
         "software": res["framework"],
         "command": res["command"],
     }
-
-
-CURVE_VARIABLES = {
-    "tokens_per_s_per_user": ("tokens/s", "tokens per second each user sees (1 / TPOT)"),
-    "throughput_tokens_per_s_per_chip": ("tokens/s", "output tokens per second per chip"),
-    "usd_per_mtok": ("USD/Mtoken", "dollars per million output tokens"),
-    "ttft_s": ("s", "time to first token"),
-    "tpot_s": ("s", "time per output token"),
-    "j_per_token": ("J/token", "energy per output token"),
-}
-
-
-def curves_dataset(results: list[dict[str, Any]]) -> xr.Dataset:
-    """The curves as one table (dim ``point``): which chip (or variant), its layout, its metrics."""
-    pts = [(res, p) for res in results for p in res["curve"]]
-    coords = {
-        "entry": ("point", [res["label"] for res, _ in pts]),
-        "hardware": ("point", [res["hardware"] for res, _ in pts]),
-        "kind": ("point", [res["kind"] for res, _ in pts]),
-        "batching": ("point", [p["batching"] for _, p in pts]),
-        **{
-            k: ("point", np.array([p[k] for _, p in pts], dtype=np.int64))
-            for k in ("tp", "pp", "ep", "dp", "chips", "batch")
-        },
-        "chunk_tokens": ("point", np.array([p["chunk_tokens"] or 0 for _, p in pts], dtype=np.int64)),
-    }
-    data = {
-        k: ("point", np.array([p[k] for _, p in pts], dtype=float), {"units": u, "long_name": d})
-        for k, (u, d) in CURVE_VARIABLES.items()
-    }
-    q = QUESTION
-    return xr.Dataset(data, coords=coords).assign_attrs(
-        description="inferbench demo: the throughput-per-chip vs tokens/s-per-user frontier of each chip's deployments "
-        f"meeting TTFT <= {q.slo.ttft_s:g} s (chunk_tokens 0: whole prompts)",
-        model=q.model, prompt_tokens=q.prompt_tokens, output_tokens=q.output_tokens,
-    )  # fmt: skip
 
 
 def _own_demo_store(path: Path) -> bool:
@@ -139,8 +101,8 @@ def run_demo(output: Path, chips: tuple[str, ...] = CHIPS, quiet: bool = False, 
         print(json.dumps([summary(r) for r in results], indent=1, default=float))
     else:
         _print_answer(real, hypo, out_dir)
-    write_dataset(curves_dataset(results), output)
-    fig = analysis.plot_curves(results, q, out_dir)
+    specs.write_dataset(analysis.curves_dataset(results, q), output)  # zarr loads here, not at start-up
+    fig = analysis.plot_curves(results, q)
     written = [output, *analysis.save_figure(fig, out_dir, "curves")]
     with writing(files[0]) as tmp:
         tmp.write_text(_csv(results), encoding="utf-8")

@@ -220,7 +220,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
         "plot",
         help="Pareto front, roofline and sensitivity charts of a sweep store (PNG and SVG)",
         description="Draw the charts that apply to a store: the Pareto front, the roofline of a chosen design, "
-        "sensitivities by gradient and the metrics along grid axes. Example: inferbench plot results/demo.zarr",
+        "sensitivities by gradient and the metrics along grid axes. Example: inferbench plot results/decode_batch.zarr",
     )
     s.add_argument("store", help="zarr store written by `inferbench sweep`")
     s.add_argument("--objectives", help="as for pareto (default: the sweep's)")
@@ -236,7 +236,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
         help="one self-contained HTML report of a sweep store",
         description="The study's specification, Pareto front, roofline, sensitivities, the best designs at the "
         "three levels, each chip's calibration status and prediction intervals, in one HTML file that opens "
-        "without a network. Example: inferbench report results/demo.zarr -o report.html",
+        "without a network. Example: inferbench report results/decode_batch.zarr -o report.html",
     )
     s.add_argument("store", help="zarr store written by `inferbench sweep`")
     s.add_argument("-o", "--output", help="HTML file (default results/<store>_report.html)")
