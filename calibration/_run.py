@@ -309,7 +309,8 @@ def format_table(tab: pd.DataFrame) -> str:
 def against_shipped(refit: Mapping[str, Any], shipped_fit: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Each fitted parameter of a refit next to the shipped fit's value and its Laplace standard
     deviation: ``moved`` is the change in those deviations (|change| ≤ 2: the data do not tell
-    the two apart; a parameter whose deviation is as large as its value is poorly determined)."""
+    the two apart; a parameter whose deviation is as large as its value, or zero at a bound, is
+    poorly determined)."""
     sd = shipped_fit.get("uncertainty", {}).get("sd", {})
     rows = []
     sections = [("software", "", shipped_fit.get("software", {}), refit.get("software", {}))]
@@ -332,7 +333,9 @@ def against_shipped(refit: Mapping[str, Any], shipped_fit: Mapping[str, Any]) ->
                     "refit": float(new[key]),
                     "sd": s,
                     "moved_sd": abs(change) / s if s > 0 else (0.0 if change == 0 else float("inf")),
-                    "poorly_determined": bool(s >= abs(float(value))) if s == s else False,
+                    # A deviation as large as the value, or none at all (the Laplace approximation is
+                    # degenerate where a parameter sits at its bound): the data do not determine it.
+                    "poorly_determined": bool(s >= abs(float(value)) or s == 0) if s == s else False,
                 }
             )
     return rows
