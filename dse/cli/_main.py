@@ -100,13 +100,21 @@ def _one_line(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+_SAID: set[str] = set()  # the warnings this command has printed: each once
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
-    # Warnings meant for users (unfinished stores, extrapolated models) as one line on stderr.
-    print(f"inferbench: warning: {_one_line(str(message))}", file=file or sys.stderr)
+    # Warnings meant for users (unfinished stores, extrapolated models) as one line on stderr,
+    # each once per command (a search evaluates the same model under several programs).
+    text = _one_line(str(message))
+    if text not in _SAID:
+        _SAID.add(text)
+        print(f"inferbench: warning: {text}", file=file or sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _one_line_warning
+    _SAID.clear()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
