@@ -27,7 +27,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from dse.specs import SpecError, refuse_foreign, write_dataset, writing
+from dse.specs import SpecError, refuse_foreign, suggest, write_dataset, writing
 from dse.sweep import open_sweep, parse_constraint, parse_objective
 from dse.sweep._spec import Constraint, Objective
 
@@ -283,3 +283,63 @@ def write_front(front: Any, prefix: Path) -> list[Path]:
     with writing(cpath) as tmp:
         front.to_dataframe().to_csv(tmp)
     return [zpath, cpath]
+
+
+def store_points(
+    store: Path, x: str, y: str, constraints: list[str] | None = None, limit: int = 20_000, seed: int = 0
+) -> dict[str, Any]:
+    """The designs of a sweep store as points for a chart: ``x`` and ``y`` of every feasible
+    design meeting ``constraints`` (default the sweep's), the front of the two (with their
+    senses from the sweep's objectives, else ``x`` maximized and ``y`` minimized) marked, at most
+    ``limit`` points (every front point kept, the rest sampled). Each point is its flat index."""
+    ds = open_sweep(store)
+    sense = _senses(ds.attrs, str(store))
+    for name in (x, y):
+        if name not in ds.data_vars or name.startswith("_"):
+            raise SpecError(f"{store}: metric '{name}' is not in the store{suggest(name, list(ds.data_vars))}")
+    texts = constraints if constraints is not None else list(ds.attrs.get("constraints", []))
+    cons = [c for i, t in enumerate(texts) if (c := parse_constraint("constraints", f"[{i}]", t))]
+    root = zarr.open_group(store, mode="r")
+    ok = np.asarray(root["feasible"][...]).reshape(-1).astype(bool)
+    for c in cons:
+        ok &= c.holds(np.asarray(root[c.metric][...]).reshape(-1))
+    idx = np.flatnonzero(ok)
+    xs, ys = (np.asarray(root[v][...]).reshape(-1)[idx].astype(np.float64) for v in (x, y))
+    signs = [-1.0 if sense.get(x, True) else 1.0, -1.0 if sense.get(y, False) else 1.0]
+    front = pareto_mask(np.column_stack([signs[0] * xs, signs[1] * ys])) if len(idx) else np.zeros(0, bool)
+    keep = np.flatnonzero(front)
+    rest = np.flatnonzero(~front)
+    if len(keep) + len(rest) > limit:
+        rest = np.sort(np.random.default_rng(seed).choice(rest, max(0, limit - len(keep)), replace=False))
+    pick = np.concatenate([keep, rest])
+    hw = ds["hardware"].values if "hardware" in ds.coords else None
+    dims = ds[x].dims
+    chip = None
+    if hw is not None and "hardware" in dims:
+        pos = np.unravel_index(idx[pick], tuple(ds.sizes[d] for d in dims))[dims.index("hardware")]
+        chip = [str(hw[i]) for i in pos]
+    return {
+        "x": xs[pick].tolist(), "y": ys[pick].tolist(), "index": idx[pick].tolist(),
+        "front": front[pick].tolist(), "hardware": chip, "n_total": int(ok.size), "n_meeting": int(len(idx)),
+        "constraints": [str(c) for c in cons], "maximize": {x: signs[0] < 0, y: signs[1] < 0},
+        "units": {v: ds[v].attrs.get("units", "") for v in (x, y)},
+    }  # fmt: skip
+
+
+def _senses(attrs: dict[str, Any], src: str) -> dict[str, bool]:
+    """Metric → maximized, of the sweep's objectives (any number of them)."""
+    objs = [parse_objective(src, f"objectives[{i}]", t) for i, t in enumerate(attrs.get("objectives", []))]
+    return {o.metric: o.maximize for o in objs}
+
+
+def store_summary(store: Path) -> dict[str, Any]:
+    """What a chart of a store can show: its name, size, metrics with units, objectives, constraints."""
+    ds = open_sweep(store)
+    metrics = [v for v in ds.data_vars if not v.startswith("_") and ds[v].dtype.kind == "f"]
+    return {
+        "name": str(ds.attrs.get("sweep_name", Path(store).stem)),
+        "designs": int(np.prod([ds.sizes[d] for d in ds.tpot_s.dims])),
+        "metrics": {v: ds[v].attrs.get("units", "") for v in metrics},
+        "objectives": [("max:" if up else "min:") + m for m, up in _senses(ds.attrs, str(store)).items()],
+        "constraints": list(ds.attrs.get("constraints", [])),
+    }

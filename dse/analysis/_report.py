@@ -158,12 +158,9 @@ def _levels(ds: Any, plan: Any, front: Any, objs: list[Any], interval: Interval 
         picks.append(("first design", _points(ds, None, 1)[0]))
     rows = []
     for label, point in picks:
-        g, knobs = _design_knobs(plan, ds, point)
-        group = plan.groups[g]
-        hw = load_hardware(group.hardware_id)
-        res = run_designs(group.config, {k: np.array([v]) for k, v in knobs.items()}, software_levels(hw, LEVELS))
+        hw, res = _at_levels(ds, plan, point)
         for j, lv in enumerate(LEVELS):
-            row: list[Any] = [label, group.hardware_id, lv]
+            row: list[Any] = [label, hw.id, lv]
             row += [float(res[m][j, 0]) * s for m, _, s in _LEVEL_METRICS]
             row.append("yes" if res["feasible"][j, 0] else "no")
             row.append(_interval(interval, hw.id, res, j, lv))
@@ -174,6 +171,33 @@ def _levels(ds: Any, plan: Any, front: Any, objs: list[Any], interval: Interval 
         "software overheads (equal to achievable for a datasheet-only chip). Intervals from the calibration's "
         "held-out error, where the chip has one.</p>"
     )
+
+
+def _at_levels(ds: Any, plan: Any, point: dict[str, Any]) -> tuple[Any, dict[str, np.ndarray]]:
+    """One stored design (its coordinates) evaluated again at the three levels."""
+    g, knobs = _design_knobs(plan, ds, point)
+    group = plan.groups[g]
+    hw = load_hardware(group.hardware_id)
+    return hw, run_designs(group.config, {k: np.array([v]) for k, v in knobs.items()}, software_levels(hw, LEVELS))
+
+
+def design_levels(store: Path, index: int) -> dict[str, Any]:
+    """Design ``index`` (flat, in the store's design order) of a sweep store: its coordinates
+    and its metrics at the ideal, achievable and calibrated levels (the report's table, one row)."""
+    ds = open_sweep(store)
+    dims = ds.tpot_s.dims
+    pos = np.unravel_index(int(index), tuple(ds.sizes[d] for d in dims))
+    at = ds.isel(dict(zip(dims, pos, strict=True)))
+    point = {c: (at[c].values.item() if hasattr(at[c].values, "item") else at[c].values) for c in at.coords}
+    hw, res = _at_levels(ds, _plan(ds), point)
+    levels = {
+        lv: {m: float(res[m][j, 0]) for m, _, _ in _LEVEL_METRICS} | {"feasible": bool(res["feasible"][j, 0])}
+        for j, lv in enumerate(LEVELS)
+    }
+    units = {m: label for m, label, _ in _LEVEL_METRICS}
+    return {"design": {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in point.items()},
+            "hardware": hw.id, "levels": levels, "labels": units,
+            "scales": {m: s for m, _, s in _LEVEL_METRICS}}  # fmt: skip
 
 
 def _interval(interval: Interval | None, hw_id: str, res: dict[str, np.ndarray], j: int, level: str) -> str:

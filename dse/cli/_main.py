@@ -27,6 +27,7 @@ from . import (
     _plan_cmd,
     _requirements_cmd,
     _sweep_cmds,
+    _ui,
 )
 
 # Each module adds its subcommands with ``add_subcommands(subparsers)``, in this order.
@@ -40,6 +41,7 @@ SUBCOMMAND_MODULES = (
     _sweep_cmds,
     _calibration_cmds,
     _daemon_cmd,
+    _ui,
 )
 
 
