@@ -14,7 +14,7 @@ from dse import analysis
 from dse.cli import main
 from dse.cli._demo import QUESTION
 
-pytestmark = [pytest.mark.docs, pytest.mark.xdist_group("demo")]
+pytestmark = pytest.mark.docs
 
 
 @pytest.fixture(scope="module")

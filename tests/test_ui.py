@@ -14,7 +14,7 @@ from dse.cli._ui import Explorer, make_server
 from dse.sweep import run_sweep
 from tests.test_plots import SPEC
 
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("ui")]
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
