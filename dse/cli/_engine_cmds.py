@@ -467,6 +467,36 @@ def _check_combinations(n_pairs: int, knobs: dict[str, Any]) -> None:
         )
 
 
+def _metric_cells(cols: Sequence[Any], cal: dict[str, Any], feasible: bool, images: bool) -> list[Any]:
+    """The table cells of the non-headline metrics of one row (calibrated level)."""
+    vals: list[Any] = []
+    for name, _, scale in cols:
+        v = cal[name]
+        if scale is None:
+            vals.append(BOUND_NAMES[int(v)])
+        elif images and name == "tpot_s" and v == 0:
+            vals.append("-")  # an encoder makes one pass: no steps
+        elif not feasible and name.startswith(("usd_", "j_", "prefill_j", "decode_j")):
+            vals.append("-")  # no attractive cost or energy for a design that cannot run
+        else:
+            vals.append(float(v) * scale)
+    return vals
+
+
+def _repeats_no_speculation(point: dict[str, Any], coord: dict[str, Any]) -> bool:
+    """A row without speculation (0 draft tokens) at a second acceptance rate: the same row again."""
+    if "draft_tokens" not in point or "acceptance" not in point or float(point["draft_tokens"]) != 0:
+        return False
+    return float(point["acceptance"]) != float(coord["acceptance"][1][0])
+
+
+def _key_cell(dim: str, value: Any, shown: dict[str, Any], pool_dp: int) -> Any:
+    if dim == "prefill_share" and pool_dp:
+        prefill = int(round(float(value) * pool_dp))
+        return f"{prefill}:{pool_dp - prefill}"
+    return _num(value / (shown[dim].factor if dim in shown else 1.0))
+
+
 def _labels(args: argparse.Namespace, shown: dict[str, Any], images: bool) -> dict[str, tuple[str, float]]:
     """How the engine's errors name each knob: by the flag (or ``--set`` key) it came from."""
     labels = _FLAGS | {k: (f"--set {i.key}", i.factor) for k, i in shown.items()}
@@ -533,7 +563,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         cols = [*cols[:3], column("goodput_tokens_per_s"), column("slo_attainment"), *cols[3:]]
     key_names = ["model", "hardware", *(shown[d].key if d in shown else d for d in grid.axes)]
     # The chips each row occupies (tp·pp·ep·sp·dp, or what a chip family's placement needs).
-    headers = [*key_names, "chips"]
+    # Disaggregated pools read as the flag gave them (P:D replicas), not as a prefill share.
+    pool_dp = int(knobs["dp"][0]) if args.disaggregate is not None else 0
+    headers = ["pools P:D" if k == "prefill_share" and pool_dp else k for k in key_names] + ["chips"]
     main_metric = cols[0]
     headers += [f"{main_metric[1]} ideal", f"{main_metric[1]} achv", f"{main_metric[1]} calib"]
     headers += [c[1] for c in cols[1:]] + [MEMORY_COLUMN[1], "fits"]
@@ -547,9 +579,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         row = {k: var[k][1][(mi, hi, slice(None), *at)] for k in per_level}
         cal = {k: v[-1].item() for k, v in row.items()}
         key = [str(coord["model"][1][mi]), str(coord["hardware"][1][hi])]
-        key += [
-            _num(coord[d][1][i] / (shown[d].factor if d in shown else 1.0)) for d, i in zip(grid.axes, at, strict=True)
-        ]
+        point = {d: coord[d][1][i] for d, i in zip(grid.axes, at, strict=True)}
+        if _repeats_no_speculation(point, coord):
+            continue
+        key += [_key_cell(d, v, shown, pool_dp) for d, v in point.items()]
         vals = [int(round(cal["n_chips"]))]
         vals += [
             row[main_metric[0]][level_names.index(lv)].item() * main_metric[2] if lv in level_names else float("nan")
@@ -557,17 +590,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         ]
         feasible = bool(cal["feasible"])
         reason = int(cal["infeasible_reason"])
-        for name, _, scale in cols[1:]:
-            v = cal[name]
-            if scale is None:
-                vals.append(BOUND_NAMES[int(v)])
-            elif not feasible and name.startswith(("usd_", "j_", "prefill_j", "decode_j")):
-                vals.append("-")  # no attractive cost or energy for a design that cannot run
-            else:
-                vals.append(float(v) * scale)
+        vals += _metric_cells(cols[1:], cal, feasible, images)
         fits = "yes" if feasible else f"no: {INFEASIBLE_REASONS[reason].split(':')[0]}"
         vals += [float(cal["memory_per_chip_bytes"]) * MEMORY_COLUMN[2], fits]
-        rows.append(key + vals)
+        shown_key = [
+            "-" if d == "acceptance" and float(point.get("draft_tokens", 1)) == 0 else k  # no draft, no acceptance
+            for d, k in zip(["model", "hardware", *point], key, strict=True)
+        ]
+        rows.append(shown_key + vals)
         rec = dict(zip(key_names, key, strict=True))
         rec["levels"] = {
             lv: {k: _jsonable(k, row[src][li].item()) for k, src in view.items() if src in row}
