@@ -114,24 +114,31 @@ def test_every_relative_link_and_cited_anchor_resolves():
 
 
 def regenerate(page: Path, folder: Path) -> None:
-    """Rewrite the outputs of ``page``'s console blocks with what the commands print now
-    (``python tests/test_docs.py [PAGE...]``; run from the checkout, the commands in a scratch folder)."""
+    """Rewrite the outputs of ``page``'s console blocks with what the commands print now, its
+    bash blocks run before them in order as the test runs them (``python tests/test_docs.py
+    [PAGE...]``; from the checkout, the commands in a scratch folder)."""
     text = page.read_text(encoding="utf-8")
+    cwd = os.getcwd()
+    os.chdir(folder)
 
     def block(m: re.Match) -> str:
         skip, kind, body = m.group(1), m.group(2), m.group(3)
-        if skip or kind != "console":
+        if skip:
+            return m.group(0)
+        if kind in ("bash", "sh"):
+            for line in lines_of(body):
+                if line.startswith("inferbench "):
+                    run(shlex.split(line, comments=True)[1:])
+        if kind != "console":
             return m.group(0)
         first = body.partition("\n")[0]
-        cwd = os.getcwd()
-        os.chdir(folder)
-        try:
-            out = run(shlex.split(first[2:])[1:])
-        finally:
-            os.chdir(cwd)
+        out = run(shlex.split(first[2:])[1:])
         return f"```console\n{first}\n{out.rstrip()}\n```"
 
-    page.write_text(BLOCK.sub(block, text), encoding="utf-8")
+    try:
+        page.write_text(BLOCK.sub(block, text), encoding="utf-8")
+    finally:
+        os.chdir(cwd)
 
 
 if __name__ == "__main__":
