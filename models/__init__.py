@@ -5,6 +5,7 @@ interfaces between the parts (``Workload``, ``Chip``, ``SoftwareParams``, ``OpCo
 :mod:`models._interface`.
 """
 
+from ._economics import GRID_GCO2_PER_KWH as GRID_GCO2_PER_KWH
 from ._economics import EconomicsSpec as EconomicsSpec
 from ._economics import default_economics as default_economics
 from ._interface import ATTENTION as ATTENTION

@@ -204,6 +204,11 @@ class Metrics(NamedTuple):
             better="min",
         ),
     ]
+    gco2_per_mtok: Annotated[
+        Array,
+        metric("g/1M token", "operational CO2e per million output tokens (energy × PUE × grid intensity)",
+               label="gCO2/1M tok", better="min"),
+    ]  # fmt: skip
     memory_per_chip_bytes: Annotated[
         Array,
         metric("B", "weights + KV cache + activations held by one chip", label="mem/chip", display="GB", better="min"),

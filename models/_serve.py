@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.stats
 
-from models._economics import EconomicsSpec, usd_per_million_tokens
+from models._economics import EconomicsSpec, gco2_per_million_tokens, usd_per_million_tokens
 from models._interface import Chip, LayerComm, Scenario, SoftwareParams, Workload, widest
 from models._metrics import Infeasible, Metrics
 from models._pytree import Array
@@ -707,6 +707,7 @@ def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool)
         power_density_w_mm2=si.density_w_mm2,
         power_density_fill=jnp.where(jnp.isfinite(si.density_limit), si.density_w_mm2 / si.density_limit, 0.0),
         usd_per_mtok=usd,
+        gco2_per_mtok=gco2_per_million_tokens(economics, energy, out_tokens),
         memory_per_chip_bytes=memory,
         memory_fill=memory / chip.capacity_bytes,
         weight_bytes_per_chip=fp.weight_bytes,

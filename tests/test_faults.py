@@ -415,6 +415,8 @@ CASES = [
     ("pareto-out-inside-input", ["pareto", "{w}/s.zarr", "-o", "{w}/s.zarr/front"], "is inside an input"),
     ("plot-out-inside-input", ["plot", "{w}/s.zarr", "-o", "{w}/s.zarr/figures"], "is inside an input"),
     ("report-out-inside-input", ["report", "{w}/s.zarr", "-o", "{w}/s.zarr/r.html"], "is inside an input"),
+    ("eval-grid-region", [*E, "--grid-gco2-per-kwh", "mars"], "--grid-gco2-per-kwh: 'mars'.*world"),
+    ("eval-grid-negative", [*E, "--grid-gco2-per-kwh", "-5"], "a number >= 0"),
     ("eval-out-sweep-store", [*E, "-o", "{w}/s.zarr"], "holds the finished sweep store 'faults' of 4 designs"),
     ("eval-out-partial-store", [*E, "-o", "{w}/partial.zarr"], "holds the unfinished sweep store"),
     ("predict-out-sweep-store", ["predict", "{w}/scen.csv", "-o", "{w}/s.zarr"], "--overwrite"),

@@ -97,6 +97,14 @@ def test_tco_hand_derivation():
     assert float(m.usd_per_mtok) == pytest.approx(expected, rel=1e-9)
     assert float(m.tokens_per_kwh) == pytest.approx(3.6e6 / float(m.j_per_token))
     assert float(e.pue) == 1.3
+    # Operational carbon: the tokens' energy through the facility from the world-average grid
+    # (Ember: 436 gCO2e/kWh), and none from a carbon-free one.
+    grams = float(m.energy_j) / (16 * 512) * 1e6 * 1.3 / 3.6e6 * 436.0
+    assert float(m.gco2_per_mtok) == pytest.approx(grams, rel=1e-12)
+    c = config("llama-3-8b", "h100-sxm5-80gb", tp=1, batch=16, prompt_tokens=512, output_tokens=512)
+    clean = dataclasses.replace(c.economics, grid_gco2_per_kwh=f(0.0))
+    zero = serve(c.model, c.chip, c.platform, c.scenario, clean, achievable_software())
+    assert float(zero.gco2_per_mtok) == 0.0 and float(zero.usd_per_mtok) == float(m.usd_per_mtok)
 
 
 def test_levels_are_ordered_ideal_fastest():

@@ -59,7 +59,7 @@ from dse.specs import (
     use_cases,
     writing,
 )
-from models import BOUND_NAMES, DEFAULT_DTYPE, DTYPES, INFEASIBLE_REASONS, default_economics
+from models import BOUND_NAMES, DEFAULT_DTYPE, DTYPES, GRID_GCO2_PER_KWH, INFEASIBLE_REASONS, default_economics
 from models.workloads import active_params, kv_bytes_per_token, total_params
 
 
@@ -428,7 +428,25 @@ def _economics(args: argparse.Namespace):
             raise SpecError(f"--{k.replace('_', '-')}: {v}: expected a finite number > 0")
         if k == "pue" and v < 1:  # facility energy / IT energy (The Green Grid): at least 1
             raise SpecError(f"--pue: {v}: expected a number >= 1 (facility energy over IT energy)")
+    if args.grid_gco2_per_kwh is not None:
+        vals["grid_gco2_per_kwh"] = _grid_intensity(args.grid_gco2_per_kwh)
     return dataclasses.replace(e, **{k: np.asarray(float(v)) for k, v in vals.items()})
+
+
+def _grid_intensity(text: str) -> float:
+    """``--grid-gco2-per-kwh``: gCO2e per kWh, or a region of the sourced table."""
+    if text.strip().lower() in GRID_GCO2_PER_KWH:
+        return GRID_GCO2_PER_KWH[text.strip().lower()]
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0 <= v < float("inf"):
+        raise SpecError(
+            f"--grid-gco2-per-kwh: '{text}': expected gCO2e per kWh (a number >= 0) or a region: "
+            + ", ".join(f"{k} ({g:g})" for k, g in GRID_GCO2_PER_KWH.items())
+        )
+    return v
 
 
 # Headline columns per phase: (metric, header, scale).
@@ -440,7 +458,15 @@ _COLUMNS = {
     + [column(n) for n in ("decode_tokens_per_s_per_chip", "decode_j_per_token", "decode_mbu", "decode_bound")],
     "request": [
         column(n)
-        for n in ("ttft_s", "tpot_s", "throughput_tokens_per_s_per_chip", "j_per_token", "usd_per_mtok", "bound")
+        for n in (
+            "ttft_s",
+            "tpot_s",
+            "throughput_tokens_per_s_per_chip",
+            "j_per_token",
+            "usd_per_mtok",
+            "gco2_per_mtok",
+            "bound",
+        )
     ],
 }
 MEMORY_COLUMN = column("memory_per_chip_bytes")
@@ -917,6 +943,12 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("--lifetime-years", type=float, help="hardware amortization period in years (default 4)")
     s.add_argument("--usd-per-kwh", type=float, help="electricity price in USD/kWh (default 0.10)")
+    s.add_argument(
+        "--grid-gco2-per-kwh",
+        help="carbon intensity of the electricity: gCO2e/kWh or a region ("
+        + ", ".join(f"{k} {g:g}" for k, g in GRID_GCO2_PER_KWH.items())
+        + "; default world)",
+    )
     s.add_argument("--pue", type=float, help="data-centre power usage effectiveness, >= 1 (default 1.3)")
     s.add_argument(
         "--framework",

@@ -36,6 +36,7 @@ UNITS: dict[str, tuple[float, str]] = {
     "W/(TB/s)": (1.0 / TERA, "J/B"),
     "year": (1.0, "year"),
     "USD/kWh": (1.0, "USD/kWh"),
+    "g/kWh": (1.0, "g/kWh"),  # grid carbon intensity, kept per kWh as it is published
 }
 
 
