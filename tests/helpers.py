@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 import dse
@@ -63,26 +65,40 @@ return {areas: figs.map(s => { const r = s.getBoundingClientRect(); return r.wid
 """
 
 
-def check_in_browser(page, figures: int) -> None:
-    """Open ``page`` in headless Chromium: no console error, ``figures`` figures drawn, no
-    element beyond the page's width (tables scroll in their own box), no two texts of a
-    figure overlapping."""
+@contextlib.contextmanager
+def chromium():
+    """Headless Debian Chromium through Selenium (skipped, saying how to install it, without it)."""
     import shutil
 
     import pytest
 
     driver_path = shutil.which("chromedriver")
     if not (shutil.which("chromium") and driver_path):
-        pytest.skip("no Chromium: apt-get install chromium chromium-driver (the rest of the page is checked)")
+        pytest.skip("no Chromium: apt-get install chromium chromium-driver (the rest is checked without it)")
     webdriver = pytest.importorskip("selenium.webdriver")
     opts = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1280,900"):  # fmt: skip
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+    ):
         opts.add_argument(flag)
     opts.binary_location = shutil.which("chromium")
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     browser = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=driver_path))
     try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+def check_in_browser(page, figures: int) -> None:
+    """Open ``page`` in headless Chromium: no console error, ``figures`` figures drawn, no
+    element beyond the page's width (tables scroll in their own box), no two texts of a
+    figure overlapping."""
+    with chromium() as browser:
         browser.get(page.as_uri())
         got = browser.execute_script(_LAYOUT_JS)
         assert len(got["areas"]) == figures and all(a > 10_000 for a in got["areas"]), got["areas"]
@@ -97,5 +113,3 @@ def check_in_browser(page, figures: int) -> None:
             assert not clashes, clashes
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
-    finally:
-        browser.quit()

@@ -9,6 +9,7 @@ import urllib.request
 
 import pytest
 import yaml
+from helpers import chromium
 
 from dse.cli._ui import Explorer, make_server
 from dse.sweep import run_sweep
@@ -50,30 +51,12 @@ def test_the_api_needs_the_token_and_answers_in_the_commands_words(served):
 
 
 def test_plan_and_explore_in_the_browser(served):
-    import shutil
-
-    url, _ = served
-    driver_path = shutil.which("chromedriver")
-    if not (shutil.which("chromium") and driver_path):
-        pytest.skip("no Chromium: apt-get install chromium chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    opts = webdriver.ChromeOptions()
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,900",
-    ):
-        opts.add_argument(flag)
-    opts.binary_location = shutil.which("chromium")
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    browser = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=driver_path))
-    wait = WebDriverWait(browser, 240)
-    try:
+    url, _ = served
+    with chromium() as browser:
+        wait = WebDriverWait(browser, 240)
         browser.get(url)
         wait.until(lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "yes")
         # Plan: a small question, its table and its curve.
@@ -107,5 +90,3 @@ def test_plan_and_explore_in_the_browser(served):
         assert "ideal" in tip and "achievable" in tip and "a100-sxm4-80gb" in tip, tip
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
-    finally:
-        browser.quit()

@@ -139,6 +139,22 @@ def _objectives(store_attrs: dict[str, Any], given: list[str] | None, src: str) 
     return objs
 
 
+def _reader(store: Path) -> Callable[[str], np.ndarray]:
+    """A stored variable, flat, or a one-line error naming the damaged variable and the repair."""
+    root = zarr.open_group(store, mode="r")
+
+    def read(name: str) -> np.ndarray:
+        try:
+            return np.asarray(root[name][...]).reshape(-1)
+        except Exception as e:  # noqa: BLE001 — a chunk that cannot be decoded
+            raise SpecError(
+                f"{store}: variable '{name}' cannot be read ({type(e).__name__}: {e}): expected "
+                f"`inferbench sweep SPEC -o {store} --repair` to recompute the damaged chunks"
+            ) from None
+
+    return read
+
+
 def store_pareto(
     store: Path, objectives: list[str] | None = None, constraints: list[str] | None = None, partial: bool = False
 ) -> tuple[Any, list[Objective], list[Constraint], dict[str, float]]:
@@ -165,17 +181,7 @@ def store_pareto(
                 f"({', '.join(v for v in ds.data_vars if not v.startswith('_'))})"
             )
     t0 = time.perf_counter()
-    root = zarr.open_group(store, mode="r")
-
-    def read(name: str) -> np.ndarray:
-        try:
-            return np.asarray(root[name][...]).reshape(-1)
-        except Exception as e:  # noqa: BLE001 — a chunk that cannot be decoded
-            raise SpecError(
-                f"{store}: variable '{name}' cannot be read ({type(e).__name__}: {e}): expected "
-                f"`inferbench sweep SPEC -o {store} --repair` to recompute the damaged chunks"
-            ) from None
-
+    read = _reader(store)
     feasible = read("feasible").astype(bool)
     ok = feasible.copy()
     for c in cons:
@@ -299,12 +305,12 @@ def store_points(
             raise SpecError(f"{store}: metric '{name}' is not in the store{suggest(name, list(ds.data_vars))}")
     texts = constraints if constraints is not None else list(ds.attrs.get("constraints", []))
     cons = [c for i, t in enumerate(texts) if (c := parse_constraint("constraints", f"[{i}]", t))]
-    root = zarr.open_group(store, mode="r")
-    ok = np.asarray(root["feasible"][...]).reshape(-1).astype(bool)
+    read = _reader(store)
+    ok = read("feasible").astype(bool)
     for c in cons:
-        ok &= c.holds(np.asarray(root[c.metric][...]).reshape(-1))
+        ok &= c.holds(read(c.metric))
     idx = np.flatnonzero(ok)
-    xs, ys = (np.asarray(root[v][...]).reshape(-1)[idx].astype(np.float64) for v in (x, y))
+    xs, ys = (read(v)[idx].astype(np.float64) for v in (x, y))
     signs = [-1.0 if sense.get(x, True) else 1.0, -1.0 if sense.get(y, False) else 1.0]
     front = pareto_mask(np.column_stack([signs[0] * xs, signs[1] * ys])) if len(idx) else np.zeros(0, bool)
     keep = np.flatnonzero(front)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dse import analysis, specs
+from dse import analysis, specs, sweep
 from dse.engine import enable_compilation_cache
 from dse.specs import load_hardware, refuse_foreign, writing
 
@@ -70,10 +70,7 @@ def summary(res: dict[str, Any]) -> dict[str, Any]:
 
 def _own_demo_store(path: Path) -> bool:
     """An earlier demo's store (a sweep store of the demo before it planned) is replaced as a re-run."""
-    try:
-        return json.loads((path / "zarr.json").read_text())["attributes"].get("sweep_name") == "demo"
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
+    return sweep.store_state(path)[1].get("sweep_name") == "demo"
 
 
 def run_demo(output: Path, chips: tuple[str, ...] = CHIPS, quiet: bool = False, as_json: bool = False) -> int:

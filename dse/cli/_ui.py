@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from dse import analysis, cli
+from dse import analysis, cli, sweep
 from dse.specs import SpecError, hardware_ids, model_ids, use_cases
 
 PAGE = Path(__file__).with_name("ui.html")
@@ -67,7 +67,7 @@ class Explorer:
         found = sorted(RESULTS.glob("*.zarr")) if RESULTS.is_dir() else []
         out = []
         for p in [*self.stores, *found]:
-            if p not in out and (p / "zarr.json").is_file() and '"sweep_spec"' in (p / "zarr.json").read_text():
+            if p not in out and sweep.store_state(p)[0] == "complete":
                 out.append(p)
         return out
 
@@ -167,8 +167,8 @@ def make_server(explorer: Explorer, port: int = 0) -> tuple[ThreadingHTTPServer,
 def cmd_ui(args: argparse.Namespace) -> int:
     stores = [Path(s) for s in args.store or []]
     for s in stores:
-        if not (s / "zarr.json").is_file():
-            raise SpecError(f"--store {s}: not a sweep store: expected a folder written by inferbench sweep")
+        if sweep.store_state(s)[0] != "complete":
+            raise SpecError(f"--store {s}: not a finished sweep store: expected a folder written by inferbench sweep")
     explorer = Explorer(stores)
     try:
         server, url = make_server(explorer, int(args.port))
