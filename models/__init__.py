@@ -35,6 +35,11 @@ from ._metrics import METRICS as METRICS
 from ._metrics import Infeasible as Infeasible
 from ._metrics import MetricInfo as MetricInfo
 from ._metrics import Metrics as Metrics
+from ._queueing import PERCENTILES as PERCENTILES
+from ._queueing import ServiceCurve as ServiceCurve
+from ._queueing import open_queue as open_queue
+from ._queueing import poisson_requests as poisson_requests
+from ._queueing import simulate as simulate
 from ._serve import BATCHING as BATCHING
 from ._serve import gemm_cost as gemm_cost
 from ._serve import serve as serve

@@ -248,6 +248,12 @@ class Scenario:
         doc="coefficient of variation of the prompt lengths (lognormal; 0: all of the mean length)",
         value=0.0,
     )
+    rate_rps: Array = spec_field(
+        kind="nonnegative",
+        required=False,
+        doc="requests per second arriving at the platform, Poisson (0: the running batch is always full)",
+        value=0.0,
+    )
     image_px: Array = spec_field(
         kind="nonnegative",
         required=False,

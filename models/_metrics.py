@@ -30,6 +30,7 @@ class Infeasible(enum.IntEnum):
     DIE_TOO_LARGE = 6
     HBM_SHORELINE = 7
     POWER_DENSITY = 8
+    SATURATED = 9
 
 
 _REASON_TEXT = {
@@ -42,6 +43,7 @@ _REASON_TEXT = {
     Infeasible.DIE_TOO_LARGE: "die: beyond the reticle (858 mm^2), or a wafer-scale engine beyond its wafer",
     Infeasible.HBM_SHORELINE: "hbm: more HBM stacks than the dies' edges hold",
     Infeasible.POWER_DENSITY: "power: more W/mm^2 than the cooling removes (1 W/mm^2, or the base chip's own)",
+    Infeasible.SATURATED: "rate: requests arrive at or beyond the saturation rate (the queue grows without bound)",
 }
 INFEASIBLE_REASONS = tuple(_REASON_TEXT[r] for r in Infeasible)
 
@@ -273,6 +275,74 @@ class Metrics(NamedTuple):
     goodput_tokens_per_s: Annotated[
         Array,
         metric("token/s", "output tokens/s of the requests that meet both SLOs", label="goodput tok/s", better="max"),
+    ]
+    p50_ttft_s: Annotated[
+        Array,
+        metric(
+            "s",
+            "median TTFT of requests arriving at the rate (without a rate: the full batch's, no queue)",
+            label="p50 TTFT",
+            display="ms",
+            better="min",
+        ),
+    ]
+    p90_ttft_s: Annotated[Array, metric("s", "90th-percentile TTFT", label="p90 TTFT", display="ms", better="min")]
+    p99_ttft_s: Annotated[
+        Array,
+        metric(
+            "s", "99th-percentile TTFT (inf: beyond the saturation rate)", label="p99 TTFT", display="ms", better="min"
+        ),
+    ]
+    p50_tpot_s: Annotated[
+        Array, metric("s", "median of the requests' TPOT", label="p50 TPOT", display="ms", better="min")
+    ]
+    p90_tpot_s: Annotated[Array, metric("s", "90th-percentile TPOT", label="p90 TPOT", display="ms", better="min")]
+    p99_tpot_s: Annotated[Array, metric("s", "99th-percentile TPOT", label="p99 TPOT", display="ms", better="min")]
+    p50_latency_s: Annotated[
+        Array,
+        metric("s", "median request latency, arrival to last token", label="p50 latency", display="ms", better="min"),
+    ]
+    p90_latency_s: Annotated[
+        Array, metric("s", "90th-percentile request latency", label="p90 latency", display="ms", better="min")
+    ]
+    p99_latency_s: Annotated[
+        Array, metric("s", "99th-percentile request latency", label="p99 latency", display="ms", better="min")
+    ]
+    queue_delay_s: Annotated[
+        Array,
+        metric(
+            "s",
+            "mean wait for a free slot and behind other prompts (0 without a rate)",
+            label="queue",
+            display="ms",
+            better="min",
+        ),
+    ]
+    saturation_rate_rps: Annotated[
+        Array,
+        metric(
+            "request/s",
+            "the request rate the platform serves at most (beyond it the queue grows without bound)",
+            label="sat req/s",
+            better="max",
+        ),
+    ]
+    running_sequences: Annotated[
+        Array, metric("1", "mean sequences running at the rate (the batch without one)", label="running")
+    ]
+    step_s: Annotated[
+        Array,
+        metric("s", "service curve: a decode iteration of one request, one replica (0: static batches)", display="ms"),
+    ]
+    step_per_sequence_s: Annotated[
+        Array, metric("s", "service curve: a decode iteration's time per further running sequence", display="ms")
+    ]
+    prefill_pass_s: Annotated[
+        Array, metric("s", "service curve: fixed time of a prefill pass of its own (chunked: 0)", display="ms")
+    ]
+    prefill_per_token_s: Annotated[Array, metric("s", "service curve: prefill time per prompt token", display="ms")]
+    kv_capacity_tokens: Annotated[
+        Array, metric("token", "prompt and output tokens the KV cache of one replica holds (inf: no KV cache)")
     ]
     requests_per_s: Annotated[
         Array,

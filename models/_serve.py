@@ -24,6 +24,7 @@ from models._economics import EconomicsSpec, gco2_per_million_tokens, usd_per_mi
 from models._interface import Chip, LayerComm, Scenario, SoftwareParams, Workload, widest
 from models._metrics import Infeasible, Metrics
 from models._pytree import Array
+from models._queueing import PERCENTILES, Queued, ServiceCurve, exp_tail_quantile, open_queue, slot_wait
 from models.platform import PlatformSpec, pipeline_fill_factor
 from models.silicon import COOLING_W_PER_MM2, RETICLE_MM2, hbm_sites
 from models.workloads import gemm_operator
@@ -339,6 +340,7 @@ class _Schedule(NamedTuple):
     out_tokens: Array
     throughput: Array
     decode_rate: Array
+    curve: ServiceCurve | None = None  # the steady-state modes' service curve, per replica
 
 
 def _static(c: _Serving) -> _Schedule:
@@ -385,6 +387,8 @@ class _Round(NamedTuple):
     t_prompt: Array  # a new prompt's own time: its pass (continuous) or its chunks' rounds
     net_extra: Array
     one_sc: Scenario
+    curve: ServiceCurve
+    one_prompt: PhaseCost  # the prefill pass of one prompt
 
 
 def _round(c: _Serving, mode: str) -> _Round:
@@ -416,7 +420,14 @@ def _round(c: _Serving, mode: str) -> _Round:
     full = (jnp.maximum(fed / chunk, 1.0) / micro, chunk, (s - chunk) / 2.0)
     extra = {"chunked": (dec_sc, c.new_dec, full), "continuous": (arrivals_sc, s * one, None)}
     extra["disaggregated"] = (one_sc, s * one, None)
-    net_pre, net_it, net_extra = c.network((sc, s * one, None), (dec_sc, c.new_dec, ride), extra[mode])
+    # The service curve of requests arriving at a rate (models._queueing): a decode iteration
+    # of one request, the prefill pass of one prompt, and (chunked) decode without chunks.
+    one_dec_sc = dataclasses.replace(sc, batch=sc.beam * one)
+    passes = [(sc, s * one, None), (dec_sc, c.new_dec, ride), extra[mode], (one_dec_sc, c.new_dec, None),
+              (one_sc, s * one, None)]  # fmt: skip
+    if mode == "chunked":
+        passes.append((dec_sc, c.new_dec, None))
+    net_pre, net_it, net_extra, net_one_dec, net_one_pre, *net_plain = c.network(*passes)
     pre = c.prompt_pass(net_pre)
     ttft_static = pre.wall_s * pipeline_fill_factor(b, platform.pp)
     it = c.phase(dec_sc, c.new_dec, ctx, one, single=True, chunk=ride, net=net_it)
@@ -436,8 +447,47 @@ def _round(c: _Serving, mode: str) -> _Round:
         t_round = t_round + share * t_prompt
         work = PhaseCost(*(x + share * y for x, y in zip(work, arrivals, strict=True)))
     tokens_round = running * c.accepted
+    curve, one_prompt = _service_curve(c, mode, ctx, pre, it, dec_sc, micro, running, net_one_dec, net_one_pre,
+                                       net_plain)  # fmt: skip
     return _Round(pre, ttft_static, work, t_round, t_round / c.accepted, tokens_round, chunk, t_prompt, net_extra,
-                  one_sc)  # fmt: skip
+                  one_sc, curve, one_prompt)  # fmt: skip
+
+
+def _service_curve(c: _Serving, mode: str, ctx: Array, pre: PhaseCost, it: PhaseCost, dec_sc: Scenario, micro: Array,
+                   running: Array, net_one_dec: Array, net_one_pre: Array,
+                   net_plain: list[Array]) -> tuple[ServiceCurve, PhaseCost]:  # fmt: skip
+    """The replica's service curve: decode iterations at one request and at ``running``
+    sequences (a line between), and prefill passes of one prompt and of the batch's prompts
+    (a fixed pass time and a time per prompt token)."""
+    sc, one, zero = c.scenario, c.one, c.zero
+    s, b = sc.prompt_tokens, sc.batch
+    micro_one = c.micro_batches(sc.beam * one)
+    one_dec = c.phase(dataclasses.replace(sc, batch=sc.beam / micro_one), c.new_dec, ctx, one, single=True,
+                      net=net_one_dec)  # fmt: skip
+    step_one = c.round_s(c.with_offload(c.with_draft(one_dec, one, sc.beam / micro_one)), micro_one)
+    if mode == "chunked":
+        it = c.phase(dec_sc, c.new_dec, ctx, one, single=True, net=net_plain[0])
+        it = c.with_offload(c.with_draft(it, one, running * sc.beam / micro))
+    step_full = c.round_s(it, micro)
+    per_seq = jnp.where(running > 1.0, jnp.maximum(step_full - step_one, 0.0) / jnp.maximum(running - 1.0, 1e-9), 0.0)
+    one_prompt = c.phase(dataclasses.replace(sc, batch=one), s, zero, one, single=True, net=net_one_pre)
+    p_one, p_all = one_prompt.wall_s, pre.wall_s
+    per_token = jnp.where(b > 1.0, jnp.maximum(p_all - p_one, 0.0) / jnp.maximum((b - 1.0) * s, 1e-9), p_one / s)
+    pass_s = jnp.maximum(p_one - per_token * s, 0.0)
+    # Admission reserves a request's whole KV: the tokens the memory beside the weights holds.
+    room = jnp.maximum(c.chip.capacity_bytes - c.fp.weight_bytes - c.fp.act_bytes, 0.0) + c.platform.kv_offload_bytes
+    kv_tokens = jnp.where(c.kv > 0, room / jnp.maximum(c.kv, 1e-30) * b * (s + sc.output_tokens), jnp.inf)
+    curve = ServiceCurve(
+        step_s=step_one,
+        step_per_seq_s=per_seq,
+        pass_s=jnp.where(mode == "chunked", zero, pass_s),
+        token_s=per_token,
+        slots=b,
+        chunk_tokens=jnp.where(mode == "chunked", jnp.minimum(sc.chunk_tokens, s), zero),
+        kv_tokens=kv_tokens,
+        accepted=c.accepted,
+    )
+    return curve, one_prompt
 
 
 def _colocated(c: _Serving, r: _Round) -> tuple[Array, Array, Array, Array, Array]:
@@ -456,7 +506,7 @@ def _disaggregated(c: _Serving, r: _Round) -> tuple[Array, Array, Array, Array, 
     the rest only decode; throughput is that of the slower pool."""
     chip, platform, sc = c.chip, c.platform, c.scenario
     s, d = sc.prompt_tokens, sc.output_tokens
-    one_req = c.phase(r.one_sc, s, c.zero, c.one, single=True, net=r.net_extra)
+    one_req = r.one_prompt
     kv_request = c.fp.kv_bytes / sc.batch * s / (s + d)
     send = platform.collective_s(chip, c.software, "send_recv", kv_request, 2.0 * c.one, platform.replica_chips)
     ttft = one_req.wall_s + send
@@ -489,7 +539,7 @@ def _steady(c: _Serving, mode: str) -> _Schedule:
     e_pre = c.platform_energy(r.pre, r.ttft_static, c.platform.dp)
     rounds = out_tokens / c.platform.dp / r.tokens_round
     return _Schedule(r.pre, r.work, rounds, ttft, r.ttft_static, ttft_wait, ttft_prompt, r.tpot, dec_total,
-                     ttft + dec_total, e_pre, e_dec, out_tokens, throughput, throughput)  # fmt: skip
+                     ttft + dec_total, e_pre, e_dec, out_tokens, throughput, throughput, r.curve)  # fmt: skip
 
 
 def _sram_pipeline(model: Workload, chip: Chip, platform: PlatformSpec, scenario: Scenario) -> PlatformSpec:
@@ -582,7 +632,58 @@ def serve(
         kv_host=jnp.clip(kv - room, 0.0, platform.kv_offload_bytes),
         depth=depth,
     )
-    return _account(c, _static(c) if mode == "static" else _steady(c, mode), economics, mode == "static")
+    schedule = _static(c) if mode == "static" else _steady(c, mode)
+    return _account(c, schedule, _under_load(c, schedule, mode), economics, mode == "static")
+
+
+def _under_load(c: _Serving, sc: _Schedule, mode: str) -> Queued:
+    """The deployment with requests arriving at ``rate_rps`` (Poisson; models._queueing).
+    Without a rate: the running batch always full, no queue (the steady state itself)."""
+    scenario, platform = c.scenario, c.platform
+    lam = scenario.rate_rps
+    s, cv, d = scenario.prompt_tokens, scenario.prompt_tokens_cv, scenario.output_tokens
+    if sc.curve is None:
+        # Static batches: one batch of ``batch`` at a time; a request waits for the batch under
+        # way (uniform, while busy) and for a batch with room (batch·dp servers of the
+        # batch's latency), then sees the batch's own TTFT and TPOT.
+        t = sc.latency
+        sat = platform.dp * scenario.batch / t
+        rho = lam / sat
+        p_wait, m_wait = slot_wait(jnp.minimum(rho, 1.0), scenario.batch * platform.dp, t, c.zero)
+        ttft_pct = tuple(
+            sc.ttft + t * jnp.clip(p / 100.0 - (1.0 - rho), 0.0, 1.0) + exp_tail_quantile(p_wait, m_wait, p)
+            for p in PERCENTILES
+        )
+        queue = p_wait * m_wait
+        ttft = sc.ttft + rho * t / 2.0 + queue
+        q = Queued(ttft, sc.tpot, ttft_pct, (sc.tpot,) * 3, tuple(v + sc.dec_total for v in ttft_pct), queue, sat,
+                   scenario.batch * jnp.minimum(rho, 1.0))  # fmt: skip
+    elif mode == "disaggregated":
+        # Prefill pool: prefill_share·dp servers of one prompt each; decode pool: its slots.
+        prefill, decode = platform.dp * platform.prefill_share, platform.dp * (1.0 - platform.prefill_share)
+        p_one = sc.ttft  # the prompt's pass and its KV transfer
+        dec = open_queue(sc.curve._replace(pass_s=c.zero, token_s=c.zero, chunk_tokens=c.zero), lam / decode, s, cv, d)
+        rho_p = lam * p_one / prefill
+        p_wait, m_wait = slot_wait(jnp.minimum(rho_p, 1.0), prefill, p_one, c.zero)
+        extra = tuple(p_one + exp_tail_quantile(p_wait, m_wait, p) for p in PERCENTILES)
+        sat = jnp.minimum(dec.saturation_rps * decode, prefill / p_one)
+        under = lam < sat
+        q = Queued(
+            ttft_s=jnp.where(under, dec.ttft_s + p_one + p_wait * m_wait, jnp.inf),
+            tpot_s=dec.tpot_s,
+            ttft_pct_s=tuple(jnp.where(under, a + b, jnp.inf) for a, b in zip(dec.ttft_pct_s, extra, strict=True)),
+            tpot_pct_s=dec.tpot_pct_s,
+            latency_pct_s=tuple(
+                jnp.where(under, a + b, jnp.inf) for a, b in zip(dec.latency_pct_s, extra, strict=True)
+            ),
+            queue_s=jnp.where(under, dec.queue_s + p_wait * m_wait, jnp.inf),
+            saturation_rps=sat,
+            running=dec.running,
+        )
+    else:
+        per_replica = open_queue(sc.curve, lam / platform.dp, s, cv, d)
+        q = per_replica._replace(saturation_rps=per_replica.saturation_rps * platform.dp)
+    return q
 
 
 def _attainment(scenario: Scenario, sc: _Schedule, static: bool, zero: Array) -> Array:
@@ -639,7 +740,33 @@ def _silicon(chip: Chip, zero: Array) -> _Silicon:
     )
 
 
-def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool) -> Metrics:
+def _percentile_share(limit: Array, p50: Array, p99: Array) -> Array:
+    """Share of requests within ``limit`` (0: none) of a log-normal through the p50 and p99."""
+    sigma = jnp.maximum(jnp.log(jnp.maximum(p99, 1e-30) / jnp.maximum(p50, 1e-30)) / _Z99, SLO_SHARPNESS)
+    x = (jnp.log(jnp.maximum(limit, 1e-30)) - jnp.log(jnp.maximum(p50, 1e-30))) / sigma
+    share = jnp.where(jnp.isfinite(p99), jax.scipy.stats.norm.cdf(x), 0.0)
+    return jnp.where(limit > 0.0, share, 1.0)
+
+
+_Z99 = 2.3263478740408408  # the standard normal's 99th percentile
+
+
+def _closed_percentiles(scenario: Scenario, sc: _Schedule) -> tuple[tuple[Array, ...], tuple[Array, ...]]:
+    """(TTFT, TPOT) at PERCENTILES without arrivals: the running batch full, no queue; a
+    request waits up to a round (uniform), then its own prompt (log-normal lengths)."""
+    cv2 = scenario.prompt_tokens_cv**2
+    sigma = jnp.sqrt(jnp.log1p(cv2))
+    z = (0.0, 1.2815515655446004, _Z99)
+    ttft = tuple(
+        2.0 * sc.ttft_wait * p / 100.0
+        + sc.ttft_prompt * jnp.exp(zi * sigma - sigma * sigma / 2.0)
+        + (sc.ttft - sc.ttft_wait - sc.ttft_prompt)
+        for p, zi in zip(PERCENTILES, z, strict=True)
+    )
+    return ttft, (sc.tpot,) * len(PERCENTILES)
+
+
+def _account(c: _Serving, sc: _Schedule, q: Queued, economics: EconomicsSpec, static: bool) -> Metrics:
     """The accounting every schedule shares: energy with the hosts, feasibility, cost,
     goodput and the utilization and intensity of the work."""
     model, chip, platform, scenario = c.model, c.chip, c.platform, c.scenario
@@ -670,6 +797,38 @@ def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool)
     defined = jnp.isfinite(ttft) & jnp.isfinite(latency) & jnp.isfinite(energy) & jnp.isfinite(usd)
     reason = jnp.where(defined, reason, Infeasible.UNDEFINED)  # flagged with its reason, never a silent NaN
     attainment = _attainment(scenario, sc, static, zero)
+    ttft_pct, tpot_pct = _closed_percentiles(scenario, sc)
+    latency_pct = tuple(t + sc.dec_total for t in ttft_pct)
+    queue = zero
+    # Requests arriving at a rate: the latencies of the queue, the tokens it is given (at most
+    # the saturation rate's), power between idle and the full batch's by the utilization.
+    lam = scenario.rate_rps
+    loaded = lam > 0
+    reason = jnp.where((reason == 0) & loaded & (lam >= q.saturation_rps), Infeasible.SATURATED, reason)
+    rate_tokens = jnp.minimum(lam, q.saturation_rps) * c.outputs
+    utilization = jnp.clip(rate_tokens / throughput, 0.0, 1.0)
+    idle_w = (chip.idle_w + platform.host_power_w) * n_chips
+    power = idle_w + jnp.maximum(avg_power - idle_w, 0.0) * utilization
+    safe_tokens = jnp.where(loaded, rate_tokens, 1.0)
+    ttft = jnp.where(loaded, q.ttft_s, ttft)
+    tpot = jnp.where(loaded, q.tpot_s, tpot)
+    latency = jnp.where(loaded, q.ttft_s + c.d_passes * q.tpot_s, latency)
+    energy = jnp.where(loaded, power / safe_tokens * out_tokens, energy)
+    usd = jnp.where(loaded, usd_per_million_tokens(economics, price * n_chips, power, 1.0, safe_tokens), usd)
+    avg_power = jnp.where(loaded, power, avg_power)
+    throughput = jnp.where(loaded, rate_tokens, throughput)
+    ttft_pct, tpot_pct, latency_pct = (
+        tuple(jnp.where(loaded, a, b) for a, b in zip(qs, cs, strict=True))
+        for qs, cs in ((q.ttft_pct_s, ttft_pct), (q.tpot_pct_s, tpot_pct), (q.latency_pct_s, latency_pct))
+    )
+    queue = jnp.where(loaded, q.queue_s, queue)
+    attainment = jnp.where(
+        loaded,
+        _percentile_share(scenario.slo_ttft_s, ttft_pct[0], ttft_pct[-1])
+        * _percentile_share(scenario.slo_tpot_s, tpot_pct[0], tpot_pct[-1]),
+        attainment,
+    )
+    curve = sc.curve if sc.curve is not None else ServiceCurve(*(zero,) * len(ServiceCurve._fields))
     peak = chip.peak_flops_per_s(widest(scenario.weight_dtype, scenario.act_dtype))
     bw = chip.memory_bandwidth_bytes_per_s  # type: ignore[attr-defined]  # every family declares it
     work_chips = platform.stage_chips * platform.dp  # layers are split over pp: tp·ep·dp copies in all
@@ -731,6 +890,23 @@ def _account(c: _Serving, sc: _Schedule, economics: EconomicsSpec, static: bool)
         n_chips=n_chips,
         slo_attainment=attainment,
         goodput_tokens_per_s=throughput * attainment,
+        p50_ttft_s=ttft_pct[0],
+        p90_ttft_s=ttft_pct[1],
+        p99_ttft_s=ttft_pct[2],
+        p50_tpot_s=tpot_pct[0],
+        p90_tpot_s=tpot_pct[1],
+        p99_tpot_s=tpot_pct[2],
+        p50_latency_s=latency_pct[0],
+        p90_latency_s=latency_pct[1],
+        p99_latency_s=latency_pct[2],
+        queue_delay_s=queue,
+        saturation_rate_rps=q.saturation_rps,
+        running_sequences=jnp.where(loaded, q.running * platform.dp, batch_all),
+        step_s=curve.step_s,
+        step_per_sequence_s=curve.step_per_seq_s,
+        prefill_pass_s=curve.pass_s,
+        prefill_per_token_s=curve.token_s,
+        kv_capacity_tokens=curve.kv_tokens,
         requests_per_s=throughput / c.outputs,
         j_per_request=energy / batch_all,
         usd_per_k_requests=usd * c.outputs / 1e3,

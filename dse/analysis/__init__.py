@@ -28,6 +28,7 @@ _EXPORTS = {
     "store_points": "_pareto",
     "store_summary": "_pareto",
     "design_levels": "_report",
+    "check_queueing": "_queueing",
     "OBJECTIVES": "_plan",
     "Slo": "_plan",
     "plan": "_plan",

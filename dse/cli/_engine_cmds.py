@@ -88,6 +88,7 @@ _FLAGS: dict[str, tuple[str, float]] = {
     "slo_ttft_s": ("--ttft-slo-ms", 1e-3),
     "slo_tpot_s": ("--tpot-slo-ms", 1e-3),
     "prompt_tokens_cv": ("--prompt-cv", 1.0),
+    "rate_rps": ("--rate", 1.0),
 }
 
 
@@ -417,7 +418,18 @@ def _serving(args: argparse.Namespace, models: Sequence[str]) -> tuple[dict[str,
             knobs[knob] = [v / 1e3 for v in _floats(getattr(args, flag), flag.replace("_", "-"))]
     if args.prompt_cv is not None:
         knobs["prompt_tokens_cv"] = _floats(args.prompt_cv, "prompt-cv")
+    if getattr(args, "rate", None) is not None:
+        knobs["rate_rps"] = rates(args.rate)
     return knobs, batching or "static"
+
+
+def rates(text: str) -> list[float]:
+    """``--rate R[,R…]``: requests per second, each > 0 (0 is no arrival process: omit the flag)."""
+    values = _floats(text, "rate")
+    for v in values:
+        if not 0 < v < float("inf"):
+            raise SpecError(f"--rate: {v:g}: expected requests per second > 0, comma-separated")
+    return values
 
 
 def _economics(args: argparse.Namespace):
@@ -470,6 +482,9 @@ _COLUMNS = {
     ],
 }
 MEMORY_COLUMN = column("memory_per_chip_bytes")
+# With ``--rate``: the mean TTFT first (three levels), then the tails, the queue and the limit.
+_RATE_COLUMNS = ("p50_ttft_s", "p99_ttft_s", "tpot_s", "p90_tpot_s", "p99_tpot_s", "queue_delay_s",
+                 "saturation_rate_rps")  # fmt: skip
 
 
 def _check_output(output: str | None) -> None:
@@ -585,6 +600,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     # The rows are read from the grid's arrays: a printed query never builds a Dataset.
     var, coord = grid.variables, grid.coords
     cols = _IMAGE_COLUMNS if images else _COLUMNS[args.phase]
+    if args.phase == "request" and args.rate and not images:
+        cols = [cols[0], *(column(n) for n in _RATE_COLUMNS), *cols[2:6]]
     if args.phase == "request" and (args.ttft_slo_ms or args.tpot_slo_ms):
         cols = [*cols[:3], column("goodput_tokens_per_s"), column("slo_attainment"), *cols[3:]]
     key_names = ["model", "hardware", *(shown[d].key if d in shown else d for d in grid.axes)]
@@ -916,6 +933,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--kv-offload-gb", help="host memory per chip for KV cache that does not fit (GB)")
     s.add_argument("--ttft-slo-ms", help="TTFT SLO(s) in ms: adds goodput and the share of requests within the SLOs")
     s.add_argument("--tpot-slo-ms", help="TPOT SLO(s) in ms (goodput)")
+    s.add_argument(
+        "--rate",
+        help="requests per second arriving (Poisson), e.g. 5,10,20: TTFT, TPOT and latency percentiles, "
+        "the queue's delay and the saturation rate; cost and energy at that load",
+    )
     s.add_argument(
         "--prompt-cv",
         help="spread of the request mix: coefficient of variation of the prompt lengths (log-normal, default 0)",

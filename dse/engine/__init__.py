@@ -20,6 +20,7 @@ from ._boundary import log_metrics_and_jacobian as log_metrics_and_jacobian
 from ._boundary import program_cost as program_cost
 from ._boundary import run_designs as run_designs
 from ._boundary import serve_rows as serve_rows
+from ._boundary import simulate_requests as simulate_requests
 from ._config import COMPONENTS as COMPONENTS
 from ._config import MAX_COUNT as MAX_COUNT
 from ._config import Config as Config

@@ -36,7 +36,7 @@ from jax import export
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from dse.specs import SpecError, suggest
-from models import Chip, Metrics, SoftwareParams, gemm_cost, serve
+from models import Chip, Metrics, ServiceCurve, SoftwareParams, gemm_cost, serve, simulate
 from models.workloads import gemm_operator
 
 from ._config import Config, knob_keys, knob_owner, with_knobs
@@ -322,6 +322,26 @@ def run_designs(
         if progress:
             progress(stop - start)
     return out
+
+
+# --- requests through the scheduler, exactly ---------------------------------------------
+
+_simulate_batch = jax.jit(jax.vmap(simulate))
+
+
+def simulate_requests(
+    curves: Mapping[str, np.ndarray], arrival_s: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The exact discrete-event simulation (:func:`models.simulate`) of M traces of N
+    requests ([M, N] arrays, sorted by arrival), each on its service curve (M-vectors of the
+    :class:`models.ServiceCurve` fields). Per request: ``ttft_s``, ``tpot_s``, ``latency_s``,
+    ``queue_s`` ([M, N]; inf where a request did not finish)."""
+    with _precision("float64"):
+        curve = ServiceCurve(**{k: jnp.asarray(np.asarray(curves[k], float)) for k in ServiceCurve._fields})
+        out = _simulate_batch(
+            curve, *(jnp.asarray(np.asarray(x, float)) for x in (arrival_s, prompt_tokens, output_tokens))
+        )
+    return {k: np.asarray(v) for k, v in out._asdict().items()}
 
 
 # --- single GEMMs -------------------------------------------------------------------------

@@ -1,0 +1,291 @@
+"""Requests arriving at a rate: queueing, tail latency and the saturation rate of a deployment.
+
+Two models of one scheduler, both on a deployment's *service curve* (what :func:`serve`
+derives from its cost model, per replica):
+
+* a decode iteration with ``n`` sequences running takes ``step_s + step_per_seq_s · (n − 1)``
+  (interpolated between the engine's passes at 1 and at ``slots`` sequences);
+* a prompt of ``s`` tokens costs ``token_s · s`` of prefill: in a pass of its own that stalls
+  decode and costs ``pass_s`` more (``chunk_tokens = 0``: vLLM's default continuous batching;
+  Orca, Yu et al. OSDI 2022), or in chunks of at most ``chunk_tokens`` prefill tokens per
+  iteration that ride along in the decode pass (Sarathi-Serve, Agrawal et al. OSDI 2024);
+* at most ``slots`` sequences run (prefilling or decoding); a request is admitted first come
+  first served when a slot is free and the KV cache holds its whole prompt and output
+  (``kv_tokens``: the reserving policy of TensorRT-LLM's "guaranteed no evict" scheduler, so
+  nothing is ever preempted); a verify pass yields ``accepted`` tokens (speculative decoding).
+
+:func:`simulate` follows every request through the scheduler exactly (a discrete-event
+simulation over events with ``jax.lax.scan``: between two events, arrivals, prefill
+completions and finishes, every iteration is the same, so they are taken at once).
+:func:`open_queue` is its analytic (vectorizable, closed-form) approximation for Poisson
+arrivals, used by the engine for every configuration:
+
+* fluid mean iteration ``x`` from Little's law: ``n̄ = λ·L·x`` sequences decode, each iteration
+  also carries the prefill of the λ·x prompts that arrived during the last one;
+* the saturation rate: the λ where ``n̄`` reaches ``slots`` (or chunked prefill's token budget
+  is used up);
+* TTFT = the rest of the iteration under way (length-biased) + the prompt's own prefill (with
+  the prompts admitted beside it) + the wait for a slot (Halfin–Whitt's many-server
+  approximation of Erlang C, Halfin & Whitt, Oper. Res. 1981, with the Allen–Cunneen factor
+  (1 + c_s²)/2 for nearly deterministic service) + the wait behind other prompts' chunks
+  (M/D/1 by Pollaczek–Khinchine); quantiles of the part above the fixed pass time from a
+  gamma fitted to its mean and variance (Wilson–Hilferty), plus the waits' exponential tails;
+* TPOT = the request's mean iteration: its variance from the running count (M/G/∞:
+  Poisson; its mean over a deterministic stay has 2/3 of the variance) and from the
+  prefill stalls over its ``L`` iterations; normal quantiles.
+
+Its error against :func:`simulate` is measured by ``inferbench validate --queueing``
+(docs/concepts.md#serving-under-load).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.stats
+
+from models._pytree import Array
+
+PERCENTILES = (50.0, 90.0, 99.0)
+
+
+class ServiceCurve(NamedTuple):
+    """How fast one replica serves (see the module docstring); every field a scalar."""
+
+    step_s: Array  # decode iteration with one sequence running
+    step_per_seq_s: Array  # added per further running sequence
+    pass_s: Array  # fixed time of a prefill pass of its own (chunked: 0)
+    token_s: Array  # prefill time per prompt token
+    slots: Array  # most sequences running
+    chunk_tokens: Array  # prefill tokens per iteration (0: whole prompts in a pass of their own)
+    kv_tokens: Array  # prompt + output tokens the KV cache holds
+    accepted: Array  # tokens a decode iteration yields
+
+
+class Served(NamedTuple):
+    """Per request of :func:`simulate` (inf: not finished within the simulation)."""
+
+    ttft_s: Array
+    tpot_s: Array
+    latency_s: Array
+    queue_s: Array  # arrival to admission
+
+
+def simulate(curve: ServiceCurve, arrival_s: Array, prompt_tokens: Array, output_tokens: Array) -> Served:
+    """Every request of a trace (sorted by arrival) through the scheduler, exactly.
+
+    One event per scan step: admission at the iteration boundary, then either a prefill pass
+    (whole prompts) or ``k`` identical iterations up to the next arrival, prefill completion
+    or finish. At most three events per request (and an idle jump), so ``4·N`` steps."""
+    n = arrival_s.shape[0]
+    idx = jnp.arange(n)
+    f = jnp.result_type(float)
+    arrival_s, prompt, output = (jnp.asarray(x, f) for x in (arrival_s, prompt_tokens, output_tokens))
+    iters = jnp.ceil(jnp.maximum(output - 1.0, 0.0) / curve.accepted)  # after the first token
+    need = prompt + output
+    chunked = curve.chunk_tokens > 0
+    budget = jnp.where(chunked, curve.chunk_tokens, 1.0)
+    inf = jnp.asarray(jnp.inf, f)
+
+    def step(state, _):
+        t, nxt, pre, dec, admit, first, fin = state
+        active = (pre > 0) | (dec > 0)
+        n_active = active.sum()
+        a_next = jnp.where(nxt < n, arrival_s[jnp.minimum(nxt, n - 1)], inf)
+        t = jnp.where((n_active == 0) & (nxt < n), jnp.maximum(t, a_next), t)
+        # Admission, first come first served: a slot and the whole request's KV (alone, always).
+        waiting = (idx >= nxt) & (arrival_s <= t)
+        rank = jnp.cumsum(waiting)
+        kv_room = curve.kv_tokens - jnp.where(active, need, 0.0).sum()
+        fits = (jnp.cumsum(jnp.where(waiting, need, 0.0)) <= kv_room) | ((n_active == 0) & (rank == 1))
+        admitted = waiting & (rank <= curve.slots - n_active) & fits
+        admitted = admitted & (jnp.cumsum(~admitted & waiting) == 0)  # FCFS: none overtakes
+        admit = jnp.where(admitted, t, admit)
+        pre = jnp.where(admitted, prompt, pre)
+        nxt = nxt + admitted.sum(dtype=nxt.dtype)
+        prefilling, decoding = pre > 0, dec > 0
+        a_next = jnp.where(nxt < n, arrival_s[jnp.minimum(nxt, n - 1)], inf)
+        backlog = jnp.where(prefilling, pre, 0.0).sum()
+        n_dec = decoding.sum()
+        base = curve.step_s + curve.step_per_seq_s * jnp.maximum(n_dec - 1.0, 0.0)
+        k_fin = jnp.min(jnp.where(decoding, dec, inf))
+        # Whole prompts (continuous): a prefill pass of every prompt admitted, decode stalled.
+        whole = ~chunked & (backlog > 0)
+        # Otherwise k identical iterations, each with up to ``budget`` prefill tokens.
+        cum = jnp.cumsum(jnp.where(prefilling, pre, 0.0))
+        k_pre = jnp.where(chunked & (backlog > 0), jnp.ceil(jnp.min(jnp.where(prefilling, cum, inf)) / budget), inf)
+        it_s = base + curve.token_s * jnp.where(chunked, jnp.minimum(budget, backlog), 0.0)
+        k_arr = jnp.where(a_next > t, jnp.maximum(jnp.ceil((a_next - t) / it_s), 1.0), inf)
+        k = jnp.minimum(jnp.minimum(k_fin, k_pre), k_arr)
+        k = jnp.where((n_dec > 0) | (chunked & (backlog > 0)), k, 0.0)
+        k = jnp.where(jnp.isfinite(k), k, 0.0)
+        consumed = jnp.where(chunked, jnp.minimum(k * budget, backlog), backlog)
+        dt = jnp.where(whole, curve.pass_s + curve.token_s * backlog, k * base + curve.token_s * consumed)
+        t = t + dt
+        pre_left = jnp.where(whole, 0.0, jnp.clip(cum - consumed, 0.0, pre))
+        pre_left = jnp.where(prefilling, pre_left, 0.0)
+        done_pre = prefilling & (pre_left == 0)
+        dec = jnp.where(done_pre, iters, jnp.where(decoding & ~whole, dec - k, dec))
+        first = jnp.where(done_pre, t, first)
+        fin = jnp.where((done_pre | decoding) & (dec <= 0) & ~jnp.isfinite(fin), t, fin)
+        return (t, nxt, pre_left, dec, admit, first, fin), None
+
+    zeros, infs = jnp.zeros(n, f), jnp.full(n, jnp.inf, f)
+    state = (jnp.zeros((), f), jnp.zeros((), jnp.int32), zeros, zeros, infs, infs, infs)
+    (_, _, _, _, admit, first, fin), _ = jax.lax.scan(step, state, None, length=4 * n + 4)
+    tpot = (fin - first) / jnp.maximum(output - 1.0, 1.0)
+    return Served(first - arrival_s, tpot, fin - arrival_s, admit - arrival_s)
+
+
+class Queued(NamedTuple):
+    """What :func:`open_queue` predicts for one replica at a rate (inf beyond saturation)."""
+
+    ttft_s: Array  # mean
+    tpot_s: Array  # mean
+    ttft_pct_s: tuple[Array, ...]  # at PERCENTILES
+    tpot_pct_s: tuple[Array, ...]
+    latency_pct_s: tuple[Array, ...]
+    queue_s: Array  # mean wait for a slot and behind other prompts
+    saturation_rps: Array  # of the replica
+    running: Array  # mean sequences decoding
+
+
+_Z = tuple(float(jax.scipy.stats.norm.ppf(p / 100.0)) for p in PERCENTILES)
+
+
+def exp_tail_quantile(p_wait: Array, mean_if_wait: Array, p: float) -> Array:
+    """Quantile at ``p`` of a wait that is 0 with probability 1 − p_wait, else exponential."""
+    tail = 1.0 - p / 100.0
+    return jnp.where(p_wait > tail, mean_if_wait * jnp.log(jnp.maximum(p_wait, tail) / tail), 0.0)
+
+
+def slot_wait(rho: Array, servers: Array, service_s: Array, cs2: Array) -> tuple[Array, Array]:
+    """(probability of waiting, mean wait of those who wait) for ``servers`` servers at
+    utilization ``rho``: Halfin–Whitt's approximation of Erlang C and the M/M/c conditional
+    mean service/(c(1 − ρ)), scaled by Allen–Cunneen's (1 + c_s²)/2."""
+    beta = (1.0 - rho) * jnp.sqrt(servers)
+    ratio = jnp.exp(jax.scipy.stats.norm.logcdf(beta) - jax.scipy.stats.norm.logpdf(beta))
+    p_wait = jnp.where(beta > 0, 1.0 / (1.0 + beta * ratio), 1.0)
+    mean = service_s / jnp.maximum(servers * (1.0 - rho), 1e-30) * (1.0 + cs2) / 2.0
+    return p_wait, mean
+
+
+def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, prompt_cv: Array,
+               output_tokens: Array) -> Queued:  # fmt: skip
+    """Poisson arrivals at ``rate_rps`` on one replica of ``curve`` (the module docstring)."""
+    lam = jnp.maximum(rate_rps, 0.0)
+    s, d, cv2 = prompt_tokens, output_tokens, prompt_cv * prompt_cv
+    t1, sd, p0, pt, slots = curve.step_s, curve.step_per_seq_s, curve.pass_s, curve.token_s, curve.slots
+    chunked = curve.chunk_tokens > 0
+    budget = jnp.where(chunked, curve.chunk_tokens, 1.0)
+    stall = jnp.where(chunked, 0.0, p0)  # a pass of its own stalls the iteration
+    life = jnp.maximum(d - 1.0, 0.0) / curve.accepted  # decode iterations of a request
+    a_pre = pt * s  # prefill of a mean prompt
+    per_rate = sd * life + a_pre  # what each request/s adds to an iteration, per second of it
+    # Saturation: the running sequences reach the slots (λ·x = slots/L), or chunked prefill
+    # uses its whole budget (λ·S·x = chunk).
+    q_sat = 1.0 - jnp.exp(-slots / jnp.maximum(life, 1e-9))
+    lam_slots = slots / (life * (t1 + q_sat * stall) + slots * per_rate)
+    x_budget = t1 + sd * life * budget / s + pt * budget
+    lam_sat = jnp.where(chunked, jnp.minimum(lam_slots, budget / (s * x_budget)), lam_slots)
+    rho = lam / lam_sat
+    under = rho < 1.0
+    lam_u = jnp.where(under, lam, 0.0)  # keeps the saturated branch finite
+    # The mean iteration, a fixed point in the chance q that prompts wait at its end.
+    x = t1
+    for _ in range(4):
+        q = 1.0 - jnp.exp(-lam_u * x)
+        x = (t1 + q * stall) / jnp.maximum(1.0 - lam_u * per_rate, 1e-6)
+    q = 1.0 - jnp.exp(-lam_u * x)
+    arrivals = lam_u * x  # prompts per iteration
+    running = jnp.minimum(arrivals * life, slots)
+    # TPOT: the request's mean iteration over its L iterations. The stalls of the prompts
+    # arriving during its stay lengthen the stay, which lets more arrive: their variance
+    # grows by 1/(1 − f)², f the share of time in prefill.
+    decode_step = t1 + sd * running
+    in_prefill = jnp.clip((x - decode_step) / x, 0.0, 0.99)
+    stall_var = (
+        stall**2 * q * (1.0 - q) + a_pre**2 * arrivals * (1.0 + cv2) + 2.0 * stall * a_pre * (1.0 - q) * arrivals
+    )
+    run_var = sd**2 * (2.0 / 3.0) * running
+    tpot_sd = jnp.sqrt(run_var + stall_var / jnp.maximum(life, 1.0) / (1.0 - in_prefill) ** 2) / curve.accepted
+    tpot = x / curve.accepted
+    tpot_pct = tuple(tpot + z * tpot_sd for z in _Z)
+    # TTFT = own prefill F + the rest R of what runs when the request arrives + waits.
+    # F: the prompt's chunks (or its share of a pass, with the prompts admitted beside it).
+    busy = 1.0 - jnp.exp(-lam_u * (life * x + stall + a_pre))
+    pass_s = stall + a_pre * arrivals / jnp.maximum(q, 1e-30)  # a prefill pass, when there is one
+    beside = jnp.where(chunked, 0.0, lam_u * (decode_step + in_prefill * pass_s))  # prompts in the same pass
+    chunks = jnp.where(chunked, s / budget + 0.5, 0.0)  # iterations of the prompt's own chunks
+    fixed = stall + chunks * decode_step
+    sigma = jnp.sqrt(jnp.log1p(cv2))
+    f_mean = fixed + a_pre
+    f_pct = [fixed + a_pre * jnp.exp(z * sigma - sigma * sigma / 2.0) for z in _Z]
+    # The prompts beside it: Poisson, quantiles by Cornish–Fisher (m + z·√m + (z² − 1)/6).
+    b_mean = a_pre * beside
+    b_pct = [a_pre * jnp.maximum(beside + z * jnp.sqrt(beside) + (z * z - 1.0) / 6.0, 0.0) for z in _Z]
+    # R: nothing (idle), the rest of a decode iteration (uniform), or of a prefill pass and
+    # the decode iteration after it; chunked: the rest of an iteration.
+    share_pass = jnp.where(chunked, 0.0, in_prefill)
+    step_r = jnp.where(chunked, x, decode_step)
+    m_step, m_pass = busy * (1.0 - share_pass), busy * share_pass
+    r_mean = m_step * step_r / 2.0 + m_pass * (decode_step + pass_s / 2.0)
+    r_pct = []
+    for p in PERCENTILES:
+        u = p / 100.0 - (1.0 - busy)
+        in_step = step_r * u / jnp.maximum(m_step, 1e-30)
+        in_pass = decode_step + pass_s * (u - m_step) / jnp.maximum(m_pass, 1e-30)
+        r_pct.append(jnp.where(u <= 0, 0.0, jnp.where(u <= m_step, in_step, in_pass)))
+    # Waits: for a slot (many servers), and behind other prompts' chunks (one server whose
+    # iterations carry a full chunk while it is busy).
+    service = life * x + f_mean + b_mean
+    p_slot, m_slot = slot_wait(jnp.minimum(rho, 1.0), slots, service, jnp.zeros_like(rho))
+    x_full = decode_step + pt * budget
+    rho_b = jnp.where(chunked, jnp.minimum(lam_u * s * x_full / budget, 0.999), 0.0)
+    m_chunk = (s / budget) * (1.0 + cv2) * x_full / (2.0 * (1.0 - rho_b))
+    queue = p_slot * m_slot + rho_b * m_chunk
+    ttft = f_mean + b_mean + r_mean + queue
+    ttft_pct = []
+    for i, p in enumerate(PERCENTILES):
+        devs = (
+            f_pct[i] - f_mean,
+            b_pct[i] - b_mean,
+            r_pct[i] - r_mean,
+            exp_tail_quantile(p_slot, m_slot, p) - p_slot * m_slot,
+            exp_tail_quantile(rho_b, m_chunk, p) - rho_b * m_chunk,
+        )
+        # Deviations from the means combine in quadrature, each sign apart (exact for normal parts).
+        up = jnp.sqrt(sum(jnp.maximum(dv, 0.0) ** 2 for dv in devs))
+        down = jnp.sqrt(sum(jnp.minimum(dv, 0.0) ** 2 for dv in devs))
+        ttft_pct.append(jnp.maximum(ttft + up - down, stall))
+    decode_s = jnp.maximum(d - 1.0, 0.0) * tpot
+    dec_sd = jnp.maximum(d - 1.0, 0.0) * tpot_sd
+    lat_pct = tuple(t + decode_s + z * dec_sd for t, z in zip(ttft_pct, _Z, strict=True))
+
+    def bounded(v: Array) -> Array:
+        return jnp.where(under, v, jnp.inf)
+
+    return Queued(
+        ttft_s=bounded(ttft),
+        tpot_s=bounded(tpot),
+        ttft_pct_s=tuple(bounded(v) for v in ttft_pct),
+        tpot_pct_s=tuple(bounded(v) for v in tpot_pct),
+        latency_pct_s=tuple(bounded(v) for v in lat_pct),
+        queue_s=bounded(queue),
+        saturation_rps=lam_sat,
+        running=jnp.where(under, running, slots),
+    )
+
+
+def poisson_requests(key: Array, n: int, rate_rps: Array, prompt_tokens: Array, prompt_cv: Array,
+                     output_tokens: Array) -> tuple[Array, Array, Array]:  # fmt: skip
+    """A synthetic trace: Poisson arrivals, log-normal prompt lengths of this mean and
+    coefficient of variation (whole tokens, at least 1), a fixed output length."""
+    k1, k2 = jax.random.split(key)
+    arrival = jnp.cumsum(jax.random.exponential(k1, (n,)) / rate_rps)
+    sigma2 = jnp.log1p(prompt_cv * prompt_cv)
+    z = jax.random.normal(k2, (n,))
+    prompt = jnp.maximum(jnp.round(prompt_tokens * jnp.exp(jnp.sqrt(sigma2) * z - sigma2 / 2.0)), 1.0)
+    return arrival, prompt, jnp.full((n,), output_tokens, jnp.result_type(float))
