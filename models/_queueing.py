@@ -40,6 +40,7 @@ Its error against :func:`simulate` is measured by ``inferbench validate --queuei
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -155,19 +156,79 @@ class Queued(NamedTuple):
 _Z = tuple(float(jax.scipy.stats.norm.ppf(p / 100.0)) for p in PERCENTILES)
 
 
+def poisson_quantile(mean: Array, p: float, z: float, terms: int = 12) -> Array:
+    """The ``p``-th percentile of a Poisson count, continuous in its mean: the count where the
+    CDF, interpolated linearly between whole counts, reaches p (summed over the first
+    ``terms`` counts); beyond them Cornish–Fisher's m + z·√m + (z² − 1)/6."""
+    target = p / 100.0
+    pmf = jnp.exp(-mean)
+    cdf_prev, cdf = jnp.zeros_like(mean), pmf
+    q = jnp.where(cdf >= target, 0.0, jnp.nan)
+    for k in range(1, terms):
+        pmf = pmf * mean / k
+        cdf_prev, cdf = cdf, cdf + pmf
+        crossing = (cdf >= target) & (cdf_prev < target)
+        q = jnp.where(crossing, k - 1.0 + (target - cdf_prev) / jnp.maximum(pmf, 1e-30), q)
+    cornish_fisher = jnp.maximum(mean + z * jnp.sqrt(mean) + (z * z - 1.0) / 6.0, 0.0)
+    return jnp.where(jnp.isnan(q), cornish_fisher, q)
+
+
 def exp_tail_quantile(p_wait: Array, mean_if_wait: Array, p: float) -> Array:
     """Quantile at ``p`` of a wait that is 0 with probability 1 − p_wait, else exponential."""
     tail = 1.0 - p / 100.0
     return jnp.where(p_wait > tail, mean_if_wait * jnp.log(jnp.maximum(p_wait, tail) / tail), 0.0)
 
 
+# Servers up to which the waiting probability is summed exactly (beyond: a normal approximation).
+EXACT_SERVERS = 32
+
+
+def _waiting(offered: Callable[[float], Array], mean: Array, var: Array, servers: Array, rho: Array) -> Array:
+    """Probability that all ``servers`` are busy on arrival in a birth–death queue whose
+    occupancy weights grow by ``offered(k)`` = λ/μ(k) from k − 1 to k (k ≤ c) and by ρ beyond.
+    With E = π_c / Σ_{j≤c} π_j (Erlang B's recursion E_k = g_k·E_{k−1}/(1 + g_k·E_{k−1})), the
+    probability is 1/(1 + (1 − ρ)(1/E − 1)). Up to EXACT_SERVERS servers by the recursion
+    (a fractional c between its neighbours); beyond, E from a normal of the weights' ``mean``
+    and ``var`` below c (with a continuity correction)."""
+    c = jnp.maximum(servers, 1.0)
+    loss, loss_at_c = jnp.ones_like(rho), jnp.zeros_like(rho)
+    prev = loss
+    for k in range(1, EXACT_SERVERS + 1):
+        g = offered(float(k))
+        prev, loss = loss, g * loss / (1.0 + g * loss)
+        share = jnp.clip(c - (k - 1.0), 0.0, 1.0)  # c in (k − 1, k]: between E_{k−1} and E_k
+        loss_at_c = jnp.where((c > k - 1.0) & (c <= k), prev + share * (loss - prev), loss_at_c)
+    sd = jnp.sqrt(jnp.maximum(var, 1e-30))
+    z = (c - mean) / sd
+    # E ≈ pmf(c)/cdf(c) of the normal: φ(z)/sd / Φ(z + 1/(2 sd)).
+    normal = jnp.exp(jax.scipy.stats.norm.logpdf(z) - jax.scipy.stats.norm.logcdf(z + 0.5 / sd)) / sd
+    loss_at_c = jnp.where(c > EXACT_SERVERS, jnp.clip(normal, 1e-300, 1.0), loss_at_c)
+    return jnp.where(rho < 1.0, 1.0 / (1.0 + (1.0 - jnp.minimum(rho, 1.0)) * (1.0 / loss_at_c - 1.0)), 1.0)
+
+
+def busy_slots(lam: Array, life: Array, base_s: Array, per_seq_s: Array, free: Array, slots: Array,
+               rho: Array) -> Array:  # fmt: skip
+    """Probability that every slot is taken when a request arrives: the birth–death chain of
+    the requests in the system, arrivals λ, completions min(n, c)/(L·x(n)) with the iteration
+    x(n) = (base + per_seq·(n − 1))/free growing with the n running (c = slots). Below c its
+    weights are a negative binomial's (r = base/per_seq, success 1 − λ·L·per_seq/free), from c
+    on a geometric series of ratio ρ = λ/λ_sat. With a constant iteration it is Erlang C."""
+    x1, b = base_s / free, per_seq_s / free
+    w = jnp.clip(lam * life * b, 0.0, 1.0 - 1e-6)
+    r = x1 / jnp.maximum(b, 1e-30)
+    # The negative binomial's mean and variance (its Poisson limit, mean λ·L·x1, without a slope).
+    mean = jnp.where(w > 1e-9, r * w / (1.0 - w), lam * life * x1)
+    var = mean / (1.0 - w)
+    return _waiting(lambda k: lam * life * (x1 + b * (k - 1.0)) / k, mean, var, slots, rho)
+
+
 def slot_wait(rho: Array, servers: Array, service_s: Array, cs2: Array) -> tuple[Array, Array]:
-    """(probability of waiting, mean wait of those who wait) for ``servers`` servers at
-    utilization ``rho``: Halfin–Whitt's approximation of Erlang C and the M/M/c conditional
-    mean service/(c(1 − ρ)), scaled by Allen–Cunneen's (1 + c_s²)/2."""
-    beta = (1.0 - rho) * jnp.sqrt(servers)
-    ratio = jnp.exp(jax.scipy.stats.norm.logcdf(beta) - jax.scipy.stats.norm.logpdf(beta))
-    p_wait = jnp.where(beta > 0, 1.0 / (1.0 + beta * ratio), 1.0)
+    """(probability of waiting, mean wait of those who wait) for ``servers`` servers of one
+    service time at utilization ``rho``: Erlang C, and the M/M/c conditional mean
+    service/(c(1 − ρ)) scaled by Allen–Cunneen's (1 + c_s²)/2. (Erlang C holds for nearly
+    deterministic service within a few per cent against the exact simulation, 1 to 64 servers.)"""
+    offered = rho * jnp.maximum(servers, 1.0)
+    p_wait = _waiting(lambda k: offered / k, offered, offered, servers, rho)
     mean = service_s / jnp.maximum(servers * (1.0 - rho), 1e-30) * (1.0 + cs2) / 2.0
     return p_wait, mean
 
@@ -223,9 +284,9 @@ def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, promp
     sigma = jnp.sqrt(jnp.log1p(cv2))
     f_mean = fixed + a_pre
     f_pct = [fixed + a_pre * jnp.exp(z * sigma - sigma * sigma / 2.0) for z in _Z]
-    # The prompts beside it: Poisson, quantiles by Cornish–Fisher (m + z·√m + (z² − 1)/6).
+    # The prompts beside it: Poisson.
     b_mean = a_pre * beside
-    b_pct = [a_pre * jnp.maximum(beside + z * jnp.sqrt(beside) + (z * z - 1.0) / 6.0, 0.0) for z in _Z]
+    b_pct = [a_pre * poisson_quantile(beside, p, z) for p, z in zip(PERCENTILES, _Z, strict=True)]
     # R: nothing (idle), the rest of a decode iteration (uniform), or of a prefill pass and
     # the decode iteration after it; chunked: the rest of an iteration.
     share_pass = jnp.where(chunked, 0.0, in_prefill)
@@ -240,9 +301,9 @@ def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, promp
         r_pct.append(jnp.where(u <= 0, 0.0, jnp.where(u <= m_step, in_step, in_pass)))
     # Waits: for a slot (many servers), and behind other prompts' chunks (one server whose
     # iterations carry a full chunk while it is busy).
-    service = life * x + f_mean + b_mean
-    p_slot, m_slot = slot_wait(jnp.minimum(rho, 1.0), slots, service, jnp.zeros_like(rho))
-    x_full = decode_step + pt * budget
+    p_slot = busy_slots(lam_u, life, t1 + q * stall, sd, 1.0 - lam_u * a_pre, slots, rho)
+    m_slot = life * (t1 + q * stall + sd * slots) / (1.0 - lam_u * a_pre) / (slots * (1.0 - rho)) / 2.0
+    x_full = decode_step + pt * jnp.minimum(budget, s)  # an iteration while prompts queue
     rho_b = jnp.where(chunked, jnp.minimum(lam_u * s * x_full / budget, 0.999), 0.0)
     m_chunk = (s / budget) * (1.0 + cv2) * x_full / (2.0 * (1.0 - rho_b))
     queue = p_slot * m_slot + rho_b * m_chunk

@@ -643,13 +643,14 @@ def _under_load(c: _Serving, sc: _Schedule, mode: str) -> Queued:
     lam = scenario.rate_rps
     s, cv, d = scenario.prompt_tokens, scenario.prompt_tokens_cv, scenario.output_tokens
     if sc.curve is None:
-        # Static batches: one batch of ``batch`` at a time; a request waits for the batch under
-        # way (uniform, while busy) and for a batch with room (batch·dp servers of the
-        # batch's latency), then sees the batch's own TTFT and TPOT.
+        # Static batches: one batch of ``batch`` at a time per replica; a request waits for the
+        # batch under way (uniform, while busy), and for the batches queued before its own: the
+        # batches as the customers of one deterministic server (M/D/1: a wait with probability ρ,
+        # of mean T/(2(1 − ρ)) then), then sees the batch's own TTFT and TPOT.
         t = sc.latency
         sat = platform.dp * scenario.batch / t
         rho = lam / sat
-        p_wait, m_wait = slot_wait(jnp.minimum(rho, 1.0), scenario.batch * platform.dp, t, c.zero)
+        p_wait, m_wait = jnp.minimum(rho, 1.0), t / (2.0 * jnp.maximum(1.0 - rho, 1e-30))
         ttft_pct = tuple(
             sc.ttft + t * jnp.clip(p / 100.0 - (1.0 - rho), 0.0, 1.0) + exp_tail_quantile(p_wait, m_wait, p)
             for p in PERCENTILES

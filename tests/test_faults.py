@@ -54,6 +54,10 @@ def _sample(axes: dict, n: int = 10) -> str:
 
 FILES: dict[str, str | bytes] = {
     "notes.txt": "my notes\n",
+    "unsorted.csv": "arrival_s,prompt_tokens,output_tokens\n0,100,10\n2,100,10\n1,100,10\n",
+    "negative.csv": "arrival_s,prompt_tokens,output_tokens\n-1,100,10\n2,100,10\n",
+    "nocols.csv": "time,prompt,output\n0,100,10\n",
+    "words.csv": "arrival_s,prompt_tokens,output_tokens\n0,many,10\n1,100,10\n",
     "front.csv": "the user's own table\n",
     "mine/data.txt": "my data\n",
     "bin.yaml": b"\x00\x01\xff\xfe\x00",
@@ -415,6 +419,64 @@ CASES = [
     ("pareto-out-inside-input", ["pareto", "{w}/s.zarr", "-o", "{w}/s.zarr/front"], "is inside an input"),
     ("plot-out-inside-input", ["plot", "{w}/s.zarr", "-o", "{w}/s.zarr/figures"], "is inside an input"),
     ("report-out-inside-input", ["report", "{w}/s.zarr", "-o", "{w}/s.zarr/r.html"], "is inside an input"),
+    ("eval-rate-zero", [*E, "--batching", "continuous", "--rate", "0"], "--rate: 0: expected requests per second > 0"),
+    ("eval-rate-negative", [*E, "--rate", "5,-1"], "--rate: -1: expected requests per second > 0"),
+    ("eval-rate-word", [*E, "--rate", "fast"], "--rate: 'fast' is not a number"),
+    (
+        "plan-tail-without-rate",
+        ["plan", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb", "--max-chips", "1", "--p99-ttft-ms", "500"],
+        "expected --rate",
+    ),  # fmt: skip
+    (
+        "plan-rate-zero",
+        ["plan", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb", "--max-chips", "1", "--rate", "0"],
+        "--rate: 0",
+    ),  # fmt: skip
+    (
+        "trace-unsorted",
+        ["simulate", "--trace", "{w}/unsorted.csv", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb"],
+        "unsorted.csv: line 4: arrival_s 1 before the line above",
+    ),
+    (
+        "trace-negative",
+        ["simulate", "--trace", "{w}/negative.csv", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb"],
+        "negative.csv: line 2: arrival_s -1: expected a time >= 0",
+    ),
+    (
+        "trace-columns",
+        ["simulate", "--trace", "{w}/nocols.csv", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb"],
+        "nocols.csv: columns output, prompt, time: expected arrival_s",
+    ),
+    (
+        "trace-word",
+        ["simulate", "--trace", "{w}/words.csv", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb"],
+        "words.csv: line 2: prompt_tokens 'many': expected a number",
+    ),
+    (
+        "trace-missing",
+        ["simulate", "--trace", "{w}/nothere.csv", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb"],
+        "--trace: .*nothere.csv: no such file",
+    ),
+    (
+        "trace-percentile",
+        [
+            *["simulate", "--trace", "{w}/unsorted.csv", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb"],
+            "--percentiles",
+            "50,100",
+        ],
+        "--percentiles: '100': expected percentiles between 0",
+    ),
+    (
+        "trace-percentile-zero",
+        [
+            *["simulate", "--trace", "{w}/unsorted.csv", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb"],
+            "--percentiles",
+            "0",
+        ],
+        "--percentiles: '0'",
+    ),
+    ("simulate-neither", ["simulate"], "expected --trace FILE"),
+    ("simulate-check-zero", ["simulate", "--check", "0"], "--check: '0'"),
     ("eval-grid-region", [*E, "--grid-gco2-per-kwh", "mars"], "--grid-gco2-per-kwh: 'mars'.*world"),
     ("eval-grid-negative", [*E, "--grid-gco2-per-kwh", "-5"], "a number >= 0"),
     ("eval-out-sweep-store", [*E, "-o", "{w}/s.zarr"], "holds the finished sweep store 'faults' of 4 designs"),

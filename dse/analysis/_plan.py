@@ -28,7 +28,7 @@ from dse.engine import (
     splits_heads,
 )
 from dse.specs import HardwareEntry, ModelEntry, PlatformEntry, SpecError, load_hardware, load_model
-from models import DEFAULT_DTYPE, INFEASIBLE_REASONS
+from models import DEFAULT_DTYPE, INFEASIBLE_REASONS, Infeasible
 
 # name: (metric, sense, label, scale)
 OBJECTIVES = {
@@ -51,6 +51,10 @@ class Slo:
     tpot_s: float | None = None
     # Spread of the request mix: coefficient of variation of the prompt lengths (log-normal).
     prompt_cv: float = 0.0
+    # Requests arriving at a rate (Poisson): the load every candidate serves, and tail SLOs.
+    rate_rps: float | None = None
+    p99_ttft_s: float | None = None
+    p90_tpot_s: float | None = None
 
 
 def _powers_of_two(limit: float) -> list[int]:
@@ -128,6 +132,7 @@ def plan(
         knobs["slo_ttft_s"] = np.full(len(cand), slo.ttft_s or 0.0)
         knobs["slo_tpot_s"] = np.full(len(cand), slo.tpot_s or 0.0)
         knobs["prompt_tokens_cv"] = np.full(len(cand), slo.prompt_cv)
+        knobs["rate_rps"] = np.full(len(cand), slo.rate_rps or 0.0)
         if mode == "chunked":
             knobs["chunk_tokens"] = arr[:, 5]
         res = run_designs(cfg, knobs, software_levels(h, [level], framework))
@@ -206,11 +211,18 @@ def _violation(r: dict[str, Any], slo: Slo) -> str:
     """Why a candidate is rejected ('' if it is not); ``r['miss']`` is how far it is off."""
     reasons, miss = [], 0.0
     if not r["feasible"]:
-        reasons.append(INFEASIBLE_REASONS[int(r["infeasible_reason"])])
-        miss += 10.0  # a design that cannot run is further than any SLO miss
-    for key, limit in (("ttft_s", slo.ttft_s), ("tpot_s", slo.tpot_s)):
+        if int(r["infeasible_reason"]) == Infeasible.SATURATED:  # runs, but not at this rate
+            reasons.append(f"saturates at {r['saturation_rate_rps']:.3g} requests/s < {slo.rate_rps:g}")
+            miss += 5.0 + np.log(max(slo.rate_rps or 1.0, 1e-9) / max(r["saturation_rate_rps"], 1e-9))
+        else:
+            reasons.append(INFEASIBLE_REASONS[int(r["infeasible_reason"])])
+            miss += 10.0  # a design that cannot run is further than any SLO miss
+    limits = (("ttft_s", slo.ttft_s), ("tpot_s", slo.tpot_s), ("p99_ttft_s", slo.p99_ttft_s),
+              ("p90_tpot_s", slo.p90_tpot_s))  # fmt: skip
+    for key, limit in limits if r["feasible"] else ():
         if limit is not None and r[key] > limit:
-            reasons.append(f"{key[:-2].upper()} {r[key] * 1e3:.4g} ms > {limit * 1e3:.4g} ms")
+            name = key[:-2].upper().replace("_", " ")
+            reasons.append(f"{name} {r[key] * 1e3:.4g} ms > {limit * 1e3:.4g} ms")
             miss += np.log(r[key] / limit)
     if not reasons and r["slo_attainment"] < ATTAINMENT:  # the mean meets the SLOs, the spread does not
         reasons.append(f"{r['slo_attainment'] * 100:.3g} % of requests within the SLOs < {ATTAINMENT * 100:g} %")

@@ -19,10 +19,19 @@ import time
 import jax
 import numpy as np
 
-from dse.engine import EVAL_BLOCK, PRECISIONS, SWEEP_PRECISION, make_config, program_cost, run_designs, software_levels
+from dse.engine import (
+    EVAL_BLOCK,
+    PRECISIONS,
+    SWEEP_PRECISION,
+    make_config,
+    program_cost,
+    run_designs,
+    software_levels,
+    with_knobs,
+)
 from dse.specs import SpecError, load_hardware, load_model
 
-from ._args import at_most_
+from ._args import at_most_, positive
 from ._calibration_bench import run_calibration_bench
 from ._sweep_bench import run_sweep_bench
 
@@ -115,7 +124,14 @@ def run_bench(args: argparse.Namespace) -> int:
     if family not in FAMILY_BASE:
         raise SpecError(f"--family: unknown family '{family}': expected one of {', '.join(FAMILY_BASE)}")
     model, hw = load_model("llama-3-70b"), load_hardware(FAMILY_BASE[family])
-    cfg = make_config(model, hw, tp=8, batch=16, prompt_tokens=2048, output_tokens=256)
+    rate = None if args.rate is None else positive(args.rate, "--rate")
+    if rate is None:
+        cfg = make_config(model, hw, tp=8, batch=16, prompt_tokens=2048, output_tokens=256)
+        scenario = "llama-3-70b, TP 8, prefill 2048 + 256 decode steps, batch 16, bf16"
+    else:  # requests arriving at a rate: continuous batching, the queue's percentiles
+        cfg = make_config(model, hw, tp=8, batch=64, prompt_tokens=2048, output_tokens=256, batching="continuous")
+        cfg = with_knobs(cfg, {"rate_rps": np.asarray(rate)})
+        scenario = f"llama-3-70b, TP 8, 2048 + 256 tokens, continuous batching of up to 64, {rate:g} requests/s, bf16"
     sw = software_levels(hw, ["calibrated"])
     chunk = 4 * EVAL_BLOCK  # run_designs' default: four blocks in flight while one is copied out
     precision = args.precision or SWEEP_PRECISION
@@ -157,7 +173,7 @@ def run_bench(args: argparse.Namespace) -> int:
         "precision": precision,
         "family": family,
         "hardware": hw.id,
-        "scenario": "llama-3-70b, TP 8, prefill 2048 + 256 decode steps, batch 16, bf16",
+        "scenario": scenario,
         "device": str(jax.devices()[0]),
         "n_devices": jax.device_count(),
     }
@@ -192,6 +208,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
         "--precision",
         help=f"evaluation precision: {', '.join(PRECISIONS)} (default {SWEEP_PRECISION}, what sweeps use; "
         "evaluate, predict and calibration use float64)",
+    )
+    s.add_argument(
+        "--rate",
+        help="requests per second arriving: the scenario served by continuous batching of up to 64 sequences, "
+        "with the queue's percentiles (default: the standard static batch)",
     )
     s.add_argument("--family", help=f"hardware family to benchmark: {', '.join(FAMILY_BASE)} (default simt)")
     s.add_argument("--sweep", action="store_true", help="end-to-end sweep to a zarr store instead")

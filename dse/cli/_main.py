@@ -26,6 +26,7 @@ from . import (
     _engine_cmds,
     _plan_cmd,
     _requirements_cmd,
+    _simulate_cmd,
     _sweep_cmds,
     _ui,
 )
@@ -35,6 +36,7 @@ SUBCOMMAND_MODULES = (
     _demo,
     _engine_cmds,
     _plan_cmd,
+    _simulate_cmd,
     _design_cmd,
     _requirements_cmd,
     _bench,

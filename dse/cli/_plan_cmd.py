@@ -13,6 +13,7 @@ from dse.specs import SpecError, load_hardware, load_platform, load_use_case, us
 from models import DEFAULT_DTYPE, DTYPES
 
 from ._args import at_most_, positive
+from ._engine_cmds import rates
 
 
 def _cv(text: str | None) -> float:
@@ -47,7 +48,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         ttft_s=(positive(args.ttft_ms, "--ttft-ms") or 0) / 1e3 or (case.ttft_s if case else None),
         tpot_s=(positive(args.tpot_ms, "--tpot-ms") or 0) / 1e3 or (case.tpot_s if case else None),
         prompt_cv=_cv(args.prompt_cv),
+        rate_rps=rates(args.rate)[0] if args.rate is not None else None,
+        p99_ttft_s=(positive(args.p99_ttft_ms, "--p99-ttft-ms") or 0) / 1e3 or None,
+        p90_tpot_s=(positive(args.p90_tpot_ms, "--p90-tpot-ms") or 0) / 1e3 or None,
     )
+    if (slo.p99_ttft_s or slo.p90_tpot_s) and slo.rate_rps is None:
+        raise SpecError("--p99-ttft-ms, --p90-tpot-ms: expected --rate (percentiles are those of requests at a rate)")
     # Layouts grow with the chips (every dp up to max_chips / (tp·pp·ep)): 1,024 chips make
     # ~300 k candidates, a few GB in flight; a larger fleet is a sweep.
     chips = positive(args.max_chips, "--max-chips", True, at_most=1024)
@@ -90,20 +96,35 @@ _SHOWN = {
 }
 
 
-def _row(r: dict[str, Any], objective: str) -> list[Any]:
+# With a rate: the tails, and the rate each candidate saturates at.
+_AT_RATE = {
+    "p99 TTFT ms": lambda r: r["p99_ttft_s"] * 1e3,
+    "p90 TPOT ms": lambda r: r["p90_tpot_s"] * 1e3,
+    "sat req/s": lambda r: r["saturation_rate_rps"],
+}
+
+
+def _shown(res: dict[str, Any]) -> dict[str, Any]:
+    return _SHOWN | (_AT_RATE if res["slo"].get("rate_rps") else {})
+
+
+def _row(r: dict[str, Any], objective: str, shown: dict[str, Any]) -> list[Any]:
     metric, _, _, scale = analysis.OBJECTIVES[objective]
     value = 1.0 / r["tpot_s"] if scale is None else r[metric] * scale
     chunk = "-" if r["chunk_tokens"] is None else int(r["chunk_tokens"])
     layout = [r["batching"], *(int(r[k]) for k in ("tp", "pp", "ep", "dp", "chips", "batch")), chunk]
     label = analysis.OBJECTIVES[objective][2]
-    return [*layout, value, *(f(r) for k, f in _SHOWN.items() if k != label), r["why"]]
+    return [*layout, value, *(f(r) for k, f in shown.items() if k != label), r["why"]]
 
 
 def _print(res: dict[str, Any]) -> None:
     label = analysis.OBJECTIVES[res["objective"]][2]
-    head = ["batching", "tp", "pp", "ep", "dp", "chips", "batch", "chunk", label, *(k for k in _SHOWN if k != label)]
-    slos = {k: v for k, v in res["slo"].items() if k != "prompt_cv"}
-    slo = ", ".join(f"{k[:-2].upper()} <= {v * 1e3:g} ms" for k, v in slos.items() if v) or "none"
+    shown = _shown(res)
+    head = ["batching", "tp", "pp", "ep", "dp", "chips", "batch", "chunk", label, *(k for k in shown if k != label)]
+    slos = {k: v for k, v in res["slo"].items() if k not in ("prompt_cv", "rate_rps")}
+    slo = ", ".join(f"{k[:-2].upper().replace('_', ' ')} <= {v * 1e3:g} ms" for k, v in slos.items() if v) or "none"
+    if res["slo"].get("rate_rps"):
+        slo += f" at {res['slo']['rate_rps']:g} requests/s (Poisson)"
     if res["slo"]["prompt_cv"]:
         slo += f" for 90 % of requests (prompt lengths log-normal, CV {res['slo']['prompt_cv']:g})"
     print(
@@ -116,14 +137,14 @@ def _print(res: dict[str, Any]) -> None:
         print("\nno deployment meets the SLOs; the closest of each layout:")
     else:
         print("\nbest:")
-        print(analysis.render(head, [_row(res["best"], res["objective"])[:-1]]))
+        print(analysis.render(head, [_row(res["best"], res["objective"], shown)[:-1]]))
         if res["runners_up"]:
             print("\nrunners-up (the best of each other layout) and why each loses:")
-            print(analysis.render([*head, "why"], [_row(r, res["objective"]) for r in res["runners_up"]]))
+            print(analysis.render([*head, "why"], [_row(r, res["objective"], shown) for r in res["runners_up"]]))
         if res["excluded"]:
             print("\nlayouts that never meet the SLOs (their closest candidate):")
     if res["excluded"]:
-        print(analysis.render([*head, "why"], [_row(r, res["objective"]) for r in res["excluded"]]))
+        print(analysis.render([*head, "why"], [_row(r, res["objective"], shown) for r in res["excluded"]]))
     sys.stdout.flush()
 
 
@@ -145,6 +166,9 @@ def add_subcommands(sub: Any) -> None:
     s.add_argument("--beam", help="beam width (overrides the use case)")
     s.add_argument("--ttft-ms", help="TTFT SLO in ms (overrides the use case)")
     s.add_argument("--tpot-ms", help="TPOT SLO in ms (overrides the use case)")
+    s.add_argument("--rate", help="requests per second arriving (Poisson): every candidate serves this load")
+    s.add_argument("--p99-ttft-ms", help="99th-percentile TTFT SLO in ms at --rate")
+    s.add_argument("--p90-tpot-ms", help="90th-percentile TPOT SLO in ms at --rate")
     s.add_argument(
         "--prompt-cv",
         help="spread of the request mix: coefficient of variation of the prompt lengths (log-normal, default 0); "

@@ -1,0 +1,109 @@
+"""Requests at a rate: the exact simulation by hand, the analytic model's limits, and the two
+against each other; the rate through the engine (low-rate limit, saturation)."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dse.engine import make_config, run_designs, simulate_requests, software_levels
+from dse.specs import load_hardware, load_model
+from models import Infeasible, ServiceCurve, open_queue
+from models._queueing import poisson_quantile, slot_wait
+
+
+def curve(**kw) -> dict[str, np.ndarray]:
+    base = dict(step_s=0.01, step_per_seq_s=0.0, pass_s=0.005, token_s=1e-4, slots=4.0, chunk_tokens=0.0,
+                kv_tokens=1e9, accepted=1.0)  # fmt: skip
+    return {k: np.atleast_1d(float(v)) for k, v in (base | kw).items()}
+
+
+def simulate_one(c, arrival, prompt, output):
+    out = simulate_requests(c, *(np.atleast_2d(np.asarray(x, float)) for x in (arrival, prompt, output)))
+    return {k: v[0] for k, v in out.items()}
+
+
+def test_simulation_by_hand():
+    # Alone: a prefill pass (5 ms + 100 tokens x 0.1 ms), then 10 decode iterations of 10 ms.
+    one = simulate_one(curve(), [0.0], [100], [11])
+    assert one["ttft_s"][0] == pytest.approx(0.015)
+    assert one["tpot_s"][0] == pytest.approx(0.01)
+    assert one["latency_s"][0] == pytest.approx(0.115)
+    # One slot: the second request waits for the first to finish, then runs the same way.
+    two = simulate_one(curve(slots=1.0), [0.0, 0.0], [100, 100], [11, 11])
+    assert two["queue_s"][1] == pytest.approx(0.115)
+    assert two["ttft_s"][1] == pytest.approx(0.13)
+    # Two slots, both at once: one pass of both prompts (5 + 20 ms), then shared iterations
+    # of 10 ms + 2 ms for the second sequence.
+    both = simulate_one(curve(step_per_seq_s=0.002), [0.0, 0.0], [100, 100], [11, 11])
+    assert both["ttft_s"] == pytest.approx([0.025, 0.025])
+    assert both["tpot_s"] == pytest.approx([0.012, 0.012])
+    # Chunked: 1,000 prompt tokens in chunks of 256 ride along four iterations (no pass time).
+    chunked = simulate_one(curve(chunk_tokens=256.0), [0.0], [1000], [3])
+    assert chunked["ttft_s"][0] == pytest.approx(4 * 0.01 + 1000 * 1e-4)
+    # An arrival during an iteration waits for its end: the first decodes from 15 ms in
+    # steps of 10 ms; the second, at 20 ms, is admitted at 25 ms.
+    mid = simulate_one(curve(), [0.0, 0.020], [100, 100], [11, 11])
+    assert mid["queue_s"][1] == pytest.approx(0.005)
+    assert mid["ttft_s"][1] == pytest.approx(0.005 + 0.015)
+    # The KV cache holds one request at a time: the second waits though a slot is free.
+    kv = simulate_one(curve(kv_tokens=150.0), [0.0, 0.0], [100, 100], [11, 11])
+    assert kv["queue_s"][1] == pytest.approx(0.115)
+
+
+def test_erlang_c_and_pollaczek_khinchine_by_hand():
+    # Erlang C: one server waits with probability rho; two servers at rho 1/2 with 1/3.
+    p1, m1 = slot_wait(jnp.asarray(0.7), jnp.asarray(1.0), jnp.asarray(2.0), jnp.asarray(1.0))
+    assert float(p1) == pytest.approx(0.7) and float(m1) == pytest.approx(2.0 / 0.3)  # M/M/1: service/(1 − ρ)
+    p2, _ = slot_wait(jnp.asarray(0.5), jnp.asarray(2.0), jnp.asarray(1.0), jnp.asarray(0.0))
+    assert float(p2) == pytest.approx(1.0 / 3.0)
+    # Chunked prefill with a chunk the size of the prompt, no decode work, many slots: the
+    # prompts queue as M/D/1 (x = step + S·token per prompt): mean wait ρ·x / (2(1 − ρ)).
+    c = ServiceCurve(*(jnp.asarray(v) for v in (0.01, 0.0, 0.0, 1e-4, 1e6, 500.0, 1e12, 1.0)))
+    x = 0.01 + 500 * 1e-4
+    q = open_queue(c, jnp.asarray(0.6 / x), jnp.asarray(500.0), jnp.asarray(0.0), jnp.asarray(1.0))
+    assert float(q.queue_s) == pytest.approx(0.6 * x / (2 * 0.4), rel=1e-6)
+    # A Poisson count's percentiles: Poisson(3) has P(N <= 2) = 0.423, P(N <= 3) = 0.647.
+    assert float(poisson_quantile(jnp.asarray(3.0), 50.0, 0.0)) == pytest.approx(2 + (0.5 - 0.42319) / 0.22404, 1e-3)
+
+
+@pytest.fixture(scope="module")
+def llama_8b():
+    model, hw = load_model("llama-3-8b"), load_hardware("h100-sxm5-80gb")
+    return model, hw, software_levels(hw, ["calibrated"])
+
+
+def _run(llama, mode, **knobs):
+    model, hw, sw = llama
+    cfg = make_config(model, hw, batching=mode, prompt_tokens=1024, output_tokens=128)
+    n = max(np.size(v) for v in knobs.values())
+    res = run_designs(cfg, {k: np.broadcast_to(np.asarray(v, float), (n,)) for k, v in knobs.items()}, sw)
+    return {k: v[-1] for k, v in res.items()}
+
+
+def test_a_low_rate_is_one_request_alone_and_the_tail_grows_without_bound_near_saturation(llama_8b):
+    alone = _run(llama_8b, "static", batch=1.0)
+    first = _run(llama_8b, "continuous", batch=32.0, rate_rps=[1e-4, 0.0])
+    low = {k: v[:1] for k, v in first.items()}
+    # A request alone: its own prefill pass and decode steps of one sequence (the static
+    # batch of one averages its steps over the growing context; the service curve takes the mean).
+    assert low["ttft_s"][0] == pytest.approx(alone["ttft_s"][0], rel=0.01)
+    assert low["tpot_s"][0] == pytest.approx(alone["tpot_s"][0], rel=0.02)
+    assert low["queue_delay_s"][0] < 1e-6 and low["running_sequences"][0] < 0.01
+    # Without a rate, the closed steady state: its throughput is the saturation rate's.
+    sat = float(first["saturation_rate_rps"][1])
+    assert sat * 128 == pytest.approx(first["throughput_tokens_per_s"][1], rel=0.05)
+    loads = np.array([0.2, 0.5, 0.8, 0.95, 0.99, 1.0, 1.5])
+    res = _run(llama_8b, "continuous", batch=32.0, rate_rps=loads * sat)
+    p99, ok = res["p99_ttft_s"], res["feasible"].astype(bool)
+    assert np.all(np.diff(p99[:5]) > 0) and p99[4] > 10 * p99[1]
+    assert ok[:5].all() and not ok[5:].any()
+    assert (res["infeasible_reason"][5:] == Infeasible.SATURATED).all() and np.isinf(p99[5:]).all()
+    # What is served is what arrives (at most the saturation rate); cost per token falls with load.
+    assert res["requests_per_s"][:5] == pytest.approx(loads[:5] * sat, rel=1e-6)
+    assert np.all(np.diff(res["usd_per_mtok"][:5]) < 0)
+    # The percentiles are ordered.
+    for m in ("ttft", "tpot", "latency"):
+        assert np.all(res[f"p50_{m}_s"][:5] <= res[f"p90_{m}_s"][:5] + 1e-12)
+        assert np.all(res[f"p90_{m}_s"][:5] <= res[f"p99_{m}_s"][:5] + 1e-12)
