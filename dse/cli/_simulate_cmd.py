@@ -190,7 +190,7 @@ def add_subcommands(sub: Any) -> None:
         "curve: a trace CSV (arrival_s, prompt_tokens, output_tokens; or the Azure LLM inference traces' "
         "TIMESTAMP, ContextTokens, GeneratedTokens) → TTFT, TPOT, latency and queue percentiles. --check N "
         "compares the analytic percentiles every evaluation uses with the simulation on N random deployments. "
-        "Examples: inferbench simulate --trace trace.csv --model llama-3-8b --hardware h100-sxm5-80gb --batch 64; "
+        "Example: inferbench simulate --trace trace.csv --model llama-3-8b --hardware h100-sxm5-80gb --batch 64; "
         "inferbench simulate --check 200",
     )
     s.add_argument("--trace", help="CSV of requests, sorted by arrival")
