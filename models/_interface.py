@@ -248,6 +248,13 @@ class Scenario:
         doc="coefficient of variation of the prompt lengths (lognormal; 0: all of the mean length)",
         value=0.0,
     )
+    prefix_tokens: Array = spec_field(
+        kind="nonnegative",
+        required=False,
+        doc="prompt tokens of a prefix every request shares (system prompt, earlier turns), found in the prefix "
+        "cache: not prefilled again, its KV held once per replica",
+        value=0.0,
+    )
     rate_rps: Array = spec_field(
         kind="nonnegative",
         required=False,

@@ -307,6 +307,7 @@ def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, promp
     rho_b = jnp.where(chunked, jnp.minimum(lam_u * s * x_full / budget, 0.999), 0.0)
     m_chunk = (s / budget) * (1.0 + cv2) * x_full / (2.0 * (1.0 - rho_b))
     queue = p_slot * m_slot + rho_b * m_chunk
+    queue = jnp.where(queue < 1e-9, 0.0, queue)  # below a nanosecond: the tails' underflow, no wait
     ttft = f_mean + b_mean + r_mean + queue
     ttft_pct = []
     for i, p in enumerate(PERCENTILES):

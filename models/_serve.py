@@ -256,6 +256,12 @@ class _Serving:
     kv: Array  # KV cache bytes per chip (the prompt's shared by the beams)
     kv_host: Array  # of which spilled to the host tier
     depth: Array  # decode pipeline depth (stages, or layer regions of a chip in space)
+    s_new: Array  # prompt tokens a request prefills (past its cached prefix)
+    s_past: Array  # of which found in the prefix cache
+
+    def prompt_context(self, chunk: Array) -> Array:
+        # The mean context of a prompt's chunks: the cached prefix, then half the rest before.
+        return self.s_past + (self.s_new - chunk) / 2.0
 
     @property
     def one(self) -> Array:
@@ -319,7 +325,7 @@ class _Serving:
 
     def prompt_pass(self, net: Array) -> PhaseCost:
         # The prompt pass of the batch (every mode reports it: prefill throughput, MFU, energy).
-        return self.phase(self.scenario, self.scenario.prompt_tokens, self.zero, self.one, single=True, net=net)
+        return self.phase(self.scenario, self.s_new, self.s_past, self.one, single=True, net=net)
 
 
 class _Schedule(NamedTuple):
@@ -355,9 +361,10 @@ def _static(c: _Serving) -> _Schedule:
     # batch size (llama.cpp's n_batch) re-reads the weights per chunk. Every pass is costed at
     # the mean context (s - chunk)/2: exact for the work, which is linear in the context, and
     # one operator table as for a whole prompt (the same pass when there is one chunk).
-    chunk = jnp.where((sc.chunk_tokens > 0) & (sc.chunk_tokens < s), sc.chunk_tokens, s)
+    s_new = c.s_new
+    chunk = jnp.where((sc.chunk_tokens > 0) & (sc.chunk_tokens < s_new), sc.chunk_tokens, s_new)
     net_pre, net_dec = c.network((sc, chunk * one, None), (dec_sc, c.new_dec, None))
-    pre = c.phase(sc, chunk, (s - chunk) / 2.0, jnp.ceil(s / chunk), single=True, net=net_pre)
+    pre = c.phase(sc, chunk, c.prompt_context(chunk), jnp.ceil(s_new / chunk), single=True, net=net_pre)
     ttft = pre.wall_s * pipeline_fill_factor(b, platform.pp)
     passes = c.d_passes / c.accepted
     dec_micro = c.phase(dec_sc, c.new_dec, s, passes, growth=c.accepted, net=net_dec)
@@ -402,29 +409,30 @@ def _round(c: _Serving, mode: str) -> _Round:
     b, s, d, one = sc.batch, sc.prompt_tokens, sc.output_tokens, c.one
     life = d / c.accepted  # iterations a sequence runs
     ctx = s + d / 2.0  # mean context of the running sequences
+    s_new = c.s_new  # what a prompt prefills (past its cached prefix)
     if mode == "chunked":
-        chunk: Array = jnp.minimum(sc.chunk_tokens, s)
-        running: Array = jnp.minimum(b, sc.chunk_tokens * life / s)
+        chunk: Array = jnp.minimum(sc.chunk_tokens, s_new)
+        running: Array = jnp.minimum(b, sc.chunk_tokens * life / s_new)
     else:
-        chunk = s
+        chunk = s_new
         running = b
-    fed = running * s / life  # prompt tokens an iteration absorbs in steady state
+    fed = running * s_new / life  # prompt tokens an iteration absorbs in steady state
     micro = c.micro_batches(running * sc.beam)
     dec_sc = dataclasses.replace(sc, batch=running * sc.beam / micro)
-    entering = fed / s
+    entering = fed / s_new
     arrivals_sc = dataclasses.replace(sc, batch=jnp.maximum(entering, 1.0))
     one_sc = dataclasses.replace(sc, batch=one)
     # On average a round carries ``fed`` prompt tokens (chunks at their mean prefix);
     # while a new prompt is being fed a round carries a full chunk of it.
-    ride = (fed / chunk / micro, chunk, (s - chunk) / 2.0) if mode == "chunked" else None
-    full = (jnp.maximum(fed / chunk, 1.0) / micro, chunk, (s - chunk) / 2.0)
-    extra = {"chunked": (dec_sc, c.new_dec, full), "continuous": (arrivals_sc, s * one, None)}
-    extra["disaggregated"] = (one_sc, s * one, None)
+    ride = (fed / chunk / micro, chunk, c.prompt_context(chunk)) if mode == "chunked" else None
+    full = (jnp.maximum(fed / chunk, 1.0) / micro, chunk, c.prompt_context(chunk))
+    extra = {"chunked": (dec_sc, c.new_dec, full), "continuous": (arrivals_sc, s_new * one, None)}
+    extra["disaggregated"] = (one_sc, s_new * one, None)
     # The service curve of requests arriving at a rate (models._queueing): a decode iteration
     # of one request, the prefill pass of one prompt, and (chunked) decode without chunks.
     one_dec_sc = dataclasses.replace(sc, batch=sc.beam * one)
-    passes = [(sc, s * one, None), (dec_sc, c.new_dec, ride), extra[mode], (one_dec_sc, c.new_dec, None),
-              (one_sc, s * one, None)]  # fmt: skip
+    passes = [(sc, s_new * one, None), (dec_sc, c.new_dec, ride), extra[mode], (one_dec_sc, c.new_dec, None),
+              (one_sc, s_new * one, None)]  # fmt: skip
     if mode == "chunked":
         passes.append((dec_sc, c.new_dec, None))
     net_pre, net_it, net_extra, net_one_dec, net_one_pre, *net_plain = c.network(*passes)
@@ -434,14 +442,16 @@ def _round(c: _Serving, mode: str) -> _Round:
     t_prompt = c.zero
     if mode == "chunked":
         feeding = c.phase(dec_sc, c.new_dec, ctx, one, single=True, chunk=full, net=net_extra)
-        t_prompt = s / chunk * c.round_s(c.with_offload(c.with_draft(feeding, one, running * sc.beam / micro)), micro)
+        t_prompt = (
+            s_new / chunk * c.round_s(c.with_offload(c.with_draft(feeding, one, running * sc.beam / micro)), micro)
+        )
     it = c.with_offload(c.with_draft(it, one, running * sc.beam / micro))
     t_round = c.round_s(it, micro)
     work = _times(it, micro)
     if mode == "continuous":
         # The prompts entering run as their own pass and stall the decode: fed/s prompts a
         # round, in one pass of max(fed/s, 1) prompts every min(fed/s, 1) rounds.
-        arrivals = c.phase(arrivals_sc, s, c.zero, one, single=True, net=net_extra)
+        arrivals = c.phase(arrivals_sc, s_new, c.s_past, one, single=True, net=net_extra)
         t_prompt = arrivals.wall_s * pipeline_fill_factor(jnp.maximum(entering, 1.0), platform.pp)
         share = jnp.minimum(entering, 1.0)
         t_round = t_round + share * t_prompt
@@ -470,10 +480,12 @@ def _service_curve(c: _Serving, mode: str, ctx: Array, pre: PhaseCost, it: Phase
         it = c.with_offload(c.with_draft(it, one, running * sc.beam / micro))
     step_full = c.round_s(it, micro)
     per_seq = jnp.where(running > 1.0, jnp.maximum(step_full - step_one, 0.0) / jnp.maximum(running - 1.0, 1e-9), 0.0)
-    one_prompt = c.phase(dataclasses.replace(sc, batch=one), s, zero, one, single=True, net=net_one_pre)
+    s_new = c.s_new  # the service curve's prompt tokens are those prefilled
+    one_prompt = c.phase(dataclasses.replace(sc, batch=one), s_new, c.s_past, one, single=True, net=net_one_pre)
     p_one, p_all = one_prompt.wall_s, pre.wall_s
-    per_token = jnp.where(b > 1.0, jnp.maximum(p_all - p_one, 0.0) / jnp.maximum((b - 1.0) * s, 1e-9), p_one / s)
-    pass_s = jnp.maximum(p_one - per_token * s, 0.0)
+    per_token = jnp.where(b > 1.0, jnp.maximum(p_all - p_one, 0.0) / jnp.maximum((b - 1.0) * s_new, 1e-9),
+                          p_one / s_new)  # fmt: skip
+    pass_s = jnp.maximum(p_one - per_token * s_new, 0.0)
     # Admission reserves a request's whole KV: the tokens the memory beside the weights holds.
     room = jnp.maximum(c.chip.capacity_bytes - c.fp.weight_bytes - c.fp.act_bytes, 0.0) + c.platform.kv_offload_bytes
     kv_tokens = jnp.where(c.kv > 0, room / jnp.maximum(c.kv, 1e-30) * b * (s + sc.output_tokens), jnp.inf)
@@ -483,7 +495,7 @@ def _service_curve(c: _Serving, mode: str, ctx: Array, pre: PhaseCost, it: Phase
         pass_s=jnp.where(mode == "chunked", zero, pass_s),
         token_s=per_token,
         slots=b,
-        chunk_tokens=jnp.where(mode == "chunked", jnp.minimum(sc.chunk_tokens, s), zero),
+        chunk_tokens=jnp.where(mode == "chunked", jnp.minimum(sc.chunk_tokens, s_new), zero),
         kv_tokens=kv_tokens,
         accepted=c.accepted,
     )
@@ -507,7 +519,7 @@ def _disaggregated(c: _Serving, r: _Round) -> tuple[Array, Array, Array, Array, 
     chip, platform, sc = c.chip, c.platform, c.scenario
     s, d = sc.prompt_tokens, sc.output_tokens
     one_req = r.one_prompt
-    kv_request = c.fp.kv_bytes / sc.batch * s / (s + d)
+    kv_request = c.fp.kv_bytes / sc.batch * c.s_new / (s + d)  # the decode pool caches the prefix too
     send = platform.collective_s(chip, c.software, "send_recv", kv_request, 2.0 * c.one, platform.replica_chips)
     ttft = one_req.wall_s + send
     prefill_replicas = platform.dp * platform.prefill_share
@@ -612,7 +624,9 @@ def serve(
     # Memory: weights, the KV cache (the prompt's shared by the beams) and activations; KV
     # beyond the chip's capacity spills to the host tier, up to its size.
     fp = model.footprint(scenario, platform.split, platform.pp)
-    kv = fp.kv_bytes * (s + scenario.beam * d) / (s + d)
+    # A prefix every request shares (prefix caching) is held once per replica, not per sequence.
+    s_past = jnp.clip(scenario.prefix_tokens, 0.0, s - 1.0)
+    kv = fp.kv_bytes * (s - s_past + scenario.beam * d) / (s + d) + fp.kv_bytes / b * s_past / (s + d)
     layers_per_stage = model.n_layers / platform.pp
     depth = platform.pp * chip.layers_in_space(fp.weight_bytes, kv, layers_per_stage)  # decode pipeline depth
     room = jnp.maximum(chip.capacity_bytes - fp.weight_bytes - fp.act_bytes, 0.0)
@@ -631,6 +645,8 @@ def serve(
         kv=kv,
         kv_host=jnp.clip(kv - room, 0.0, platform.kv_offload_bytes),
         depth=depth,
+        s_new=s - s_past,
+        s_past=s_past,
     )
     schedule = _static(c) if mode == "static" else _steady(c, mode)
     return _account(c, schedule, _under_load(c, schedule, mode), economics, mode == "static")
@@ -641,7 +657,7 @@ def _under_load(c: _Serving, sc: _Schedule, mode: str) -> Queued:
     Without a rate: the running batch always full, no queue (the steady state itself)."""
     scenario, platform = c.scenario, c.platform
     lam = scenario.rate_rps
-    s, cv, d = scenario.prompt_tokens, scenario.prompt_tokens_cv, scenario.output_tokens
+    s, cv, d = c.s_new, scenario.prompt_tokens_cv, scenario.output_tokens  # the prompt tokens prefilled
     if sc.curve is None:
         # Static batches: one batch of ``batch`` at a time per replica; a request waits for the
         # batch under way (uniform, while busy), and for the batches queued before its own: the

@@ -419,6 +419,12 @@ CASES = [
     ("pareto-out-inside-input", ["pareto", "{w}/s.zarr", "-o", "{w}/s.zarr/front"], "is inside an input"),
     ("plot-out-inside-input", ["plot", "{w}/s.zarr", "-o", "{w}/s.zarr/figures"], "is inside an input"),
     ("report-out-inside-input", ["report", "{w}/s.zarr", "-o", "{w}/s.zarr/r.html"], "is inside an input"),
+    (
+        "eval-prefix-long",
+        [*E, "--prompt-tokens", "512", "--prefix-tokens", "600"],
+        "--prefix-tokens: 600: expected fewer tokens than the prompt \\(512\\)",
+    ),  # fmt: skip
+    ("eval-prefix-negative", [*E, "--prefix-tokens", "-5"], "--prefix-tokens"),
     ("eval-rate-zero", [*E, "--batching", "continuous", "--rate", "0"], "--rate: 0: expected requests per second > 0"),
     ("eval-rate-negative", [*E, "--rate", "5,-1"], "--rate: -1: expected requests per second > 0"),
     ("eval-rate-word", [*E, "--rate", "fast"], "--rate: 'fast' is not a number"),

@@ -190,3 +190,27 @@ def test_pipeline_decode_keeps_a_micro_batch_per_stage():
     three = run("llama-3-8b", "h100-sxm5-80gb", pp=4, batch=3, prompt_tokens=512, output_tokens=64)
     assert float(three.tpot_s) == pytest.approx(float(one.tpot_s), rel=1e-6)
     assert float(three.decode_tokens_per_s_per_chip) == pytest.approx(3 * float(one.decode_tokens_per_s_per_chip))
+
+
+def test_a_cached_prefix_is_neither_prefilled_again_nor_held_per_sequence():
+    """Prefix caching, by hand: a prompt of S tokens whose first S/2 are cached prefills only the
+    second half, with the first half as context: exactly the work of the whole prompt less
+    that of the prefix alone (linear layers: half; causal attention: the pairs not both in
+    the prefix), to 0.1 % (the per-pass elementwise terms). The prefix's KV is held once."""
+    model, hw = dse.load_model("llama-3-8b"), dse.load_hardware("h100-sxm5-80gb")
+    sw = dse.engine.software_levels(hw, ["ideal"])
+    cfg = dse.engine.make_config(model, hw, prompt_tokens=2048, output_tokens=128)
+    knobs = {
+        "prompt_tokens": np.array([2048.0, 1024.0, 2048.0, 2048.0, 2048.0]),
+        "prefix_tokens": np.array([0.0, 0.0, 1024.0, 0.0, 1024.0]),
+        "batch": np.array([1.0, 1.0, 1.0, 8.0, 8.0]),
+    }
+    r = {k: v[0] for k, v in dse.engine.run_designs(cfg, knobs, sw).items()}
+    whole, prefix, cached = r["prefill_flops"][:3]
+    assert cached == pytest.approx(whole - prefix, rel=1e-3)
+    assert cached < 0.52 * whole
+    assert r["ttft_s"][2] < 0.55 * r["ttft_s"][0]
+    # KV: per sequence the uncached prompt and the output; the prefix once per replica.
+    per_token = r["kv_bytes_per_chip"][3] / (8 * (2048 + 128))
+    assert r["kv_bytes_per_chip"][4] == pytest.approx(per_token * (8 * (1024 + 128) + 1024), rel=1e-9)
+    assert r["kv_bytes_per_chip"][2] == pytest.approx(r["kv_bytes_per_chip"][0], rel=1e-9)  # one sequence

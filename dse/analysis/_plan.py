@@ -90,6 +90,7 @@ def plan(
     prompt_tokens: int,
     output_tokens: int,
     beam: int = 1,
+    prefix_tokens: int = 0,
     slo: Slo = Slo(),
     objective: str = "tokens_per_s_per_chip",
     dtype: str = DEFAULT_DTYPE,
@@ -129,6 +130,7 @@ def plan(
         )  # fmt: skip
         knobs = {"tp": arr[:, 0], "pp": arr[:, 1], "ep": arr[:, 2], "dp": arr[:, 3], "batch": arr[:, 4]}
         knobs["beam"] = np.full(len(cand), float(beam))
+        knobs["prefix_tokens"] = np.full(len(cand), float(prefix_tokens))
         knobs["slo_ttft_s"] = np.full(len(cand), slo.ttft_s or 0.0)
         knobs["slo_tpot_s"] = np.full(len(cand), slo.tpot_s or 0.0)
         knobs["prompt_tokens_cv"] = np.full(len(cand), slo.prompt_cv)
@@ -179,6 +181,7 @@ def plan(
         "prompt_tokens": prompt_tokens,
         "output_tokens": output_tokens,
         "beam": beam,
+        "prefix_tokens": prefix_tokens,
         "max_chips": max_chips,
         "candidates": len(rows),
         "feasible": len(ok),

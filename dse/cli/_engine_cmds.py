@@ -89,6 +89,7 @@ _FLAGS: dict[str, tuple[str, float]] = {
     "slo_tpot_s": ("--tpot-slo-ms", 1e-3),
     "prompt_tokens_cv": ("--prompt-cv", 1.0),
     "rate_rps": ("--rate", 1.0),
+    "prefix_tokens": ("--prefix-tokens", 1.0),
 }
 
 
@@ -420,6 +421,8 @@ def _serving(args: argparse.Namespace, models: Sequence[str]) -> tuple[dict[str,
         knobs["prompt_tokens_cv"] = _floats(args.prompt_cv, "prompt-cv")
     if getattr(args, "rate", None) is not None:
         knobs["rate_rps"] = rates(args.rate)
+    if getattr(args, "prefix_tokens", None) is not None:
+        knobs["prefix_tokens"] = _floats(args.prefix_tokens, "prefix-tokens")
     return knobs, batching or "static"
 
 
@@ -517,7 +520,7 @@ def _metric_cells(cols: Sequence[Any], cal: dict[str, Any], feasible: bool, imag
             vals.append(BOUND_NAMES[int(v)])
         elif images and name == "tpot_s" and v == 0:
             vals.append("-")  # an encoder makes one pass: no steps
-        elif not feasible and name.startswith(("usd_", "j_", "prefill_j", "decode_j")):
+        elif not feasible and name.startswith(("usd_", "j_", "prefill_j", "decode_j", "gco2_")):
             vals.append("-")  # no attractive cost or energy for a design that cannot run
         else:
             vals.append(float(v) * scale)
@@ -569,6 +572,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     knobs |= _image_knobs(args, models, images)
     serving, batching = _serving(args, models)
     knobs |= serving
+    if "prefix_tokens" in knobs and max(knobs["prefix_tokens"]) >= min(knobs["prompt_tokens"]):
+        raise SpecError(
+            f"--prefix-tokens: {max(knobs['prefix_tokens']):g}: expected fewer tokens than the prompt "
+            f"({min(knobs['prompt_tokens']):g}): a cached prefix is part of the prompt"
+        )
     families = list(dict.fromkeys(h.family for h in hws))
     try:
         knobs |= {k: v if isinstance(v, list) else [v] for k, v in _set_knobs(args.set, families).items()}
@@ -933,6 +941,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--kv-offload-gb", help="host memory per chip for KV cache that does not fit (GB)")
     s.add_argument("--ttft-slo-ms", help="TTFT SLO(s) in ms: adds goodput and the share of requests within the SLOs")
     s.add_argument("--tpot-slo-ms", help="TPOT SLO(s) in ms (goodput)")
+    s.add_argument(
+        "--prefix-tokens",
+        help="prompt tokens of a prefix every request shares (system prompt, earlier turns), found in the prefix "
+        "cache: not prefilled again, its KV held once per replica (must be shorter than the prompt)",
+    )
     s.add_argument(
         "--rate",
         help="requests per second arriving (Poisson), e.g. 5,10,20: TTFT, TPOT and latency percentiles, "

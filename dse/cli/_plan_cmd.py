@@ -44,6 +44,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     prompt = positive(args.prompt_tokens, "--prompt-tokens", True) or (case.prompt_tokens if case else 2048)
     output = positive(args.output_tokens, "--output-tokens", True) or (case.output_tokens if case else 256)
     beam = positive(args.beam, "--beam", True) or (case.beam if case else 1)
+    prefix = int(positive(args.prefix_tokens, "--prefix-tokens", True) or 0)
+    if prefix >= prompt:
+        raise SpecError(f"--prefix-tokens: {prefix}: expected fewer tokens than the prompt ({int(prompt)})")
     slo = analysis.Slo(
         ttft_s=(positive(args.ttft_ms, "--ttft-ms") or 0) / 1e3 or (case.ttft_s if case else None),
         tpot_s=(positive(args.tpot_ms, "--tpot-ms") or 0) / 1e3 or (case.tpot_s if case else None),
@@ -73,6 +76,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         prompt_tokens=int(prompt),
         output_tokens=int(output),
         beam=int(beam),
+        prefix_tokens=prefix,
         slo=slo,
         objective=args.objective,
         dtype=args.dtype,
@@ -130,7 +134,9 @@ def _print(res: dict[str, Any]) -> None:
     print(
         f"{res['model']} on up to {res['max_chips']} x {res['hardware']} ({res['calibration']} level {res['level']}, "
         f"software {res['framework']}); "
-        f"{res['prompt_tokens']} prompt + {res['output_tokens']} output tokens, beam {res['beam']}; SLO: {slo}; "
+        f"{res['prompt_tokens']} prompt"
+        + (f" ({res['prefix_tokens']} of them a cached prefix)" if res.get("prefix_tokens") else "")
+        + f" + {res['output_tokens']} output tokens, beam {res['beam']}; SLO: {slo}; "
         f"{res['feasible']:,} of {res['candidates']:,} candidates meet it"
     )
     if res["best"] is None:
@@ -164,6 +170,7 @@ def add_subcommands(sub: Any) -> None:
     s.add_argument("--prompt-tokens", help="prompt tokens (overrides the use case)")
     s.add_argument("--output-tokens", help="output tokens (overrides the use case)")
     s.add_argument("--beam", help="beam width (overrides the use case)")
+    s.add_argument("--prefix-tokens", help="prompt tokens of a prefix every request shares, found in the prefix cache")
     s.add_argument("--ttft-ms", help="TTFT SLO in ms (overrides the use case)")
     s.add_argument("--tpot-ms", help="TPOT SLO in ms (overrides the use case)")
     s.add_argument("--rate", help="requests per second arriving (Poisson): every candidate serves this load")
