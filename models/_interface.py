@@ -233,6 +233,18 @@ class Scenario:
         doc="draft step time over a verify pass",
         value=0.0,
     )
+    draft_weight_share: Array = spec_field(
+        kind="nonnegative",
+        required=False,
+        doc="the draft model's weights over the target's (held beside them while drafting)",
+        value=0.0,
+    )
+    draft_kv_share: Array = spec_field(
+        kind="nonnegative",
+        required=False,
+        doc="the draft model's KV cache per token over the target's",
+        value=0.0,
+    )
     beam: Array = spec_field(kind="int", required=False, doc="beam width", value=1.0)
     # Service-level objectives and the spread of the request mix, for goodput: the output
     # tokens/s of requests that meet both SLOs.

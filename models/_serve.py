@@ -624,6 +624,13 @@ def serve(
     # Memory: weights, the KV cache (the prompt's shared by the beams) and activations; KV
     # beyond the chip's capacity spills to the host tier, up to its size.
     fp = model.footprint(scenario, platform.split, platform.pp)
+    # Speculative decoding holds the draft model beside the target (GenZ §IV-B): its weights and
+    # KV cache, split over the chips as the target's.
+    drafting = scenario.draft_tokens > 0
+    fp = fp._replace(
+        weight_bytes=fp.weight_bytes * (1.0 + jnp.where(drafting, scenario.draft_weight_share, 0.0)),
+        kv_bytes=fp.kv_bytes * (1.0 + jnp.where(drafting, scenario.draft_kv_share, 0.0)),
+    )
     # A prefix every request shares (prefix caching) is held once per replica, not per sequence.
     s_past = jnp.clip(scenario.prefix_tokens, 0.0, s - 1.0)
     kv = fp.kv_bytes * (s - s_past + scenario.beam * d) / (s + d) + fp.kv_bytes / b * s_past / (s + d)

@@ -214,3 +214,21 @@ def test_a_cached_prefix_is_neither_prefilled_again_nor_held_per_sequence():
     per_token = r["kv_bytes_per_chip"][3] / (8 * (2048 + 128))
     assert r["kv_bytes_per_chip"][4] == pytest.approx(per_token * (8 * (1024 + 128) + 1024), rel=1e-9)
     assert r["kv_bytes_per_chip"][2] == pytest.approx(r["kv_bytes_per_chip"][0], rel=1e-9)  # one sequence
+
+
+def test_the_draft_model_is_held_beside_the_target():
+    """Speculative decoding holds the draft's weights and KV cache too (GenZ §IV-B): with
+    Llama-3-8B drafting for Llama-3-70B, by the models' own parameter and KV-per-token ratios."""
+    from models.workloads import kv_bytes_per_token, total_params
+
+    target, draft = dse.load_model("llama-3-70b"), dse.load_model("llama-3-8b")
+    w_share = float(total_params(draft.spec) / total_params(target.spec))
+    kv_share = float(kv_bytes_per_token(draft.spec) / kv_bytes_per_token(target.spec))
+    assert 0.1 < w_share < 0.13 and kv_share == pytest.approx(32 / 80)  # 8B: 32 layers, 70B: 80 (both 8 KV heads)
+    hw = dse.load_hardware("h100-sxm5-80gb")
+    cfg = dse.engine.make_config(target, hw, tp=2, batch=8, batching="continuous")
+    knobs = {"draft_tokens": np.array([0.0, 4.0]), "acceptance": np.array([0.7, 0.7]),
+             "draft_weight_share": np.full(2, w_share), "draft_kv_share": np.full(2, kv_share)}  # fmt: skip
+    r = {k: v[0] for k, v in dse.engine.run_designs(cfg, knobs, dse.engine.software_levels(hw, ["ideal"])).items()}
+    assert r["weight_bytes_per_chip"][1] == pytest.approx(r["weight_bytes_per_chip"][0] * (1 + w_share), rel=1e-12)
+    assert r["kv_bytes_per_chip"][1] == pytest.approx(r["kv_bytes_per_chip"][0] * (1 + kv_share), rel=1e-12)

@@ -391,6 +391,9 @@ def _speculation(args: argparse.Namespace, models: Sequence[str]) -> dict[str, A
         # Decode is weight-streaming bound: a draft step costs its active parameters' share of
         # a verify pass of the target.
         knobs["draft_cost_ratio"] = [float(active_params(draft.spec) / active_params(target.spec))]
+        # Its memory: weights and KV cache beside the target's (in the same dtypes).
+        knobs["draft_weight_share"] = [float(total_params(draft.spec) / total_params(target.spec))]
+        knobs["draft_kv_share"] = [float(kv_bytes_per_token(draft.spec) / kv_bytes_per_token(target.spec))]
     if ("draft_tokens" in knobs) != ("acceptance" in knobs):
         raise SpecError("--draft-tokens and --acceptance: expected both (speculative decoding) or neither")
     return knobs
