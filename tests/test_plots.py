@@ -98,8 +98,8 @@ def test_report_is_one_self_contained_file_with_the_stores_numbers(store, tmp_pa
     assert not re.search(r"<(script|link|img|iframe)\b", page) and "@import" not in page
     assert not re.search(r"url\((?!#)", page) and not re.search(r"(src|href)\s*=\s*[\"'](?!#|data:)", page)
     assert page.count("<svg") == 3  # Pareto front, roofline, sensitivities
-    for section in ("Calibration status", "Pareto front", "Roofline", "Sensitivities", "three levels",
-                    "Study specification"):  # fmt: skip
+    for section in ("Calibration status", "Pareto front", "Roofline", "Operators of the roofline's design",
+                    "Sensitivities", "three levels", "Study specification"):  # fmt: skip
         assert section in page
     assert "a100-sxm4-80gb" in page and "fitted" in page and "90 % interval" in page
     # The front's numbers are the store's: the best throughput design's value appears as stored.
@@ -108,4 +108,5 @@ def test_report_is_one_self_contained_file_with_the_stores_numbers(store, tmp_pa
     from dse.analysis import fmt
 
     assert f"<td>{fmt(best)}</td>" in page
+    assert page.count('<td class="t">ffn_up</td>') == 2  # the prompt pass and a decode step
     check_in_browser(out, figures=3)

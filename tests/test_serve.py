@@ -232,3 +232,19 @@ def test_the_draft_model_is_held_beside_the_target():
     r = {k: v[0] for k, v in dse.engine.run_designs(cfg, knobs, dse.engine.software_levels(hw, ["ideal"])).items()}
     assert r["weight_bytes_per_chip"][1] == pytest.approx(r["weight_bytes_per_chip"][0] * (1 + w_share), rel=1e-12)
     assert r["kv_bytes_per_chip"][1] == pytest.approx(r["kv_bytes_per_chip"][0] * (1 + kv_share), rel=1e-12)
+
+
+def test_the_operator_breakdown_sums_to_the_prefill_pass():
+    """``evaluate --breakdown``: at the ideal level (no overheads) on one chip, the operators'
+    times of the prompt pass add up to the static batch's TTFT, and the shares to 1."""
+    from dse import analysis
+
+    model, hw = dse.load_model("llama-3-8b"), dse.load_hardware("h100-sxm5-80gb")
+    grid = dse.engine.evaluate_grid(model, hw, levels=("ideal",), batch=8, prompt_tokens=1024, output_tokens=64)
+    ttft = float(grid.variables["ttft_s"][1].ravel()[0])
+    rows = analysis.operator_breakdown(grid.configs[0], dse.engine.level_of(dse.engine.software_levels(hw, ["ideal"])))
+    prefill = [r for r in rows if r["phase"] == "prefill"]
+    assert sum(r["time_s"] for r in prefill) == pytest.approx(ttft, rel=1e-9)
+    for phase in ("prefill", "decode step"):
+        assert sum(r["time_share"] for r in rows if r["phase"] == phase) == pytest.approx(1.0)
+        assert sum(r["energy_share"] for r in rows if r["phase"] == phase) == pytest.approx(1.0)

@@ -136,10 +136,20 @@ def _points(ds: Any, front: Any, n: int) -> list[dict[str, Any]]:
     return [{c: first[c].values.item() for c in first.coords}]
 
 
-def plot_roofline(ds: Any, plan: Any, point: dict[str, Any], out: Path) -> list[Path]:
+def design_config(ds: Any, plan: Any, point: dict[str, Any]) -> tuple[Any, Any]:
+    """(configuration, software level) of one design of a store, given its coordinates."""
     g, knobs = _design_knobs(plan, ds, point)
     cfg = with_knobs(plan.groups[g].config, {k: np.asarray(v) for k, v in knobs.items()})
-    sw = level_of(plan.groups[g].software)
+    return cfg, level_of(plan.groups[g].software)
+
+
+def chosen_design(ds: Any, front: Any) -> dict[str, Any]:
+    """The design the roofline and the operator breakdown show: the front's first, else the first."""
+    return _points(ds, front, 1)[0]
+
+
+def plot_roofline(ds: Any, plan: Any, point: dict[str, Any], out: Path) -> list[Path]:
+    cfg, sw = design_config(ds, plan, point)
     chip, sc, model, tp = cfg.chip, cfg.scenario, cfg.model, cfg.platform.tp
     dtypes = (sc.weight_dtype, sc.act_dtype, sc.kv_dtype)
     peak = float(chip.peak_flops_per_s(widest(sc.weight_dtype, sc.act_dtype)))
@@ -333,7 +343,7 @@ def plot_store(
         front, objs, _, _ = store_pareto(store, objectives, constraints, partial)
         paths += plot_pareto(ds, front, objs, out)
     points = _points(ds, front, n_designs)
-    paths += plot_roofline(ds, plan, points[0], out)
+    paths += plot_roofline(ds, plan, chosen_design(ds, front), out)
     if plan.spec.grid or plan.spec.sampled:
         paths += plot_sensitivity(ds, plan, points, objs, out)
     if plan.spec.grid and (not plan.spec.sampled or front is None):

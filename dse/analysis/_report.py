@@ -22,8 +22,9 @@ from dse.engine import LEVELS, column, run_designs, software_levels
 from dse.specs import load_hardware, refuse_foreign, writing
 from dse.sweep import open_sweep
 
+from ._breakdown import BREAKDOWN_HEADERS, breakdown_cells, operator_breakdown
 from ._pareto import store_pareto
-from ._plots import _design_knobs, _plan, _points, plot_store
+from ._plots import _design_knobs, _plan, _points, chosen_design, design_config, plot_store
 from ._table import fmt
 
 _STYLE = """
@@ -111,6 +112,8 @@ def write_report(store: Path, out: Path, interval: Interval | None = None, limit
                 if title:
                     parts.append(f"<h2>{title}</h2>")
                 parts.append(f'<figure id="{name}">{_svg(svg)}</figure>')
+            if name == "roofline":
+                parts.append(_breakdown(ds, plan, front))
     parts.append("<h2>Best designs at the three levels</h2>")
     parts.append(_levels(ds, plan, front, objs, interval))
     parts.append(
@@ -125,6 +128,19 @@ def write_report(store: Path, out: Path, interval: Interval | None = None, limit
     with writing(out) as tmp_path:
         tmp_path.write_text(doc, encoding="utf-8")
     return out
+
+
+def _breakdown(ds: Any, plan: Any, front: Any) -> str:
+    """The roofline's design, operator by operator: time and energy of its prompt pass and of a
+    decode step (GenZ Fig. 9)."""
+    rows = operator_breakdown(*design_config(ds, plan, chosen_design(ds, front)))
+    cells = breakdown_cells(rows)
+    return (
+        "<h2>Operators of the roofline's design</h2>"
+        + _table(BREAKDOWN_HEADERS, cells)
+        + "<p class=\"note\">one chip of one replica at the study's level; x: executions per pass; the network's "
+        "collectives and the framework's time per pass are not operators.</p>"
+    )
 
 
 def _front(ds: Any, front: Any, objs: list[Any], cons: list[Any], stats: dict[str, float], limit: int) -> str:

@@ -554,6 +554,29 @@ def _labels(args: argparse.Namespace, shown: dict[str, Any], images: bool) -> di
     return labels
 
 
+def _check_prefix(knobs: dict[str, Any]) -> None:
+    if "prefix_tokens" in knobs and max(knobs["prefix_tokens"]) >= min(knobs["prompt_tokens"]):
+        raise SpecError(
+            f"--prefix-tokens: {max(knobs['prefix_tokens']):g}: expected fewer tokens than the prompt "
+            f"({min(knobs['prompt_tokens']):g}): a cached prefix is part of the prompt"
+        )
+
+
+def _print_breakdown(args: argparse.Namespace, breakdown: list[dict[str, Any]] | None) -> None:
+    if breakdown is not None:
+        print(f"\nper operator, one chip of one replica, {'achievable' if args.uncalibrated else 'calibrated'} "
+              "level (x: executions per pass; network and framework time per pass not included):")  # fmt: skip
+        print(analysis.render(analysis.BREAKDOWN_HEADERS, analysis.breakdown_cells(breakdown)))
+
+
+def _breakdown(args: argparse.Namespace, grid: Any, hws: Sequence[Any], n_rows: int) -> list[dict[str, Any]]:
+    """``--breakdown``: per-operator time and energy of the one configuration evaluated."""
+    if n_rows != 1 or len(grid.configs) != 1:
+        raise SpecError(f"--breakdown: {n_rows} configurations: expected one (give single values)")
+    level = "achievable" if args.uncalibrated else "calibrated"
+    return analysis.operator_breakdown(grid.configs[0], level_of(software_levels(hws[0], [level], args.framework)))
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     _check_output(args.output)
     models = [m.strip() for m in args.model.split(",") if m.strip()]
@@ -575,11 +598,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     knobs |= _image_knobs(args, models, images)
     serving, batching = _serving(args, models)
     knobs |= serving
-    if "prefix_tokens" in knobs and max(knobs["prefix_tokens"]) >= min(knobs["prompt_tokens"]):
-        raise SpecError(
-            f"--prefix-tokens: {max(knobs['prefix_tokens']):g}: expected fewer tokens than the prompt "
-            f"({min(knobs['prompt_tokens']):g}): a cached prefix is part of the prompt"
-        )
+    _check_prefix(knobs)
     families = list(dict.fromkeys(h.family for h in hws))
     try:
         knobs |= {k: v if isinstance(v, list) else [v] for k, v in _set_knobs(args.set, families).items()}
@@ -661,11 +680,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             rec[name] = str(var[name][1][hi])
         rec["infeasible_reason_text"] = INFEASIBLE_REASONS[reason]
         records.append(rec)
+    breakdown = _breakdown(args, grid, hws, len(rows)) if args.breakdown else None
     if args.json:
+        if breakdown is not None:
+            records[0]["breakdown"] = breakdown
         print(json.dumps(records, indent=1))
     else:
         print(analysis.render(headers, rows))
         print(_table_notes(args, grid, dtypes))
+        _print_breakdown(args, breakdown)
     if args.output:
         metrics = {k: v for k, v in var.items() if "level" in v[0]}
         kept = {k: v for k, v in var.items() if k not in metrics}
@@ -944,6 +967,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--kv-offload-gb", help="host memory per chip for KV cache that does not fit (GB)")
     s.add_argument("--ttft-slo-ms", help="TTFT SLO(s) in ms: adds goodput and the share of requests within the SLOs")
     s.add_argument("--tpot-slo-ms", help="TPOT SLO(s) in ms (goodput)")
+    s.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="per-operator time and energy of the prefill pass and a decode step (one configuration)",
+    )
     s.add_argument(
         "--prefix-tokens",
         help="prompt tokens of a prefix every request shares (system prompt, earlier turns), found in the prefix "

@@ -28,7 +28,7 @@ from dse.specs import (
 from models import DEFAULT_DTYPE, EconomicsSpec, Metrics
 
 from ._boundary import run_designs
-from ._config import Labels, check_context, check_values, knob_keys, make_config, with_knobs
+from ._config import Config, Labels, check_context, check_values, knob_keys, make_config, with_knobs
 from ._levels import LEVEL_DESCRIPTIONS, LEVELS, calibration_source, framework_of, software_levels
 from ._metrics import BOOL_METRICS, CODE_METRICS, metric_attrs
 
@@ -64,6 +64,7 @@ class Grid:
     coords: dict[str, Variable]
     attrs: dict[str, Any]
     squeeze: tuple[str, ...]
+    configs: tuple[Config, ...] = ()  # per (model, hardware): the scalar knobs applied, not the axes
 
     @property
     def axes(self) -> tuple[str, ...]:
@@ -204,4 +205,4 @@ def evaluate_grid(
     squeeze = tuple(
         d for d, ref in (("model", model), ("hardware", hardware)) if isinstance(ref, str | ModelEntry | HardwareEntry)
     )
-    return Grid(data_vars, coords, attrs, squeeze)
+    return Grid(data_vars, coords, attrs, squeeze, tuple(configs))
