@@ -47,3 +47,16 @@ def test_bandwidth_follows_the_decode_step_and_the_link_the_all_reduces():
     # Prefill at TP 8: 2 all-reduces of 1000 x 8192 bytes per layer, 80 layers, 2·7/8 sent per chip, in 0.2 s.
     assert r["interconnect_bytes_per_s_per_chip"] == pytest.approx(80 * 2 * 1000 * 8192 * 2 * 7 / 8 / 0.2, rel=1e-9)
     assert req("llama-3-70b", "qa")["interconnect_bytes_per_s_per_chip"] == 0  # one chip: no link needed
+
+
+def test_network_latency_and_hbm_stacks_by_hand():
+    """GenZ §VI's network latency: a decode step of Llama-3-70B at TP 8 makes 2 ring all-reduces
+    per layer of 2·(8 − 1) steps each, 80 layers: the TPOT over 2,240 steps. Memory as HBM3E
+    stacks (1,024 pins at 9.6 Gb/s = 1.2288 TB/s, 36 GB): the larger of bandwidth and capacity."""
+    r = requirements(dse.load_model("llama-3-70b"), load_use_case("chat"), tp=8)
+    assert r["link_latency_s"] == pytest.approx(0.010 / (80 * 2 * 14))
+    stacks = max(r["memory_bandwidth_bytes_per_s"] / 1.2288e12, r["memory_capacity_bytes"] / 36e9)
+    assert r["hbm_stacks"] == -(-stacks // 1) and r["hbm_generation"] == "HBM3E"
+    assert (
+        requirements(dse.load_model("llama-3-70b"), load_use_case("chat"), hbm="hbm4")["hbm_stacks"] < r["hbm_stacks"]
+    )

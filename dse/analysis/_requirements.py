@@ -7,7 +7,9 @@ activations; compute = the prompt pass's FLOPs / TTFT (GenZ: prefill sets it); m
 bandwidth = the bytes of the last decode step (weights, the whole KV cache, activations) /
 TPOT; interconnect (tensor parallelism over ``tp`` chips) = what one chip sends in the ring
 all-reduces of a pass, 2·(tp − 1)/tp of each message, over the same time budget, the larger
-of prefill and decode. Numbers are the platform's totals (the interconnect is per chip), from
+of prefill and decode; the link latency = the TPOT over the decode step's ring steps
+(2·(tp − 1) per all-reduce), each paying it once (GenZ §VI's network latency); memory in whole
+HBM stacks of a generation (the larger of capacity and bandwidth). Numbers are the platform's totals (the interconnect is per chip), from
 the same operator tables the engine evaluates; no sweep.
 """
 
@@ -23,6 +25,7 @@ import numpy as np
 from dse.engine import float64
 from dse.specs import ModelEntry, SpecError, UseCase
 from models import DEFAULT_DTYPE, Scenario, Split
+from models.silicon import HBM, hbm_stacks
 
 
 def _total(table: Any, field: str) -> float:
@@ -30,9 +33,13 @@ def _total(table: Any, field: str) -> float:
 
 
 def requirements(
-    model: ModelEntry, case: UseCase, batch: int = 1, dtype: str = DEFAULT_DTYPE, tp: int = 1
+    model: ModelEntry, case: UseCase, batch: int = 1, dtype: str = DEFAULT_DTYPE, tp: int = 1, hbm: str = "hbm3e"
 ) -> dict[str, Any]:
-    """What a platform needs for ``case`` (its prompt, output, beam and SLOs) at ``batch``."""
+    """What a platform needs for ``case`` (its prompt, output, beam and SLOs) at ``batch``;
+    memory also as whole HBM stacks of generation ``hbm`` (models.silicon.HBM)."""
+    if hbm not in HBM:
+        raise SpecError(f"--hbm: unknown generation '{hbm}': expected one of {', '.join(HBM)}")
+    generation = HBM[hbm]
     if case.ttft_s is None or case.tpot_s is None:
         raise SpecError(f"--use-case {case.id}: expected TTFT and TPOT SLOs to size a platform for")
     spec = model.spec
@@ -51,7 +58,7 @@ def requirements(
             dataclasses.replace(sc, batch=f(batch * beam)), whole, f(1), f(prompt + output - 1)
         )
         flops, step_bytes = _total(prefill, "flops"), _total(decode, "bytes")
-        link = 0.0
+        link, latency = 0.0, float("inf")
         if tp > 1:
             split = Split.of(f(tp))
             factor = 2.0 * (tp - 1) / tp  # ring all-reduce: each chip sends 2(n-1)/n of the message
@@ -61,6 +68,8 @@ def requirements(
                 comm = spec.layer_comm(sc_, split, f(new))
                 per_pass = spec.n_layers * comm.allreduces * comm.allreduce_bytes * factor
                 sent.append(float(per_pass) / budget)
+                if new == 1.0:  # decode: 2(tp − 1) ring steps per all-reduce, each paying the link latency
+                    latency = budget / float(spec.n_layers * comm.allreduces * 2 * (tp - 1))
             link = max(sent)
     capacity = float(fp.weight_bytes) + kv + float(fp.act_bytes)
     out = {
@@ -83,5 +92,8 @@ def requirements(
         "decode_step_bytes": step_bytes,
         "tp": tp,
         "interconnect_bytes_per_s_per_chip": link,
+        "link_latency_s": latency,
+        "hbm_generation": generation.name,
+        "hbm_stacks": float(hbm_stacks(step_bytes / case.tpot_s, capacity, generation)),
     }
     return jax.tree.map(lambda x: x.item() if isinstance(x, np.generic) else x, out)

@@ -23,25 +23,48 @@ def cmd_requirements(args: argparse.Namespace) -> int:
         raise SpecError("--model and --use-case: expected one or more, comma-separated")
     batch, tp = int(positive(args.batch, "--batch", True)), int(positive(args.tp, "--tp", True))
     rows = [
-        analysis.requirements(load_model(m), load_use_case(c), batch, args.dtype, tp) for m in models for c in cases
+        analysis.requirements(load_model(m), load_use_case(c), batch, args.dtype, tp, args.hbm)
+        for m in models
+        for c in cases
     ]
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    head = ["model", "use case", "batch", "prompt", "output", "TTFT s", "TPOT ms", "memory GB", "of which KV GB",
-            "compute PFLOP/s", "memory TB/s"] + (["link GB/s per chip"] if tp > 1 else [])  # fmt: skip
+    head = [
+        "model",
+        "use case",
+        "batch",
+        "prompt",
+        "output",
+        "TTFT s",
+        "TPOT ms",
+        "memory GB",
+        "of which KV GB",
+        "compute PFLOP/s",
+        "memory TB/s",
+        f"{rows[0]['hbm_generation']} stacks",
+    ]
+    head += ["link GB/s per chip", "link latency us"] if tp > 1 else []  # fmt: skip
     table: list[list[Any]] = []
     for r in rows:
         row = [r["model"], r["use_case"], r["batch"], r["prompt_tokens"], r["output_tokens"], r["ttft_s"],
                r["tpot_s"] * display_scale("tpot_s"), r["memory_capacity_bytes"] / 1e9, r["kv_bytes"] / 1e9,
-               r["compute_flops_per_s"] / 1e15, r["memory_bandwidth_bytes_per_s"] / 1e12]  # fmt: skip
-        table.append(row + ([r["interconnect_bytes_per_s_per_chip"] / 1e9] if tp > 1 else []))
+               r["compute_flops_per_s"] / 1e15, r["memory_bandwidth_bytes_per_s"] / 1e12, int(r["hbm_stacks"])]  # fmt: skip
+        table.append(
+            row + ([r["interconnect_bytes_per_s_per_chip"] / 1e9, r["link_latency_s"] * 1e6] if tp > 1 else [])
+        )
     print(analysis.render(head, table))
     print(
         f"\neach requirement alone, the rest assumed not to bind (GenZ §VI); platform totals in {args.dtype}: "
         "memory = weights + KV cache of batch x (prompt + beam x output) + prefill activations; compute = the "
         "prompt pass's FLOPs / TTFT; memory bandwidth = the last decode step's bytes / TPOT"
-        + (f"; link = one chip's ring all-reduce traffic at TP {tp} over the same budgets" if tp > 1 else "")
+        + f"; stacks = whole {rows[0]['hbm_generation']} stacks for the memory and its bandwidth"
+        + (
+            f"; link = one chip's ring all-reduce traffic at TP {tp} over the same budgets; link latency = the most "
+            "a ring step may take for a decode step's all-reduces alone to fit in the TPOT"
+            if tp > 1
+            else ""
+        )
     )
     return 0
 
@@ -64,5 +87,10 @@ def add_subcommands(sub: Any) -> None:
         help=f"weights, activations and KV dtype (default {DEFAULT_DTYPE}, as every command; GenZ §VI uses fp8)",
     )
     s.add_argument("--tp", default="1", help="tensor-parallel chips, for the interconnect requirement (default 1)")
+    s.add_argument(
+        "--hbm",
+        default="hbm3e",
+        help="HBM generation the memory is counted in stacks of (default hbm3e): hbm2e, hbm3, hbm3e, hbm4",
+    )
     s.add_argument("--json", action="store_true", help="print JSON records")
     s.set_defaults(func=cmd_requirements)
