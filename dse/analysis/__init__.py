@@ -29,6 +29,7 @@ _EXPORTS = {
     "store_summary": "_pareto",
     "design_levels": "_report",
     "check_queueing": "_queueing",
+    "plan_pools": "_pools",
     "operator_breakdown": "_breakdown",
     "breakdown_cells": "_breakdown",
     "BREAKDOWN_HEADERS": "_breakdown",

@@ -84,11 +84,57 @@ def cmd_plan(args: argparse.Namespace) -> int:
         top=int(at_most_(args.top, "--top", 1000)),
         framework=args.framework,
     )
+    if args.decode_hardware:
+        result["pools"] = _pools(args, hardware, int(chips), int(prompt), int(output), slo, result)
     if args.json:
         print(json.dumps(result, indent=1, default=float))
         return 0
     _print(result)
+    if args.decode_hardware:
+        _print_pools(result["pools"])
     return 0
+
+
+def _pools(args: argparse.Namespace, hardware: Any, chips: int, prompt: int, output: int, slo: Any,
+           result: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """``--decode-hardware``: prefill on --hardware, decode on another chip; against the cheapest
+    deployment of either chip alone (the same search by $/1M tokens)."""
+    if slo.rate_rps:
+        raise SpecError("--decode-hardware: pools on two chips are sized for throughput: expected no --rate")
+    pools = analysis.plan_pools(args.model, hardware, args.decode_hardware, chips, prompt_tokens=prompt,
+                                output_tokens=output, slo=slo, dtype=args.dtype, top=int(args.top))  # fmt: skip
+    alone = {}
+    for hw in (hardware, args.decode_hardware):
+        res = result if hw is hardware and args.objective == "usd_per_mtok" else analysis.plan(
+            args.model, hw, chips, prompt_tokens=prompt, output_tokens=output, slo=slo, objective="usd_per_mtok",
+            dtype=args.dtype, top=0)  # fmt: skip
+        alone[res["hardware"]] = res["best"]["usd_per_mtok"] if res["best"] else None
+    pools["alone_usd_per_mtok"] = alone
+    return pools
+
+
+def _print_pools(pools: dict[str, Any]) -> None:
+    print(f"\ndisaggregated pools: prefill on {pools['prefill_hardware']}, decode on {pools['decode_hardware']} "
+          f"(up to {pools['max_chips']} chips; the prompt's KV cache over the scale-out network):")  # fmt: skip
+    alone = ", ".join(f"{k} {analysis.fmt(v)}" if v else f"{k}: none meets the SLOs"
+                      for k, v in pools["alone_usd_per_mtok"].items())  # fmt: skip
+    best = pools["best"]
+    if best is None:
+        print(f"no pools meet the SLOs; $/1M tok of each chip alone: {alone}")
+        return
+    head = ["prefill tp", "pp", "replicas", "decode tp", "pp", "replicas", "batch", "chips", "TTFT ms", "of which KV ms",
+            "TPOT ms", "req/s", "$/1M tok"]  # fmt: skip
+    rows = [[r["prefill_tp"], r["prefill_pp"], r["prefill_replicas"], r["decode_tp"], r["decode_pp"],
+             r["decode_replicas"], r["batch"], r["chips"], r["ttft_s"] * 1e3, r["kv_transfer_s"] * 1e3,
+             r["tpot_s"] * 1e3, r["requests_per_s"], r["usd_per_mtok"]] for r in [best, *pools["others"]]]  # fmt: skip
+    print(analysis.render(head, rows))
+    cheapest = [v for v in pools["alone_usd_per_mtok"].values() if v]
+    verdict = (
+        "cheaper than either chip alone"
+        if not cheapest or best["usd_per_mtok"] < min(cheapest)
+        else "not cheaper than a chip alone"
+    )
+    print(f"first row: the cheapest pools, {verdict} ($/1M tok alone: {alone})")
 
 
 # The columns after the objective's (the objective's own is not repeated: see _print).
@@ -164,6 +210,10 @@ def add_subcommands(sub: Any) -> None:
     )
     s.add_argument("--model", required=True, help="catalog id or config.json path")
     s.add_argument("--hardware", help="catalog id or YAML path (default: the platform's)")
+    s.add_argument(
+        "--decode-hardware",
+        help="also search disaggregated pools: prefill on --hardware, decode on this chip (pool sizes and layouts)",
+    )
     s.add_argument("--platform", help="platform id or YAML (network levels); default: the chip's own system")
     s.add_argument("--max-chips", required=True, help="chips available")
     s.add_argument("--use-case", help=f"GenZ Table III preset: {', '.join(use_cases())} (request shape and SLOs)")
