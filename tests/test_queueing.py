@@ -107,3 +107,17 @@ def test_a_low_rate_is_one_request_alone_and_the_tail_grows_without_bound_near_s
     for m in ("ttft", "tpot", "latency"):
         assert np.all(res[f"p50_{m}_s"][:5] <= res[f"p90_{m}_s"][:5] + 1e-12)
         assert np.all(res[f"p90_{m}_s"][:5] <= res[f"p99_{m}_s"][:5] + 1e-12)
+
+
+def test_evaluate_draws_tail_latency_against_the_rate(tmp_path, capsys):
+    from dse.cli import main
+
+    argv = ["evaluate", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb", "--batching", "continuous",
+            "--batch", "32", "--prompt-tokens", "1024", "--output-tokens", "128"]  # fmt: skip
+    assert main([*argv, "--rate", "2,4,8", "--plot", str(tmp_path / "charts")]) == 0
+    out = capsys.readouterr().out
+    assert "p99 TTFT ms" in out and "sat req/s" in out
+    assert (tmp_path / "charts" / "latency_vs_rate.png").stat().st_size > 0
+    assert (tmp_path / "charts" / "latency_vs_rate.svg").read_text().count("<svg") == 1
+    assert main([*argv, "--plot", str(tmp_path / "none")]) == 2  # no rate axis: a one-line refusal
+    assert "--plot: expected --rate" in capsys.readouterr().err

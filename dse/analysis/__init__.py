@@ -19,6 +19,7 @@ _EXPORTS = {
     "answer": "_headline",
     "answer_rows": "_headline",
     "plot_curves": "_plots",
+    "plot_latency_vs_rate": "_plots",
     "text_overlaps": "_plots",
     "with_sets": "_headline",
     "pareto_mask": "_pareto",

@@ -406,3 +406,26 @@ def text_overlaps(fig: Any) -> list[tuple[str, str]]:
                 if inter.width > 1 and inter.height > 1:
                     out.append((a, b))
     return out
+
+
+def plot_latency_vs_rate(lines: list[dict[str, Any]], out: Path) -> list[Path]:
+    """Tail latency against the request rate, a line per deployment: p50 (dashed) and p99 TTFT,
+    p90 (dashed) and p99 TPOT, each deployment's saturation rate dotted. ``lines``: dicts of
+    ``label``, ``rate_rps`` and the metrics' arrays along it, and ``saturation_rate_rps``."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for i, line in enumerate(lines):
+        colour = f"C{i % 10}"
+        rate = np.asarray(line["rate_rps"])
+        for ax, (lo, hi) in zip(axes, (("p50_ttft_s", "p99_ttft_s"), ("p90_tpot_s", "p99_tpot_s")), strict=True):
+            ax.plot(rate, np.asarray(line[hi]) * 1e3, "-", color=colour, marker="o", ms=3, label=line["label"])
+            ax.plot(rate, np.asarray(line[lo]) * 1e3, "--", color=colour, lw=1)
+            ax.axvline(line["saturation_rate_rps"], color=colour, ls=":", lw=1)
+    for ax, name in zip(axes, ("TTFT [ms]: p99 (solid), p50 (dashed)", "TPOT [ms]: p99 (solid), p90 (dashed)"),
+                        strict=True):  # fmt: skip
+        ax.set_xlabel("requests arriving [request/s] (dotted: saturation)")
+        ax.set_ylabel(name)
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return save_figure(fig, out, "latency_vs_rate")

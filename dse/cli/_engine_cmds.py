@@ -554,6 +554,47 @@ def _labels(args: argparse.Namespace, shown: dict[str, Any], images: bool) -> di
     return labels
 
 
+def _emit(args: argparse.Namespace, grid: Any, hws: Sequence[Any], headers: list[str], rows: list[list[Any]],
+          records: list[dict[str, Any]], dtypes: dict[str, str]) -> None:  # fmt: skip
+    """The table (or JSON), the operator breakdown and the rate chart of an evaluation."""
+    breakdown = _breakdown(args, grid, hws, len(rows)) if args.breakdown else None
+    if args.plot:
+        for path in _plot_rates(args, grid):
+            print(f"wrote {path}", file=sys.stderr)
+    if args.json:
+        if breakdown is not None:
+            records[0]["breakdown"] = breakdown
+        print(json.dumps(records, indent=1))
+    else:
+        print(analysis.render(headers, rows))
+        print(_table_notes(args, grid, dtypes))
+        _print_breakdown(args, breakdown)
+
+
+def _plot_rates(args: argparse.Namespace, grid: Any) -> list[Path]:
+    """``--plot DIR``: tail latency against the request rate, a line per other combination."""
+    if "rate_rps" not in grid.axes:
+        raise SpecError("--plot: expected --rate with two or more rates (the chart's x axis)")
+    names = ("p50_ttft_s", "p99_ttft_s", "p90_tpot_s", "p99_tpot_s", "saturation_rate_rps")
+    var, coord = grid.variables, grid.coords
+    dims = ("model", "hardware", *grid.axes)
+    at = dims.index("rate_rps")
+    # The calibrated (last) level; the rate axis last, the rest flattened into lines.
+    arrays = {n: np.moveaxis(var[n][1][:, :, -1], at, -1) for n in names}
+    others = [d for d in dims if d != "rate_rps"]
+    lines = []
+    for idx in itertools.product(*(range(len(coord[d][1])) for d in others)):
+        label = ", ".join(
+            str(coord[d][1][i]) if d in ("model", "hardware") else f"{d} {_num(coord[d][1][i])}"
+            for d, i in zip(others, idx, strict=True)
+            if d in ("model", "hardware") or len(coord[d][1]) > 1
+        )
+        line = {n: arrays[n][idx] for n in names}
+        line["saturation_rate_rps"] = float(line["saturation_rate_rps"][0])
+        lines.append(line | {"label": label, "rate_rps": coord["rate_rps"][1]})
+    return analysis.plot_latency_vs_rate(lines, Path(args.plot))
+
+
 def _check_prefix(knobs: dict[str, Any]) -> None:
     if "prefix_tokens" in knobs and max(knobs["prefix_tokens"]) >= min(knobs["prompt_tokens"]):
         raise SpecError(
@@ -579,6 +620,8 @@ def _breakdown(args: argparse.Namespace, grid: Any, hws: Sequence[Any], n_rows: 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     _check_output(args.output)
+    if args.plot and (args.rate is None or len(rates(args.rate)) < 2):
+        raise SpecError("--plot: expected --rate with two or more rates (the chart's x axis)")
     models = [m.strip() for m in args.model.split(",") if m.strip()]
     hw_ids = [h.strip() for h in args.hardware.split(",") if h.strip()]
     for flag, given in (("--model", models), ("--hardware", hw_ids)):
@@ -680,15 +723,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             rec[name] = str(var[name][1][hi])
         rec["infeasible_reason_text"] = INFEASIBLE_REASONS[reason]
         records.append(rec)
-    breakdown = _breakdown(args, grid, hws, len(rows)) if args.breakdown else None
-    if args.json:
-        if breakdown is not None:
-            records[0]["breakdown"] = breakdown
-        print(json.dumps(records, indent=1))
-    else:
-        print(analysis.render(headers, rows))
-        print(_table_notes(args, grid, dtypes))
-        _print_breakdown(args, breakdown)
+    _emit(args, grid, hws, headers, rows, records, dtypes)
     if args.output:
         metrics = {k: v for k, v in var.items() if "level" in v[0]}
         kept = {k: v for k, v in var.items() if k not in metrics}
@@ -967,6 +1002,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--kv-offload-gb", help="host memory per chip for KV cache that does not fit (GB)")
     s.add_argument("--ttft-slo-ms", help="TTFT SLO(s) in ms: adds goodput and the share of requests within the SLOs")
     s.add_argument("--tpot-slo-ms", help="TPOT SLO(s) in ms (goodput)")
+    s.add_argument(
+        "--plot", metavar="DIR", help="with --rate: write DIR/latency_vs_rate.{png,svg} (tails against the rate)"
+    )
     s.add_argument(
         "--breakdown",
         action="store_true",
