@@ -70,8 +70,9 @@ def test_evaluate_infeasible_is_marked(capsys):
     assert code == 0
     rows = [ln for ln in out.splitlines() if ln.startswith("llama-3-70b")]
     assert rows[0].rstrip().endswith("no: memory") and rows[1].rstrip().endswith("yes")
-    # No attractive cost or energy for the row that cannot run: J/token and $/1M tok masked.
-    assert rows[0].split().count("-") == 2 and "-" not in rows[1].split()
+    # No attractive cost, energy or carbon for the row that cannot run: J/token, $/1M tok and
+    # gCO2/1M tok masked.
+    assert rows[0].split().count("-") == 3 and "-" not in rows[1].split()
 
 
 def test_evaluate_set_override_and_dataset(capsys, tmp_path):
