@@ -41,7 +41,7 @@ Its error against :func:`simulate` is measured by ``inferbench validate --queuei
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -90,7 +90,7 @@ def simulate(curve: ServiceCurve, arrival_s: Array, prompt_tokens: Array, output
     budget = jnp.where(chunked, curve.chunk_tokens, 1.0)
     inf = jnp.asarray(jnp.inf, f)
 
-    def step(state, _):
+    def step(state: Any, _: None) -> tuple[Any, None]:
         t, nxt, pre, dec, admit, first, fin = state
         active = (pre > 0) | (dec > 0)
         n_active = active.sum()
@@ -156,26 +156,28 @@ class Queued(NamedTuple):
 _Z = tuple(float(jax.scipy.stats.norm.ppf(p / 100.0)) for p in PERCENTILES)
 
 
-def poisson_quantile(mean: Array, p: float, z: float, terms: int = 12) -> Array:
+def poisson_quantile(mean: Array, p: Array | float, z: Array | float, terms: int = 12) -> Array:
     """The ``p``-th percentile of a Poisson count, continuous in its mean: the count where the
     CDF, interpolated linearly between whole counts, reaches p (summed over the first
     ``terms`` counts); beyond them Cornish–Fisher's m + z·√m + (z² − 1)/6."""
-    target = p / 100.0
-    pmf = jnp.exp(-mean)
-    cdf_prev, cdf = jnp.zeros_like(mean), pmf
-    q = jnp.where(cdf >= target, 0.0, jnp.nan)
-    for k in range(1, terms):
+    target = jnp.asarray(p) / 100.0
+    pmf = jnp.exp(-mean) * jnp.ones_like(target)
+
+    def step(i: Array, state: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
+        pmf, cdf, q = state
+        k = i + 1.0
         pmf = pmf * mean / k
-        cdf_prev, cdf = cdf, cdf + pmf
-        crossing = (cdf >= target) & (cdf_prev < target)
-        q = jnp.where(crossing, k - 1.0 + (target - cdf_prev) / jnp.maximum(pmf, 1e-30), q)
+        crossing = (cdf + pmf >= target) & (cdf < target)
+        return pmf, cdf + pmf, jnp.where(crossing, k - 1.0 + (target - cdf) / jnp.maximum(pmf, 1e-30), q)
+
+    _, _, q = jax.lax.fori_loop(0, terms - 1, step, (pmf, pmf, jnp.where(pmf >= target, 0.0, jnp.nan)))
     cornish_fisher = jnp.maximum(mean + z * jnp.sqrt(mean) + (z * z - 1.0) / 6.0, 0.0)
     return jnp.where(jnp.isnan(q), cornish_fisher, q)
 
 
-def exp_tail_quantile(p_wait: Array, mean_if_wait: Array, p: float) -> Array:
+def exp_tail_quantile(p_wait: Array, mean_if_wait: Array, p: Array | float) -> Array:
     """Quantile at ``p`` of a wait that is 0 with probability 1 − p_wait, else exponential."""
-    tail = 1.0 - p / 100.0
+    tail = 1.0 - jnp.asarray(p) / 100.0
     return jnp.where(p_wait > tail, mean_if_wait * jnp.log(jnp.maximum(p_wait, tail) / tail), 0.0)
 
 
@@ -183,7 +185,7 @@ def exp_tail_quantile(p_wait: Array, mean_if_wait: Array, p: float) -> Array:
 EXACT_SERVERS = 32
 
 
-def _waiting(offered: Callable[[float], Array], mean: Array, var: Array, servers: Array, rho: Array) -> Array:
+def _waiting(offered: Callable[[Array], Array], mean: Array, var: Array, servers: Array, rho: Array) -> Array:
     """Probability that all ``servers`` are busy on arrival in a birth–death queue whose
     occupancy weights grow by ``offered(k)`` = λ/μ(k) from k − 1 to k (k ≤ c) and by ρ beyond.
     With E = π_c / Σ_{j≤c} π_j (Erlang B's recursion E_k = g_k·E_{k−1}/(1 + g_k·E_{k−1})), the
@@ -191,17 +193,21 @@ def _waiting(offered: Callable[[float], Array], mean: Array, var: Array, servers
     (a fractional c between its neighbours); beyond, E from a normal of the weights' ``mean``
     and ``var`` below c (with a continuity correction)."""
     c = jnp.maximum(servers, 1.0)
-    loss, loss_at_c = jnp.ones_like(rho), jnp.zeros_like(rho)
-    prev = loss
-    for k in range(1, EXACT_SERVERS + 1):
-        g = offered(float(k))
-        prev, loss = loss, g * loss / (1.0 + g * loss)
+
+    def step(i: Array, state: tuple[Array, Array]) -> tuple[Array, Array]:
+        # A loop, not unrolled: the program stays small (XLA's compile time grows with it).
+        loss, loss_at_c = state
+        k = i + 1.0
+        g = offered(k)
+        new = g * loss / (1.0 + g * loss)
         share = jnp.clip(c - (k - 1.0), 0.0, 1.0)  # c in (k − 1, k]: between E_{k−1} and E_k
-        loss_at_c = jnp.where((c > k - 1.0) & (c <= k), prev + share * (loss - prev), loss_at_c)
+        return new, jnp.where((c > k - 1.0) & (c <= k), loss + share * (new - loss), loss_at_c)
+
+    _, loss_at_c = jax.lax.fori_loop(0, EXACT_SERVERS, step, (jnp.ones_like(rho), jnp.zeros_like(rho)))
     sd = jnp.sqrt(jnp.maximum(var, 1e-30))
     z = (c - mean) / sd
     # E ≈ pmf(c)/cdf(c) of the normal: φ(z)/sd / Φ(z + 1/(2 sd)).
-    normal = jnp.exp(jax.scipy.stats.norm.logpdf(z) - jax.scipy.stats.norm.logcdf(z + 0.5 / sd)) / sd
+    normal = jax.scipy.stats.norm.pdf(z) / jnp.maximum(jax.scipy.stats.norm.cdf(z + 0.5 / sd), 1e-30) / sd
     loss_at_c = jnp.where(c > EXACT_SERVERS, jnp.clip(normal, 1e-300, 1.0), loss_at_c)
     return jnp.where(rho < 1.0, 1.0 / (1.0 + (1.0 - jnp.minimum(rho, 1.0)) * (1.0 / loss_at_c - 1.0)), 1.0)
 
@@ -231,6 +237,10 @@ def slot_wait(rho: Array, servers: Array, service_s: Array, cs2: Array) -> tuple
     p_wait = _waiting(lambda k: offered / k, offered, offered, servers, rho)
     mean = service_s / jnp.maximum(servers * (1.0 - rho), 1e-30) * (1.0 + cs2) / 2.0
     return p_wait, mean
+
+
+def _split(values: Array) -> tuple[Array, ...]:
+    return tuple(values[..., i] for i in range(len(PERCENTILES)))
 
 
 def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, prompt_cv: Array,
@@ -273,7 +283,8 @@ def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, promp
     run_var = sd**2 * (2.0 / 3.0) * running
     tpot_sd = jnp.sqrt(run_var + stall_var / jnp.maximum(life, 1.0) / (1.0 - in_prefill) ** 2) / curve.accepted
     tpot = x / curve.accepted
-    tpot_pct = tuple(tpot + z * tpot_sd for z in _Z)
+    pcts, zs = jnp.asarray(PERCENTILES), jnp.asarray(_Z)  # the percentiles as one axis: a smaller program
+    tpot_pct = tpot + zs * tpot_sd
     # TTFT = own prefill F + the rest R of what runs when the request arrives + waits.
     # F: the prompt's chunks (or its share of a pass, with the prompts admitted beside it).
     busy = 1.0 - jnp.exp(-lam_u * (life * x + stall + a_pre))
@@ -283,22 +294,20 @@ def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, promp
     fixed = stall + chunks * decode_step
     sigma = jnp.sqrt(jnp.log1p(cv2))
     f_mean = fixed + a_pre
-    f_pct = [fixed + a_pre * jnp.exp(z * sigma - sigma * sigma / 2.0) for z in _Z]
+    f_pct = fixed + a_pre * jnp.exp(zs * sigma - sigma * sigma / 2.0)
     # The prompts beside it: Poisson.
     b_mean = a_pre * beside
-    b_pct = [a_pre * poisson_quantile(beside, p, z) for p, z in zip(PERCENTILES, _Z, strict=True)]
+    b_pct = a_pre * poisson_quantile(beside, pcts, zs)
     # R: nothing (idle), the rest of a decode iteration (uniform), or of a prefill pass and
     # the decode iteration after it; chunked: the rest of an iteration.
     share_pass = jnp.where(chunked, 0.0, in_prefill)
     step_r = jnp.where(chunked, x, decode_step)
     m_step, m_pass = busy * (1.0 - share_pass), busy * share_pass
     r_mean = m_step * step_r / 2.0 + m_pass * (decode_step + pass_s / 2.0)
-    r_pct = []
-    for p in PERCENTILES:
-        u = p / 100.0 - (1.0 - busy)
-        in_step = step_r * u / jnp.maximum(m_step, 1e-30)
-        in_pass = decode_step + pass_s * (u - m_step) / jnp.maximum(m_pass, 1e-30)
-        r_pct.append(jnp.where(u <= 0, 0.0, jnp.where(u <= m_step, in_step, in_pass)))
+    u = pcts / 100.0 - (1.0 - busy)
+    in_step = step_r * u / jnp.maximum(m_step, 1e-30)
+    in_pass = decode_step + pass_s * (u - m_step) / jnp.maximum(m_pass, 1e-30)
+    r_pct = jnp.where(u <= 0, 0.0, jnp.where(u <= m_step, in_step, in_pass))
     # Waits: for a slot (many servers), and behind other prompts' chunks (one server whose
     # iterations carry a full chunk while it is busy).
     p_slot = busy_slots(lam_u, life, t1 + q * stall, sd, 1.0 - lam_u * a_pre, slots, rho)
@@ -309,22 +318,20 @@ def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, promp
     queue = p_slot * m_slot + rho_b * m_chunk
     queue = jnp.where(queue < 1e-9, 0.0, queue)  # below a nanosecond: the tails' underflow, no wait
     ttft = f_mean + b_mean + r_mean + queue
-    ttft_pct = []
-    for i, p in enumerate(PERCENTILES):
-        devs = (
-            f_pct[i] - f_mean,
-            b_pct[i] - b_mean,
-            r_pct[i] - r_mean,
-            exp_tail_quantile(p_slot, m_slot, p) - p_slot * m_slot,
-            exp_tail_quantile(rho_b, m_chunk, p) - rho_b * m_chunk,
-        )
-        # Deviations from the means combine in quadrature, each sign apart (exact for normal parts).
-        up = jnp.sqrt(sum(jnp.maximum(dv, 0.0) ** 2 for dv in devs))
-        down = jnp.sqrt(sum(jnp.minimum(dv, 0.0) ** 2 for dv in devs))
-        ttft_pct.append(jnp.maximum(ttft + up - down, stall))
+    devs = (
+        f_pct - f_mean,
+        b_pct - b_mean,
+        r_pct - r_mean,
+        exp_tail_quantile(p_slot, m_slot, pcts) - p_slot * m_slot,
+        exp_tail_quantile(rho_b, m_chunk, pcts) - rho_b * m_chunk,
+    )
+    # Deviations from the means combine in quadrature, each sign apart (exact for normal parts).
+    up = jnp.sqrt(sum(jnp.maximum(dv, 0.0) ** 2 for dv in devs))
+    down = jnp.sqrt(sum(jnp.minimum(dv, 0.0) ** 2 for dv in devs))
+    ttft_pct = jnp.maximum(ttft + up - down, stall)
     decode_s = jnp.maximum(d - 1.0, 0.0) * tpot
     dec_sd = jnp.maximum(d - 1.0, 0.0) * tpot_sd
-    lat_pct = tuple(t + decode_s + z * dec_sd for t, z in zip(ttft_pct, _Z, strict=True))
+    lat_pct = ttft_pct + decode_s + zs * dec_sd
 
     def bounded(v: Array) -> Array:
         return jnp.where(under, v, jnp.inf)
@@ -332,9 +339,9 @@ def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, promp
     return Queued(
         ttft_s=bounded(ttft),
         tpot_s=bounded(tpot),
-        ttft_pct_s=tuple(bounded(v) for v in ttft_pct),
-        tpot_pct_s=tuple(bounded(v) for v in tpot_pct),
-        latency_pct_s=tuple(bounded(v) for v in lat_pct),
+        ttft_pct_s=_split(bounded(ttft_pct)),
+        tpot_pct_s=_split(bounded(tpot_pct)),
+        latency_pct_s=_split(bounded(lat_pct)),
         queue_s=bounded(queue),
         saturation_rps=lam_sat,
         running=jnp.where(under, running, slots),

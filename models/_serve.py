@@ -673,12 +673,12 @@ def _under_load(c: _Serving, sc: _Schedule, mode: str) -> Queued:
         t = sc.latency
         sat = platform.dp * scenario.batch / t
         rho = lam / sat
-        p_wait, m_wait = jnp.minimum(rho, 1.0), t / (2.0 * jnp.maximum(1.0 - rho, 1e-30))
+        p_batch, m_batch = jnp.minimum(rho, 1.0), t / (2.0 * jnp.maximum(1.0 - rho, 1e-30))
         ttft_pct = tuple(
-            sc.ttft + t * jnp.clip(p / 100.0 - (1.0 - rho), 0.0, 1.0) + exp_tail_quantile(p_wait, m_wait, p)
+            sc.ttft + t * jnp.clip(p / 100.0 - (1.0 - rho), 0.0, 1.0) + exp_tail_quantile(p_batch, m_batch, p)
             for p in PERCENTILES
         )
-        queue = p_wait * m_wait
+        queue = p_batch * m_batch
         ttft = sc.ttft + rho * t / 2.0 + queue
         q = Queued(ttft, sc.tpot, ttft_pct, (sc.tpot,) * 3, tuple(v + sc.dec_total for v in ttft_pct), queue, sat,
                    scenario.batch * jnp.minimum(rho, 1.0))  # fmt: skip
@@ -838,7 +838,9 @@ def _account(c: _Serving, sc: _Schedule, q: Queued, economics: EconomicsSpec, st
     tpot = jnp.where(loaded, q.tpot_s, tpot)
     latency = jnp.where(loaded, q.ttft_s + c.d_passes * q.tpot_s, latency)
     energy = jnp.where(loaded, power / safe_tokens * out_tokens, energy)
-    usd = jnp.where(loaded, usd_per_million_tokens(economics, price * n_chips, power, 1.0, safe_tokens), usd)
+    usd = jnp.where(
+        loaded, usd_per_million_tokens(economics, price * n_chips, power, jnp.ones_like(power), safe_tokens), usd
+    )
     avg_power = jnp.where(loaded, power, avg_power)
     throughput = jnp.where(loaded, rate_tokens, throughput)
     ttft_pct, tpot_pct, latency_pct = (
