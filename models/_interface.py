@@ -209,6 +209,9 @@ class Scenario:
     # Serving (static structure): 'static' serves one request batch start to end;
     # 'continuous' is continuous batching in steady state (``batch`` sequences running).
     batching: str = static_field(default="static")
+    # Whether requests arrive at ``rate_rps`` (the queue's model is compiled in): set by the
+    # engine when a rate is given, so that programs without one stay as small as before.
+    arrivals: bool = static_field(default=False)
     chunk_tokens: Array = spec_field(
         kind="nonnegative",
         required=False,

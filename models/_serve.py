@@ -656,7 +656,17 @@ def serve(
         s_past=s_past,
     )
     schedule = _static(c) if mode == "static" else _steady(c, mode)
-    return _account(c, schedule, _under_load(c, schedule, mode), economics, mode == "static")
+    # The queue's model only where requests arrive at a rate (a static choice: it triples the
+    # compile time of a program); otherwise the saturation rate is the full batch's.
+    queue = _under_load(c, schedule, mode) if scenario.arrivals else _closed_queue(c, schedule)
+    return _account(c, schedule, queue, economics, mode == "static")
+
+
+def _closed_queue(c: _Serving, sc: _Schedule) -> Queued:
+    """Without arrivals: the running batch always full, no queue; the saturation rate is what
+    the full batch serves (requests/s)."""
+    sat = sc.throughput / c.outputs
+    return Queued(sc.ttft, sc.tpot, (sc.ttft,) * 3, (sc.tpot,) * 3, (sc.latency,) * 3, c.zero, sat, c.batch_all)
 
 
 def _under_load(c: _Serving, sc: _Schedule, mode: str) -> Queued:

@@ -134,7 +134,8 @@ def plan(
         knobs["slo_ttft_s"] = np.full(len(cand), slo.ttft_s or 0.0)
         knobs["slo_tpot_s"] = np.full(len(cand), slo.tpot_s or 0.0)
         knobs["prompt_tokens_cv"] = np.full(len(cand), slo.prompt_cv)
-        knobs["rate_rps"] = np.full(len(cand), slo.rate_rps or 0.0)
+        if slo.rate_rps:  # the queue's model only when requests arrive at a rate
+            knobs["rate_rps"] = np.full(len(cand), slo.rate_rps)
         if mode == "chunked":
             knobs["chunk_tokens"] = arr[:, 5]
         res = run_designs(cfg, knobs, software_levels(h, [level], framework))

@@ -39,7 +39,7 @@ from dse.specs import SpecError, suggest
 from models import Chip, Metrics, ServiceCurve, SoftwareParams, gemm_cost, serve, simulate
 from models.workloads import gemm_operator
 
-from ._config import Config, knob_keys, knob_owner, with_knobs
+from ._config import Config, knob_keys, knob_owner, with_arrivals, with_knobs
 
 # One evaluation call covers at most this many designs, so that neither memory nor the compile
 # count grows with N: larger requests are split into blocks of one compiled shape, dispatched at
@@ -228,6 +228,7 @@ def dispatch(
     so that every call of a sweep has one shape — the last padded with its last design (no
     recompilation), and dispatched without waiting. ``precision``: one of :data:`PRECISIONS`.
     """
+    config = with_arrivals(config, knobs)
     with _precision(precision):
         flat = {k: np.asarray(v, dtype=precision).reshape(-1) for k, v in knobs.items()}
         if not flat:  # a single point: vary a knob at its own value

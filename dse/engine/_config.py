@@ -86,6 +86,14 @@ def resolve_knob(config: Config, name: str, where: str) -> Knob:
     return table[name]
 
 
+def with_arrivals(config: Config, knobs: Mapping[str, Any]) -> Config:
+    """``config`` with the queue's model compiled in when ``knobs`` give a request rate (the
+    static ``Scenario.arrivals``); unchanged otherwise."""
+    if "rate_rps" not in knobs or config.scenario.arrivals:
+        return config
+    return dataclasses.replace(config, scenario=dataclasses.replace(config.scenario, arrivals=True))
+
+
 def with_knobs(config: Config, knobs: Mapping[str, Any]) -> Config:
     """``config`` with the SI knobs ``knobs`` replaced (values of any array type)."""
     owner = knob_owner(config)
@@ -96,6 +104,7 @@ def with_knobs(config: Config, knobs: Mapping[str, Any]) -> Config:
         parts["chip"]["tdp_given"] = True
     if "price_usd" in parts["chip"]:  # as is a price (Chip.design_price_usd)
         parts["chip"]["price_given"] = True
+    config = with_arrivals(config, knobs)
     return Config(
         **{
             c: dataclasses.replace(getattr(config, c), **parts[c]) if parts[c] else getattr(config, c)
