@@ -405,8 +405,8 @@ def collective_time_s(chip: Any, sw: SoftwareParams, d: Mapping[str, Array]) -> 
     one = jnp.ones_like(d["n"])
     return jnp.where(
         d["is_ar"],
-        collective_s("all_reduce", d["size"], d["n"], one, up, out, nccl),
-        collective_s("send_recv", d["size"], 2.0 * one, one, up, out, nccl),
+        collective_s("all_reduce", d["size"], d["n"], one, (up, out), nccl),
+        collective_s("send_recv", d["size"], 2.0 * one, one, (up, out), nccl),
     )
 
 

@@ -392,8 +392,6 @@ class _Round(NamedTuple):
     tokens_round: Array  # output tokens per round, one replica
     chunk: Array  # prompt tokens per chunk (the whole prompt without chunking)
     t_prompt: Array  # a new prompt's own time: its pass (continuous) or its chunks' rounds
-    net_extra: Array
-    one_sc: Scenario
     curve: ServiceCurve
     one_prompt: PhaseCost  # the prefill pass of one prompt
 
@@ -426,16 +424,18 @@ def _round(c: _Serving, mode: str) -> _Round:
     # while a new prompt is being fed a round carries a full chunk of it.
     ride = (fed / chunk / micro, chunk, c.prompt_context(chunk)) if mode == "chunked" else None
     full = (jnp.maximum(fed / chunk, 1.0) / micro, chunk, c.prompt_context(chunk))
-    extra = {"chunked": (dec_sc, c.new_dec, full), "continuous": (arrivals_sc, s_new * one, None)}
-    extra["disaggregated"] = (one_sc, s_new * one, None)
     # The service curve of requests arriving at a rate (models._queueing): a decode iteration
-    # of one request, the prefill pass of one prompt, and (chunked) decode without chunks.
+    # of one request, the prefill pass of one prompt (disaggregated: the prefill pool's pass),
+    # and (chunked) decode without chunks; then the pass the mode adds.
     one_dec_sc = dataclasses.replace(sc, batch=sc.beam * one)
-    passes = [(sc, s_new * one, None), (dec_sc, c.new_dec, ride), extra[mode], (one_dec_sc, c.new_dec, None),
+    passes = [(sc, s_new * one, None), (dec_sc, c.new_dec, ride), (one_dec_sc, c.new_dec, None),
               (one_sc, s_new * one, None)]  # fmt: skip
     if mode == "chunked":
-        passes.append((dec_sc, c.new_dec, None))
-    net_pre, net_it, net_extra, net_one_dec, net_one_pre, *net_plain = c.network(*passes)
+        passes += [(dec_sc, c.new_dec, None), (dec_sc, c.new_dec, full)]
+    elif mode == "continuous":
+        passes.append((arrivals_sc, s_new * one, None))
+    net_pre, net_it, net_one_dec, net_one_pre, *net_plain = c.network(*passes)
+    net_extra = net_plain[-1] if net_plain else c.zero
     pre = c.prompt_pass(net_pre)
     ttft_static = pre.wall_s * pipeline_fill_factor(b, platform.pp)
     it = c.phase(dec_sc, c.new_dec, ctx, one, single=True, chunk=ride, net=net_it)
@@ -459,8 +459,8 @@ def _round(c: _Serving, mode: str) -> _Round:
     tokens_round = running * c.accepted
     curve, one_prompt = _service_curve(c, mode, ctx, pre, it, dec_sc, micro, running, net_one_dec, net_one_pre,
                                        net_plain)  # fmt: skip
-    return _Round(pre, ttft_static, work, t_round, t_round / c.accepted, tokens_round, chunk, t_prompt, net_extra,
-                  one_sc, curve, one_prompt)  # fmt: skip
+    return _Round(pre, ttft_static, work, t_round, t_round / c.accepted, tokens_round, chunk, t_prompt, curve,
+                  one_prompt)  # fmt: skip
 
 
 def _service_curve(c: _Serving, mode: str, ctx: Array, pre: PhaseCost, it: PhaseCost, dec_sc: Scenario, micro: Array,

@@ -59,7 +59,7 @@ def _allreduce_case():
     def allreduce(message, n, bw, latency):
         up = Level(8.0, bw, latency, "switch")
         out = Level(1.0, bw / 8.0, 4.0 * latency, "switch")
-        return collective_s("all_reduce", message, n, 1.0, up, out, achievable_software())
+        return collective_s("all_reduce", message, n, 1.0, (up, out), achievable_software())
 
     return allreduce, (f(1e6), f(16), f(300e9), f(5e-6))
 

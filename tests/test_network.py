@@ -106,7 +106,7 @@ def test_hierarchical_allreduce_across_domains():
     out = Level(jnp.asarray(1.0), jnp.asarray(50e9), jnp.asarray(0.0), "switch")
     sw = _sw()
     m = 160 * MB
-    t = float(collective_s("all_reduce", m, jnp.asarray(16.0), jnp.asarray(1.0), up, out, sw))
+    t = float(collective_s("all_reduce", m, jnp.asarray(16.0), jnp.asarray(1.0), (up, out), sw))
     # Reduce-scatter in the domain 7/8·m/400e9 = 350 us; all-reduce of m/8 across 2 domains
     # 2·1/2·20e6/50e9 = 400 us; all-gather 350 us: 1.1 ms (a flat ring over the slow level:
     # 2·15/16·m/50e9 = 6 ms). The smooth minimum with the domain's tree (800 us for its
@@ -114,11 +114,37 @@ def test_hierarchical_allreduce_across_domains():
     assert_close(t, 1.1e-3, rtol=0.03)
     assert t <= 1.1e-3
     # Inside one domain it is the one-level all-reduce.
-    t8 = float(collective_s("all_reduce", m, jnp.asarray(8.0), jnp.asarray(1.0), up, out, sw))
+    t8 = float(collective_s("all_reduce", m, jnp.asarray(8.0), jnp.asarray(1.0), (up, out), sw))
     assert_close(t8, float(level_collective_s("all_reduce", m, up, sw)), rtol=1e-12)
     # Pipeline hops tp = 8 apart all cross domains: the scale-out send/recv.
-    hop = float(collective_s("send_recv", m, jnp.asarray(2.0), jnp.asarray(8.0), up, out, sw))
+    hop = float(collective_s("send_recv", m, jnp.asarray(2.0), jnp.asarray(8.0), (up, out), sw))
     assert_close(hop, m / 50e9, rtol=1e-12)
+
+
+def test_three_levels_reduce_domain_by_domain_and_pod_by_pod():
+    # GenZ Table IX's shape: domains of 8 (400 GB/s), pods of 32 through a 50 GB/s switch, a
+    # ring of pods at 25 GB/s; 64 chips, latencies zero.
+    up = Level(jnp.asarray(8.0), jnp.asarray(400e9), jnp.asarray(0.0), "switch")
+    out = Level(jnp.asarray(32.0), jnp.asarray(50e9), jnp.asarray(0.0), "switch")
+    pods = Level(jnp.asarray(32.0), jnp.asarray(25e9), jnp.asarray(0.0), "ring")
+    sw, m = _sw(), 160 * MB
+
+    def t(collective, n, stride, levels):
+        return float(collective_s(collective, m, jnp.asarray(n), jnp.asarray(stride), levels, sw))
+
+    # The domain's all-reduce 2·7/8·m/400e9 = 700 us; the pod's all-reduce of m/8 over its 4
+    # domains 2·3/4·20e6/50e9 = 600 us; the ring of 2 pods with m/32: 2·1/2·5e6/25e9 = 200 us.
+    three = t("all_reduce", 64.0, 1.0, (up, out, pods))
+    assert_close(three, 1.5e-3, rtol=0.04)
+    assert three <= 1.5e-3
+    # One pod is the two-level network; a pod as large as the platform too.
+    assert t("all_reduce", 32.0, 1.0, (up, out, pods)) == t("all_reduce", 32.0, 1.0, (up, out))
+    assert t("all_reduce", 64.0, 1.0, (up, out._replace(n=64.0), pods)) == t("all_reduce", 64.0, 1.0, (up, out))
+    # Pairs 16 apart always leave their domain, and half of them their pod.
+    assert_close(t("send_recv", 2.0, 16.0, (up, out, pods)), 0.5 * m / 50e9 + 0.5 * m / 25e9, rtol=1e-12)
+    # All-to-all among 64: 7/64 of the message inside the domain, 24/64 in the pod, 32/64
+    # between pods, concurrently: the slowest, 32/64·m/25e9.
+    assert_close(t("all_to_all", 64.0, 1.0, (up, out, pods)), 0.5 * m / 25e9, rtol=1e-12)
 
 
 def test_smooth_min_never_exceeds_the_fastest_and_is_close_to_it():
@@ -144,7 +170,7 @@ def test_more_bandwidth_or_less_latency_never_slows_a_collective(collective, n, 
     out = Level(jnp.asarray(1.0), jnp.asarray(25e9), jnp.asarray(5e-6), "switch")
 
     def t(u, o):
-        return float(collective_s(collective, message, jnp.asarray(n), jnp.asarray(stride), u, o, sw))
+        return float(collective_s(collective, message, jnp.asarray(n), jnp.asarray(stride), (u, o), sw))
 
     base = t(up, out)
     assert t(up._replace(bandwidth_bytes_per_s=up.bandwidth_bytes_per_s * factor), out) <= base * (1 + 1e-12)

@@ -1,9 +1,11 @@
 """Curve studies (``study: curves``): metrics of a few deployments along one knob.
 
 A study names models, a hardware (and optionally a platform), fixed knobs, one ``x`` knob with
-its values and a list of ``variants`` (each a mapping of knobs, optionally ``batching``);
+its values and a list of ``variants`` (each a mapping of knobs, optionally ``batching`` and a
+``name`` for its label);
 every (model, variant) is a line, every metric a panel. Used for the GenZ case studies in
-``sweeps/`` (chunked prefill, speculative decoding, MoE parallelism, scale-up domain size).
+``sweeps/`` (chunked prefill, speculative decoding, MoE parallelism, scale-up domain size,
+three-level networks).
 Writes ``results/NAME.{txt,zarr,png,svg}``.
 """
 
@@ -50,7 +52,7 @@ CURVE_KEYS = {
     "fixed": described("fixed", "str", "a mapping of knob (SI name) to value"),
     "draft_models": described("draft_models", "str", "a mapping of model id to its draft model id"),
     "x": described("x", "str", "a mapping of one knob (SI name) to its list of values", required=True),
-    "variants": described("variants", "list", "a list of mappings of knobs (and batching)", required=True),
+    "variants": described("variants", "list", "a list of mappings of knobs (and batching, a name)", required=True),
     "metrics": described("metrics", "list", "a list of metric names", required=True),
     "uneven_heads": described("uneven_heads", "bool", "true to admit a tp that splits the heads unevenly (as GenZ)"),
 }
@@ -90,7 +92,7 @@ def run_curve_study(spec_path: Path, outdir: Path, quiet: bool = False) -> xr.Da
     outputs = [outdir / f"{name}.{ext}" for ext in ("txt", "zarr", "png", "svg")]
     for p in outputs:
         refuse_foreign(p)
-    labels = [", ".join(f"{k}={v}" for k, v in var.items()) or "base" for var in variants]
+    labels = [str(var.get("name", "")) or ", ".join(f"{k}={v}" for k, v in var.items()) or "base" for var in variants]
     data = np.full((len(metrics), len(models), len(variants), len(x_vals)), np.nan)
     feasible = np.zeros((len(models), len(variants), len(x_vals)), dtype=bool)
     t0 = time.perf_counter()
@@ -101,7 +103,7 @@ def run_curve_study(spec_path: Path, outdir: Path, quiet: bool = False) -> xr.Da
                 active_params(load_model(drafts[m]).spec) / active_params(load_model(m).spec)
             )
         for j, var in enumerate(variants):
-            knobs = {**fixed, **extra, **{k: v for k, v in var.items() if k != "batching"}}
+            knobs = {**fixed, **extra, **{k: v for k, v in var.items() if k not in ("batching", "name")}}
             ds = evaluate(
                 m,
                 checked["hardware"],

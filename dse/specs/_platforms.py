@@ -2,7 +2,8 @@
 
 A platform file names its hardware, the scale-up domain (chips, topology and optionally the
 per-chip bandwidth and hop latency, which otherwise are the chip's ``link_*`` values), the
-scale-out network (topology, bandwidth per chip, latency) and default parallel degrees.
+scale-out network (topology, bandwidth per chip, latency), optionally a third level between
+pods of ``pod_chips`` chips (``inter_pod_*``: GenZ Table IX) and default parallel degrees.
 Without a platform file a chip runs on its own system's network: the hardware file's
 ``scale_up_domain``, ``scale_up_topology``, ``scale_out_bandwidth_gb_s`` and
 ``scale_out_latency_us``.
@@ -22,7 +23,9 @@ from ._hardware import HardwareEntry, load_hardware
 from ._keys import KeyInfo, check, described, keys_of
 
 _PLATFORM_LEAVES = keys_of(PlatformSpec)
-_NETWORK_KEYS = ("scale_up_chips", "scale_out_bandwidth_gb_s", "scale_out_latency_us", "host_power_w")
+_NETWORK_KEYS = ("scale_up_chips", "scale_out_bandwidth_gb_s", "scale_out_latency_us", "host_power_w", "pod_chips",
+                 "inter_pod_bandwidth_gb_s", "inter_pod_latency_us")  # fmt: skip
+_TOPOLOGY_KEYS = ("scale_up_topology", "scale_out_topology", "inter_pod_topology")
 _TOPOLOGY = "one of " + ", ".join(TOPOLOGIES)
 
 PLATFORM_KEYS: dict[str, KeyInfo] = {
@@ -36,6 +39,7 @@ PLATFORM_KEYS: dict[str, KeyInfo] = {
     "memory_per_node": described("memory_per_node", "str", "a description"),
     "scale_up_topology": described("scale_up_topology", "choice", _TOPOLOGY, choices=TOPOLOGIES),
     "scale_out_topology": described("scale_out_topology", "choice", _TOPOLOGY, choices=TOPOLOGIES),
+    "inter_pod_topology": described("inter_pod_topology", "choice", _TOPOLOGY, choices=TOPOLOGIES),
     "scale_up_bandwidth_gb_s": described("scale_up_bandwidth_gb_s", "positive", "GB/s per chip and direction > 0"),
     "scale_up_latency_us": described("scale_up_latency_us", "positive", "us per hop > 0"),
     **{k: _PLATFORM_LEAVES[k] for k in _NETWORK_KEYS},
@@ -75,11 +79,11 @@ def _network(values: dict[str, Any], where: str) -> dict[str, Any]:
     chips = values.get("scale_up_chips", values.get("scale_up_domain"))
     if chips is not None:
         out["scale_up_chips"] = float(chips)
-    for k in ("scale_out_bandwidth_gb_s", "scale_out_latency_us", "host_power_w"):
+    for k in _NETWORK_KEYS[1:]:
         if k in values:
             info = _PLATFORM_LEAVES[k]
             out[info.field] = float(values[k]) * info.factor
-    for k in ("scale_up_topology", "scale_out_topology"):
+    for k in _TOPOLOGY_KEYS:
         if k in values:
             if values[k] not in TOPOLOGIES:
                 raise SpecError(f"{where}: key '{k}' = {values[k]!r}: expected {_TOPOLOGY}")

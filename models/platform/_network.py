@@ -29,6 +29,7 @@ References:
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -156,48 +157,56 @@ def collective_s(
     message_bytes: Array | float,
     n: Array | float,
     stride: Array,
-    up: Level,
-    out: Level,
+    levels: Sequence[Level],
     sw: SoftwareParams,
+    direct: bool = True,
 ) -> Array:
-    """Time of one collective over ``n`` chips placed ``stride`` chips apart on a two-level
-    network (``up``: the scale-up domain of ``up.n`` chips; ``out``: between domains).
+    """Time of one collective over ``n`` chips placed ``stride`` chips apart on a network of
+    nested levels (GenZ Table IX: e.g. a scale-up switch, a scale-out switch, a ring of pods).
+    ``levels[k].n`` is the chips of one domain of level k (nested: a level-k domain holds whole
+    level-(k−1) domains); the last level joins the domains of the one before (its ``n`` unused).
 
-    Members inside one domain: n0 = clip(domain / stride, 1, n); domains spanned n1 = n / n0.
-    Hierarchical algorithms (NCCL's for multi-node, GenZ §III-C):
-      all-reduce = reduce-scatter in the domain + all-reduce of 1/n0 across domains
-                   + all-gather in the domain (costed as the domain's all-reduce plus the
-                   cross-domain one);
-      all-gather, reduce-scatter = the domain's and the cross-domain one of 1/n0;
-      all-to-all = the in-domain and the cross-domain shares sent concurrently;
-      send/recv  = for ``n = 2`` neighbours ``stride`` apart: the share of such pairs that
-                   straddle a domain boundary crosses the scale-out level.
-    The levels' ``n`` fields are ignored (domain size is ``up.n``).
+    Members of the collective inside one domain of level k: m_k = clip(n_k / stride, 1, n).
+    Hierarchical algorithms (NCCL's for multi-node, GenZ §III-C), level by level:
+      all-reduce = reduce-scatter in the innermost domain + all-reduce of 1/m_0 over the
+                   domains + all-gather (costed as the domain's all-reduce plus the outer one,
+                   itself hierarchical on the outer levels);
+      all-gather, reduce-scatter = the domain's and the outer one of 1/m_0;
+      all-to-all = each level's share of the destinations sent concurrently;
+      send/recv  = for ``n = 2`` neighbours ``stride`` apart: the share of such pairs whose
+                   domains differ first at level k (clip(stride / n_{k−1}) − clip(stride / n_k))
+                   crosses level k.
+    ``direct`` (static): the one-kernel peer-memory algorithms exist in the innermost domain
+    (the outer levels are reached through NICs).
     """
-    domain = up.n
-    n0 = jnp.clip(domain / jnp.maximum(stride, 1.0), 1.0, jnp.maximum(n, 1.0))
-    n1 = jnp.maximum(n, 1.0) / n0
-    in_up = up._replace(n=n0)
-    across = out._replace(n=n1)
+    n_all = jnp.maximum(n, 1.0)
+    stride = jnp.maximum(stride, 1.0)
     if collective == "send_recv":
-        crossing = jnp.clip(stride / domain, 0.0, 1.0)
-        t_up = level_collective_s("send_recv", message_bytes, up._replace(n=2.0 * jnp.ones_like(n0)), sw)
-        t_out = level_collective_s("send_recv", message_bytes, out._replace(n=2.0 * jnp.ones_like(n0)), sw)
-        return jnp.where(n > 1.0, (1.0 - crossing) * t_up + crossing * t_out, 0.0)
-    one = level_collective_s(collective, message_bytes, in_up, sw)
+        pair = 2.0 * jnp.ones_like(n_all)
+        crossing = [jnp.clip(stride / lv.n, 0.0, 1.0) for lv in levels[:-1]] + [jnp.zeros_like(n_all)]
+        t, inside = jnp.zeros_like(n_all), jnp.ones_like(n_all)
+        for lv, p in zip(levels, crossing, strict=True):
+            t = t + (inside - p) * level_collective_s("send_recv", message_bytes, lv._replace(n=pair), sw)
+            inside = p
+        return jnp.where(n > 1.0, t, 0.0)
+    up = levels[0]
+    n0 = jnp.clip(up.n / stride, 1.0, n_all) if len(levels) > 1 else n_all
+    one = level_collective_s(collective, message_bytes, up._replace(n=n0), sw, direct=direct)
+    if len(levels) == 1:
+        return one
+    n1 = n_all / n0
     if collective in ("all_reduce", "all_gather", "reduce_scatter"):
-        # The in-domain part is the domain's own collective (a reduce-scatter and an
-        # all-gather in the domain move the bytes of a domain all-reduce, by the same
-        # algorithms); across domains each chip handles its 1/n0 share. (A flat ring over all
-        # n chips is bound by the scale-out link: never faster while scale-up is the faster.)
-        across_s = level_collective_s(collective, message_bytes / n0, across, sw, direct=False)
+        # Across domains each chip handles its 1/n0 share, on the outer levels (a flat ring over
+        # all n chips is bound by the outer link: never faster while the inner one is faster).
+        across_s = collective_s(collective, message_bytes / n0, n1, stride * n0, levels[1:], sw, direct=False)
         return jnp.where(n1 > 1.0, one + across_s, one)
     elif collective == "all_to_all":
-        n_all = jnp.maximum(n, 1.0)
-        t_in = (n0 - 1.0) / n_all * message_bytes / (up.bandwidth_bytes_per_s * sw.link_efficiency)
-        t_x = (n_all - n0) / n_all * message_bytes / (out.bandwidth_bytes_per_s * sw.link_efficiency)
-        hops = up.latency_s + out.latency_s + 2.0 * sw.collective_latency_s
-        multi = sw.collective_launch_s + hops + jnp.maximum(t_in, t_x)
-    else:
-        raise ValueError(f"collective: {collective!r}: expected one of {', '.join(COLLECTIVES)}")
-    return jnp.where(n1 > 1.0, multi, one)
+        members = [n0] + [jnp.clip(lv.n / stride, 1.0, n_all) for lv in levels[1:-1]] + [n_all]
+        share_s = [(members[0] - 1.0) / n_all * message_bytes / (up.bandwidth_bytes_per_s * sw.link_efficiency)]
+        hops = up.latency_s + 2.0 * sw.collective_latency_s
+        for lv, inner, outer in zip(levels[1:], members[:-1], members[1:], strict=True):
+            share_s.append((outer - inner) / n_all * message_bytes / (lv.bandwidth_bytes_per_s * sw.link_efficiency))
+            hops = hops + jnp.where(outer > inner, lv.latency_s, 0.0)
+        multi = sw.collective_launch_s + hops + functools.reduce(jnp.maximum, share_s)
+        return jnp.where(n1 > 1.0, multi, one)
+    raise ValueError(f"collective: {collective!r}: expected one of {', '.join(COLLECTIVES)}")

@@ -26,9 +26,10 @@ class PlatformSpec:
     (sp: every prompt's tokens and every KV cache over sp groups of tp chips), expert (ep: MoE
     experts over ep groups of tp chips; attention is data-parallel over them, each with its
     own sequences), pipeline (pp: consecutive layers), data (dp: independent replicas, each
-    serving batch/dp sequences). The network has two levels: the scale-up domain of
+    serving batch/dp sequences). The network has up to three levels: the scale-up domain of
     ``scale_up_chips`` chips (its per-chip bandwidth and hop latency are the chip's
-    ``link_*`` values) and a scale-out network between domains.
+    ``link_*`` values), a scale-out network between domains, and (with ``pod_chips`` > 0) a
+    network between pods of that many chips (GenZ Table IX).
     """
 
     tp: Array = spec_field(kind="int", doc="tensor-parallel degree (chips sharing every layer)")
@@ -72,6 +73,27 @@ class PlatformSpec:
         doc="scale-out per-hop latency",
         value=5e-6,
     )
+    pod_chips: Array = spec_field(
+        kind="nonnegative",
+        required=False,
+        doc="chips of a pod: scale-up domains joined by the scale-out network, pods joined by a third level "
+        "(0: no third level)",
+        value=0.0,
+    )
+    inter_pod_bandwidth_bytes_per_s: Array = spec_field(
+        "inter_pod_bandwidth_gb_s",
+        "GB/s",
+        required=False,
+        doc="bandwidth between pods per chip and direction",
+        value=50e9,
+    )
+    inter_pod_latency_s: Array = spec_field(
+        "inter_pod_latency_us",
+        "us",
+        required=False,
+        doc="per-hop latency between pods",
+        value=5e-6,
+    )
     prefill_share: Array = spec_field(
         kind="fraction",
         required=False,
@@ -104,6 +126,7 @@ class PlatformSpec:
     )
     scale_up_topology: str = static_field(default="switch")
     scale_out_topology: str = static_field(default="switch")
+    inter_pod_topology: str = static_field(default="ring")  # GenZ §VII-C: a ring for the third dimension
 
     @property
     def split(self) -> Split:
@@ -122,16 +145,15 @@ class PlatformSpec:
     def n_chips(self) -> Array:
         return self.replica_chips * self.dp
 
-    def levels(self, chip: Chip) -> tuple[Level, Level]:
-        """The scale-up and scale-out levels (``n`` = the scale-up domain size)."""
+    def levels(self, chip: Chip) -> tuple[Level, ...]:
+        """The network's levels, innermost first (``n``: the chips of one domain): the scale-up
+        domain, the scale-out network (up to a pod of ``pod_chips``), and between pods."""
         up = Level(self.scale_up_chips, chip.link_bandwidth_bytes_per_s, chip.link_latency_s, self.scale_up_topology)
-        out = Level(
-            jnp.ones_like(self.scale_up_chips),
-            self.scale_out_bandwidth_bytes_per_s,
-            self.scale_out_latency_s,
-            self.scale_out_topology,
-        )
-        return up, out
+        # Without pods the scale-out level spans every chip (a pod larger than any platform).
+        pod = jnp.where(self.pod_chips > 0.0, jnp.maximum(self.pod_chips, self.scale_up_chips), 1e30)
+        out = Level(pod, self.scale_out_bandwidth_bytes_per_s, self.scale_out_latency_s, self.scale_out_topology)
+        between = Level(pod, self.inter_pod_bandwidth_bytes_per_s, self.inter_pod_latency_s, self.inter_pod_topology)
+        return up, out, between
 
     def collective_s(
         self,
@@ -143,8 +165,7 @@ class PlatformSpec:
         stride: Array,
     ) -> Array:
         """One collective among ``n`` chips ``stride`` apart on this platform's network."""
-        up, out = self.levels(chip)
-        return collective_s(collective, message_bytes, n, stride, up, out, software)
+        return collective_s(collective, message_bytes, n, stride, self.levels(chip), software)
 
 
 def pipeline_fill_factor(micro_batches: Array, pp: Array) -> Array:
