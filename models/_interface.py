@@ -178,7 +178,9 @@ class Split(NamedTuple):
     ``sp``: sequence (context) parallel groups of ``tp`` chips: a prompt's tokens are split
     over them (ring attention) and the KV cache of every sequence too. ``pp``: the pipeline
     stages the layers are spread over (what each chip holds; the operator table still covers
-    every layer's work).
+    every layer's work). ``expert_hot_share``: share of the tokens that all pick the same
+    top-k experts (1: every token to one expert set, GenZ §IV's worst case), the rest routed
+    as ``expert_imbalance`` says.
     """
 
     tp: Array
@@ -186,12 +188,13 @@ class Split(NamedTuple):
     expert_imbalance: Array
     sp: Array | float = 1.0
     pp: Array | float = 1.0
+    expert_hot_share: Array | float = 0.0
 
     @staticmethod
     def of(tp: Array) -> Split:
         """Tensor parallelism only."""
         one = jnp.ones_like(tp)
-        return Split(tp, one, one, one, one)
+        return Split(tp, one, one, one, one, 0.0 * one)
 
 
 @pytree_dataclass

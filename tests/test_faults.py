@@ -288,6 +288,7 @@ CASES = [
         [*E[:3], "--hardware", "h100-sxm5-80gb", "--expert-imbalance", "0.5"],
         "--expert-imbalance = 0.5",
     ),
+    ("eval-hot-share", [*E[:3], "--hardware", "mi300x", "--expert-hot-share", "1.5"], "--expert-hot-share = 1.5"),
     ("eval-overlap", [*E, "--overlap", "1.5"], "overlap"),
     ("eval-platform-typo", [*E, "--platform", "dgx-h10"], "unknown platform"),
     (

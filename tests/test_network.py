@@ -206,6 +206,33 @@ def test_expert_parallel_splits_experts_and_attention_sequences():
     assert balanced.n_chips == 4
 
 
+def test_all_tokens_to_one_expert():
+    from models._interface import Split
+    from models.workloads._shapes import busiest_expert_group
+
+    mixtral = dse.load_model("mixtral-8x22b").spec  # 8 experts, top-2
+
+    def group(ep, hot, tokens=8.0, imbalance=1.0):
+        split = Split(jnp.asarray(1.0), jnp.asarray(ep), jnp.asarray(imbalance), 1.0, 1.0, jnp.asarray(hot))
+        return [float(x) for x in busiest_expert_group(mixtral, split, jnp.asarray(tokens))]
+
+    # Balanced, EP 4, 8 tokens per group: 16 pairs, its 2 experts hit but for (3/4)^32.
+    assert group(4.0, 0.0) == pytest.approx([16.0, 2.0 * (1.0 - 0.75**32), 1.0], rel=1e-12)
+    # Every token to the same two experts, held by one group: all 32·2 pairs, 2 experts, 4x the load.
+    assert group(4.0, 1.0) == pytest.approx([64.0, 2.0, 4.0], rel=1e-12)
+    # Half of them: 2.5x the load; the uniform half hits 2·(1 − (3/4)^16) and the hot two the rest.
+    assert group(4.0, 0.5) == pytest.approx([40.0, 2.0, 2.5], rel=1e-12)
+    # EP 8 (an expert per group): the two hot experts' groups each take every token: 4x.
+    assert group(8.0, 1.0)[2] == pytest.approx(4.0, rel=1e-12)
+    # TP only: no group is busier, but only the two hot experts' weights are read.
+    assert group(1.0, 1.0, tokens=32.0) == pytest.approx([64.0, 2.0, 1.0], rel=1e-12)
+    kw = dict(level="achievable", batch=32, prompt_tokens=1024, output_tokens=1, dtype="fp8")
+    tp = [serve_eager("mixtral-8x22b", "h100-sxm5-80gb", tp=4, expert_hot_share=h, **kw) for h in (0.0, 1.0)]
+    assert tp[1].tpot_s < 0.5 * tp[0].tpot_s  # 2 of 8 experts' weights: decode streams ~1/3 of them
+    ep = [serve_eager("mixtral-8x22b", "h100-sxm5-80gb", tp=1, ep=4, expert_hot_share=h, **kw) for h in (0.0, 1.0)]
+    assert ep[1].tpot_s > ep[0].tpot_s and ep[1].network_s > ep[0].network_s  # 4x the dispatch to one group
+
+
 def test_data_parallel_replicas_keep_per_chip_throughput_and_latency():
     kw = dict(tp=1, prompt_tokens=512, output_tokens=64)
     one = serve_eager("llama-3-8b", "a100-sxm4-80gb", dp=1, batch=32, **kw)

@@ -20,6 +20,9 @@ from dse.engine import make_config, run_designs, simulate_requests, software_lev
 from dse.specs import load_hardware, load_model
 from models import poisson_requests
 
+# Traces of many configurations at once (n, the requests per trace, static).
+_traces = jax.jit(jax.vmap(poisson_requests, in_axes=(0, None, 0, 0, 0, 0)), static_argnums=1)
+
 # What is compared: (analytic metric, simulated quantity, percentile).
 COMPARED = (
     ("p50_ttft_s", "ttft_s", 50.0),
@@ -37,12 +40,15 @@ def check_queueing(
     n_requests: int = 1200,
     warmup: int = 200,
     seed: int = 0,
+    replications: int = 8,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Random feasible configurations (an even share per model, chip and batching mode); per
     configuration the analytic and simulated percentiles of TTFT and TPOT (the simulation's
-    over the requests after the first ``warmup``). Returns ``rows`` (one dict per
-    configuration) and ``mape`` (metric → mean absolute percentage error, overall and by load)."""
+    over the requests after the first ``warmup`` of ``replications`` traces). Returns ``rows``
+    (one dict per configuration), ``mape`` (metric → mean absolute percentage error, overall
+    and by load) and ``scatter`` (the same between two halves of the traces: how precisely
+    the simulation itself knows each percentile)."""
     rng = np.random.default_rng(seed)
     groups = list(itertools.product(_MODELS, _CHIPS, _MODES))
     rows: list[dict[str, Any]] = []
@@ -77,32 +83,45 @@ def check_queueing(
             "kv_tokens": open_["kv_capacity_tokens"],
             "accepted": np.ones(len(ok)),
         }
-        keys = jax.random.split(jax.random.PRNGKey(seed * 1000 + g), len(ok))
-        traces = [
-            poisson_requests(
-                keys[i],
+        # ``replications`` independent traces per configuration, pooled: one trace's p99 near
+        # saturation scatters by tens of per cent (its waits are long and correlated).
+        keys = jax.random.split(jax.random.PRNGKey(seed * 1000 + g), len(ok) * replications)
+        per_trace = {k: np.repeat(v, replications) for k, v in knobs.items()}
+        arrival, prompt, output = (
+            np.asarray(x)
+            for x in _traces(
+                keys,
                 n_requests,
-                knobs["rate_rps"][i],
-                knobs["prompt_tokens"][i],
-                knobs["prompt_tokens_cv"][i],
-                knobs["output_tokens"][i],
-            )  # fmt: skip
-            for i in range(len(ok))
-        ]
-        arrival, prompt, output = (np.stack([np.asarray(t[j]) for t in traces]) for j in range(3))
-        sim = simulate_requests(curves, arrival, prompt, output)
+                per_trace["rate_rps"],
+                per_trace["prompt_tokens"],
+                per_trace["prompt_tokens_cv"],
+                per_trace["output_tokens"],
+            )
+        )
+        sim = simulate_requests({k: np.repeat(v, replications) for k, v in curves.items()}, arrival, prompt, output)
+        sim = {k: v.reshape(len(ok), replications, n_requests)[:, :, warmup:] for k, v in sim.items()}
+        half = replications // 2
         for i in range(len(ok)):
             row: dict[str, Any] = {"model": model_id, "hardware": chip_id, "batching": mode, "load": load[i]}
             row |= {k: float(v[i]) for k, v in knobs.items()}
-            finished = np.isfinite(sim["latency_s"][i, warmup:]).mean()
-            row["finished"] = float(finished)
+            row["finished"] = float(np.isfinite(sim["latency_s"][i]).mean())
             for name, quantity, pct in COMPARED:
                 row[name] = float(open_[name][i])
-                row[f"sim_{name}"] = float(np.percentile(sim[quantity][i, warmup:], pct))
+                row[f"sim_{name}"] = float(np.percentile(sim[quantity][i], pct))
+                # The simulation's own scatter: one half of the traces against the other.
+                if half:
+                    row[f"half_{name}"] = float(np.percentile(sim[quantity][i, :half], pct))
+                    row[f"other_{name}"] = float(np.percentile(sim[quantity][i, half:], pct))
             rows.append(row)
         if progress:
             progress(len(ok))
-    return {"rows": rows, "mape": mape_by_load(rows)}
+    scatter = []
+    for r in rows if replications > 1 else []:
+        halves = dict(r)
+        for name, _, _ in COMPARED:
+            halves[name], halves[f"sim_{name}"] = r[f"half_{name}"], r[f"other_{name}"]
+        scatter.append(halves)
+    return {"rows": rows, "mape": mape_by_load(rows), "scatter": mape_by_load(scatter) if scatter else {}}
 
 
 def mape_by_load(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

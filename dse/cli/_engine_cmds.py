@@ -79,6 +79,7 @@ def _floats(text: str, what: str) -> list[float]:
 _FLAGS: dict[str, tuple[str, float]] = {
     **{k: (f"--{k}", 1.0) for k in ("tp", "pp", "ep", "sp", "dp", "batch", "overlap", "images", "beam", "acceptance")},
     "expert_imbalance": ("--expert-imbalance", 1.0),
+    "expert_hot_share": ("--expert-hot-share", 1.0),
     "prompt_tokens": ("--prompt-tokens", 1.0),
     "output_tokens": ("--output-tokens", 1.0),
     "image_px": ("--resolution", 1.0),
@@ -631,8 +632,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     knobs: dict[str, Any] = {k: _floats(getattr(args, k), k) for k in ("tp", "pp", "ep", "sp", "dp")}
     if args.overlap is not None:
         knobs["overlap"] = _floats(args.overlap, "overlap")
-    if args.expert_imbalance is not None:
-        knobs["expert_imbalance"] = _floats(args.expert_imbalance, "expert_imbalance")
+    for k in ("expert_imbalance", "expert_hot_share"):
+        if getattr(args, k) is not None:
+            knobs[k] = _floats(getattr(args, k), k)
     knobs |= _scenario(args)
     units = {load_model(m).spec.output_unit for m in models}
     if len(units) > 1:
@@ -985,6 +987,10 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--dp", default="1", help="data-parallel replicas (the batch is split over them)")
     s.add_argument("--overlap", help="share(s) of communication that overlaps compute, 0 to 1 (default 0)")
     s.add_argument("--expert-imbalance", help="tokens of the busiest expert group over the mean, >= 1 (default 1)")
+    s.add_argument(
+        "--expert-hot-share",
+        help="share of tokens that all pick the same top-k experts, 0-1 (1: all tokens to one expert; default 0)",
+    )
     s.add_argument("--platform", help="platform id or YAML (network levels); default: each chip's own system")
     s.add_argument("--batch", default="1", help="batch size(s), of the whole platform")
     s.add_argument(

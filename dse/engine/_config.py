@@ -116,13 +116,15 @@ def with_knobs(config: Config, knobs: Mapping[str, Any]) -> Config:
 # Physical ranges of bounded knobs. Converter resolutions: in-memory-compute macros use 1-8 bit
 # ADCs and 1-4 bit DACs (docs/references.md#research-note, IMC); 16 bits bounds any converter fast enough to matter.
 # PUE is facility energy over IT energy (The Green Grid): at least 1.
-# The busiest expert group carries at least the mean load (1 = balanced routing).
+# The busiest expert group carries at least the mean load (1 = balanced routing); a share of
+# the tokens is a fraction.
 # An acceptance rate is a probability.
 PHYSICAL_RANGE = {
     "adc_bits": (1, 16),
     "dac_bits": (1, 16),
     "pue": (1, np.inf),
     "expert_imbalance": (1, np.inf),
+    "expert_hot_share": (0, 1),
     "acceptance": (0, 1),
     "prefill_share": (0, 1),
     # Coefficient of variation of the prompt lengths (log-normal, sigma^2 = ln(1 + c^2)): at 10

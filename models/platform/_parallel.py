@@ -58,6 +58,12 @@ class PlatformSpec:
         doc="tokens of the busiest expert group over the mean, >= 1",
         value=1.0,
     )
+    expert_hot_share: Array = spec_field(
+        kind="fraction",
+        required=False,
+        doc="share of tokens that all pick the same top-k experts (1: all tokens to one expert)",
+        value=0.0,
+    )
     scale_up_chips: Array = spec_field(kind="int", required=False, doc="chips per scale-up domain", value=8.0)
     scale_out_bandwidth_bytes_per_s: Array = spec_field(
         "scale_out_bandwidth_gb_s",
@@ -130,7 +136,7 @@ class PlatformSpec:
 
     @property
     def split(self) -> Split:
-        return Split(self.tp, self.ep, self.expert_imbalance, self.sp, self.pp)
+        return Split(self.tp, self.ep, self.expert_imbalance, self.sp, self.pp, self.expert_hot_share)
 
     @property
     def stage_chips(self) -> Array:

@@ -19,8 +19,8 @@ from ._shapes import (
     _SOFTMAX_FLOPS,
     as_split,
     attention_layers,
+    busiest_expert_group,
     cached_values,
-    distinct_experts,
     expert_width,
     kv_heads_per_chip,
     mla_dims,
@@ -290,11 +290,8 @@ def _ffn_block(p: _Pass, row: _Rows) -> None:
     model, split, ep, w, a, d, L, tokens, one = p.model, p.split, p.ep, p.w, p.a, p.d, p.L, p.tokens, p.one
     n_moe = moe_layers(model)
     if model.moe:
-        # Token-expert pairs this chip's group computes: 1/ep of the stage's (all groups'
-        # tokens are dispatched), times the imbalance of the busiest group, which paces the
-        # layer; at most all of them. Its experts: 1/ep of those the stage's tokens hit.
-        routed = tokens * model.top_k * jnp.minimum(split.expert_imbalance, ep)
-        hit = distinct_experts(model.n_experts, model.top_k, tokens * ep) / ep
+        # Token-expert pairs of the busiest group (it paces the layer) and the experts they hit.
+        routed, hit, _ = busiest_expert_group(model, split, tokens)
         row("router", GEMM, flops=2 * tokens * d * model.n_experts, weight_bytes=d * model.n_experts * w,
             act_bytes=tokens * d * a + tokens * model.n_experts * a, kv_bytes=0 * one, m=tokens, n=model.n_experts,
             k=d, repeat=n_moe)  # fmt: skip

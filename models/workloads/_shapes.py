@@ -51,6 +51,26 @@ def distinct_experts(n_experts: Array, top_k: Array, tokens: Array) -> Array:
     return n_experts * (1.0 - miss**tokens)
 
 
+def busiest_expert_group(model: TransformerSpec, split: Split, tokens: Array) -> tuple[Array, Array, Array]:
+    """(token-expert pairs, distinct experts hit, load over the mean) of the expert-parallel
+    group that paces an MoE layer, each group serving ``tokens`` tokens (all groups' tokens are
+    dispatched to all groups).
+
+    A share h (``expert_hot_share``) of the tokens all pick the same top-k experts, held by
+    one group where it holds k of them (g = E/ep experts per group: min(g, k) of them); the
+    rest are routed uniformly, the busiest group taking ``expert_imbalance`` times its share
+    (at most all). Distinct experts hit: the uniform tokens' (:func:`distinct_experts`) plus
+    the hot ones not already among them (hit for certain once a whole hot token arrives)."""
+    ep, k, n_experts = split.ep, model.top_k, model.n_experts
+    per_group = n_experts / ep
+    hot = jnp.minimum(per_group, k)
+    h = jnp.clip(jnp.asarray(split.expert_hot_share, jnp.result_type(tokens)), 0.0, 1.0)
+    load = jnp.minimum(h * ep * hot / k + (1.0 - h) * jnp.minimum(split.expert_imbalance, ep), ep)
+    uniform = distinct_experts(n_experts, k, (1.0 - h) * tokens * ep) / ep
+    hit_hot = hot * jnp.minimum(h * tokens * ep, 1.0) * (1.0 - uniform / per_group)
+    return tokens * k * load, uniform + hit_hot, load
+
+
 def mla_dims(model: TransformerSpec, heads: Array) -> dict[str, Array]:
     """Parameter counts of one MLA layer's projections for ``heads`` heads (DeepSeek-V2,
     DeepSeek-AI 2024, §2.1.2): query down/up (or one query matrix without q_lora_rank), the

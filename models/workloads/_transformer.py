@@ -39,6 +39,7 @@ from ._rows import operator_table
 from ._shapes import (
     as_split,
     attention_layers,
+    busiest_expert_group,
     cached_values,
     expert_width,
     mla_dims,
@@ -168,14 +169,16 @@ class TransformerSpec:
         every layer (GenZ §III-C); the same activations cross a pipeline-stage boundary. EP
         (MoE): an all-to-all dispatches each token's hidden state to its top-k experts' groups
         and another combines the results (GenZ §III-C; DeepSpeed-MoE, Rajbhandari et al.
-        2022); the tp chips of a group each send 1/tp of it."""
+        2022); the tp chips of a group each send 1/tp of it, the busiest group's load times the mean."""
         split = as_split(split)
         q_split = jnp.where(new_tokens > 1.0, split.sp, 1.0)
         seqs = scenario.batch / split.ep
         act = seqs * new_tokens / q_split * self.d_model * dtype_bytes(scenario.act_dtype)
         one = jnp.ones_like(act)
         if self.moe:
-            a2a, n_a2a = act * self.top_k / split.tp, 2.0 * one
+            # The busiest group receives its load's share of the tokens (and sends them back).
+            _, _, load = busiest_expert_group(self, split, seqs * new_tokens / q_split)
+            a2a, n_a2a = act * self.top_k / split.tp * load, 2.0 * one
         else:
             a2a, n_a2a = 0.0 * act, 0.0 * one
         # SP: a prompt pass gathers every key and value of the layer around the sp ring; a
