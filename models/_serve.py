@@ -66,6 +66,7 @@ class PhaseCost(NamedTuple):
     flops: Array  # per chip, all layers
     bytes: Array  # per chip, all layers
     kv_bytes: Array  # of which KV-cache reads and writes
+    kv_flops: Array  # FLOPs of the operators that read the KV cache (attention)
 
 
 def _times(ph: PhaseCost, m: Array) -> PhaseCost:
@@ -191,6 +192,7 @@ def _phase(
         flops=(op_flops * rep).sum(),
         bytes=(op_bytes * rep).sum(),
         kv_bytes=(mean(first.kv_bytes, last.kv_bytes) * rep).sum(),
+        kv_flops=jnp.where(first.kv_bytes > 0, op_flops * rep, 0.0).sum(),
     )
 
 
@@ -310,9 +312,18 @@ class _Serving:
         return replicas * (platform.stage_chips * ph.chip_energy_j + self.chip.idle_w * idle_chip_s)
 
     def with_offload(self, ph: PhaseCost) -> PhaseCost:
-        # The host share of the KV cache crosses the host link on every pass that reads it.
+        # The host share of the KV cache crosses the host link on every pass that reads it; or,
+        # where the host computes (GenZ Fig. 19, system C: attention on the CPU, the KV cache in
+        # its memory), the host runs that share of the attention from its own memory and only
+        # queries and outputs cross: the runtime takes the faster of the two.
+        platform = self.platform
         host_share = self.kv_host / jnp.maximum(self.kv, 1.0)
-        extra = host_share * ph.kv_bytes / self.platform.host_bandwidth_bytes_per_s
+        stream = host_share * ph.kv_bytes / platform.host_bandwidth_bytes_per_s
+        on_host = host_share * jnp.maximum(
+            ph.kv_flops / jnp.maximum(platform.host_flops_per_s, 1.0),
+            ph.kv_bytes / platform.host_memory_bandwidth_bytes_per_s,
+        )
+        extra = jnp.where(platform.host_flops_per_s > 0.0, jnp.minimum(stream, on_host), stream)
         return ph._replace(wall_s=ph.wall_s + extra, memory_s=ph.memory_s + extra)
 
     def network(self, *passes: tuple[Scenario, Array, Any]) -> list[Array]:
@@ -598,7 +609,9 @@ def serve(
     tokens and yields :func:`expected_accepted_tokens`), beam search (``beam`` sequences per
     request in decode; the prompt's KV cache is shared) and a KV offload tier
     (``kv_offload_bytes`` of host memory per chip at ``host_bandwidth_bytes_per_s``: KV that
-    does not fit in the chip's memory is read from the host every decode pass).
+    does not fit in the chip's memory is read from the host every decode pass, or, with
+    ``host_flops_per_s`` > 0, its share of the attention is computed by the host, whichever
+    is faster).
 
     Returns:
         :class:`Metrics`, every field a scalar. In the steady-state modes ``latency_s`` is a

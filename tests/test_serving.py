@@ -102,6 +102,20 @@ def test_kv_offload_makes_a_long_context_fit_at_the_host_link_speed():
     assert off.feasible and off.memory_per_chip_bytes <= 80e9
     fast = serve_eager(kv_offload_bytes=500e9, host_bandwidth_bytes_per_s=450e9, **kw)
     assert fast.tpot_s < off.tpot_s  # more host bandwidth, lower TPOT
+    # Attention on the host (GenZ Fig. 19, system C; an 8 TFLOP/s CPU): Llama-3-8B's GQA
+    # attention does 4 FLOP per KV byte in bf16 (4 query heads per KV head, 2 FLOP each for the
+    # score and the value), 2 TFLOP/s at 307 GB/s: memory-bound on the host, so the offloaded
+    # share costs 1/307 GB/s per byte instead of 1/63 over PCIe. Doubling the host's memory
+    # bandwidth halves that part, which gives the step without it.
+    host = [serve_eager(kv_offload_bytes=500e9, host_flops_per_s=8e12, host_memory_bandwidth_bytes_per_s=bw, **kw)
+            for bw in (307e9, 614e9)]  # fmt: skip
+    on_host = 2.0 * (host[0].tpot_s - host[1].tpot_s)
+    base = host[0].tpot_s - on_host
+    assert (off.tpot_s - base) / on_host == pytest.approx(307 / 63, rel=1e-6)
+    # A host too slow to compute it leaves the KV streaming over the link.
+    assert serve_eager(kv_offload_bytes=500e9, host_flops_per_s=1e9, **kw).tpot_s == pytest.approx(
+        off.tpot_s, rel=1e-12
+    )
 
 
 def test_goodput_counts_the_requests_within_the_slos():

@@ -86,6 +86,7 @@ _FLAGS: dict[str, tuple[str, float]] = {
     "draft_tokens": ("--draft-tokens", 1.0),
     "chunk_tokens": ("--chunk-tokens", 1.0),
     "kv_offload_bytes": ("--kv-offload-gb", 1e9),
+    "host_flops_per_s": ("--host-tflops", 1e12),
     "slo_ttft_s": ("--ttft-slo-ms", 1e-3),
     "slo_tpot_s": ("--tpot-slo-ms", 1e-3),
     "prompt_tokens_cv": ("--prompt-cv", 1.0),
@@ -418,6 +419,8 @@ def _serving(args: argparse.Namespace, models: Sequence[str]) -> tuple[dict[str,
         knobs["beam"] = _floats(args.beam, "beam")
     if args.kv_offload_gb is not None:
         knobs["kv_offload_bytes"] = [v * 1e9 for v in _floats(args.kv_offload_gb, "kv-offload-gb")]
+    if args.host_tflops is not None:
+        knobs["host_flops_per_s"] = [v * 1e12 for v in _floats(args.host_tflops, "host-tflops")]
     for flag, knob in (("ttft_slo_ms", "slo_ttft_s"), ("tpot_slo_ms", "slo_tpot_s")):
         if getattr(args, flag) is not None:
             knobs[knob] = [v / 1e3 for v in _floats(getattr(args, flag), flag.replace("_", "-"))]
@@ -1006,6 +1009,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--acceptance", help="acceptance rate(s) of a drafted token, 0 to 1")
     s.add_argument("--beam", help="beam width(s)")
     s.add_argument("--kv-offload-gb", help="host memory per chip for KV cache that does not fit (GB)")
+    s.add_argument(
+        "--host-tflops",
+        help="host (CPU) compute per chip that runs the attention over the offloaded KV (TFLOP/s; default 0: the KV "
+        "streams to the chip)",
+    )
     s.add_argument("--ttft-slo-ms", help="TTFT SLO(s) in ms: adds goodput and the share of requests within the SLOs")
     s.add_argument("--tpot-slo-ms", help="TPOT SLO(s) in ms (goodput)")
     s.add_argument(

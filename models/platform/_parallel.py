@@ -122,6 +122,22 @@ class PlatformSpec:
         # PCI-SIG: PCIe 5.0 x16, 32 GT/s x 16 lanes x 128/130 = 63 GB/s per direction.
         value=63e9,
     )
+    host_flops_per_s: Array = spec_field(
+        "host_tflops",
+        "TFLOP/s",
+        kind="nonnegative",
+        required=False,
+        doc="host (CPU) compute per chip for the attention over offloaded KV (0: the KV streams to the chip)",
+        value=0.0,
+    )
+    host_memory_bandwidth_bytes_per_s: Array = spec_field(
+        "host_memory_bandwidth_gb_s",
+        "GB/s",
+        required=False,
+        doc="host memory bandwidth per chip, read by host-computed attention",
+        # JEDEC DDR5-4800: 38.4 GB/s per channel; 8 channels per socket = 307 GB/s.
+        value=307e9,
+    )
     host_power_w: Array = spec_field(
         "host_power_w",
         "W",
