@@ -47,6 +47,7 @@ from dse.specs import (
     gemm_precision,
     hardware_ids,
     hardware_keys,
+    keys_of,
     load_hardware,
     load_model,
     load_platform,
@@ -60,6 +61,7 @@ from dse.specs import (
     writing,
 )
 from models import BOUND_NAMES, DEFAULT_DTYPE, DTYPES, GRID_GCO2_PER_KWH, INFEASIBLE_REASONS, default_economics
+from models.platform import PlatformSpec
 from models.workloads import active_params, kv_bytes_per_token, total_params
 
 
@@ -550,7 +552,7 @@ def _key_cell(dim: str, value: Any, shown: dict[str, Any], pool_dp: int) -> Any:
 
 def _labels(args: argparse.Namespace, shown: dict[str, Any], images: bool) -> dict[str, tuple[str, float]]:
     """How the engine's errors name each knob: by the flag (or ``--set`` key) it came from."""
-    labels = _FLAGS | {k: (f"--set {i.key}", i.factor) for k, i in shown.items()}
+    labels = {k: (f"--set {i.key}", i.factor) for k, i in shown.items()} | _FLAGS
     if args.phase == "decode":
         labels["prompt_tokens"] = ("--context", 1.0)
     if images:
@@ -663,6 +665,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         for info in [hardware_keys(families[0]).get(item.split("=", 1)[0])]
         if info is not None and info.field
     }
+    # Platform knobs given in other units by their flags (kv_offload_gb, host_tflops): the same.
+    shown |= {i.field: i for i in keys_of(PlatformSpec).values() if i.field in knobs and i.factor != 1.0}
     grid = evaluate_grid(
         models,
         hws,
