@@ -84,6 +84,22 @@ def test_plot_errors(tmp_path, capsys):
     assert "not an InferBench sweep store" in capsys.readouterr().err
 
 
+def test_report_draws_tail_latency_of_a_study_with_a_rate_axis(tmp_path):
+    # The report's section on a store with a request-rate axis (its other sections: below).
+    import xarray as xr
+
+    from dse.analysis._report import _tail_latency
+
+    rate = np.array([1.0, 4.0, 8.0])
+    ms = {"p50_ttft_s": [30, 32, 40], "p99_ttft_s": [40, 60, 200], "p90_tpot_s": [8, 9, 11], "p99_tpot_s": [8, 10, 12]}
+    data = {k: ("rate_rps", np.array(v) * 1e-3) for k, v in ms.items()}
+    data |= {"tpot_s": ("rate_rps", np.full(3, 8e-3)), "saturation_rate_rps": ("rate_rps", np.full(3, 14.5))}
+    html = _tail_latency(xr.Dataset(data, coords={"rate_rps": rate}), None, tmp_path)
+    assert "Tail latency against the request rate" in html and html.count("<svg") == 1
+    assert (tmp_path / "latency_vs_rate.png").stat().st_size > 0
+    assert _tail_latency(xr.Dataset(data, coords={"rate_rps": rate}).isel(rate_rps=[0]), None, tmp_path) == ""
+
+
 def test_report_is_one_self_contained_file_with_the_stores_numbers(store, tmp_path):
     import re
 

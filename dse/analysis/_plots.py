@@ -426,6 +426,6 @@ def plot_latency_vs_rate(lines: list[dict[str, Any]], out: Path) -> list[Path]:
         ax.set_ylabel(name)
         ax.set_yscale("log")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=7, loc="upper left")
+    axes[0].legend(fontsize=7, loc="best")
     fig.tight_layout()
     return save_figure(fig, out, "latency_vs_rate")

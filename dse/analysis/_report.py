@@ -24,7 +24,7 @@ from dse.sweep import open_sweep
 
 from ._breakdown import BREAKDOWN_HEADERS, breakdown_cells, operator_breakdown
 from ._pareto import store_pareto
-from ._plots import _design_knobs, _plan, _points, chosen_design, design_config, plot_store
+from ._plots import _design_knobs, _plan, _points, chosen_design, design_config, plot_latency_vs_rate, plot_store
 from ._table import fmt
 
 _STYLE = """
@@ -114,6 +114,7 @@ def write_report(store: Path, out: Path, interval: Interval | None = None, limit
                 parts.append(f'<figure id="{name}">{_svg(svg)}</figure>')
             if name == "roofline":
                 parts.append(_breakdown(ds, plan, front))
+        parts.append(_tail_latency(ds, front, charts))
     parts.append("<h2>Best designs at the three levels</h2>")
     parts.append(_levels(ds, plan, front, objs, interval))
     parts.append(
@@ -128,6 +129,32 @@ def write_report(store: Path, out: Path, interval: Interval | None = None, limit
     with writing(out) as tmp_path:
         tmp_path.write_text(doc, encoding="utf-8")
     return out
+
+
+def _tail_latency(ds: Any, front: Any, charts: Path) -> str:
+    """A study with a request-rate axis: tail latency against the rate of up to four designs
+    along the front (or the first design), the other grid axes at the design's values."""
+    if "rate_rps" not in ds.tpot_s.dims or ds.sizes["rate_rps"] < 2:
+        return ""
+    names = ("p50_ttft_s", "p99_ttft_s", "p90_tpot_s", "p99_tpot_s", "saturation_rate_rps")
+    lines, seen = [], set()
+    for point in _points(ds, front, 16):  # the front holds each design at several rates: once each
+        at = {d: point[d] for d in ds.tpot_s.dims if d != "rate_rps" and d in point}
+        if tuple(at.items()) in seen or len(seen) == 4:
+            continue
+        seen.add(tuple(at.items()))
+        sel = ds[list(names)].sel(at).load()
+        label = ", ".join(f"{k} {fmt(v)}" for k, v in point.items() if k not in ("rate_rps", "level")) or "the design"
+        line = {n: sel[n].values for n in names} | {"label": label, "rate_rps": ds.rate_rps.values}
+        line["saturation_rate_rps"] = float(np.nanmax(sel["saturation_rate_rps"].values))
+        lines.append(line)
+    plot_latency_vs_rate(lines, charts)
+    return (
+        "<h2>Tail latency against the request rate</h2>"
+        f'<figure id="latency_vs_rate">{_svg(charts / "latency_vs_rate.svg")}</figure>'
+        '<p class="note">the analytic queue (Poisson arrivals) of the designs above; dotted: each one\'s saturation '
+        "rate, beyond which the queue grows without bound.</p>"
+    )
 
 
 def _breakdown(ds: Any, plan: Any, front: Any) -> str:
