@@ -37,9 +37,10 @@ PLATFORM_KEYS: dict[str, KeyInfo] = {
     "dp": described("dp", "int", "data-parallel replicas, integer > 0"),
     "chips": described("chips", "int", "chips of the platform, integer > 0"),
     "memory_per_node": described("memory_per_node", "str", "a description"),
-    "scale_up_topology": described("scale_up_topology", "choice", _TOPOLOGY, choices=TOPOLOGIES),
-    "scale_out_topology": described("scale_out_topology", "choice", _TOPOLOGY, choices=TOPOLOGIES),
-    "inter_pod_topology": described("inter_pod_topology", "choice", _TOPOLOGY, choices=TOPOLOGIES),
+    **{
+        k: described(k, "choice", f"the {k.removesuffix('_topology').replace('_', '-')} topology", choices=TOPOLOGIES)
+        for k in _TOPOLOGY_KEYS
+    },  # fmt: skip
     "scale_up_bandwidth_gb_s": described("scale_up_bandwidth_gb_s", "positive", "GB/s per chip and direction > 0"),
     "scale_up_latency_us": described("scale_up_latency_us", "positive", "us per hop > 0"),
     **{k: _PLATFORM_LEAVES[k] for k in _NETWORK_KEYS},
