@@ -63,7 +63,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         marks = session.config.getoption("markexpr") or ""
-        expected = {"figures": "about 2 minutes", "docs or browser": "about 4 minutes"}.get(marks, "about 5-6 minutes")
+        expected = {"figures": "about 8-10 minutes", "docs or browser": "about 8 minutes"}.get(
+            marks, "about 6-7 minutes"
+        )
         what = "the suite" if "not figures" in marks else f"the tests marked {marks!r}"
         reporter.write_line(
             f"InferBench: {what} on {os.cpu_count()} cores; expected {expected} on 2 cores "
