@@ -16,12 +16,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from dse.engine import make_config, run_designs, simulate_requests, software_levels
+from dse.engine import make_config, poisson_traces, run_designs, simulate_requests, software_levels
 from dse.specs import load_hardware, load_model
-from models import poisson_requests
-
-# Traces of many configurations at once (n, the requests per trace, static).
-_traces = jax.jit(jax.vmap(poisson_requests, in_axes=(0, None, 0, 0, 0, 0)), static_argnums=1)
 
 # What is compared: (analytic metric, simulated quantity, percentile).
 COMPARED = (
@@ -87,16 +83,13 @@ def check_queueing(
         # saturation scatters by tens of per cent (its waits are long and correlated).
         keys = jax.random.split(jax.random.PRNGKey(seed * 1000 + g), len(ok) * replications)
         per_trace = {k: np.repeat(v, replications) for k, v in knobs.items()}
-        arrival, prompt, output = (
-            np.asarray(x)
-            for x in _traces(
-                keys,
-                n_requests,
-                per_trace["rate_rps"],
-                per_trace["prompt_tokens"],
-                per_trace["prompt_tokens_cv"],
-                per_trace["output_tokens"],
-            )
+        arrival, prompt, output = poisson_traces(
+            keys,
+            n_requests,
+            per_trace["rate_rps"],
+            per_trace["prompt_tokens"],
+            per_trace["prompt_tokens_cv"],
+            per_trace["output_tokens"],
         )
         sim = simulate_requests({k: np.repeat(v, replications) for k, v in curves.items()}, arrival, prompt, output)
         sim = {k: v.reshape(len(ok), replications, n_requests)[:, :, warmup:] for k, v in sim.items()}

@@ -17,6 +17,7 @@ from ._boundary import in_float64 as in_float64
 from ._boundary import kernel_rows as kernel_rows
 from ._boundary import log_jacobian as log_jacobian
 from ._boundary import log_metrics_and_jacobian as log_metrics_and_jacobian
+from ._boundary import poisson_traces as poisson_traces
 from ._boundary import program_cost as program_cost
 from ._boundary import run_designs as run_designs
 from ._boundary import serve_rows as serve_rows

@@ -36,7 +36,7 @@ from jax import export
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from dse.specs import SpecError, suggest
-from models import Chip, Metrics, ServiceCurve, SoftwareParams, gemm_cost, serve, simulate
+from models import Chip, Metrics, ServiceCurve, SoftwareParams, gemm_cost, poisson_requests, serve, simulate
 from models.workloads import gemm_operator
 
 from ._config import Config, knob_keys, knob_owner, with_arrivals, with_knobs
@@ -343,6 +343,21 @@ def simulate_requests(
             curve, *(jnp.asarray(np.asarray(x, float)) for x in (arrival_s, prompt_tokens, output_tokens))
         )
     return {k: np.asarray(v) for k, v in out._asdict().items()}
+
+
+_traces_batch = jax.jit(jax.vmap(poisson_requests, in_axes=(0, None, 0, 0, 0, 0)), static_argnums=1)
+
+
+def poisson_traces(
+    keys: Any, n_requests: int, rate_rps: np.ndarray, prompt_tokens: np.ndarray, prompt_cv: np.ndarray,
+    output_tokens: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """M synthetic traces of ``n_requests`` (:func:`models.poisson_requests`), one per key and
+    M-vector entry: (arrival_s, prompt_tokens, output_tokens), each [M, N]."""
+    # JAX's default precision (the README's check was drawn with these traces).
+    out = _traces_batch(keys, n_requests, rate_rps, prompt_tokens, prompt_cv, output_tokens)
+    arrival, prompt, output = (np.asarray(x) for x in out)
+    return arrival, prompt, output
 
 
 # --- single GEMMs -------------------------------------------------------------------------
