@@ -25,9 +25,12 @@ arrivals, used by the engine for every configuration:
 * the saturation rate: the λ where ``n̄`` reaches ``slots`` (or chunked prefill's token budget
   is used up);
 * TTFT = the rest of the iteration under way (length-biased) + the prompt's own prefill (with
-  the prompts admitted beside it) + the wait for a slot (Halfin–Whitt's many-server
-  approximation of Erlang C, Halfin & Whitt, Oper. Res. 1981, with the Allen–Cunneen factor
-  (1 + c_s²)/2 for nearly deterministic service) + the wait behind other prompts' chunks
+  the prompts admitted beside it; chunked: its ⌈s/chunk⌉ iterations) + the wait for a slot
+  (a birth–death chain whose iteration grows with the sequences running and with their own
+  prompts' prefill, since the slots fill up in bursts of arrivals that also slow the
+  requests holding them; Halfin–Whitt's many-server approximation of Erlang C, Halfin &
+  Whitt, Oper. Res. 1981, with the Allen–Cunneen factor (1 + c_s²)/2 for nearly
+  deterministic service) + the wait behind other prompts' chunks
   (M/D/1 by Pollaczek–Khinchine); quantiles of the part above the fixed pass time from a
   gamma fitted to its mean and variance (Wilson–Hilferty), plus the waits' exponential tails;
 * TPOT = the request's mean iteration: its variance from the running count (M/G/∞:
@@ -212,20 +215,18 @@ def _waiting(offered: Callable[[Array], Array], mean: Array, var: Array, servers
     return jnp.where(rho < 1.0, 1.0 / (1.0 + (1.0 - jnp.minimum(rho, 1.0)) * (1.0 / loss_at_c - 1.0)), 1.0)
 
 
-def busy_slots(lam: Array, life: Array, base_s: Array, per_seq_s: Array, free: Array, slots: Array,
-               rho: Array) -> Array:  # fmt: skip
+def busy_slots(lam: Array, life: Array, base_s: Array, per_seq_s: Array, slots: Array, rho: Array) -> Array:
     """Probability that every slot is taken when a request arrives: the birth–death chain of
     the requests in the system, arrivals λ, completions min(n, c)/(L·x(n)) with the iteration
-    x(n) = (base + per_seq·(n − 1))/free growing with the n running (c = slots). Below c its
-    weights are a negative binomial's (r = base/per_seq, success 1 − λ·L·per_seq/free), from c
-    on a geometric series of ratio ρ = λ/λ_sat. With a constant iteration it is Erlang C."""
-    x1, b = base_s / free, per_seq_s / free
-    w = jnp.clip(lam * life * b, 0.0, 1.0 - 1e-6)
-    r = x1 / jnp.maximum(b, 1e-30)
-    # The negative binomial's mean and variance (its Poisson limit, mean λ·L·x1, without a slope).
-    mean = jnp.where(w > 1e-9, r * w / (1.0 - w), lam * life * x1)
+    x(n) = base + per_seq·(n − 1) growing with the n running (c = slots). Below c its weights
+    are a negative binomial's (r = base/per_seq, success 1 − λ·L·per_seq), from c on a
+    geometric series of ratio ρ = λ/λ_sat. With a constant iteration it is Erlang C."""
+    w = jnp.clip(lam * life * per_seq_s, 0.0, 1.0 - 1e-6)
+    r = base_s / jnp.maximum(per_seq_s, 1e-30)
+    # The negative binomial's mean and variance (its Poisson limit, mean λ·L·base, without a slope).
+    mean = jnp.where(w > 1e-9, r * w / (1.0 - w), lam * life * base_s)
     var = mean / (1.0 - w)
-    return _waiting(lambda k: lam * life * (x1 + b * (k - 1.0)) / k, mean, var, slots, rho)
+    return _waiting(lambda k: lam * life * (base_s + per_seq_s * (k - 1.0)) / k, mean, var, slots, rho)
 
 
 def slot_wait(rho: Array, servers: Array, service_s: Array, cs2: Array) -> tuple[Array, Array]:
@@ -290,11 +291,17 @@ def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, promp
     busy = 1.0 - jnp.exp(-lam_u * (life * x + stall + a_pre))
     pass_s = stall + a_pre * arrivals / jnp.maximum(q, 1e-30)  # a prefill pass, when there is one
     beside = jnp.where(chunked, 0.0, lam_u * (decode_step + in_prefill * pass_s))  # prompts in the same pass
-    chunks = jnp.where(chunked, s / budget + 0.5, 0.0)  # iterations of the prompt's own chunks
-    fixed = stall + chunks * decode_step
+    x_full = decode_step + pt * jnp.minimum(budget, s)  # an iteration while prompts queue
+    rho_b = jnp.where(chunked, jnp.minimum(lam_u * s * x_full / budget, 0.999), 0.0)
+    # Chunked: its ⌈s/chunk⌉ iterations, their decode part growing with its own length too.
+    # Behind other prompts' chunks its first chunk starts mid-budget (half an iteration more on
+    # average); alone, a prompt of fixed length takes exactly ⌈s/chunk⌉.
+    spill = jnp.where(cv2 > 0, 0.5, jnp.ceil(s / budget - 1e-9) - s / budget)
+    fixed = stall + jnp.where(chunked, (spill + rho_b * (0.5 - spill)) * decode_step, 0.0)
+    own = a_pre + jnp.where(chunked, s / budget * decode_step, 0.0)
     sigma = jnp.sqrt(jnp.log1p(cv2))
-    f_mean = fixed + a_pre
-    f_pct = fixed + a_pre * jnp.exp(zs * sigma - sigma * sigma / 2.0)
+    f_mean = fixed + own
+    f_pct = fixed + own * jnp.exp(zs * sigma - sigma * sigma / 2.0)
     # The prompts beside it: Poisson.
     b_mean = a_pre * beside
     b_pct = a_pre * poisson_quantile(beside, pcts, zs)
@@ -310,10 +317,14 @@ def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, promp
     r_pct = jnp.where(u <= 0, 0.0, jnp.where(u <= m_step, in_step, in_pass))
     # Waits: for a slot (many servers), and behind other prompts' chunks (one server whose
     # iterations carry a full chunk while it is busy).
-    p_slot = busy_slots(lam_u, life, t1 + q * stall, sd, 1.0 - lam_u * a_pre, slots, rho)
-    m_slot = life * (t1 + q * stall + sd * slots) / (1.0 - lam_u * a_pre) / (slots * (1.0 - rho)) / 2.0
-    x_full = decode_step + pt * jnp.minimum(budget, s)  # an iteration while prompts queue
-    rho_b = jnp.where(chunked, jnp.minimum(lam_u * s * x_full / budget, 0.999), 0.0)
+    # The running requests' own prompts stall them: with n running, about n prompts arrived
+    # during their stay of L iterations, each lengthening an iteration by its share a_pass/L.
+    # (A mean stall instead misses that the slots fill up in bursts of arrivals, which slow
+    # the very requests whose finishing would free a slot.)
+    a_pass = a_pre + stall * q / jnp.maximum(arrivals, 1e-9)
+    per_seq = sd + a_pass / jnp.maximum(life, 1.0)
+    p_slot = busy_slots(lam_u, life, t1 + a_pass / jnp.maximum(life, 1.0), per_seq, slots, rho)
+    m_slot = life * (t1 + per_seq * slots) / (slots * (1.0 - rho)) / 2.0
     m_chunk = (s / budget) * (1.0 + cv2) * x_full / (2.0 * (1.0 - rho_b))
     queue = p_slot * m_slot + rho_b * m_chunk
     queue = jnp.where(queue < 1e-9, 0.0, queue)  # below a nanosecond: the tails' underflow, no wait

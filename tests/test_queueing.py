@@ -42,6 +42,10 @@ def test_simulation_by_hand():
     # Chunked: 1,000 prompt tokens in chunks of 256 ride along four iterations (no pass time).
     chunked = simulate_one(curve(chunk_tokens=256.0), [0.0], [1000], [3])
     assert chunked["ttft_s"][0] == pytest.approx(4 * 0.01 + 1000 * 1e-4)
+    # The analytic model at a rate near 0 takes the same ⌈1000/256⌉ = 4 iterations.
+    c = ServiceCurve(**{k: jnp.asarray(v[0]) for k, v in curve(chunk_tokens=256.0).items()})
+    alone = open_queue(c, jnp.asarray(1e-6), jnp.asarray(1000.0), jnp.asarray(0.0), jnp.asarray(3.0))
+    assert float(alone.ttft_s) == pytest.approx(4 * 0.01 + 1000 * 1e-4, rel=1e-4)
     # An arrival during an iteration waits for its end: the first decodes from 15 ms in
     # steps of 10 ms; the second, at 20 ms, is admitted at 25 ms.
     mid = simulate_one(curve(), [0.0, 0.020], [100, 100], [11, 11])
