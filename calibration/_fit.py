@@ -367,7 +367,11 @@ def fast_jit(fn, *args):
     """Compile ``fn`` for ``args`` in float64 with cheap XLA CPU settings (these programs are
     small vectors of scalar formulas: compile time dominates, run time is milliseconds).
     Returns a callable that runs the compiled program in float64."""
-    options = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+    options = {
+        "xla_backend_optimization_level": 0,
+        "xla_llvm_disable_expensive_passes": True,
+        "xla_cpu_use_fusion_emitters": False,
+    }
     with float64():
         try:
             compiled = jax.jit(fn).lower(*args).compile(compiler_options=options)

@@ -88,8 +88,11 @@ def _serve_one(config: Config, knobs: Mapping[str, jax.Array], software: Softwar
 serve_rows: Callable[..., Metrics] = jax.vmap(_serve_one, in_axes=(None, 0, None))
 """Metrics of N designs (knobs [N]) at one software level: pure, for use inside a fit's jit."""
 # XLA's CPU backend hands small reductions to an XNNPACK fusion that needs its operands
-# stored; its own loops fuse them (measured: ~10 % more designs/s). Ignored on other backends.
-_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+# stored; its own loops fuse them (measured: ~10 % more designs/s). Its older loop emitters
+# for fusions compile these wide programs of scalar formulas a quarter faster at the same
+# designs/s (measured: the bench's cold single query 6.5 s -> 4.8 s; 3.6 M designs/s either
+# way). Both ignored on other backends.
+_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "", "xla_cpu_use_fusion_emitters": False}
 # A block of at most this many designs (a single query, a table of a few rows, a plan's
 # candidates) is compiled without LLVM's optimizations: its compile is what the user waits for
 # (measured: 4.5 s instead of 5.9 s for the tour's first `evaluate`; 2.5 s instead of 3.6 s
