@@ -24,8 +24,11 @@ arrivals, used by the engine for every configuration:
   also carries the prefill of the λ·x prompts that arrived during the last one;
 * the saturation rate: the λ where ``n̄`` reaches ``slots`` (or chunked prefill's token budget
   is used up);
-* TTFT = the rest of the iteration under way (length-biased) + the prompt's own prefill (with
-  the prompts admitted beside it; chunked: its ⌈s/chunk⌉ iterations) + the wait for a slot
+* TTFT = the rest of the iteration under way + the prompt's own prefill (chunked: its
+  ⌈s/chunk⌉ iterations); continuous batching: the iteration under way is a decode step or a
+  prefill pass of the prompts that arrived during the interval before it, a Markov chain of
+  intervals whose stationary, length-biased mixture (with the prompts arriving beside the
+  request, which share its pass) gives R + B exactly up to passes of PASS_PROMPTS; + the wait for a slot
   (a birth–death chain whose iteration grows with the sequences running and with their own
   prompts' prefill, since the slots fill up in bursts of arrivals that also slow the
   requests holding them; Halfin–Whitt's many-server approximation of Erlang C, Halfin &
@@ -159,25 +162,6 @@ class Queued(NamedTuple):
 _Z = tuple(float(jax.scipy.stats.norm.ppf(p / 100.0)) for p in PERCENTILES)
 
 
-def poisson_quantile(mean: Array, p: Array | float, z: Array | float, terms: int = 12) -> Array:
-    """The ``p``-th percentile of a Poisson count, continuous in its mean: the count where the
-    CDF, interpolated linearly between whole counts, reaches p (summed over the first
-    ``terms`` counts); beyond them Cornish–Fisher's m + z·√m + (z² − 1)/6."""
-    target = jnp.asarray(p) / 100.0
-    pmf = jnp.exp(-mean) * jnp.ones_like(target)
-
-    def step(i: Array, state: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
-        pmf, cdf, q = state
-        k = i + 1.0
-        pmf = pmf * mean / k
-        crossing = (cdf + pmf >= target) & (cdf < target)
-        return pmf, cdf + pmf, jnp.where(crossing, k - 1.0 + (target - cdf) / jnp.maximum(pmf, 1e-30), q)
-
-    _, _, q = jax.lax.fori_loop(0, terms - 1, step, (pmf, pmf, jnp.where(pmf >= target, 0.0, jnp.nan)))
-    cornish_fisher = jnp.maximum(mean + z * jnp.sqrt(mean) + (z * z - 1.0) / 6.0, 0.0)
-    return jnp.where(jnp.isnan(q), cornish_fisher, q)
-
-
 def exp_tail_quantile(p_wait: Array, mean_if_wait: Array, p: Array | float) -> Array:
     """Quantile at ``p`` of a wait that is 0 with probability 1 − p_wait, else exponential."""
     tail = 1.0 - jnp.asarray(p) / 100.0
@@ -240,6 +224,45 @@ def slot_wait(rho: Array, servers: Array, service_s: Array, cs2: Array) -> tuple
     return p_wait, mean
 
 
+# Prefill passes of up to this many prompts are told apart (more: as many).
+PASS_PROMPTS = 3
+
+
+def pass_chain(lam: Array, step_s: Array, stall_s: Array, prompt_s: Array, busy: Array,
+               p: Array) -> tuple[Array, Array]:  # fmt: skip
+    """Continuous batching: the mean and the percentiles ``p`` of what a request arriving
+    while the replica is busy waits before its own prompt's prefill, R + B: the rest R of
+    the interval under way (a decode step, or a prefill pass of k prompts: length-biased,
+    uniform within it) and the prefill B of the prompts that arrive during that interval
+    (Poisson), which share the request's pass. The intervals are a Markov chain: a pass holds
+    the prompts that arrived during the interval before it; none arrived, and the next is a
+    decode step. Long passes thus beget long passes (at a high prefill share they chain),
+    which a mean pass misses. Idle (probability 1 − busy): no wait."""
+    k = jnp.arange(PASS_PROMPTS + 1.0)
+    length = jnp.where(k == 0, step_s, stall_s + prompt_s * k)
+    arrivals = lam * length
+    count = jnp.exp(k * jnp.log(jnp.maximum(arrivals[:, None], 1e-300)) - arrivals[:, None]
+                    - jax.scipy.special.gammaln(k + 1.0))  # fmt: skip  # [interval, prompts]
+    trans = count.at[:, -1].set(jnp.maximum(1.0 - count[:, :-1].sum(1), 0.0))
+    for _ in range(4):  # trans^16: every row is the stationary distribution (products written
+        trans = jnp.sum(trans[:, :, None] * trans[None, :, :], axis=1)  # out: XLA's CPU dot is slow this small)
+    state = trans[0]
+    seen = state * length / jnp.sum(state * length)  # the interval an arrival falls in
+    mean = busy * jnp.sum(seen * length * (0.5 + lam * prompt_s))
+    target = jnp.asarray(p) / 100.0
+
+    def below(t: Array) -> Array:  # P(R + B ≤ t) < target
+        within = jnp.clip((t[..., None, None] - prompt_s * k) / length[:, None], 0.0, 1.0)
+        return (1.0 - busy) + busy * jnp.sum(seen[:, None] * count * within, axis=(-2, -1)) < target
+
+    lo, hi = jnp.zeros_like(target), (length[-1] + prompt_s * PASS_PROMPTS) * jnp.ones_like(target)
+    for _ in range(12):  # bisection, unrolled: each step one fused pass over the configurations
+        mid = (lo + hi) / 2.0
+        low = below(mid)
+        lo, hi = jnp.where(low, mid, lo), jnp.where(low, hi, mid)
+    return mean, (lo + hi) / 2.0
+
+
 def _split(values: Array) -> tuple[Array, ...]:
     return tuple(values[..., i] for i in range(len(PERCENTILES)))
 
@@ -287,10 +310,8 @@ def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, promp
     pcts, zs = jnp.asarray(PERCENTILES), jnp.asarray(_Z)  # the percentiles as one axis: a smaller program
     tpot_pct = tpot + zs * tpot_sd
     # TTFT = own prefill F + the rest R of what runs when the request arrives + waits.
-    # F: the prompt's chunks (or its share of a pass, with the prompts admitted beside it).
+    # F: the prompt's chunks, or its pass (the prompts beside it are in R + B below).
     busy = 1.0 - jnp.exp(-lam_u * (life * x + stall + a_pre))
-    pass_s = stall + a_pre * arrivals / jnp.maximum(q, 1e-30)  # a prefill pass, when there is one
-    beside = jnp.where(chunked, 0.0, lam_u * (decode_step + in_prefill * pass_s))  # prompts in the same pass
     x_full = decode_step + pt * jnp.minimum(budget, s)  # an iteration while prompts queue
     rho_b = jnp.where(chunked, jnp.minimum(lam_u * s * x_full / budget, 0.999), 0.0)
     # Chunked: its ⌈s/chunk⌉ iterations, their decode part growing with its own length too.
@@ -302,19 +323,12 @@ def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, promp
     sigma = jnp.sqrt(jnp.log1p(cv2))
     f_mean = fixed + own
     f_pct = fixed + own * jnp.exp(zs * sigma - sigma * sigma / 2.0)
-    # The prompts beside it: Poisson.
-    b_mean = a_pre * beside
-    b_pct = a_pre * poisson_quantile(beside, pcts, zs)
-    # R: nothing (idle), the rest of a decode iteration (uniform), or of a prefill pass and
-    # the decode iteration after it; chunked: the rest of an iteration.
-    share_pass = jnp.where(chunked, 0.0, in_prefill)
-    step_r = jnp.where(chunked, x, decode_step)
-    m_step, m_pass = busy * (1.0 - share_pass), busy * share_pass
-    r_mean = m_step * step_r / 2.0 + m_pass * (decode_step + pass_s / 2.0)
+    # R + B: continuous, the chain of passes; chunked, nothing (idle) or the rest of an
+    # iteration (uniform), its chunks in the wait behind other prompts' below.
     u = pcts / 100.0 - (1.0 - busy)
-    in_step = step_r * u / jnp.maximum(m_step, 1e-30)
-    in_pass = decode_step + pass_s * (u - m_step) / jnp.maximum(m_pass, 1e-30)
-    r_pct = jnp.where(u <= 0, 0.0, jnp.where(u <= m_step, in_step, in_pass))
+    c_mean, c_pct = pass_chain(lam_u, decode_step, stall, a_pre, busy, pcts)
+    r_mean = jnp.where(chunked, busy * x / 2.0, c_mean)
+    r_pct = jnp.where(chunked, jnp.where(u <= 0, 0.0, x * u / jnp.maximum(busy, 1e-30)), c_pct)
     # Waits: for a slot (many servers), and behind other prompts' chunks (one server whose
     # iterations carry a full chunk while it is busy).
     # The running requests' own prompts stall them: with n running, about n prompts arrived
@@ -328,10 +342,9 @@ def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, promp
     m_chunk = (s / budget) * (1.0 + cv2) * x_full / (2.0 * (1.0 - rho_b))
     queue = p_slot * m_slot + rho_b * m_chunk
     queue = jnp.where(queue < 1e-9, 0.0, queue)  # below a nanosecond: the tails' underflow, no wait
-    ttft = f_mean + b_mean + r_mean + queue
+    ttft = f_mean + r_mean + queue
     devs = (
         f_pct - f_mean,
-        b_pct - b_mean,
         r_pct - r_mean,
         exp_tail_quantile(p_slot, m_slot, pcts) - p_slot * m_slot,
         exp_tail_quantile(rho_b, m_chunk, pcts) - rho_b * m_chunk,

@@ -10,7 +10,7 @@ import pytest
 from dse.engine import make_config, run_designs, simulate_requests, software_levels
 from dse.specs import load_hardware, load_model
 from models import Infeasible, ServiceCurve, open_queue
-from models._queueing import poisson_quantile, slot_wait
+from models._queueing import pass_chain, slot_wait
 
 
 def curve(**kw) -> dict[str, np.ndarray]:
@@ -68,8 +68,31 @@ def test_erlang_c_and_pollaczek_khinchine_by_hand():
     x = 0.01 + 500 * 1e-4
     q = open_queue(c, jnp.asarray(0.6 / x), jnp.asarray(500.0), jnp.asarray(0.0), jnp.asarray(1.0))
     assert float(q.queue_s) == pytest.approx(0.6 * x / (2 * 0.4), rel=1e-6)
-    # A Poisson count's percentiles: Poisson(3) has P(N <= 2) = 0.423, P(N <= 3) = 0.647.
-    assert float(poisson_quantile(jnp.asarray(3.0), 50.0, 0.0)) == pytest.approx(2 + (0.5 - 0.42319) / 0.22404, 1e-3)
+
+
+def test_the_chain_of_prefill_passes_by_hand_and_drawn(float64):
+    pcts = jnp.asarray([50.0, 90.0, 99.0])
+    # No arrivals: only decode steps, the rest of one uniform.
+    mean, pct = pass_chain(
+        jnp.asarray(0.0), jnp.asarray(0.01), jnp.asarray(0.005), jnp.asarray(0.02), jnp.asarray(1.0), pcts
+    )
+    assert float(mean) == pytest.approx(0.005) and np.asarray(pct) == pytest.approx([0.005, 0.009, 0.0099], rel=1e-2)
+    # Prefill a third of the time: the intervals drawn one after another (a pass holds the
+    # prompts that arrived during the interval before it), requests at Poisson times; each
+    # waits the rest of its interval and the prefill of the others that arrived during it.
+    lam, step, stall, a = 12.0, 0.01, 0.005, 0.03
+    rng = np.random.default_rng(0)
+    length, waits = step, []
+    for _ in range(100_000):
+        n = rng.poisson(lam * length)
+        waits.append(length * rng.uniform(size=n) + a * (n - 1))
+        length = step if n == 0 else stall + a * n
+    waits = np.concatenate(waits)
+    mean, pct = pass_chain(
+        jnp.asarray(lam), jnp.asarray(step), jnp.asarray(stall), jnp.asarray(a), jnp.asarray(1.0), pcts
+    )
+    assert float(mean) == pytest.approx(waits.mean(), rel=0.02)
+    assert np.asarray(pct) == pytest.approx(np.percentile(waits, [50, 90, 99]), rel=0.03)
 
 
 @pytest.fixture(scope="module")
