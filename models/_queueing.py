@@ -224,6 +224,36 @@ def slot_wait(rho: Array, servers: Array, service_s: Array, cs2: Array) -> tuple
     return p_wait, mean
 
 
+def mg1_wait_quantile(rho: Array, service_s: Array, cv2: Array, p: Array) -> Array:
+    """Percentiles ``p`` of the wait in an M/G/1 queue at utilization ``rho`` (service of mean
+    ``service_s``, squared coefficient of variation ``cv2``, as a gamma). Below one service
+    D = service·(1 + c²) (the residual's scale), Erlang's exact M/D/1 P(W ≤ t) = (1 − ρ)·e^{λt};
+    beyond, P(W > D)·e^{−θ(t − D)} with θ the Cramér–Lundberg decay, λ(E[e^{θS}] − 1) = θ
+    (Newton from above, where the function is convex). Against Erlang's exact M/D/1 the
+    p50/p90/p99 hold within 9 % from ρ = 0.05 to 0.8; heavy traffic's exponential of mean
+    D/(2(1 − ρ)) from P(W > 0) = ρ holds near ρ = 1 only (at ρ = 0.2 its p99 is 1.87 services,
+    the exact 1.44, this 1.31)."""
+    lam = rho / jnp.maximum(service_s, 1e-30)
+    c2 = jnp.maximum(cv2, 1e-6)  # the gamma's shape 1/c² (deterministic in the limit)
+    top = 0.999 / (service_s * c2)  # the gamma's generating function is finite below 1/(D·c²)
+
+    def excess(th: Array) -> tuple[Array, Array]:  # λ(E[e^{θS}] − 1) − θ and its derivative
+        log_base = -jnp.log1p(-th * service_s * c2)
+        return lam * (jnp.exp(log_base / c2) - 1.0) - th, lam * service_s * jnp.exp(log_base * (1.0 / c2 + 1.0)) - 1.0
+
+    safe = jnp.maximum(rho, 1e-9)
+    th = jnp.minimum(jnp.minimum(2.0 * (1.0 - safe) / safe, 2.0 * jnp.log(1.0 / safe) + 2.0) / service_s, top)
+    for _ in range(6):
+        f, df = excess(th)
+        th = jnp.clip(th - f / jnp.maximum(df, 1e-12), 1e-12 / service_s, top)
+    d = service_s * (1.0 + cv2)
+    tail = 1.0 - jnp.asarray(p) / 100.0
+    over_d = 1.0 - (1.0 - rho) * jnp.exp(rho)  # P(W > D)
+    body = jnp.log(jnp.maximum((1.0 - tail) / (1.0 - rho), 1.0)) * d / jnp.maximum(rho, 1e-30)
+    beyond = d + jnp.log(jnp.maximum(over_d, 1e-30) / tail) / th
+    return jnp.where(tail >= over_d, body, beyond)
+
+
 # Prefill passes of up to this many prompts are told apart (more: as many).
 PASS_PROMPTS = 3
 
@@ -347,7 +377,7 @@ def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, promp
         f_pct - f_mean,
         r_pct - r_mean,
         exp_tail_quantile(p_slot, m_slot, pcts) - p_slot * m_slot,
-        exp_tail_quantile(rho_b, m_chunk, pcts) - rho_b * m_chunk,
+        jnp.where(chunked, mg1_wait_quantile(rho_b, s / budget * x_full, cv2, pcts), 0.0) - rho_b * m_chunk,
     )
     # Deviations from the means combine in quadrature, each sign apart (exact for normal parts).
     up = jnp.sqrt(sum(jnp.maximum(dv, 0.0) ** 2 for dv in devs))

@@ -3,6 +3,8 @@ against each other; the rate through the engine (low-rate limit, saturation)."""
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from dse.engine import make_config, run_designs, simulate_requests, software_levels
 from dse.specs import load_hardware, load_model
 from models import Infeasible, ServiceCurve, open_queue
-from models._queueing import pass_chain, slot_wait
+from models._queueing import mg1_wait_quantile, pass_chain, slot_wait
 
 
 def curve(**kw) -> dict[str, np.ndarray]:
@@ -68,6 +70,18 @@ def test_erlang_c_and_pollaczek_khinchine_by_hand():
     x = 0.01 + 500 * 1e-4
     q = open_queue(c, jnp.asarray(0.6 / x), jnp.asarray(500.0), jnp.asarray(0.0), jnp.asarray(1.0))
     assert float(q.queue_s) == pytest.approx(0.6 * x / (2 * 0.4), rel=1e-6)
+
+
+def test_the_wait_behind_other_prompts_chunks_is_erlangs_m_d_1(float64):
+    # Erlang's exact M/D/1 (service 1, λ = ρ): P(W ≤ t) = (1 − ρ) Σ_{k ≤ t} (λ(k − t))^k/k! e^{−λ(k − t)}.
+    t = np.linspace(0.0, 30.0, 30_001)
+    for rho in (0.05, 0.2, 0.5, 0.8):
+        cdf = (1 - rho) * sum(
+            np.where(t >= k, (rho * (k - t)) ** k / math.factorial(k) * np.exp(-rho * (k - t)), 0.0) for k in range(31)
+        )
+        exact = [t[np.argmax(cdf >= p / 100)] for p in (50, 90, 99)]
+        model = mg1_wait_quantile(jnp.asarray(rho), jnp.asarray(1.0), jnp.asarray(0.0), jnp.asarray([50.0, 90.0, 99.0]))
+        assert np.asarray(model) == pytest.approx(exact, rel=0.09, abs=1e-3)
 
 
 def test_the_chain_of_prefill_passes_by_hand_and_drawn(float64):
