@@ -271,8 +271,9 @@ def pass_chain(lam: Array, step_s: Array, stall_s: Array, prompt_s: Array, busy:
     k = jnp.arange(PASS_PROMPTS + 1.0)
     length = jnp.where(k == 0, step_s, stall_s + prompt_s * k)
     arrivals = lam * length
-    count = jnp.exp(k * jnp.log(jnp.maximum(arrivals[:, None], 1e-300)) - arrivals[:, None]
-                    - jax.scipy.special.gammaln(k + 1.0))  # fmt: skip  # [interval, prompts]
+    # Poisson counts of arrivals during each interval: e^{−m}·m^j/j!, by the recurrence in j.
+    ratio = jnp.concatenate([jnp.ones_like(arrivals)[:, None], arrivals[:, None] / k[None, 1:]], axis=1)
+    count = jnp.exp(-arrivals)[:, None] * jnp.cumprod(ratio, axis=1)  # [interval, prompts]
     trans = count.at[:, -1].set(jnp.maximum(1.0 - count[:, :-1].sum(1), 0.0))
     for _ in range(4):  # trans^16: every row is the stationary distribution (products written
         trans = jnp.sum(trans[:, :, None] * trans[None, :, :], axis=1)  # out: XLA's CPU dot is slow this small)
@@ -281,16 +282,22 @@ def pass_chain(lam: Array, step_s: Array, stall_s: Array, prompt_s: Array, busy:
     mean = busy * jnp.sum(seen * length * (0.5 + lam * prompt_s))
     target = jnp.asarray(p) / 100.0
 
-    def below(t: Array) -> Array:  # P(R + B ≤ t) < target
+    def cdf(t: Array) -> Array:  # P(R + B ≤ t): piecewise linear in t
         within = jnp.clip((t[..., None, None] - prompt_s * k) / length[:, None], 0.0, 1.0)
-        return (1.0 - busy) + busy * jnp.sum(seen[:, None] * count * within, axis=(-2, -1)) < target
+        return (1.0 - busy) + busy * jnp.sum(seen[:, None] * count * within, axis=(-2, -1))
 
-    lo, hi = jnp.zeros_like(target), (length[-1] + prompt_s * PASS_PROMPTS) * jnp.ones_like(target)
-    for _ in range(12):  # bisection, unrolled: each step one fused pass over the configurations
+    def bisect(i: Array, bracket: tuple[Array, ...]) -> tuple[Array, ...]:
+        lo, hi, at_lo, at_hi = bracket
         mid = (lo + hi) / 2.0
-        low = below(mid)
-        lo, hi = jnp.where(low, mid, lo), jnp.where(low, hi, mid)
-    return mean, (lo + hi) / 2.0
+        at_mid = cdf(mid)
+        low = at_mid < target
+        return (jnp.where(low, mid, lo), jnp.where(low, hi, mid), jnp.where(low, at_mid, at_lo),
+                jnp.where(low, at_hi, at_mid))  # fmt: skip
+
+    zero, top = jnp.zeros_like(target), (length[-1] + prompt_s * PASS_PROMPTS) * jnp.ones_like(target)
+    # A loop (a smaller program); then linear within the last bracket (exact but at a kink).
+    lo, hi, at_lo, at_hi = jax.lax.fori_loop(0, 10, bisect, (zero, top, cdf(zero), jnp.ones_like(target)))
+    return mean, lo + (hi - lo) * jnp.clip((target - at_lo) / jnp.maximum(at_hi - at_lo, 1e-30), 0.0, 1.0)
 
 
 def _split(values: Array) -> tuple[Array, ...]:

@@ -76,3 +76,17 @@ def test_goodput_objective_keeps_90_percent_of_a_spread_mix_within_the_slos(chat
     # A spread of prompt lengths only removes candidates: some long prompts miss the TTFT.
     assert mixed["feasible"] <= chat["feasible"]
     assert all(r["slo_attainment"] >= 0.9 for r in mixed["runners_up"])
+
+
+def test_at_a_rate_the_cheapest_of_equal_throughput_wins_and_holds_the_tail():
+    # At a given rate every deployment of as many chips serves the same tokens per chip: the
+    # tie goes to the lower $/1M tokens, and a runner-up of the same throughput says so.
+    slo = Slo(rate_rps=4.0, p99_ttft_s=0.5, p90_tpot_s=0.03)
+    res = plan("llama-3-8b", "a100-sxm4-80gb", 4, prompt_tokens=1024, output_tokens=256, slo=slo)
+    best = res["best"]
+    assert best["p99_ttft_s"] <= 0.5 and best["p90_tpot_s"] <= 0.03 and best["saturation_rate_rps"] > 4.0
+    for r in res["runners_up"]:
+        assert r["throughput_tokens_per_s_per_chip"] <= best["throughput_tokens_per_s_per_chip"] * (1 + 1e-9)
+        if r["why"].startswith("same"):
+            assert r["usd_per_mtok"] >= best["usd_per_mtok"]
+    assert any(r["why"].startswith("same") for r in res["runners_up"])

@@ -90,7 +90,7 @@ def test_the_chain_of_prefill_passes_by_hand_and_drawn(float64):
     mean, pct = pass_chain(
         jnp.asarray(0.0), jnp.asarray(0.01), jnp.asarray(0.005), jnp.asarray(0.02), jnp.asarray(1.0), pcts
     )
-    assert float(mean) == pytest.approx(0.005) and np.asarray(pct) == pytest.approx([0.005, 0.009, 0.0099], rel=1e-2)
+    assert float(mean) == pytest.approx(0.005) and np.asarray(pct) == pytest.approx([0.005, 0.009, 0.0099], rel=1e-3)
     # Prefill a third of the time: the intervals drawn one after another (a pass holds the
     # prompts that arrived during the interval before it), requests at Poisson times; each
     # waits the rest of its interval and the prefill of the others that arrived during it.

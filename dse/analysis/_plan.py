@@ -4,7 +4,8 @@ Every candidate layout that fits in ``max_chips`` chips is evaluated in steady-s
 (continuous batching, and chunked prefill at several chunk sizes) over a ladder of batch
 sizes, vectorized: one compiled program per batching mode. Candidates that break the memory
 or an SLO (the mean TTFT or TPOT, or, for a spread of prompt lengths, fewer than 90 % of the
-requests within both) are rejected with the reason; the rest are ranked by the objective. The answer is
+requests within both) are rejected with the reason; the rest are ranked by the objective (ties,
+such as every deployment of as many chips at a given rate, by $/1M tokens). The answer is
 the best candidate, the best candidate of every other parallel layout (why it loses: its
 objective relative to the best), and the layouts that never meet the SLOs (why: the
 constraint that excludes their closest candidate, and by how much).
@@ -154,7 +155,9 @@ def plan(
         r["why"] = _violation(r, slo)
         r["score"] = sign * r[metric]
     ok = [r for r in rows if not r["why"]]
-    ok.sort(key=lambda r: (r["score"], r["chips"]))
+    # Equal scores (at a given rate every deployment of as many chips serves the same tokens
+    # per chip) go to the cheaper one, then the smaller.
+    ok.sort(key=lambda r: (_tied(r["score"]), r["usd_per_mtok"], r["chips"]))
     best = ok[0] if ok else None
     # The best candidate of every other layout, and why it loses. Replicas (dp) of a layout serve
     # the same per chip: a layout is (batching, tp, pp, ep), shown at its best replica count.
@@ -235,10 +238,19 @@ def _violation(r: dict[str, Any], slo: Slo) -> str:
     return "; ".join(reasons)
 
 
+def _tied(score: float) -> float:
+    """The score to 9 significant digits: equal up to rounding ties."""
+    return float(f"{score:.9g}")
+
+
 def _loses(r: dict[str, Any], best: dict[str, Any] | None, metric: str, sense: str) -> str:
     if best is None:
         return ""
     a, b = r[metric], best[metric]
+    if _tied(a) == _tied(b):
+        if r["usd_per_mtok"] != best["usd_per_mtok"]:
+            return f"same {metric}, {(r['usd_per_mtok'] / best['usd_per_mtok'] - 1) * 100:.3g} % higher usd_per_mtok"
+        return f"same {metric} and usd_per_mtok, more chips"
     if sense == "max":
         return f"{(1 - a / b) * 100:.3g} % lower {metric}"
     return f"{(a / b - 1) * 100:.3g} % higher {metric}"
