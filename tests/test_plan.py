@@ -78,13 +78,22 @@ def test_goodput_objective_keeps_90_percent_of_a_spread_mix_within_the_slos(chat
     assert all(r["slo_attainment"] >= 0.9 for r in mixed["runners_up"])
 
 
-def test_at_a_rate_the_cheapest_of_equal_throughput_wins_and_holds_the_tail():
-    # At a given rate every deployment of as many chips serves the same tokens per chip: the
-    # tie goes to the lower $/1M tokens, and a runner-up of the same throughput says so.
+def test_at_a_rate_the_cheapest_wins_and_holds_the_tail(capsys):
+    # The command at a rate ranks by $/1M tokens ("the cheapest deployment that holds the
+    # percentiles"); every candidate that meets the SLOs costs at least the best's.
+    argv = ["plan", "--model", "llama-3-8b", "--hardware", "a100-sxm4-80gb", "--max-chips", "4", "--prompt-tokens",
+            "1024", "--output-tokens", "256", "--rate", "4", "--p99-ttft-ms", "500", "--p90-tpot-ms", "30", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    res = json.loads(capsys.readouterr().out)
+    best = res["best"]
+    assert res["objective"] == "usd_per_mtok"
+    assert best["p99_ttft_s"] <= 0.5 and best["p90_tpot_s"] <= 0.03 and best["saturation_rate_rps"] > 4.0
+    assert all(r["usd_per_mtok"] >= best["usd_per_mtok"] for r in res["runners_up"])
+    # By tokens per chip, every deployment of as many chips ties at a rate: the tie goes to the
+    # lower $/1M tokens, and a runner-up of the same throughput says so.
     slo = Slo(rate_rps=4.0, p99_ttft_s=0.5, p90_tpot_s=0.03)
     res = plan("llama-3-8b", "a100-sxm4-80gb", 4, prompt_tokens=1024, output_tokens=256, slo=slo)
     best = res["best"]
-    assert best["p99_ttft_s"] <= 0.5 and best["p90_tpot_s"] <= 0.03 and best["saturation_rate_rps"] > 4.0
     for r in res["runners_up"]:
         assert r["throughput_tokens_per_s_per_chip"] <= best["throughput_tokens_per_s_per_chip"] * (1 + 1e-9)
         if r["why"].startswith("same"):

@@ -69,6 +69,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             hardware = analysis.with_sets(load_hardware(hardware), dict(_set_value(item) for item in args.set))
         except SpecError as e:
             raise SpecError(str(e) if str(e).startswith("--set") else f"--set: {e}") from None
+    objective = args.objective or ("usd_per_mtok" if slo.rate_rps else "tokens_per_s_per_chip")
     result = analysis.plan(
         args.model,
         hardware,
@@ -78,14 +79,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
         beam=int(beam),
         prefix_tokens=prefix,
         slo=slo,
-        objective=args.objective,
+        objective=objective,
         dtype=args.dtype,
         platform=platform,
         top=int(at_most_(args.top, "--top", 1000)),
         framework=args.framework,
     )
     if args.decode_hardware:
-        result["pools"] = _pools(args, hardware, int(chips), int(prompt), int(output), slo, result)
+        result["pools"] = _pools(args, hardware, int(chips), int(prompt), int(output), slo, result, objective)
     if args.json:
         print(json.dumps(result, indent=1, default=float))
         return 0
@@ -96,7 +97,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _pools(args: argparse.Namespace, hardware: Any, chips: int, prompt: int, output: int, slo: Any,
-           result: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+           result: dict[str, Any], objective: str) -> dict[str, Any]:  # fmt: skip
     """``--decode-hardware``: prefill on --hardware, decode on another chip; against the cheapest
     deployment of either chip alone (the same search by $/1M tokens)."""
     if slo.rate_rps:
@@ -105,7 +106,7 @@ def _pools(args: argparse.Namespace, hardware: Any, chips: int, prompt: int, out
                                 output_tokens=output, slo=slo, dtype=args.dtype, top=int(args.top))  # fmt: skip
     alone = {}
     for hw in (hardware, args.decode_hardware):
-        res = result if hw is hardware and args.objective == "usd_per_mtok" else analysis.plan(
+        res = result if hw is hardware and objective == "usd_per_mtok" else analysis.plan(
             args.model, hw, chips, prompt_tokens=prompt, output_tokens=output, slo=slo, objective="usd_per_mtok",
             dtype=args.dtype, top=0)  # fmt: skip
         alone[res["hardware"]] = res["best"]["usd_per_mtok"] if res["best"] else None
@@ -234,8 +235,8 @@ def add_subcommands(sub: Any) -> None:
     s.add_argument(
         "--objective",
         choices=tuple(analysis.OBJECTIVES),
-        default="tokens_per_s_per_chip",
-        help="what the best deployment maximizes (default tokens_per_s_per_chip)",
+        help="what the best deployment maximizes (default tokens_per_s_per_chip; with --rate usd_per_mtok: at a "
+        "rate, every deployment of as many chips serves the same tokens per chip)",
     )
     s.add_argument(
         "--dtype",
