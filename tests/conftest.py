@@ -65,7 +65,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if reporter is not None:
         marks = session.config.getoption("markexpr") or ""
         expected = {"figures": "about 8-10 minutes", "docs or browser": "about 8 minutes"}.get(
-            marks, "about 4-5 minutes"
+            marks, "about 5-6 minutes"
         )
         what = "the suite" if "not figures" in marks else f"the tests marked {marks!r}"
         reporter.write_line(
