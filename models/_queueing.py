@@ -25,22 +25,24 @@ arrivals, used by the engine for every configuration:
 * the saturation rate: the λ where ``n̄`` reaches ``slots`` (or chunked prefill's token budget
   is used up);
 * TTFT = the rest of the iteration under way + the prompt's own prefill (chunked: its
-  ⌈s/chunk⌉ iterations); continuous batching: the iteration under way is a decode step or a
-  prefill pass of the prompts that arrived during the interval before it, a Markov chain of
-  intervals whose stationary, length-biased mixture (with the prompts arriving beside the
-  request, which share its pass) gives R + B exactly up to passes of PASS_PROMPTS; + the wait for a slot
-  (a birth–death chain whose iteration grows with the sequences running and with their own
-  prompts' prefill, since the slots fill up in bursts of arrivals that also slow the
-  requests holding them; Halfin–Whitt's many-server approximation of Erlang C, Halfin &
-  Whitt, Oper. Res. 1981, with the Allen–Cunneen factor (1 + c_s²)/2 for nearly
-  deterministic service) + the wait behind other prompts' chunks
-  (M/D/1 by Pollaczek–Khinchine); quantiles of the part above the fixed pass time from a
-  gamma fitted to its mean and variance (Wilson–Hilferty), plus the waits' exponential tails;
+  ⌈s/chunk⌉ iterations) + the wait for a slot + (chunked) the wait behind other prompts'
+  chunks. Continuous batching: the iteration under way is a decode step or a prefill pass of
+  the prompts that arrived during the interval before it; these intervals are a Markov chain
+  whose stationary, length-biased mixture, with the prompts arriving beside the request
+  (they share its pass), gives the wait before its own prefill (:func:`pass_chain`). The
+  slot: a birth–death chain whose iteration grows with the sequences running and with their
+  own prompts' prefill (the slots fill up in bursts of arrivals that also slow the requests
+  holding them); Halfin–Whitt's many-server approximation of Erlang C (Halfin & Whitt,
+  Oper. Res. 1981) with the Allen–Cunneen factor (1 + c_s²)/2 for nearly deterministic
+  service, an exponential tail. The chunks: M/G/1, Pollaczek–Khinchine's mean, percentiles
+  from Erlang's exact M/D/1 and the Cramér–Lundberg decay (:func:`mg1_wait_quantile`). The
+  own prefill's spread is log-normal (the prompt lengths'); the parts' deviations from their
+  means combine in quadrature;
 * TPOT = the request's mean iteration: its variance from the running count (M/G/∞:
   Poisson; its mean over a deterministic stay has 2/3 of the variance) and from the
   prefill stalls over its ``L`` iterations; normal quantiles.
 
-Its error against :func:`simulate` is measured by ``inferbench validate --queueing``
+Its error against :func:`simulate` is measured by ``inferbench simulate --check``
 (docs/concepts.md#serving-under-load).
 """
 
