@@ -36,6 +36,7 @@ from ._metrics import Infeasible as Infeasible
 from ._metrics import MetricInfo as MetricInfo
 from ._metrics import Metrics as Metrics
 from ._queueing import PERCENTILES as PERCENTILES
+from ._queueing import Served as Served
 from ._queueing import ServiceCurve as ServiceCurve
 from ._queueing import open_queue as open_queue
 from ._queueing import poisson_requests as poisson_requests

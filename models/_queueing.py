@@ -82,40 +82,62 @@ class Served(NamedTuple):
     queue_s: Array  # arrival to admission
 
 
-def simulate(curve: ServiceCurve, arrival_s: Array, prompt_tokens: Array, output_tokens: Array) -> Served:
+def simulate(
+    curve: ServiceCurve, arrival_s: Array, prompt_tokens: Array, output_tokens: Array, window: int | None = None
+) -> Served:
     """Every request of a trace (sorted by arrival) through the scheduler, exactly.
 
     One event per scan step: admission at the iteration boundary, then either a prefill pass
     (whole prompts) or ``k`` identical iterations up to the next arrival, prefill completion
-    or finish. At most three events per request (and an idle jump), so ``4·N`` steps."""
+    or finish. At most three events per request (and an idle jump), so ``4·N`` steps.
+
+    Each step looks at ``window`` requests from the oldest unfinished one (all N if None): the
+    running and the next to admit are among them as long as requests finish roughly in the
+    order they came (a fixed output length: exactly), and a step costs O(window), not O(N).
+    If a request the scheduler would admit lies beyond the window, the trace's results are
+    NaN (not exact; rerun it with a wider window)."""
     n = arrival_s.shape[0]
-    idx = jnp.arange(n)
+    w = n if window is None else min(int(window), n)
     f = jnp.result_type(float)
-    arrival_s, prompt, output = (jnp.asarray(x, f) for x in (arrival_s, prompt_tokens, output_tokens))
+    inf = jnp.asarray(jnp.inf, f)
+
+    def pad(x: Array, v: float) -> Array:
+        return jnp.concatenate([jnp.asarray(x, f), jnp.full((w + 1,), v, f)])
+
+    arrival_s = pad(arrival_s, jnp.inf)
+    prompt, output = pad(prompt_tokens, 0.0), pad(output_tokens, 1.0)
     iters = jnp.ceil(jnp.maximum(output - 1.0, 0.0) / curve.accepted)  # after the first token
     need = prompt + output
     chunked = curve.chunk_tokens > 0
     budget = jnp.where(chunked, curve.chunk_tokens, 1.0)
-    inf = jnp.asarray(jnp.inf, f)
+
+    def at(x: Array, i: Array) -> Array:
+        return jax.lax.dynamic_slice(x, (i,), (w,))
 
     def step(state: Any, _: None) -> tuple[Any, None]:
-        t, nxt, pre, dec, admit, first, fin = state
+        t, nxt, lo, over, pre_all, dec_all, admit_all, first_all, fin_all = state
+        idx = lo + jnp.arange(w)
+        arr, prm, nd, its = at(arrival_s, lo), at(prompt, lo), at(need, lo), at(iters, lo)
+        pre, dec, admit, first, fin = (at(x, lo) for x in (pre_all, dec_all, admit_all, first_all, fin_all))
         active = (pre > 0) | (dec > 0)
         n_active = active.sum()
-        a_next = jnp.where(nxt < n, arrival_s[jnp.minimum(nxt, n - 1)], inf)
+        a_next = jnp.where(nxt < n, arrival_s[nxt], inf)
         t = jnp.where((n_active == 0) & (nxt < n), jnp.maximum(t, a_next), t)
         # Admission, first come first served: a slot and the whole request's KV (alone, always).
-        waiting = (idx >= nxt) & (arrival_s <= t)
+        waiting = (idx >= nxt) & (arr <= t)
         rank = jnp.cumsum(waiting)
-        kv_room = curve.kv_tokens - jnp.where(active, need, 0.0).sum()
-        fits = (jnp.cumsum(jnp.where(waiting, need, 0.0)) <= kv_room) | ((n_active == 0) & (rank == 1))
+        kv_room = curve.kv_tokens - jnp.where(active, nd, 0.0).sum()
+        fits = (jnp.cumsum(jnp.where(waiting, nd, 0.0)) <= kv_room) | ((n_active == 0) & (rank == 1))
         admitted = waiting & (rank <= curve.slots - n_active) & fits
         admitted = admitted & (jnp.cumsum(~admitted & waiting) == 0)  # FCFS: none overtakes
+        # Every waiting request in the window admitted, a slot left and more waiting beyond it.
+        room = (admitted.sum() == waiting.sum()) & (waiting.sum() + 1 <= curve.slots - n_active)
+        over = over | (room & (arrival_s[lo + w] <= t) & (lo + w < n))
         admit = jnp.where(admitted, t, admit)
-        pre = jnp.where(admitted, prompt, pre)
+        pre = jnp.where(admitted, prm, pre)
         nxt = nxt + admitted.sum(dtype=nxt.dtype)
         prefilling, decoding = pre > 0, dec > 0
-        a_next = jnp.where(nxt < n, arrival_s[jnp.minimum(nxt, n - 1)], inf)
+        a_next = jnp.where(nxt < n, arrival_s[nxt], inf)
         backlog = jnp.where(prefilling, pre, 0.0).sum()
         n_dec = decoding.sum()
         base = curve.step_s + curve.step_per_seq_s * jnp.maximum(n_dec - 1.0, 0.0)
@@ -136,16 +158,25 @@ def simulate(curve: ServiceCurve, arrival_s: Array, prompt_tokens: Array, output
         pre_left = jnp.where(whole, 0.0, jnp.clip(cum - consumed, 0.0, pre))
         pre_left = jnp.where(prefilling, pre_left, 0.0)
         done_pre = prefilling & (pre_left == 0)
-        dec = jnp.where(done_pre, iters, jnp.where(decoding & ~whole, dec - k, dec))
+        dec = jnp.where(done_pre, its, jnp.where(decoding & ~whole, dec - k, dec))
         first = jnp.where(done_pre, t, first)
         fin = jnp.where((done_pre | decoding) & (dec <= 0) & ~jnp.isfinite(fin), t, fin)
-        return (t, nxt, pre_left, dec, admit, first, fin), None
+        pre_all, dec_all, admit_all, first_all, fin_all = (
+            jax.lax.dynamic_update_slice(a, b, (lo,))
+            for a, b in zip((pre_all, dec_all, admit_all, first_all, fin_all), (pre_left, dec, admit, first, fin))
+        )
+        # The window moves on to the oldest request not finished (never past the next to admit).
+        unfinished = ~jnp.isfinite(fin)
+        lo = jnp.minimum(jnp.where(unfinished.any(), lo + jnp.argmax(unfinished), lo + w), nxt).astype(lo.dtype)
+        return (t, nxt, lo, over, pre_all, dec_all, admit_all, first_all, fin_all), None
 
-    zeros, infs = jnp.zeros(n, f), jnp.full(n, jnp.inf, f)
-    state = (jnp.zeros((), f), jnp.zeros((), jnp.int32), zeros, zeros, infs, infs, infs)
-    (_, _, _, _, admit, first, fin), _ = jax.lax.scan(step, state, None, length=4 * n + 4)
-    tpot = (fin - first) / jnp.maximum(output - 1.0, 1.0)
-    return Served(first - arrival_s, tpot, fin - arrival_s, admit - arrival_s)
+    zeros, infs = jnp.zeros(n + w + 1, f), jnp.full(n + w + 1, jnp.inf, f)
+    i0 = jnp.zeros((), jnp.int32)
+    state = (jnp.zeros((), f), i0, i0, jnp.zeros((), bool), zeros, zeros, infs, infs, infs)
+    (_, _, _, over, _, _, admit, first, fin), _ = jax.lax.scan(step, state, None, length=4 * n + 4)
+    arrival_s, admit, first, fin = arrival_s[:n], admit[:n], first[:n], fin[:n]
+    tpot = (fin - first) / jnp.maximum(output[:n] - 1.0, 1.0)
+    return Served(*(jnp.where(over, jnp.nan, x) for x in (first - arrival_s, tpot, fin - arrival_s, admit - arrival_s)))
 
 
 class Queued(NamedTuple):

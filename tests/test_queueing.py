@@ -11,7 +11,7 @@ import pytest
 
 from dse.engine import make_config, run_designs, simulate_requests, software_levels
 from dse.specs import load_hardware, load_model
-from models import Infeasible, ServiceCurve, open_queue
+from models import Infeasible, ServiceCurve, open_queue, simulate
 from models._queueing import mg1_wait_quantile, pass_chain, slot_wait
 
 
@@ -56,6 +56,29 @@ def test_simulation_by_hand():
     # The KV cache holds one request at a time: the second waits though a slot is free.
     kv = simulate_one(curve(kv_tokens=150.0), [0.0, 0.0], [100, 100], [11, 11])
     assert kv["queue_s"][1] == pytest.approx(0.115)
+
+
+def test_a_window_of_requests_is_the_whole_trace_or_says_it_is_not():
+    # Continuous and chunked, mixed prompts: finishing in arrival order, a window of 8 (twice
+    # the slots) sees what all 300 would; very mixed outputs finish out of order and overflow
+    # it (NaN, never a wrong number). simulate_requests reruns such traces over the whole trace.
+    rng = np.random.default_rng(1)
+    arrival = np.cumsum(rng.exponential(0.012, 300))
+    prompt = np.round(rng.lognormal(5.0, 0.7, 300)) + 1
+    for fixed, c in ((True, curve(step_per_seq_s=0.002)), (True, curve(chunk_tokens=64.0)), (False, curve())):
+        output = np.full(300, 12.0) if fixed else rng.choice([2.0, 400.0], 300)
+        c = ServiceCurve(**{k: jnp.asarray(v[0]) for k, v in c.items()})
+        full, windowed = (
+            simulate(c, jnp.asarray(arrival), jnp.asarray(prompt), jnp.asarray(output), w) for w in (None, 8)
+        )
+        if fixed:
+            assert np.array_equal(np.asarray(windowed.ttft_s), np.asarray(full.ttft_s))
+            assert np.array_equal(np.asarray(windowed.latency_s), np.asarray(full.latency_s))
+        else:
+            assert np.isnan(np.asarray(windowed.ttft_s)).all()
+            c_dict = {k: np.atleast_1d(float(v)) for k, v in c._asdict().items()}
+            again = simulate_one(c_dict, arrival, prompt, output)["ttft_s"]  # float64 there
+            np.testing.assert_allclose(again, np.asarray(full.ttft_s), rtol=1e-4)
 
 
 def test_erlang_c_and_pollaczek_khinchine_by_hand():
