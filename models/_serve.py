@@ -311,14 +311,16 @@ class _Serving:
         idle_chip_s = jnp.maximum(platform.replica_chips * wall - platform.stage_chips * ph.busy_s, 0.0)
         return replicas * (platform.stage_chips * ph.chip_energy_j + self.chip.idle_w * idle_chip_s)
 
-    def with_offload(self, ph: PhaseCost) -> PhaseCost:
-        # The host share of the KV cache crosses the host link on every pass that reads it; or,
-        # where the host computes (GenZ Fig. 19, system C: attention on the CPU, the KV cache in
-        # its memory), the host runs that share of the attention from its own memory and only
-        # queries and outputs cross: the runtime takes the faster of the two.
+    def with_offload(self, ph: PhaseCost, crossing: Array | None = None) -> PhaseCost:
+        # The host share of the KV cache crosses the host link on every pass that reads it
+        # (``crossing``: the pass's KV bytes, unless given); or, where the host computes (GenZ
+        # Fig. 19, system C: attention on the CPU, the KV cache in its memory), the host runs
+        # that share of the attention from its own memory and only queries and outputs cross:
+        # the runtime takes the faster of the two.
         platform = self.platform
         host_share = self.kv_host / jnp.maximum(self.kv, 1.0)
-        stream = host_share * ph.kv_bytes / platform.host_bandwidth_bytes_per_s
+        crossing = ph.kv_bytes if crossing is None else crossing
+        stream = host_share * crossing / platform.host_bandwidth_bytes_per_s
         on_host = host_share * jnp.maximum(
             ph.kv_flops / jnp.maximum(platform.host_flops_per_s, 1.0),
             ph.kv_bytes / platform.host_memory_bandwidth_bytes_per_s,
@@ -336,7 +338,17 @@ class _Serving:
 
     def prompt_pass(self, net: Array) -> PhaseCost:
         # The prompt pass of the batch (every mode reports it: prefill throughput, MFU, energy).
-        return self.phase(self.scenario, self.s_new, self.s_past, self.one, single=True, net=net)
+        pass_ = self.phase(self.scenario, self.s_new, self.s_past, self.one, single=True, net=net)
+        return self.hosted(pass_, self.scenario.batch)
+
+    def hosted(self, ph: PhaseCost, prompts: Array) -> PhaseCost:
+        # A pass of whole prompts writes their KV once where the cache keeps it: the host's
+        # share crosses the host link (not the attention's reads of it, which stay on the
+        # chip), or the host computes that share of the prompts' attention (GenZ Fig. 19's
+        # prefill). A prefill pool keeps no cache: it sends each request's KV on.
+        sc = self.scenario
+        written = self.fp.kv_bytes / (sc.batch * (sc.prompt_tokens + sc.output_tokens)) * prompts * self.s_new
+        return ph if sc.batching == "disaggregated" else self.with_offload(ph, written)
 
 
 class _Schedule(NamedTuple):
@@ -376,6 +388,7 @@ def _static(c: _Serving) -> _Schedule:
     chunk = jnp.where((sc.chunk_tokens > 0) & (sc.chunk_tokens < s_new), sc.chunk_tokens, s_new)
     net_pre, net_dec = c.network((sc, chunk * one, None), (dec_sc, c.new_dec, None))
     pre = c.phase(sc, chunk, c.prompt_context(chunk), jnp.ceil(s_new / chunk), single=True, net=net_pre)
+    pre = c.hosted(pre, b)
     ttft = pre.wall_s * pipeline_fill_factor(b, platform.pp)
     passes = c.d_passes / c.accepted
     dec_micro = c.phase(dec_sc, c.new_dec, s, passes, growth=c.accepted, net=net_dec)
@@ -463,6 +476,7 @@ def _round(c: _Serving, mode: str) -> _Round:
         # The prompts entering run as their own pass and stall the decode: fed/s prompts a
         # round, in one pass of max(fed/s, 1) prompts every min(fed/s, 1) rounds.
         arrivals = c.phase(arrivals_sc, s_new, c.s_past, one, single=True, net=net_extra)
+        arrivals = c.hosted(arrivals, arrivals_sc.batch)
         t_prompt = arrivals.wall_s * pipeline_fill_factor(jnp.maximum(entering, 1.0), platform.pp)
         share = jnp.minimum(entering, 1.0)
         t_round = t_round + share * t_prompt
@@ -493,6 +507,7 @@ def _service_curve(c: _Serving, mode: str, ctx: Array, pre: PhaseCost, it: Phase
     per_seq = jnp.where(running > 1.0, jnp.maximum(step_full - step_one, 0.0) / jnp.maximum(running - 1.0, 1e-9), 0.0)
     s_new = c.s_new  # the service curve's prompt tokens are those prefilled
     one_prompt = c.phase(dataclasses.replace(sc, batch=one), s_new, c.s_past, one, single=True, net=net_one_pre)
+    one_prompt = c.hosted(one_prompt, one)
     p_one, p_all = one_prompt.wall_s, pre.wall_s
     per_token = jnp.where(b > 1.0, jnp.maximum(p_all - p_one, 0.0) / jnp.maximum((b - 1.0) * s_new, 1e-9),
                           p_one / s_new)  # fmt: skip

@@ -102,6 +102,15 @@ def test_kv_offload_makes_a_long_context_fit_at_the_host_link_speed():
     assert off.feasible and off.memory_per_chip_bytes <= 80e9
     fast = serve_eager(kv_offload_bytes=500e9, host_bandwidth_bytes_per_s=450e9, **kw)
     assert fast.tpot_s < off.tpot_s  # more host bandwidth, lower TPOT
+    # The prompt pass writes the host's share of its KV once over the link (not the
+    # attention's reads of it): 256 prompts of 2,048 tokens at 128 KiB a token (32 layers x
+    # 8 KV heads x 128 x K and V x 2 bytes); the host holds what the chip does not of
+    # 256 x 4,096 tokens.
+    slow = serve_eager(kv_offload_bytes=500e9, host_bandwidth_bytes_per_s=63e9, **kw)
+    total = 256 * 4096 * 131072
+    share = 1.0 - off.kv_bytes_per_chip / total
+    written = share * 256 * 2048 * 131072
+    assert slow.ttft_s - fast.ttft_s == pytest.approx(written * (1 / 63e9 - 1 / 450e9), rel=1e-9)
     # Attention on the host (GenZ Fig. 19, system C; an 8 TFLOP/s CPU): Llama-3-8B's GQA
     # attention does 4 FLOP per KV byte in bf16 (4 query heads per KV head, 2 FLOP each for the
     # score and the value), 2 TFLOP/s at 307 GB/s: memory-bound on the host, so the offloaded
