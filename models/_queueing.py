@@ -30,14 +30,15 @@ arrivals, used by the engine for every configuration:
   the prompts that arrived during the interval before it; these intervals are a Markov chain
   whose stationary, length-biased mixture, with the prompts arriving beside the request
   (they share its pass), gives the wait before its own prefill (:func:`pass_chain`). The
-  slot: a birth–death chain whose iteration grows with the sequences running and with their
-  own prompts' prefill (the slots fill up in bursts of arrivals that also slow the requests
-  holding them); Halfin–Whitt's many-server approximation of Erlang C (Halfin & Whitt,
-  Oper. Res. 1981) with the Allen–Cunneen factor (1 + c_s²)/2 for nearly deterministic
-  service, an exponential tail. The chunks: M/G/1, Pollaczek–Khinchine's mean, percentiles
-  from Erlang's exact M/D/1 and the Cramér–Lundberg decay (:func:`mg1_wait_quantile`). The
-  own prefill's spread is log-normal (the prompt lengths'); the parts' deviations from their
-  means combine in quadrature;
+  slot (:func:`busy_slots`): a chain of the requests in the system whose iteration grows
+  with the sequences running and with their own prompts' prefill (the slots fill up in
+  bursts of arrivals that also slow the requests holding them), with the spread of a fixed
+  stay; beyond 32 slots Halfin–Whitt's many-server normal (Halfin & Whitt, Oper. Res.
+  1981); the Allen–Cunneen factor (1 + c_s²)/2 for nearly deterministic service, an
+  exponential tail. The chunks: M/G/1, Pollaczek–Khinchine's mean, percentiles from
+  Erlang's exact M/D/1 and the Cramér–Lundberg decay (:func:`mg1_wait_quantile`). The own
+  prefill's spread is log-normal (the prompt lengths'); the parts' deviations from their
+  means combine in quadrature, no lower than the requests that found a slot free put them;
 * TPOT = the request's mean iteration: its variance from the running count (M/G/∞:
   Poisson; its mean over a deterministic stay has 2/3 of the variance) and from the
   prefill stalls over its ``L`` iterations; normal quantiles.
@@ -233,17 +234,22 @@ def _waiting(offered: Callable[[Array], Array], mean: Array, var: Array, servers
 
 
 def busy_slots(lam: Array, life: Array, base_s: Array, per_seq_s: Array, slots: Array, rho: Array) -> Array:
-    """Probability that every slot is taken when a request arrives: the birth–death chain of
-    the requests in the system, arrivals λ, completions min(n, c)/(L·x(n)) with the iteration
-    x(n) = base + per_seq·(n − 1) growing with the n running (c = slots). Below c its weights
-    are a negative binomial's (r = base/per_seq, success 1 − λ·L·per_seq), from c on a
+    """Probability that every slot is taken when a request arrives: a chain of the requests in
+    the system, arrivals λ, each staying L iterations of x(n) = base + per_seq·(n − 1), growing
+    with the n running (c = slots). Below c its weights are a negative binomial's (the
+    birth–death chain's mean, the spread of a fixed number of iterations: below), from c on a
     geometric series of ratio ρ = λ/λ_sat. With a constant iteration it is Erlang C."""
     w = jnp.clip(lam * life * per_seq_s, 0.0, 1.0 - 1e-6)
     r = base_s / jnp.maximum(per_seq_s, 1e-30)
-    # The negative binomial's mean and variance (its Poisson limit, mean λ·L·base, without a slope).
+    # The mean running (its Poisson limit, λ·L·base, without a slope).
     mean = jnp.where(w > 1e-9, r * w / (1.0 - w), lam * life * base_s)
-    var = mean / (1.0 - w)
-    return _waiting(lambda k: lam * life * (base_s + per_seq_s * (k - 1.0)) / k, mean, var, slots, rho)
+    # Its spread: n is the arrivals within the last L iterations, which last longer the more run
+    # (T = L·base + w/λ·n), so a fluctuation ξ of the count lengthens the window that counts it:
+    # n − n̄ = ξ/(1 − w), a variance n̄/(1 − w)² (a birth–death chain with exponential service
+    # forgets faster: n̄/(1 − w)). A negative binomial of that mean and variance, success w(2 − w).
+    w2 = w * (2.0 - w)
+    var = mean / (1.0 - w2)
+    return _waiting(lambda k: (mean * (1.0 - w2) + w2 * (k - 1.0)) / k, mean, var, slots, rho)
 
 
 def slot_wait(rho: Array, servers: Array, service_s: Array, cs2: Array) -> tuple[Array, Array]:
@@ -407,22 +413,31 @@ def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, promp
     # the very requests whose finishing would free a slot.)
     a_pass = a_pre + stall * q / jnp.maximum(arrivals, 1e-9)
     per_seq = sd + a_pass / jnp.maximum(life, 1.0)
-    p_slot = busy_slots(lam_u, life, t1 + a_pass / jnp.maximum(life, 1.0), per_seq, slots, rho)
-    m_slot = life * (t1 + per_seq * slots) / (slots * (1.0 - rho)) / 2.0
+    # Chunked, a request holds its slot through its own prompt's ⌈s/chunk⌉ iterations too.
     m_chunk = (s / budget) * (1.0 + cv2) * x_full / (2.0 * (1.0 - rho_b))
+    hold = life + jnp.where(chunked, s / budget, 0.0)
+    p_slot = busy_slots(lam_u, hold, t1 + a_pass / jnp.maximum(life, 1.0), per_seq, slots, rho)
+    m_slot = hold * (t1 + per_seq * slots) / (slots * (1.0 - rho)) / 2.0
     queue = p_slot * m_slot + rho_b * m_chunk
     queue = jnp.where(queue < 1e-9, 0.0, queue)  # below a nanosecond: the tails' underflow, no wait
     ttft = f_mean + r_mean + queue
-    devs = (
+    others = (
         f_pct - f_mean,
         r_pct - r_mean,
-        exp_tail_quantile(p_slot, m_slot, pcts) - p_slot * m_slot,
         jnp.where(chunked, mg1_wait_quantile(rho_b, s / budget * x_full, cv2, pcts), 0.0) - rho_b * m_chunk,
     )
-    # Deviations from the means combine in quadrature, each sign apart (exact for normal parts).
-    up = jnp.sqrt(sum(jnp.maximum(dv, 0.0) ** 2 for dv in devs))
-    down = jnp.sqrt(sum(jnp.minimum(dv, 0.0) ** 2 for dv in devs))
-    ttft_pct = jnp.maximum(ttft + up - down, stall)
+    slot_dev = exp_tail_quantile(p_slot, m_slot, pcts) - p_slot * m_slot
+
+    def combined(mean: Array, devs: tuple[Array, ...]) -> Array:
+        # Deviations from the means combine in quadrature, each sign apart (exact for normal parts).
+        up = jnp.sqrt(sum(jnp.maximum(dv, 0.0) ** 2 for dv in devs))
+        return mean + up - jnp.sqrt(sum(jnp.minimum(dv, 0.0) ** 2 for dv in devs))
+
+    # A slot wait is rare but long: below the p-th percentile are at least a share p/(1 − p_slot)
+    # of the requests that found a slot free (their quantiles interpolated in z between ours).
+    free = combined(ttft - p_slot * m_slot, others)
+    z_free = jax.scipy.stats.norm.ppf(jnp.clip(pcts / 100.0 / jnp.maximum(1.0 - p_slot, 1e-9), 0.5, pcts[-1] / 100.0))
+    ttft_pct = jnp.maximum(jnp.maximum(combined(ttft, (*others, slot_dev)), jnp.interp(z_free, zs, free)), stall)
     decode_s = jnp.maximum(d - 1.0, 0.0) * tpot
     dec_sd = jnp.maximum(d - 1.0, 0.0) * tpot_sd
     lat_pct = ttft_pct + decode_s + zs * dec_sd

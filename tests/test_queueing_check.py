@@ -36,7 +36,7 @@ def test_the_readme_check_reproduces():
         for name, row in values.items():
             assert table[name] == pytest.approx(row, abs=0.1), name
     errors, scatter = printed
-    # What the README claims of them (the medians within 6 %; the p99 TTFT 11 %, less at low load).
-    assert errors["p50 ttft"][0] < 6 and errors["p50 tpot"][0] < 3 and errors["p99 tpot"][0] < 10
-    assert 10 < errors["p99 ttft"][0] < 12 and errors["p99 ttft"][1] < 8
-    assert scatter["p99 ttft"][3] > 20  # one half of the traces' p99 against the other's near saturation
+    # What the README claims of them (the medians within 6 %, the p99s within 8 %, less at low load).
+    assert errors["p50 ttft"][0] < 6 and errors["p50 tpot"][0] < 3
+    assert errors["p99 ttft"][0] < 8 and errors["p99 tpot"][0] < 8 and errors["p99 ttft"][1] < 6
+    assert scatter["p99 ttft"][3] > 10  # one half of the traces' p99 against the other's near saturation

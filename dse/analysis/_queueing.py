@@ -33,8 +33,8 @@ _MODES = ("continuous", "chunked")
 
 def check_queueing(
     n_configs: int = 200,
-    n_requests: int = 1200,
-    warmup: int = 200,
+    n_requests: int = 4800,
+    warmup: int = 800,
     seed: int = 0,
     replications: int = 8,
     progress: Callable[[int], None] | None = None,

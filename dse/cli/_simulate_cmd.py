@@ -207,7 +207,7 @@ def add_subcommands(sub: Any) -> None:
     )
     s.add_argument("--trace", help="CSV of requests, sorted by arrival")
     s.add_argument("--check", help="random deployments to check the analytic model on (e.g. 200)")
-    s.add_argument("--requests", default="1200", help="Poisson requests per deployment of --check (default 1200)")
+    s.add_argument("--requests", default="4800", help="Poisson requests per trace of --check (default 4800)")
     s.add_argument(
         "--replications",
         default="8",
