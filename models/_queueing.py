@@ -80,17 +80,30 @@ class Served(NamedTuple):
     ttft_s: Array
     tpot_s: Array
     latency_s: Array
-    queue_s: Array  # arrival to admission
+    queue_s: Array  # arrival to (first) admission
+    preemptions: Array  # times preempted (on-demand KV admission)
 
 
 def simulate(
-    curve: ServiceCurve, arrival_s: Array, prompt_tokens: Array, output_tokens: Array, window: int | None = None
+    curve: ServiceCurve,
+    arrival_s: Array,
+    prompt_tokens: Array,
+    output_tokens: Array,
+    window: int | None = None,
+    reserve: bool = True,
 ) -> Served:
     """Every request of a trace (sorted by arrival) through the scheduler, exactly.
 
     One event per scan step: admission at the iteration boundary, then either a prefill pass
     (whole prompts) or ``k`` identical iterations up to the next arrival, prefill completion
     or finish. At most three events per request (and an idle jump), so ``4·N`` steps.
+
+    KV admission: ``reserve`` (TensorRT-LLM's "guaranteed no evict") admits a request when
+    its whole prompt and output fit, so nothing is ever preempted; otherwise on demand
+    (vLLM's): when its prompt fits with room for one more token of every running sequence;
+    when the running sequences' next tokens do not fit, the latest to arrive is preempted:
+    its KV is freed, it waits first in line, and when admitted again it prefills its prompt
+    and the tokens it had generated (recomputation) and decodes on (``8·N`` steps).
 
     Each step looks at ``window`` requests from the oldest unfinished one (all N if None): the
     running and the next to admit are among them as long as requests finish roughly in the
@@ -101,13 +114,14 @@ def simulate(
     w = n if window is None else min(int(window), n)
     f = jnp.result_type(float)
     inf = jnp.asarray(jnp.inf, f)
+    acc = curve.accepted
 
     def pad(x: Array, v: float) -> Array:
         return jnp.concatenate([jnp.asarray(x, f), jnp.full((w + 1,), v, f)])
 
     arrival_s = pad(arrival_s, jnp.inf)
     prompt, output = pad(prompt_tokens, 0.0), pad(output_tokens, 1.0)
-    iters = jnp.ceil(jnp.maximum(output - 1.0, 0.0) / curve.accepted)  # after the first token
+    iters = jnp.ceil(jnp.maximum(output - 1.0, 0.0) / acc)  # after the first token
     need = prompt + output
     chunked = curve.chunk_tokens > 0
     budget = jnp.where(chunked, curve.chunk_tokens, 1.0)
@@ -116,33 +130,56 @@ def simulate(
         return jax.lax.dynamic_slice(x, (i,), (w,))
 
     def step(state: Any, _: None) -> tuple[Any, None]:
-        t, nxt, lo, over, pre_all, dec_all, admit_all, first_all, fin_all = state
+        t, nxt, lo, over, per_request = state
         idx = lo + jnp.arange(w)
         arr, prm, nd, its = at(arrival_s, lo), at(prompt, lo), at(need, lo), at(iters, lo)
-        pre, dec, admit, first, fin = (at(x, lo) for x in (pre_all, dec_all, admit_all, first_all, fin_all))
+        pre, dec, held, done, back, admit, first, fin, preempted = (at(x, lo) for x in per_request)
+        back = back > 0
         active = (pre > 0) | (dec > 0)
         n_active = active.sum()
         a_next = jnp.where(nxt < n, arrival_s[nxt], inf)
-        t = jnp.where((n_active == 0) & (nxt < n), jnp.maximum(t, a_next), t)
-        # Admission, first come first served: a slot and the whole request's KV (alone, always).
-        waiting = (idx >= nxt) & (arr <= t)
+        t = jnp.where((n_active == 0) & (nxt < n) & ~back.any(), jnp.maximum(t, a_next), t)
+        # Admission, first come first served (a preempted request first): a slot and its KV.
+        waiting = back | ((idx >= nxt) & (arr <= t))
         rank = jnp.cumsum(waiting)
-        kv_room = curve.kv_tokens - jnp.where(active, nd, 0.0).sum()
-        fits = (jnp.cumsum(jnp.where(waiting, nd, 0.0)) <= kv_room) | ((n_active == 0) & (rank == 1))
+        kv_room = curve.kv_tokens - jnp.where(active, held, 0.0).sum()
+        # What it holds when admitted: all it will need (reserve), or its prompt and the
+        # tokens it generated before it was preempted (on demand).
+        own = prm + jnp.where(back, 1.0 + done * acc, 0.0)
+        holds = nd if reserve else own
+        n_dec = (dec > 0).sum()
+        ahead = 0.0 if reserve else acc * (n_dec + rank)  # one more token for all decoding
+        fits = (jnp.cumsum(jnp.where(waiting, holds, 0.0)) + ahead <= kv_room) | ((n_active == 0) & (rank == 1))
         admitted = waiting & (rank <= curve.slots - n_active) & fits
         admitted = admitted & (jnp.cumsum(~admitted & waiting) == 0)  # FCFS: none overtakes
         # Every waiting request in the window admitted, a slot left and more waiting beyond it.
         room = (admitted.sum() == waiting.sum()) & (waiting.sum() + 1 <= curve.slots - n_active)
         over = over | (room & (arrival_s[lo + w] <= t) & (lo + w < n))
-        admit = jnp.where(admitted, t, admit)
-        pre = jnp.where(admitted, prm, pre)
-        nxt = nxt + admitted.sum(dtype=nxt.dtype)
-        prefilling, decoding = pre > 0, dec > 0
+        admit = jnp.where(admitted & ~jnp.isfinite(admit), t, admit)
+        pre = jnp.where(admitted, own, pre)
+        held = jnp.where(admitted, holds, held)
+        nxt = nxt + (admitted & ~back).sum(dtype=nxt.dtype)
+        back = back & ~admitted
+        active = (pre > 0) | (dec > 0)
+        # On demand, the running sequences' next tokens must fit: else the latest is preempted
+        # (not a sequence alone, which no preemption can help), and nothing else happens.
+        decoding = dec > 0
+        n_dec = decoding.sum()
+        used = jnp.where(active, held, 0.0).sum()
+        evict = (not reserve) & (n_dec > 0) & (used + acc * n_dec > curve.kv_tokens) & (active.sum() > 1)
+        victim = evict & (idx == jnp.max(jnp.where(active, idx, -1)))
+        pre, dec, held = (jnp.where(victim, 0.0, x) for x in (pre, dec, held))
+        back, preempted = back | victim, preempted + victim
+        prefilling, decoding = (pre > 0) & ~evict, (dec > 0) & ~evict
         a_next = jnp.where(nxt < n, arrival_s[nxt], inf)
         backlog = jnp.where(prefilling, pre, 0.0).sum()
         n_dec = decoding.sum()
         base = curve.step_s + curve.step_per_seq_s * jnp.maximum(n_dec - 1.0, 0.0)
         k_fin = jnp.min(jnp.where(decoding, dec, inf))
+        # On demand, the iterations until the running sequences' tokens fill the KV cache.
+        k_kv = jnp.where(
+            reserve | (n_dec == 0), inf, jnp.maximum(jnp.floor((curve.kv_tokens - used) / (acc * n_dec)), 1.0)
+        )
         # Whole prompts (continuous): a prefill pass of every prompt admitted, decode stalled.
         whole = ~chunked & (backlog > 0)
         # Otherwise k identical iterations, each with up to ``budget`` prefill tokens.
@@ -150,34 +187,44 @@ def simulate(
         k_pre = jnp.where(chunked & (backlog > 0), jnp.ceil(jnp.min(jnp.where(prefilling, cum, inf)) / budget), inf)
         it_s = base + curve.token_s * jnp.where(chunked, jnp.minimum(budget, backlog), 0.0)
         k_arr = jnp.where(a_next > t, jnp.maximum(jnp.ceil((a_next - t) / it_s), 1.0), inf)
-        k = jnp.minimum(jnp.minimum(k_fin, k_pre), k_arr)
+        k = jnp.minimum(jnp.minimum(jnp.minimum(k_fin, k_pre), k_arr), k_kv)
         k = jnp.where((n_dec > 0) | (chunked & (backlog > 0)), k, 0.0)
         k = jnp.where(jnp.isfinite(k), k, 0.0)
         consumed = jnp.where(chunked, jnp.minimum(k * budget, backlog), backlog)
         dt = jnp.where(whole, curve.pass_s + curve.token_s * backlog, k * base + curve.token_s * consumed)
-        t = t + dt
+        t = t + jnp.where(evict, 0.0, dt)
         pre_left = jnp.where(whole, 0.0, jnp.clip(cum - consumed, 0.0, pre))
-        pre_left = jnp.where(prefilling, pre_left, 0.0)
+        pre_left = jnp.where(prefilling, pre_left, pre)
         done_pre = prefilling & (pre_left == 0)
-        dec = jnp.where(done_pre, its, jnp.where(decoding & ~whole, dec - k, dec))
-        first = jnp.where(done_pre, t, first)
+        stepped = jnp.where(decoding & ~whole, k, 0.0)
+        # Prefilled again after a preemption, the pass also yields its next token.
+        resumed = done_pre & (preempted > 0)
+        dec = jnp.where(done_pre, jnp.maximum(its - done - resumed, 0.0), dec - stepped)
+        done = done + stepped + resumed
+        held = held + jnp.where(reserve, 0.0, stepped * acc)
+        first = jnp.where(done_pre & ~jnp.isfinite(first), t, first)
         fin = jnp.where((done_pre | decoding) & (dec <= 0) & ~jnp.isfinite(fin), t, fin)
-        pre_all, dec_all, admit_all, first_all, fin_all = (
+        per_request = tuple(
             jax.lax.dynamic_update_slice(a, b, (lo,))
-            for a, b in zip((pre_all, dec_all, admit_all, first_all, fin_all), (pre_left, dec, admit, first, fin))
+            for a, b in zip(per_request, (pre_left, dec, held, done, back * 1.0, admit, first, fin, preempted))
         )
         # The window moves on to the oldest request not finished (never past the next to admit).
         unfinished = ~jnp.isfinite(fin)
         lo = jnp.minimum(jnp.where(unfinished.any(), lo + jnp.argmax(unfinished), lo + w), nxt).astype(lo.dtype)
-        return (t, nxt, lo, over, pre_all, dec_all, admit_all, first_all, fin_all), None
+        return (t, nxt, lo, over, per_request), None
 
     zeros, infs = jnp.zeros(n + w + 1, f), jnp.full(n + w + 1, jnp.inf, f)
     i0 = jnp.zeros((), jnp.int32)
-    state = (jnp.zeros((), f), i0, i0, jnp.zeros((), bool), zeros, zeros, infs, infs, infs)
-    (_, _, _, over, _, _, admit, first, fin), _ = jax.lax.scan(step, state, None, length=4 * n + 4)
-    arrival_s, admit, first, fin = arrival_s[:n], admit[:n], first[:n], fin[:n]
+    per_request = (zeros, zeros, zeros, zeros, zeros, infs, infs, infs, zeros)
+    steps = (4 if reserve else 8) * n + 8
+    (_, _, _, over, per_request), _ = jax.lax.scan(
+        step, (jnp.zeros((), f), i0, i0, jnp.zeros((), bool), per_request), None, length=steps
+    )
+    admit, first, fin, preempted = (x[:n] for x in per_request[5:])
+    arrival_s = arrival_s[:n]
     tpot = (fin - first) / jnp.maximum(output[:n] - 1.0, 1.0)
-    return Served(*(jnp.where(over, jnp.nan, x) for x in (first - arrival_s, tpot, fin - arrival_s, admit - arrival_s)))
+    served = (first - arrival_s, tpot, fin - arrival_s, admit - arrival_s, preempted)
+    return Served(*(jnp.where(over, jnp.nan, x) for x in served))
 
 
 class Queued(NamedTuple):

@@ -483,6 +483,15 @@ CASES = [
         ],
         "--percentiles: '0'",
     ),
+    (
+        "trace-kv-admission",
+        [
+            *["simulate", "--trace", "{w}/unsorted.csv", "--model", "llama-3-8b", "--hardware", "h100-sxm5-80gb"],
+            "--kv-admission",
+            "lazy",
+        ],
+        "--kv-admission: 'lazy': expected reserve or on-demand",
+    ),
     ("simulate-neither", ["simulate"], "expected --trace FILE"),
     ("simulate-check-zero", ["simulate", "--check", "0"], "--check: '0'"),
     ("eval-grid-region", [*E, "--grid-gco2-per-kwh", "mars"], "--grid-gco2-per-kwh: 'mars'.*world"),

@@ -58,6 +58,26 @@ def test_simulation_by_hand():
     assert kv["queue_s"][1] == pytest.approx(0.115)
 
 
+def test_on_demand_kv_admission_preempts_the_latest_and_recomputes_it():
+    # 215 KV tokens: reserving 111 a request, the second waits for the first (TTFT 130 ms).
+    # On demand both prompts (100 + one token each) fit: one pass (5 + 20 ms), then 7
+    # iterations until 214 tokens are held; the 8th token of both does not fit, so the
+    # second is preempted at 95 ms. The first finishes its 3 left at 125 ms; the second is
+    # admitted again, prefills 100 + 8 tokens (15.8 ms: the pass yields its 9th token) and
+    # decodes its last 2: done at 160.8 ms, TPOT (160.8 - 25)/10 ms.
+    arrival, prompt, output = (np.array([[0.0, 0.0]]), np.array([[100.0, 100.0]]), np.array([[11.0, 11.0]]))
+    reserved = simulate_requests(curve(kv_tokens=215.0), arrival, prompt, output)
+    assert reserved["ttft_s"][0] == pytest.approx([0.015, 0.13]) and not reserved["preemptions"].any()
+    on_demand = simulate_requests(curve(kv_tokens=215.0), arrival, prompt, output, reserve=False)
+    assert on_demand["ttft_s"][0] == pytest.approx([0.025, 0.025])
+    assert on_demand["latency_s"][0] == pytest.approx([0.125, 0.1608])
+    assert on_demand["tpot_s"][0] == pytest.approx([0.01, 0.01358])
+    assert list(on_demand["preemptions"][0]) == [0.0, 1.0]
+    # A cache that holds both whole requests: on demand is the same schedule, nothing preempted.
+    roomy = [simulate_requests(curve(kv_tokens=400.0), arrival, prompt, output, reserve=r) for r in (True, False)]
+    assert all(np.array_equal(roomy[0][k], roomy[1][k]) for k in roomy[0])
+
+
 def test_a_window_of_requests_is_the_whole_trace_or_says_it_is_not():
     # Continuous and chunked, mixed prompts: finishing in arrival order, a window of 8 (twice
     # the slots) sees what all 300 would; very mixed outputs finish out of order and overflow

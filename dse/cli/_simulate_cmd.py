@@ -15,7 +15,7 @@ import numpy as np
 from dse import analysis
 from dse.engine import make_config, run_designs, simulate_requests, software_levels
 from dse.specs import SpecError, load_hardware, load_model
-from models import DEFAULT_DTYPE, INFEASIBLE_REASONS
+from models import DEFAULT_DTYPE, INFEASIBLE_REASONS, Infeasible
 
 from ._args import positive
 
@@ -78,9 +78,12 @@ def _percentiles(text: str) -> list[float]:
 
 def _run_trace(args: argparse.Namespace) -> int:
     pcts = _percentiles(args.percentiles)
+    if args.kv_admission not in ("reserve", "on-demand"):
+        raise SpecError(f"--kv-admission: '{args.kv_admission}': expected reserve or on-demand")
     arrival, prompt, output = read_trace(args.trace)
     if args.batching not in ("continuous", "chunked"):
         raise SpecError(f"--batching: '{args.batching}': expected continuous or chunked (the simulated schedulers)")
+    on_demand = args.kv_admission == "on-demand"
     model, hw = load_model(args.model), load_hardware(args.hardware)
     knobs = {k: positive(getattr(args, k), f"--{k}", True) for k in ("tp", "pp", "ep", "dp", "batch")}
     dp = int(knobs["dp"])
@@ -99,8 +102,11 @@ def _run_trace(args: argparse.Namespace) -> int:
                       kv_dtype=args.dtype)  # fmt: skip
     res = {k: v[-1][0] for k, v in run_designs(cfg, {k: np.array([float(v)]) for k, v in knobs.items()},
                                                software_levels(hw, ["calibrated"])).items()}  # fmt: skip
-    if int(res["infeasible_reason"]) not in (0, 9):
-        raise SpecError(f"simulate: the deployment cannot run: {INFEASIBLE_REASONS[int(res['infeasible_reason'])]}")
+    reason = int(res["infeasible_reason"])
+    # On demand, more sequences may run than their whole KV caches hold (preemption makes room).
+    kv_short = on_demand and reason == Infeasible.MEMORY and res["kv_capacity_tokens"] > prompt.max() + 1
+    if reason not in (Infeasible.OK, Infeasible.SATURATED) and not kv_short:
+        raise SpecError(f"simulate: the deployment cannot run: {INFEASIBLE_REASONS[reason]}")
     # Requests go to the dp replicas in turn; each replica is simulated on its service curve.
     curve = {
         "step_s": res["step_s"],
@@ -114,7 +120,7 @@ def _run_trace(args: argparse.Namespace) -> int:
     }
     n = len(arrival) // dp * dp
     split = [x[:n].reshape(-1, dp).T for x in (arrival, prompt, output)]
-    sim = simulate_requests({k: np.full(dp, v) for k, v in curve.items()}, *split)
+    sim = simulate_requests({k: np.full(dp, v) for k, v in curve.items()}, *split, reserve=not on_demand)
     done = np.isfinite(sim["latency_s"])
     table = []
     for name, label in (("ttft_s", "TTFT ms"), ("tpot_s", "TPOT ms"), ("latency_s", "latency ms"),
@@ -128,9 +134,14 @@ def _run_trace(args: argparse.Namespace) -> int:
         "finished": int(done.sum()),
         "rate_rps": rate,
         "saturation_rate_rps": float(res["saturation_rate_rps"]),
+        "kv_admission": args.kv_admission,
+        "preemptions": int(sim["preemptions"][done].sum()),
+        "preempted_requests": int((sim["preemptions"][done] > 0).sum()),
         "percentiles": pcts,
         "simulated_s": {row[0]: dict(zip(["mean", *map(str, pcts)], row[1:], strict=True)) for row in table},
-        "analytic_ms": {k: float(res[k]) * 1e3 for k in ("p50_ttft_s", "p99_ttft_s", "p50_tpot_s", "p99_tpot_s")},
+        "analytic_ms": None
+        if kv_short
+        else {k: float(res[k]) * 1e3 for k in ("p50_ttft_s", "p99_ttft_s", "p50_tpot_s", "p99_tpot_s")},
     }
     if args.json:
         print(json.dumps(result, indent=1))
@@ -143,11 +154,22 @@ def _run_trace(args: argparse.Namespace) -> int:
     print(analysis.render(["", "mean", *(f"p{p:g}" for p in pcts)], table))
     unfinished = n - int(done.sum())
     note = f"; {unfinished:,} requests unfinished (the queue outgrew the simulation: overloaded)" if unfinished else ""
-    print(
-        f"exact simulation of every request{note}; the analytic model at the trace's mean rate and mix: p50/p99 "
-        f"TTFT {result['analytic_ms']['p50_ttft_s']:.4g}/{result['analytic_ms']['p99_ttft_s']:.4g} ms, p50/p99 TPOT "
-        f"{result['analytic_ms']['p50_tpot_s']:.4g}/{result['analytic_ms']['p99_tpot_s']:.4g} ms"
-    )
+    if on_demand:
+        note += (
+            f"; KV admitted on demand: {result['preemptions']:,} preemptions of {result['preempted_requests']:,} "
+            "requests (recomputed)"
+        )
+    if kv_short:
+        analytic = (
+            "the analytic model (which reserves each request's whole KV) does not apply: the batch's KV does not fit"
+        )
+    else:
+        ms = result["analytic_ms"]
+        analytic = (
+            f"the analytic model at the trace's mean rate and mix (reserving each request's KV): p50/p99 TTFT "
+            f"{ms['p50_ttft_s']:.4g}/{ms['p99_ttft_s']:.4g} ms, p50/p99 TPOT {ms['p50_tpot_s']:.4g}/{ms['p99_tpot_s']:.4g} ms"
+        )
+    print(f"exact simulation of every request{note}; {analytic}")
     return 0
 
 
@@ -221,6 +243,13 @@ def add_subcommands(sub: Any) -> None:
         s.add_argument(f"--{k}", default=default, help=f"{k} of the deployment (default {default})")
     s.add_argument("--batching", default="continuous", help="continuous (default) or chunked")
     s.add_argument("--chunk-tokens", help="prefill tokens per iteration of chunked batching (default 512)")
+    s.add_argument(
+        "--kv-admission",
+        default="reserve",
+        help="reserve (default: admit when the request's whole prompt and output fit; never preempts) or on-demand "
+        "(vLLM's: admit when the prompt fits; when the running sequences' next tokens do not, preempt the latest "
+        "arrival and recompute it later)",
+    )
     s.add_argument(
         "--dtype", default=DEFAULT_DTYPE, help=f"weights, activations and KV dtype (default {DEFAULT_DTYPE})"
     )

@@ -331,20 +331,25 @@ def run_designs(
 # --- requests through the scheduler, exactly ---------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnums=4)
+@functools.partial(jax.jit, static_argnums=(4, 5))
 def _simulate_batch(
-    curve: ServiceCurve, arrival: jax.Array, prompt: jax.Array, output: jax.Array, window: int | None
+    curve: ServiceCurve, arrival: jax.Array, prompt: jax.Array, output: jax.Array, window: int | None, reserve: bool
 ) -> Served:
-    return jax.vmap(functools.partial(simulate, window=window))(curve, arrival, prompt, output)
+    return jax.vmap(functools.partial(simulate, window=window, reserve=reserve))(curve, arrival, prompt, output)
 
 
 def simulate_requests(
-    curves: Mapping[str, np.ndarray], arrival_s: np.ndarray, prompt_tokens: np.ndarray, output_tokens: np.ndarray
+    curves: Mapping[str, np.ndarray],
+    arrival_s: np.ndarray,
+    prompt_tokens: np.ndarray,
+    output_tokens: np.ndarray,
+    reserve: bool = True,
 ) -> dict[str, np.ndarray]:
     """The exact discrete-event simulation (:func:`models.simulate`) of M traces of N
     requests ([M, N] arrays, sorted by arrival), each on its service curve (M-vectors of the
-    :class:`models.ServiceCurve` fields). Per request: ``ttft_s``, ``tpot_s``, ``latency_s``,
-    ``queue_s`` ([M, N]; inf where a request did not finish)."""
+    :class:`models.ServiceCurve` fields); ``reserve``: KV admission reserving the whole
+    request (else on demand, with preemption). Per request: ``ttft_s``, ``tpot_s``,
+    ``latency_s``, ``queue_s`` ([M, N]; inf where a request did not finish), ``preemptions``."""
     arrays = [np.asarray(x, float) for x in (arrival_s, prompt_tokens, output_tokens)]
     n = arrays[0].shape[1]
     # A window of twice the slots (a power of two: few programs) holds the running and the
@@ -361,7 +366,7 @@ def simulate_requests(
 
         def run(rows: np.ndarray, window: int | None) -> None:
             part = ServiceCurve(*(jnp.asarray(x[rows]) for x in curve))
-            served = _simulate_batch(part, *(jnp.asarray(x[rows]) for x in arrays), window)
+            served = _simulate_batch(part, *(jnp.asarray(x[rows]) for x in arrays), window, reserve)
             for k, v in served._asdict().items():
                 out[k][rows] = np.asarray(v)
 
