@@ -39,9 +39,11 @@ arrivals, used by the engine for every configuration:
   Erlang's exact M/D/1 and the Cramér–Lundberg decay (:func:`mg1_wait_quantile`). The own
   prefill's spread is log-normal (the prompt lengths'); the parts' deviations from their
   means combine in quadrature, no lower than the requests that found a slot free put them;
-* TPOT = the request's mean iteration: its variance from the running count (M/G/∞:
-  Poisson; its mean over a deterministic stay has 2/3 of the variance) and from the
-  prefill stalls over its ``L`` iterations; normal quantiles.
+* TPOT = the request's mean iteration; its spread a compound Poisson sum of what the others
+  add over its stay (each arrival its prefill and, for the rest of the stay, one more
+  sequence; those running at its start, one sequence for a uniform rest: the two parts
+  covary), gated by the share of requests that find a slot free (the rest enter as the
+  finishing leave); quantiles by Cornish–Fisher from its variance and third cumulant.
 
 Its error against :func:`simulate` is measured by ``inferbench simulate --check``
 (docs/concepts.md#serving-under-load).
@@ -419,19 +421,53 @@ def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, promp
     q = 1.0 - jnp.exp(-lam_u * x)
     arrivals = lam_u * x  # prompts per iteration
     running = jnp.minimum(arrivals * life, slots)
-    # TPOT: the request's mean iteration over its L iterations. The stalls of the prompts
-    # arriving during its stay lengthen the stay, which lets more arrive: their variance
-    # grows by 1/(1 − f)², f the share of time in prefill.
+    # Every slot taken when a request arrives (:func:`busy_slots`): the running requests' own
+    # prompts stall them: with n running, about n prompts arrived during their stay of L
+    # iterations, each lengthening an iteration by its share a_pass/L. (A mean stall instead
+    # misses that the slots fill up in bursts of arrivals, which slow the very requests whose
+    # finishing would free a slot.) Chunked, a request holds its slot through its own
+    # prompt's ⌈s/chunk⌉ iterations too.
+    a_pass = a_pre + stall * q / jnp.maximum(arrivals, 1e-9)  # an arrival's prefill and share of a pass
+    per_seq = sd + a_pass / jnp.maximum(life, 1.0)
+    hold = life + jnp.where(chunked, s / budget, 0.0)
+    p_slot = busy_slots(lam_u, hold, t1 + a_pass / jnp.maximum(life, 1.0), per_seq, slots, rho)
+    # TPOT: the request's mean iteration over its L iterations, and its spread: what the
+    # others add over its stay, a compound Poisson sum. An arrival at a uniform point of the
+    # stay adds its prefill a and, for the rest of the stay, one more sequence (sd per
+    # iteration); those running at its start add sd for a uniform rest. Per the TPOT's
+    # iteration, with n = λ·x·L arrivals (as many running at the start):
+    #   κ2 = n·(a²·E[S²]/L² + a·sd/L + (2/3)·sd²) (the running at most the slots),
+    #   κ3 = n·(a³·E[S³]/L³ + (3/2)·a²·E[S²]·sd/L² + a·sd²/L + sd³/2) (S: prompt / mean);
+    # percentiles by Cornish–Fisher. The prefill's part grows by 1/(1 − f)², f the share of
+    # time in prefill (its stalls lengthen the stay, which lets more arrive); and only the
+    # requests that find a slot free enter at random times (1 − P(full)); the others enter
+    # as the finishing leave.
     decode_step = t1 + sd * running
     in_prefill = jnp.clip((x - decode_step) / x, 0.0, 0.99)
-    stall_var = (
+    stay = jnp.maximum(life, 1.0)
+    n_ev = arrivals * stay
+    prompt_var = (
         stall**2 * q * (1.0 - q) + a_pre**2 * arrivals * (1.0 + cv2) + 2.0 * stall * a_pre * (1.0 - q) * arrivals
     )
-    run_var = sd**2 * (2.0 / 3.0) * running
-    tpot_sd = jnp.sqrt(run_var + stall_var / jnp.maximum(life, 1.0) / (1.0 - in_prefill) ** 2) / curve.accepted
+    k2 = (1.0 - p_slot) * (
+        prompt_var / stay / (1.0 - in_prefill) ** 2 + n_ev * a_pass * sd / stay + (2.0 / 3.0) * sd**2 * running
+    )
+    k3 = n_ev * (
+        a_pass**3 * (1.0 + cv2) ** 3 / stay**3
+        + 1.5 * a_pass**2 * (1.0 + cv2) * sd / stay**2
+        + a_pass * sd**2 / stay
+        + 0.5 * sd**3
+    )
+    skew = (
+        k3
+        / jnp.maximum(n_ev * (a_pass**2 * (1.0 + cv2) / stay**2 + a_pass * sd / stay + (2.0 / 3.0) * sd**2), 1e-300)
+        ** 1.5
+    )
+    tpot_sd = jnp.sqrt(k2) / curve.accepted
     tpot = x / curve.accepted
     pcts, zs = jnp.asarray(PERCENTILES), jnp.asarray(_Z)  # the percentiles as one axis: a smaller program
-    tpot_pct = tpot + zs * tpot_sd
+    z_decode = zs + (zs * zs - 1.0) * skew / 6.0
+    tpot_pct = tpot + z_decode * tpot_sd
     # TTFT = own prefill F + the rest R of what runs when the request arrives + waits.
     # F: the prompt's chunks, or its pass (the prompts beside it are in R + B below).
     busy = 1.0 - jnp.exp(-lam_u * (life * x + stall + a_pre))
@@ -452,18 +488,9 @@ def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, promp
     c_mean, c_pct = pass_chain(lam_u, decode_step, stall, a_pre, busy, pcts)
     r_mean = jnp.where(chunked, busy * x / 2.0, c_mean)
     r_pct = jnp.where(chunked, jnp.where(u <= 0, 0.0, x * u / jnp.maximum(busy, 1e-30)), c_pct)
-    # Waits: for a slot (many servers), and behind other prompts' chunks (one server whose
-    # iterations carry a full chunk while it is busy).
-    # The running requests' own prompts stall them: with n running, about n prompts arrived
-    # during their stay of L iterations, each lengthening an iteration by its share a_pass/L.
-    # (A mean stall instead misses that the slots fill up in bursts of arrivals, which slow
-    # the very requests whose finishing would free a slot.)
-    a_pass = a_pre + stall * q / jnp.maximum(arrivals, 1e-9)
-    per_seq = sd + a_pass / jnp.maximum(life, 1.0)
-    # Chunked, a request holds its slot through its own prompt's ⌈s/chunk⌉ iterations too.
+    # Waits: for a slot (many servers: p_slot above), and behind other prompts' chunks (one
+    # server whose iterations carry a full chunk while it is busy).
     m_chunk = (s / budget) * (1.0 + cv2) * x_full / (2.0 * (1.0 - rho_b))
-    hold = life + jnp.where(chunked, s / budget, 0.0)
-    p_slot = busy_slots(lam_u, hold, t1 + a_pass / jnp.maximum(life, 1.0), per_seq, slots, rho)
     m_slot = hold * (t1 + per_seq * slots) / (slots * (1.0 - rho)) / 2.0
     queue = p_slot * m_slot + rho_b * m_chunk
     queue = jnp.where(queue < 1e-9, 0.0, queue)  # below a nanosecond: the tails' underflow, no wait
@@ -487,7 +514,7 @@ def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, promp
     ttft_pct = jnp.maximum(jnp.maximum(combined(ttft, (*others, slot_dev)), jnp.interp(z_free, zs, free)), stall)
     decode_s = jnp.maximum(d - 1.0, 0.0) * tpot
     dec_sd = jnp.maximum(d - 1.0, 0.0) * tpot_sd
-    lat_pct = ttft_pct + decode_s + zs * dec_sd
+    lat_pct = ttft_pct + decode_s + z_decode * dec_sd
 
     def bounded(v: Array) -> Array:
         return jnp.where(under, v, jnp.inf)
