@@ -164,9 +164,8 @@ def simulate(
         back = back & ~admitted
         active = (pre > 0) | (dec > 0)
         # On demand, the running sequences' next tokens must fit: else the latest is preempted
-        # (not a sequence alone, which no preemption can help), and nothing else happens.
-        decoding = dec > 0
-        n_dec = decoding.sum()
+        # (not a sequence alone, which no preemption can help), and nothing else happens (no
+        # prefill, no iteration: the event takes no time).
         used = jnp.where(active, held, 0.0).sum()
         evict = (not reserve) & (n_dec > 0) & (used + acc * n_dec > curve.kv_tokens) & (active.sum() > 1)
         victim = evict & (idx == jnp.max(jnp.where(active, idx, -1)))
@@ -194,7 +193,7 @@ def simulate(
         k = jnp.where(jnp.isfinite(k), k, 0.0)
         consumed = jnp.where(chunked, jnp.minimum(k * budget, backlog), backlog)
         dt = jnp.where(whole, curve.pass_s + curve.token_s * backlog, k * base + curve.token_s * consumed)
-        t = t + jnp.where(evict, 0.0, dt)
+        t = t + dt
         pre_left = jnp.where(whole, 0.0, jnp.clip(cum - consumed, 0.0, pre))
         pre_left = jnp.where(prefilling, pre_left, pre)
         done_pre = prefilling & (pre_left == 0)
@@ -427,10 +426,11 @@ def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, promp
     # misses that the slots fill up in bursts of arrivals, which slow the very requests whose
     # finishing would free a slot.) Chunked, a request holds its slot through its own
     # prompt's ⌈s/chunk⌉ iterations too.
+    stay = jnp.maximum(life, 1.0)
     a_pass = a_pre + stall * q / jnp.maximum(arrivals, 1e-9)  # an arrival's prefill and share of a pass
-    per_seq = sd + a_pass / jnp.maximum(life, 1.0)
+    per_seq = sd + a_pass / stay
     hold = life + jnp.where(chunked, s / budget, 0.0)
-    p_slot = busy_slots(lam_u, hold, t1 + a_pass / jnp.maximum(life, 1.0), per_seq, slots, rho)
+    p_slot = busy_slots(lam_u, hold, t1 + a_pass / stay, per_seq, slots, rho)
     # TPOT: the request's mean iteration over its L iterations, and its spread: what the
     # others add over its stay, a compound Poisson sum. An arrival at a uniform point of the
     # stay adds its prefill a and, for the rest of the stay, one more sequence (sd per
@@ -444,25 +444,21 @@ def open_queue(curve: ServiceCurve, rate_rps: Array, prompt_tokens: Array, promp
     # as the finishing leave.
     decode_step = t1 + sd * running
     in_prefill = jnp.clip((x - decode_step) / x, 0.0, 0.99)
-    stay = jnp.maximum(life, 1.0)
     n_ev = arrivals * stay
+    # Per arrival: its prefill, the covariance of that with its sequence, its sequence.
+    by_prompt, by_both, by_seq = a_pass**2 * (1.0 + cv2) / stay**2, a_pass * sd / stay, (2.0 / 3.0) * sd**2
+    # The prefill's part exactly: a pass of its own stalls once however many prompts it holds.
     prompt_var = (
         stall**2 * q * (1.0 - q) + a_pre**2 * arrivals * (1.0 + cv2) + 2.0 * stall * a_pre * (1.0 - q) * arrivals
     )
-    k2 = (1.0 - p_slot) * (
-        prompt_var / stay / (1.0 - in_prefill) ** 2 + n_ev * a_pass * sd / stay + (2.0 / 3.0) * sd**2 * running
-    )
+    k2 = (1.0 - p_slot) * (prompt_var / stay / (1.0 - in_prefill) ** 2 + n_ev * by_both + by_seq * running)
     k3 = n_ev * (
         a_pass**3 * (1.0 + cv2) ** 3 / stay**3
         + 1.5 * a_pass**2 * (1.0 + cv2) * sd / stay**2
         + a_pass * sd**2 / stay
         + 0.5 * sd**3
     )
-    skew = (
-        k3
-        / jnp.maximum(n_ev * (a_pass**2 * (1.0 + cv2) / stay**2 + a_pass * sd / stay + (2.0 / 3.0) * sd**2), 1e-300)
-        ** 1.5
-    )
+    skew = k3 / jnp.maximum(n_ev * (by_prompt + by_both + by_seq), 1e-300) ** 1.5
     tpot_sd = jnp.sqrt(k2) / curve.accepted
     tpot = x / curve.accepted
     pcts, zs = jnp.asarray(PERCENTILES), jnp.asarray(_Z)  # the percentiles as one axis: a smaller program
